@@ -1,0 +1,352 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Prefix is the root of every key bosun writes.
+const Prefix = "/bosun/"
+
+// Sub-prefixes under Prefix, usable with Changes.
+const (
+	NodesPrefix       = "nodes/"
+	PodsPrefix        = "pods/"
+	PodStatusPrefix   = "podstatus/"
+	DeploymentsPrefix = "deployments/"
+	ServicesPrefix    = "services/"
+	syncKey           = "sync"
+	electionPrefix    = "election/"
+	historyPrefix     = "history/"
+)
+
+// requestTimeout bounds a single etcd request so a stalled cluster is an
+// error, not a hang.
+const requestTimeout = 10 * time.Second
+
+// Store reads and writes bosun's state in etcd. It is safe for concurrent use.
+type Store struct {
+	cli *clientv3.Client
+}
+
+// New returns a Store on an etcd client. The caller keeps ownership of cli
+// unless it calls Close.
+func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+
+// Dial connects to an etcd cluster.
+func Dial(endpoints []string) (*clientv3.Client, error) {
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		Logger:      quietZap(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial etcd %s: %w", strings.Join(endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// Client returns the underlying etcd client.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Close closes the etcd client.
+func (s *Store) Close() error { return s.cli.Close() }
+
+// PodStatus is what a node agent reports for one pod.
+type PodStatus struct {
+	UID    types.UID        `json:"uid"`
+	Node   string           `json:"node"`
+	Status corev1.PodStatus `json:"status"`
+}
+
+// Revision describes one commit of the tracked repository.
+type Revision struct {
+	Commit  string    `json:"commit"`
+	Author  string    `json:"author,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time,omitzero"`
+}
+
+// SyncStatus is the leader's account of the last sync with Git.
+type SyncStatus struct {
+	Leader string `json:"leader,omitempty"`
+	// Applied is the revision whose manifests the cluster runs.
+	Applied *Revision `json:"applied,omitempty"`
+	// Seen is the newest revision fetched; it differs from Applied when it
+	// was rejected.
+	Seen *Revision `json:"seen,omitempty"`
+	// Errors lists every problem of the Seen revision when it was rejected.
+	Errors     []string  `json:"errors,omitempty"`
+	FetchError string    `json:"fetchError,omitempty"`
+	LastFetch  time.Time `json:"lastFetch,omitzero"`
+	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
+}
+
+// Key helpers.
+
+func nsName(namespace, name string) string { return namespace + "/" + name }
+
+// PodKey is the etcd key of a pod.
+func PodKey(namespace, name string) string { return Prefix + PodsPrefix + nsName(namespace, name) }
+
+// PodStatusKey is the etcd key of a pod's status.
+func PodStatusKey(namespace, name string) string {
+	return Prefix + PodStatusPrefix + nsName(namespace, name)
+}
+
+// DeploymentKey is the etcd key of a deployment.
+func DeploymentKey(namespace, name string) string {
+	return Prefix + DeploymentsPrefix + nsName(namespace, name)
+}
+
+// ServiceKey is the etcd key of a service.
+func ServiceKey(namespace, name string) string {
+	return Prefix + ServicesPrefix + nsName(namespace, name)
+}
+
+// NodeKey is the etcd key of a node.
+func NodeKey(name string) string { return Prefix + NodesPrefix + name }
+
+// Snapshot is the whole cluster state at one etcd revision.
+type Snapshot struct {
+	Revision    int64
+	Nodes       []corev1.Node
+	Pods        []corev1.Pod
+	Deployments []appsv1.Deployment
+	Services    []corev1.Service
+	Sync        SyncStatus
+}
+
+// Snapshot reads everything in one consistent request.
+func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	snap := &Snapshot{Revision: resp.Header.Revision}
+	statuses := map[string]PodStatus{}
+	for _, kv := range resp.Kvs {
+		key := strings.TrimPrefix(string(kv.Key), Prefix)
+		var err error
+		switch {
+		case strings.HasPrefix(key, NodesPrefix):
+			var n corev1.Node
+			if err = json.Unmarshal(kv.Value, &n); err == nil {
+				snap.Nodes = append(snap.Nodes, n)
+			}
+		case strings.HasPrefix(key, PodsPrefix):
+			var p corev1.Pod
+			if err = json.Unmarshal(kv.Value, &p); err == nil {
+				snap.Pods = append(snap.Pods, p)
+			}
+		case strings.HasPrefix(key, PodStatusPrefix):
+			var st PodStatus
+			if err = json.Unmarshal(kv.Value, &st); err == nil {
+				statuses[strings.TrimPrefix(key, PodStatusPrefix)] = st
+			}
+		case strings.HasPrefix(key, DeploymentsPrefix):
+			var d appsv1.Deployment
+			if err = json.Unmarshal(kv.Value, &d); err == nil {
+				snap.Deployments = append(snap.Deployments, d)
+			}
+		case strings.HasPrefix(key, ServicesPrefix):
+			var svc corev1.Service
+			if err = json.Unmarshal(kv.Value, &svc); err == nil {
+				snap.Services = append(snap.Services, svc)
+			}
+		case key == syncKey:
+			err = json.Unmarshal(kv.Value, &snap.Sync)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+	}
+	for i := range snap.Pods {
+		p := &snap.Pods[i]
+		if st, ok := statuses[nsName(p.Namespace, p.Name)]; ok && st.UID == p.UID {
+			mergeStatus(p, st.Status)
+		}
+	}
+	// etcd returns keys in byte order, which is namespace/name order within
+	// a prefix; nodes are sorted by name likewise. Keep the contract explicit.
+	sort.SliceStable(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
+	return snap, nil
+}
+
+// mergeStatus lays the agent's report over the pod's stored status, keeping
+// the leader's PodScheduled condition when the agent did not report one.
+func mergeStatus(p *corev1.Pod, st corev1.PodStatus) {
+	sched := p.Status.Conditions
+	p.Status = st
+	for _, c := range sched {
+		if c.Type != corev1.PodScheduled {
+			continue
+		}
+		found := false
+		for _, have := range p.Status.Conditions {
+			found = found || have.Type == corev1.PodScheduled
+		}
+		if !found {
+			p.Status.Conditions = append(p.Status.Conditions, c)
+		}
+	}
+}
+
+// PodsOnNode lists the pods bound to node, without their status.
+func (s *Store) PodsOnNode(ctx context.Context, node string) ([]corev1.Pod, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+PodsPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("list pods: %w", err)
+	}
+	var pods []corev1.Pod
+	for _, kv := range resp.Kvs {
+		var p corev1.Pod
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		if p.Spec.NodeName == node {
+			pods = append(pods, p)
+		}
+	}
+	return pods, resp.Header.Revision, nil
+}
+
+// PodStatuses returns every reported pod status, keyed "namespace/name".
+func (s *Store) PodStatuses(ctx context.Context) (map[string]PodStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+PodStatusPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list pod statuses: %w", err)
+	}
+	out := make(map[string]PodStatus, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var st PodStatus
+		if err := json.Unmarshal(kv.Value, &st); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		out[strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix)] = st
+	}
+	return out, nil
+}
+
+// PutPodStatus records a node agent's report for a pod.
+func (s *Store) PutPodStatus(ctx context.Context, namespace, name string, st PodStatus) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode status of pod %s/%s: %w", namespace, name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := s.cli.Put(ctx, PodStatusKey(namespace, name), string(b)); err != nil {
+		return fmt.Errorf("put status of pod %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// DeletePodStatus removes a pod's status once its node has torn it down.
+func (s *Store) DeletePodStatus(ctx context.Context, namespace, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := s.cli.Delete(ctx, PodStatusKey(namespace, name)); err != nil {
+		return fmt.Errorf("delete status of pod %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// SyncStatus reads the leader's last sync report.
+func (s *Store) SyncStatus(ctx context.Context) (SyncStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var st SyncStatus
+	resp, err := s.cli.Get(ctx, Prefix+syncKey)
+	if err != nil {
+		return st, fmt.Errorf("read sync status: %w", err)
+	}
+	if len(resp.Kvs) == 1 {
+		if err := json.Unmarshal(resp.Kvs[0].Value, &st); err != nil {
+			return st, fmt.Errorf("decode sync status: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// Changes sends the etcd revision after any change under the given
+// sub-prefixes (all of bosun's keys when none are given). Notifications
+// coalesce: a slow reader sees the newest revision, never a backlog. The
+// channel is closed when ctx ends. A compacted or broken watch is restarted
+// and signalled, since the reader re-reads everything anyway.
+func (s *Store) Changes(ctx context.Context, prefixes ...string) <-chan int64 {
+	out := make(chan int64, 1)
+	if len(prefixes) == 0 {
+		prefixes = []string{""}
+	}
+	go func() {
+		defer close(out)
+		notify := func(rev int64) {
+			select {
+			case out <- rev:
+			default:
+				// A notification is pending; replace it with the newer one.
+				select {
+				case <-out:
+				default:
+				}
+				out <- rev
+			}
+		}
+		for ctx.Err() == nil {
+			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			merged := make(chan int64)
+			done := make(chan struct{})
+			for _, p := range prefixes {
+				wch := s.cli.Watch(wctx, Prefix+p, clientv3.WithPrefix())
+				go func() {
+					defer func() { done <- struct{}{} }()
+					for resp := range wch {
+						if resp.Err() != nil {
+							return
+						}
+						select {
+						case merged <- resp.Header.Revision:
+						case <-wctx.Done():
+							return
+						}
+					}
+				}()
+			}
+			running := len(prefixes)
+			for running > 0 {
+				select {
+				case rev := <-merged:
+					notify(rev)
+				case <-done:
+					running--
+					cancel() // one watch broke: restart them all
+				}
+			}
+			cancel()
+			if ctx.Err() == nil {
+				notify(0)
+				select {
+				case <-time.After(500 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+		}
+	}()
+	return out
+}

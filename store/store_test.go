@@ -1,0 +1,217 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// etcd's embedded server and grpc keep package-level goroutines.
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreTopFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("go.etcd.io/etcd/pkg/v3/traceutil.(*Trace).LogIfLong"),
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("go.etcd.io/etcd/client/pkg/v3/logutil.(*MergeLogger).outputLoop"),
+	)
+}
+
+func pod(ns, name, uid, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: typesUID(uid)},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "img"}}},
+	}
+}
+
+func TestSnapshot_mergesStatusOnlyForSameUID(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	lead, err := s.Campaign(ctx, "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lead.Resign(ctx)
+	var ops []Op
+	for _, p := range []*corev1.Pod{pod("default", "a", "u1", "n1"), pod("default", "b", "u2", "n2")} {
+		op, err := PutPod(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, op)
+	}
+	if err := lead.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPodStatus(ctx, "default", "a", PodStatus{UID: "u1", Node: "n1", Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.88.0.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A stale report from an earlier incarnation of pod b must not be merged.
+	if err := s.PutPodStatus(ctx, "default", "b", PodStatus{UID: "old", Node: "n2", Status: corev1.PodStatus{Phase: corev1.PodFailed}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pods) != 2 {
+		t.Fatalf("pods = %d, want 2", len(snap.Pods))
+	}
+	if got := snap.Pods[0].Status; got.Phase != corev1.PodRunning || got.PodIP != "10.88.0.2" {
+		t.Errorf("pod a status = %+v, want Running 10.88.0.2", got)
+	}
+	if got := snap.Pods[1].Status.Phase; got != "" {
+		t.Errorf("pod b phase = %q, want empty (stale UID)", got)
+	}
+	onNode, _, err := s.PodsOnNode(ctx, "n2")
+	if err != nil || len(onNode) != 1 || onNode[0].Name != "b" {
+		t.Errorf("PodsOnNode(n2) = %v, %v; want [b]", onNode, err)
+	}
+}
+
+func TestLeadership_deposedLeaderCannotWrite(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	first, err := s.Campaign(ctx, "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := s.Leader(ctx); id != "r1" {
+		t.Fatalf("leader = %q, want r1", id)
+	}
+	// Revoke r1's session behind its back, as an expired TTL would.
+	if _, err := s.cli.Revoke(ctx, first.session.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Campaign(ctx, "r2", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Resign(ctx)
+	op, _ := PutPod(pod("default", "x", "u", ""))
+	if err := first.Apply(ctx, []Op{op}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("deposed Apply err = %v, want ErrNotLeader", err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	if len(snap.Pods) != 0 {
+		t.Fatalf("deposed leader wrote %d pods", len(snap.Pods))
+	}
+	if err := second.Apply(ctx, []Op{op}); err != nil {
+		t.Fatalf("new leader Apply: %v", err)
+	}
+	if id, _ := s.Leader(ctx); id != "r2" {
+		t.Fatalf("leader = %q, want r2", id)
+	}
+}
+
+func TestLeadership_applySplitsLargePlans(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	lead, err := s.Campaign(ctx, "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lead.Resign(ctx)
+	var ops []Op
+	for i := 0; i < 500; i++ {
+		op, _ := PutPod(pod("default", "p"+itoa(i), "u", ""))
+		ops = append(ops, op)
+	}
+	if err := lead.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	if len(snap.Pods) != 500 {
+		t.Fatalf("pods = %d, want 500", len(snap.Pods))
+	}
+}
+
+func TestNodeLease_closeRemovesNode(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
+	l, err := s.RegisterNode(ctx, n, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lease is kept alive past its TTL.
+	time.Sleep(1500 * time.Millisecond)
+	snap, _ := s.Snapshot(ctx)
+	if len(snap.Nodes) != 1 {
+		t.Fatalf("nodes = %d after TTL, want 1 (keepalive)", len(snap.Nodes))
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ = s.Snapshot(ctx)
+	if len(snap.Nodes) != 0 {
+		t.Fatalf("nodes = %d after Close, want 0", len(snap.Nodes))
+	}
+}
+
+func TestNodeLease_lostWhenRevoked(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	l, err := s.RegisterNode(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(ctx)
+	if _, err := s.cli.Revoke(ctx, l.lease); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed after the lease was revoked")
+	}
+}
+
+func TestChanges_coalescesAndFilters(t *testing.T) {
+	s := NewTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := s.Changes(ctx, ServicesPrefix)
+	lead, err := s.Campaign(ctx, "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lead.Resign(context.Background())
+	// A pod write is not under services/: no notification.
+	op, _ := PutPod(pod("default", "a", "u", ""))
+	if err := lead.Apply(ctx, []Op{op}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rev := <-ch:
+		t.Fatalf("notified (rev %d) for a key outside the prefix", rev)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for i := 0; i < 20; i++ {
+		op, _ := PutService(&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "s" + itoa(i)}})
+		if err := lead.Apply(ctx, []Op{op}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := int64(0)
+	snap, _ := s.Snapshot(ctx)
+	want = snap.Revision
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case rev := <-ch:
+			if rev == want {
+				cancel()
+				for range ch {
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("never notified of revision %d", want)
+		}
+	}
+}
