@@ -1,0 +1,127 @@
+package manifest
+
+import (
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// DefaultNamespace is the namespace of objects whose manifests name none.
+const DefaultNamespace = "default"
+
+// The defaults below are the ones Kubernetes applies that bosun's other
+// parts rely on; they run before validation, as in Kubernetes. Status is
+// observed state, so whatever a manifest writes there is dropped.
+
+func defaultPod(pod *corev1.Pod) {
+	if pod.Namespace == "" {
+		pod.Namespace = DefaultNamespace
+	}
+	pod.Status = corev1.PodStatus{}
+	defaultPodSpec(&pod.Spec)
+}
+
+func defaultDeployment(dep *appsv1.Deployment) {
+	if dep.Namespace == "" {
+		dep.Namespace = DefaultNamespace
+	}
+	dep.Status = appsv1.DeploymentStatus{}
+	if dep.Spec.Replicas == nil {
+		one := int32(1)
+		dep.Spec.Replicas = &one
+	}
+	st := &dep.Spec.Strategy
+	if st.Type == "" {
+		st.Type = appsv1.RollingUpdateDeploymentStrategyType
+	}
+	if st.Type == appsv1.RollingUpdateDeploymentStrategyType {
+		if st.RollingUpdate == nil {
+			st.RollingUpdate = &appsv1.RollingUpdateDeployment{}
+		}
+		quarter := intstr.FromString("25%")
+		if st.RollingUpdate.MaxSurge == nil {
+			v := quarter
+			st.RollingUpdate.MaxSurge = &v
+		}
+		if st.RollingUpdate.MaxUnavailable == nil {
+			v := quarter
+			st.RollingUpdate.MaxUnavailable = &v
+		}
+	}
+	defaultPodSpec(&dep.Spec.Template.Spec)
+}
+
+func defaultPodSpec(spec *corev1.PodSpec) {
+	if spec.RestartPolicy == "" {
+		spec.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	if spec.TerminationGracePeriodSeconds == nil {
+		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		spec.TerminationGracePeriodSeconds = &grace
+	}
+	if spec.DNSPolicy == "" {
+		spec.DNSPolicy = corev1.DNSClusterFirst
+	}
+	for i := range spec.InitContainers {
+		defaultContainer(&spec.InitContainers[i])
+	}
+	for i := range spec.Containers {
+		defaultContainer(&spec.Containers[i])
+	}
+}
+
+func defaultContainer(c *corev1.Container) {
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = defaultPullPolicy(c.Image)
+	}
+	for i := range c.Ports {
+		if c.Ports[i].Protocol == "" {
+			c.Ports[i].Protocol = corev1.ProtocolTCP
+		}
+	}
+}
+
+// defaultPullPolicy is Kubernetes' rule: Always for an image tagged
+// ":latest" or not tagged at all (and not pinned by digest), IfNotPresent
+// otherwise.
+func defaultPullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	name := image
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	tag := ""
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		tag = name[i+1:]
+	}
+	if tag == "" || tag == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+func defaultService(svc *corev1.Service) {
+	if svc.Namespace == "" {
+		svc.Namespace = DefaultNamespace
+	}
+	svc.Status = corev1.ServiceStatus{}
+	if svc.Spec.Type == "" {
+		svc.Spec.Type = corev1.ServiceTypeClusterIP
+	}
+	if svc.Spec.SessionAffinity == "" {
+		svc.Spec.SessionAffinity = corev1.ServiceAffinityNone
+	}
+	for i := range svc.Spec.Ports {
+		p := &svc.Spec.Ports[i]
+		if p.Protocol == "" {
+			p.Protocol = corev1.ProtocolTCP
+		}
+		if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal == 0 {
+			p.TargetPort = intstr.FromInt32(p.Port)
+		}
+	}
+}

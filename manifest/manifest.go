@@ -1,0 +1,116 @@
+package manifest
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Set is one revision's desired state, decoded, defaulted and validated.
+// Every object has its namespace set ("default" when the manifest left it
+// empty). Each slice is sorted by namespace, then name.
+type Set struct {
+	Pods        []corev1.Pod
+	Deployments []appsv1.Deployment
+	Services    []corev1.Service
+	// Sources records where each object was defined.
+	Sources map[ObjectKey]Source
+}
+
+// ObjectKey names one object of a Set.
+type ObjectKey struct{ Kind, Namespace, Name string }
+
+// String renders the key as "Kind/namespace/name", e.g. "Deployment/default/web".
+func (k ObjectKey) String() string { return k.Kind + "/" + k.Namespace + "/" + k.Name }
+
+// Source is where an object was defined: File is relative to the root given
+// to LoadDir (slash-separated), Line is the 1-based line of the first content
+// line of the object's YAML document.
+type Source struct {
+	File string
+	Line int
+}
+
+// String renders the source as "file:line".
+func (s Source) String() string { return s.File + ":" + strconv.Itoa(s.Line) }
+
+// Kinds of object a Set holds, as they appear in ObjectKey.Kind.
+const (
+	KindPod        = "Pod"
+	KindDeployment = "Deployment"
+	KindService    = "Service"
+)
+
+// SupportedKinds lists the apiVersion/kind pairs manifests may use, in the
+// form error messages show them.
+var SupportedKinds = []string{"v1/Pod", "apps/v1/Deployment", "v1/Service"}
+
+// Error is one problem found in the manifests. Line is 1-based; it is 0 only
+// for problems that concern a whole file or directory (it cannot be read, it
+// is a symbolic link), and then Error() leaves it out. Field is a JSON path
+// such as "spec.template.spec.containers[1].name", or empty.
+type Error struct {
+	File    string
+	Line    int
+	Field   string
+	Message string
+}
+
+// Error renders "file:line: field: message", leaving out "field: " when Field
+// is empty and ":line" when Line is 0.
+func (e Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Errors is every problem found in one load, sorted by file then line. It is
+// the only error type LoadDir and Decode return.
+type Errors []Error
+
+// Error renders one error per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// sortErrors orders errors by file, then line, then field and message so
+// that the same input always gives the same list.
+func sortErrors(es Errors) {
+	slices.SortStableFunc(es, func(a, b Error) int {
+		return cmp.Or(strings.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
+			strings.Compare(a.Field, b.Field), strings.Compare(a.Message, b.Message))
+	})
+}
+
+func (s *Set) sort() {
+	slices.SortFunc(s.Pods, func(a, b corev1.Pod) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(s.Deployments, func(a, b appsv1.Deployment) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	slices.SortFunc(s.Services, func(a, b corev1.Service) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+}
+
+// supportedList is SupportedKinds joined for messages.
+func supportedList() string { return strings.Join(SupportedKinds, ", ") }

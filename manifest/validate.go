@@ -1,0 +1,340 @@
+package manifest
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Annotations bosun reads from Deployments (see the canary section of the
+// design). Their values are validated here so that a bad value rejects the
+// revision instead of surprising the reconciler.
+const (
+	AnnotationCanaryBranch = "bosun.dev/canary-branch"
+	AnnotationCanaryWeight = "bosun.dev/canary-weight"
+)
+
+const (
+	subdomainRule = "must be a DNS-1123 subdomain (at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
+	labelRule     = "must be a DNS-1123 label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)"
+	portNameRule  = "must be at most 15 lowercase letters, digits and '-', with at least one letter and no leading, trailing or double '-'"
+	portRange     = "is out of range (1-65535)"
+)
+
+// problem is one validation failure before it is placed in a file.
+type problem struct {
+	path string
+	msg  string
+}
+
+type problems []problem
+
+func (ps *problems) add(path *field.Path, format string, args ...any) {
+	*ps = append(*ps, problem{path: path.String(), msg: fmt.Sprintf(format, args...)})
+}
+
+// addList takes apimachinery's own validators' findings as they word them.
+func (ps *problems) addList(list field.ErrorList) {
+	for _, e := range list {
+		*ps = append(*ps, problem{path: e.Field, msg: e.ErrorBody()})
+	}
+}
+
+func validatePod(pod *corev1.Pod) problems {
+	var ps problems
+	validateObjectMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
+	validatePodSpec(&pod.Spec, field.NewPath("spec"), false, &ps)
+	return ps
+}
+
+func validateDeployment(dep *appsv1.Deployment) problems {
+	var ps problems
+	validateObjectMeta(&dep.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
+	validateCanaryAnnotations(dep.Annotations, field.NewPath("metadata", "annotations"), &ps)
+	spec := field.NewPath("spec")
+	if dep.Spec.Replicas != nil && *dep.Spec.Replicas < 0 {
+		ps.add(spec.Child("replicas"), "must be >= 0")
+	}
+	if dep.Spec.MinReadySeconds < 0 {
+		ps.add(spec.Child("minReadySeconds"), "must be >= 0")
+	}
+	tmplLabels := spec.Child("template", "metadata", "labels")
+	validateLabels(dep.Spec.Template.Labels, tmplLabels, &ps)
+	validateSelector(dep.Spec.Selector, dep.Spec.Template.Labels, spec.Child("selector"), &ps)
+	validateStrategy(&dep.Spec.Strategy, spec.Child("strategy"), &ps)
+	validatePodSpec(&dep.Spec.Template.Spec, spec.Child("template", "spec"), true, &ps)
+	return ps
+}
+
+func validateService(svc *corev1.Service) problems {
+	var ps problems
+	validateObjectMeta(&svc.ObjectMeta, validation.IsDNS1123Label, labelRule, &ps)
+	spec := field.NewPath("spec")
+	if svc.Spec.Type != corev1.ServiceTypeClusterIP {
+		ps.add(spec.Child("type"), "unsupported value %q: must be ClusterIP", svc.Spec.Type)
+	}
+	validateLabels(svc.Spec.Selector, spec.Child("selector"), &ps)
+	if len(svc.Spec.Ports) == 0 && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		ps.add(spec.Child("ports"), "at least one port is required")
+	}
+	names := map[string]bool{}
+	numbers := map[string]bool{}
+	for i := range svc.Spec.Ports {
+		port := &svc.Spec.Ports[i]
+		p := spec.Child("ports").Index(i)
+		switch {
+		case port.Name == "" && len(svc.Spec.Ports) > 1:
+			ps.add(p.Child("name"), "required when a Service has more than one port")
+		case port.Name == "":
+		case len(validation.IsDNS1123Label(port.Name)) > 0:
+			ps.add(p.Child("name"), "invalid port name %q: %s", port.Name, labelRule)
+		case names[port.Name]:
+			ps.add(p.Child("name"), "duplicate port name %q", port.Name)
+		}
+		names[port.Name] = true
+		if len(validation.IsValidPortNum(int(port.Port))) > 0 {
+			ps.add(p.Child("port"), "%d %s", port.Port, portRange)
+		} else if key := strconv.Itoa(int(port.Port)) + "/" + string(port.Protocol); numbers[key] {
+			ps.add(p.Child("port"), "duplicate port %s", key)
+		} else {
+			numbers[key] = true
+		}
+		validateProtocol(port.Protocol, p.Child("protocol"), &ps)
+		validateTargetPort(port.TargetPort, p.Child("targetPort"), &ps)
+		if port.NodePort != 0 {
+			ps.add(p.Child("nodePort"), "not supported: bosun serves ClusterIP Services only")
+		}
+	}
+	return ps
+}
+
+func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, ps *problems) {
+	md := field.NewPath("metadata")
+	switch {
+	case meta.Name == "":
+		ps.add(md.Child("name"), "required")
+	case len(nameRule(meta.Name)) > 0:
+		ps.add(md.Child("name"), "invalid name %q: %s", meta.Name, ruleText)
+	}
+	if len(validation.IsDNS1123Label(meta.Namespace)) > 0 {
+		ps.add(md.Child("namespace"), "invalid namespace %q: %s", meta.Namespace, labelRule)
+	}
+	validateLabels(meta.Labels, md.Child("labels"), ps)
+	ps.addList(apivalidation.ValidateAnnotations(meta.Annotations, md.Child("annotations")))
+}
+
+// validateLabels checks each label on its own so that an error names the
+// label's own path (metadata.labels[app]) and line.
+func validateLabels(m map[string]string, path *field.Path, ps *problems) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		ps.addList(metavalidation.ValidateLabels(map[string]string{k: m[k]}, path.Key(k)))
+	}
+}
+
+func validateCanaryAnnotations(ann map[string]string, path *field.Path, ps *problems) {
+	branch, hasBranch := ann[AnnotationCanaryBranch]
+	weight, hasWeight := ann[AnnotationCanaryWeight]
+	if hasBranch && strings.TrimSpace(branch) == "" {
+		ps.add(path.Key(AnnotationCanaryBranch), "must name a branch")
+	}
+	if hasWeight {
+		n, err := strconv.Atoi(weight)
+		if err != nil || n < 0 || n > 100 {
+			ps.add(path.Key(AnnotationCanaryWeight), "must be an integer from 0 to 100, got %q", weight)
+		}
+		if !hasBranch {
+			ps.add(path.Key(AnnotationCanaryWeight), "needs the %s annotation too", AnnotationCanaryBranch)
+		}
+	}
+}
+
+func validateSelector(sel *metav1.LabelSelector, tmplLabels map[string]string, path *field.Path, ps *problems) {
+	if sel == nil {
+		ps.add(path, "required")
+		return
+	}
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		ps.add(path, "must select at least one label")
+		return
+	}
+	errs := metavalidation.ValidateLabelSelector(sel, metavalidation.LabelSelectorValidationOptions{}, path)
+	if len(errs) > 0 {
+		ps.addList(errs)
+		return
+	}
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		ps.add(path, "invalid: %v", err)
+		return
+	}
+	if !s.Matches(labels.Set(tmplLabels)) {
+		ps.add(path, "does not match template labels")
+	}
+}
+
+func validateStrategy(st *appsv1.DeploymentStrategy, path *field.Path, ps *problems) {
+	switch st.Type {
+	case appsv1.RecreateDeploymentStrategyType:
+		if st.RollingUpdate != nil {
+			ps.add(path.Child("rollingUpdate"), "must not be set when type is Recreate")
+		}
+	case appsv1.RollingUpdateDeploymentStrategyType:
+		if st.RollingUpdate == nil {
+			return
+		}
+		ru := path.Child("rollingUpdate")
+		surge, okS := validateIntOrPercent(st.RollingUpdate.MaxSurge, ru.Child("maxSurge"), ps)
+		unavail, okU := validateIntOrPercent(st.RollingUpdate.MaxUnavailable, ru.Child("maxUnavailable"), ps)
+		if okS && okU && surge == 0 && unavail == 0 {
+			ps.add(ru.Child("maxUnavailable"), "must not be 0 when maxSurge is 0")
+		}
+	default:
+		ps.add(path.Child("type"), "unsupported value %q: must be RollingUpdate or Recreate", st.Type)
+	}
+}
+
+// validateIntOrPercent checks a maxSurge/maxUnavailable value, returning it
+// (an integer or a percentage) so the caller can compare with zero.
+func validateIntOrPercent(v *intstr.IntOrString, path *field.Path, ps *problems) (int, bool) {
+	if v == nil {
+		return 0, false
+	}
+	if v.Type == intstr.Int {
+		if v.IntVal < 0 {
+			ps.add(path, "must be >= 0")
+			return 0, false
+		}
+		return int(v.IntVal), true
+	}
+	num, ok := strings.CutSuffix(v.StrVal, "%")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 0 || n > 100 {
+		ps.add(path, "invalid value %q: must be an integer or a percentage from 0%% to 100%%", v.StrVal)
+		return 0, false
+	}
+	return n, true
+}
+
+func validatePodSpec(spec *corev1.PodSpec, path *field.Path, inDeployment bool, ps *problems) {
+	switch rp := spec.RestartPolicy; {
+	case inDeployment && rp != corev1.RestartPolicyAlways:
+		ps.add(path.Child("restartPolicy"), "unsupported value %q: a Deployment's pods must use Always", rp)
+	case rp != corev1.RestartPolicyAlways && rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever:
+		ps.add(path.Child("restartPolicy"), "unsupported value %q: must be Always, OnFailure or Never", rp)
+	}
+	if len(spec.Containers) == 0 {
+		ps.add(path.Child("containers"), "at least one container is required")
+	}
+	names := map[string]bool{}
+	portNames := map[string]bool{}
+	for i := range spec.InitContainers {
+		validateContainer(&spec.InitContainers[i], path.Child("initContainers").Index(i), names, portNames, ps)
+	}
+	for i := range spec.Containers {
+		validateContainer(&spec.Containers[i], path.Child("containers").Index(i), names, portNames, ps)
+	}
+}
+
+// validateContainer checks one container. Container names and port names
+// must be unique across the whole pod: Services and SRV records resolve a
+// named port against the pod, so a name used twice would be ambiguous.
+func validateContainer(c *corev1.Container, path *field.Path, names, portNames map[string]bool, ps *problems) {
+	switch {
+	case c.Name == "":
+		ps.add(path.Child("name"), "required")
+	case len(validation.IsDNS1123Label(c.Name)) > 0:
+		ps.add(path.Child("name"), "invalid container name %q: %s", c.Name, labelRule)
+	case names[c.Name]:
+		ps.add(path.Child("name"), "duplicate container name %q", c.Name)
+	}
+	names[c.Name] = true
+	switch {
+	case c.Image == "":
+		ps.add(path.Child("image"), "required")
+	case strings.TrimSpace(c.Image) != c.Image:
+		ps.add(path.Child("image"), "must not have leading or trailing whitespace")
+	}
+	switch c.ImagePullPolicy {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		ps.add(path.Child("imagePullPolicy"), "unsupported value %q: must be Always, IfNotPresent or Never", c.ImagePullPolicy)
+	}
+	for i := range c.Ports {
+		port := &c.Ports[i]
+		p := path.Child("ports").Index(i)
+		if len(validation.IsValidPortNum(int(port.ContainerPort))) > 0 {
+			ps.add(p.Child("containerPort"), "%d %s", port.ContainerPort, portRange)
+		}
+		if port.HostPort != 0 && len(validation.IsValidPortNum(int(port.HostPort))) > 0 {
+			ps.add(p.Child("hostPort"), "%d %s", port.HostPort, portRange)
+		}
+		switch {
+		case port.Name == "":
+		case len(validation.IsValidPortName(port.Name)) > 0:
+			ps.add(p.Child("name"), "invalid port name %q: %s", port.Name, portNameRule)
+		case portNames[port.Name]:
+			ps.add(p.Child("name"), "duplicate port name %q", port.Name)
+		}
+		if port.Name != "" {
+			portNames[port.Name] = true
+		}
+		validateProtocol(port.Protocol, p.Child("protocol"), ps)
+	}
+	for i, env := range c.Env {
+		p := path.Child("env").Index(i).Child("name")
+		switch {
+		case env.Name == "":
+			ps.add(p, "required")
+		case strings.Contains(env.Name, "="):
+			ps.add(p, "invalid environment variable name %q: must not contain '='", env.Name)
+		}
+	}
+	res := path.Child("resources")
+	for _, name := range slices.Sorted(maps.Keys(c.Resources.Limits)) {
+		if q := c.Resources.Limits[name]; q.Sign() < 0 {
+			ps.add(res.Child("limits").Key(string(name)), "must not be negative")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Resources.Requests)) {
+		q := c.Resources.Requests[name]
+		p := res.Child("requests").Key(string(name))
+		if q.Sign() < 0 {
+			ps.add(p, "must not be negative")
+		}
+		if limit, ok := c.Resources.Limits[name]; ok && q.Cmp(limit) > 0 {
+			ps.add(p, "must be less than or equal to the limit (%s)", limit.String())
+		}
+	}
+}
+
+func validateProtocol(p corev1.Protocol, path *field.Path, ps *problems) {
+	switch p {
+	case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
+	default:
+		ps.add(path, "unsupported value %q: must be TCP, UDP or SCTP", p)
+	}
+}
+
+func validateTargetPort(tp intstr.IntOrString, path *field.Path, ps *problems) {
+	if tp.Type == intstr.String {
+		if len(validation.IsValidPortName(tp.StrVal)) > 0 {
+			ps.add(path, "invalid port name %q: %s", tp.StrVal, portNameRule)
+		}
+		return
+	}
+	if len(validation.IsValidPortNum(int(tp.IntVal))) > 0 {
+		ps.add(path, "%d %s", tp.IntVal, portRange)
+	}
+}
