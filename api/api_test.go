@@ -1,0 +1,145 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/store"
+)
+
+type fakeSyncer struct{ n int }
+
+func (f *fakeSyncer) Trigger() { f.n++ }
+
+func readyPod(name, ip string, labels map[string]string, ready bool) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("u-" + name), Labels: labels},
+		Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}},
+	}
+}
+
+// seed writes pods (with their statuses), a service and the leader.
+func seed(t *testing.T) *store.Store {
+	t.Helper()
+	st := store.NewTest(t)
+	ctx := context.Background()
+	lead, err := st.Campaign(ctx, "replica-1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lead.Resign(context.Background()) })
+	pods := []*corev1.Pod{
+		readyPod("web-a", "10.88.0.3", map[string]string{"app": "web"}, true),
+		readyPod("web-b", "10.88.0.2", map[string]string{"app": "web"}, true),
+		readyPod("web-c", "10.88.0.4", map[string]string{"app": "web"}, false),
+		readyPod("db-a", "10.88.0.9", map[string]string{"app": "db"}, true),
+	}
+	var ops []store.Op
+	for _, p := range pods {
+		op, _ := store.PutPod(&corev1.Pod{ObjectMeta: p.ObjectMeta, Spec: p.Spec})
+		ops = append(ops, op)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}}}
+	op, _ := store.PutService(svc)
+	ops = append(ops, op)
+	if err := lead.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods {
+		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: p.Status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func get(t *testing.T, h http.Handler, method, path string, out any) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	if out != nil {
+		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, rec.Body.String(), err)
+		}
+	}
+	return rec.Code
+}
+
+func TestStatus_endpointsAreReadyPodsOnly(t *testing.T) {
+	st := seed(t)
+	h := New(Config{}, st, func() Syncer { return nil }).Handler()
+	var s Status
+	if code := get(t, h, "GET", "/api/v1/status", &s); code != 200 {
+		t.Fatalf("status code %d", code)
+	}
+	if s.Leader != "replica-1" {
+		t.Errorf("leader = %q", s.Leader)
+	}
+	if len(s.Services) != 1 || !reflect.DeepEqual(s.Services[0].Endpoints, []string{"10.88.0.2", "10.88.0.3"}) {
+		t.Errorf("services = %+v, want web with 10.88.0.2, 10.88.0.3", s.Services)
+	}
+	if s.Pods.Total != 4 || s.Pods.ByPhase["Running"] != 4 {
+		t.Errorf("pods = %+v", s.Pods)
+	}
+}
+
+func TestList_isKubernetesShaped(t *testing.T) {
+	st := seed(t)
+	h := New(Config{}, st, func() Syncer { return nil }).Handler()
+	var list struct {
+		APIVersion, Kind string
+		Items            []corev1.Pod
+	}
+	if code := get(t, h, "GET", "/api/v1/pods", &list); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	if list.Kind != "List" || list.APIVersion != "v1" || len(list.Items) != 4 {
+		t.Fatalf("list = %s %s with %d items", list.APIVersion, list.Kind, len(list.Items))
+	}
+	p := list.Items[0]
+	if p.Kind != "Pod" || p.APIVersion != "v1" || p.Status.PodIP == "" || p.Spec.NodeName != "n1" || p.Status.Phase != corev1.PodRunning {
+		t.Errorf("item = %s %s ip %q node %q phase %q", p.APIVersion, p.Kind, p.Status.PodIP, p.Spec.NodeName, p.Status.Phase)
+	}
+	var one struct{ Items []corev1.Pod }
+	get(t, h, "GET", "/api/v1/pods/web-b", &one)
+	if len(one.Items) != 1 || one.Items[0].Name != "web-b" {
+		t.Errorf("get web-b = %v", one.Items)
+	}
+	var e Error
+	if code := get(t, h, "GET", "/api/v1/pods/nope", &e); code != 404 || e.Error == "" {
+		t.Errorf("missing pod: code %d, error %q", code, e.Error)
+	}
+	if code := get(t, h, "GET", "/api/v1/widgets", &e); code != 404 {
+		t.Errorf("unknown kind: code %d", code)
+	}
+}
+
+func TestSync_onlyTheLeaderTriggers(t *testing.T) {
+	st := seed(t)
+	var current Syncer
+	h := New(Config{}, st, func() Syncer { return current }).Handler()
+	if code := get(t, h, "POST", "/api/v1/sync", nil); code != http.StatusServiceUnavailable {
+		t.Errorf("non-leader sync: code %d, want 503", code)
+	}
+	f := &fakeSyncer{}
+	current = f
+	if code := get(t, h, "POST", "/api/v1/sync", nil); code != http.StatusAccepted || f.n != 1 {
+		t.Errorf("leader sync: code %d, triggers %d", code, f.n)
+	}
+}

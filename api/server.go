@@ -1,0 +1,226 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"bosun/store"
+)
+
+// Syncer triggers a fetch of the repository. The leader's gitsource
+// implements it; replicas that do not lead answer 503.
+type Syncer interface {
+	Trigger()
+}
+
+// Config configures the API server.
+type Config struct {
+	// Listen is the address, default 127.0.0.1:7070.
+	Listen string
+	// Registry collects /metrics; default a new registry with Go and
+	// process collectors.
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	st     *store.Store
+	syncer func() Syncer
+	mux    *http.ServeMux
+	ready  chan struct{}
+	addr   string
+}
+
+// New returns an API server. syncer returns the current leader-side
+// trigger, or nil when this replica does not lead.
+func New(cfg Config, st *store.Store, syncer func() Syncer) *Server {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7070"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, st: st, syncer: syncer, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.mux.HandleFunc("GET /api/v1/{kind}", s.list)
+	s.mux.HandleFunc("GET /api/v1/{kind}/{name}", s.list)
+	s.mux.HandleFunc("POST /api/v1/sync", s.sync)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	return s
+}
+
+// Handler returns the API's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Ready is closed once the server listens.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the address the server listens on, once Ready.
+func (s *Server) Addr() string { return s.addr }
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", s.cfg.Listen, err)
+	}
+	s.addr = l.Addr().String()
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	close(s.ready)
+	s.cfg.Logger.Info("api listening", "addr", s.addr)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("api: shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.st.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	leader, err := s.st.Leader(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BuildStatus(leader, snap))
+}
+
+// list answers GET /api/v1/{kind}[/{name}] with a Kubernetes List.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	kind := r.PathValue("kind")
+	name := r.PathValue("name")
+	ns := r.URL.Query().Get("namespace")
+	snap, err := s.st.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	var items []runtime.Object
+	match := func(m metav1.Object) bool {
+		return (name == "" || m.GetName() == name) && (ns == "" || m.GetNamespace() == ns || m.GetNamespace() == "")
+	}
+	switch kind {
+	case "pods", "pod", "po":
+		for i := range snap.Pods {
+			p := &snap.Pods[i]
+			if match(p) {
+				p.APIVersion, p.Kind = "v1", "Pod"
+				items = append(items, p)
+			}
+		}
+	case "deployments", "deployment", "deploy":
+		for i := range snap.Deployments {
+			d := &snap.Deployments[i]
+			if match(d) {
+				d.APIVersion, d.Kind = "apps/v1", "Deployment"
+				items = append(items, d)
+			}
+		}
+	case "services", "service", "svc":
+		for i := range snap.Services {
+			svc := &snap.Services[i]
+			if match(svc) {
+				svc.APIVersion, svc.Kind = "v1", "Service"
+				items = append(items, svc)
+			}
+		}
+	case "nodes", "node", "no":
+		for i := range snap.Nodes {
+			n := &snap.Nodes[i]
+			if match(n) {
+				n.APIVersion, n.Kind = "v1", "Node"
+				items = append(items, n)
+			}
+		}
+	default:
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown kind %q (known: pods, deployments, services, nodes)", kind))
+		return
+	}
+	if name != "" && len(items) == 0 {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%s %q not found", strings.TrimSuffix(kind, "s"), name))
+		return
+	}
+	list := List{APIVersion: "v1", Kind: "List", Items: items}
+	if list.Items == nil {
+		list.Items = []runtime.Object{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// List is a Kubernetes v1 List.
+type List struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Items      []runtime.Object `json:"items"`
+}
+
+func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
+	sy := s.syncer()
+	if sy == nil {
+		leader, _ := s.st.Leader(r.Context())
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("this replica is not the leader (leader: %q)", leader))
+		return
+	}
+	sy.Trigger()
+	writeJSON(w, http.StatusAccepted, map[string]string{"result": "fetch triggered"})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.st.Leader(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	w.Write([]byte("ok\n"))
+}
+
+// Error is the JSON body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, Error{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
