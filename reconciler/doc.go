@@ -1,0 +1,47 @@
+// Package reconciler keeps the cluster equal to the desired state from Git.
+//
+// Plan is the decision, and it is pure: a function of the desired Set, the
+// Observed cluster and the time, with no I/O, no clock and no randomness. It
+// returns the actions that make the cluster match Git; a Driver reads the
+// cluster, calls Plan and applies the actions through the store.
+//
+//	manifest.Set ─┐
+//	Observed ─────┼─> Plan ─> deployments ─> standalone pods ─> prune ─> schedule ─> status ─> []Action
+//	now ──────────┘
+//
+// The contract Plan keeps:
+//
+//   - Convergence: applying the actions, in order, to Observed and planning
+//     again yields no actions (as long as nothing else changed). Statuses are
+//     computed from the pods as they will be after the plan, and a pod that
+//     cannot be scheduled is explained against the cluster as it will be, so
+//     nothing flaps.
+//   - Determinism: the same input yields the same actions in the same order.
+//     A created pod's UID is derived from its name and now, so a pod recreated
+//     under the same name never inherits the status of the one it replaces.
+//     Deployment pods are named <deployment>-<template hash>-<suffix>, where
+//     the suffix encodes the lowest free ordinal, bijectively.
+//   - Deployments run spec.replicas pods of their template. Scale down removes
+//     unbound, then not-ready, then newest (highest ordinal) pods first. A changed
+//     template replaces every old pod at once (the rollout function is where a
+//     RollingUpdate strategy slots in). Failed or Succeeded pods, and pods on a
+//     node that is no longer registered, are deleted and replaced under a new name.
+//   - Standalone Pods run as written. A pod spec is immutable, so a spec change
+//     in Git (tracked by the bosun.dev/spec-hash annotation) is DeletePod then
+//     CreatePod under the same name; label and annotation changes are updated in
+//     place. As in Kubernetes, a pod with restartPolicy Never or OnFailure that
+//     has finished stays finished; one with restartPolicy Always is recreated.
+//     A pod on a lost node is recreated under the same name and rescheduled.
+//     A pod whose spec names its node is never rescheduled: it waits for that node.
+//   - Prune: pods, deployments and services that are not in Git are deleted.
+//     Pods whose controller is of a kind the planner does not manage are
+//     neither pruned nor replaced; they are scheduled like any other pod.
+//   - Scheduling: every unbound pod that will exist goes through
+//     scheduler.Schedule against each node's allocatable minus the requests of
+//     the bound, unfinished pods that stay. A pod that fits nowhere is stored
+//     Pending with PodScheduled=False, reason Unschedulable and the scheduler's
+//     message, rewritten only when the message changes.
+//   - Writes are minimal: PutDeployment and PutService only when the spec,
+//     labels, annotations or (for deployments) computed status differ
+//     semantically from what is stored.
+package reconciler

@@ -1,0 +1,857 @@
+package reconciler
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"math/big"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/manifest"
+	"bosun/scheduler"
+)
+
+// Labels and annotations bosun puts on the pods it creates.
+const (
+	// LabelPodTemplateHash carries the hash of the Deployment template a pod was
+	// built from, as in Kubernetes.
+	LabelPodTemplateHash = "pod-template-hash"
+	// AnnotationOwner names a Deployment pod's owner: "Deployment/<ns>/<name>".
+	AnnotationOwner = "bosun.dev/owner"
+	// AnnotationSpecHash carries the hash of a standalone pod's spec as written in
+	// Git; a pod spec is immutable, so a different hash means delete and create.
+	AnnotationSpecHash = "bosun.dev/spec-hash"
+)
+
+// Observed is the cluster as last read from the store.
+type Observed struct {
+	// Nodes are the registered, live nodes (Status.Allocatable holds cpu and
+	// memory; Spec.Unschedulable cordons).
+	Nodes []corev1.Node
+	// Pods are the pods in the store: Spec.NodeName is set once bound; Status is
+	// as last reported by the node agent, or as the planner wrote it (Pending,
+	// PodScheduled) if no agent has reported yet.
+	Pods []corev1.Pod
+	// Deployments are as last written, with their status.
+	Deployments []appsv1.Deployment
+	Services    []corev1.Service
+}
+
+// ActionType says what an Action does.
+type ActionType string
+
+// The actions Plan emits.
+const (
+	CreatePod        ActionType = "CreatePod"
+	DeletePod        ActionType = "DeletePod"
+	UpdatePod        ActionType = "UpdatePod"
+	PutDeployment    ActionType = "PutDeployment"
+	DeleteDeployment ActionType = "DeleteDeployment"
+	PutService       ActionType = "PutService"
+	DeleteService    ActionType = "DeleteService"
+)
+
+// Action is one write Plan wants made. Apply actions in the order given: a pod
+// that must be recreated under the same name comes as DeletePod, then CreatePod.
+type Action struct {
+	Type ActionType
+	// Pod is the whole object to store, for CreatePod and UpdatePod.
+	Pod *corev1.Pod
+	// Deployment is the whole object to store (spec from Git, computed status),
+	// for PutDeployment.
+	Deployment *appsv1.Deployment
+	// Service is the whole object to store, for PutService.
+	Service *corev1.Service
+	// Namespace and Name identify the object of a Delete action.
+	Namespace, Name string
+	// Reason says why, for logs: "scale up 3 -> 5", "pruned: removed from Git".
+	Reason string
+}
+
+// Plan compares the desired state from Git with the observed cluster and
+// returns the actions that make the cluster match, in a deterministic order:
+// pod deletions, pod creations and updates, deployment puts, deployment
+// deletions, service puts, service deletions; each group sorted by namespace
+// and name. Applying the actions and planning again over the result yields no
+// actions. now stamps the conditions the planner sets; Plan reads no clock.
+func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
+	p := newPlanner(observed, now)
+	for i := range desired.Deployments {
+		p.deployment(&desired.Deployments[i])
+	}
+	p.standalonePods(desired.Pods)
+	p.pruneDeploymentPods(desired.Deployments)
+	p.schedule()
+	for _, ds := range p.deploys {
+		p.deploymentStatus(ds)
+	}
+	p.pruneDeployments(desired.Deployments)
+	p.services(desired.Services)
+	return p.result()
+}
+
+// podRef is an observed pod with what the planner derives from it once.
+type podRef struct {
+	pod *corev1.Pod // points into Observed.Pods: never modified
+	key string
+}
+
+// change is a pod to be written: created, or updated from an observed copy.
+type change struct {
+	pod    *corev1.Pod
+	create bool
+	reason string
+	// owner is the scheduler's spreading group, "Deployment/<ns>/<name>" or "".
+	owner string
+	// dirty is set when an update must be written even if scheduling changes
+	// nothing (metadata changed).
+	dirty bool
+}
+
+// deploymentState carries a desired Deployment from the pod decisions to the
+// status computation.
+type deploymentState struct {
+	d        *appsv1.Deployment
+	hash     string
+	kept     []*corev1.Pod // observed pods that stay
+	created  []*change
+	observed *appsv1.Deployment
+}
+
+type planner struct {
+	now   time.Time
+	nodes map[string]bool
+
+	// Observed pods by owner: Deployment pods by "<ns>/<deployment>",
+	// standalone pods by "<ns>/<name>".
+	byDeployment map[string][]podRef
+	standalone   map[string]podRef
+	all          []podRef // every observed pod, sorted by key
+
+	observedNodes       []corev1.Node
+	observedDeployments map[string]*appsv1.Deployment
+	observedServices    []corev1.Service
+
+	deletes map[string]Action  // pod key -> DeletePod
+	changes map[string]*change // pod key -> CreatePod/UpdatePod
+	order   []*change          // changes in the order they were decided: the scheduling order of new pods
+	deploys []*deploymentState
+	other   []Action // deployment and service actions, in result order
+}
+
+func key(namespace, name string) string { return namespace + "/" + name }
+
+func newPlanner(o Observed, now time.Time) *planner {
+	p := &planner{
+		now:                 now,
+		nodes:               make(map[string]bool, len(o.Nodes)),
+		byDeployment:        map[string][]podRef{},
+		standalone:          map[string]podRef{},
+		all:                 make([]podRef, 0, len(o.Pods)),
+		observedNodes:       o.Nodes,
+		observedDeployments: make(map[string]*appsv1.Deployment, len(o.Deployments)),
+		observedServices:    o.Services,
+		deletes:             map[string]Action{},
+		changes:             map[string]*change{},
+	}
+	for i := range o.Nodes {
+		p.nodes[o.Nodes[i].Name] = true
+	}
+	for i := range o.Deployments {
+		d := &o.Deployments[i]
+		p.observedDeployments[key(d.Namespace, d.Name)] = d
+	}
+	for i := range o.Pods {
+		pod := &o.Pods[i]
+		p.all = append(p.all, podRef{pod: pod, key: key(pod.Namespace, pod.Name)})
+	}
+	slices.SortFunc(p.all, func(a, b podRef) int { return cmp.Compare(a.key, b.key) })
+	for _, ref := range p.all {
+		switch owner := metav1.GetControllerOfNoCopy(ref.pod); {
+		case owner == nil:
+			p.standalone[ref.key] = ref
+		case owner.Kind == "Deployment":
+			dk := key(ref.pod.Namespace, owner.Name)
+			p.byDeployment[dk] = append(p.byDeployment[dk], ref)
+		default:
+			// Owned by a kind this planner does not manage: neither pruned nor
+			// replaced, only scheduled, and its requests count on its node.
+		}
+	}
+	return p
+}
+
+func (p *planner) deletePod(ref podRef, reason string) {
+	p.deletes[ref.key] = Action{Type: DeletePod, Namespace: ref.pod.Namespace, Name: ref.pod.Name, Reason: reason}
+}
+
+func (p *planner) createPod(pod *corev1.Pod, owner, reason string) *change {
+	pod.UID = p.uid(pod)
+	c := &change{pod: pod, create: true, reason: reason, owner: owner}
+	p.changes[key(pod.Namespace, pod.Name)] = c
+	p.order = append(p.order, c)
+	return c
+}
+
+// uid gives a new pod its identity. The store tells a pod's status from the
+// status of an earlier pod of the same name by UID, so a recreated pod must
+// not reuse one. Derived from the name and the plan's time, it is unique
+// across plans without randomness.
+func (p *planner) uid(pod *corev1.Pod) types.UID {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(p.now.UnixNano()))
+	h := sha256.New()
+	h.Write([]byte(pod.Namespace))
+	h.Write([]byte{0})
+	h.Write([]byte(pod.Name))
+	h.Write([]byte{0})
+	h.Write(buf[:])
+	var sum [sha256.Size]byte
+	b := h.Sum(sum[:0])
+	b[6] = b[6]&0x0f | 0x80 // UUID version 8: custom
+	b[8] = b[8]&0x3f | 0x80 // RFC 9562 variant
+	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
+}
+
+func terminal(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+}
+
+// lost reports whether pod was bound by the scheduler to a node that is gone.
+// A pod whose spec names its node (pinned) waits for that node instead.
+func (p *planner) lost(pod *corev1.Pod, pinned bool) bool {
+	return !pinned && pod.Spec.NodeName != "" && !p.nodes[pod.Spec.NodeName]
+}
+
+func ready(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ---- Deployments ----
+
+// rollout decides, for a Deployment's pods that are neither terminal nor lost,
+// which pods of older templates to delete now and how many pods of the current
+// template to run. A strategy that keeps old pods running (RollingUpdate) slots
+// in here; the rest of the planner already counts kept old pods in the status.
+type rollout func(replicas int, current, old []podRef) (deleteOld []podRef, wantCurrent int)
+
+// replaceAll deletes every old pod at once and runs all replicas on the
+// current template (what Kubernetes calls the Recreate strategy, without its
+// wait for the old pods to terminate).
+func replaceAll(replicas int, _, old []podRef) ([]podRef, int) {
+	return old, replicas
+}
+
+func rolloutFor(*appsv1.Deployment) rollout { return replaceAll }
+
+func (p *planner) deployment(d *appsv1.Deployment) {
+	dk := key(d.Namespace, d.Name)
+	hash := manifest.TemplateHash(&d.Spec.Template)
+	owner := "Deployment/" + dk
+	pinned := d.Spec.Template.Spec.NodeName != ""
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = int(*d.Spec.Replicas)
+	}
+	ds := &deploymentState{d: d, hash: hash, observed: p.observedDeployments[dk]}
+	p.deploys = append(p.deploys, ds)
+
+	// Ordinals of the current template taken by any observed pod, including
+	// those deleted below: a replacement gets a new name, so the agent never
+	// confuses it with the pod it replaces.
+	used := map[int]bool{}
+	var current, old []podRef
+	var replaced []string // why pods were deleted, to explain their replacements
+	for _, ref := range p.byDeployment[dk] {
+		pod := ref.pod
+		podHash := pod.Labels[LabelPodTemplateHash]
+		if podHash == hash {
+			if n, ok := ordinalOf(pod.Name, d, hash); ok {
+				used[n] = true
+			}
+		}
+		switch {
+		case terminal(pod):
+			phase := strings.ToLower(string(pod.Status.Phase))
+			p.deletePod(ref, "replace "+phase+" pod")
+			replaced = append(replaced, "replacement for "+phase+" pod "+pod.Name)
+		case p.lost(pod, pinned):
+			p.deletePod(ref, "node "+pod.Spec.NodeName+" lost")
+			replaced = append(replaced, "replacement for pod "+pod.Name+" of lost node "+pod.Spec.NodeName)
+		case podHash != hash:
+			old = append(old, ref)
+		default:
+			current = append(current, ref)
+		}
+	}
+
+	deleteOld, want := rolloutFor(d)(replicas, current, old)
+	deleted := map[string]bool{}
+	for _, ref := range deleteOld {
+		p.deletePod(ref, fmt.Sprintf("template changed: %s -> %s", ref.pod.Labels[LabelPodTemplateHash], hash))
+		replaced = append(replaced, "template changed: replaces "+ref.pod.Name)
+		deleted[ref.key] = true
+	}
+	for _, ref := range old {
+		if !deleted[ref.key] {
+			ds.kept = append(ds.kept, ref.pod)
+		}
+	}
+
+	if len(current) > want {
+		// Delete first what serves least: unbound, then not ready, then newest.
+		slices.SortFunc(current, func(a, b podRef) int {
+			return cmp.Or(
+				cmp.Compare(rank(a.pod), rank(b.pod)),
+				-cmp.Compare(ordinalOrMax(a.pod, d, hash), ordinalOrMax(b.pod, d, hash)),
+				-cmp.Compare(a.key, b.key),
+			)
+		})
+		excess := len(current) - want
+		for _, ref := range current[:excess] {
+			p.deletePod(ref, fmt.Sprintf("scale down %d -> %d", len(current), want))
+		}
+		current = current[excess:]
+	}
+	for _, ref := range current {
+		ds.kept = append(ds.kept, ref.pod)
+	}
+
+	missing := max(want-len(current), 0)
+	scaleUp := fmt.Sprintf("scale up %d -> %d", len(current)+min(len(replaced), missing), want)
+	ordinal := 0
+	for range missing {
+		for used[ordinal] {
+			ordinal++
+		}
+		used[ordinal] = true
+		reason := scaleUp
+		if len(replaced) > 0 {
+			reason, replaced = replaced[0], replaced[1:]
+		}
+		pod := newDeploymentPod(d, hash, ordinal)
+		ds.created = append(ds.created, p.createPod(pod, owner, reason))
+	}
+}
+
+// rank orders pods for scale down: unbound (0) before not ready (1) before ready (2).
+func rank(pod *corev1.Pod) int {
+	switch {
+	case pod.Spec.NodeName == "":
+		return 0
+	case !ready(pod):
+		return 1
+	}
+	return 2
+}
+
+func ordinalOrMax(pod *corev1.Pod, d *appsv1.Deployment, hash string) int {
+	if n, ok := ordinalOf(pod.Name, d, hash); ok {
+		return n
+	}
+	return int(suffixSpace) // a name bosun did not make: goes first
+}
+
+func newDeploymentPod(d *appsv1.Deployment, hash string, ordinal int) *corev1.Pod {
+	t := d.Spec.Template.DeepCopy()
+	labels := make(map[string]string, len(t.Labels)+1)
+	for k, v := range t.Labels {
+		labels[k] = v
+	}
+	labels[LabelPodTemplateHash] = hash
+	annotations := make(map[string]string, len(t.Annotations)+1)
+	for k, v := range t.Annotations {
+		annotations[k] = v
+	}
+	annotations[AnnotationOwner] = "Deployment/" + key(d.Namespace, d.Name)
+	controller := true
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        podName(d, hash, ordinal),
+			Namespace:   d.Namespace,
+			Labels:      labels,
+			Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "apps/v1",
+				Kind:       "Deployment",
+				Name:       d.Name,
+				Controller: &controller,
+			}},
+		},
+		Spec: t.Spec,
+	}
+}
+
+// Pod names are "<deployment>-<hash>-<suffix>". The suffix encodes the
+// ordinal, bijectively for a given (namespace, deployment, hash), as
+// (seed + ordinal*suffixStep) mod 27^5 in Kubernetes' name alphabet (no
+// vowels, no look-alikes): names look random but are deterministic, never
+// collide, and the ordinal can be read back from the name.
+const (
+	suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
+	suffixLen      = 5
+	suffixSpace    = 27 * 27 * 27 * 27 * 27
+	// suffixStep is coprime with 27^5 (not a multiple of 3), which makes the
+	// encoding a bijection on [0, 27^5).
+	suffixStep = 4194301
+)
+
+var suffixStepInverse = new(big.Int).ModInverse(big.NewInt(suffixStep), big.NewInt(suffixSpace)).Int64()
+
+func suffixSeed(d *appsv1.Deployment, hash string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(d.Namespace))
+	h.Write([]byte{0})
+	h.Write([]byte(d.Name))
+	h.Write([]byte{0})
+	h.Write([]byte(hash))
+	return int64(h.Sum64() % suffixSpace)
+}
+
+func podName(d *appsv1.Deployment, hash string, ordinal int) string {
+	x := (suffixSeed(d, hash) + int64(ordinal)%suffixSpace*suffixStep) % suffixSpace
+	var b [suffixLen]byte
+	for i := suffixLen - 1; i >= 0; i-- {
+		b[i] = suffixAlphabet[x%27]
+		x /= 27
+	}
+	return podNamePrefix(d, hash) + string(b[:])
+}
+
+// podNamePrefix is "<deployment>-<hash>-", with the deployment's name cut so
+// that pod names stay within the 253 characters of a DNS subdomain.
+func podNamePrefix(d *appsv1.Deployment, hash string) string {
+	const maxName = 253
+	base := d.Name
+	if room := maxName - len(hash) - suffixLen - 2; len(base) > room {
+		base = strings.TrimRight(base[:room], "-.")
+	}
+	return base + "-" + hash + "-"
+}
+
+// ordinalOf reads the ordinal back from a name podName made.
+func ordinalOf(name string, d *appsv1.Deployment, hash string) (int, bool) {
+	prefix := podNamePrefix(d, hash)
+	if len(name) != len(prefix)+suffixLen || name[:len(prefix)] != prefix {
+		return 0, false
+	}
+	var x int64
+	for _, c := range []byte(name[len(prefix):]) {
+		i := int64(strings.IndexByte(suffixAlphabet, c))
+		if i < 0 {
+			return 0, false
+		}
+		x = x*27 + i
+	}
+	diff := (x - suffixSeed(d, hash) + suffixSpace) % suffixSpace
+	return int(diff * suffixStepInverse % suffixSpace), true
+}
+
+func (p *planner) pruneDeploymentPods(desired []appsv1.Deployment) {
+	want := make(map[string]bool, len(desired))
+	for i := range desired {
+		want[key(desired[i].Namespace, desired[i].Name)] = true
+	}
+	for dk, refs := range p.byDeployment {
+		if want[dk] {
+			continue
+		}
+		for _, ref := range refs {
+			p.deletePod(ref, "pruned: deployment "+dk+" removed from Git")
+		}
+	}
+}
+
+// deploymentStatus puts the Deployment if its spec or its status, computed
+// from the pods as they will be once this plan is applied, differs from what
+// the store holds.
+func (p *planner) deploymentStatus(ds *deploymentState) {
+	var st appsv1.DeploymentStatus
+	for _, pod := range ds.kept {
+		st.Replicas++
+		if pod.Labels[LabelPodTemplateHash] == ds.hash {
+			st.UpdatedReplicas++
+		}
+		if ready(pod) {
+			st.ReadyReplicas++
+		}
+	}
+	st.Replicas += int32(len(ds.created))
+	st.UpdatedReplicas += int32(len(ds.created))
+	st.AvailableReplicas = st.ReadyReplicas
+
+	d, od := ds.d, ds.observed
+	var generation int64 = 1
+	reason := "create"
+	if od != nil {
+		// Like the API server, bump the generation when the spec changes.
+		generation = max(od.Generation, 1)
+		sameSpec := equality.Semantic.DeepEqual(d.Spec, od.Spec)
+		sameMeta := equality.Semantic.DeepEqual(d.Labels, od.Labels) && equality.Semantic.DeepEqual(d.Annotations, od.Annotations)
+		if !sameSpec {
+			generation = od.Generation + 1
+		}
+		st.ObservedGeneration = generation
+		switch {
+		case !sameSpec:
+			reason = "spec changed in Git"
+		case !sameMeta:
+			reason = "metadata changed in Git"
+		case generation != od.Generation || !equality.Semantic.DeepEqual(st, od.Status):
+			reason = fmt.Sprintf("status: %d replicas, %d updated, %d ready", st.Replicas, st.UpdatedReplicas, st.ReadyReplicas)
+		default:
+			return
+		}
+	}
+	st.ObservedGeneration = generation
+	out := d.DeepCopy()
+	if out.APIVersion == "" {
+		out.APIVersion, out.Kind = "apps/v1", "Deployment"
+	}
+	if od != nil {
+		keepStoreFields(&out.ObjectMeta, &od.ObjectMeta)
+	}
+	out.Generation = generation
+	out.Status = st
+	p.other = append(p.other, Action{Type: PutDeployment, Deployment: out, Reason: reason})
+}
+
+// keepStoreFields carries over the metadata the store, not Git, owns.
+func keepStoreFields(dst, src *metav1.ObjectMeta) {
+	dst.UID = src.UID
+	dst.ResourceVersion = src.ResourceVersion
+	dst.CreationTimestamp = src.CreationTimestamp
+}
+
+func (p *planner) pruneDeployments(desired []appsv1.Deployment) {
+	want := make(map[string]bool, len(desired))
+	for i := range desired {
+		want[key(desired[i].Namespace, desired[i].Name)] = true
+	}
+	var pruned []Action
+	for dk, d := range p.observedDeployments {
+		if !want[dk] {
+			pruned = append(pruned, Action{Type: DeleteDeployment, Namespace: d.Namespace, Name: d.Name, Reason: "pruned: removed from Git"})
+		}
+	}
+	slices.SortFunc(pruned, byDeleteKey)
+	p.other = append(p.other, pruned...)
+}
+
+func byDeleteKey(a, b Action) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// ---- Standalone pods ----
+
+// standalonePods runs each Pod from Git as written. A pod's spec is immutable,
+// so a changed spec means DeletePod then CreatePod under the same name; changed
+// labels or annotations are updated in place. Like Kubernetes, a pod whose
+// restartPolicy is Never or OnFailure and that has finished (Failed or
+// Succeeded) stays as it is: it ran to completion and is not run again until
+// its spec changes. A finished pod with restartPolicy Always is replaced.
+func (p *planner) standalonePods(desired []corev1.Pod) {
+	want := make(map[string]bool, len(desired))
+	for i := range desired {
+		dp := &desired[i]
+		k := key(dp.Namespace, dp.Name)
+		want[k] = true
+		fresh := newStandalonePod(dp)
+		pinned := dp.Spec.NodeName != ""
+		ref, exists := p.standalone[k]
+		if !exists {
+			p.createPod(fresh, "", "create")
+			continue
+		}
+		pod := ref.pod
+		var why string
+		switch {
+		case pod.Annotations[AnnotationSpecHash] != fresh.Annotations[AnnotationSpecHash]:
+			why = "spec changed in Git"
+		case terminal(pod):
+			if dp.Spec.RestartPolicy == corev1.RestartPolicyNever || dp.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
+				continue // ran to completion; see above
+			}
+			why = "replace " + strings.ToLower(string(pod.Status.Phase)) + " pod"
+		case p.lost(pod, pinned):
+			why = "node " + pod.Spec.NodeName + " lost"
+		}
+		if why != "" {
+			p.deletePod(ref, why)
+			p.createPod(fresh, "", why)
+			continue
+		}
+		if !equality.Semantic.DeepEqual(pod.Labels, fresh.Labels) || !equality.Semantic.DeepEqual(pod.Annotations, fresh.Annotations) {
+			updated := pod.DeepCopy()
+			updated.Labels, updated.Annotations = fresh.Labels, fresh.Annotations
+			c := &change{pod: updated, reason: "metadata changed in Git", dirty: true}
+			p.changes[k] = c
+		}
+	}
+	for _, ref := range p.all {
+		if _, ok := p.standalone[ref.key]; ok && !want[ref.key] {
+			p.deletePod(ref, "pruned: removed from Git")
+		}
+	}
+}
+
+func newStandalonePod(dp *corev1.Pod) *corev1.Pod {
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: *dp.ObjectMeta.DeepCopy(),
+		Spec:       *dp.Spec.DeepCopy(),
+	}
+	annotations := make(map[string]string, len(pod.Annotations)+1)
+	for k, v := range pod.Annotations {
+		annotations[k] = v
+	}
+	annotations[AnnotationSpecHash] = manifest.TemplateHash(&corev1.PodTemplateSpec{Spec: dp.Spec})
+	pod.Annotations = annotations
+	return pod
+}
+
+// ---- Scheduling ----
+
+// schedule places every unbound pod that will exist after this plan: observed
+// unbound pods that stay (in key order) first, then new pods in the order they
+// were decided. Each node offers its allocatable minus the requests of the
+// bound, unfinished pods that stay on it.
+func (p *planner) schedule() {
+	var pending []*change
+	for _, ref := range p.all {
+		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName != "" || terminal(ref.pod) {
+			continue
+		}
+		c := p.changes[ref.key]
+		if c == nil {
+			c = &change{pod: ref.pod} // copied only if it has to be written: see writable
+		}
+		c.owner = ownerOf(ref.pod)
+		pending = append(pending, c)
+	}
+	for _, c := range p.order {
+		if c.pod.Spec.NodeName == "" {
+			pending = append(pending, c)
+		} else {
+			p.bind(c, c.pod.Spec.NodeName) // pinned by its spec
+		}
+	}
+	if len(pending) == 0 {
+		return
+	}
+
+	nodes := make([]scheduler.Node, 0, len(p.observedNodes))
+	for i := range p.observedNodes {
+		n := &p.observedNodes[i]
+		nodes = append(nodes, scheduler.Node{
+			Name:   n.Name,
+			Labels: n.Labels,
+			Allocatable: scheduler.Resources{
+				MilliCPU: n.Status.Allocatable.Cpu().MilliValue(),
+				Memory:   n.Status.Allocatable.Memory().Value(),
+			},
+			Unschedulable: n.Spec.Unschedulable,
+		})
+	}
+	var bound []scheduler.Pod
+	for _, ref := range p.all {
+		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName == "" || terminal(ref.pod) {
+			continue
+		}
+		bound = append(bound, scheduler.Pod{Key: ref.key, Owner: ownerOf(ref.pod), Requests: scheduler.RequestsOf(&ref.pod.Spec), NodeName: ref.pod.Spec.NodeName})
+	}
+	for _, c := range p.order {
+		if c.pod.Spec.NodeName != "" { // pinned by its spec
+			bound = append(bound, scheduler.Pod{Key: key(c.pod.Namespace, c.pod.Name), Owner: c.owner, Requests: scheduler.RequestsOf(&c.pod.Spec), NodeName: c.pod.Spec.NodeName})
+		}
+	}
+	toPlace := make([]scheduler.Pod, len(pending))
+	for i, c := range pending {
+		toPlace[i] = scheduler.Pod{
+			Key:          key(c.pod.Namespace, c.pod.Name),
+			Owner:        c.owner,
+			Requests:     scheduler.RequestsOf(&c.pod.Spec),
+			NodeSelector: c.pod.Spec.NodeSelector,
+		}
+	}
+	res := scheduler.Schedule(nodes, append(slices.Clip(bound), toPlace...))
+
+	// A pod that fits nowhere is explained against the cluster as it will be
+	// once every placement of this plan is made, which is also what the next
+	// plan will see: so the reason is stable and the plan converges.
+	if len(res.Unschedulable) > 0 {
+		again := slices.Clip(bound)
+		var failed []scheduler.Pod
+		for _, sp := range toPlace {
+			if node, ok := res.Bindings[sp.Key]; ok {
+				sp.NodeName = node
+				again = append(again, sp)
+			} else {
+				failed = append(failed, sp)
+			}
+		}
+		final := scheduler.Schedule(nodes, append(again, failed...))
+		for k, why := range final.Unschedulable {
+			res.Unschedulable[k] = why
+		}
+	}
+
+	for _, c := range pending {
+		k := key(c.pod.Namespace, c.pod.Name)
+		if node, ok := res.Bindings[k]; ok {
+			p.bind(c, node)
+		} else {
+			p.unschedulable(c, res.Unschedulable[k])
+		}
+	}
+}
+
+func ownerOf(pod *corev1.Pod) string {
+	if owner := metav1.GetControllerOfNoCopy(pod); owner != nil && owner.Kind == "Deployment" {
+		return "Deployment/" + key(pod.Namespace, owner.Name)
+	}
+	return ""
+}
+
+// writable returns c's pod ready to be modified: an observed pod is copied
+// once, and the change is recorded as an update.
+func (p *planner) writable(c *change) *corev1.Pod {
+	k := key(c.pod.Namespace, c.pod.Name)
+	if p.changes[k] != c {
+		c.pod = c.pod.DeepCopy()
+		p.changes[k] = c
+	}
+	return c.pod
+}
+
+func (p *planner) bind(c *change, node string) {
+	pod := p.writable(c)
+	pod.Spec.NodeName = node
+	if pod.Status.Phase == "" {
+		pod.Status.Phase = corev1.PodPending
+	}
+	p.setScheduled(pod, corev1.ConditionTrue, "", "")
+	if !c.create {
+		c.reason = "scheduled to " + node
+	}
+}
+
+func (p *planner) unschedulable(c *change, why string) {
+	if !c.create && !c.dirty {
+		if cond := scheduledCondition(c.pod); cond != nil && c.pod.Status.Phase == corev1.PodPending &&
+			cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable && cond.Message == why {
+			return // already says so
+		}
+	}
+	pod := p.writable(c)
+	pod.Status.Phase = corev1.PodPending
+	p.setScheduled(pod, corev1.ConditionFalse, corev1.PodReasonUnschedulable, why)
+	if !c.create && !c.dirty {
+		c.reason = "unschedulable: " + why
+	}
+}
+
+func scheduledCondition(pod *corev1.Pod) *corev1.PodCondition {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodScheduled {
+			return &pod.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// setScheduled sets the PodScheduled condition; its transition time moves only
+// when its status does, as in Kubernetes.
+func (p *planner) setScheduled(pod *corev1.Pod, status corev1.ConditionStatus, reason, message string) {
+	cond := scheduledCondition(pod)
+	if cond == nil {
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled})
+		cond = &pod.Status.Conditions[len(pod.Status.Conditions)-1]
+	}
+	if cond.Status != status {
+		cond.LastTransitionTime = metav1.NewTime(p.now)
+	}
+	cond.Status, cond.Reason, cond.Message = status, reason, message
+}
+
+// ---- Services ----
+
+func (p *planner) services(desired []corev1.Service) {
+	observed := make(map[string]*corev1.Service, len(p.observedServices))
+	for i := range p.observedServices {
+		s := &p.observedServices[i]
+		observed[key(s.Namespace, s.Name)] = s
+	}
+	want := make(map[string]bool, len(desired))
+	for i := range desired {
+		s := &desired[i]
+		k := key(s.Namespace, s.Name)
+		want[k] = true
+		os := observed[k]
+		reason := "create"
+		if os != nil {
+			if equality.Semantic.DeepEqual(s.Spec, os.Spec) &&
+				equality.Semantic.DeepEqual(s.Labels, os.Labels) &&
+				equality.Semantic.DeepEqual(s.Annotations, os.Annotations) {
+				continue
+			}
+			reason = "changed in Git"
+		}
+		out := s.DeepCopy()
+		if out.APIVersion == "" {
+			out.APIVersion, out.Kind = "v1", "Service"
+		}
+		if os != nil {
+			keepStoreFields(&out.ObjectMeta, &os.ObjectMeta)
+		}
+		p.other = append(p.other, Action{Type: PutService, Service: out, Reason: reason})
+	}
+	var pruned []Action
+	for k, s := range observed {
+		if !want[k] {
+			pruned = append(pruned, Action{Type: DeleteService, Namespace: s.Namespace, Name: s.Name, Reason: "pruned: removed from Git"})
+		}
+	}
+	slices.SortFunc(pruned, byDeleteKey)
+	p.other = append(p.other, pruned...)
+}
+
+// ---- Result ----
+
+func (p *planner) result() []Action {
+	out := make([]Action, 0, len(p.deletes)+len(p.changes)+len(p.other))
+	for _, a := range p.deletes {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, byDeleteKey)
+	n := len(out)
+	for _, c := range p.changes {
+		t := UpdatePod
+		if c.create {
+			t = CreatePod
+		}
+		out = append(out, Action{Type: t, Pod: c.pod, Reason: c.reason})
+	}
+	slices.SortFunc(out[n:], func(a, b Action) int {
+		return cmp.Or(cmp.Compare(a.Pod.Namespace, b.Pod.Namespace), cmp.Compare(a.Pod.Name, b.Pod.Name))
+	})
+	// Deployment and service actions are already in order: desired (sorted by
+	// namespace and name) puts, then sorted deletes.
+	return append(out, p.other...)
+}
