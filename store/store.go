@@ -285,7 +285,9 @@ func (s *Store) SyncStatus(ctx context.Context) (SyncStatus, error) {
 }
 
 // Changes sends the etcd revision after any change under the given
-// sub-prefixes (all of bosun's keys when none are given). Notifications
+// sub-prefixes (all of bosun's keys when none are given). It also sends one
+// as soon as each watch is established, so a reader that snapshots on every
+// notification misses no change made before the watch began. Notifications
 // coalesce: a slow reader sees the newest revision, never a backlog. The
 // channel is closed when ctx ends. A compacted or broken watch is restarted
 // and signalled, since the reader re-reads everything anyway.
@@ -313,7 +315,7 @@ func (s *Store) Changes(ctx context.Context, prefixes ...string) <-chan int64 {
 			merged := make(chan int64)
 			done := make(chan struct{})
 			for _, p := range prefixes {
-				wch := s.cli.Watch(wctx, Prefix+p, clientv3.WithPrefix())
+				wch := s.cli.Watch(wctx, Prefix+p, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 				go func() {
 					defer func() { done <- struct{}{} }()
 					for resp := range wch {

@@ -181,6 +181,12 @@ func TestChanges_coalescesAndFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lead.Resign(context.Background())
+	// The first notification says the watch is established.
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification when the watch was established")
+	}
 	// A pod write is not under services/: no notification.
 	op, _ := PutPod(pod("default", "a", "u", ""))
 	if err := lead.Apply(ctx, []Op{op}); err != nil {

@@ -1,0 +1,133 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"bosun/store"
+)
+
+// benchCluster has nsCount namespaces with the services web, api, db and
+// svc-N (3 ready pods each), matching testdata/dnsperf-queries.txt.
+func benchCluster(nsCount, extraSvcs int) ([]corev1.Service, []corev1.Pod) {
+	var services []corev1.Service
+	var pods []corev1.Pod
+	ip := 0
+	for n := range nsCount {
+		ns := "prod"
+		if n == 1 {
+			ns = "staging"
+		} else if n > 1 {
+			ns = "ns" + strconv.Itoa(n)
+		}
+		names := []string{"web", "api", "db"}
+		for i := range extraSvcs {
+			names = append(names, "svc-"+strconv.Itoa(i))
+		}
+		for _, name := range names {
+			sel := map[string]string{"app": name}
+			services = append(services, service(ns, name, sel,
+				corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromString("web")},
+				corev1.ServicePort{Name: "grpc", Port: 9000}))
+			for p := range 3 {
+				ip++
+				addr := fmt.Sprintf("10.%d.%d.%d", ip>>16&255, ip>>8&255, ip&255)
+				pods = append(pods, readyPod(ns, name+"-"+strconv.Itoa(p), addr, sel))
+			}
+		}
+	}
+	return services, pods
+}
+
+func BenchmarkBuildIndex(b *testing.B) {
+	services, pods := benchCluster(10, 100) // 1030 services, 3090 pods
+	b.ReportAllocs()
+	for b.Loop() {
+		BuildIndex("cluster.local", services, pods)
+	}
+}
+
+func BenchmarkAnswer(b *testing.B) {
+	services, pods := benchCluster(10, 100)
+	ix := BuildIndex("cluster.local", services, pods)
+	for _, bc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"A", "web.prod.svc.cluster.local.", mdns.TypeA},
+		{"SRV", "_http._tcp.web.prod.svc.cluster.local.", mdns.TypeSRV},
+		{"NXDOMAIN", "missing.prod.svc.cluster.local.", mdns.TypeA},
+		{"MixedCase", "Web.Prod.svc.cluster.local.", mdns.TypeA},
+	} {
+		q := query(bc.qname, bc.qtype)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ix.Answer(q)
+			}
+		})
+	}
+}
+
+// BenchmarkServeDNS is the in-process cost of one query after unpacking:
+// lookup, EDNS0, truncation check and packing.
+func BenchmarkServeDNS(b *testing.B) {
+	s := handlerForTest(b)
+	services, pods := benchCluster(10, 100)
+	s.index.Store(BuildIndex("cluster.local", services, pods))
+	q := query("web.prod.svc.cluster.local.", mdns.TypeA)
+	q.SetEdns0(1232, false)
+	w := &discardWriter{}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ServeDNS(w, q)
+	}
+}
+
+type discardWriter struct{ recorder }
+
+func (*discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestServeForDNSPerf serves the benchmark cluster from an embedded store
+// for dnsperf; it runs only when BOSUN_DNSPERF_SERVE is a duration. See
+// doc.go for the command lines.
+func TestServeForDNSPerf(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("BOSUN_DNSPERF_SERVE"))
+	if err != nil {
+		t.Skip("set BOSUN_DNSPERF_SERVE=30s to serve the benchmark cluster on BOSUN_DNSPERF_LISTEN (default 127.0.0.1:5353)")
+	}
+	listen := os.Getenv("BOSUN_DNSPERF_LISTEN")
+	if listen == "" {
+		listen = DefaultListen
+	}
+	st := store.NewTest(t)
+	services, pods := benchCluster(10, 100)
+	for _, svc := range services {
+		putService(t, st, svc)
+	}
+	for _, p := range pods {
+		putPod(t, st, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	s, err := New(Config{Listen: []string{listen}, Upstreams: []string{"127.0.0.1:1"}}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		<-s.Ready()
+		t.Logf("serving %d names on %v for %v", s.Index().Len(), s.Addrs(), d)
+	}()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

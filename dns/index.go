@@ -1,0 +1,407 @@
+package dns
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// DefaultTTL is the TTL of every record when no other is configured.
+const DefaultTTL uint32 = 5
+
+// soaSerial is fixed: the zone is never transferred, so nothing compares
+// serials, and a fixed value keeps BuildIndex a pure function of its input.
+const soaSerial = 1
+
+// Index is the immutable, precomputed answer table for the cluster domain.
+// It is built from a snapshot by BuildIndex and never changes afterwards, so
+// any number of goroutines may call Answer while a new Index is being built.
+//
+// Every owner name the domain knows (records or empty non-terminals) is a key
+// of names, lowercased and fully qualified; Answer is a map lookup and a copy
+// of slice headers.
+type Index struct {
+	domain string // lowercased, fully qualified, e.g. "cluster.local."
+	soa    []mdns.RR
+	names  map[string]*entry
+
+	// Skipped lists objects left out because their names cannot form DNS
+	// labels ("ns/name: reason"); the server logs them.
+	Skipped []string
+}
+
+// entry holds the records of one owner name. Slices are clipped
+// (len == cap) so that an append by a reader always reallocates and can
+// never write into the shared backing array.
+type entry struct {
+	a, aaaa []mdns.RR
+	srv     []mdns.RR
+	srvXtra []mdns.RR // A/AAAA records of the SRV targets
+}
+
+// IndexOption adjusts BuildIndex.
+type IndexOption func(*indexConfig)
+
+type indexConfig struct{ ttl uint32 }
+
+// WithTTL sets the TTL of every record and of negative answers (the SOA
+// minimum). The default is DefaultTTL.
+func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl } }
+
+// BuildIndex computes every answer of the domain from services and pods. It is
+// pure: the same input gives the same Index.
+//
+// A Service <svc> in namespace <ns> owns <svc>.<ns>.svc.<domain>, whose A (or
+// AAAA) records are the addresses of its endpoints: the pods of the same
+// namespace whose labels contain the (non-empty) selector, that are Ready, have
+// a PodIP and are not being deleted. Every named port adds
+// _<port>._<proto>.<svc>.<ns>.svc.<domain> with one SRV per endpoint whose
+// target is <ip-with-dashes>.<svc>.<ns>.svc.<domain>, itself an A/AAAA name,
+// as Kubernetes does for headless services. The SRV port is the endpoint port
+// (the resolved targetPort), since every Service is headless for now.
+func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opts ...IndexOption) *Index {
+	cfg := indexConfig{ttl: DefaultTTL}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	domain = mdns.CanonicalName(domain)
+	ix := &Index{domain: domain, names: make(map[string]*entry)}
+	ix.soa = []mdns.RR{&mdns.SOA{
+		Hdr:     mdns.RR_Header{Name: domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: cfg.ttl},
+		Ns:      "ns.dns." + domain,
+		Mbox:    "hostmaster." + domain,
+		Serial:  soaSerial,
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  cfg.ttl,
+	}}
+	ix.names[domain] = &entry{}
+
+	podsByNS := make(map[string][]*corev1.Pod)
+	for i := range pods {
+		p := &pods[i]
+		podsByNS[p.Namespace] = append(podsByNS[p.Namespace], p)
+	}
+
+	for i := range services {
+		svc := &services[i]
+		if !isLabel(svc.Name) || !isLabel(svc.Namespace) {
+			ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
+			continue
+		}
+		svcName := strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain
+		eps := endpoints(svc, podsByNS[svc.Namespace])
+
+		e := ix.add(svcName)
+		for _, ep := range eps {
+			e.addAddr(addrRR(svcName, ep.ip, cfg.ttl))
+		}
+
+		for _, port := range svc.Spec.Ports {
+			if port.Name == "" {
+				continue
+			}
+			if !isLabel(port.Name) {
+				ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
+				continue
+			}
+			proto := strings.ToLower(string(port.Protocol))
+			if proto == "" {
+				proto = "tcp"
+			}
+			srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
+			se := ix.add(srvName)
+			var targets []resolvedEndpoint
+			for _, ep := range eps {
+				if p, ok := endpointPort(port, ep.pod); ok {
+					targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
+				}
+			}
+			weight := uint16(100)
+			if len(targets) > 1 {
+				weight = uint16(max(1, 100/len(targets)))
+			}
+			for _, t := range targets {
+				target := dashed(t.ip) + "." + svcName
+				se.srv = append(se.srv, &mdns.SRV{
+					Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: cfg.ttl},
+					Priority: 0,
+					Weight:   weight,
+					Port:     t.port,
+					Target:   target,
+				})
+				addr := addrRR(target, t.ip, cfg.ttl)
+				se.srvXtra = append(se.srvXtra, addr)
+				te := ix.add(target)
+				if len(te.a)+len(te.aaaa) == 0 {
+					te.addAddr(addr)
+				}
+			}
+		}
+	}
+
+	// Ancestors of every name exist (empty non-terminals answer NODATA, not
+	// NXDOMAIN, RFC 8020); clip every slice so readers cannot share appends.
+	owners := make([]string, 0, len(ix.names))
+	for name := range ix.names {
+		owners = append(owners, name)
+	}
+	for _, name := range owners {
+		for n := name; n != domain; {
+			n = n[strings.IndexByte(n, '.')+1:]
+			ix.add(n)
+		}
+	}
+	for _, e := range ix.names {
+		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
+	}
+	return ix
+}
+
+func (ix *Index) add(name string) *entry {
+	e, ok := ix.names[name]
+	if !ok {
+		e = &entry{}
+		ix.names[name] = e
+	}
+	return e
+}
+
+func (e *entry) addAddr(rr mdns.RR) {
+	if rr.Header().Rrtype == mdns.TypeAAAA {
+		e.aaaa = append(e.aaaa, rr)
+	} else {
+		e.a = append(e.a, rr)
+	}
+}
+
+type endpoint struct {
+	ip  netip.Addr
+	pod *corev1.Pod
+}
+
+type resolvedEndpoint struct {
+	ip   netip.Addr
+	port uint16
+}
+
+// endpoints returns the ready pods the service selects, one per address,
+// sorted by address. A service without a selector has no endpoints, as in
+// Kubernetes (its endpoints would be managed by hand).
+func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
+	sel := svc.Spec.Selector
+	if len(sel) == 0 {
+		return nil
+	}
+	var eps []endpoint
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil || !podReady(p) || !selects(sel, p.Labels) {
+			continue
+		}
+		ip, err := netip.ParseAddr(p.Status.PodIP)
+		if err != nil {
+			continue
+		}
+		eps = append(eps, endpoint{ip: ip.Unmap(), pod: p})
+	}
+	slices.SortFunc(eps, func(a, b endpoint) int {
+		if c := a.ip.Compare(b.ip); c != 0 {
+			return c
+		}
+		// Same address (host-network pods): keep the first by name, stably.
+		return strings.Compare(a.pod.Name, b.pod.Name)
+	})
+	return slices.CompactFunc(eps, func(a, b endpoint) bool { return a.ip == b.ip })
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func selects(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if lv, ok := labels[k]; !ok || lv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// endpointPort resolves the port a client of a headless service connects to
+// on pod: targetPort as a number, targetPort as a container port name, or the
+// service port when targetPort is unset. ok is false when a named targetPort
+// is not declared by the pod (Kubernetes leaves such a pod out of that port).
+func endpointPort(sp corev1.ServicePort, pod *corev1.Pod) (uint16, bool) {
+	tp := sp.TargetPort
+	switch {
+	case tp.StrVal != "":
+		proto := sp.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		for _, c := range pod.Spec.Containers {
+			for _, cp := range c.Ports {
+				cpProto := cp.Protocol
+				if cpProto == "" {
+					cpProto = corev1.ProtocolTCP
+				}
+				if cp.Name == tp.StrVal && cpProto == proto && validPort(cp.ContainerPort) {
+					return uint16(cp.ContainerPort), true
+				}
+			}
+		}
+		return 0, false
+	case tp.IntVal != 0:
+		return uint16(tp.IntVal), validPort(tp.IntVal)
+	default:
+		return uint16(sp.Port), validPort(sp.Port)
+	}
+}
+
+func validPort(p int32) bool { return p > 0 && p <= 65535 }
+
+func addrRR(name string, ip netip.Addr, ttl uint32) mdns.RR {
+	if ip.Is4() {
+		return &mdns.A{
+			Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: ttl},
+			A:   ip.AsSlice(),
+		}
+	}
+	return &mdns.AAAA{
+		Hdr:  mdns.RR_Header{Name: name, Rrtype: mdns.TypeAAAA, Class: mdns.ClassINET, Ttl: ttl},
+		AAAA: ip.AsSlice(),
+	}
+}
+
+// dashed turns an address into a label: 10.1.2.3 -> 10-1-2-3,
+// fd00::1 -> fd00--1 (as Kubernetes names headless endpoints).
+var dasher = strings.NewReplacer(".", "-", ":", "-")
+
+func dashed(ip netip.Addr) string {
+	return dasher.Replace(ip.WithZone("").String())
+}
+
+// isLabel reports whether s can be used as one DNS label: 1-63 letters,
+// digits or hyphens, not starting or ending with a hyphen (RFC 1123).
+func isLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Domain returns the index's domain, lowercased and fully qualified.
+func (ix *Index) Domain() string { return ix.domain }
+
+// Len returns the number of owner names in the index, empty non-terminals
+// included.
+func (ix *Index) Len() int { return len(ix.names) }
+
+// InDomain reports whether name (any case) is the domain or below it.
+func (ix *Index) InDomain(name string) bool { return inDomain(lower(name), ix.domain) }
+
+func inDomain(lname, domain string) bool {
+	if len(lname) < len(domain) {
+		return false
+	}
+	if len(lname) == len(domain) {
+		return lname == domain
+	}
+	return lname[len(lname)-len(domain)-1] == '.' && lname[len(lname)-len(domain):] == domain
+}
+
+// lower lowercases ASCII letters only (DNS names compare case-insensitively
+// over ASCII, RFC 4343); it does not allocate for an already lowercase name.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// Answer returns the reply to q, a query for a name inside the domain. It is
+// pure and safe for concurrent use.
+//
+// The reply carries the first question of q and the records of the index;
+// the records are shared with the index and must not be modified (the slices
+// holding them are the reply's own). EDNS0 and truncation are the transport's
+// business and are not handled here.
+func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.Id = q.Id
+	m.Response = true
+	m.Opcode = q.Opcode
+	if q.Opcode != mdns.OpcodeQuery {
+		m.Rcode = mdns.RcodeNotImplemented
+		return m
+	}
+	m.RecursionDesired = q.RecursionDesired
+	m.CheckingDisabled = q.CheckingDisabled
+	m.RecursionAvailable = true
+	if len(q.Question) != 1 {
+		m.Rcode = mdns.RcodeFormatError
+		return m
+	}
+	m.Question = []mdns.Question{q.Question[0]}
+	qu := q.Question[0]
+	name := lower(qu.Name)
+	if !inDomain(name, ix.domain) {
+		m.Rcode = mdns.RcodeRefused
+		return m
+	}
+	m.Authoritative = true
+	if qu.Qclass != mdns.ClassINET && qu.Qclass != mdns.ClassANY {
+		m.Rcode = mdns.RcodeRefused
+		return m
+	}
+	e, ok := ix.names[name]
+	if !ok {
+		m.Rcode = mdns.RcodeNameError
+		m.Ns = slices.Clone(ix.soa)
+		return m
+	}
+	switch qu.Qtype {
+	case mdns.TypeA:
+		m.Answer = slices.Clone(e.a)
+	case mdns.TypeAAAA:
+		m.Answer = slices.Clone(e.aaaa)
+	case mdns.TypeSRV:
+		m.Answer = slices.Clone(e.srv)
+		m.Extra = slices.Clone(e.srvXtra)
+	case mdns.TypeSOA:
+		if name == ix.domain {
+			m.Answer = slices.Clone(ix.soa)
+		}
+	case mdns.TypeANY:
+		// RFC 8482 lets a server answer ANY with a subset; the addresses
+		// are what clients asking ANY want.
+		m.Answer = slices.Concat(e.a, e.aaaa)
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = slices.Clone(ix.soa) // NODATA: the SOA lets resolvers cache it (RFC 2308)
+	}
+	return m
+}
