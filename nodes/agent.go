@@ -1,0 +1,286 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bosun/store"
+)
+
+// Agent runs the pods bound to one node. Create it with New and run it with
+// Run; an Agent runs once.
+type Agent struct {
+	cfg    Config
+	st     *store.Store
+	log    *slog.Logger
+	client *client.Client // set by Run
+	net    *network       // set by Run
+}
+
+// New validates cfg, fills in its defaults and returns an agent that writes
+// to st. It does not contact containerd or etcd.
+func New(cfg Config, st *store.Store) (*Agent, error) {
+	if st == nil {
+		return nil, errors.New("nodes: store is nil")
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("nodes: config: %w", err)
+	}
+	return &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}, nil
+}
+
+// DNSServer is the nameserver address pods on this node are given; the
+// cluster DNS must listen there on port 53.
+func (a *Agent) DNSServer() string { return a.cfg.DNSServer }
+
+// Run registers the node, adopts the containers a previous agent left, then
+// runs the pods bound to the node until ctx ends. On return the node is
+// deregistered but containers keep running: the next agent adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	c, err := client.New(a.cfg.ContainerdAddress, client.WithDefaultNamespace(a.cfg.Namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect to containerd at %s: %w", a.cfg.ContainerdAddress, err)
+	}
+	defer c.Close()
+	a.client = c
+	ctx = namespaces.WithNamespace(ctx, a.cfg.Namespace)
+	ver, err := c.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("containerd at %s: %w", a.cfg.ContainerdAddress, err)
+	}
+	if a.net, err = newNetwork(&a.cfg); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "pods"} {
+		if err := os.MkdirAll(a.cfg.StateDir+"/"+d, 0o755); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+
+	node := a.nodeObject(ver.Version)
+	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if lease == nil {
+			return
+		}
+		if err := lease.Close(cctx); err != nil {
+			a.log.Warn("deregister node", "err", err)
+		}
+	}()
+	a.log.Info("node registered", "containerd", ver.Version, "podCIDR", a.cfg.PodCIDR)
+
+	// Watch before the first list, so no change falls between them.
+	changes := a.st.Changes(ctx, store.PodsPrefix)
+	found, err := a.discover(ctx)
+	if err != nil {
+		return err
+	}
+	prior, err := a.st.PodStatuses(ctx)
+	if err != nil {
+		return fmt.Errorf("read pod statuses: %w", err)
+	}
+
+	l := &loop{a: a, workers: map[string]*podWorker{}, done: make(chan *podWorker)}
+	defer l.wg.Wait()
+	for key, byUID := range found {
+		w := l.spawn(ctx, key)
+		w.adopt = byUID
+		if ps, ok := prior[key]; ok {
+			w.prior = &ps
+		}
+	}
+	// Adopted workers must know their pod before they start: a worker
+	// without a pod tears its containers down.
+	if err := l.refresh(ctx); err != nil {
+		return fmt.Errorf("list pods on node %s: %w", a.cfg.NodeName, err)
+	}
+	for _, w := range l.workers {
+		if !w.started {
+			l.start(ctx, w)
+		}
+	}
+
+	resync := time.NewTicker(a.cfg.ResyncInterval)
+	defer resync.Stop()
+	var retryRegister <-chan time.Time
+	for {
+		var lost <-chan struct{}
+		if lease != nil {
+			lost = lease.Lost()
+		}
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopping; containers keep running")
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+			if err := l.refresh(ctx); err != nil {
+				a.log.Warn("list pods", "err", err)
+			}
+		case <-resync.C:
+			if err := l.refresh(ctx); err != nil {
+				a.log.Warn("list pods", "err", err)
+			}
+		case w := <-l.done:
+			l.finished(ctx, w)
+		case <-lost:
+			a.log.Warn("node lease lost; registering again")
+			lease = nil
+			retryRegister = time.After(0)
+		case <-retryRegister:
+			retryRegister = nil
+			lease, err = a.st.RegisterNode(ctx, a.nodeObject(ver.Version), a.cfg.LeaseTTL)
+			if err != nil {
+				a.log.Warn("register node", "err", err)
+				lease = nil
+				retryRegister = time.After(time.Second)
+			}
+		}
+	}
+}
+
+// loop is Run's bookkeeping of pod workers; only Run's goroutine touches it.
+type loop struct {
+	a       *Agent
+	workers map[string]*podWorker // by namespace/name
+	desired map[string]*corev1.Pod
+	done    chan *podWorker
+	wg      sync.WaitGroup
+}
+
+// refresh reads the pods bound to this node and hands each worker its pod
+// (nil when the pod is gone), starting workers for new pods.
+func (l *loop) refresh(ctx context.Context) error {
+	pods, _, err := l.a.st.PodsOnNode(ctx, l.a.cfg.NodeName)
+	if err != nil {
+		return err
+	}
+	desired := make(map[string]*corev1.Pod, len(pods))
+	for i := range pods {
+		p := &pods[i]
+		desired[p.Namespace+"/"+p.Name] = p
+	}
+	l.desired = desired
+	for key, p := range desired {
+		w := l.workers[key]
+		if w == nil {
+			w = l.spawn(ctx, key)
+			w.set(p)
+			l.start(ctx, w)
+			continue
+		}
+		w.set(p)
+	}
+	for key, w := range l.workers {
+		if desired[key] == nil {
+			w.set(nil)
+		}
+	}
+	return nil
+}
+
+func (l *loop) spawn(ctx context.Context, key string) *podWorker {
+	w := newPodWorker(l.a, key, l.done)
+	l.workers[key] = w
+	return w
+}
+
+func (l *loop) start(ctx context.Context, w *podWorker) {
+	w.started = true
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		w.run(ctx)
+	}()
+}
+
+// finished forgets a worker whose pod is gone, and starts a new one if a pod
+// of that name was bound again meanwhile.
+func (l *loop) finished(ctx context.Context, w *podWorker) {
+	if l.workers[w.key] == w {
+		delete(l.workers, w.key)
+	}
+	if p := l.desired[w.key]; p != nil {
+		nw := l.spawn(ctx, w.key)
+		nw.set(p)
+		l.start(ctx, nw)
+	}
+}
+
+// nodeObject describes this node for the store.
+func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
+	labels := map[string]string{}
+	for k, v := range a.cfg.Labels {
+		labels[k] = v
+	}
+	labels["kubernetes.io/hostname"] = a.cfg.NodeName
+	labels["kubernetes.io/os"] = runtime.GOOS
+	labels["kubernetes.io/arch"] = runtime.GOARCH
+	now := metav1.Now()
+	n := &corev1.Node{
+		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
+		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels},
+		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}},
+		Status: corev1.NodeStatus{
+			Capacity:    a.cfg.Capacity.DeepCopy(),
+			Allocatable: a.cfg.Capacity.DeepCopy(),
+			Conditions: []corev1.NodeCondition{{
+				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "AgentReady",
+				Message: "bosun agent is running", LastHeartbeatTime: now, LastTransitionTime: now,
+			}},
+			NodeInfo: corev1.NodeSystemInfo{
+				ContainerRuntimeVersion: "containerd://" + containerdVersion,
+				KubeletVersion:          "bosun",
+				OperatingSystem:         runtime.GOOS,
+				Architecture:            runtime.GOARCH,
+			},
+		},
+	}
+	if hn, err := os.Hostname(); err == nil {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: hn})
+	}
+	if a.cfg.NodeIP != "" {
+		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP})
+	}
+	return n
+}
+
+// hostIP guesses the node's address: the source address of the default
+// route, else the first global unicast IPv4 address of an interface.
+func hostIP() string {
+	if c, err := net.Dial("udp4", "192.0.2.1:9"); err == nil {
+		defer c.Close()
+		if ua, ok := c.LocalAddr().(*net.UDPAddr); ok && !ua.IP.IsLoopback() {
+			return ua.IP.String()
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, ad := range addrs {
+		if ipn, ok := ad.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+			return ipn.IP.String()
+		}
+	}
+	return ""
+}

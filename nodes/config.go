@@ -1,0 +1,149 @@
+package nodes
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Config configures an Agent. The zero value of every field but NodeName and
+// StateDir has a working default, given in its comment.
+type Config struct {
+	NodeName string            // required; a DNS subdomain
+	Labels   map[string]string // node labels; kubernetes.io/hostname=NodeName is added
+
+	ContainerdAddress string // default /run/containerd/containerd.sock
+	Namespace         string // containerd namespace, default "bosun"
+	Snapshotter       string // default "overlayfs"
+
+	// StateDir holds per-node data: logs/<ns>_<pod>/<container>.log,
+	// pods/<uid>/{hosts,resolv.conf}, cni/ (conflist, IPAM state). Required.
+	StateDir string
+	// NetnsDir is where pod network namespaces are bind-mounted, so that
+	// `ip netns` sees them. Default /run/netns.
+	NetnsDir string
+
+	CNIBinDirs []string // default /usr/lib/cni, /opt/cni/bin
+	CNIConfDir string   // where bosun writes its conflist, default StateDir/cni
+	PodCIDR    string   // default 10.88.0.0/16; the gateway is the first address
+	BridgeName string   // Linux bridge and CNI network name, default "bosun0"
+	// DNSServer is the nameserver in pods' resolv.conf, default the bridge
+	// gateway address.
+	DNSServer string
+	// ClusterDomain for the resolv.conf search path, default cluster.local.
+	ClusterDomain string
+
+	// RestartBackoff is the delay before the second restart of a crashing
+	// container; it doubles per restart up to MaxRestartBackoff and resets
+	// after a run of 2*MaxRestartBackoff (kubelet: 10s, 5m, 10m).
+	RestartBackoff    time.Duration // default 10s
+	MaxRestartBackoff time.Duration // default 5m
+	// ResyncInterval bounds how long a pod worker sleeps without an event
+	// (it retries failed operations such as image pulls). Default 10s.
+	ResyncInterval time.Duration
+
+	Capacity corev1.ResourceList // default: the machine's CPUs and memory, 110 pods
+	NodeIP   string              // address published in node status, default: detected
+	// LeaseTTL of the node registration. Default 10s.
+	LeaseTTL time.Duration
+
+	Logger *slog.Logger // default: discard
+}
+
+func (c *Config) setDefaults() error {
+	if errs := validation.IsDNS1123Subdomain(c.NodeName); len(errs) > 0 {
+		return fmt.Errorf("node name %q: %v", c.NodeName, errs)
+	}
+	if c.StateDir == "" {
+		return fmt.Errorf("state dir is empty")
+	}
+	abs, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		return fmt.Errorf("state dir %q: %w", c.StateDir, err)
+	}
+	c.StateDir = abs
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.ContainerdAddress, "/run/containerd/containerd.sock")
+	def(&c.Namespace, "bosun")
+	def(&c.Snapshotter, "overlayfs")
+	def(&c.NetnsDir, "/run/netns")
+	def(&c.CNIConfDir, filepath.Join(c.StateDir, "cni"))
+	def(&c.PodCIDR, "10.88.0.0/16")
+	def(&c.BridgeName, "bosun0")
+	def(&c.ClusterDomain, "cluster.local")
+	if len(c.CNIBinDirs) == 0 {
+		c.CNIBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
+	}
+	prefix, err := netip.ParsePrefix(c.PodCIDR)
+	if err != nil || !prefix.Addr().Is4() || prefix.Bits() > 30 {
+		return fmt.Errorf("pod CIDR %q: want an IPv4 prefix of at most /30", c.PodCIDR)
+	}
+	c.PodCIDR = prefix.Masked().String()
+	if len(c.BridgeName) > 15 {
+		return fmt.Errorf("bridge name %q: longer than 15 characters", c.BridgeName)
+	}
+	def(&c.DNSServer, gatewayOf(prefix).String())
+	if _, err := netip.ParseAddr(c.DNSServer); err != nil {
+		return fmt.Errorf("DNS server %q: %w", c.DNSServer, err)
+	}
+	durDef := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	durDef(&c.RestartBackoff, 10*time.Second)
+	durDef(&c.MaxRestartBackoff, 5*time.Minute)
+	durDef(&c.ResyncInterval, 10*time.Second)
+	durDef(&c.LeaseTTL, 10*time.Second)
+	if c.MaxRestartBackoff < c.RestartBackoff {
+		c.MaxRestartBackoff = c.RestartBackoff
+	}
+	if c.Capacity == nil {
+		c.Capacity = corev1.ResourceList{
+			corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),
+			corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
+		}
+	}
+	if _, ok := c.Capacity[corev1.ResourcePods]; !ok {
+		c.Capacity = c.Capacity.DeepCopy()
+		c.Capacity[corev1.ResourcePods] = *resource.NewQuantity(110, resource.DecimalSI)
+	}
+	if c.NodeIP == "" {
+		c.NodeIP = hostIP()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+// gatewayOf returns the first host address of the prefix (x.y.z.1).
+func gatewayOf(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// memTotal reads MemTotal from /proc/meminfo in bytes (0 if unreadable).
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	for _, line := range splitLines(string(b)) {
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+			return kb * 1024
+		}
+	}
+	return 0
+}

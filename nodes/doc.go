@@ -1,0 +1,43 @@
+// Package nodes is bosun's node agent: it does kubelet's job on one machine.
+//
+// An Agent registers its node in the store under a lease (capacity, labels,
+// addresses, Ready), watches the pods bound to the node and runs them on
+// containerd, writing each pod's status back. One goroutine per pod (a pod
+// worker) owns that pod's state; Run's loop feeds it the pod as bound in the
+// store and waits for every worker on shutdown.
+//
+//	store pods/<ns>/<name> --watch--> Run loop --set(pod)--> pod worker
+//	                                                         |  netns + CNI bridge (eth0, IP)
+//	                                                         |  containers joined to the netns
+//	store podstatus/<ns>/<name> <--PutPodStatus (on change)--+  exits, restarts, backoff
+//
+// A pod gets a named network namespace (NetnsDir/bosun-<ns>-<pod>-<uid8>)
+// attached to a Linux bridge through CNI (bridge + host-local IPAM), and a
+// shared /etc/hosts and /etc/resolv.conf (cluster search path) bind-mounted
+// read-only into each of its containers, so containers of a pod reach each
+// other on localhost. Each run of a container is a fresh containerd
+// container with its own snapshot; its stdout and stderr go to
+// StateDir/logs/<ns>_<pod>/<container>.log (LogPath), the previous run's to
+// <container>.log.1.
+//
+// Restarts follow the pod's restartPolicy with kubelet's backoff: the first
+// restart is immediate, then RestartBackoff doubling to MaxRestartBackoff,
+// reset after a run of 2*MaxRestartBackoff. Status follows kubelet: phase,
+// conditions, container states with waiting reasons (ContainerCreating,
+// CrashLoopBackOff, ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
+// CreateContainerConfigError), last termination and restart counts.
+// Readiness is the container's Ready flag, true while running until probes
+// drive it.
+//
+// Contract on stopping: when Run's context ends the node is deregistered but
+// containers keep running. Every container carries labels (LabelPodUID and
+// friends) from which a restarted agent adopts it: same container, same
+// netns and IP, no duplicate. Containers of pods no longer bound to the node
+// are torn down: SIGTERM, the pod's grace period, SIGKILL, then the
+// container, its snapshot, the CNI attachment (freeing the IP), the netns
+// and the pod's status key are removed.
+//
+// The decisions (restart, backoff, phase, status, process arguments,
+// environment) are pure functions in podstate.go; the I/O lives in
+// runtime.go (containerd), network.go (netns, CNI) and worker.go.
+package nodes

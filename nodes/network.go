@@ -1,0 +1,191 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	gocni "github.com/containerd/go-cni"
+	"golang.org/x/sys/unix"
+)
+
+// network wires pod network namespaces to bosun's bridge through CNI.
+type network struct {
+	cni      gocni.CNI
+	netnsDir string
+}
+
+// bridgeConfList is bosun's CNI network: a Linux bridge with host-local IPAM
+// whose state lives in stateDir (so each node's allocations stay its own).
+func bridgeConfList(bridge, cidr, ipamDir string) ([]byte, error) {
+	prefix, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return nil, err
+	}
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       bridge,
+		"plugins": []any{
+			map[string]any{
+				"type":        "bridge",
+				"bridge":      bridge,
+				"isGateway":   true,
+				"ipMasq":      false,
+				"hairpinMode": true,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": prefix.String(), "gateway": gatewayOf(prefix).String()}}},
+					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+					"dataDir": ipamDir,
+				},
+			},
+		},
+	}
+	return json.MarshalIndent(conf, "", "  ")
+}
+
+func newNetwork(cfg *Config) (*network, error) {
+	conf, err := bridgeConfList(cfg.BridgeName, cfg.PodCIDR, filepath.Join(cfg.CNIConfDir, "networks"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.CNIConfDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cni conf dir: %w", err)
+	}
+	// Written for operators to inspect; the agent loads it from memory.
+	confPath := filepath.Join(cfg.CNIConfDir, "10-"+cfg.BridgeName+".conflist")
+	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
+		return nil, fmt.Errorf("write %s: %w", confPath, err)
+	}
+	cni, err := gocni.New(
+		gocni.WithPluginDir(cfg.CNIBinDirs),
+		gocni.WithPluginConfDir(cfg.CNIConfDir),
+		gocni.WithInterfacePrefix("eth"),
+		gocni.WithMinNetworkCount(2),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cni: %w", err)
+	}
+	// The bridge first: go-cni names interfaces by load order, and the pod's
+	// interface must be eth0.
+	if err := cni.Load(gocni.WithConfListBytes(conf), gocni.WithLoNetwork); err != nil {
+		return nil, fmt.Errorf("cni load %s: %w", confPath, err)
+	}
+	return &network{cni: cni, netnsDir: cfg.NetnsDir}, nil
+}
+
+// netnsPath is where the named network namespace is mounted.
+func (n *network) netnsPath(name string) string { return filepath.Join(n.netnsDir, name) }
+
+// setup creates the named network namespace and attaches it to the bridge;
+// it returns the namespace path and the pod IP. Leftovers of an earlier
+// attempt under the same name (a namespace, an attachment) are removed
+// first, and a failed attempt cleans up after itself.
+func (n *network) setup(ctx context.Context, name string) (path, ip string, err error) {
+	path = n.netnsPath(name)
+	if isNetns(path) {
+		if err := n.teardown(ctx, name, path); err != nil {
+			return "", "", fmt.Errorf("remove stale network of %s: %w", name, err)
+		}
+	}
+	if err := createNetns(path); err != nil {
+		return "", "", err
+	}
+	defer func() {
+		if err != nil {
+			if terr := n.teardown(context.WithoutCancel(ctx), name, path); terr != nil {
+				err = fmt.Errorf("%w (and cleaning up: %w)", err, terr)
+			}
+		}
+	}()
+	res, err := n.cni.Setup(ctx, name, path)
+	if err != nil {
+		return "", "", fmt.Errorf("cni setup %s: %w", name, err)
+	}
+	if iface := res.Interfaces["eth0"]; iface != nil {
+		for _, ipc := range iface.IPConfigs {
+			if v4 := ipc.IP.To4(); v4 != nil {
+				return path, v4.String(), nil
+			}
+		}
+	}
+	return "", "", fmt.Errorf("cni setup %s: no IPv4 address on eth0", name)
+}
+
+// teardown detaches the namespace from the bridge (freeing its IP) and
+// removes it. Missing pieces are not an error.
+func (n *network) teardown(ctx context.Context, name, path string) error {
+	if path == "" {
+		path = n.netnsPath(name)
+	}
+	nsPath := path
+	if _, err := os.Stat(path); err != nil {
+		nsPath = "" // let the plugins release IPAM state without a namespace
+	}
+	if err := n.cni.Remove(ctx, name, nsPath); err != nil {
+		return fmt.Errorf("cni remove %s: %w", name, err)
+	}
+	return removeNetns(path)
+}
+
+// createNetns creates a network namespace bind-mounted at path, unless one is
+// already mounted there.
+func createNetns(path string) (err error) {
+	if isNetns(path) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("netns dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o444)
+	if err != nil {
+		return fmt.Errorf("netns %s: %w", path, err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// The thread enters the new namespace and is never unlocked: Go
+		// ends a locked thread when its goroutine exits, so no other
+		// goroutine ever runs in the new namespace.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind mount: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return fmt.Errorf("netns %s: %w", path, err)
+	}
+	return nil
+}
+
+// isNetns reports whether a network namespace is mounted at path.
+func isNetns(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+func removeNetns(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount netns %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove netns %s: %w", path, err)
+	}
+	return nil
+}

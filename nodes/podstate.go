@@ -1,0 +1,477 @@
+package nodes
+
+// Pure decisions of a pod worker: restart and backoff, the pod's status, the
+// process arguments and environment of a container, names and generated
+// files. Nothing here does I/O or reads the clock.
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Waiting reasons, as kubelet reports them.
+const (
+	ReasonContainerCreating = "ContainerCreating"
+	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
+	ReasonErrImagePull      = "ErrImagePull"
+	ReasonImagePullBackOff  = "ImagePullBackOff"
+	ReasonErrImageNeverPull = "ErrImageNeverPull"
+	ReasonCreateConfigError = "CreateContainerConfigError"
+	ReasonCreateError       = "CreateContainerError"
+	ReasonRunError          = "RunContainerError"
+)
+
+// containerRecord is a pod worker's view of one container of its pod. The
+// worker owns it; status is derived from it by buildStatus.
+type containerRecord struct {
+	Name string
+	// ID is the containerd container ID of the current (or last) instance,
+	// "" when none exists.
+	ID      string
+	ImageID string
+	Running bool
+	// Ready is the container's readiness: set when it starts (no probes
+	// yet); probes will drive it.
+	Ready     bool
+	StartedAt time.Time
+	// Terminated is the final state of a container that will not restart.
+	Terminated *corev1.ContainerStateTerminated
+	// Last is the termination of the previous run.
+	Last *corev1.ContainerStateTerminated
+	// Waiting is why the container is not running (when neither Running nor
+	// Terminated).
+	Waiting      *corev1.ContainerStateWaiting
+	RestartCount int32
+	// Backoff counts consecutive restarts (or failed starts) for the backoff.
+	Backoff int
+	// NextStart is the earliest time of the next start attempt.
+	NextStart time.Time
+}
+
+// shouldRestart applies the pod's restartPolicy to an exit code.
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default: // Always, and the API default
+		return true
+	}
+}
+
+// backoffDelay is the wait before attempt n+1 after n consecutive failures:
+// 0 for the first retry, then base, 2*base, ... capped at max (kubelet's
+// restart backoff).
+func backoffDelay(n int, base, max time.Duration) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := base
+	for i := 1; i < n; i++ {
+		d *= 2
+		if d >= max {
+			return max
+		}
+	}
+	if d > max {
+		return max
+	}
+	return d
+}
+
+// exitPlan decides what follows a container's exit.
+type exitPlan struct {
+	Restart bool
+	Delay   time.Duration // before the restart
+	Backoff int           // the record's new backoff count
+}
+
+// planExit returns the plan after a run of ranFor ending with exitCode, given
+// the record's backoff count. A run longer than 2*max resets the backoff.
+func planExit(policy corev1.RestartPolicy, exitCode int32, ranFor time.Duration, backoff int, base, max time.Duration) exitPlan {
+	if !shouldRestart(policy, exitCode) {
+		return exitPlan{Backoff: backoff}
+	}
+	if ranFor >= 2*max {
+		backoff = 0
+	}
+	return exitPlan{Restart: true, Delay: backoffDelay(backoff, base, max), Backoff: backoff + 1}
+}
+
+// exitReason is the terminated reason kubelet reports for an exit code.
+func exitReason(exitCode int32) string {
+	if exitCode == 0 {
+		return "Completed"
+	}
+	return "Error"
+}
+
+// statusInput is everything buildStatus needs.
+type statusInput struct {
+	Pod       *corev1.Pod
+	Records   map[string]*containerRecord
+	PodIP     string
+	HostIP    string
+	StartTime time.Time
+	// Message, when set, explains a pod-level problem (sandbox setup).
+	Message string
+	Prev    *corev1.PodStatus // the last status written, for transition times
+	Now     time.Time
+}
+
+// buildStatus derives the pod's status from the worker's records.
+func buildStatus(in statusInput) corev1.PodStatus {
+	st := corev1.PodStatus{HostIP: in.HostIP, PodIP: in.PodIP, Message: in.Message}
+	if in.HostIP != "" {
+		st.HostIPs = []corev1.HostIP{{IP: in.HostIP}}
+	}
+	if in.PodIP != "" {
+		st.PodIPs = []corev1.PodIP{{IP: in.PodIP}}
+	}
+	if !in.StartTime.IsZero() {
+		t := metav1.NewTime(in.StartTime)
+		st.StartTime = &t
+	}
+	allReady := len(in.Pod.Spec.Containers) > 0
+	for _, c := range in.Pod.Spec.Containers {
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+		rec := in.Records[c.Name]
+		if rec == nil {
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
+			st.ContainerStatuses = append(st.ContainerStatuses, cs)
+			allReady = false
+			continue
+		}
+		cs.ImageID = rec.ImageID
+		if rec.ID != "" {
+			cs.ContainerID = "containerd://" + rec.ID
+		}
+		cs.RestartCount = rec.RestartCount
+		switch {
+		case rec.Running:
+			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
+			cs.Ready = rec.Ready
+			started := true
+			cs.Started = &started
+		case rec.Terminated != nil:
+			cs.State.Terminated = rec.Terminated.DeepCopy()
+		case rec.Waiting != nil:
+			cs.State.Waiting = rec.Waiting.DeepCopy()
+		default:
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
+		}
+		if rec.Last != nil {
+			cs.LastTerminationState.Terminated = rec.Last.DeepCopy()
+		}
+		if !cs.Ready {
+			allReady = false
+		}
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	st.Phase = podPhase(in.Pod.Spec.RestartPolicy, st.ContainerStatuses)
+
+	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason}
+		if ok {
+			c.Status, c.Reason = corev1.ConditionTrue, ""
+		}
+		c.LastTransitionTime = metav1.NewTime(in.Now)
+		if in.Prev != nil {
+			for _, p := range in.Prev.Conditions {
+				if p.Type == t && p.Status == c.Status {
+					c.LastTransitionTime = p.LastTransitionTime
+				}
+			}
+		}
+		return c
+	}
+	readyReason := "ContainersNotReady"
+	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
+		readyReason = "PodCompleted"
+	}
+	st.Conditions = []corev1.PodCondition{
+		cond(corev1.PodScheduled, true, ""),
+		cond(corev1.PodInitialized, true, ""),
+		cond(corev1.ContainersReady, allReady, readyReason),
+		cond(corev1.PodReady, allReady, readyReason),
+	}
+	return st
+}
+
+// podPhase follows kubelet's getPhase for pods without init containers.
+func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) corev1.PodPhase {
+	var waiting, running, stopped, succeeded int
+	for _, cs := range statuses {
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Terminated != nil:
+			stopped++
+			if cs.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case cs.LastTerminationState.Terminated != nil:
+			// Waiting to restart after a run.
+			stopped++
+			if cs.LastTerminationState.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		default:
+			waiting++
+		}
+	}
+	switch {
+	case waiting > 0 || len(statuses) == 0:
+		return corev1.PodPending
+	case running > 0:
+		return corev1.PodRunning
+	case policy == corev1.RestartPolicyNever:
+		if stopped == succeeded {
+			return corev1.PodSucceeded
+		}
+		return corev1.PodFailed
+	case policy == corev1.RestartPolicyOnFailure:
+		if stopped == succeeded {
+			return corev1.PodSucceeded
+		}
+		return corev1.PodRunning
+	default: // Always: every container is restarting
+		return corev1.PodRunning
+	}
+}
+
+// statusEqual reports whether two statuses are the same. Times are part of
+// a status, but buildStatus reuses the recorded times, so a status rebuilt
+// from unchanged records is equal and is not written again.
+func statusEqual(a, b *corev1.PodStatus) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return apiequality.Semantic.DeepEqual(a, b)
+}
+
+// processArgs applies Kubernetes' command/args semantics to the image's
+// entrypoint and cmd: command replaces the entrypoint (and drops the cmd),
+// args replace the cmd.
+func processArgs(entrypoint, cmd, command, args []string) []string {
+	var out []string
+	switch {
+	case len(command) > 0:
+		out = append(out, command...)
+		out = append(out, args...)
+	case len(args) > 0:
+		out = append(out, entrypoint...)
+		out = append(out, args...)
+	default:
+		out = append(out, entrypoint...)
+		out = append(out, cmd...)
+	}
+	return out
+}
+
+// podFacts are the values the downward API can inject.
+type podFacts struct {
+	PodName, Namespace, UID, PodIP, NodeName, HostIP string
+	ServiceAccount                                   string
+}
+
+// containerEnv builds a container's environment (KEY=value) from its spec:
+// POD_NAME, POD_NAMESPACE and POD_IP first (the downward API a pod would
+// otherwise declare), then the spec's env with $(VAR) references expanded
+// and fieldRef values resolved. Other valueFrom sources are not supported yet
+// and are an error naming the variable.
+func containerEnv(c *corev1.Container, f podFacts) ([]string, error) {
+	vals := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vals[k]; !ok {
+			order = append(order, k)
+		}
+		vals[k] = v
+	}
+	set("POD_NAME", f.PodName)
+	set("POD_NAMESPACE", f.Namespace)
+	if f.PodIP != "" {
+		set("POD_IP", f.PodIP)
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			set(e.Name, expandVars(e.Value, vals))
+		case e.ValueFrom.FieldRef != nil:
+			v, err := fieldRefValue(e.ValueFrom.FieldRef.FieldPath, f)
+			if err != nil {
+				return nil, fmt.Errorf("container %s: env %s: %w", c.Name, e.Name, err)
+			}
+			set(e.Name, v)
+		default:
+			return nil, fmt.Errorf("container %s: env %s: only value and valueFrom.fieldRef are supported", c.Name, e.Name)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, k := range order {
+		out = append(out, k+"="+vals[k])
+	}
+	return out, nil
+}
+
+func fieldRefValue(path string, f podFacts) (string, error) {
+	switch path {
+	case "metadata.name":
+		return f.PodName, nil
+	case "metadata.namespace":
+		return f.Namespace, nil
+	case "metadata.uid":
+		return f.UID, nil
+	case "status.podIP":
+		return f.PodIP, nil
+	case "status.hostIP":
+		return f.HostIP, nil
+	case "spec.nodeName":
+		return f.NodeName, nil
+	case "spec.serviceAccountName":
+		return f.ServiceAccount, nil
+	}
+	return "", fmt.Errorf("fieldRef %q is not supported", path)
+}
+
+var varRef = regexp.MustCompile(`\$\$|\$\([A-Za-z_][A-Za-z0-9_.-]*\)`)
+
+// expandVars expands $(VAR) from vars as Kubernetes does: unknown references
+// stay as written, $$ escapes a dollar.
+func expandVars(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	return varRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		if v, ok := vars[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// expandAll expands $(VAR) in command and args with the container's env.
+func expandAll(in []string, env []string) []string {
+	if len(in) == 0 {
+		return in
+	}
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expandVars(s, vars)
+	}
+	return out
+}
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// shortUID is the first 8 hex characters of a UID.
+func shortUID(uid string) string {
+	s := strings.ReplaceAll(uid, "-", "")
+	if len(s) > 8 {
+		s = s[:8]
+	}
+	return s
+}
+
+// boundedName joins parts with "-" and, when the result is longer than max,
+// keeps a prefix and appends a hash of the whole so names stay unique.
+func boundedName(max int, parts ...string) string {
+	s := unsafeID.ReplaceAllString(strings.Join(parts, "-"), "_")
+	if len(s) <= max {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := fmt.Sprintf("%x", sum[:6])
+	return s[:max-len(h)-1] + "-" + h
+}
+
+// sandboxName names the pod's network namespace and CNI attachment.
+func sandboxName(namespace, pod, uid string) string {
+	return boundedName(100, "bosun", namespace, pod, shortUID(uid))
+}
+
+// containerID names one instance (run) of a container; containerd accepts
+// at most 76 characters.
+func containerID(namespace, pod, uid, container string, restart int32) string {
+	return boundedName(76, namespace, pod, container, shortUID(uid), fmt.Sprint(restart))
+}
+
+// resolvConf is a pod's /etc/resolv.conf, with Kubernetes' search path.
+func resolvConf(namespace, domain, server string) string {
+	return fmt.Sprintf("nameserver %s\nsearch %s.svc.%s svc.%s %s\noptions ndots:5\n",
+		server, namespace, domain, domain, domain)
+}
+
+// hostsFile is a pod's /etc/hosts.
+func hostsFile(hostname, podIP string) string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	if podIP != "" {
+		fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
+	}
+	return b.String()
+}
+
+// podHostname is the pod's hostname: its name, cut to a DNS label.
+func podHostname(pod string) string {
+	if len(pod) > 63 {
+		pod = strings.TrimRight(pod[:63], "-.")
+	}
+	return pod
+}
+
+// gracePeriod is the pod's termination grace period (default 30s).
+func gracePeriod(pod *corev1.Pod) time.Duration {
+	if pod != nil && pod.Spec.TerminationGracePeriodSeconds != nil && *pod.Spec.TerminationGracePeriodSeconds >= 0 {
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	}
+	return 30 * time.Second
+}
+
+// pullPolicy is the container's image pull policy with the API default:
+// Always for :latest or untagged images, else IfNotPresent.
+func pullPolicy(c *corev1.Container) corev1.PullPolicy {
+	if c.ImagePullPolicy != "" {
+		return c.ImagePullPolicy
+	}
+	img := c.Image
+	if i := strings.LastIndex(img, "@"); i >= 0 {
+		return corev1.PullIfNotPresent
+	}
+	slash := strings.LastIndex(img, "/")
+	colon := strings.LastIndex(img, ":")
+	if colon <= slash || img[colon+1:] == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+func splitLines(s string) []string { return strings.Split(s, "\n") }
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

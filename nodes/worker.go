@@ -1,0 +1,668 @@
+package nodes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/store"
+)
+
+// podWorker owns everything about one pod key (namespace/name) on this node:
+// its sandbox, its containers and its status. Run's loop feeds it the pod
+// as bound in the store (set); the worker converges to it. When the pod
+// goes away the worker tears everything down, reports on done and ends.
+type podWorker struct {
+	a         *Agent
+	key       string
+	namespace string
+	name      string
+	log       *slog.Logger
+	done      chan<- *podWorker
+	started   bool // touched by Run's loop only
+
+	mu      sync.Mutex
+	desired *corev1.Pod
+	kick    chan struct{} // capacity 1: "desired changed"
+
+	// Set before run starts.
+	adopt map[string][]adoptedContainer // by pod UID
+	prior *store.PodStatus
+
+	exits   chan taskExit
+	waiters sync.WaitGroup
+
+	// Owned by run.
+	cur     *podRun   // the pod instance being run
+	orphans []*podRun // adopted instances of other UIDs, to tear down
+}
+
+// podRun is one pod instance (one UID) on this node.
+type podRun struct {
+	uid       types.UID
+	pod       *corev1.Pod // nil for an orphan found at start-up
+	grace     time.Duration
+	sandbox   string // netns and CNI attachment name
+	netns     string // path
+	podIP     string
+	startTime time.Time
+	message   string
+	recs      map[string]*containerRecord
+	insts     map[string]*instance
+	published *corev1.PodStatus
+	failed    bool // the last status write failed
+}
+
+// instance is the live containerd state of one container.
+type instance struct {
+	ctr    client.Container
+	task   client.Task // nil once the task is deleted
+	cancel func()      // stops the exit waiter
+}
+
+// taskExit reports that a container's task exited.
+type taskExit struct {
+	name, id string
+	code     uint32
+	at       time.Time
+	err      error
+}
+
+func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
+	ns, name, _ := strings.Cut(key, "/")
+	return &podWorker{
+		a: a, key: key, namespace: ns, name: name, done: done,
+		log:   a.log.With("pod", key),
+		kick:  make(chan struct{}, 1),
+		exits: make(chan taskExit),
+	}
+}
+
+// set hands the worker the pod as bound now (nil: not bound here any more).
+func (w *podWorker) set(p *corev1.Pod) {
+	w.mu.Lock()
+	w.desired = p
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) latest() *corev1.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.desired
+}
+
+// run is the worker's loop. It returns when ctx ends (leaving containers
+// running) or after tearing down a pod that is gone.
+func (w *podWorker) run(ctx context.Context) {
+	defer w.waiters.Wait()
+	w.adoptAll(ctx)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wake := w.step(ctx)
+		if w.cur == nil && len(w.orphans) == 0 && w.latest() == nil {
+			select {
+			case w.done <- w:
+			case <-ctx.Done():
+			}
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wake)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case ev := <-w.exits:
+			w.handleExit(ctx, ev)
+		case <-timer.C:
+		}
+	}
+}
+
+// step converges once and returns how long to sleep at most.
+func (w *podWorker) step(ctx context.Context) time.Duration {
+	retry := w.a.cfg.ResyncInterval
+	desired := w.latest()
+	// Tear down what must go: orphans, and the current run if its pod is
+	// gone or was replaced (a new UID).
+	for len(w.orphans) > 0 {
+		if err := w.teardown(ctx, w.orphans[0], desired == nil); err != nil {
+			w.log.Warn("tear down orphaned pod", "uid", w.orphans[0].uid, "err", err)
+			return time.Second
+		}
+		w.orphans = w.orphans[1:]
+	}
+	if w.cur != nil && (desired == nil || desired.UID != w.cur.uid) {
+		if err := w.teardown(ctx, w.cur, desired == nil); err != nil {
+			w.log.Warn("tear down pod", "uid", w.cur.uid, "err", err)
+			return time.Second
+		}
+		w.cur = nil
+	}
+	if desired == nil || ctx.Err() != nil {
+		return retry
+	}
+	if w.cur == nil {
+		w.cur = &podRun{uid: desired.UID, recs: map[string]*containerRecord{}, insts: map[string]*instance{}}
+		w.log.Info("pod bound", "uid", desired.UID)
+	}
+	r := w.cur
+	r.pod = desired
+	r.grace = gracePeriod(desired)
+
+	now := time.Now()
+	next := now.Add(retry)
+	if r.podIP == "" {
+		if err := w.setupSandbox(ctx, r); err != nil {
+			r.message = err.Error()
+			w.log.Warn("pod sandbox", "err", err)
+			w.publish(ctx, r, now)
+			return time.Second
+		}
+		r.message = ""
+	}
+	if r.startTime.IsZero() {
+		r.startTime = now
+	}
+	for i := range desired.Spec.Containers {
+		c := &desired.Spec.Containers[i]
+		rec := r.recs[c.Name]
+		if rec == nil {
+			rec = &containerRecord{Name: c.Name}
+			r.recs[c.Name] = rec
+		}
+		if rec.Running || rec.Terminated != nil {
+			continue
+		}
+		if now.Before(rec.NextStart) {
+			if rec.NextStart.Before(next) {
+				next = rec.NextStart
+			}
+			continue
+		}
+		prev := rec.Waiting
+		if err := w.start(ctx, r, c, rec); err != nil {
+			if ctx.Err() != nil {
+				return retry
+			}
+			if prev == nil || rec.Waiting == nil || prev.Message != rec.Waiting.Message {
+				w.log.Warn("start container", "container", c.Name, "err", err)
+			}
+			if rec.NextStart.Before(next) {
+				next = rec.NextStart
+			}
+		}
+	}
+	w.publish(ctx, r, time.Now())
+	if r.failed {
+		return time.Second
+	}
+	return time.Until(next)
+}
+
+// setupSandbox creates the pod's network namespace, attaches it to the
+// bridge and writes its hosts and resolv.conf.
+func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
+	if r.sandbox == "" {
+		r.sandbox = sandboxName(w.namespace, w.name, string(r.uid))
+	}
+	start := time.Now()
+	netns, ip, err := w.a.net.setup(ctx, r.sandbox)
+	if err != nil {
+		return err
+	}
+	r.netns, r.podIP = netns, ip
+	if err := w.writePodFiles(r); err != nil {
+		return err
+	}
+	w.log.Info("pod network ready", "ip", ip, "netns", netns, "took", time.Since(start))
+	return nil
+}
+
+func (w *podWorker) podDir(uid types.UID) string {
+	return filepath.Join(w.a.cfg.StateDir, "pods", string(uid))
+}
+
+func (w *podWorker) writePodFiles(r *podRun) error {
+	dir := w.podDir(r.uid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("pod dir: %w", err)
+	}
+	files := map[string]string{
+		"hosts":       hostsFile(podHostname(w.name), r.podIP),
+		"resolv.conf": resolvConf(w.namespace, w.a.cfg.ClusterDomain, w.a.cfg.DNSServer),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return fmt.Errorf("pod %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// start runs one instance of container c. On failure it records why in rec
+// (waiting reason) and when to try again.
+func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, rec *containerRecord) (err error) {
+	now := time.Now()
+	defer func() {
+		if err == nil {
+			rec.Backoff = 0
+			return
+		}
+		reason := ReasonCreateError
+		switch {
+		case errors.Is(err, errNeverPull):
+			reason = ReasonErrImageNeverPull
+		case errors.Is(err, errPull):
+			reason = ReasonErrImagePull
+			if rec.Waiting != nil && (rec.Waiting.Reason == ReasonErrImagePull || rec.Waiting.Reason == ReasonImagePullBackOff) {
+				reason = ReasonImagePullBackOff
+			}
+		case errors.Is(err, errConfig):
+			reason = ReasonCreateConfigError
+		}
+		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		rec.Backoff++
+		rec.NextStart = now.Add(backoffDelay(rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
+	}()
+
+	img, err := w.a.ensureImage(ctx, c)
+	if err != nil {
+		return err
+	}
+	restarts := rec.RestartCount
+	if rec.Last != nil || rec.ID != "" {
+		restarts++ // a previous instance ran
+	}
+	env, err := containerEnv(c, podFacts{
+		PodName: w.name, Namespace: w.namespace, UID: string(r.uid), PodIP: r.podIP,
+		NodeName: w.a.cfg.NodeName, HostIP: w.a.cfg.NodeIP, ServiceAccount: r.pod.Spec.ServiceAccountName,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", errConfig, err)
+	}
+	// Remove the previous instance, keeping its log as <container>.log.1.
+	if inst := r.insts[c.Name]; inst != nil {
+		inst.cancel()
+		if err := w.a.deleteContainer(ctx, inst.ctr); err != nil {
+			return err
+		}
+		delete(r.insts, c.Name)
+	}
+	logPath := LogPath(w.a.cfg.StateDir, w.namespace, w.name, c.Name, false)
+	if rec.Last != nil || rec.ID != "" {
+		if err := os.Rename(logPath, logPath+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate log: %w", err)
+		}
+	}
+	id := containerID(w.namespace, w.name, string(r.uid), c.Name, restarts)
+	dir := w.podDir(r.uid)
+	began := time.Now()
+	ctr, task, err := w.a.createContainer(ctx, c, img, containerPlan{
+		ID: id,
+		Labels: map[string]string{
+			LabelPodNamespace: w.namespace,
+			LabelPodName:      w.name,
+			LabelPodUID:       string(r.uid),
+			LabelContainer:    c.Name,
+			LabelSandbox:      r.sandbox,
+			LabelNetns:        r.netns,
+			LabelPodIP:        r.podIP,
+			LabelRestartCount: strconv.Itoa(int(restarts)),
+			LabelGracePeriod:  strconv.Itoa(int(r.grace / time.Second)),
+		},
+		Env:       env,
+		Hostname:  podHostname(w.name),
+		NetnsPath: r.netns,
+		HostsPath: filepath.Join(dir, "hosts"),
+		Resolv:    filepath.Join(dir, "resolv.conf"),
+		LogPath:   logPath,
+	})
+	if err != nil {
+		return err
+	}
+	inst := &instance{ctr: ctr, task: task}
+	if err := w.watch(ctx, c.Name, inst); err != nil {
+		w.a.deleteContainer(ctx, ctr)
+		return err
+	}
+	if err := task.Start(ctx); err != nil {
+		inst.cancel()
+		w.a.deleteContainer(ctx, ctr)
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	r.insts[c.Name] = inst
+	startedAt := time.Now()
+	w.log.Info("container started", "container", c.Name, "id", id, "restarts", restarts,
+		"createStart", startedAt.Sub(began).Round(time.Millisecond))
+	rec.ID = id
+	rec.ImageID = img.Target().Digest.String()
+	rec.Running, rec.Ready = true, true
+	rec.StartedAt = startedAt
+	rec.Waiting = nil
+	rec.RestartCount = restarts
+	return nil
+}
+
+// watch starts the goroutine that reports inst's exit on w.exits.
+func (w *podWorker) watch(ctx context.Context, name string, inst *instance) error {
+	wctx, cancel := context.WithCancel(ctx)
+	statusC, err := inst.task.Wait(wctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("wait %s: %w", inst.ctr.ID(), err)
+	}
+	inst.cancel = cancel
+	id := inst.ctr.ID()
+	w.waiters.Add(1)
+	go func() {
+		defer w.waiters.Done()
+		select {
+		case st := <-statusC:
+			ev := taskExit{name: name, id: id, code: st.ExitCode(), at: st.ExitTime(), err: st.Error()}
+			select {
+			case w.exits <- ev:
+			case <-wctx.Done():
+			}
+		case <-wctx.Done():
+		}
+	}()
+	return nil
+}
+
+// handleExit records a container's exit and plans its restart.
+func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
+	r := w.cur
+	if r == nil {
+		return
+	}
+	rec, inst := r.recs[ev.name], r.insts[ev.name]
+	if rec == nil || rec.ID != ev.id || inst == nil {
+		return // a stale report
+	}
+	if ev.err != nil && ctx.Err() != nil {
+		return // the wait was cut by shutdown, not by an exit
+	}
+	if ev.err != nil {
+		w.log.Warn("wait for container", "container", ev.name, "err", ev.err)
+	}
+	// Reap the task (and its shim); the container stays until restart or
+	// pod deletion.
+	if inst.task != nil {
+		if _, err := inst.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			w.log.Warn("delete task", "container", ev.name, "err", err)
+		}
+		inst.task = nil
+	}
+	inst.cancel()
+	at := ev.at
+	if at.IsZero() || at.Before(rec.StartedAt) {
+		at = time.Now()
+	}
+	w.recordExit(r, rec, int32(ev.code), at)
+}
+
+func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at time.Time) {
+	term := terminatedState(rec, code, at)
+	plan := planExit(r.pod.Spec.RestartPolicy, code, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
+	rec.Running, rec.Ready = false, false
+	rec.Backoff = plan.Backoff
+	w.log.Info("container exited", "container", rec.Name, "exitCode", code, "restart", plan.Restart, "backoff", plan.Delay)
+	if !plan.Restart {
+		rec.Terminated = term
+		return
+	}
+	rec.Last = term
+	rec.NextStart = at.Add(plan.Delay)
+	rec.Waiting = nil
+	if plan.Delay > 0 {
+		rec.Waiting = &corev1.ContainerStateWaiting{
+			Reason:  ReasonCrashLoopBackOff,
+			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", plan.Delay, rec.Name, w.key),
+		}
+	}
+}
+
+// publish writes the pod's status when it differs from the last written.
+func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
+	st := buildStatus(statusInput{
+		Pod: r.pod, Records: r.recs, PodIP: r.podIP, HostIP: w.a.cfg.NodeIP,
+		StartTime: r.startTime, Message: r.message, Prev: r.published, Now: now,
+	})
+	if statusEqual(&st, r.published) {
+		return
+	}
+	err := w.a.st.PutPodStatus(ctx, w.namespace, w.name, store.PodStatus{UID: r.uid, Node: w.a.cfg.NodeName, Status: st})
+	if err != nil {
+		r.failed = true
+		if ctx.Err() == nil {
+			w.log.Warn("write pod status", "err", err)
+		}
+		return
+	}
+	r.failed = false
+	r.published = &st
+	w.log.Debug("pod status", "phase", st.Phase, "ip", st.PodIP)
+}
+
+// teardown stops every container of the run (SIGTERM, grace, SIGKILL),
+// deletes them, releases the network and the pod's files, and, when the
+// pod is gone from the store, its status.
+func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) error {
+	start := time.Now()
+	for _, inst := range r.insts {
+		if inst.cancel != nil {
+			inst.cancel()
+		}
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, name := range sortedKeys(r.insts) {
+		inst := r.insts[name]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.a.stopContainer(ctx, inst.ctr, r.grace); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			delete(r.insts, name)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if r.sandbox != "" {
+		if err := w.a.net.teardown(ctx, r.sandbox, r.netns); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(w.podDir(r.uid)); err != nil {
+		return fmt.Errorf("remove pod dir: %w", err)
+	}
+	if deleteStatus {
+		if err := os.RemoveAll(filepath.Dir(LogPath(w.a.cfg.StateDir, w.namespace, w.name, "x", false))); err != nil {
+			return fmt.Errorf("remove logs: %w", err)
+		}
+		if err := w.deleteStatus(ctx, r.uid); err != nil {
+			return err
+		}
+	}
+	w.log.Info("pod torn down", "uid", r.uid, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// adoptAll turns the containers found at start-up into runs: the instance
+// whose UID matches the bound pod becomes the current run, others become
+// orphans to tear down.
+func (w *podWorker) adoptAll(ctx context.Context) {
+	desired := w.latest()
+	for _, uid := range sortedKeys(w.adopt) {
+		r := w.adoptRun(ctx, types.UID(uid), w.adopt[uid])
+		if desired != nil && desired.UID == r.uid && w.cur == nil {
+			if isNetns(r.netns) {
+				w.cur = r
+				w.resume(ctx, r, desired)
+				continue
+			}
+			w.log.Warn("network namespace of adopted pod is gone; recreating the pod", "netns", r.netns)
+		}
+		w.orphans = append(w.orphans, r)
+	}
+	w.adopt = nil
+}
+
+// adoptRun rebuilds a run from labels of the containers found for one UID.
+func (w *podWorker) adoptRun(ctx context.Context, uid types.UID, found []adoptedContainer) *podRun {
+	r := &podRun{uid: uid, recs: map[string]*containerRecord{}, insts: map[string]*instance{}, grace: 30 * time.Second}
+	// Newest instance per container name first.
+	sort.Slice(found, func(i, j int) bool { return found[i].restart > found[j].restart })
+	for _, f := range found {
+		name := f.labels[LabelContainer]
+		r.sandbox, r.netns, r.podIP = f.labels[LabelSandbox], f.labels[LabelNetns], f.labels[LabelPodIP]
+		if g, err := strconv.Atoi(f.labels[LabelGracePeriod]); err == nil && g >= 0 {
+			r.grace = time.Duration(g) * time.Second
+		}
+		if r.insts[name] != nil {
+			// An older instance left behind: it goes now.
+			if err := w.a.deleteContainer(ctx, f.ctr); err != nil {
+				w.log.Warn("delete stale container", "id", f.ctr.ID(), "err", err)
+			}
+			continue
+		}
+		r.insts[name] = &instance{ctr: f.ctr}
+		r.recs[name] = &containerRecord{Name: name, ID: f.ctr.ID(), RestartCount: f.restart, StartedAt: f.createdAt}
+	}
+	return r
+}
+
+// resume picks up an adopted run of the bound pod: running tasks are
+// watched again, exited ones are handled as exits.
+func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
+	r.pod = pod
+	r.grace = gracePeriod(pod)
+	var prior map[string]corev1.ContainerStatus
+	if w.prior != nil && w.prior.UID == r.uid {
+		if w.prior.Status.StartTime != nil {
+			r.startTime = w.prior.Status.StartTime.Time
+		}
+		prior = map[string]corev1.ContainerStatus{}
+		for _, cs := range w.prior.Status.ContainerStatuses {
+			prior[cs.Name] = cs
+		}
+	}
+	for _, name := range sortedKeys(r.insts) {
+		inst, rec := r.insts[name], r.recs[name]
+		if cs, ok := prior[name]; ok && cs.ContainerID == "containerd://"+rec.ID {
+			rec.ImageID = cs.ImageID
+			rec.Last = cs.LastTerminationState.Terminated
+			if cs.State.Running != nil {
+				rec.StartedAt = cs.State.Running.StartedAt.Time
+			}
+			if cs.State.Terminated != nil {
+				rec.StartedAt = cs.State.Terminated.StartedAt.Time
+			}
+		}
+		task, err := inst.ctr.Task(ctx, nil)
+		if err != nil {
+			// Created but never started, or its task was reaped: it
+			// counts as exited.
+			w.recordExit(r, rec, 255, time.Now())
+			continue
+		}
+		st, err := task.Status(ctx)
+		if err != nil {
+			w.log.Warn("adopt: task status", "container", name, "err", err)
+			w.recordExit(r, rec, 255, time.Now())
+			continue
+		}
+		inst.task = task
+		if st.Status == client.Stopped {
+			if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("adopt: delete exited task", "container", name, "err", err)
+			}
+			inst.task = nil
+			at := st.ExitTime
+			if at.IsZero() {
+				at = time.Now()
+			}
+			w.recordExit(r, rec, int32(st.ExitStatus), at)
+			continue
+		}
+		if err := w.watch(ctx, name, inst); err != nil {
+			w.log.Warn("adopt: watch", "container", name, "err", err)
+			continue
+		}
+		rec.Running, rec.Ready = true, true
+	}
+	w.log.Info("adopted pod", "uid", r.uid, "containers", len(r.insts), "ip", r.podIP)
+}
+
+// terminatedState describes the end of rec's current run.
+func terminatedState(rec *containerRecord, code int32, at time.Time) *corev1.ContainerStateTerminated {
+	t := &corev1.ContainerStateTerminated{
+		ExitCode: code, Reason: exitReason(code), ContainerID: "containerd://" + rec.ID,
+	}
+	t.StartedAt.Time = rec.StartedAt
+	t.FinishedAt.Time = at
+	return t
+}
+
+// deleteStatus removes the pod's status key if it still describes uid: the
+// pod may meanwhile run elsewhere under the same name.
+func (w *podWorker) deleteStatus(ctx context.Context, uid types.UID) error {
+	key := store.PodStatusKey(w.namespace, w.name)
+	cli := w.a.st.Client()
+	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read pod status: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	var ps store.PodStatus
+	if err := json.Unmarshal(resp.Kvs[0].Value, &ps); err == nil && ps.UID != uid {
+		return nil
+	}
+	_, err = cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("delete pod status: %w", err)
+	}
+	return nil
+}
