@@ -1,0 +1,48 @@
+# bosun: the project's vocabulary. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/bosun
+IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
+DEMO_DIR ?= /tmp/bosun-demo
+export GOFLAGS ?= -mod=mod
+
+.PHONY: help build images test test-short bench demo lint deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/bosun
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/bosun
+
+images: $(IMAGES) ## build the example app as OCI archives under build/images/
+
+build/images/bosun-hello-%.tar: $(shell find examples/hello/app examples/mkimage -name '*.go')
+	@mkdir -p build/images build/bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$*" -o build/bin/bosun-hello-$* ./examples/hello/app
+	$(GO) run ./examples/mkimage -bin build/bin/bosun-hello-$* -path /bosun-hello -ref localhost/bosun-hello:$* -out $@
+
+deps: ## install the system packages bosun needs (Debian, as root)
+	@bash scripts/install-deps.sh
+
+test: deps ## run every test (unit, integration and end to end; needs root)
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	@bash scripts/check-imports.sh
+	$(GO) test -race -timeout 20m ./...
+
+test-short: ## unit tests only (no containerd, no root)
+	$(GO) test -short ./...
+
+bench: deps ## run the benchmarks recorded in BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./dns ./manifest
+
+demo: deps build images ## run bosun on the bundled example repository
+	@bash scripts/demo.sh
+
+lint: ## go vet, gofmt and the import boundaries
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@bash scripts/check-imports.sh
+
+clean: ## remove build outputs
+	rm -rf bin build

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// kinds maps what users type to the API's collection names.
+var kinds = map[string]string{
+	"pods": "pods", "pod": "pods", "po": "pods",
+	"deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
+	"services": "services", "service": "services", "svc": "services",
+	"nodes": "nodes", "node": "nodes", "no": "nodes",
+}
+
+func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("get", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := serverFlag(fs)
+	output := fs.String("o", "", "output: json, yaml or wide (default a table)")
+	namespace := fs.String("n", "", "namespace (default: all)")
+	if err := fs.Parse(reorder(args, "o", "n", "server")); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return &exitError{code: 2, err: fmt.Errorf("usage: bosun get pods|deployments|services|nodes [NAME] [-o json|yaml|wide]")}
+	}
+	kind, ok := kinds[fs.Arg(0)]
+	if !ok {
+		return &exitError{code: 2, err: fmt.Errorf("unknown kind %q (known: pods, deployments, services, nodes)", fs.Arg(0))}
+	}
+	path := "/api/v1/" + kind
+	if fs.NArg() == 2 {
+		path += "/" + url.PathEscape(fs.Arg(1))
+	}
+	if *namespace != "" {
+		path += "?namespace=" + url.QueryEscape(*namespace)
+	}
+	var raw json.RawMessage
+	if err := newClient(*server).do(ctx, "GET", path, &raw); err != nil {
+		return err
+	}
+	switch *output {
+	case "json":
+		_, err := fmt.Fprintln(stdout, string(raw))
+		return err
+	case "yaml":
+		b, err := yaml.JSONToYAML(raw)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	case "", "wide":
+		return printTable(stdout, kind, raw, *output == "wide", time.Now())
+	}
+	return &exitError{code: 2, err: fmt.Errorf("-o %q: want json, yaml or wide", *output)}
+}
+
+// reorder moves flags that follow positional arguments to the front, so
+// `bosun get pods web -o json` works like kubectl.
+func reorder(args []string, withValue ...string) []string {
+	takes := map[string]bool{}
+	for _, f := range withValue {
+		takes["-"+f], takes["--"+f] = true, true
+	}
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+			if takes[a] && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	defer tw.Flush()
+	switch kind {
+	case "pods":
+		var list struct{ Items []corev1.Pod }
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return err
+		}
+		head := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
+		if wide {
+			head += "\tIP\tNODE"
+		}
+		fmt.Fprintln(tw, head)
+		for _, p := range list.Items {
+			ready, restarts := 0, int32(0)
+			for _, c := range p.Status.ContainerStatuses {
+				if c.Ready {
+					ready++
+				}
+				restarts += c.RestartCount
+			}
+			line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, len(p.Spec.Containers),
+				podStatus(&p), restarts, age(p.CreationTimestamp.Time, now))
+			if wide {
+				line += fmt.Sprintf("\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName))
+			}
+			fmt.Fprintln(tw, line)
+		}
+	case "deployments":
+		var list struct{ Items []appsv1.Deployment }
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return err
+		}
+		head := "NAMESPACE\tNAME\tREADY\tUP-TO-DATE\tAVAILABLE"
+		if wide {
+			head += "\tIMAGES\tSELECTOR"
+		}
+		fmt.Fprintln(tw, head)
+		for _, d := range list.Items {
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			line := fmt.Sprintf("%s\t%s\t%d/%d\t%d\t%d", d.Namespace, d.Name, d.Status.ReadyReplicas, want,
+				d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
+			if wide {
+				var images []string
+				for _, c := range d.Spec.Template.Spec.Containers {
+					images = append(images, c.Image)
+				}
+				sel := ""
+				if d.Spec.Selector != nil {
+					sel = labelString(d.Spec.Selector.MatchLabels)
+				}
+				line += "\t" + strings.Join(images, ",") + "\t" + sel
+			}
+			fmt.Fprintln(tw, line)
+		}
+	case "services":
+		var list struct{ Items []corev1.Service }
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return err
+		}
+		head := "NAMESPACE\tNAME\tTYPE\tPORTS"
+		if wide {
+			head += "\tSELECTOR"
+		}
+		fmt.Fprintln(tw, head)
+		for _, s := range list.Items {
+			var ports []string
+			for _, p := range s.Spec.Ports {
+				ports = append(ports, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+			}
+			line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Namespace, s.Name, "Headless", strings.Join(ports, ","))
+			if wide {
+				line += "\t" + labelString(s.Spec.Selector)
+			}
+			fmt.Fprintln(tw, line)
+		}
+	case "nodes":
+		var list struct{ Items []corev1.Node }
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return err
+		}
+		head := "NAME\tSTATUS\tCPU\tMEMORY\tAGE"
+		if wide {
+			head += "\tINTERNAL-IP\tRUNTIME\tLABELS"
+		}
+		fmt.Fprintln(tw, head)
+		for _, n := range list.Items {
+			status := "NotReady"
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					status = "Ready"
+				}
+			}
+			line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
+				n.Status.Allocatable.Memory(), age(n.CreationTimestamp.Time, now))
+			if wide {
+				ip := ""
+				for _, a := range n.Status.Addresses {
+					if a.Type == corev1.NodeInternalIP {
+						ip = a.Address
+					}
+				}
+				line += fmt.Sprintf("\t%s\t%s\t%s", dash(ip), dash(n.Status.NodeInfo.ContainerRuntimeVersion), labelString(n.Labels))
+			}
+			fmt.Fprintln(tw, line)
+		}
+	}
+	return nil
+}
+
+// podStatus is the STATUS column, as kubectl derives it: a waiting or
+// terminated reason of a container wins over the phase.
+func podStatus(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return "Pending(" + c.Reason + ")"
+		}
+	}
+	for _, c := range p.Status.ContainerStatuses {
+		if c.State.Waiting != nil && c.State.Waiting.Reason != "" {
+			return c.State.Waiting.Reason
+		}
+		if c.State.Terminated != nil && c.State.Terminated.Reason != "" && p.Status.Phase == corev1.PodRunning {
+			return c.State.Terminated.Reason
+		}
+	}
+	if p.Status.Phase == "" {
+		return string(corev1.PodPending)
+	}
+	return string(p.Status.Phase)
+}
+
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func labelString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + m[k]
+	}
+	return strings.Join(keys, ",")
+}

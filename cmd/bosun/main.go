@@ -1,0 +1,105 @@
+// Command bosun is a GitOps reconciler: it runs the Kubernetes manifests of
+// a Git repository on containerd nodes, and serves their names over DNS.
+//
+//	bosun server --repo URL|PATH [flags]   a control-plane replica (and, by default, this machine's node)
+//	bosun agent --etcd-endpoints ... --node-name NAME   a node only
+//	bosun status | get KIND [NAME] | validate DIR | image import FILE...   the CLI
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/lmittmann/tint"
+)
+
+const usage = `bosun: run the Kubernetes manifests of a Git repository.
+
+Usage:
+  bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s] ...
+  bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...]
+  bosun status [-o json]
+  bosun get pods|deployments|services|nodes [NAME] [-o json|yaml|wide] [-n NAMESPACE]
+  bosun sync
+  bosun validate DIR
+  bosun image import FILE...
+  bosun version
+
+The CLI talks to the API of a server: --server URL or $BOSUN_SERVER
+(default http://127.0.0.1:7070). Run "bosun COMMAND -h" for a command's flags.
+`
+
+var version = "dev"
+
+// exitError carries a process exit code through the command functions.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+		err = ee.err
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bosun:", err)
+	}
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "server":
+		return cmdServer(ctx, rest, stderr)
+	case "agent":
+		return cmdAgent(ctx, rest, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "get":
+		return cmdGet(ctx, rest, stdout, stderr)
+	case "sync":
+		return cmdSync(ctx, rest, stdout, stderr)
+	case "validate":
+		return cmdValidate(rest, stdout, stderr)
+	case "image":
+		return cmdImage(ctx, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "bosun", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+}
+
+// newLogger logs with tint on a terminal and JSON otherwise.
+func newLogger(w *os.File, level slog.Level) *slog.Logger {
+	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: "15:04:05.000"}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}

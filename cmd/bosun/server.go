@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"bosun/nodes"
+	"bosun/server"
+	"bosun/store"
+)
+
+func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	var etcd, labels string
+	var debug bool
+	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
+	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
+	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
+	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
+	fs.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "private key file for ssh:// repositories")
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
+	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
+	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
+	fs.StringVar(&cfg.DNSListen, "dns-listen", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
+	fs.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:7070", "HTTP API listen address")
+	fs.StringVar(&cfg.Domain, "domain", "cluster.local", "cluster DNS domain")
+	fs.StringVar(&cfg.ID, "id", "", "replica name in the leader election (default: hostname)")
+	fs.BoolVar(&cfg.Agent, "agent", true, "also run this machine's node agent")
+	fs.BoolVar(&debug, "debug", false, "debug logging")
+	agentFlags(fs, &cfg.AgentConf, &labels)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("server: unexpected argument %q", fs.Arg(0))}
+	}
+	if cfg.Repo == "" {
+		return &exitError{code: 2, err: fmt.Errorf("server: --repo is required")}
+	}
+	var err error
+	if cfg.AgentConf.Labels, err = parseLabels(labels); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg.EtcdEndpoints = splitList(etcd)
+	cfg.Logger = newLogger(os.Stderr, level(debug))
+	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	return server.Run(ctx, cfg)
+}
+
+func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg nodes.Config
+	var etcd, labels string
+	var debug bool
+	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (required)")
+	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces)")
+	fs.BoolVar(&debug, "debug", false, "debug logging")
+	agentFlags(fs, &cfg, &labels)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if etcd == "" {
+		return &exitError{code: 2, err: fmt.Errorf("agent: --etcd-endpoints is required")}
+	}
+	var err error
+	if cfg.Labels, err = parseLabels(labels); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg.Logger = newLogger(os.Stderr, level(debug)).With("component", "agent")
+	cli, err := store.Dial(splitList(etcd))
+	if err != nil {
+		return err
+	}
+	st := store.New(cli)
+	defer st.Close()
+	agent, err := nodes.New(cfg, st)
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx)
+}
+
+// agentFlags declares the node agent's flags, shared by server and agent.
+func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
+	host, _ := os.Hostname()
+	fs.StringVar(&cfg.NodeName, "node-name", host, "this node's name")
+	fs.StringVar(labels, "labels", "", "node labels, k=v,k=v")
+	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
+	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "10.88.0.0/16", "pod network (bridge with host-local IPAM)")
+	fs.StringVar(&cfg.BridgeName, "bridge", "bosun0", "Linux bridge of the pod network")
+	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", 10*time.Second, "first delay before restarting a crashed container")
+	fs.DurationVar(&cfg.MaxRestartBackoff, "max-restart-backoff", 5*time.Minute, "longest delay before restarting a crashed container")
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range splitList(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels: %q is not key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func level(debug bool) slog.Level {
+	if debug {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}

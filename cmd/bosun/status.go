@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"bosun/api"
+)
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := serverFlag(fs)
+	output := fs.String("o", "", "output: json (default text)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var st api.Status
+	if err := newClient(*server).do(ctx, "GET", "/api/v1/status", &st); err != nil {
+		return err
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	if *output != "" {
+		return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
+	}
+	printStatus(stdout, &st)
+	return nil
+}
+
+func printStatus(w io.Writer, st *api.Status) {
+	leader := st.Leader
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(w, "Leader:   %s\n", leader)
+	if a := st.Sync.Applied; a != nil {
+		fmt.Fprintf(w, "Synced:   %s %q by %s\n", shortHash(a.Commit), a.Message, a.Author)
+	} else {
+		fmt.Fprintf(w, "Synced:   (nothing applied yet)\n")
+	}
+	if s := st.Sync.Seen; s != nil && len(st.Sync.Errors) > 0 {
+		fmt.Fprintf(w, "Rejected: %s %q: %d error(s)\n", shortHash(s.Commit), s.Message, len(st.Sync.Errors))
+		for _, e := range st.Sync.Errors {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+	}
+	if st.Sync.FetchError != "" {
+		fmt.Fprintf(w, "Fetch:    failing: %s\n", st.Sync.FetchError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nNODE\tREADY\tPODS\tCPU\tMEMORY\n")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", n.Name, n.Ready, n.Pods, n.CPU, n.Memory)
+	}
+	fmt.Fprintf(tw, "\nDEPLOYMENT\tREADY\tUP-TO-DATE\n")
+	for _, d := range st.Deployments {
+		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated)
+	}
+	fmt.Fprintf(tw, "\nSERVICE\tENDPOINTS\n")
+	for _, s := range st.Services {
+		eps := strings.Join(s.Endpoints, ",")
+		if eps == "" {
+			eps = "<none>"
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\n", s.Namespace, s.Name, eps)
+	}
+	tw.Flush()
+	phases := []string{}
+	for p, n := range st.Pods.ByPhase {
+		phases = append(phases, fmt.Sprintf("%d %s", n, p))
+	}
+	fmt.Fprintf(w, "\nPods: %d (%s)\n", st.Pods.Total, strings.Join(phases, ", "))
+	for _, u := range st.Pods.Unschedulable {
+		fmt.Fprintf(w, "  unschedulable: %s\n", u)
+	}
+}
+
+func shortHash(h string) string {
+	if len(h) > 10 {
+		return h[:10]
+	}
+	return h
+}
+
+func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	server := serverFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if err := newClient(*server).do(ctx, "POST", "/api/v1/sync", nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "fetch triggered")
+	return nil
+}

@@ -1,0 +1,365 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/api"
+	"bosun/nodes/containerdtest"
+)
+
+var (
+	buildOnce sync.Once
+	bosunBin  string
+	buildErr  error
+)
+
+// bosun builds the bosun binary once per test run.
+func bosun(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "bosun-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		bosunBin = filepath.Join(dir, "bosun")
+		cmd := exec.Command("go", "build", "-o", bosunBin, "bosun/cmd/bosun")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bosunBin
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// gitRepo is a Git repository on disk that the test commits to.
+type gitRepo struct {
+	t   testing.TB
+	dir string
+}
+
+func newGitRepo(t testing.TB) *gitRepo {
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", r.dir, "-c", "user.name=e2e", "-c", "user.email=e2e@bosun.test"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (r *gitRepo) write(path, content string) {
+	r.t.Helper()
+	full := filepath.Join(r.dir, path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// commit commits everything and returns the commit hash.
+func (r *gitRepo) commit(msg string) string {
+	r.t.Helper()
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", msg)
+	return r.git("rev-parse", "HEAD")
+}
+
+// copyDir copies a directory of the project (an example) into the repo.
+func (r *gitRepo) copyDir(src string) {
+	r.t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		r.write(rel, string(b))
+		return nil
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// stack is a running bosun server process with its own containerd.
+type stack struct {
+	t          testing.TB
+	containerd string
+	dataDir    string
+	repo       *gitRepo
+	apiAddr    string
+	dnsAddr    string
+	etcdAddr   string
+	args       []string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	log        *bytes.Buffer
+	logMu      *sync.Mutex
+}
+
+// subnet picks a pod network for this test process, so that tests (and a
+// demo) on one machine do not share a bridge.
+func subnet() (cidr, bridge string) {
+	n := os.Getpid()%200 + 20
+	return fmt.Sprintf("10.%d.%d.0/24", 90+n%50, n), fmt.Sprintf("bosune2e%d", n)
+}
+
+func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	bin := bosun(t)
+	s := &stack{
+		t:          t,
+		containerd: containerdtest.Start(t),
+		dataDir:    t.TempDir(),
+		repo:       repo,
+		apiAddr:    freePort(t),
+		dnsAddr:    freePort(t),
+		etcdAddr:   freePort(t),
+	}
+	for _, v := range []string{"v1", "v2"} {
+		archive := containerdtest.BuildHelloImage(t, v)
+		out, err := exec.Command(bin, "image", "import", "--containerd-address", s.containerd, archive).CombinedOutput()
+		if err != nil {
+			t.Fatalf("bosun image import: %v\n%s", err, out)
+		}
+	}
+	cidr, bridge := subnet()
+	s.args = append([]string{"server",
+		"--repo", repo.dir, "--poll", "300ms",
+		"--data-dir", s.dataDir,
+		"--etcd-listen", s.etcdAddr,
+		"--api-listen", s.apiAddr,
+		"--dns-listen", s.dnsAddr,
+		"--containerd-address", s.containerd,
+		"--node-name", "e2e-node",
+		"--pod-cidr", cidr,
+		"--bridge", bridge,
+		"--restart-backoff", "200ms",
+		"--max-restart-backoff", "1s",
+		"--id", "e2e",
+	}, extra...)
+	s.start()
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("bosun log (tail):\n%s", s.logTail(80))
+		}
+	})
+	return s
+}
+
+func (s *stack) start() {
+	s.t.Helper()
+	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
+	s.cmd = exec.Command(bosun(s.t), s.args...)
+	w := &lockedWriter{mu: s.logMu, w: s.log}
+	s.cmd.Stdout, s.cmd.Stderr = w, w
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.exited) }()
+	s.waitFor("the API to answer", 30*time.Second, func() error {
+		_, err := s.status()
+		return err
+	})
+}
+
+// stop signals the server and waits for it to exit.
+func (s *stack) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(sig)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func (s *stack) logTail(lines int) string {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	all := strings.Split(s.log.String(), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// cli runs the bosun CLI against this stack.
+func (s *stack) cli(args ...string) (string, error) {
+	cmd := exec.Command(bosun(s.t), args...)
+	cmd.Env = append(os.Environ(), "BOSUN_SERVER=http://"+s.apiAddr)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (s *stack) getJSON(path string, out any) error {
+	resp, err := http.Get("http://" + s.apiAddr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func (s *stack) status() (*api.Status, error) {
+	var st api.Status
+	return &st, s.getJSON("/api/v1/status", &st)
+}
+
+func (s *stack) pods() []corev1.Pod {
+	s.t.Helper()
+	var list struct{ Items []corev1.Pod }
+	if err := s.getJSON("/api/v1/pods", &list); err != nil {
+		s.t.Fatal(err)
+	}
+	return list.Items
+}
+
+// waitFor polls cond until it returns nil or the timeout passes.
+func (s *stack) waitFor(what string, timeout time.Duration, cond func() error) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		select {
+		case <-s.exited:
+			s.t.Fatalf("bosun exited while waiting for %s; log:\n%s", what, s.logTail(60))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+}
+
+// readyPods returns the Running, Ready pods whose name has the prefix.
+func readyPods(pods []corev1.Pod, prefix string) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range pods {
+		if strings.HasPrefix(p.Name, prefix) && p.Status.Phase == corev1.PodRunning && api.PodReady(&p) && p.Status.PodIP != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func withPrefix(pods []corev1.Pod, prefix string) []corev1.Pod {
+	var out []corev1.Pod
+	for _, p := range pods {
+		if strings.HasPrefix(p.Name, prefix) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func ips(pods []corev1.Pod) []string {
+	out := make([]string, 0, len(pods))
+	for _, p := range pods {
+		out = append(out, p.Status.PodIP)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// lookup queries the stack's DNS server with a real client.
+func (s *stack) lookup(name string, qtype uint16) (*mdns.Msg, error) {
+	m := new(mdns.Msg)
+	m.SetQuestion(mdns.Fqdn(name), qtype)
+	c := &mdns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, s.dnsAddr)
+	return r, err
+}
+
+func aRecords(r *mdns.Msg) []string {
+	var out []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*mdns.A); ok {
+			out = append(out, a.A.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}

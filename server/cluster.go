@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/reconciler"
+	"bosun/store"
+)
+
+// cluster implements reconciler.Cluster on the store, writing through the
+// leadership so that every write is fenced.
+type cluster struct {
+	st   *store.Store
+	lead *store.Leadership
+	now  func() time.Time
+}
+
+func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
+	snap, err := c.st.Snapshot(ctx)
+	if err != nil {
+		return reconciler.Observed{}, err
+	}
+	return observedFrom(snap), nil
+}
+
+func observedFrom(snap *store.Snapshot) reconciler.Observed {
+	return reconciler.Observed{
+		Nodes:       snap.Nodes,
+		Pods:        snap.Pods,
+		Deployments: snap.Deployments,
+		Services:    snap.Services,
+	}
+}
+
+// Apply turns actions into store writes. A pod the planner left without an
+// identity gets one here: a random UID and the creation time.
+func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error {
+	ops := make([]store.Op, 0, len(actions))
+	for _, a := range actions {
+		var op store.Op
+		var err error
+		switch a.Type {
+		case reconciler.CreatePod, reconciler.UpdatePod:
+			p := a.Pod.DeepCopy()
+			if p.UID == "" {
+				p.UID = newUID()
+			}
+			if p.CreationTimestamp.IsZero() {
+				p.CreationTimestamp = metav1.NewTime(c.now())
+			}
+			p.Status = schedulingStatus(p.Status)
+			op, err = store.PutPod(p)
+		case reconciler.DeletePod:
+			op = store.DeletePod(a.Namespace, a.Name)
+		case reconciler.PutDeployment:
+			op, err = store.PutDeployment(a.Deployment)
+		case reconciler.DeleteDeployment:
+			op = store.DeleteDeployment(a.Namespace, a.Name)
+		case reconciler.PutService:
+			op, err = store.PutService(a.Service)
+		case reconciler.DeleteService:
+			op = store.DeleteService(a.Namespace, a.Name)
+		default:
+			return fmt.Errorf("unknown action %q", a.Type)
+		}
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op)
+	}
+	return c.lead.Apply(ctx, ops)
+}
+
+// schedulingStatus keeps of a pod's status only what the leader decides:
+// the scheduling verdict. The rest is the node agent's to report.
+func schedulingStatus(st corev1.PodStatus) corev1.PodStatus {
+	var out corev1.PodStatus
+	for _, c := range st.Conditions {
+		if c.Type == corev1.PodScheduled {
+			out.Conditions = append(out.Conditions, c)
+			if c.Status == corev1.ConditionFalse {
+				out.Phase = corev1.PodPending
+			}
+		}
+	}
+	return out
+}
+
+func newUID() types.UID {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant 10
+	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]))
+}

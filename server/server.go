@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"bosun/api"
+	"bosun/dns"
+	"bosun/gitsource"
+	"bosun/nodes"
+	"bosun/store"
+)
+
+// Config is a replica's configuration. Flags in cmd/bosun fill it.
+type Config struct {
+	// ID names this replica in the election; default the hostname.
+	ID string
+	// Repo is the Git repository (path or URL); Branch default "main";
+	// Path the manifests' directory inside it (default the root).
+	Repo, Branch, Path string
+	// Poll is the fetch interval, default 5s.
+	Poll time.Duration
+	// SSHKeyFile authenticates ssh:// repositories.
+	SSHKeyFile string
+	// DataDir holds the embedded etcd, the clone and the agent's state;
+	// default /var/lib/bosun.
+	DataDir string
+	// EtcdEndpoints selects an external etcd; empty starts an embedded one.
+	EtcdEndpoints []string
+	// EtcdListen is the embedded etcd's client address, default
+	// 127.0.0.1:2379.
+	EtcdListen string
+	// DNSListen default 127.0.0.1:5353; APIListen default 127.0.0.1:7070.
+	DNSListen, APIListen string
+	// Domain is the cluster domain, default cluster.local.
+	Domain string
+	// Agent runs a node agent for this machine in the same process.
+	Agent     bool
+	AgentConf nodes.Config
+	Logger    *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		c.ID, _ = os.Hostname()
+	}
+	if c.Branch == "" {
+		c.Branch = "main"
+	}
+	if c.Poll <= 0 {
+		c.Poll = 5 * time.Second
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/bosun"
+	}
+	if c.EtcdListen == "" {
+		c.EtcdListen = "127.0.0.1:2379"
+	}
+	if c.DNSListen == "" {
+		c.DNSListen = "127.0.0.1:5353"
+	}
+	if c.APIListen == "" {
+		c.APIListen = "127.0.0.1:7070"
+	}
+	if c.Domain == "" {
+		c.Domain = "cluster.local"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Repo == "" {
+		return errors.New("--repo is required")
+	}
+	return nil
+}
+
+// Run runs a replica until ctx ends. It stops cleanly: the leader resigns
+// so another replica takes over at once, the node is deregistered, and the
+// pods keep running for the next start to adopt.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	endpoints := cfg.EtcdEndpoints
+	if len(endpoints) == 0 {
+		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen,
+			Logger: log.With("component", "etcd"),
+		})
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		endpoints = e.Endpoints()
+	}
+	cli, err := store.Dial(endpoints)
+	if err != nil {
+		return err
+	}
+	st := store.New(cli)
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var current atomic.Pointer[leader]
+	apiSrv := api.New(api.Config{Listen: cfg.APIListen, Registry: reg, Logger: log.With("component", "api")}, st,
+		func() api.Syncer {
+			if l := current.Load(); l != nil {
+				return l
+			}
+			return nil
+		})
+
+	dnsListen := []string{cfg.DNSListen}
+	var agent *nodes.Agent
+	if cfg.Agent {
+		ac := cfg.AgentConf
+		if ac.StateDir == "" {
+			ac.StateDir = filepath.Join(cfg.DataDir, "node")
+		}
+		ac.Logger = log.With("component", "agent")
+		agent, err = nodes.New(ac, st)
+		if err != nil {
+			return err
+		}
+		dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
+	}
+	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log.With("component", "dns")}, st)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	start := func(name string, run func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	start("api", apiSrv.Run)
+	start("dns", dnsSrv.Run)
+	if agent != nil {
+		start("agent", agent.Run)
+	}
+	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, &current) })
+
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// campaign wins the election, leads until the leadership is lost, and
+// campaigns again, until ctx ends.
+func campaign(ctx context.Context, cfg Config, st *store.Store, current *atomic.Pointer[leader]) error {
+	log := cfg.Logger.With("component", "leader")
+	for ctx.Err() == nil {
+		log.Info("campaigning", "id", cfg.ID)
+		lead, err := st.Campaign(ctx, cfg.ID, store.DefaultSessionTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("campaign failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		log.Info("elected leader", "id", cfg.ID)
+		src, err := gitsource.New(gitsource.Config{
+			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
+			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger.With("component", "git"),
+		})
+		if err != nil {
+			lead.Resign(context.WithoutCancel(ctx))
+			return err
+		}
+		l := &leader{cfg: cfg, st: st, lead: lead, src: src, log: log}
+		current.Store(l)
+		err = l.run(ctx)
+		current.Store(nil)
+		if errors.Is(err, errLostLeadership) {
+			log.Warn("lost leadership; campaigning again")
+			continue
+		}
+		if rerr := lead.Resign(context.WithoutCancel(ctx)); rerr != nil {
+			log.Warn("resign", "err", rerr)
+		} else {
+			log.Info("resigned leadership")
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
