@@ -82,6 +82,21 @@ func TestHello(t *testing.T) {
 		}
 	})
 
+	t.Run("pods resolve cluster names through the bridge DNS", func(t *testing.T) {
+		sc := readyPods(s.pods(), "sidecar-demo")
+		if len(sc) != 1 {
+			t.Fatalf("%d ready sidecar pods", len(sc))
+		}
+		// A short name: the pod's resolv.conf search path completes it.
+		body, err := httpGet("http://" + sc[0].Status.PodIP + ":8080/resolve?name=web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := strings.Fields(body), ips(web); !reflect.DeepEqual(got, want) {
+			t.Errorf("pod resolved web to %q, want %v", body, want)
+		}
+	})
+
 	t.Run("scale 3 -> 5", func(t *testing.T) {
 		repo.write("web/deployment.yaml", strings.Replace(readFile(t, repo.dir+"/web/deployment.yaml"), "replicas: 3", "replicas: 5", 1))
 		repo.commit("scale web to 5")

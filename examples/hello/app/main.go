@@ -7,6 +7,7 @@
 //	CRASH_AFTER  a duration after which the process exits with status 1
 //	UPSTREAM     a URL fetched by GET /upstream (a sidecar reaching its app)
 //
+// GET /resolve?name=N looks N up through the pod's resolv.conf.
 // GET / answers "hello from <pod> version <v>\n"; the version is set at build
 // time with -ldflags "-X main.version=v1". SIGTERM shuts the server down
 // gracefully.
@@ -22,6 +23,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -91,6 +94,22 @@ func newHandler(c config, client *http.Client) http.Handler {
 		defer resp.Body.Close()
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
+	})
+	// /resolve?name=web looks a name up with the pod's resolv.conf, to show
+	// that cluster names resolve inside pods.
+	mux.HandleFunc("GET /resolve", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("name")
+		if name == "" {
+			http.Error(w, "name is required", http.StatusBadRequest)
+			return
+		}
+		addrs, err := net.DefaultResolver.LookupHost(r.Context(), name)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("resolve %s: %v", name, err), http.StatusBadGateway)
+			return
+		}
+		sort.Strings(addrs)
+		io.WriteString(w, strings.Join(addrs, "\n")+"\n")
 	})
 	return mux
 }
