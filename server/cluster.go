@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,17 @@ type cluster struct {
 	st   *store.Store
 	lead *store.Leadership
 	now  func() time.Time
+	// grace is how long a node may be absent before its pods count as lost.
+	grace time.Duration
+	// lastSeen is when each node was last registered, as far as this
+	// leader knows. Only the reconcile loop touches it.
+	lastSeen map[string]node
+}
+
+// node is the last registration seen of a node.
+type node struct {
+	obj  corev1.Node
+	seen time.Time
 }
 
 func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
@@ -27,16 +39,56 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 	if err != nil {
 		return reconciler.Observed{}, err
 	}
-	return observedFrom(snap), nil
-}
-
-func observedFrom(snap *store.Snapshot) reconciler.Observed {
+	if c.lastSeen == nil {
+		c.lastSeen = boundNodes(snap, c.now())
+	}
 	return reconciler.Observed{
-		Nodes:       snap.Nodes,
+		Nodes:       nodesWithGrace(snap, c.lastSeen, c.now(), c.grace),
 		Pods:        snap.Pods,
 		Deployments: snap.Deployments,
 		Services:    snap.Services,
+	}, nil
+}
+
+// boundNodes is what a leader that just took over knows of the nodes: it
+// has never seen those its pods are bound to, so it counts them as seen
+// now. A restart of the whole server then does not reschedule every pod
+// before the agent registers again.
+func boundNodes(snap *store.Snapshot, now time.Time) map[string]node {
+	seen := map[string]node{}
+	for _, p := range snap.Pods {
+		if name := p.Spec.NodeName; name != "" {
+			seen[name] = node{obj: corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, seen: now}
+		}
 	}
+	return seen
+}
+
+// nodesWithGrace returns the registered nodes plus those absent for less
+// than grace, marked unschedulable: an agent that restarts (or a node whose
+// lease lapsed for a moment) keeps its pods, while no new pod is placed on
+// it.
+func nodesWithGrace(snap *store.Snapshot, lastSeen map[string]node, now time.Time, grace time.Duration) []corev1.Node {
+	present := make(map[string]bool, len(snap.Nodes))
+	for _, n := range snap.Nodes {
+		present[n.Name] = true
+		lastSeen[n.Name] = node{obj: n, seen: now}
+	}
+	out := snap.Nodes
+	for name, n := range lastSeen {
+		if present[name] {
+			continue
+		}
+		if now.Sub(n.seen) >= grace {
+			delete(lastSeen, name)
+			continue
+		}
+		absent := n.obj.DeepCopy()
+		absent.Spec.Unschedulable = true
+		out = append(out, *absent)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Apply turns actions into store writes. A pod the planner left without an

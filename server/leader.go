@@ -61,7 +61,7 @@ func (l *leader) run(ctx context.Context) error {
 	changes := l.st.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
-	driver := &reconciler.Driver{Cluster: &cluster{st: l.st, lead: l.lead, now: time.Now}, Logger: l.log}
+	driver := &reconciler.Driver{Cluster: &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod}, Logger: l.log}
 	for {
 		select {
 		case <-ctx.Done():

@@ -45,6 +45,9 @@ type Config struct {
 	DNSListen, APIListen string
 	// Domain is the cluster domain, default cluster.local.
 	Domain string
+	// NodeGracePeriod is how long a node may be gone (its lease expired or
+	// revoked) before its pods are replaced elsewhere; default 30s.
+	NodeGracePeriod time.Duration
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
@@ -60,6 +63,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 5 * time.Second
+	}
+	if c.NodeGracePeriod <= 0 {
+		c.NodeGracePeriod = 30 * time.Second
 	}
 	if c.DataDir == "" {
 		c.DataDir = "/var/lib/bosun"

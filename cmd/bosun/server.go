@@ -34,6 +34,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Domain, "domain", "cluster.local", "cluster DNS domain")
 	fs.StringVar(&cfg.ID, "id", "", "replica name in the leader election (default: hostname)")
 	fs.BoolVar(&cfg.Agent, "agent", true, "also run this machine's node agent")
+	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg.AgentConf, &labels)
 	if err := fs.Parse(args); err != nil {
