@@ -193,6 +193,29 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 	return s
 }
 
+// startControlPlane runs bosun without a node agent: etcd, the leader,
+// the API and DNS only.
+func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
+	t.Helper()
+	s := &stack{t: t, dataDir: t.TempDir(), apiAddr: freePort(t), dnsAddr: freePort(t), etcdAddr: freePort(t)}
+	s.args = append([]string{"server", "--agent=false",
+		"--repo", repoURL, "--poll", "200ms",
+		"--data-dir", s.dataDir,
+		"--etcd-listen", s.etcdAddr,
+		"--api-listen", s.apiAddr,
+		"--dns-listen", s.dnsAddr,
+		"--id", "e2e-cp",
+	}, extra...)
+	s.start()
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("bosun log (tail):\n%s", s.logTail(80))
+		}
+	})
+	return s
+}
+
 func (s *stack) start() {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
