@@ -35,6 +35,7 @@ test-short: ## unit tests only (no containerd, no root)
 
 bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./dns ./manifest
+	$(GO) test -run '^$$' -bench CommitToReady -benchtime 5x ./e2e
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh

@@ -18,7 +18,9 @@ import (
 func BenchmarkCommitToReady(b *testing.B) {
 	repo := newGitRepo(b)
 	repo.copyDir("../examples/hello")
-	repo.git("rm", "-q", "-r", "sidecar")
+	if err := os.RemoveAll(repo.dir + "/sidecar"); err != nil {
+		b.Fatal(err)
+	}
 	repo.commit("hello")
 	s := startStack(b, repo, "--poll", "1s")
 	orig, err := os.ReadFile(repo.dir + "/web/deployment.yaml")
