@@ -238,7 +238,7 @@ func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
 	now := metav1.Now()
 	n := &corev1.Node{
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
-		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels, CreationTimestamp: now},
 		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}},
 		Status: corev1.NodeStatus{
 			Capacity:    a.cfg.Capacity.DeepCopy(),

@@ -145,14 +145,14 @@ func Run(ctx context.Context, cfg Config) error {
 		if ac.StateDir == "" {
 			ac.StateDir = filepath.Join(cfg.DataDir, "node")
 		}
-		ac.Logger = log.With("component", "agent")
+		ac.Logger = log
 		agent, err = nodes.New(ac, st)
 		if err != nil {
 			return err
 		}
 		dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
 	}
-	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log.With("component", "dns")}, st)
+	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log}, st)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, current *atomic.
 		log.Info("elected leader", "id", cfg.ID)
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger.With("component", "git"),
+			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger,
 		})
 		if err != nil {
 			lead.Resign(context.WithoutCancel(ctx))

@@ -76,7 +76,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	cfg.Logger = newLogger(os.Stderr, level(debug)).With("component", "agent")
+	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cli, err := store.Dial(splitList(etcd))
 	if err != nil {
 		return err
