@@ -183,13 +183,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",
 	}, extra...)
-	s.start()
-	t.Cleanup(func() {
-		s.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("bosun log (tail):\n%s", s.logTail(80))
-		}
-	})
+	s.run()
 	return s
 }
 
@@ -206,14 +200,19 @@ func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 		"--dns-listen", s.dnsAddr,
 		"--id", "e2e-cp",
 	}, extra...)
+	s.run()
+	return s
+}
+
+// run starts bosun and stops it when the test ends.
+func (s *stack) run() {
 	s.start()
-	t.Cleanup(func() {
+	s.t.Cleanup(func() {
 		s.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("bosun log (tail):\n%s", s.logTail(80))
+		if s.t.Failed() {
+			s.t.Logf("bosun log (tail):\n%s", s.logTail(80))
 		}
 	})
-	return s
 }
 
 func (s *stack) start() {

@@ -189,49 +189,43 @@ func TestHello(t *testing.T) {
 	})
 
 	t.Run("a killed bosun adopts its pods on restart", func(t *testing.T) {
-		before := podIdentity(s.pods())
-		containersBefore := containerIDs(t, s.containerd)
-		s.stop(syscall.SIGKILL)
-		s.start()
-		s.waitFor("the restarted server to report every pod ready", 60*time.Second, func() error {
-			if n := len(readyPods(s.pods(), "")); n != len(before) {
-				return fmt.Errorf("%d of %d pods ready", n, len(before))
-			}
-			return nil
-		})
-		time.Sleep(2 * time.Second)
-		if after := podIdentity(s.pods()); !reflect.DeepEqual(before, after) {
-			t.Errorf("pods changed across the restart:\nbefore %v\nafter  %v", before, after)
-		}
-		if after := containerIDs(t, s.containerd); !reflect.DeepEqual(containersBefore, after) {
-			t.Errorf("containers changed across the restart:\nbefore %v\nafter  %v", containersBefore, after)
-		}
+		restartKeepsPods(t, s, syscall.SIGKILL, nil)
 	})
 
 	t.Run("a stopped bosun leaves its pods running and adopts them", func(t *testing.T) {
-		before := podIdentity(s.pods())
-		containersBefore := containerIDs(t, s.containerd)
 		// SIGTERM deregisters the node at once; the restarted leader must
 		// not take that for a lost node.
-		s.stop(syscall.SIGTERM)
-		if body, err := httpGet("http://" + web[0].Status.PodIP + ":8080/"); err != nil || !strings.Contains(body, "hello") {
-			t.Errorf("pod %s while bosun is stopped: %q, %v", web[0].Name, body, err)
-		}
-		s.start()
-		s.waitFor("every pod ready again", 60*time.Second, func() error {
-			if n := len(readyPods(s.pods(), "")); n != len(before) {
-				return fmt.Errorf("%d of %d pods ready", n, len(before))
+		restartKeepsPods(t, s, syscall.SIGTERM, func() {
+			if body, err := httpGet("http://" + web[0].Status.PodIP + ":8080/"); err != nil || !strings.Contains(body, "hello") {
+				t.Errorf("pod %s while bosun is stopped: %q, %v", web[0].Name, body, err)
 			}
-			return nil
 		})
-		time.Sleep(2 * time.Second)
-		if after := podIdentity(s.pods()); !reflect.DeepEqual(before, after) {
-			t.Errorf("pods changed across a clean restart:\nbefore %v\nafter  %v", before, after)
-		}
-		if after := containerIDs(t, s.containerd); !reflect.DeepEqual(containersBefore, after) {
-			t.Errorf("containers changed across a clean restart:\nbefore %v\nafter  %v", containersBefore, after)
-		}
 	})
+}
+
+// restartKeepsPods stops bosun with sig, runs whileDown, starts it again
+// and checks that every pod and container is the same as before.
+func restartKeepsPods(t *testing.T, s *stack, sig syscall.Signal, whileDown func()) {
+	before := podIdentity(s.pods())
+	containersBefore := containerIDs(t, s.containerd)
+	s.stop(sig)
+	if whileDown != nil {
+		whileDown()
+	}
+	s.start()
+	s.waitFor("the restarted server to report every pod ready", 60*time.Second, func() error {
+		if n := len(readyPods(s.pods(), "")); n != len(before) {
+			return fmt.Errorf("%d of %d pods ready", n, len(before))
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // several reconcile passes
+	if after := podIdentity(s.pods()); !reflect.DeepEqual(before, after) {
+		t.Errorf("pods changed across the restart (%v):\nbefore %v\nafter  %v", sig, before, after)
+	}
+	if after := containerIDs(t, s.containerd); !reflect.DeepEqual(containersBefore, after) {
+		t.Errorf("containers changed across the restart (%v):\nbefore %v\nafter  %v", sig, containersBefore, after)
+	}
 }
 
 // podIdentity maps each pod to its UID, node and IP.
