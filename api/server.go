@@ -13,8 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"bosun/store"
 )
@@ -134,37 +137,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	}
 	switch kind {
 	case "pods", "pod", "po":
-		for i := range snap.Pods {
-			p := &snap.Pods[i]
-			if match(p) {
-				p.APIVersion, p.Kind = "v1", "Pod"
-				items = append(items, p)
-			}
-		}
+		items = pick(snap.Pods, corev1.SchemeGroupVersion.WithKind("Pod"), match)
 	case "deployments", "deployment", "deploy":
-		for i := range snap.Deployments {
-			d := &snap.Deployments[i]
-			if match(d) {
-				d.APIVersion, d.Kind = "apps/v1", "Deployment"
-				items = append(items, d)
-			}
-		}
+		items = pick(snap.Deployments, appsv1.SchemeGroupVersion.WithKind("Deployment"), match)
 	case "services", "service", "svc":
-		for i := range snap.Services {
-			svc := &snap.Services[i]
-			if match(svc) {
-				svc.APIVersion, svc.Kind = "v1", "Service"
-				items = append(items, svc)
-			}
-		}
+		items = pick(snap.Services, corev1.SchemeGroupVersion.WithKind("Service"), match)
 	case "nodes", "node", "no":
-		for i := range snap.Nodes {
-			n := &snap.Nodes[i]
-			if match(n) {
-				n.APIVersion, n.Kind = "v1", "Node"
-				items = append(items, n)
-			}
-		}
+		items = pick(snap.Nodes, corev1.SchemeGroupVersion.WithKind("Node"), match)
 	default:
 		writeError(w, http.StatusNotFound, fmt.Errorf("unknown kind %q (known: pods, deployments, services, nodes)", kind))
 		return
@@ -178,6 +157,24 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		list.Items = []runtime.Object{}
 	}
 	writeJSON(w, http.StatusOK, list)
+}
+
+// pick returns the objects that match, with their apiVersion and kind set
+// as the Kubernetes API serves them.
+func pick[T any, PT interface {
+	*T
+	metav1.Object
+	runtime.Object
+}](objs []T, gvk schema.GroupVersionKind, match func(metav1.Object) bool) []runtime.Object {
+	var out []runtime.Object
+	for i := range objs {
+		o := PT(&objs[i])
+		if match(o) {
+			o.GetObjectKind().SetGroupVersionKind(gvk)
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // List is a Kubernetes v1 List.
