@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -641,28 +639,7 @@ func terminatedState(rec *containerRecord, code int32, at time.Time) *corev1.Con
 	return t
 }
 
-// deleteStatus removes the pod's status key if it still describes uid: the
-// pod may meanwhile run elsewhere under the same name.
+// deleteStatus removes the pod's status key if it still describes uid.
 func (w *podWorker) deleteStatus(ctx context.Context, uid types.UID) error {
-	key := store.PodStatusKey(w.namespace, w.name)
-	cli := w.a.st.Client()
-	resp, err := cli.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("read pod status: %w", err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil
-	}
-	var ps store.PodStatus
-	if err := json.Unmarshal(resp.Kvs[0].Value, &ps); err == nil && ps.UID != uid {
-		return nil
-	}
-	_, err = cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
-		Then(clientv3.OpDelete(key)).
-		Commit()
-	if err != nil {
-		return fmt.Errorf("delete pod status: %w", err)
-	}
-	return nil
+	return w.a.st.DeletePodStatus(ctx, w.namespace, w.name, uid)
 }

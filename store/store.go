@@ -257,11 +257,29 @@ func (s *Store) PutPodStatus(ctx context.Context, namespace, name string, st Pod
 	return nil
 }
 
-// DeletePodStatus removes a pod's status once its node has torn it down.
-func (s *Store) DeletePodStatus(ctx context.Context, namespace, name string) error {
+// DeletePodStatus removes a pod's status once its node has torn it down,
+// but only while the status still describes the pod instance uid: the pod
+// may meanwhile have been recreated under the same name, on another node.
+func (s *Store) DeletePodStatus(ctx context.Context, namespace, name string, uid types.UID) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if _, err := s.cli.Delete(ctx, PodStatusKey(namespace, name)); err != nil {
+	key := PodStatusKey(namespace, name)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("read status of pod %s/%s: %w", namespace, name, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil
+	}
+	var st PodStatus
+	if err := json.Unmarshal(resp.Kvs[0].Value, &st); err == nil && st.UID != uid {
+		return nil
+	}
+	_, err = s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", resp.Kvs[0].ModRevision)).
+		Then(clientv3.OpDelete(key)).
+		Commit()
+	if err != nil {
 		return fmt.Errorf("delete status of pod %s/%s: %w", namespace, name, err)
 	}
 	return nil

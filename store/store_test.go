@@ -221,3 +221,25 @@ func TestChanges_coalescesAndFilters(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletePodStatus_onlyForTheSameInstance(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	if err := s.PutPodStatus(ctx, "default", "a", PodStatus{UID: "new", Node: "n2"}); err != nil {
+		t.Fatal(err)
+	}
+	// The old instance's node finishes its teardown late: the new
+	// instance's status must survive.
+	if err := s.DeletePodStatus(ctx, "default", "a", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.PodStatuses(ctx); st["default/a"].UID != "new" {
+		t.Fatalf("statuses = %v, want the new instance's kept", st)
+	}
+	if err := s.DeletePodStatus(ctx, "default", "a", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.PodStatuses(ctx); len(st) != 0 {
+		t.Fatalf("statuses = %v, want none", st)
+	}
+}
