@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -126,17 +127,28 @@ type Snapshot struct {
 	Sync        SyncStatus
 }
 
-// Snapshot reads everything in one consistent request.
+// Snapshot reads the cluster state in one consistent request.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+	// One transaction of several range reads is one consistent revision,
+	// without reading the history and the desired revision every time.
+	var gets []clientv3.Op
+	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix} {
+		gets = append(gets, clientv3.OpGet(Prefix+p, clientv3.WithPrefix()))
+	}
+	gets = append(gets, clientv3.OpGet(Prefix+syncKey))
+	resp, err := s.cli.Txn(ctx).Then(gets...).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	var kvs []*mvccpb.KeyValue
+	for _, r := range resp.Responses {
+		kvs = append(kvs, r.GetResponseRange().Kvs...)
+	}
 	snap := &Snapshot{Revision: resp.Header.Revision}
 	statuses := map[string]PodStatus{}
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		key := strings.TrimPrefix(string(kv.Key), Prefix)
 		var err error
 		switch {

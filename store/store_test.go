@@ -243,3 +243,49 @@ func TestDeletePodStatus_onlyForTheSameInstance(t *testing.T) {
 		t.Fatalf("statuses = %v, want none", st)
 	}
 }
+
+func TestDesiredAndHistory_roundTrip(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	lead, err := s.Campaign(ctx, "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lead.Resign(ctx)
+	if d, err := s.Desired(ctx); d != nil || err != nil {
+		t.Fatalf("Desired before any = %v, %v; want nil, nil", d, err)
+	}
+	want := &Desired{Revision: Revision{Commit: "abc"}, Pods: []corev1.Pod{*pod("default", "a", "u", "")}}
+	dop, err := PutDesired(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []Op
+	ops = append(ops, dop)
+	for seq := int64(1); seq <= 3; seq++ {
+		op, _ := PutHistory(&HistoryEntry{Seq: seq, Revision: Revision{Commit: "c" + itoa(int(seq))}, Result: ResultApplied, ReadyAfter: Duration(1500 * time.Millisecond)})
+		ops = append(ops, op)
+	}
+	if err := lead.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := lead.Apply(ctx, []Op{DeleteHistory(1)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Desired(ctx)
+	if err != nil || got.Revision.Commit != "abc" || len(got.Pods) != 1 || got.Pods[0].Name != "a" {
+		t.Fatalf("Desired = %+v, %v", got, err)
+	}
+	h, err := s.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 2 || h[0].Seq != 3 || h[1].Seq != 2 || h[0].Commit != "c3" || h[0].ReadyAfter != Duration(1500*time.Millisecond) {
+		t.Fatalf("History = %+v, want seq 3 then 2", h)
+	}
+	// Neither shows up in a snapshot.
+	snap, err := s.Snapshot(ctx)
+	if err != nil || len(snap.Pods) != 0 {
+		t.Fatalf("Snapshot = %+v, %v", snap, err)
+	}
+}

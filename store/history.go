@@ -1,0 +1,168 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+const (
+	desiredKey     = "desired"
+	syncRequestKey = "syncrequest"
+)
+
+// SyncRequestPrefix is the sub-prefix to watch (with Changes) for requests
+// to fetch the repository now.
+const SyncRequestPrefix = syncRequestKey
+
+// Desired is the last good revision's objects, as the leader applies them.
+// It is kept in etcd so that a new leader (or a restarted server whose Git
+// head is invalid) goes on from the last good revision, and so that any
+// replica can preview a change against it.
+type Desired struct {
+	Revision    Revision            `json:"revision"`
+	Pods        []corev1.Pod        `json:"pods,omitempty"`
+	Deployments []appsv1.Deployment `json:"deployments,omitempty"`
+	Services    []corev1.Service    `json:"services,omitempty"`
+}
+
+// PutDesired records the applied revision's objects, gzipped: a revision of
+// thousands of objects stays well under etcd's request size limit.
+func PutDesired(d *Desired) (Op, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(d); err != nil {
+		return Op{}, fmt.Errorf("encode desired state: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return Op{}, fmt.Errorf("compress desired state: %w", err)
+	}
+	return Op{key: Prefix + desiredKey, value: buf.Bytes()}, nil
+}
+
+// Desired reads the applied revision's objects; nil when none was applied.
+func (s *Store) Desired(ctx context.Context) (*Desired, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+desiredKey)
+	if err != nil {
+		return nil, fmt.Errorf("read desired state: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(resp.Kvs[0].Value))
+	if err != nil {
+		return nil, fmt.Errorf("read desired state: %w", err)
+	}
+	var d Desired
+	if err := json.NewDecoder(io.LimitReader(zr, 256<<20)).Decode(&d); err != nil {
+		return nil, fmt.Errorf("decode desired state: %w", err)
+	}
+	return &d, nil
+}
+
+// RequestSync asks the leader to fetch the repository now. Any replica may
+// call it (the API does, for `bosun sync` and webhooks); the leader watches
+// SyncRequestPrefix.
+func (s *Store) RequestSync(ctx context.Context, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	b, _ := json.Marshal(map[string]any{"reason": reason, "at": time.Now()})
+	if _, err := s.cli.Put(ctx, Prefix+syncRequestKey, string(b)); err != nil {
+		return fmt.Errorf("request sync: %w", err)
+	}
+	return nil
+}
+
+// History results.
+const (
+	ResultProgressing   = "progressing"
+	ResultApplied       = "applied"
+	ResultRejected      = "rejected"
+	ResultSuperseded    = "superseded"
+	ResultRolloutFailed = "rollout failed"
+)
+
+// ObjectChange is one line of a revision's change summary.
+type ObjectChange struct {
+	// Op is "+" (created), "~" (changed) or "-" (deleted).
+	Op        string `json:"op"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+func (c ObjectChange) String() string {
+	return c.Op + c.Kind + "/" + c.Namespace + "/" + c.Name
+}
+
+// HistoryEntry is one revision bosun saw.
+type HistoryEntry struct {
+	Seq      int64     `json:"seq"`
+	Revision           // commit, author, message, time
+	SeenAt   time.Time `json:"seenAt"`
+	Result   string    `json:"result"`
+	// Errors are a rejected revision's problems, or why a rollout failed.
+	Errors  []string       `json:"errors,omitempty"`
+	Changes []ObjectChange `json:"changes,omitempty"`
+	// ReadyAfter is how long it took from SeenAt until every pod of the
+	// revision was ready; zero until then.
+	ReadyAfter Duration `json:"readyAfter,omitzero"`
+}
+
+// Duration is a time.Duration that reads and writes as a string ("1.5s").
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+func historyKey(seq int64) string { return fmt.Sprintf("%s%s%020d", Prefix, historyPrefix, seq) }
+
+// PutHistory writes a history entry.
+func PutHistory(e *HistoryEntry) (Op, error) { return putOp(historyKey(e.Seq), e) }
+
+// DeleteHistory removes a history entry.
+func DeleteHistory(seq int64) Op { return Op{key: historyKey(seq)} }
+
+// History returns the recorded revisions, newest first.
+func (s *Store) History(ctx context.Context) ([]HistoryEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+historyPrefix, clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	out := make([]HistoryEntry, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var e HistoryEntry
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		if seq, err := strconv.ParseInt(strings.TrimPrefix(string(kv.Key), Prefix+historyPrefix), 10, 64); err == nil {
+			e.Seq = seq
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
