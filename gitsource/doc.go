@@ -28,6 +28,11 @@
 //     and also cut a backoff wait short.
 //   - Run returns ctx.Err() once ctx is done.
 //
+// Resolve (for `bosun plan --ref`) fetches any other branch, tag or commit
+// reachable from a branch into refs/bosun/resolve/ of the same clone and
+// exports it under Config.Dir/resolved; it never changes what Run follows.
+// Its snapshots are freed by Release or once keptResolved newer ones exist.
+//
 // Transports are go-git's: local paths and file:// (which run the git
 // binary's git-upload-pack), git://, http(s):// with optional basic auth, and
 // ssh:// or scp-like user@host:path with a private key file. Secrets

@@ -47,6 +47,8 @@ type Source struct {
 	current *Revision
 	kept    []string // snapshot hashes on disk, oldest first
 
+	resolved resolvedSnapshots // snapshots made by Resolve (resolve.go)
+
 	mu     sync.Mutex // guards status
 	status Status
 }
