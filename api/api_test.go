@@ -16,10 +16,6 @@ import (
 	"bosun/store"
 )
 
-type fakeSyncer struct{ n int }
-
-func (f *fakeSyncer) Trigger() { f.n++ }
-
 func readyPod(name, ip string, labels map[string]string, ready bool) *corev1.Pod {
 	st := corev1.ConditionFalse
 	if ready {
@@ -83,7 +79,7 @@ func get(t *testing.T, h http.Handler, method, path string, out any) int {
 
 func TestStatus_endpointsAreReadyPodsOnly(t *testing.T) {
 	st := seed(t)
-	h := New(Config{}, st, func() Syncer { return nil }).Handler()
+	h := newHandler(t, st)
 	var s Status
 	if code := get(t, h, "GET", "/api/v1/status", &s); code != 200 {
 		t.Fatalf("status code %d", code)
@@ -101,7 +97,7 @@ func TestStatus_endpointsAreReadyPodsOnly(t *testing.T) {
 
 func TestList_isKubernetesShaped(t *testing.T) {
 	st := seed(t)
-	h := New(Config{}, st, func() Syncer { return nil }).Handler()
+	h := newHandler(t, st)
 	var list struct {
 		APIVersion, Kind string
 		Items            []corev1.Pod
@@ -130,16 +126,35 @@ func TestList_isKubernetesShaped(t *testing.T) {
 	}
 }
 
-func TestSync_onlyTheLeaderTriggers(t *testing.T) {
-	st := seed(t)
-	var current Syncer
-	h := New(Config{}, st, func() Syncer { return current }).Handler()
-	if code := get(t, h, "POST", "/api/v1/sync", nil); code != http.StatusServiceUnavailable {
-		t.Errorf("non-leader sync: code %d, want 503", code)
+func newHandler(t *testing.T, st *store.Store) http.Handler {
+	t.Helper()
+	s, err := New(Config{}, st, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	f := &fakeSyncer{}
-	current = f
-	if code := get(t, h, "POST", "/api/v1/sync", nil); code != http.StatusAccepted || f.n != 1 {
-		t.Errorf("leader sync: code %d, triggers %d", code, f.n)
+	return s.Handler()
+}
+
+func TestSync_recordsARequestForTheLeader(t *testing.T) {
+	st := seed(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := st.Changes(ctx, store.SyncRequestPrefix)
+	<-changes // the watch is established
+	if code := get(t, newHandler(t, st), "POST", "/api/v1/sync", nil); code != http.StatusAccepted {
+		t.Fatalf("sync: code %d, want 202", code)
+	}
+	select {
+	case <-changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sync request reached the store")
+	}
+}
+
+func TestWebhook_offWithoutASecret(t *testing.T) {
+	st := seed(t)
+	var e Error
+	if code := get(t, newHandler(t, st), "POST", "/api/v1/webhooks/git", &e); code != http.StatusNotFound || e.Error == "" {
+		t.Errorf("webhook without a secret: code %d, error %q; want 404 with a reason", code, e.Error)
 	}
 }

@@ -22,12 +22,6 @@ import (
 	"bosun/store"
 )
 
-// Syncer triggers a fetch of the repository. The leader's gitsource
-// implements it; replicas that do not lead answer 503.
-type Syncer interface {
-	Trigger()
-}
-
 // Config configures the API server.
 type Config struct {
 	// Listen is the address, default 127.0.0.1:7070.
@@ -35,22 +29,24 @@ type Config struct {
 	// Registry collects /metrics; default a new registry with Go and
 	// process collectors.
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// Webhook configures POST /api/v1/webhooks/git; without a SecretFile
+	// webhooks are off (404).
+	Webhook WebhookConfig
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	st     *store.Store
-	syncer func() Syncer
-	mux    *http.ServeMux
-	ready  chan struct{}
-	addr   string
+	cfg     Config
+	st      *store.Store
+	backend Backend
+	mux     *http.ServeMux
+	ready   chan struct{}
+	addr    string
 }
 
-// New returns an API server. syncer returns the current leader-side
-// trigger, or nil when this replica does not lead.
-func New(cfg Config, st *store.Store, syncer func() Syncer) *Server {
+// New returns an API server on the store and the backend.
+func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7070"
 	}
@@ -60,14 +56,34 @@ func New(cfg Config, st *store.Store, syncer func() Syncer) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, st: st, syncer: syncer, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, st: st, backend: backend, mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
+	s.mux.HandleFunc("GET /api/v1/history", s.history)
+	s.mux.HandleFunc("GET /api/v1/logs/{namespace}/{pod}", s.logs)
+	s.mux.HandleFunc("POST /api/v1/plan", s.plan)
 	s.mux.HandleFunc("GET /api/v1/{kind}", s.list)
 	s.mux.HandleFunc("GET /api/v1/{kind}/{name}", s.list)
 	s.mux.HandleFunc("POST /api/v1/sync", s.sync)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
-	return s
+	if cfg.Webhook.SecretFile != "" {
+		if cfg.Webhook.Logger == nil {
+			cfg.Webhook.Logger = cfg.Logger
+		}
+		if cfg.Webhook.Registerer == nil {
+			cfg.Webhook.Registerer = cfg.Registry
+		}
+		h, err := NewWebhookHandler(cfg.Webhook, s.st.RequestSync)
+		if err != nil {
+			return nil, err
+		}
+		s.mux.Handle("POST /api/v1/webhooks/git", h)
+	} else {
+		s.mux.HandleFunc("POST /api/v1/webhooks/git", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, errors.New("webhooks are off: start the server with --webhook-secret-file"))
+		})
+	}
+	return s, nil
 }
 
 // Handler returns the API's HTTP handler.
@@ -185,14 +201,11 @@ type List struct {
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
-	sy := s.syncer()
-	if sy == nil {
-		leader, _ := s.st.Leader(r.Context())
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("this replica is not the leader (leader: %q)", leader))
+	if err := s.st.RequestSync(r.Context(), "bosun sync from "+r.RemoteAddr); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	sy.Trigger()
-	writeJSON(w, http.StatusAccepted, map[string]string{"result": "fetch triggered"})
+	writeJSON(w, http.StatusAccepted, map[string]string{"result": "sync requested"})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
