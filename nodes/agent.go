@@ -27,6 +27,7 @@ type Agent struct {
 	log    *slog.Logger
 	client *client.Client // set by Run
 	net    *network       // set by Run
+	prober *prober
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -38,8 +39,15 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("nodes: config: %w", err)
 	}
-	return &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}, nil
+	return &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber()}, nil
 }
+
+// StateDir is the agent's state directory (absolute); the logs of this
+// node's pods are under it (see WriteLogs).
+func (a *Agent) StateDir() string { return a.cfg.StateDir }
+
+// NodeName is the name this agent registers.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
 // DNSServer is the nameserver address pods on this node are given; the
 // cluster DNS must listen there on port 53.
@@ -247,6 +255,7 @@ func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
 				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "AgentReady",
 				Message: "bosun agent is running", LastHeartbeatTime: now, LastTransitionTime: now,
 			}},
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.cfg.LogPort}},
 			NodeInfo: corev1.NodeSystemInfo{
 				ContainerRuntimeVersion: "containerd://" + containerdVersion,
 				KubeletVersion:          "bosun",

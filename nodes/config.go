@@ -53,6 +53,9 @@ type Config struct {
 
 	Capacity corev1.ResourceList // default: the machine's CPUs and memory, 110 pods
 	NodeIP   string              // address published in node status, default: detected
+	// LogPort is the port on NodeIP where this node serves its pods' logs
+	// (LogHandler), published so servers can proxy `bosun logs`; 0: none.
+	LogPort int32
 	// LeaseTTL of the node registration. Default 10s.
 	LeaseTTL time.Duration
 

@@ -26,8 +26,27 @@
 // conditions, container states with waiting reasons (ContainerCreating,
 // CrashLoopBackOff, ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
 // CreateContainerConfigError), last termination and restart counts.
-// Readiness is the container's Ready flag, true while running until probes
-// drive it.
+//
+// Probes follow Kubernetes: readinessProbe, livenessProbe and startupProbe
+// with exec (a process in the container's task), httpGet (from the agent to
+// podIP:port; 2xx and 3xx pass) and tcpSocket, with Kubernetes' defaults.
+// Each active probe of a running container instance is one goroutine owned
+// by the pod worker (stopped with the instance); it only reports results.
+// The worker feeds them to the instance's prober state machine
+// (probe.go, pure), which decides readiness, "started" and kills; results
+// of an instance that is no longer current are dropped. The startup probe
+// gates the others; a failing liveness probe (or a startup probe out of
+// budget) stops the container as deletion does and it restarts with the
+// restart backoff, its termination reason LivenessProbeFailed (or
+// StartupProbeFailed). ContainerStatus.Ready and Started, the pod's
+// ContainersReady and Ready conditions ("containers with unready status:
+// [web]") and the bosun.dev/Probes condition (every probe's last result)
+// derive from it. Status is written only when it changes, so steady probe
+// results cost no etcd writes.
+//
+// Logs are served from the files above by WriteLogs and LogHandler
+// (logs.go): whole, tail, previous, or followed across restarts by noticing
+// the rotation (a new file at the path) until the pod's log dir goes.
 //
 // Contract on stopping: when Run's context ends the node is deregistered but
 // containers keep running. Every container carries labels (LabelPodUID and
@@ -38,6 +57,7 @@
 // and the pod's status key are removed.
 //
 // The decisions (restart, backoff, phase, status, process arguments,
-// environment) are pure functions in podstate.go; the I/O lives in
-// runtime.go (containerd), network.go (netns, CNI) and worker.go.
+// environment) are pure functions in podstate.go and probe.go; the I/O lives
+// in runtime.go (containerd), network.go (netns, CNI), probe_runner.go,
+// worker.go and probe_worker.go.
 package nodes

@@ -38,10 +38,15 @@ type containerRecord struct {
 	ID      string
 	ImageID string
 	Running bool
-	// Ready is the container's readiness: set when it starts (no probes
-	// yet); probes will drive it.
-	Ready     bool
+	// Probes is the prober state of the current instance (nil before the
+	// first start). Readiness and "started" derive from it.
+	Probes    *containerProbes
 	StartedAt time.Time
+	// KillReason and KillMessage, when set, say why the agent stopped the
+	// current instance (a failing liveness or startup probe); they become
+	// the reason and message of its termination.
+	KillReason  string
+	KillMessage string
 	// Terminated is the final state of a container that will not restart.
 	Terminated *corev1.ContainerStateTerminated
 	// Last is the termination of the previous run.
@@ -156,12 +161,12 @@ func buildStatus(in statusInput) corev1.PodStatus {
 			cs.ContainerID = "containerd://" + rec.ID
 		}
 		cs.RestartCount = rec.RestartCount
+		started := false
 		switch {
 		case rec.Running:
 			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
-			cs.Ready = rec.Ready
-			started := true
-			cs.Started = &started
+			cs.Ready = rec.Probes.ready()
+			started = rec.Probes == nil || rec.Probes.started
 		case rec.Terminated != nil:
 			cs.State.Terminated = rec.Terminated.DeepCopy()
 		case rec.Waiting != nil:
@@ -172,15 +177,22 @@ func buildStatus(in statusInput) corev1.PodStatus {
 		if rec.Last != nil {
 			cs.LastTerminationState.Terminated = rec.Last.DeepCopy()
 		}
+		cs.Started = &started
 		if !cs.Ready {
 			allReady = false
 		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	var unready []string
+	for _, cs := range st.ContainerStatuses {
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
+	}
 	st.Phase = podPhase(in.Pod.Spec.RestartPolicy, st.ContainerStatuses)
 
-	cond := func(t corev1.PodConditionType, ok bool, reason string) corev1.PodCondition {
-		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason}
+	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
+		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg}
 		if ok {
 			c.Status, c.Reason = corev1.ConditionTrue, ""
 		}
@@ -198,11 +210,26 @@ func buildStatus(in statusInput) corev1.PodStatus {
 	if st.Phase == corev1.PodSucceeded || st.Phase == corev1.PodFailed {
 		readyReason = "PodCompleted"
 	}
+	readyMsg := ""
+	if !allReady && readyReason != "PodCompleted" {
+		readyMsg = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
+	}
 	st.Conditions = []corev1.PodCondition{
-		cond(corev1.PodScheduled, true, ""),
-		cond(corev1.PodInitialized, true, ""),
-		cond(corev1.ContainersReady, allReady, readyReason),
-		cond(corev1.PodReady, allReady, readyReason),
+		cond(corev1.PodScheduled, true, "", ""),
+		cond(corev1.PodInitialized, true, "", ""),
+		cond(corev1.ContainersReady, allReady, readyReason, readyMsg),
+		cond(corev1.PodReady, allReady, readyReason, readyMsg),
+	}
+	probeState := make(map[string]*containerProbes, len(in.Records))
+	for name, rec := range in.Records {
+		probeState[name] = rec.Probes
+	}
+	if configured, ok, failed, msg := probeSummary(in.Pod.Spec.Containers, probeState); configured {
+		reason := "ProbesPending"
+		if failed {
+			reason = "ProbeFailed"
+		}
+		st.Conditions = append(st.Conditions, cond(ConditionProbes, ok, reason, msg))
 	}
 	return st
 }

@@ -91,7 +91,7 @@ func TestBuildStatus_readyOnlyWhenAllRunning(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "a"}, {Name: "side", Image: "b"}}}}
 	recs := map[string]*containerRecord{
-		"app": {Name: "app", ID: "x-app-0", Running: true, Ready: true, StartedAt: t0, RestartCount: 1,
+		"app": {Name: "app", ID: "x-app-0", Running: true, StartedAt: t0, RestartCount: 1,
 			Last: &corev1.ContainerStateTerminated{ExitCode: 137, Reason: "Error"}},
 	}
 	st := buildStatus(statusInput{Pod: pod, Records: recs, PodIP: "10.0.0.2", HostIP: "192.0.2.1", StartTime: t0, Now: t0})
@@ -111,7 +111,7 @@ func TestBuildStatus_readyOnlyWhenAllRunning(t *testing.T) {
 		}
 	}
 
-	recs["side"] = &containerRecord{Name: "side", ID: "x-side-0", Running: true, Ready: true, StartedAt: t0}
+	recs["side"] = &containerRecord{Name: "side", ID: "x-side-0", Running: true, StartedAt: t0}
 	t1 := t0.Add(time.Minute)
 	st2 := buildStatus(statusInput{Pod: pod, Records: recs, PodIP: "10.0.0.2", StartTime: t0, Prev: &st, Now: t1})
 	if st2.Phase != corev1.PodRunning {

@@ -43,7 +43,8 @@ type podWorker struct {
 	prior *store.PodStatus
 
 	exits   chan taskExit
-	waiters sync.WaitGroup
+	probes  chan probeResult
+	waiters sync.WaitGroup // exit watchers, probes and kills
 
 	// Owned by run.
 	cur     *podRun   // the pod instance being run
@@ -68,9 +69,13 @@ type podRun struct {
 
 // instance is the live containerd state of one container.
 type instance struct {
-	ctr    client.Container
-	task   client.Task // nil once the task is deleted
-	cancel func()      // stops the exit waiter
+	ctr  client.Container
+	task client.Task // nil once the task is deleted
+	// ctx lives as long as the instance is watched; cancel ends it, which
+	// stops the exit waiter, the probes and a kill in progress.
+	ctx       context.Context
+	cancel    func()
+	stopProbe [numProbeKinds]context.CancelFunc
 }
 
 // taskExit reports that a container's task exited.
@@ -85,9 +90,10 @@ func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
 	ns, name, _ := strings.Cut(key, "/")
 	return &podWorker{
 		a: a, key: key, namespace: ns, name: name, done: done,
-		log:   a.log.With("pod", key),
-		kick:  make(chan struct{}, 1),
-		exits: make(chan taskExit),
+		log:    a.log.With("pod", key),
+		kick:   make(chan struct{}, 1),
+		exits:  make(chan taskExit),
+		probes: make(chan probeResult),
 	}
 }
 
@@ -137,6 +143,8 @@ func (w *podWorker) run(ctx context.Context) {
 		case <-w.kick:
 		case ev := <-w.exits:
 			w.handleExit(ctx, ev)
+		case res := <-w.probes:
+			w.handleProbe(ctx, res)
 		case <-timer.C:
 		}
 	}
@@ -360,10 +368,13 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 		"createStart", startedAt.Sub(began).Round(time.Millisecond))
 	rec.ID = id
 	rec.ImageID = img.Target().Digest.String()
-	rec.Running, rec.Ready = true, true
+	rec.Running = true
 	rec.StartedAt = startedAt
 	rec.Waiting = nil
 	rec.RestartCount = restarts
+	rec.KillReason, rec.KillMessage = "", ""
+	rec.Probes = newContainerProbes(c)
+	w.startProbes(r, c, rec, inst)
 	return nil
 }
 
@@ -375,7 +386,7 @@ func (w *podWorker) watch(ctx context.Context, name string, inst *instance) erro
 		cancel()
 		return fmt.Errorf("wait %s: %w", inst.ctr.ID(), err)
 	}
-	inst.cancel = cancel
+	inst.ctx, inst.cancel = wctx, cancel
 	id := inst.ctr.ID()
 	w.waiters.Add(1)
 	go func() {
@@ -427,10 +438,20 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 
 func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at time.Time) {
 	term := terminatedState(rec, code, at)
-	plan := planExit(r.pod.Spec.RestartPolicy, code, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
-	rec.Running, rec.Ready = false, false
+	policyCode := code
+	if rec.KillReason != "" {
+		// Killed by a failing probe: a failure, whatever the process
+		// answered to SIGTERM (kubelet restarts it unless Never).
+		term.Reason, term.Message = rec.KillReason, rec.KillMessage
+		if policyCode == 0 {
+			policyCode = 1
+		}
+	}
+	plan := planExit(r.pod.Spec.RestartPolicy, policyCode, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
+	rec.Running = false
+	rec.KillReason, rec.KillMessage = "", ""
 	rec.Backoff = plan.Backoff
-	w.log.Info("container exited", "container", rec.Name, "exitCode", code, "restart", plan.Restart, "backoff", plan.Delay)
+	w.log.Info("container exited", "container", rec.Name, "exitCode", code, "reason", term.Reason, "restart", plan.Restart, "backoff", plan.Delay)
 	if !plan.Restart {
 		rec.Terminated = term
 		return
@@ -624,7 +645,14 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 			w.log.Warn("adopt: watch", "container", name, "err", err)
 			continue
 		}
-		rec.Running, rec.Ready = true, true
+		rec.Running = true
+		if c := specOf(pod, name); c != nil {
+			rec.Probes = newContainerProbes(c)
+			if cs, ok := prior[name]; ok && cs.ContainerID == "containerd://"+rec.ID {
+				rec.Probes.resumeFrom(cs.Started != nil && *cs.Started, cs.Ready)
+			}
+			w.startProbes(r, c, rec, inst)
+		}
 	}
 	w.log.Info("adopted pod", "uid", r.uid, "containers", len(r.insts), "ip", r.podIP)
 }

@@ -8,6 +8,10 @@
 //	UPSTREAM     a URL fetched by GET /upstream (a sidecar reaching its app)
 //
 // GET /resolve?name=N looks N up through the pod's resolv.conf.
+//
+// `bosun-hello -probe URL` is a probe command for exec probes (the image
+// holds nothing but this binary): it GETs URL and exits 0 on a 2xx or 3xx
+// answer, 1 otherwise, printing why.
 // GET / answers "hello from <pod> version <v>\n"; the version is set at build
 // time with -ldflags "-X main.version=v1". SIGTERM shuts the server down
 // gracefully.
@@ -16,6 +20,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -114,7 +119,34 @@ func newHandler(c config, client *http.Client) http.Handler {
 	return mux
 }
 
+// probe GETs url and reports whether it answered 2xx or 3xx.
+func probe(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return nil
+}
+
 func main() {
+	probeURL := flag.String("probe", "", "GET this URL, exit 0 on 2xx/3xx and 1 otherwise (an exec probe), instead of serving")
+	flag.Parse()
+	if *probeURL != "" {
+		client := &http.Client{
+			Timeout:       5 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		if err := probe(client, *probeURL); err != nil {
+			fmt.Fprintln(os.Stderr, "probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	c, err := configFromEnv(os.Getenv)
 	if err != nil {
 		log.Fatal(err)

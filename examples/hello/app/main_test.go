@@ -77,3 +77,25 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
+
+func TestProbe_passesOn2xxAnd3xxOnly(t *testing.T) {
+	c, err := configFromEnv(env(map[string]string{"POD_NAME": "web-1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(c, http.DefaultClient))
+	defer srv.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if err := probe(client, srv.URL+"/healthz"); err != nil {
+		t.Errorf("probe /healthz: %v", err)
+	}
+	if err := probe(client, srv.URL+"/nope"); err == nil {
+		t.Error("probe /nope passed, want a 404 failure")
+	}
+	c.FailReady = true
+	failing := httptest.NewServer(newHandler(c, http.DefaultClient))
+	defer failing.Close()
+	if err := probe(client, failing.URL+"/healthz"); err == nil {
+		t.Error("probe of a FAIL_READY /healthz passed")
+	}
+}
