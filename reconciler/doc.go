@@ -12,7 +12,8 @@
 // The contract Plan keeps:
 //
 //   - Convergence: applying the actions, in order, to Observed and planning
-//     again yields no actions (as long as nothing else changed). Statuses are
+//     again yields no actions (as long as nothing else changed; a Recreate
+//     rollout takes two plans: delete the old pods, then create). Statuses are
 //     computed from the pods as they will be after the plan, and a pod that
 //     cannot be scheduled is explained against the cluster as it will be, so
 //     nothing flaps.
@@ -22,10 +23,35 @@
 //     Deployment pods are named <deployment>-<template hash>-<suffix>, where
 //     the suffix encodes the lowest free ordinal, bijectively.
 //   - Deployments run spec.replicas pods of their template. Scale down removes
-//     unbound, then not-ready, then newest (highest ordinal) pods first. A changed
-//     template replaces every old pod at once (the rollout function is where a
-//     RollingUpdate strategy slots in). Failed or Succeeded pods, and pods on a
-//     node that is no longer registered, are deleted and replaced under a new name.
+//     unbound, then not-ready, then not-yet-available, then newest (highest
+//     ordinal) pods first. Failed or Succeeded pods, and pods on a node that is
+//     no longer registered, are deleted and replaced under a new name.
+//   - A changed template rolls out as Kubernetes' deployment controller does,
+//     on pods instead of ReplicaSets (rollout.go). RollingUpdate (the default;
+//     maxSurge and maxUnavailable absolute or a percentage of replicas, surge
+//     rounded up, unavailable down, 25%/25% by default): after each plan at
+//     most replicas+maxSurge pods exist, and an available pod is removed only
+//     while replicas-maxUnavailable stay available. Old pods that are not
+//     available go first and at once; available ones go oldest revision first.
+//     New pods are added after the removals, in the room they leave, so each
+//     plan is a fixpoint until a pod becomes available. A pod is available
+//     once its Ready condition has been True for minReadySeconds. Recreate
+//     deletes every old pod, and creates new ones in the next plan, once none
+//     is left.
+//   - Revisions are kept on the Deployment, like ReplicaSets: the
+//     deployment.kubernetes.io/revision annotation and bosun.dev/revision-history
+//     (JSON, newest first, revisionHistoryLimit old entries). A template seen
+//     before (git revert) gets the next revision number and its surviving pods
+//     are current again.
+//   - Progress: the Progressing condition's LastUpdateTime moves when the
+//     rollout progresses (more new, ready or available pods, fewer old ones).
+//     With no progress for progressDeadlineSeconds (default 600) it turns
+//     False, ProgressDeadlineExceeded, naming the template hash, and the
+//     rollout stops: nothing more is added and only old pods that do not serve
+//     are removed, until the template changes. A newer template always starts
+//     at once; nothing of an older rollout holds it. Plan wakes on nothing by
+//     itself: the driver must plan again as time passes (minReadySeconds, the
+//     deadline), which its periodic resync does.
 //   - Standalone Pods run as written. A pod spec is immutable, so a spec change
 //     in Git (tracked by the bosun.dev/spec-hash annotation) is DeletePod then
 //     CreatePod under the same name; label and annotation changes are updated in
@@ -43,5 +69,7 @@
 //     message, rewritten only when the message changes.
 //   - Writes are minimal: PutDeployment and PutService only when the spec,
 //     labels, annotations or (for deployments) computed status differ
-//     semantically from what is stored.
+//     semantically from what is stored. A condition's times move only when it
+//     changes (LastTransitionTime only when its status flips), and every time
+//     the planner writes is now.
 package reconciler

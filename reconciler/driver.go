@@ -26,11 +26,11 @@ type Driver struct {
 }
 
 // Reconcile plans desired against the observed cluster and applies the
-// actions. It returns how many actions it applied.
-func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (int, error) {
+// actions. It returns what it observed and how many actions it applied.
+func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed, int, error) {
 	observed, err := d.Cluster.Observe(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("observe: %w", err)
+		return observed, 0, fmt.Errorf("observe: %w", err)
 	}
 	now := time.Now
 	if d.Now != nil {
@@ -38,15 +38,15 @@ func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (int, err
 	}
 	actions := Plan(desired, observed, now())
 	if len(actions) == 0 {
-		return 0, nil
+		return observed, 0, nil
 	}
 	for _, a := range actions {
 		d.Logger.Info("action", "type", a.Type, "object", a.Object(), "reason", a.Reason)
 	}
 	if err := d.Cluster.Apply(ctx, actions); err != nil {
-		return 0, fmt.Errorf("apply %d actions: %w", len(actions), err)
+		return observed, 0, fmt.Errorf("apply %d actions: %w", len(actions), err)
 	}
-	return len(actions), nil
+	return observed, len(actions), nil
 }
 
 // Object names the object an action is about, for logs.

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -126,6 +128,7 @@ type deploymentState struct {
 	kept     []*corev1.Pod // observed pods that stay
 	created  []*change
 	observed *appsv1.Deployment
+	rollout  *rolloutState
 }
 
 type planner struct {
@@ -244,21 +247,9 @@ func ready(pod *corev1.Pod) bool {
 
 // ---- Deployments ----
 
-// rollout decides, for a Deployment's pods that are neither terminal nor lost,
-// which pods of older templates to delete now and how many pods of the current
-// template to run. A strategy that keeps old pods running (RollingUpdate) slots
-// in here; the rest of the planner already counts kept old pods in the status.
-type rollout func(replicas int, current, old []podRef) (deleteOld []podRef, wantCurrent int)
-
-// replaceAll deletes every old pod at once and runs all replicas on the
-// current template (what Kubernetes calls the Recreate strategy, without its
-// wait for the old pods to terminate).
-func replaceAll(replicas int, _, old []podRef) ([]podRef, int) {
-	return old, replicas
-}
-
-func rolloutFor(*appsv1.Deployment) rollout { return replaceAll }
-
+// deployment decides the pod actions of one Deployment: finished pods and
+// pods of lost nodes are replaced, and one step of the rollout (rolloutStep)
+// is taken from the pods as observed.
 func (p *planner) deployment(d *appsv1.Deployment) {
 	dk := key(d.Namespace, d.Name)
 	hash := manifest.TemplateHash(&d.Spec.Template)
@@ -266,16 +257,44 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	pinned := d.Spec.Template.Spec.NodeName != ""
 	replicas := 1
 	if d.Spec.Replicas != nil {
-		replicas = int(*d.Spec.Replicas)
+		replicas = max(int(*d.Spec.Replicas), 0)
 	}
-	ds := &deploymentState{d: d, hash: hash, observed: p.observedDeployments[dk]}
+	od := p.observedDeployments[dk]
+	var prev []Revision
+	if od != nil {
+		// An unreadable history (written by something else) starts over.
+		prev, _ = RevisionHistory(od)
+	}
+	surge, unavailable := fenceposts(d.Spec.Strategy, replicas)
+	rs := &rolloutState{
+		history:        nextHistory(prev, hash, templateImages(&d.Spec.Template), revisionHistoryLimit(d)),
+		prev:           prev,
+		maxUnavailable: unavailable,
+		minReady:       time.Duration(d.Spec.MinReadySeconds) * time.Second,
+	}
+	ds := &deploymentState{d: d, hash: hash, observed: od, rollout: rs}
 	p.deploys = append(p.deploys, ds)
+	revisionOf := func(hash string) int64 {
+		for _, r := range rs.history {
+			if r.Hash == hash {
+				return r.Revision
+			}
+		}
+		return 0 // older than the history remembers
+	}
 
+	in := rolloutInput{
+		current:        make([]rolloutPod, 0, len(p.byDeployment[dk])),
+		recreate:       d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType,
+		replicas:       replicas,
+		maxSurge:       surge,
+		maxUnavailable: unavailable,
+		failed:         failedFor(od, prev, hash),
+	}
 	// Ordinals of the current template taken by any observed pod, including
 	// those deleted below: a replacement gets a new name, so the agent never
 	// confuses it with the pod it replaces.
 	used := map[int]bool{}
-	var current, old []podRef
 	var replaced []string // why pods were deleted, to explain their replacements
 	for _, ref := range p.byDeployment[dk] {
 		pod := ref.pod
@@ -290,52 +309,68 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 			phase := strings.ToLower(string(pod.Status.Phase))
 			p.deletePod(ref, "replace "+phase+" pod")
 			replaced = append(replaced, "replacement for "+phase+" pod "+pod.Name)
+			if podHash == hash {
+				in.replacedCurrent++
+			}
 		case p.lost(pod, pinned):
 			p.deletePod(ref, "node "+pod.Spec.NodeName+" lost")
 			replaced = append(replaced, "replacement for pod "+pod.Name+" of lost node "+pod.Spec.NodeName)
+			if podHash == hash {
+				in.replacedCurrent++
+			}
 		case podHash != hash:
-			old = append(old, ref)
+			in.old = append(in.old, rolloutPod{ref: ref, revision: revisionOf(podHash), available: available(pod, rs.minReady, p.now)})
 		default:
-			current = append(current, ref)
+			in.current = append(in.current, rolloutPod{ref: ref, revision: rs.history[0].Revision, available: available(pod, rs.minReady, p.now)})
+		}
+	}
+	byDeletion := func(a, b rolloutPod) int {
+		return deletionOrder(a.ref, b.ref, d, rs.minReady, p.now)
+	}
+	if len(in.old) > 0 || len(in.current) > replicas { // only then does the step delete by this order
+		slices.SortFunc(in.current, byDeletion)
+		slices.SortFunc(in.old, byDeletion)
+	}
+
+	dec := rolloutStep(in)
+	deleted := make(map[string]bool, len(dec.deleteOld)+len(dec.deleteCurrent))
+	for _, rp := range dec.deleteOld {
+		oldHash := rp.ref.pod.Labels[LabelPodTemplateHash]
+		var why string
+		switch {
+		case in.recreate:
+			why = fmt.Sprintf("recreate: template %s -> %s", oldHash, hash)
+		case !rp.available:
+			why = fmt.Sprintf("rolling update %s -> %s: old pod not available", oldHash, hash)
+		default:
+			why = fmt.Sprintf("rolling update %s -> %s", oldHash, hash)
+		}
+		p.deletePod(rp.ref, why)
+		deleted[rp.ref.key] = true
+	}
+	for _, rp := range dec.deleteCurrent {
+		p.deletePod(rp.ref, fmt.Sprintf("scale down %d -> %d", len(in.current), replicas))
+		deleted[rp.ref.key] = true
+	}
+	for _, rp := range in.old {
+		if !deleted[rp.ref.key] {
+			ds.kept = append(ds.kept, rp.ref.pod)
+		}
+	}
+	kept := 0
+	for _, rp := range in.current {
+		if !deleted[rp.ref.key] {
+			ds.kept = append(ds.kept, rp.ref.pod)
+			kept++
 		}
 	}
 
-	deleteOld, want := rolloutFor(d)(replicas, current, old)
-	deleted := map[string]bool{}
-	for _, ref := range deleteOld {
-		p.deletePod(ref, fmt.Sprintf("template changed: %s -> %s", ref.pod.Labels[LabelPodTemplateHash], hash))
-		replaced = append(replaced, "template changed: replaces "+ref.pod.Name)
-		deleted[ref.key] = true
+	scaleUp := fmt.Sprintf("scale up %d -> %d", kept+min(len(replaced), dec.create), kept+dec.create)
+	if len(in.old)-len(dec.deleteOld) > 0 {
+		scaleUp = fmt.Sprintf("rolling update to %s: %d -> %d of %d", hash, kept, kept+dec.create, replicas)
 	}
-	for _, ref := range old {
-		if !deleted[ref.key] {
-			ds.kept = append(ds.kept, ref.pod)
-		}
-	}
-
-	if len(current) > want {
-		// Delete first what serves least: unbound, then not ready, then newest.
-		slices.SortFunc(current, func(a, b podRef) int {
-			return cmp.Or(
-				cmp.Compare(rank(a.pod), rank(b.pod)),
-				-cmp.Compare(ordinalOrMax(a.pod, d, hash), ordinalOrMax(b.pod, d, hash)),
-				-cmp.Compare(a.key, b.key),
-			)
-		})
-		excess := len(current) - want
-		for _, ref := range current[:excess] {
-			p.deletePod(ref, fmt.Sprintf("scale down %d -> %d", len(current), want))
-		}
-		current = current[excess:]
-	}
-	for _, ref := range current {
-		ds.kept = append(ds.kept, ref.pod)
-	}
-
-	missing := max(want-len(current), 0)
-	scaleUp := fmt.Sprintf("scale up %d -> %d", len(current)+min(len(replaced), missing), want)
 	ordinal := 0
-	for range missing {
+	for range dec.create {
 		for used[ordinal] {
 			ordinal++
 		}
@@ -349,19 +384,33 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	}
 }
 
-// rank orders pods for scale down: unbound (0) before not ready (1) before ready (2).
-func rank(pod *corev1.Pod) int {
+// deletionOrder sorts a Deployment's pods least useful first, the order they
+// are removed in: unbound, then not ready, then not yet available, then
+// newest (highest ordinal; a name bosun did not make first).
+func deletionOrder(a, b podRef, d *appsv1.Deployment, minReady time.Duration, now time.Time) int {
+	return cmp.Or(
+		cmp.Compare(rank(a.pod, minReady, now), rank(b.pod, minReady, now)),
+		-cmp.Compare(ordinalOrMax(a.pod, d), ordinalOrMax(b.pod, d)),
+		-cmp.Compare(a.key, b.key),
+	)
+}
+
+// rank orders pods for scale down: unbound (0) before not ready (1) before
+// ready but not yet available (2) before available (3).
+func rank(pod *corev1.Pod, minReady time.Duration, now time.Time) int {
 	switch {
 	case pod.Spec.NodeName == "":
 		return 0
 	case !ready(pod):
 		return 1
+	case !available(pod, minReady, now):
+		return 2
 	}
-	return 2
+	return 3
 }
 
-func ordinalOrMax(pod *corev1.Pod, d *appsv1.Deployment, hash string) int {
-	if n, ok := ordinalOf(pod.Name, d, hash); ok {
+func ordinalOrMax(pod *corev1.Pod, d *appsv1.Deployment) int {
+	if n, ok := ordinalOf(pod.Name, d, pod.Labels[LabelPodTemplateHash]); ok {
 		return n
 	}
 	return int(suffixSpace) // a name bosun did not make: goes first
@@ -478,10 +527,11 @@ func (p *planner) pruneDeploymentPods(desired []appsv1.Deployment) {
 	}
 }
 
-// deploymentStatus puts the Deployment if its spec or its status, computed
-// from the pods as they will be once this plan is applied, differs from what
-// the store holds.
+// deploymentStatus puts the Deployment if its spec, its annotations or its
+// status, computed from the pods as they will be once this plan is applied,
+// differ from what the store holds.
 func (p *planner) deploymentStatus(ds *deploymentState) {
+	rs := ds.rollout
 	var st appsv1.DeploymentStatus
 	for _, pod := range ds.kept {
 		st.Replicas++
@@ -491,19 +541,28 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 		if ready(pod) {
 			st.ReadyReplicas++
 		}
+		if available(pod, rs.minReady, p.now) {
+			st.AvailableReplicas++
+		}
 	}
 	st.Replicas += int32(len(ds.created))
 	st.UpdatedReplicas += int32(len(ds.created))
-	st.AvailableReplicas = st.ReadyReplicas
+	st.UnavailableReplicas = max(st.Replicas-st.AvailableReplicas, 0)
 
 	d, od := ds.d, ds.observed
+	replicas := 1
+	if d.Spec.Replicas != nil {
+		replicas = max(int(*d.Spec.Replicas), 0)
+	}
+	st.Conditions = conditions(d, od, ds.hash, rs, &st, replicas, p.now)
+
 	var generation int64 = 1
 	reason := "create"
 	if od != nil {
 		// Like the API server, bump the generation when the spec changes.
 		generation = max(od.Generation, 1)
 		sameSpec := equality.Semantic.DeepEqual(d.Spec, od.Spec)
-		sameMeta := equality.Semantic.DeepEqual(d.Labels, od.Labels) && equality.Semantic.DeepEqual(d.Annotations, od.Annotations)
+		sameMeta := equality.Semantic.DeepEqual(d.Labels, od.Labels) && sameAnnotations(ds)
 		if !sameSpec {
 			generation = od.Generation + 1
 		}
@@ -512,7 +571,7 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 		case !sameSpec:
 			reason = "spec changed in Git"
 		case !sameMeta:
-			reason = "metadata changed in Git"
+			reason = "metadata changed"
 		case generation != od.Generation || !equality.Semantic.DeepEqual(st, od.Status):
 			reason = fmt.Sprintf("status: %d replicas, %d updated, %d ready", st.Replicas, st.UpdatedReplicas, st.ReadyReplicas)
 		default:
@@ -527,9 +586,55 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 	if od != nil {
 		keepStoreFields(&out.ObjectMeta, &od.ObjectMeta)
 	}
+	out.Annotations = deploymentAnnotations(ds)
 	out.Generation = generation
 	out.Status = st
 	p.other = append(p.other, Action{Type: PutDeployment, Deployment: out, Reason: reason})
+}
+
+// deploymentAnnotations are the Deployment's annotations from Git plus the
+// revision ones the planner keeps.
+func deploymentAnnotations(ds *deploymentState) map[string]string {
+	h := ds.rollout.history
+	out := make(map[string]string, len(ds.d.Annotations)+2)
+	maps.Copy(out, ds.d.Annotations)
+	out[AnnotationRevision] = formatRevision(h[0].Revision)
+	if historyUnchanged(ds) {
+		out[AnnotationRevisionHistory] = ds.observed.Annotations[AnnotationRevisionHistory] // no need to encode it again
+	} else {
+		raw, _ := json.Marshal(h) // strings and numbers always encode
+		out[AnnotationRevisionHistory] = string(raw)
+	}
+	return out
+}
+
+// sameAnnotations reports whether the stored Deployment carries exactly the
+// annotations deploymentAnnotations would write, without building them: the
+// steady state of every Deployment goes through here on every plan.
+func sameAnnotations(ds *deploymentState) bool {
+	stored, fromGit := ds.observed.Annotations, ds.d.Annotations
+	if !historyUnchanged(ds) || stored[AnnotationRevision] != formatRevision(ds.rollout.history[0].Revision) {
+		return false
+	}
+	n := 2
+	for k, v := range fromGit {
+		if k == AnnotationRevision || k == AnnotationRevisionHistory {
+			continue // ours win
+		}
+		if sv, ok := stored[k]; !ok || sv != v {
+			return false
+		}
+		n++
+	}
+	return len(stored) == n
+}
+
+func historyUnchanged(ds *deploymentState) bool {
+	return ds.observed != nil && slices.EqualFunc(ds.rollout.history, ds.rollout.prev, equalRevision)
+}
+
+func equalRevision(a, b Revision) bool {
+	return a.Revision == b.Revision && a.Hash == b.Hash && slices.Equal(a.Images, b.Images)
 }
 
 // keepStoreFields carries over the metadata the store, not Git, owns.

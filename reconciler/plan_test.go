@@ -190,7 +190,8 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // runPods plays the node agent: every bound pod that has not finished is
-// reported Running and Ready, with a status that replaces the planner's.
+// reported Running and Ready (since an hour before t0), with a status that
+// replaces the planner's.
 func runPods(o Observed) Observed {
 	for i := range o.Pods {
 		p := &o.Pods[i]
@@ -198,9 +199,10 @@ func runPods(o Observed) Observed {
 			continue
 		}
 		p.Status = corev1.PodStatus{
-			Phase:      corev1.PodRunning,
-			PodIP:      fmt.Sprintf("10.0.0.%d", i+1),
-			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			Phase: corev1.PodRunning,
+			PodIP: fmt.Sprintf("10.0.0.%d", i+1),
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue,
+				LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}},
 		}
 	}
 	return o
@@ -345,21 +347,14 @@ func TestPlan(t *testing.T) {
 				"PutDeployment default/web gen=2 replicas=0 updated=0 ready=0 (spec changed in Git)",
 			}}
 		}},
-		{"template change replaces every pod", func(t *testing.T) tc {
+		{"template change starts a rolling update with one surge pod", func(t *testing.T) tc {
+			// 3 replicas at the default 25%/25%: maxSurge 1 (rounded up),
+			// maxUnavailable 0 (rounded down). Every old pod serves until the
+			// surge pod is available; the next plan waits for it.
 			o := settled(t, set([]appsv1.Deployment{web}, nil, nil), n1, n2, n3)
-			oldHash, newHash := manifest.TemplateHash(&web.Spec.Template), manifest.TemplateHash(&webV2.Spec.Template)
-			changed := "template changed: " + oldHash + " -> " + newHash
-			// Replacements are paired with the old pods in name order.
-			oldPods := []string{podOf(web, 0), podOf(web, 1), podOf(web, 2)}
-			slices.Sort(oldPods)
 			return tc{desired: set([]appsv1.Deployment{webV2}, nil, nil), observed: o, want: []string{
-				"DeletePod " + podOf(web, 0) + " (" + changed + ")",
-				"DeletePod " + podOf(web, 1) + " (" + changed + ")",
-				"DeletePod " + podOf(web, 2) + " (" + changed + ")",
-				"CreatePod " + podOf(webV2, 0) + " node=n1 (template changed: replaces " + oldPods[0][8:] + ")",
-				"CreatePod " + podOf(webV2, 1) + " node=n2 (template changed: replaces " + oldPods[1][8:] + ")",
-				"CreatePod " + podOf(webV2, 2) + " node=n3 (template changed: replaces " + oldPods[2][8:] + ")",
-				"PutDeployment default/web gen=2 replicas=3 updated=3 ready=0 (spec changed in Git)",
+				"CreatePod " + podOf(webV2, 0) + " node=n1 (rolling update to " + manifest.TemplateHash(&webV2.Spec.Template) + ": 0 -> 1 of 3)",
+				"PutDeployment default/web gen=2 replicas=4 updated=1 ready=3 (spec changed in Git)",
 			}}
 		}},
 		{"removed deployment is pruned with its pods", func(t *testing.T) tc {
@@ -652,7 +647,21 @@ func randomNodes(rng *rand.Rand) []corev1.Node {
 func randomDesired(rng *rand.Rand) *manifest.Set {
 	var ds []appsv1.Deployment
 	for i := range rng.IntN(5) {
-		d := deployment(fmt.Sprintf("d%d", i), int32(rng.IntN(6)), fmt.Sprintf("img:%d", rng.IntN(2)), fmt.Sprintf("%dm", rng.IntN(8)*100))
+		d := deployment(fmt.Sprintf("d%d", i), int32(rng.IntN(6)), fmt.Sprintf("img:%d", rng.IntN(3)), fmt.Sprintf("%dm", rng.IntN(8)*100))
+		switch rng.IntN(6) {
+		case 0:
+			d = recreate(d)
+		case 1, 2:
+			values := []string{"0", "1", "2", "0%", "30%", "50%", "100%"}
+			surge, unavailable := values[rng.IntN(len(values))], values[rng.IntN(len(values))]
+			if (surge == "0" || surge == "0%") && (unavailable == "0" || unavailable == "0%") {
+				unavailable = "1" // validation rejects both 0
+			}
+			d = rollingUpdate(d, surge, unavailable)
+		}
+		if rng.IntN(4) == 0 {
+			d.Spec.MinReadySeconds = 10
+		}
 		if rng.IntN(4) == 0 {
 			d.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
 		}
@@ -697,7 +706,8 @@ func disturb(rng *rand.Rand, o Observed) Observed {
 		case 1:
 			p.Status = corev1.PodStatus{Phase: corev1.PodSucceeded}
 		case 2, 3:
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+			since := metav1.NewTime(t0.Add(-time.Duration(rng.IntN(20)) * time.Second))
+			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: since}}}
 		}
 	}
 	o.Nodes = slices.DeleteFunc(slices.Clone(o.Nodes), func(corev1.Node) bool { return rng.IntN(5) == 0 })
@@ -715,7 +725,10 @@ func disturb(rng *rand.Rand, o Observed) Observed {
 
 // TestPlan_convergesInOneStep: from random clusters reached by earlier plans
 // and random events, one plan brings the cluster to a state the next plan
-// leaves alone, and that state is what Git asks for.
+// leaves alone (two for a Recreate Deployment, whose new pods wait for the
+// old ones to be gone), keeping each rollout's budgets; and once the agent
+// reports every bound pod ready, further plans finish every rollout whose
+// pods can be placed.
 func TestPlan_convergesInOneStep(t *testing.T) {
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 11))
@@ -728,16 +741,122 @@ func TestPlan_convergesInOneStep(t *testing.T) {
 		actions := Plan(desired, o, t0)
 		checkOrder(t, seed, actions)
 		next := apply(t, o, actions)
+		checkInvariants(t, seed, desired, o, next, actions)
 		if again := Plan(desired, next, t0); len(again) > 0 {
-			t.Fatalf("seed %d: second plan not empty:\n%s", seed, strings.Join(summarize(again), "\n"))
+			if !onlyRecreateCreates(desired, again) {
+				t.Fatalf("seed %d: second plan not empty:\n%s", seed, strings.Join(summarize(again), "\n"))
+			}
+			next = apply(t, next, again)
+			if third := Plan(desired, next, t0); len(third) > 0 {
+				t.Fatalf("seed %d: third plan not empty:\n%s", seed, strings.Join(summarize(third), "\n"))
+			}
 		}
-		checkInvariants(t, seed, desired, o, next)
+		checkRolloutsFinish(t, seed, desired, next)
+	}
+}
+
+// onlyRecreateCreates reports whether actions only start the pods of
+// Recreate Deployments (and write what follows from that).
+func onlyRecreateCreates(desired *manifest.Set, actions []Action) bool {
+	recreates := map[string]bool{}
+	for _, d := range desired.Deployments {
+		recreates[d.Name] = d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType
+	}
+	created := false
+	for _, a := range actions {
+		switch a.Type {
+		case CreatePod:
+			owner := metav1.GetControllerOf(a.Pod)
+			if owner == nil || !recreates[owner.Name] {
+				return false
+			}
+			created = true
+		case PutDeployment, UpdatePod: // status, and scheduling explained anew
+		default:
+			return false
+		}
+	}
+	return created
+}
+
+// checkRolloutsFinish plays the agent reporting every bound pod ready long
+// ago and plans until nothing is left to do: every Deployment whose pods are
+// all placed then runs exactly its replicas on its current template, and its
+// status says so.
+func checkRolloutsFinish(t *testing.T, seed uint64, desired *manifest.Set, o Observed) {
+	t.Helper()
+	for round := 0; ; round++ {
+		for i := range o.Pods {
+			p := &o.Pods[i]
+			if p.Spec.NodeName != "" && !terminal(p) && !ready(p) {
+				p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}}}
+			}
+		}
+		actions := Plan(desired, o, t0)
+		if len(actions) == 0 {
+			break
+		}
+		if round > 40 {
+			t.Fatalf("seed %d: rollouts still acting after 40 rounds:\n%s", seed, strings.Join(summarize(actions), "\n"))
+		}
+		o = apply(t, o, actions)
+	}
+	unbound := map[string]bool{}
+	running, current := map[string]int32{}, map[string]int32{}
+	want := map[string]appsv1.Deployment{}
+	for _, d := range desired.Deployments {
+		want[d.Name] = d
+	}
+	for _, p := range o.Pods {
+		owner := metav1.GetControllerOf(&p)
+		if owner == nil {
+			continue
+		}
+		running[owner.Name]++
+		if p.Spec.NodeName == "" {
+			unbound[owner.Name] = true
+		}
+		if d := want[owner.Name]; p.Labels[LabelPodTemplateHash] == manifest.TemplateHash(&d.Spec.Template) {
+			current[owner.Name]++
+		}
+	}
+	for _, d := range o.Deployments {
+		if unbound[d.Name] {
+			continue // a rollout waits for pods that cannot be placed
+		}
+		r := *want[d.Name].Spec.Replicas
+		if running[d.Name] != r || current[d.Name] != r {
+			t.Fatalf("seed %d: deployment %s wants %d, runs %d, %d of them current", seed, d.Name, r, running[d.Name], current[d.Name])
+		}
+		if complete, failed, msg := RolloutStatus(&d); !complete || failed {
+			t.Fatalf("seed %d: deployment %s: RolloutStatus %v, %v, %s", seed, d.Name, complete, failed, msg)
+		}
 	}
 }
 
 // checkOrder pins the order of actions: pod deletions, pod creations and
 // updates, deployment puts, deployment deletions, service puts, service
 // deletions, each group sorted by namespace/name.
+// beforeOld counts the pods of d's other templates that ran before the plan
+// (not finished, not on a lost node).
+func beforeOld(before Observed, d appsv1.Deployment) int {
+	n := 0
+	hash := manifest.TemplateHash(&d.Spec.Template)
+	live := map[string]bool{}
+	for _, nd := range before.Nodes {
+		live[nd.Name] = true
+	}
+	for i := range before.Pods {
+		p := &before.Pods[i]
+		lost := p.Spec.NodeName != "" && !live[p.Spec.NodeName]
+		if owner := metav1.GetControllerOf(p); owner != nil && owner.Name == d.Name && !terminal(p) && !lost && p.Labels[LabelPodTemplateHash] != hash {
+			n++
+		}
+	}
+	return n
+}
+
 func checkOrder(t *testing.T, seed uint64, actions []Action) {
 	t.Helper()
 	group := map[ActionType]int{DeletePod: 0, CreatePod: 1, UpdatePod: 1, PutDeployment: 2, DeleteDeployment: 3, PutService: 4, DeleteService: 5}
@@ -760,7 +879,7 @@ func checkOrder(t *testing.T, seed uint64, actions []Action) {
 	}
 }
 
-func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o Observed) {
+func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o Observed, actions []Action) {
 	t.Helper()
 	live := map[string]corev1.Node{}
 	for _, n := range o.Nodes {
@@ -800,13 +919,17 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 			t.Fatalf("seed %d: unbound pod %s without an Unschedulable condition", seed, p.Name)
 		}
 	}
-	// Every Deployment runs exactly its replicas on its current template, and
-	// its stored status says so; nothing else is owned by a Deployment.
+	// Every Deployment keeps its rollout's promises, and its stored status
+	// counts its pods; nothing else is owned by a Deployment.
 	want := map[string]appsv1.Deployment{}
 	for _, d := range desired.Deployments {
 		want[d.Name] = d
 	}
-	running := map[string]int32{}
+	type counts struct{ total, current, old, oldUnavailable, avail int }
+	pods := map[string]*counts{}
+	for _, d := range desired.Deployments {
+		pods[d.Name] = &counts{}
+	}
 	for _, p := range o.Pods {
 		owner := metav1.GetControllerOf(&p)
 		if owner == nil {
@@ -816,31 +939,83 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 		if !ok {
 			t.Fatalf("seed %d: pod %s owned by pruned deployment %s", seed, p.Name, owner.Name)
 		}
-		if terminal(&p) || p.Labels[LabelPodTemplateHash] != manifest.TemplateHash(&d.Spec.Template) {
-			t.Fatalf("seed %d: pod %s (phase %q) should have been replaced", seed, p.Name, p.Status.Phase)
+		if terminal(&p) || p.Spec.NodeName != "" && live[p.Spec.NodeName].Name == "" {
+			t.Fatalf("seed %d: pod %s (phase %q, node %q) should have been replaced", seed, p.Name, p.Status.Phase, p.Spec.NodeName)
 		}
-		running[owner.Name]++
+		c := pods[owner.Name]
+		c.total++
+		avail := available(&p, time.Duration(d.Spec.MinReadySeconds)*time.Second, t0)
+		if avail {
+			c.avail++
+		}
+		if p.Labels[LabelPodTemplateHash] == manifest.TemplateHash(&d.Spec.Template) {
+			c.current++
+		} else {
+			c.old++
+			if !avail {
+				c.oldUnavailable++
+			}
+		}
+	}
+	created, deletedAvailable := map[string]bool{}, map[string]bool{}
+	beforePods := map[string]*corev1.Pod{}
+	for i := range before.Pods {
+		beforePods[key(before.Pods[i].Namespace, before.Pods[i].Name)] = &before.Pods[i]
+	}
+	for _, a := range actions {
+		switch a.Type {
+		case CreatePod:
+			if owner := metav1.GetControllerOf(a.Pod); owner != nil {
+				created[owner.Name] = true
+			}
+		case DeletePod:
+			p := beforePods[key(a.Namespace, a.Name)]
+			if owner := metav1.GetControllerOf(p); owner != nil && want[owner.Name].Name != "" &&
+				available(p, time.Duration(want[owner.Name].Spec.MinReadySeconds)*time.Second, t0) && live[p.Spec.NodeName].Name != "" {
+				deletedAvailable[owner.Name] = true
+			}
+		}
 	}
 	if len(o.Deployments) != len(desired.Deployments) {
 		t.Fatalf("seed %d: %d deployments stored, %d desired", seed, len(o.Deployments), len(desired.Deployments))
 	}
 	for _, d := range o.Deployments {
-		if r := *want[d.Name].Spec.Replicas; running[d.Name] != r || d.Status.Replicas != r || d.Status.UpdatedReplicas != r {
-			t.Fatalf("seed %d: deployment %s wants %d, runs %d, status %+v", seed, d.Name, r, running[d.Name], d.Status)
+		dw := want[d.Name]
+		r := int(*dw.Spec.Replicas)
+		c := pods[d.Name]
+		surge, unavailable := fenceposts(dw.Spec.Strategy, r)
+		rolling := dw.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType
+		switch {
+		case c.current > r:
+			t.Fatalf("seed %d: deployment %s runs %d pods of its template, wants %d", seed, d.Name, c.current, r)
+		case int(d.Status.Replicas) != c.total || int(d.Status.UpdatedReplicas) != c.current || int(d.Status.AvailableReplicas) != c.avail:
+			t.Fatalf("seed %d: deployment %s: status %+v, pods %+v", seed, d.Name, d.Status, *c)
+		case c.old == 0 && c.current != r && (rolling || beforeOld(before, dw) == 0):
+			t.Fatalf("seed %d: deployment %s: no old pods left but %d of %d replicas", seed, d.Name, c.current, r)
+		case !rolling && c.old > 0:
+			t.Fatalf("seed %d: Recreate deployment %s kept %d old pods", seed, d.Name, c.old)
+		case !rolling && created[d.Name] && beforeOld(before, dw) > 0:
+			t.Fatalf("seed %d: Recreate deployment %s created pods while old ones ran", seed, d.Name)
+		case rolling && c.oldUnavailable > 0:
+			t.Fatalf("seed %d: deployment %s kept %d old pods that do not serve", seed, d.Name, c.oldUnavailable)
+		case rolling && created[d.Name] && c.total > r+surge:
+			t.Fatalf("seed %d: deployment %s: created pods up to %d, more than %d + %d surge", seed, d.Name, c.total, r, surge)
+		case rolling && deletedAvailable[d.Name] && c.avail < r-unavailable:
+			t.Fatalf("seed %d: deployment %s: removed a serving pod down to %d available, fewer than %d - %d", seed, d.Name, c.avail, r, unavailable)
 		}
 	}
 	// Standalone pods and services are exactly those in Git.
-	var pods, wantPods []string
+	var standalonePods, wantPods []string
 	for _, p := range o.Pods {
 		if metav1.GetControllerOf(&p) == nil {
-			pods = append(pods, p.Name)
+			standalonePods = append(standalonePods, p.Name)
 		}
 	}
 	for _, p := range desired.Pods {
 		wantPods = append(wantPods, p.Name)
 	}
-	if !slices.Equal(pods, wantPods) {
-		t.Fatalf("seed %d: standalone pods %v, want %v", seed, pods, wantPods)
+	if !slices.Equal(standalonePods, wantPods) {
+		t.Fatalf("seed %d: standalone pods %v, want %v", seed, standalonePods, wantPods)
 	}
 	if len(o.Services) != len(desired.Services) {
 		t.Fatalf("seed %d: %d services stored, %d desired", seed, len(o.Services), len(desired.Services))
