@@ -15,10 +15,12 @@ import (
 )
 
 // resyncInterval bounds how long the leader goes without a reconcile pass
-// even when nothing signals a change (time-based decisions, missed events).
-const resyncInterval = 2 * time.Second
+// even when nothing signals a change (time-based decisions such as
+// minReadySeconds and progress deadlines, missed events).
+const resyncInterval = time.Second
 
-// leader is the work of the elected replica.
+// leader is the work of the elected replica. Only run's goroutine touches
+// its fields.
 type leader struct {
 	cfg  Config
 	st   *store.Store
@@ -28,6 +30,7 @@ type leader struct {
 
 	desired *manifest.Set // last good revision's objects; nil until the first one
 	sync    store.SyncStatus
+	history book
 }
 
 // run leads until ctx ends or the leadership is lost.
@@ -41,10 +44,9 @@ func (l *leader) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	if prev, err := l.st.SyncStatus(ctx); err == nil {
-		l.sync = prev
+	if err := l.restore(ctx); err != nil {
+		return err
 	}
-	l.sync.Leader = l.cfg.ID
 
 	revs := make(chan gitsource.Revision, 1)
 	var wg sync.WaitGroup
@@ -59,26 +61,43 @@ func (l *leader) run(ctx context.Context) error {
 	defer wg.Wait()
 
 	changes := l.st.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
+	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
-	driver := &reconciler.Driver{Cluster: &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod}, Logger: l.log}
+	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod}
+	driver := &reconciler.Driver{Cluster: cl, Logger: l.log}
 	for {
 		select {
 		case <-ctx.Done():
-			if lost := l.lead.Done(); isClosed(lost) {
+			if isClosed(l.lead.Done()) {
 				return errLostLeadership
 			}
 			return ctx.Err()
 		case rev := <-revs:
-			l.accept(ctx, rev)
+			if err := l.accept(ctx, rev); err != nil {
+				if stop := l.failed(ctx, err); stop != nil {
+					return stop
+				}
+			}
+		case <-syncRequests:
+			l.src.Trigger()
+			continue
 		case <-changes:
 		case <-tick.C:
-			l.recordFetchStatus(ctx)
+			if err := l.recordFetchStatus(ctx); err != nil {
+				if stop := l.failed(ctx, err); stop != nil {
+					return stop
+				}
+			}
 		}
 		if l.desired == nil {
 			continue // nothing good to apply yet: never prune on no information
 		}
-		if _, err := driver.Reconcile(ctx, l.desired); err != nil {
+		observed, _, err := driver.Reconcile(ctx, l.desired)
+		if err == nil {
+			err = l.lead.Apply(ctx, l.history.settle(l.desired, observed, time.Now()))
+		}
+		if err != nil {
 			if errors.Is(err, store.ErrNotLeader) {
 				return errLostLeadership
 			}
@@ -91,6 +110,19 @@ func (l *leader) run(ctx context.Context) error {
 
 var errLostLeadership = errors.New("leadership lost")
 
+// failed decides what an error of the leader's own writes means: the end
+// of this leadership (returned), or a failure to retry (nil, logged).
+func (l *leader) failed(ctx context.Context, err error) error {
+	if errors.Is(err, store.ErrNotLeader) || isClosed(l.lead.Done()) {
+		return errLostLeadership
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	l.log.Warn("write failed; will retry", "err", err)
+	return nil
+}
+
 func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -100,12 +132,44 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
+// restore picks up where the previous leader stopped: its sync status,
+// history and the last good revision, so that an invalid Git head after a
+// restart or a failover keeps the last good revision running.
+func (l *leader) restore(ctx context.Context) error {
+	prev, err := l.st.SyncStatus(ctx)
+	if err != nil {
+		return err
+	}
+	l.sync = prev
+	l.sync.Leader = l.cfg.ID
+	entries, err := l.st.History(ctx)
+	if err != nil {
+		return err
+	}
+	l.history = book{limit: l.cfg.HistoryLimit, entries: entries}
+	d, err := l.st.Desired(ctx)
+	if err != nil {
+		return err
+	}
+	if d != nil {
+		l.desired = setFromDesired(d)
+		l.log.Info("restored the last good revision", "commit", short(d.Revision.Commit))
+	}
+	return nil
+}
+
 // accept loads a revision's manifests. A revision with any invalid manifest
 // is rejected whole: the last good one stays desired and the status lists
-// every error.
-func (l *leader) accept(ctx context.Context, rev gitsource.Revision) {
-	r := &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
-	l.sync.Seen = r
+// every error. The desired state, the history and the status are written
+// in one fenced transaction.
+func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
+	r := store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
+	if n := l.history.newest(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit {
+		return nil // the Git source re-emits its head on start: nothing new
+	}
+	l.sync.Seen = &r
+	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
+	var ops []store.Op
 	set, err := manifest.LoadDir(rev.Dir, l.cfg.Path)
 	if err != nil {
 		var errs manifest.Errors
@@ -117,39 +181,47 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) {
 		} else {
 			l.sync.Errors = []string{err.Error()}
 		}
+		entry.Result, entry.Errors = store.ResultRejected, l.sync.Errors
 		l.log.Error("revision rejected; keeping the last good revision",
 			"commit", short(rev.Commit), "errors", len(l.sync.Errors), "first", l.sync.Errors[0])
 	} else {
+		entry.Result = store.ResultProgressing
+		entry.Changes = changesBetween(l.desired, set)
+		op, err := store.PutDesired(desiredFrom(r, set))
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op)
 		l.desired = set
-		l.sync.Applied = r
+		l.sync.Applied = &r
 		l.sync.Errors = nil
-		l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message,
+		l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),
 			"pods", len(set.Pods), "deployments", len(set.Deployments), "services", len(set.Services))
 	}
-	l.writeSync(ctx)
+	ops = append(ops, l.history.add(entry)...)
+	l.sync.UpdatedAt = time.Now()
+	op, err := store.PutSyncStatus(&l.sync)
+	if err != nil {
+		return err
+	}
+	return l.lead.Apply(ctx, append(ops, op))
 }
 
 // recordFetchStatus copies the Git source's health into the sync status
 // when it changed.
-func (l *leader) recordFetchStatus(ctx context.Context) {
+func (l *leader) recordFetchStatus(ctx context.Context) error {
 	gs := l.src.Status()
 	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute {
-		return
+		return nil
 	}
 	l.sync.FetchError = gs.FetchError
 	l.sync.LastFetch = gs.LastFetch
-	l.writeSync(ctx)
-}
-
-func (l *leader) writeSync(ctx context.Context) {
 	l.sync.UpdatedAt = time.Now()
 	op, err := store.PutSyncStatus(&l.sync)
-	if err == nil {
-		err = l.lead.Apply(ctx, []store.Op{op})
+	if err != nil {
+		return err
 	}
-	if err != nil && ctx.Err() == nil {
-		l.log.Warn("write sync status", "err", err)
-	}
+	return l.lead.Apply(ctx, []store.Op{op})
 }
 
 func firstLine(s string) string {
@@ -163,6 +235,3 @@ func short(commit string) string {
 	}
 	return commit
 }
-
-// Trigger asks the Git source for a fetch now.
-func (l *leader) Trigger() { l.src.Trigger() }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +47,11 @@ type Config struct {
 	// NodeGracePeriod is how long a node may be gone (its lease expired or
 	// revoked) before its pods are replaced elsewhere; default 30s.
 	NodeGracePeriod time.Duration
+	// HistoryLimit bounds the revision history kept in etcd; default 100.
+	HistoryLimit int
+	// WebhookSecretFile holds the shared secret of Git push webhooks;
+	// empty turns webhooks off.
+	WebhookSecretFile string
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
@@ -63,6 +67,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Poll <= 0 {
 		c.Poll = 5 * time.Second
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = 100
 	}
 	if c.NodeGracePeriod <= 0 {
 		c.NodeGracePeriod = 30 * time.Second
@@ -129,15 +136,6 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	var current atomic.Pointer[leader]
-	apiSrv := api.New(api.Config{Listen: cfg.APIListen, Registry: reg, Logger: log.With("component", "api")}, st,
-		func() api.Syncer {
-			if l := current.Load(); l != nil {
-				return l
-			}
-			return nil
-		})
-
 	dnsListen := []string{cfg.DNSListen}
 	var agent *nodes.Agent
 	if cfg.Agent {
@@ -157,6 +155,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	apiSrv, err := api.New(api.Config{
+		Listen: cfg.APIListen, Registry: reg, Logger: log.With("component", "api"),
+		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch},
+	}, st, &backend{cfg: cfg, st: st, agent: agent})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -176,7 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if agent != nil {
 		start("agent", agent.Run)
 	}
-	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, &current) })
+	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st) })
 
 	wg.Wait()
 	close(errc)
@@ -189,7 +194,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // campaign wins the election, leads until the leadership is lost, and
 // campaigns again, until ctx ends.
-func campaign(ctx context.Context, cfg Config, st *store.Store, current *atomic.Pointer[leader]) error {
+func campaign(ctx context.Context, cfg Config, st *store.Store) error {
 	log := cfg.Logger.With("component", "leader")
 	for ctx.Err() == nil {
 		log.Info("campaigning", "id", cfg.ID)
@@ -212,9 +217,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, current *atomic.
 			return err
 		}
 		l := &leader{cfg: cfg, st: st, lead: lead, src: src, log: log}
-		current.Store(l)
 		err = l.run(ctx)
-		current.Store(nil)
 		if errors.Is(err, errLostLeadership) {
 			log.Warn("lost leadership; campaigning again")
 			continue

@@ -49,7 +49,7 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		path += "?namespace=" + url.QueryEscape(*namespace)
 	}
 	var raw json.RawMessage
-	if err := newClient(*server).do(ctx, "GET", path, &raw); err != nil {
+	if err := newClient(*server).do(ctx, "GET", path, nil, &raw); err != nil {
 		return err
 	}
 	switch *output {

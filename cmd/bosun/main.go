@@ -3,7 +3,7 @@
 //
 //	bosun server --repo URL|PATH [flags]   a control-plane replica (and, by default, this machine's node)
 //	bosun agent --etcd-endpoints ... --node-name NAME   a node only
-//	bosun status | get KIND [NAME] | validate DIR | image import FILE...   the CLI
+//	bosun status | get | plan | history | logs | sync | validate | image import   the CLI
 package main
 
 import (
@@ -27,6 +27,9 @@ Usage:
   bosun status [-o json]
   bosun get pods|deployments|services|nodes [NAME] [-o json|yaml|wide] [-n NAMESPACE]
   bosun sync
+  bosun history [-o json]
+  bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
+  bosun logs POD [-c CONTAINER] [-f] [--previous] [--tail N]
   bosun validate DIR
   bosun image import FILE...
   bosun version
@@ -81,6 +84,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdGet(ctx, rest, stdout, stderr)
 	case "sync":
 		return cmdSync(ctx, rest, stdout, stderr)
+	case "history":
+		return cmdHistory(ctx, rest, stdout, stderr)
+	case "plan":
+		return cmdPlan(ctx, rest, stdout, stderr)
+	case "logs":
+		return cmdLogs(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "image":

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +37,8 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Domain, "domain", "cluster.local", "cluster DNS domain")
 	fs.StringVar(&cfg.ID, "id", "", "replica name in the leader election (default: hostname)")
 	fs.BoolVar(&cfg.Agent, "agent", true, "also run this machine's node agent")
+	fs.IntVar(&cfg.HistoryLimit, "history-limit", 100, "revisions kept in the history")
+	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg.AgentConf, &labels)
@@ -64,6 +69,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var debug bool
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (required)")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces)")
+	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +89,19 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	st := store.New(cli)
 	defer st.Close()
+	var logs *http.Server
+	if *listen != "" {
+		l, err := net.Listen("tcp", *listen)
+		if err != nil {
+			return fmt.Errorf("agent: --listen: %w", err)
+		}
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		p, _ := strconv.Atoi(port)
+		cfg.LogPort = int32(p)
+		logs = &http.Server{Handler: nodes.LogHandler(cfg.StateDir), ReadHeaderTimeout: 10 * time.Second}
+		go logs.Serve(l)
+		defer logs.Close()
+	}
 	agent, err := nodes.New(cfg, st)
 	if err != nil {
 		return err

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/api"
+	"bosun/gitsource"
+	"bosun/manifest"
+	"bosun/nodes"
+	"bosun/preview"
+	"bosun/reconciler"
+	"bosun/store"
+)
+
+// backend implements api.Backend for a replica.
+type backend struct {
+	cfg   Config
+	st    *store.Store
+	agent *nodes.Agent // this machine's agent, nil without one
+
+	planMu  sync.Mutex // one plan fetch at a time
+	planSrc *gitsource.Source
+}
+
+// Plan previews a ref of the tracked repository, or files sent by the CLI,
+// against the revision the cluster runs and the observed cluster.
+func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResult, error) {
+	res := &api.PlanResult{}
+	var set *manifest.Set
+	var err error
+	if req.Ref != "" {
+		set, res.Revision, err = b.loadRef(ctx, req.Ref)
+	} else {
+		set, err = loadFiles(req.Files)
+	}
+	var errs manifest.Errors
+	if errors.As(err, &errs) {
+		for _, e := range errs {
+			res.Errors = append(res.Errors, e.Error())
+		}
+		return res, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	current, err := b.st.Desired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var currentSet *manifest.Set
+	if current != nil {
+		res.Current = &current.Revision
+		currentSet = setFromDesired(current)
+	}
+	snap, err := b.st.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	observed := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services}
+	res.Preview = preview.Compute(currentSet, set, observed, time.Now())
+	return res, nil
+}
+
+// loadRef fetches a ref of the tracked repository into a clone of its own
+// (the leader's clone belongs to its Git source) and loads its manifests.
+func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *store.Revision, error) {
+	b.planMu.Lock()
+	defer b.planMu.Unlock()
+	if b.planSrc == nil {
+		src, err := gitsource.New(gitsource.Config{
+			URL: b.cfg.Repo, Branch: b.cfg.Branch, Dir: filepath.Join(b.cfg.DataDir, "git-plan"),
+			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		b.planSrc = src
+	}
+	rev, err := b.planSrc.Resolve(ctx, ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+	}
+	r := &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
+	set, err := manifest.LoadDir(rev.Dir, b.cfg.Path)
+	return set, r, err
+}
+
+// loadFiles writes the CLI's files to a temporary directory and loads them
+// exactly as a revision is loaded.
+func loadFiles(files map[string]string) (*manifest.Set, error) {
+	dir, err := os.MkdirTemp("", "bosun-plan-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	for name, content := range files {
+		clean := filepath.Clean(name)
+		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+			return nil, fmt.Errorf("%w: file %q is outside the manifests' directory", api.ErrInvalid, name)
+		}
+		path := filepath.Join(dir, clean)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return manifest.LoadDir(dir, "")
+}
+
+// setFromDesired turns the stored desired revision back into a set.
+func setFromDesired(d *store.Desired) *manifest.Set {
+	return &manifest.Set{Pods: d.Pods, Deployments: d.Deployments, Services: d.Services}
+}
+
+// desiredFrom records a set for the store.
+func desiredFrom(rev store.Revision, set *manifest.Set) *store.Desired {
+	return &store.Desired{Revision: rev, Pods: set.Pods, Deployments: set.Deployments, Services: set.Services}
+}
+
+// Logs streams a container's log: from this machine's agent when the pod
+// runs here, otherwise from the agent of the pod's node over HTTP.
+func (b *backend) Logs(ctx context.Context, req api.LogRequest, w io.Writer) error {
+	snap, err := b.st.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	var pod *corev1.Pod
+	for i := range snap.Pods {
+		p := &snap.Pods[i]
+		if p.Name == req.Pod && (req.Namespace == "" || p.Namespace == req.Namespace) {
+			pod = p
+			break
+		}
+	}
+	if pod == nil {
+		return fmt.Errorf("%w: pod %s/%s", api.ErrNotFound, req.Namespace, req.Pod)
+	}
+	if req.Container == "" {
+		if len(pod.Spec.Containers) != 1 {
+			names := make([]string, len(pod.Spec.Containers))
+			for i, c := range pod.Spec.Containers {
+				names[i] = c.Name
+			}
+			return fmt.Errorf("%w: pod %s has %d containers: choose one with -c (%s)", api.ErrInvalid, pod.Name, len(names), strings.Join(names, ", "))
+		}
+		req.Container = pod.Spec.Containers[0].Name
+	}
+	if pod.Spec.NodeName == "" {
+		return fmt.Errorf("%w: pod %s is not scheduled yet", api.ErrNotFound, pod.Name)
+	}
+	opt := nodes.LogOptions{Namespace: pod.Namespace, Pod: pod.Name, Container: req.Container,
+		Follow: req.Follow, Previous: req.Previous, TailLines: req.TailLines}
+	if b.agent != nil && b.agent.NodeName() == pod.Spec.NodeName {
+		err := nodes.WriteLogs(ctx, b.agent.StateDir(), opt, w)
+		if errors.Is(err, nodes.ErrLogNotFound) {
+			return fmt.Errorf("%w: %w", api.ErrNotFound, err)
+		}
+		return err
+	}
+	return b.remoteLogs(ctx, snap, pod.Spec.NodeName, opt, w)
+}
+
+// remoteLogs proxies to the log endpoint the pod's node registered.
+func (b *backend) remoteLogs(ctx context.Context, snap *store.Snapshot, nodeName string, opt nodes.LogOptions, w io.Writer) error {
+	var addr string
+	for _, n := range snap.Nodes {
+		if n.Name != nodeName {
+			continue
+		}
+		port := n.Status.DaemonEndpoints.KubeletEndpoint.Port
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP && port > 0 {
+				addr = net.JoinHostPort(a.Address, strconv.Itoa(int(port)))
+			}
+		}
+	}
+	if addr == "" {
+		return fmt.Errorf("%w: node %s serves no logs (start its agent with --listen)", api.ErrNotFound, nodeName)
+	}
+	q := url.Values{}
+	if opt.Follow {
+		q.Set("follow", "1")
+	}
+	if opt.Previous {
+		q.Set("previous", "1")
+	}
+	if opt.TailLines > 0 {
+		q.Set("tail", strconv.Itoa(opt.TailLines))
+	}
+	u := fmt.Sprintf("http://%s/logs/%s/%s/%s?%s", addr, url.PathEscape(opt.Namespace), url.PathEscape(opt.Pod), url.PathEscape(opt.Container), q.Encode())
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("logs from node %s: %w", nodeName, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: no log for %s/%s container %s on node %s", api.ErrNotFound, opt.Namespace, opt.Pod, opt.Container, nodeName)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("logs from node %s: %s", nodeName, resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
