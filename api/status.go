@@ -43,6 +43,9 @@ type PodCounts struct {
 	Total         int            `json:"total"`
 	ByPhase       map[string]int `json:"byPhase"`
 	Unschedulable []string       `json:"unschedulable,omitempty"`
+	// NotReady lists running pods that are not ready, with why (their
+	// probes' latest failures).
+	NotReady []string `json:"notReady,omitempty"`
 }
 
 // ServiceStatus lists a service's endpoints (ready pod IPs).
@@ -71,6 +74,9 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 				st.Pods.Unschedulable = append(st.Pods.Unschedulable, p.Namespace+"/"+p.Name+": "+c.Message)
 			}
 		}
+		if p.Status.Phase == corev1.PodRunning && !PodReady(&p) {
+			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(&p))
+		}
 	}
 	for _, n := range snap.Nodes {
 		st.Nodes = append(st.Nodes, NodeStatus{
@@ -91,6 +97,28 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 	}
 	return st
 }
+
+// notReadyReason explains a running pod that is not ready: the probes'
+// summary when a probe failed, else the Ready condition's message.
+func notReadyReason(p *corev1.Pod) string {
+	var ready string
+	for _, c := range p.Status.Conditions {
+		switch {
+		case c.Type == probesCondition && c.Status == corev1.ConditionFalse && c.Message != "":
+			return c.Message
+		case c.Type == corev1.PodReady:
+			ready = c.Message
+		}
+	}
+	if ready == "" {
+		return "not ready"
+	}
+	return ready
+}
+
+// probesCondition is the node agent's summary of a pod's probes
+// (nodes.ConditionProbes; the API does not depend on the agent).
+const probesCondition corev1.PodConditionType = "bosun.dev/Probes"
 
 func deploymentStatus(d *appsv1.Deployment) DeploymentStatus {
 	desired := int32(1)

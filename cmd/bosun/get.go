@@ -15,6 +15,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"bosun/nodes"
 )
 
 // kinds maps what users type to the API's collection names.
@@ -103,7 +105,7 @@ func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now ti
 		}
 		head := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
 		if wide {
-			head += "\tIP\tNODE"
+			head += "\tIP\tNODE\tPROBES"
 		}
 		fmt.Fprintln(tw, head)
 		for _, p := range list.Items {
@@ -117,7 +119,7 @@ func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now ti
 			line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, len(p.Spec.Containers),
 				podStatus(&p), restarts, age(p.CreationTimestamp.Time, now))
 			if wide {
-				line += fmt.Sprintf("\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName))
+				line += fmt.Sprintf("\t%s\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName), probes(&p))
 			}
 			fmt.Fprintln(tw, line)
 		}
@@ -226,6 +228,19 @@ func podStatus(p *corev1.Pod) string {
 		return string(corev1.PodPending)
 	}
 	return string(p.Status.Phase)
+}
+
+// probes is the PROBES column: the agent's summary of the pod's probes.
+func probes(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Type == nodes.ConditionProbes {
+			if c.Status == corev1.ConditionTrue {
+				return "ok"
+			}
+			return dash(c.Message)
+		}
+	}
+	return "-"
 }
 
 func age(t, now time.Time) string {

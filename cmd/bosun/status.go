@@ -82,6 +82,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, u := range st.Pods.Unschedulable {
 		fmt.Fprintf(w, "  unschedulable: %s\n", u)
 	}
+	for _, u := range st.Pods.NotReady {
+		fmt.Fprintf(w, "  not ready: %s\n", u)
+	}
 }
 
 func shortHash(h string) string {
