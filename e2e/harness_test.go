@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -139,11 +140,44 @@ type stack struct {
 	logMu      *sync.Mutex
 }
 
-// subnet picks a pod network for this test process, so that tests (and a
-// demo) on one machine do not share a bridge.
-func subnet() (cidr, bridge string) {
-	n := os.Getpid()%200 + 20
-	return fmt.Sprintf("10.%d.%d.0/24", 90+n%50, n), fmt.Sprintf("bosune2e%d", n)
+// subnet picks a pod network for a test: a /24 and a bridge name that no
+// interface on the machine uses, so that tests (and a demo) on one machine
+// never share addresses.
+func subnet(t testing.TB) (cidr, bridge string) {
+	t.Helper()
+	used := map[string]bool{}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifaces {
+		used[i.Name] = true
+	}
+	for n := os.Getpid() % 200; n < os.Getpid()%200+200; n++ {
+		b := fmt.Sprintf("bosune2e%d", n%200)
+		if !used[b] {
+			return fmt.Sprintf("10.%d.%d.0/24", 90+n%200/4, n%200), b
+		}
+	}
+	t.Fatal("no free test bridge name")
+	return "", ""
+}
+
+// removePodNetwork unmounts the network namespaces left in dir (the pods'
+// processes are gone by now, so this frees their veths and addresses) and
+// deletes the bridge.
+func removePodNetwork(t testing.TB, dir, bridge string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		if err := syscall.Unmount(path, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			t.Logf("unmount %s: %v", path, err)
+		}
+		os.Remove(path)
+	}
+	if out, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
+		t.Logf("delete bridge %s: %v: %s", bridge, err, out)
+	}
 }
 
 func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
@@ -152,6 +186,11 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		t.Skip("end-to-end test")
 	}
 	bin := bosun(t)
+	cidr, bridge := subnet(t)
+	netnsDir := t.TempDir()
+	// Registered before containerd's cleanup, so it runs after it: the
+	// pods' network namespaces and the bridge go once the pods are dead.
+	t.Cleanup(func() { removePodNetwork(t, netnsDir, bridge) })
 	s := &stack{
 		t:          t,
 		containerd: containerdtest.Start(t),
@@ -168,7 +207,6 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 			t.Fatalf("bosun image import: %v\n%s", err, out)
 		}
 	}
-	cidr, bridge := subnet()
 	s.args = append([]string{"server",
 		"--repo", repo.dir, "--poll", "300ms",
 		"--data-dir", s.dataDir,
@@ -179,6 +217,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--node-name", "e2e-node",
 		"--pod-cidr", cidr,
 		"--bridge", bridge,
+		"--netns-dir", netnsDir,
 		"--restart-backoff", "200ms",
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",

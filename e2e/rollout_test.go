@@ -77,7 +77,9 @@ spec:
 
 // startWebhookStack runs bosun with a long poll, so that only webhooks (and
 // bosun sync) bring new commits in.
-func startWebhookStack(t *testing.T, repo *gitRepo) *stack {
+func startWebhookStack(t *testing.T, repo *gitRepo) *stack { return startWebhookStackTB(t, repo) }
+
+func startWebhookStackTB(t testing.TB, repo *gitRepo) *stack {
 	secretFile := filepath.Join(t.TempDir(), "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(webhookSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -117,6 +117,7 @@ func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
 	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "10.88.0.0/16", "pod network (bridge with host-local IPAM)")
 	fs.StringVar(&cfg.BridgeName, "bridge", "bosun0", "Linux bridge of the pod network")
+	fs.StringVar(&cfg.NetnsDir, "netns-dir", "/run/netns", "where pod network namespaces are mounted")
 	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", 10*time.Second, "first delay before restarting a crashed container")
 	fs.DurationVar(&cfg.MaxRestartBackoff, "max-restart-backoff", 5*time.Minute, "longest delay before restarting a crashed container")
 }
