@@ -34,8 +34,9 @@ test-short: ## unit tests only (no containerd, no root)
 	$(GO) test -short ./...
 
 bench: deps ## run the benchmarks recorded in BENCHMARKS.md
-	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./dns ./manifest
-	$(GO) test -run '^$$' -bench CommitToReady -benchtime 5x ./e2e
+	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest
+	$(GO) test -run '^$$' -bench 'CommitToReady|RevertByWebhook' -benchtime 5x ./e2e
+	$(GO) test -run '^$$' -bench PlanRef1000Objects -benchtime 10x ./e2e
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh

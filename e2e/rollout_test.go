@@ -390,3 +390,24 @@ func TestRollout(t *testing.T) {
 		}
 	})
 }
+
+// TestRolloutExample runs examples/rollout as a user would: its probes
+// pass on the real stack, and a pull request's image change rolls out.
+func TestRolloutExample(t *testing.T) {
+	repo := newGitRepo(t)
+	repo.copyDir("../examples/rollout")
+	repo.commit("rollout example")
+	s := startStack(t, repo)
+	waitAllOn(s, "localhost/bosun-hello:v1", "v1", 60*time.Second)
+	dep := readFile(t, repo.dir+"/web/deployment.yaml")
+	repo.write("web/deployment.yaml", strings.Replace(dep, "bosun-hello:v1", "bosun-hello:v2", 1))
+	repo.commit("web v2")
+	waitAllOn(s, "localhost/bosun-hello:v2", "v2", 90*time.Second)
+	s.waitFor("the rollout complete in the deployment's status", 30*time.Second, func() error {
+		d := s.deployment("web")
+		if d == nil || d.Status.AvailableReplicas != 4 || d.Status.UpdatedReplicas != 4 || d.Annotations["deployment.kubernetes.io/revision"] != "2" {
+			return fmt.Errorf("deployment %+v", d)
+		}
+		return nil
+	})
+}

@@ -11,7 +11,7 @@ import (
 // a broken repository.
 func TestValidate(t *testing.T) {
 	bin := bosun(t)
-	for _, dir := range []string{"../examples/seed", "../examples/hello"} {
+	for _, dir := range []string{"../examples/seed", "../examples/hello", "../examples/rollout"} {
 		out, err := exec.Command(bin, "validate", dir).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "valid") {
 			t.Errorf("bosun validate %s: %v\n%s", dir, err, out)

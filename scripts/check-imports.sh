@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The decision packages stay pure: reconciler and scheduler must not import
+# The decision packages stay pure: reconciler, scheduler, manifest and preview must not import
 # the packages that do I/O.
 set -euo pipefail
 fail=0
-for pkg in reconciler scheduler manifest; do
+for pkg in reconciler scheduler manifest preview; do
   bad=$(go list -deps "./$pkg" | grep -E '^bosun/(store|nodes|gitsource|dns|api|server)$' || true)
   if [ -n "$bad" ]; then
     echo "import boundary: bosun/$pkg must not depend on: $bad" >&2
