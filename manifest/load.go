@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -31,7 +32,44 @@ const maxFileSize = 4 << 20
 // On any problem LoadDir returns (nil, Errors) listing every problem found in
 // every file, with File names relative to root.
 func LoadDir(root, sub string) (*Set, error) {
+	files, errs := readFiles(root, sub)
 	l := newLoader()
+	l.errs = errs
+	l.decodeFiles(files)
+	return l.finish()
+}
+
+// ReadFiles reads the manifest files LoadDir would load, by their names
+// relative to root, without decoding them: `bosun plan --dir` sends them
+// to a server, which loads them with LoadFiles. Problems are Errors.
+func ReadFiles(root, sub string) (map[string][]byte, error) {
+	files, errs := readFiles(root, sub)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return files, nil
+}
+
+// LoadFiles loads manifest files given by name, with the rules of LoadDir.
+func LoadFiles(files map[string][]byte) (*Set, error) {
+	l := newLoader()
+	l.decodeFiles(files)
+	return l.finish()
+}
+
+// decodeFiles decodes files in the order of their names.
+func (l *loader) decodeFiles(files map[string][]byte) {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		l.decodeFile(name, files[name])
+	}
+}
+
+func readFiles(root, sub string) (map[string][]byte, Errors) {
 	dir, rel := root, "."
 	if sub != "" {
 		if !filepath.IsLocal(sub) {
@@ -50,10 +88,12 @@ func LoadDir(root, sub string) (*Set, error) {
 		return nil, Errors{{File: rel, Message: "manifest path is not a directory"}}
 	}
 
+	files := map[string][]byte{}
+	var errs Errors
 	walkErr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		file := relativeName(root, path)
 		if err != nil {
-			l.errs = append(l.errs, Error{File: file, Message: "cannot read: " + describeFSError(err)})
+			errs = append(errs, Error{File: file, Message: "cannot read: " + describeFSError(err)})
 			if d != nil && d.IsDir() {
 				return fs.SkipDir
 			}
@@ -69,25 +109,25 @@ func LoadDir(root, sub string) (*Set, error) {
 			return nil
 		}
 		if d.Type()&fs.ModeSymlink != 0 {
-			l.errs = append(l.errs, Error{File: file, Message: "symbolic links are not followed; make the manifest a regular file"})
+			errs = append(errs, Error{File: file, Message: "symbolic links are not followed; make the manifest a regular file"})
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			l.errs = append(l.errs, Error{File: file, Message: "not a regular file"})
+			errs = append(errs, Error{File: file, Message: "not a regular file"})
 			return nil
 		}
 		data, err := readLimited(path)
 		if err != nil {
-			l.errs = append(l.errs, Error{File: file, Message: err.Error()})
+			errs = append(errs, Error{File: file, Message: err.Error()})
 			return nil
 		}
-		l.decodeFile(file, data)
+		files[file] = data
 		return nil
 	})
 	if walkErr != nil { // the callback never fails; this is defensive
-		l.errs = append(l.errs, Error{File: rel, Message: "cannot walk: " + describeFSError(walkErr)})
+		errs = append(errs, Error{File: rel, Message: "cannot walk: " + describeFSError(walkErr)})
 	}
-	return l.finish()
+	return files, errs
 }
 
 // Decode loads the manifests of one file's contents; file is used only to

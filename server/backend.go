@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -99,28 +98,13 @@ func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *stor
 	return set, r, err
 }
 
-// loadFiles writes the CLI's files to a temporary directory and loads them
-// exactly as a revision is loaded.
+// loadFiles loads the CLI's files exactly as a revision is loaded.
 func loadFiles(files map[string]string) (*manifest.Set, error) {
-	dir, err := os.MkdirTemp("", "bosun-plan-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
+	data := make(map[string][]byte, len(files))
 	for name, content := range files {
-		clean := filepath.Clean(name)
-		if filepath.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
-			return nil, fmt.Errorf("%w: file %q is outside the manifests' directory", api.ErrInvalid, name)
-		}
-		path := filepath.Join(dir, clean)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			return nil, err
-		}
+		data[name] = []byte(content)
 	}
-	return manifest.LoadDir(dir, "")
+	return manifest.LoadFiles(data)
 }
 
 // setFromDesired turns the stored desired revision back into a set.

@@ -7,12 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"bosun/api"
+	"bosun/manifest"
 )
 
 // cmdPlan previews a branch, commit or directory. Exit 0: nothing would
@@ -60,30 +58,16 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-// readManifests reads the YAML files under dir, as the server would find
+// readManifests reads the manifest files under dir, as the server finds
 // them in a revision.
 func readManifests(dir string) (map[string]string, error) {
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != dir && strings.HasPrefix(d.Name(), ".") {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		files[filepath.ToSlash(rel)] = string(b)
-		return nil
-	})
+	data, err := manifest.ReadFiles(dir, "")
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", dir, err)
+		return nil, fmt.Errorf("read %s:\n%w", dir, err)
+	}
+	files := make(map[string]string, len(data))
+	for name, b := range data {
+		files[name] = string(b)
 	}
 	return files, nil
 }
