@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestReorder_flagsAfterArguments(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"pods", "web", "-o", "json"}, []string{"-o", "json", "pods", "web"}},
+		{[]string{"-o", "wide", "pods"}, []string{"-o", "wide", "pods"}},
+		{[]string{"pods", "-n", "prod", "web", "-o=yaml"}, []string{"-n", "prod", "-o=yaml", "pods", "web"}},
+	} {
+		if got := reorder(tc.in, "o", "n"); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("reorder(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseLabels(t *testing.T) {
+	got, err := parseLabels("zone=a, disk=ssd")
+	if err != nil || !reflect.DeepEqual(got, map[string]string{"zone": "a", "disk": "ssd"}) {
+		t.Errorf("parseLabels = %v, %v", got, err)
+	}
+	if _, err := parseLabels("zone"); err == nil || !strings.Contains(err.Error(), `"zone" is not key=value`) {
+		t.Errorf("parseLabels(zone) err = %v", err)
+	}
+}
+
+func TestRun_usageErrorsExit2(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"get"}, {"get", "widgets"}, {"validate"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 {
+			t.Errorf("bosun %q: err %v, want exit 2", args, err)
+		}
+	}
+}
+
+func TestPlan_usageErrorsExit1(t *testing.T) {
+	// plan's exit codes are a CI contract: 1 for every error.
+	for _, args := range [][]string{{"plan"}, {"plan", "--ref", "a", "--dir", "b"}, {"plan", "--bogus"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 1 {
+			t.Errorf("bosun %q: err %v, want exit 1", args, err)
+		}
+	}
+}
