@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"bosun/store"
+)
+
+// TestFailover runs two control-plane replicas against one etcd (embedded
+// in the test process, standing in for an external cluster). Only one
+// leads; when it is killed the other takes over within the session TTL
+// and goes on applying Git; both serve the API and DNS throughout.
+func TestFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	etcd, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: t.TempDir(), FastTicks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	endpoints := etcd.Endpoints()[0]
+
+	repo := newGitRepo(t)
+	repo.write("svc.yaml", webService)
+	repo.commit("one service")
+	a := startControlPlane(t, repo.dir, "--etcd-endpoints", endpoints, "--id", "replica-a")
+	b := startControlPlane(t, repo.dir, "--etcd-endpoints", endpoints, "--id", "replica-b")
+
+	leader := func(s *stack) string {
+		st, err := s.status()
+		if err != nil {
+			return ""
+		}
+		return st.Leader
+	}
+	a.waitFor("a leader", 30*time.Second, func() error {
+		if l := leader(a); l != "replica-a" && l != "replica-b" {
+			return fmt.Errorf("leader %q", l)
+		}
+		return nil
+	})
+	first, other, newLeader := a, b, "replica-b"
+	if leader(a) == "replica-b" {
+		first, other, newLeader = b, a, "replica-a"
+	}
+	if leader(other) != leader(first) {
+		t.Fatalf("replicas disagree on the leader: %q vs %q", leader(first), leader(other))
+	}
+	for _, s := range []*stack{a, b} {
+		s.waitFor("DNS on every replica", 10*time.Second, func() error {
+			r, err := s.lookup(webName, mdns.TypeA)
+			if err != nil || r.Rcode != mdns.RcodeSuccess {
+				return fmt.Errorf("%v %v", r, err)
+			}
+			return nil
+		})
+	}
+
+	// SIGKILL: the dead leader cannot resign; its session expires.
+	killed := time.Now()
+	first.stop(syscall.SIGKILL)
+	other.waitFor("the other replica to lead", 15*time.Second, func() error {
+		if l := leader(other); l != newLeader {
+			return fmt.Errorf("leader %q", l)
+		}
+		return nil
+	})
+	t.Logf("failover after SIGKILL of the leader: %v", time.Since(killed))
+
+	// The new leader applies new commits.
+	repo.write("svc.yaml", "")
+	second := repo.commit("drop the service")
+	if out, err := other.cli("sync"); err != nil {
+		t.Fatalf("bosun sync: %v\n%s", err, out)
+	}
+	other.waitFor("the new leader to apply the commit", 15*time.Second, func() error {
+		st, err := other.status()
+		if err != nil || st.Sync.Applied == nil || st.Sync.Applied.Commit != second {
+			return fmt.Errorf("applied %+v, %v", st.Sync.Applied, err)
+		}
+		r, err := other.lookup(webName, mdns.TypeA)
+		if err != nil || r.Rcode != mdns.RcodeNameError {
+			return fmt.Errorf("DNS still answers the dropped service")
+		}
+		return nil
+	})
+}
