@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -53,6 +56,12 @@ func TestFailover(t *testing.T) {
 	if leader(other) != leader(first) {
 		t.Fatalf("replicas disagree on the leader: %q vs %q", leader(first), leader(other))
 	}
+	if m := first.metrics(); !strings.Contains(m, "bosun_leader 1") || !strings.Contains(m, `bosun_revisions_total{result="accepted"} 1`) {
+		t.Errorf("leader's /metrics lacks bosun_leader 1 and one accepted revision")
+	}
+	if m := other.metrics(); !strings.Contains(m, "bosun_leader 0") {
+		t.Errorf("follower's /metrics lacks bosun_leader 0")
+	}
 	for _, s := range []*stack{a, b} {
 		s.waitFor("DNS on every replica", 10*time.Second, func() error {
 			r, err := s.lookup(webName, mdns.TypeA)
@@ -73,6 +82,9 @@ func TestFailover(t *testing.T) {
 		return nil
 	})
 	t.Logf("failover after SIGKILL of the leader: %v", time.Since(killed))
+	if m := other.metrics(); !strings.Contains(m, "bosun_leader 1") {
+		t.Errorf("new leader's /metrics lacks bosun_leader 1")
+	}
 
 	// The new leader applies new commits.
 	repo.write("svc.yaml", "")
@@ -91,4 +103,16 @@ func TestFailover(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// metrics returns the replica's /metrics page.
+func (s *stack) metrics() string {
+	s.t.Helper()
+	resp, err := http.Get("http://" + s.apiAddr + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

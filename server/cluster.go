@@ -26,6 +26,7 @@ type cluster struct {
 	// lastSeen is when each node was last registered, as far as this
 	// leader knows. Only the reconcile loop touches it.
 	lastSeen map[string]node
+	m        *metrics
 }
 
 // node is the last registration seen of a node.
@@ -127,7 +128,13 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 		}
 		ops = append(ops, op)
 	}
-	return c.lead.Apply(ctx, ops)
+	if err := c.lead.Apply(ctx, ops); err != nil {
+		return err
+	}
+	for _, a := range actions {
+		c.m.actions.WithLabelValues(string(a.Type)).Inc()
+	}
+	return nil
 }
 
 // schedulingStatus keeps of a pod's status only what the leader decides:

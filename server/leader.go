@@ -27,6 +27,7 @@ type leader struct {
 	lead *store.Leadership
 	src  *gitsource.Source
 	log  *slog.Logger
+	m    *metrics
 
 	desired *manifest.Set // last good revision's objects; nil until the first one
 	sync    store.SyncStatus
@@ -64,7 +65,9 @@ func (l *leader) run(ctx context.Context) error {
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
-	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod}
+	l.m.leader.Set(1)
+	defer l.m.leader.Set(0)
+	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m}
 	driver := &reconciler.Driver{Cluster: cl, Logger: l.log}
 	for {
 		select {
@@ -93,11 +96,15 @@ func (l *leader) run(ctx context.Context) error {
 		if l.desired == nil {
 			continue // nothing good to apply yet: never prune on no information
 		}
+		start := time.Now()
 		observed, _, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
 			err = l.lead.Apply(ctx, l.history.settle(l.desired, observed, time.Now()))
 		}
+		l.m.passes.Inc()
+		l.m.duration.Observe(time.Since(start).Seconds())
 		if err != nil {
+			l.m.failures.Inc()
 			if errors.Is(err, store.ErrNotLeader) {
 				return errLostLeadership
 			}
@@ -182,10 +189,12 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 			l.sync.Errors = []string{err.Error()}
 		}
 		entry.Result, entry.Errors = store.ResultRejected, l.sync.Errors
+		l.m.revisions.WithLabelValues("rejected").Inc()
 		l.log.Error("revision rejected; keeping the last good revision",
 			"commit", short(rev.Commit), "errors", len(l.sync.Errors), "first", l.sync.Errors[0])
 	} else {
 		entry.Result = store.ResultProgressing
+		l.m.revisions.WithLabelValues("accepted").Inc()
 		entry.Changes = changesBetween(l.desired, set)
 		op, err := store.PutDesired(desiredFrom(r, set))
 		if err != nil {
@@ -211,6 +220,7 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 // when it changed.
 func (l *leader) recordFetchStatus(ctx context.Context) error {
 	gs := l.src.Status()
+	l.m.fetchFails.Set(float64(gs.Failures))
 	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute {
 		return nil
 	}

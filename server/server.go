@@ -181,7 +181,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if agent != nil {
 		start("agent", agent.Run)
 	}
-	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st) })
+	m := newMetrics(reg)
+	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, m) })
 
 	wg.Wait()
 	close(errc)
@@ -194,7 +195,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // campaign wins the election, leads until the leadership is lost, and
 // campaigns again, until ctx ends.
-func campaign(ctx context.Context, cfg Config, st *store.Store) error {
+func campaign(ctx context.Context, cfg Config, st *store.Store, m *metrics) error {
 	log := cfg.Logger.With("component", "leader")
 	for ctx.Err() == nil {
 		log.Info("campaigning", "id", cfg.ID)
@@ -216,7 +217,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store) error {
 			lead.Resign(context.WithoutCancel(ctx))
 			return err
 		}
-		l := &leader{cfg: cfg, st: st, lead: lead, src: src, log: log}
+		l := &leader{cfg: cfg, st: st, lead: lead, src: src, log: log, m: m}
 		err = l.run(ctx)
 		if errors.Is(err, errLostLeadership) {
 			log.Warn("lost leadership; campaigning again")
