@@ -32,7 +32,11 @@ type Config struct {
 	// Webhook configures POST /api/v1/webhooks/git; without a SecretFile
 	// webhooks are off (404).
 	Webhook WebhookConfig
-	Logger  *slog.Logger
+	// WebhookListen, when set, also serves the webhook receiver, and
+	// nothing else, on this address: expose it to the Git host while the
+	// API stays on loopback (the API has no authentication).
+	WebhookListen string
+	Logger        *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -95,32 +99,70 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // Addr is the address the server listens on, once Ready.
 func (s *Server) Addr() string { return s.addr }
 
-// Run serves until ctx ends.
+// Run serves until ctx ends: the API on Listen and, when WebhookListen is
+// set, the webhook receiver alone on that address.
 func (s *Server) Run(ctx context.Context) error {
 	l, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = l.Addr().String()
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	servers := []*http.Server{s.httpServer(ctx, s.mux)}
+	listeners := []net.Listener{l}
+	if s.cfg.WebhookListen != "" {
+		wl, err := net.Listen("tcp", s.cfg.WebhookListen)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("api: listen %s: %w", s.cfg.WebhookListen, err)
+		}
+		hooks := http.NewServeMux()
+		hooks.Handle("POST /api/v1/webhooks/git", s.mux)
+		servers = append(servers, s.httpServer(ctx, hooks))
+		listeners = append(listeners, wl)
+		s.cfg.Logger.Info("webhooks listening", "addr", wl.Addr().String())
+	}
 	close(s.ready)
 	s.cfg.Logger.Info("api listening", "addr", s.addr)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	var first error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("api: %w", err)
+	case first = <-errc:
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("api: shutdown: %w", err)
+	for _, srv := range servers {
+		srv.Shutdown(sctx)
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("api: %w", err)
+	for range len(servers) - btoi(first != nil) {
+		if err := <-errc; first == nil && !errors.Is(err, http.ErrServerClosed) {
+			first = err
+		}
+	}
+	if first != nil && !errors.Is(first, http.ErrServerClosed) {
+		return fmt.Errorf("api: %w", first)
 	}
 	return nil
+}
+
+// httpServer serves h; requests see ctx end, so a `logs -f` stream stops
+// on shutdown instead of holding it up.
+func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

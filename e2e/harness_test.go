@@ -131,6 +131,7 @@ type stack struct {
 	dataDir    string
 	repo       *gitRepo
 	apiAddr    string
+	hookAddr   string // --webhook-listen, when the test sets it
 	dnsAddr    string
 	etcdAddr   string
 	args       []string

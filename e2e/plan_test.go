@@ -150,7 +150,13 @@ func TestWebhookSecurity(t *testing.T) {
 	first := repo.commit("one")
 	secretFile := t.TempDir() + "/secret"
 	(&gitRepo{t: t, dir: ""}).write(secretFile, webhookSecret)
-	s := startControlPlane(t, repo.dir, "--poll", "1h", "--webhook-secret-file", secretFile)
+	hookAddr := freePort(t)
+	s := startControlPlane(t, repo.dir, "--poll", "1h", "--webhook-secret-file", secretFile, "--webhook-listen", hookAddr)
+	s.hookAddr = hookAddr
+	// The webhook address serves webhooks and nothing else.
+	if resp, err := http.Get("http://" + hookAddr + "/api/v1/status"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /api/v1/status on the webhook address: %v, %v; want 404", resp.Status, err)
+	}
 	applied := func() string {
 		st, err := s.status()
 		if err != nil || st.Sync.Applied == nil {
@@ -181,11 +187,11 @@ func TestWebhookSecurity(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", tc.name, code, err, tc.want)
 		}
 	}
-	resp, err := http.Post("http://"+s.apiAddr+"/api/v1/webhooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	resp, err := http.Post("http://"+hookAddr+"/api/v1/webhooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("unsigned webhook: %v, %v; want 401", resp.Status, err)
 	}
-	resp, err = http.Post("http://"+s.apiAddr+"/api/v1/webhooks/git", "application/json", bytes.NewReader(make([]byte, 2<<20)))
+	resp, err = http.Post("http://"+hookAddr+"/api/v1/webhooks/git", "application/json", bytes.NewReader(make([]byte, 2<<20)))
 	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB webhook: %v, %v; want 413", resp.Status, err)
 	}

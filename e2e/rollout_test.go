@@ -92,7 +92,11 @@ func (s *stack) webhook(branch, after, secret string) (int, error) {
 	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/" + branch, "after": after, "pusher": map[string]string{"name": "e2e"}})
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.apiAddr+"/api/v1/webhooks/git", bytes.NewReader(body))
+	addr := s.apiAddr
+	if s.hookAddr != "" {
+		addr = s.hookAddr
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/webhooks/git", bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	req.Header.Set("Content-Type", "application/json")

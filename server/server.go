@@ -50,8 +50,9 @@ type Config struct {
 	// HistoryLimit bounds the revision history kept in etcd; default 100.
 	HistoryLimit int
 	// WebhookSecretFile holds the shared secret of Git push webhooks;
-	// empty turns webhooks off.
-	WebhookSecretFile string
+	// empty turns webhooks off. WebhookListen serves them alone on another
+	// address.
+	WebhookSecretFile, WebhookListen string
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
@@ -156,7 +157,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	apiSrv, err := api.New(api.Config{
-		Listen: cfg.APIListen, Registry: reg, Logger: log.With("component", "api"),
+		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, Logger: log.With("component", "api"),
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch},
 	}, st, &backend{cfg: cfg, st: st, agent: agent})
 	if err != nil {

@@ -39,6 +39,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Agent, "agent", true, "also run this machine's node agent")
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 100, "revisions kept in the history")
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
+	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg.AgentConf, &labels)
@@ -112,7 +113,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 // agentFlags declares the node agent's flags, shared by server and agent.
 func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 	host, _ := os.Hostname()
-	fs.StringVar(&cfg.NodeName, "node-name", host, "this node's name")
+	fs.StringVar(&cfg.NodeName, "node-name", strings.ToLower(host), "this node's name (default: the hostname, lowercased as Kubernetes does)")
 	fs.StringVar(labels, "labels", "", "node labels, k=v,k=v")
 	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
 	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "10.88.0.0/16", "pod network (bridge with host-local IPAM)")
