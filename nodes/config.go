@@ -24,6 +24,9 @@ type Config struct {
 	ContainerdAddress string // default /run/containerd/containerd.sock
 	Namespace         string // containerd namespace, default "bosun"
 	Snapshotter       string // default "overlayfs"
+	// InsecureRegistries are registries (host or host:port) pulled from
+	// over plain HTTP. Registries on localhost always are, as Docker does.
+	InsecureRegistries []string
 
 	// StateDir holds per-node data: logs/<ns>_<pod>/<container>.log,
 	// pods/<uid>/{hosts,resolv.conf}, cni/ (conflist, IPAM state). Required.

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -79,7 +82,8 @@ func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container) (client.Im
 		return nil, fmt.Errorf("image %s: %w", name, errNeverPull)
 	default:
 		start := time.Now()
-		img, err = a.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(a.cfg.Snapshotter))
+		img, err = a.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(a.cfg.Snapshotter),
+			client.WithResolver(a.resolver()))
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", errPull, name, err)
 		}
@@ -96,6 +100,20 @@ func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container) (client.Im
 		}
 	}
 	return img, nil
+}
+
+// resolver reaches registries over HTTPS, except localhost and the
+// configured insecure registries, which are reached over plain HTTP.
+func (a *Agent) resolver() remotes.Resolver {
+	plain := func(host string) (bool, error) {
+		if slices.Contains(a.cfg.InsecureRegistries, host) {
+			return true, nil
+		}
+		return docker.MatchLocalhost(host)
+	}
+	return docker.NewResolver(docker.ResolverOptions{
+		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(plain)),
+	})
 }
 
 // containerPlan is what createContainer needs beyond the container spec.

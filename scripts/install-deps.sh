@@ -9,6 +9,7 @@ command -v git >/dev/null || need+=(git)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
+command -v docker-registry >/dev/null || need+=(docker-registry)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

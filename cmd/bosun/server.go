@@ -119,6 +119,10 @@ func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "10.88.0.0/16", "pod network (bridge with host-local IPAM)")
 	fs.StringVar(&cfg.BridgeName, "bridge", "bosun0", "Linux bridge of the pod network")
 	fs.StringVar(&cfg.NetnsDir, "netns-dir", "/run/netns", "where pod network namespaces are mounted")
+	fs.Func("insecure-registries", "registries (host:port, comma-separated) pulled from over plain HTTP; localhost always is", func(v string) error {
+		cfg.InsecureRegistries = append(cfg.InsecureRegistries, splitList(v)...)
+		return nil
+	})
 	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", 10*time.Second, "first delay before restarting a crashed container")
 	fs.DurationVar(&cfg.MaxRestartBackoff, "max-restart-backoff", 5*time.Minute, "longest delay before restarting a crashed container")
 }
