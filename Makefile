@@ -24,7 +24,8 @@ build/images/bosun-hello-%.tar: $(shell find examples/hello/app examples/mkimage
 deps: ## install the system packages bosun needs (Debian, as root)
 	@bash scripts/install-deps.sh
 
-test: deps ## run every test (unit, integration and end to end; needs root)
+test: ## run every test (unit, integration and end to end; needs root)
+	@bash scripts/install-deps.sh test
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	@bash scripts/check-imports.sh

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
+# With "test": also what only the tests need (a container registry).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -9,7 +10,9 @@ command -v git >/dev/null || need+=(git)
 command -v dig >/dev/null || need+=(dnsutils)
 command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
-command -v docker-registry >/dev/null || need+=(docker-registry)
+if [ "${1:-}" = test ]; then
+  command -v docker-registry >/dev/null || need+=(docker-registry)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
