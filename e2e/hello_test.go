@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
@@ -50,6 +51,33 @@ func TestHello(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("get -o json is Kubernetes-shaped", func(t *testing.T) {
+		out, err := s.cli("get", "pods", "-o", "json")
+		if err != nil {
+			t.Fatalf("bosun get pods -o json: %v\n%s", err, out)
+		}
+		var list struct {
+			APIVersion, Kind string
+			Items            []corev1.Pod
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil || list.Kind != "List" || list.APIVersion != "v1" {
+			t.Fatalf("not a v1 List (%v):\n%s", err, out)
+		}
+		for _, p := range readyPods(list.Items, "web-") {
+			if p.Kind != "Pod" || p.Status.PodIP == "" || p.Status.Phase != corev1.PodRunning || p.Spec.NodeName != "e2e-node" {
+				t.Errorf("item %s: kind %q ip %q phase %q node %q", p.Name, p.Kind, p.Status.PodIP, p.Status.Phase, p.Spec.NodeName)
+			}
+		}
+		out, err = s.cli("get", "pods", web[0].Name, "-o", "yaml")
+		if err != nil || !strings.Contains(out, "kind: Pod\n") || !strings.Contains(out, "podIP: "+web[0].Status.PodIP) {
+			t.Errorf("bosun get pods %s -o yaml: %v\n%s", web[0].Name, err, out)
+		}
+		out, err = s.cli("status", "-o", "json")
+		if err != nil || !strings.Contains(out, `"leader": "e2e"`) {
+			t.Errorf("bosun status -o json: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("every pod serves HTTP", func(t *testing.T) {

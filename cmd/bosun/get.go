@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -54,9 +55,22 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := newClient(*server).do(ctx, "GET", path, nil, &raw); err != nil {
 		return err
 	}
+	if fs.NArg() == 2 && (*output == "json" || *output == "yaml") {
+		// A named object prints as itself, as kubectl prints it.
+		var list struct{ Items []json.RawMessage }
+		if err := json.Unmarshal(raw, &list); err != nil || len(list.Items) != 1 {
+			return fmt.Errorf("decode %s %s: %v", kind, fs.Arg(1), err)
+		}
+		raw = list.Items[0]
+	}
 	switch *output {
 	case "json":
-		_, err := fmt.Fprintln(stdout, string(raw))
+		var out bytes.Buffer
+		if err := json.Indent(&out, raw, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err := out.WriteTo(stdout)
 		return err
 	case "yaml":
 		b, err := yaml.JSONToYAML(raw)
