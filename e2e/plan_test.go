@@ -89,6 +89,7 @@ func TestPlan(t *testing.T) {
 			"-      - image: localhost/bosun-hello:v1",
 			"+      - image: localhost/bosun-hello:v2",
 			"start",
+			"Rollouts:\n  rollout api:",
 			"Capacity: fits",
 		} {
 			if !strings.Contains(out, want) {

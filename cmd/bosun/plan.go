@@ -122,5 +122,11 @@ func printPlan(w io.Writer, res *api.PlanResult, ref, dir string) {
 			fmt.Fprintln(w)
 		}
 	}
+	if len(p.Rollouts) > 0 {
+		fmt.Fprintln(w, "\nRollouts:")
+		for _, r := range p.Rollouts {
+			fmt.Fprintf(w, "  %s\n", r)
+		}
+	}
 	fmt.Fprintf(w, "\nCapacity: %s\n", p.Verdict)
 }
