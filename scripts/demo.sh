@@ -53,6 +53,14 @@ cat <<TXT
     sed -i 's/replicas: 3/replicas: 5/' web/deployment.yaml && git commit -qam "scale web to 5"
     git rm -q web/service.yaml && git commit -qm "drop the web service"
     echo 'kind: Nope' > broken.yaml && git add broken.yaml && git commit -qm "break it"   # rejected, see: bosun status
+    git revert --no-edit HEAD                                                             # and back
+    $BOSUN history
+    $BOSUN logs sidecar-demo -c app -f
+
+  Preview a branch before merging it (exit 0: no change, 2: changes, 1: error):
+
+    git checkout -qb v2 && sed -i 's/bosun-hello:v1/bosun-hello:v2/' web/deployment.yaml && git commit -qam v2 && git checkout -q main
+    $BOSUN plan --ref v2
 
   Stop with Ctrl-C (the pods keep running; the next start adopts them).
 
