@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +101,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 			<-exited
 		}
 		logf.Close()
+		killShims(address)
 		if err := unmountUnder(dir); err != nil {
 			t.Errorf("containerdtest: %v", err)
 		}
@@ -161,6 +163,30 @@ func cleanupContainers(t testing.TB, address string) {
 		// runc keeps per-namespace state under a root shared by every
 		// containerd; drop the (now empty) directory.
 		_ = os.Remove(filepath.Join("/run/containerd/runc", ns))
+	}
+}
+
+// killShims kills the shims of the containerd at address that outlived it:
+// a task caught mid-restart when the test ends can leave one behind.
+func killShims(address string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) == 0 || !strings.Contains(filepath.Base(args[0]), "containerd-shim") {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-address" && args[i+1] == address {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				break
+			}
+		}
 	}
 }
 
