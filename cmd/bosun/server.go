@@ -71,6 +71,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (required)")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces)")
 	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
+	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
 	if err := fs.Parse(args); err != nil {
