@@ -110,5 +110,13 @@ func newLogger(w *os.File, level slog.Level) *slog.Logger {
 	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: "15:04:05.000"}))
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}))
+}
+
+// readableDurations writes durations as "1.5s" rather than nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReorder_flagsAfterArguments(t *testing.T) {
@@ -51,5 +53,14 @@ func TestPlan_usageErrorsExit1(t *testing.T) {
 		if !errors.As(err, &ee) || ee.code != 1 {
 			t.Errorf("bosun %q: err %v, want exit 1", args, err)
 		}
+	}
+}
+
+func TestReadableDurations(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: readableDurations}))
+	log.Info("x", "took", 1500*time.Millisecond, "n", 3)
+	if !strings.Contains(buf.String(), `"took":"1.5s"`) || !strings.Contains(buf.String(), `"n":3`) {
+		t.Errorf("log line = %s", buf.String())
 	}
 }
