@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -156,5 +157,27 @@ func TestWebhook_offWithoutASecret(t *testing.T) {
 	var e Error
 	if code := get(t, newHandler(t, st), "POST", "/api/v1/webhooks/git", &e); code != http.StatusNotFound || e.Error == "" {
 		t.Errorf("webhook without a secret: code %d, error %q; want 404 with a reason", code, e.Error)
+	}
+}
+
+func TestRolloutState(t *testing.T) {
+	cond := func(status corev1.ConditionStatus, reason, msg string) []appsv1.DeploymentCondition {
+		return []appsv1.DeploymentCondition{{Type: appsv1.DeploymentProgressing, Status: status, Reason: reason, Message: msg}}
+	}
+	for _, tc := range []struct {
+		name string
+		st   appsv1.DeploymentStatus
+		want string
+	}{
+		{"complete", appsv1.DeploymentStatus{Replicas: 2, UpdatedReplicas: 2, Conditions: cond(corev1.ConditionTrue, "NewReplicaSetAvailable", "")}, "complete"},
+		{"surge pod still there", appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 2, Conditions: cond(corev1.ConditionTrue, "NewReplicaSetAvailable", "")}, "progressing"},
+		{"updating", appsv1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 1, Conditions: cond(corev1.ConditionTrue, "ReplicaSetUpdated", "")}, "progressing"},
+		{"failed", appsv1.DeploymentStatus{Conditions: cond(corev1.ConditionFalse, "ProgressDeadlineExceeded", `ReplicaSet "web-abc" has timed out progressing.`)}, `failed: ReplicaSet "web-abc" has timed out progressing.`},
+		{"no condition yet", appsv1.DeploymentStatus{}, "progressing"},
+	} {
+		d := &appsv1.Deployment{Status: tc.st}
+		if got := rolloutState(d, 2); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

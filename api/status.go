@@ -36,6 +36,8 @@ type DeploymentStatus struct {
 	Desired   int32  `json:"desired"`
 	Ready     int32  `json:"ready"`
 	Updated   int32  `json:"updated"`
+	// Rollout is "complete", "progressing" or "failed: <why>".
+	Rollout string `json:"rollout"`
 }
 
 // PodCounts counts pods by phase.
@@ -128,7 +130,24 @@ func deploymentStatus(d *appsv1.Deployment) DeploymentStatus {
 	return DeploymentStatus{
 		Namespace: d.Namespace, Name: d.Name, Desired: desired,
 		Ready: d.Status.ReadyReplicas, Updated: d.Status.UpdatedReplicas,
+		Rollout: rolloutState(d, desired),
 	}
+}
+
+// rolloutState reads the planner's Progressing condition.
+func rolloutState(d *appsv1.Deployment, desired int32) string {
+	for _, c := range d.Status.Conditions {
+		if c.Type != appsv1.DeploymentProgressing {
+			continue
+		}
+		switch {
+		case c.Status == corev1.ConditionFalse:
+			return "failed: " + c.Message
+		case c.Reason == "NewReplicaSetAvailable" && d.Status.UpdatedReplicas == desired && d.Status.Replicas == desired:
+			return "complete"
+		}
+	}
+	return "progressing"
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -294,6 +294,9 @@ func TestRollout(t *testing.T) {
 			}
 			return fmt.Errorf("conditions %+v", d.Status.Conditions)
 		})
+		if out, _ := s.cli("status"); !strings.Contains(out, "failed: ReplicaSet") {
+			t.Errorf("bosun status does not show the failed rollout:\n%s", out)
+		}
 		// Failed: no more new pods; the old ones keep serving.
 		before := podIdentity(withPrefix(s.pods(), "web-"))
 		time.Sleep(3 * time.Second)

@@ -61,9 +61,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, n := range st.Nodes {
 		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", n.Name, n.Ready, n.Pods, n.CPU, n.Memory)
 	}
-	fmt.Fprintf(tw, "\nDEPLOYMENT\tREADY\tUP-TO-DATE\n")
+	fmt.Fprintf(tw, "\nDEPLOYMENT\tREADY\tUP-TO-DATE\tROLLOUT\n")
 	for _, d := range st.Deployments {
-		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated)
+		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Rollout)
 	}
 	fmt.Fprintf(tw, "\nSERVICE\tENDPOINTS\n")
 	for _, s := range st.Services {
