@@ -8,9 +8,12 @@
 //	/bosun/deployments/<ns>/<name>  appsv1.Deployment with its computed status, put by the leader
 //	/bosun/services/<ns>/<name>     corev1.Service, put by the leader
 //	/bosun/sync                     SyncStatus, put by the leader
+//	/bosun/desired                  the last good revision's objects (gzipped Desired), put by the leader
+//	/bosun/history/<seq>            HistoryEntry per revision seen, put by the leader, bounded
+//	/bosun/syncrequest              a request to fetch Git now, put by any replica (API, webhooks)
 //	/bosun/election/                the leader election (etcd's concurrency.Election)
 //
-// Desired state (pods, deployments, services, sync) is written only by the
+// Desired state (pods, deployments, services, sync, desired, history) is written only by the
 // elected leader, and only through Leadership.Apply: a transaction that
 // succeeds only while the leader's election key still exists, so a deposed
 // leader cannot write. Observed state (nodes, pod statuses) is written by
