@@ -476,7 +476,11 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	if statusEqual(&st, r.published) {
 		return
 	}
-	err := w.a.st.PutPodStatus(ctx, w.namespace, w.name, store.PodStatus{UID: r.uid, Node: w.a.cfg.NodeName, Status: st})
+	ps := store.PodStatus{UID: r.uid, Node: w.a.cfg.NodeName, Status: st}
+	if r.pod != nil {
+		ps.Owner = store.OwnerOf(r.pod)
+	}
+	err := w.a.st.PutPodStatus(ctx, w.namespace, w.name, ps)
 	if err != nil {
 		r.failed = true
 		if ctx.Err() == nil {

@@ -47,6 +47,16 @@ type Observed struct {
 	// Deployments are as last written, with their status.
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
+	// Terminating are pods already deleted that their node is still
+	// stopping; a Recreate rollout waits for its old ones to be gone.
+	Terminating []TerminatingPod
+}
+
+// TerminatingPod is a deleted pod its node is still tearing down.
+type TerminatingPod struct {
+	Namespace, Name string
+	// Node runs it; Owner is "Deployment/<ns>/<name>" for a Deployment's pod.
+	Node, Owner string
 }
 
 // ActionType says what an Action does.
@@ -145,6 +155,9 @@ type planner struct {
 	observedDeployments map[string]*appsv1.Deployment
 	observedServices    []corev1.Service
 
+	// terminating counts, by owner, deleted pods live nodes still stop.
+	terminating map[string]int
+
 	deletes map[string]Action  // pod key -> DeletePod
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
 	order   []*change          // changes in the order they were decided: the scheduling order of new pods
@@ -169,6 +182,13 @@ func newPlanner(o Observed, now time.Time) *planner {
 	}
 	for i := range o.Nodes {
 		p.nodes[o.Nodes[i].Name] = true
+	}
+	p.terminating = map[string]int{}
+	for _, t := range o.Terminating {
+		// A lost node never reports its teardown: do not wait for it.
+		if t.Owner != "" && p.nodes[t.Node] {
+			p.terminating[t.Owner]++
+		}
 	}
 	for i := range o.Deployments {
 		d := &o.Deployments[i]
@@ -290,6 +310,7 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		maxSurge:       surge,
 		maxUnavailable: unavailable,
 		failed:         failedFor(od, prev, hash),
+		terminating:    p.terminating["Deployment/"+dk],
 	}
 	// Ordinals of the current template taken by any observed pod, including
 	// those deleted below: a replacement gets a new name, so the agent never

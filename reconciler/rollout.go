@@ -220,6 +220,9 @@ type rolloutInput struct {
 	// deadline, so it stops: nothing is added to it and only old pods that do
 	// not serve are removed.
 	failed bool
+	// terminating counts the Deployment's deleted pods that a live node is
+	// still stopping; Recreate starts new pods only once they are gone.
+	terminating int
 }
 
 // rolloutDecision is what one step does.
@@ -291,14 +294,15 @@ func rollingStep(in rolloutInput) rolloutDecision {
 }
 
 // recreateStep is Kubernetes' Recreate: every old pod goes, and pods of the
-// current template are added only once no old pod is left, in a later step.
+// current template are added only once no old pod is left, nor being
+// stopped by its node, in a later step: two versions never run together.
 func recreateStep(in rolloutInput) rolloutDecision {
 	dec := rolloutDecision{deleteOld: in.old}
 	cur := in.current
 	if excess := len(cur) - in.replicas; excess > 0 {
 		dec.deleteCurrent, cur = cur[:excess], cur[excess:]
 	}
-	if len(in.old) == 0 {
+	if len(in.old) == 0 && in.terminating == 0 {
 		dec.create = in.replicas - len(cur)
 	}
 	return dec

@@ -187,6 +187,8 @@ func TestRolloutStep(t *testing.T) {
 		{name: "Recreate: once no old pod is left, create",
 			in:     rolloutInput{recreate: true, replicas: 3},
 			create: 3},
+		{name: "Recreate: old pods deleted but still stopping on their node: wait",
+			in: rolloutInput{recreate: true, replicas: 3, terminating: 2}},
 		{name: "Recreate back to a template whose pods survive: they stay",
 			in:        rolloutInput{recreate: true, replicas: 3, current: rpods("v1-", 3, Y), old: rpods("v2-", 2, N, N)},
 			deleteOld: []string{"v2-0", "v2-1"}},
@@ -743,5 +745,37 @@ func TestRollout_revisionAnnotationsFromGitAreOverriddenWithoutChurn(t *testing.
 	}
 	if actions := Plan(desired, o, t0.Add(time.Hour)); len(actions) > 0 {
 		t.Errorf("plan rewrites a settled Deployment:\n%s", strings.Join(summarize(actions), "\n"))
+	}
+}
+
+// TestPlan_recreateWaitsForTerminatingPods drives Plan: the old pods are
+// deleted, their node is still stopping them, and only when it has finished
+// (or the node is lost) are the new pods created.
+func TestPlan_recreateWaitsForTerminatingPods(t *testing.T) {
+	d := deployment("web", 2, "app:v2", "100m")
+	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	nodes := []corev1.Node{node("n1", "4")}
+	stopping := []TerminatingPod{
+		{Namespace: "default", Name: "web-old-1", Node: "n1", Owner: "Deployment/default/web"},
+		{Namespace: "default", Name: "other-1", Node: "n1", Owner: "Deployment/default/other"},
+	}
+	desired := &manifest.Set{Deployments: []appsv1.Deployment{d}}
+	creates := func(o Observed) int {
+		n := 0
+		for _, a := range Plan(desired, o, t0) {
+			if a.Type == CreatePod {
+				n++
+			}
+		}
+		return n
+	}
+	if n := creates(Observed{Nodes: nodes, Terminating: stopping}); n != 0 {
+		t.Errorf("created %d pods while an old one is stopping, want 0", n)
+	}
+	if n := creates(Observed{Nodes: nodes, Terminating: stopping[1:]}); n != 2 {
+		t.Errorf("created %d pods once the old one is gone, want 2 (another Deployment's pods do not count)", n)
+	}
+	if n := creates(Observed{Nodes: nodes, Terminating: []TerminatingPod{{Namespace: "default", Name: "web-old-1", Node: "gone", Owner: "Deployment/default/web"}}}); n != 2 {
+		t.Errorf("created %d pods while waiting on a lost node, want 2", n)
 	}
 }

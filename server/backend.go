@@ -21,7 +21,6 @@ import (
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/preview"
-	"bosun/reconciler"
 	"bosun/store"
 )
 
@@ -69,8 +68,7 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	if err != nil {
 		return nil, err
 	}
-	observed := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services}
-	res.Preview = preview.Compute(currentSet, set, observed, time.Now())
+	res.Preview = preview.Compute(currentSet, set, observed(snap), time.Now())
 	return res, nil
 }
 

@@ -43,12 +43,18 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 	if c.lastSeen == nil {
 		c.lastSeen = boundNodes(snap, c.now())
 	}
-	return reconciler.Observed{
-		Nodes:       nodesWithGrace(snap, c.lastSeen, c.now(), c.grace),
-		Pods:        snap.Pods,
-		Deployments: snap.Deployments,
-		Services:    snap.Services,
-	}, nil
+	o := observed(snap)
+	o.Nodes = nodesWithGrace(snap, c.lastSeen, c.now(), c.grace)
+	return o, nil
+}
+
+// observed is the planner's view of a snapshot.
+func observed(snap *store.Snapshot) reconciler.Observed {
+	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services}
+	for _, t := range snap.Terminating {
+		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
+	}
+	return o
 }
 
 // boundNodes is what a leader that just took over knows of the nodes: it

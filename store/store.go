@@ -64,9 +64,31 @@ func (s *Store) Close() error { return s.cli.Close() }
 
 // PodStatus is what a node agent reports for one pod.
 type PodStatus struct {
-	UID    types.UID        `json:"uid"`
-	Node   string           `json:"node"`
+	UID  types.UID `json:"uid"`
+	Node string    `json:"node"`
+	// Owner is the pod's controller, "Kind/namespace/name" (see OwnerOf), so
+	// that a pod being torn down after its key was deleted can still be
+	// told apart: a Recreate rollout waits for its old pods to be gone.
+	Owner  string           `json:"owner,omitempty"`
 	Status corev1.PodStatus `json:"status"`
+}
+
+// OwnerOf names a pod's controller as "Kind/namespace/name", or "".
+func OwnerOf(p *corev1.Pod) string {
+	for _, ref := range p.OwnerReferences {
+		if ref.Controller != nil && *ref.Controller {
+			return ref.Kind + "/" + p.Namespace + "/" + ref.Name
+		}
+	}
+	return ""
+}
+
+// TerminatingPod is a pod whose key is gone (or belongs to a newer pod of
+// the same name) while its node has not finished tearing it down.
+type TerminatingPod struct {
+	Namespace, Name string
+	UID             types.UID
+	Node, Owner     string
 }
 
 // Revision describes one commit of the tracked repository.
@@ -125,6 +147,9 @@ type Snapshot struct {
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
 	Sync        SyncStatus
+	// Terminating are pods deleted from the store that their node still
+	// reports (it is stopping them).
+	Terminating []TerminatingPod
 }
 
 // Snapshot reads the cluster state in one consistent request.
@@ -186,10 +211,20 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	}
 	for i := range snap.Pods {
 		p := &snap.Pods[i]
-		if st, ok := statuses[nsName(p.Namespace, p.Name)]; ok && st.UID == p.UID {
+		key := nsName(p.Namespace, p.Name)
+		if st, ok := statuses[key]; ok && st.UID == p.UID {
 			mergeStatus(p, st.Status)
+			delete(statuses, key)
 		}
 	}
+	for key, st := range statuses {
+		ns, name, _ := strings.Cut(key, "/")
+		snap.Terminating = append(snap.Terminating, TerminatingPod{Namespace: ns, Name: name, UID: st.UID, Node: st.Node, Owner: st.Owner})
+	}
+	sort.Slice(snap.Terminating, func(i, j int) bool {
+		a, b := snap.Terminating[i], snap.Terminating[j]
+		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	})
 	// etcd returns keys in byte order, which is namespace/name order within
 	// a prefix; nodes are sorted by name likewise. Keep the contract explicit.
 	sort.SliceStable(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })

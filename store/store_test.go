@@ -68,6 +68,10 @@ func TestSnapshot_mergesStatusOnlyForSameUID(t *testing.T) {
 	if got := snap.Pods[1].Status.Phase; got != "" {
 		t.Errorf("pod b phase = %q, want empty (stale UID)", got)
 	}
+	// The earlier incarnation is still being stopped by its node.
+	if len(snap.Terminating) != 1 || snap.Terminating[0].Name != "b" || snap.Terminating[0].UID != "old" || snap.Terminating[0].Node != "n2" {
+		t.Errorf("terminating = %+v, want the old b on n2", snap.Terminating)
+	}
 	onNode, _, err := s.PodsOnNode(ctx, "n2")
 	if err != nil || len(onNode) != 1 || onNode[0].Name != "b" {
 		t.Errorf("PodsOnNode(n2) = %v, %v; want [b]", onNode, err)

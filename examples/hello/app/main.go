@@ -6,6 +6,7 @@
 //	FAIL_READY   "1" makes /healthz answer 500
 //	CRASH_AFTER  a duration after which the process exits with status 1
 //	UPSTREAM     a URL fetched by GET /upstream (a sidecar reaching its app)
+//	DRAIN_FOR    a duration to keep running after SIGTERM (an app finishing its work)
 //
 // GET /resolve?name=N looks N up through the pod's resolv.conf.
 //
@@ -43,7 +44,10 @@ type config struct {
 	Pod        string
 	FailReady  bool
 	CrashAfter time.Duration
-	Upstream   string
+	// DrainFor delays the exit after SIGTERM, as an app that finishes its
+	// work before it stops.
+	DrainFor time.Duration
+	Upstream string
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -65,6 +69,13 @@ func configFromEnv(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("CRASH_AFTER=%q: %w", s, err)
 		}
 		c.CrashAfter = d
+	}
+	if s := getenv("DRAIN_FOR"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return c, fmt.Errorf("DRAIN_FOR=%q: %w", s, err)
+		}
+		c.DrainFor = d
 	}
 	return c, nil
 }
@@ -179,6 +190,10 @@ func main() {
 	case <-ctx.Done():
 	}
 	log.Printf("shutting down")
+	if c.DrainFor > 0 {
+		log.Printf("draining for %s as asked by DRAIN_FOR", c.DrainFor)
+		time.Sleep(c.DrainFor)
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
