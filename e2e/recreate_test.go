@@ -10,13 +10,16 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 )
 
+// recreateDeployment is rolloutDeployment with the Recreate strategy and
+// time enough to stop (the preStop sleep of 1 s, then the app's drain).
 func recreateDeployment(image string, env ...string) string {
-	return strings.Replace(rolloutDeployment(image, env...), `  strategy:
+	d := strings.Replace(rolloutDeployment(image, env...), `  strategy:
     type: RollingUpdate
     rollingUpdate:
       maxSurge: 1
       maxUnavailable: 1
 `, "  strategy:\n    type: Recreate\n", 1)
+	return strings.Replace(d, "terminationGracePeriodSeconds: 2", "terminationGracePeriodSeconds: 10", 1)
 }
 
 // runningImages lists the images of the running containers of pods named
@@ -45,7 +48,8 @@ func runningImages(ctx context.Context, c *client.Client) (map[string]int, error
 
 // TestRecreate: with the Recreate strategy the new version starts only
 // once every process of the old one has exited, even when the old one
-// takes its time to stop (DRAIN_FOR): the two never run together.
+// takes its time to stop (a preStop sleep of 1 s, then DRAIN_FOR 2 s):
+// the two never run together.
 func TestRecreate(t *testing.T) {
 	repo := newGitRepo(t)
 	repo.write("web/deployment.yaml", recreateDeployment("localhost/bosun-hello:v1", "DRAIN_FOR=2s"))
@@ -84,8 +88,8 @@ func TestRecreate(t *testing.T) {
 	if !sawGap {
 		t.Error("never saw the moment with no pod running, which Recreate implies")
 	}
-	if took := time.Since(start); took < 2*time.Second {
-		t.Errorf("v2 ran %v after the commit, before v1 could have drained (2 s)", took)
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("v2 ran %v after the commit, before v1's preStop (1 s) and drain (2 s) could be over", took)
 	}
 	waitAllOn(s, "localhost/bosun-hello:v2", "v2", 30*time.Second)
 	t.Logf("commit -> 4 v2 containers running under Recreate: %v", time.Since(start))

@@ -115,7 +115,7 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	if d.Kill {
 		rec.KillReason, rec.KillMessage = d.KillReason, d.KillMessage
 		w.log.Info("killing container", "container", res.container, "reason", d.KillReason, "msg", d.KillMessage)
-		w.kill(inst, probeGrace(specOf(r.pod, res.container), res.kind, r.grace))
+		w.kill(inst, probeGrace(specOf(r.pod, res.container), res.kind, r.grace), hookOf(r.pod, res.container, r.podIP))
 	}
 	if d.Changed {
 		w.publish(ctx, r, time.Now())
@@ -136,7 +136,7 @@ func probeGrace(c *corev1.Container, k probeKind, pod time.Duration) time.Durati
 // kill stops the instance's process as deletion does (SIGTERM, grace,
 // SIGKILL) without blocking the worker; the exit is then reported by the
 // instance's exit watcher and handled as any exit (restart, backoff).
-func (w *podWorker) kill(inst *instance, grace time.Duration) {
+func (w *podWorker) kill(inst *instance, grace time.Duration, hook *stopHook) {
 	task, ctx := inst.task, inst.ctx
 	if task == nil || ctx == nil {
 		return
@@ -151,6 +151,7 @@ func (w *podWorker) kill(inst *instance, grace time.Duration) {
 			}
 			return
 		}
+		grace := w.a.runPreStop(ctx, hook, inst.ctr, task, grace)
 		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
 			if ctx.Err() == nil {
 				w.log.Warn("kill: SIGTERM", "container", inst.ctr.ID(), "err", err)

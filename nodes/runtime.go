@@ -218,7 +218,7 @@ func (a *Agent) deleteContainer(ctx context.Context, ctr client.Container) error
 
 // stopContainer sends SIGTERM to the container's task, waits up to grace for
 // it to exit, then SIGKILLs it, and deletes task, container and snapshot.
-func (a *Agent) stopContainer(ctx context.Context, ctr client.Container, grace time.Duration) error {
+func (a *Agent) stopContainer(ctx context.Context, ctr client.Container, grace time.Duration, hook *stopHook) error {
 	task, err := ctr.Task(ctx, nil)
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("task of %s: %w", ctr.ID(), err)
@@ -232,6 +232,7 @@ func (a *Agent) stopContainer(ctx context.Context, ctr client.Container, grace t
 			if err != nil {
 				return fmt.Errorf("wait %s: %w", ctr.ID(), err)
 			}
+			grace = a.runPreStop(ctx, hook, ctr, task, grace)
 			if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
 				return fmt.Errorf("SIGTERM %s: %w", ctr.ID(), err)
 			}

@@ -513,7 +513,7 @@ func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := w.a.stopContainer(ctx, inst.ctr, r.grace); err != nil {
+			if err := w.a.stopContainer(ctx, inst.ctr, r.grace, hookOf(r.pod, name, r.podIP)); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
