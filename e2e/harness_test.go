@@ -259,7 +259,17 @@ func (s *stack) start() {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
 	s.cmd = exec.Command(bosun(s.t), s.args...)
-	w := &lockedWriter{mu: s.logMu, w: s.log}
+	var out io.Writer = s.log
+	if dir := os.Getenv("BOSUN_E2E_LOGDIR"); dir != "" {
+		// Keep every server's whole log, for debugging a run.
+		f, err := os.CreateTemp(dir, strings.ReplaceAll(s.t.Name(), "/", "_")+"-*.log")
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.t.Cleanup(func() { f.Close() })
+		out = io.MultiWriter(s.log, f)
+	}
+	w := &lockedWriter{mu: s.logMu, w: out}
 	s.cmd.Stdout, s.cmd.Stderr = w, w
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

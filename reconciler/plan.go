@@ -155,8 +155,10 @@ type planner struct {
 	observedDeployments map[string]*appsv1.Deployment
 	observedServices    []corev1.Service
 
-	// terminating counts, by owner, deleted pods live nodes still stop.
-	terminating map[string]int
+	// terminating counts, by owner, deleted pods live nodes still stop;
+	// terminatingNames lists their names.
+	terminating      map[string]int
+	terminatingNames map[string][]string
 
 	deletes map[string]Action  // pod key -> DeletePod
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
@@ -184,10 +186,12 @@ func newPlanner(o Observed, now time.Time) *planner {
 		p.nodes[o.Nodes[i].Name] = true
 	}
 	p.terminating = map[string]int{}
+	p.terminatingNames = map[string][]string{}
 	for _, t := range o.Terminating {
 		// A lost node never reports its teardown: do not wait for it.
 		if t.Owner != "" && p.nodes[t.Node] {
 			p.terminating[t.Owner]++
+			p.terminatingNames[t.Owner] = append(p.terminatingNames[t.Owner], t.Name)
 		}
 	}
 	for i := range o.Deployments {
@@ -314,8 +318,15 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	}
 	// Ordinals of the current template taken by any observed pod, including
 	// those deleted below: a replacement gets a new name, so the agent never
-	// confuses it with the pod it replaces.
+	// confuses it with the pod it replaces. Names of deleted pods their node
+	// is still stopping are taken too: a new pod under such a name would
+	// wait for that teardown (preStop, grace period) before it could start.
 	used := map[int]bool{}
+	for _, name := range p.terminatingNames["Deployment/"+dk] {
+		if n, ok := ordinalOf(name, d, hash); ok {
+			used[n] = true
+		}
+	}
 	var replaced []string // why pods were deleted, to explain their replacements
 	for _, ref := range p.byDeployment[dk] {
 		pod := ref.pod

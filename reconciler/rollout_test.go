@@ -779,3 +779,29 @@ func TestPlan_recreateWaitsForTerminatingPods(t *testing.T) {
 		t.Errorf("created %d pods while waiting on a lost node, want 2", n)
 	}
 }
+
+// TestPlan_newPodsAvoidNamesStillStopping: a revert brings back a template
+// whose pods are still being stopped; the new pods must not take their
+// names, or each would wait for that teardown before it could start.
+func TestPlan_newPodsAvoidNamesStillStopping(t *testing.T) {
+	d := deployment("web", 2, "app:v1", "100m")
+	hash := manifest.TemplateHash(&d.Spec.Template)
+	stopping := []TerminatingPod{
+		{Namespace: "default", Name: podName(&d, hash, 0), Node: "n1", Owner: "Deployment/default/web"},
+		{Namespace: "default", Name: podName(&d, hash, 1), Node: "n1", Owner: "Deployment/default/web"},
+	}
+	actions := Plan(&manifest.Set{Deployments: []appsv1.Deployment{d}},
+		Observed{Nodes: []corev1.Node{node("n1", "4")}, Terminating: stopping}, t0)
+	var created []string
+	for _, a := range actions {
+		if a.Type == CreatePod {
+			created = append(created, a.Pod.Name)
+		}
+	}
+	want := []string{podName(&d, hash, 2), podName(&d, hash, 3)}
+	slices.Sort(created)
+	slices.Sort(want)
+	if !slices.Equal(created, want) {
+		t.Errorf("created %v, want %v (ordinals 0 and 1 are still stopping)", created, want)
+	}
+}
