@@ -32,11 +32,7 @@ func pod(ns, name, uid, node string) *corev1.Pod {
 func TestSnapshot_mergesStatusOnlyForSameUID(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
-	lead, err := s.Campaign(ctx, "r1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := leadFor(t, s)
 	var ops []Op
 	for _, p := range []*corev1.Pod{pod("default", "a", "u1", "n1"), pod("default", "b", "u2", "n2")} {
 		op, err := PutPod(p)
@@ -116,11 +112,7 @@ func TestLeadership_deposedLeaderCannotWrite(t *testing.T) {
 func TestLeadership_applySplitsLargePlans(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
-	lead, err := s.Campaign(ctx, "r1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := leadFor(t, s)
 	var ops []Op
 	for i := 0; i < 500; i++ {
 		op, _ := PutPod(pod("default", "p"+itoa(i), "u", ""))
@@ -180,11 +172,7 @@ func TestChanges_coalescesAndFilters(t *testing.T) {
 	s := NewTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := s.Changes(ctx, ServicesPrefix)
-	lead, err := s.Campaign(ctx, "r1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(context.Background())
+	lead := leadFor(t, s)
 	// The first notification says the watch is established.
 	select {
 	case <-ch:
@@ -251,11 +239,7 @@ func TestDeletePodStatus_onlyForTheSameInstance(t *testing.T) {
 func TestDesiredAndHistory_roundTrip(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
-	lead, err := s.Campaign(ctx, "r1", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := leadFor(t, s)
 	if d, err := s.Desired(ctx); d != nil || err != nil {
 		t.Fatalf("Desired before any = %v, %v; want nil, nil", d, err)
 	}
@@ -292,4 +276,15 @@ func TestDesiredAndHistory_roundTrip(t *testing.T) {
 	if err != nil || len(snap.Pods) != 0 {
 		t.Fatalf("Snapshot = %+v, %v", snap, err)
 	}
+}
+
+// leadFor makes s's test replica the leader until the test ends.
+func leadFor(t *testing.T, s *Store) *Leadership {
+	t.Helper()
+	lead, err := s.Campaign(context.Background(), "r1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lead.Resign(context.Background()) })
+	return lead
 }

@@ -106,3 +106,10 @@ func apiError(method, path string, resp *http.Response, answer []byte) error {
 	}
 	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 }
+
+// printJSON writes v as indented JSON, as every -o json does.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,9 +40,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &exitError{code: 1, err: err}
 	}
 	if *output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := printJSON(stdout, res); err != nil {
 			return &exitError{code: 1, err: err}
 		}
 	} else {
