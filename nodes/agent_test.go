@@ -31,9 +31,12 @@ import (
 	"bosun/store"
 )
 
-const (
-	testCIDR   = "10.89.77.0/24"
-	testBridge = "bosunt77"
+// The pod network of this test binary: derived from the process ID, so that
+// test runs in several checkouts on one machine never share a bridge.
+var (
+	testNet    = os.Getpid() % 250
+	testCIDR   = fmt.Sprintf("10.87.%d.0/24", testNet)
+	testBridge = fmt.Sprintf("bosunt%d", testNet)
 )
 
 // harness runs agents against a private containerd and an embedded etcd.
@@ -335,7 +338,7 @@ func TestAgent_podLifecycle(t *testing.T) {
 	pid := h.taskPid(appID)
 	resolv, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/resolv.conf", pid))
 	if err != nil || !strings.Contains(string(resolv), "search default.svc.cluster.local svc.cluster.local cluster.local") ||
-		!strings.Contains(string(resolv), "nameserver 10.89.77.1") {
+		!strings.Contains(string(resolv), fmt.Sprintf("nameserver 10.87.%d.1", testNet)) {
 		t.Errorf("resolv.conf in container = %q, %v", resolv, err)
 	}
 	hosts, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/hosts", pid))
