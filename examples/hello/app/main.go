@@ -7,12 +7,29 @@
 //	CRASH_AFTER  a duration after which the process exits with status 1
 //	UPSTREAM     a URL fetched by GET /upstream (a sidecar reaching its app)
 //	DRAIN_FOR    a duration to keep running after SIGTERM (an app finishing its work)
+//	GRPC_PORT    also serve the gRPC health service (grpc.health.v1) on this port
+//	FAIL_GRPC    "1" makes the gRPC health service answer NOT_SERVING
+//	REQUIRE_AT_START  a URL fetched once at start; the process exits 1 if it
+//	             does not answer 2xx (an app that needs its sidecar up first)
 //
-// GET /resolve?name=N looks N up through the pod's resolv.conf.
+// GET /resolve?name=N looks N up through the pod's resolv.conf. Endpoints
+// that show what the pod was given (the image has no shell to look with):
+//
+//	GET  /env                 the environment, KEY=value lines, sorted
+//	GET  /file?path=P         the file's content (404 when it does not exist)
+//	GET  /stat?path=P         "mode 0400 uid 0 gid 2000 size 5" (permissions in octal)
+//	GET  /self                Uid, Gid, Groups, Cap*, NoNewPrivs and Seccomp of /proc/self/status
+//	GET  /sysctl?name=N       the value of /proc/sys/N (dots for slashes)
+//	POST /write?path=P        writes the body to P; 500 with the error when it cannot
 //
 // `bosun-hello -probe URL` is a probe command for exec probes (the image
 // holds nothing but this binary): it GETs URL and exits 0 on a 2xx or 3xx
 // answer, 1 otherwise, printing why.
+//
+// A task mode runs instead of the server when any of these flags is given,
+// in this order: -write PATH=CONTENT (repeatable), -print TEXT (to stdout),
+// -sleep DURATION, -exit CODE. It is what init containers, hooks and Jobs
+// of the examples and tests run.
 // GET / answers "hello from <pod> version <v>\n"; the version is set at build
 // time with -ldflags "-X main.version=v1". SIGTERM shuts the server down
 // gracefully.
@@ -29,10 +46,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // version is overridden at build time with -ldflags "-X main.version=...".
@@ -48,10 +70,18 @@ type config struct {
 	// work before it stops.
 	DrainFor time.Duration
 	Upstream string
+	// GRPCPort, when set, serves the gRPC health service; FailGRPC makes
+	// it answer NOT_SERVING.
+	GRPCPort string
+	FailGRPC bool
+	// RequireAtStart is fetched once at start; the process exits 1 when it
+	// does not answer 2xx.
+	RequireAtStart string
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
-	c := config{Port: getenv("PORT"), Pod: getenv("POD_NAME"), Upstream: getenv("UPSTREAM")}
+	c := config{Port: getenv("PORT"), Pod: getenv("POD_NAME"), Upstream: getenv("UPSTREAM"),
+		GRPCPort: getenv("GRPC_PORT"), FailGRPC: getenv("FAIL_GRPC") == "1", RequireAtStart: getenv("REQUIRE_AT_START")}
 	if c.Port == "" {
 		c.Port = "8080"
 	}
@@ -127,7 +157,150 @@ func newHandler(c config, client *http.Client) http.Handler {
 		sort.Strings(addrs)
 		io.WriteString(w, strings.Join(addrs, "\n")+"\n")
 	})
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
+		env := os.Environ()
+		sort.Strings(env)
+		io.WriteString(w, strings.Join(env, "\n")+"\n")
+	})
+	mux.HandleFunc("GET /file", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			fileError(w, err)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /stat", func(w http.ResponseWriter, r *http.Request) {
+		fi, err := os.Stat(r.URL.Query().Get("path"))
+		if err != nil {
+			fileError(w, err)
+			return
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		var uid, gid uint32
+		if st != nil {
+			uid, gid = st.Uid, st.Gid
+		}
+		fmt.Fprintf(w, "mode %04o uid %d gid %d size %d\n", fi.Mode().Perm(), uid, gid, fi.Size())
+	})
+	mux.HandleFunc("GET /self", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			fileError(w, err)
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			key, _, _ := strings.Cut(line, ":")
+			switch key {
+			case "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp":
+				io.WriteString(w, line+"\n")
+			}
+		}
+	})
+	mux.HandleFunc("GET /sysctl", func(w http.ResponseWriter, r *http.Request) {
+		name := r.URL.Query().Get("name")
+		if name == "" || strings.Contains(name, "/") {
+			http.Error(w, "name is required, with dots for slashes", http.StatusBadRequest)
+			return
+		}
+		b, err := os.ReadFile(filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/")))
+		if err != nil {
+			fileError(w, err)
+			return
+		}
+		w.Write(b)
+	})
+	mux.HandleFunc("POST /write", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err == nil {
+			err = os.WriteFile(r.URL.Query().Get("path"), body, 0o644)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, "written\n")
+	})
 	return mux
+}
+
+func fileError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, os.ErrNotExist) {
+		code = http.StatusNotFound
+	}
+	http.Error(w, err.Error(), code)
+}
+
+// task is the task mode: what -write, -print, -sleep and -exit ask for.
+type task struct {
+	writes []string // PATH=CONTENT
+	print  string
+	sleep  time.Duration
+	exit   int
+}
+
+func (t *task) given() bool {
+	return len(t.writes) > 0 || t.print != "" || t.sleep > 0 || t.exit != 0
+}
+
+// run does the task and returns the exit code.
+func (t *task) run(stdout io.Writer) int {
+	for _, wr := range t.writes {
+		path, content, ok := strings.Cut(wr, "=")
+		if !ok || path == "" {
+			fmt.Fprintf(os.Stderr, "-write %q: want PATH=CONTENT\n", wr)
+			return 2
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			return 1
+		}
+	}
+	if t.print != "" {
+		fmt.Fprintln(stdout, t.print)
+	}
+	time.Sleep(t.sleep)
+	return t.exit
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// serveGRPCHealth serves grpc.health.v1 on port until ctx ends: SERVING, or
+// NOT_SERVING when fail is set, for the empty service name and "hello".
+func serveGRPCHealth(ctx context.Context, port string, fail bool) error {
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	status := healthpb.HealthCheckResponse_SERVING
+	if fail {
+		status = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	hs.SetServingStatus("", status)
+	hs.SetServingStatus("hello", status)
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() {
+		<-ctx.Done()
+		srv.Stop()
+	}()
+	log.Printf("gRPC health on %s: %s", ln.Addr(), status)
+	return srv.Serve(ln)
+}
+
+// requireAtStart fetches url once, as an app that cannot start without
+// another container of its pod.
+func requireAtStart(client *http.Client, url string) error {
+	if err := probe(client, url); err != nil {
+		return fmt.Errorf("REQUIRE_AT_START: %w", err)
+	}
+	return nil
 }
 
 // probe GETs url and reports whether it answered 2xx or 3xx.
@@ -146,7 +319,15 @@ func probe(client *http.Client, url string) error {
 
 func main() {
 	probeURL := flag.String("probe", "", "GET this URL, exit 0 on 2xx/3xx and 1 otherwise (an exec probe), instead of serving")
+	var t task
+	flag.Var((*listFlag)(&t.writes), "write", "task mode: write CONTENT to PATH (PATH=CONTENT; repeatable)")
+	flag.StringVar(&t.print, "print", "", "task mode: print this line to stdout")
+	flag.DurationVar(&t.sleep, "sleep", 0, "task mode: sleep this long")
+	flag.IntVar(&t.exit, "exit", 0, "task mode: exit with this code")
 	flag.Parse()
+	if t.given() {
+		os.Exit(t.run(os.Stdout))
+	}
 	if *probeURL != "" {
 		client := &http.Client{
 			Timeout:       5 * time.Second,
@@ -162,6 +343,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	if c.RequireAtStart != "" {
+		if err := requireAtStart(&http.Client{Timeout: 5 * time.Second}, c.RequireAtStart); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("%s answered at start", c.RequireAtStart)
+	}
 	ln, err := net.Listen("tcp", ":"+c.Port)
 	if err != nil {
 		log.Fatal(err)
@@ -174,8 +361,15 @@ func main() {
 		Handler:           newHandler(c, &http.Client{Timeout: 5 * time.Second}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if c.GRPCPort != "" {
+		go func() {
+			if err := serveGRPCHealth(ctx, c.GRPCPort, c.FailGRPC); err != nil {
+				errc <- fmt.Errorf("gRPC health: %w", err)
+			}
+		}()
+	}
 
 	var crash <-chan time.Time
 	if c.CrashAfter > 0 {

@@ -1,11 +1,19 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -97,5 +105,97 @@ func TestProbe_passesOn2xxAnd3xxOnly(t *testing.T) {
 	defer failing.Close()
 	if err := probe(client, failing.URL+"/healthz"); err == nil {
 		t.Error("probe of a FAIL_READY /healthz passed")
+	}
+}
+
+func TestTask_writesPrintsAndExits(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	tk := task{writes: []string{dir + "/a=one", dir + "/b=two=2"}, print: "done", exit: 3}
+	if !tk.given() {
+		t.Fatal("task not given")
+	}
+	if code := tk.run(&out); code != 3 {
+		t.Fatalf("exit code %d, want 3", code)
+	}
+	for name, want := range map[string]string{"a": "one", "b": "two=2"} {
+		b, err := os.ReadFile(dir + "/" + name)
+		if err != nil || string(b) != want {
+			t.Fatalf("%s = %q, %v; want %q", name, b, err, want)
+		}
+	}
+	if out.String() != "done\n" {
+		t.Fatalf("printed %q", out.String())
+	}
+	if bad := (&task{writes: []string{"nopath"}}); bad.run(io.Discard) != 2 {
+		t.Fatal("a -write without = must exit 2")
+	}
+}
+
+func TestHandler_filesAndWrites(t *testing.T) {
+	dir := t.TempDir()
+	c, _ := configFromEnv(env(nil))
+	srv := httptest.NewServer(newHandler(c, http.DefaultClient))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/write?path="+dir+"/f", "text/plain", strings.NewReader("data"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /write: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code, body := get(t, srv.URL+"/file?path="+dir+"/f"); code != 200 || body != "data" {
+		t.Fatalf("GET /file = %d %q", code, body)
+	}
+	if code, body := get(t, srv.URL+"/stat?path="+dir+"/f"); code != 200 || !strings.HasPrefix(body, "mode 0644 uid ") || !strings.HasSuffix(body, " size 4\n") {
+		t.Fatalf("GET /stat = %d %q", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/file?path="+dir+"/missing"); code != 404 {
+		t.Fatalf("GET /file of a missing file = %d, want 404", code)
+	}
+	resp, err = http.Post(srv.URL+"/write?path="+dir, "text/plain", strings.NewReader("x"))
+	if err != nil || resp.StatusCode != 500 {
+		t.Fatalf("POST /write onto a directory: %v %v, want 500", resp, err)
+	}
+	resp.Body.Close()
+	if code, body := get(t, srv.URL+"/self"); code != 200 || !strings.Contains(body, "Uid:") || !strings.Contains(body, "CapEff:") {
+		t.Fatalf("GET /self = %d %q", code, body)
+	}
+	if code, body := get(t, srv.URL+"/sysctl?name=kernel.ostype"); code != 200 || body != "Linux\n" {
+		t.Fatalf("GET /sysctl = %d %q", code, body)
+	}
+}
+
+func TestGRPCHealth_servesAndFails(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- serveGRPCHealth(ctx, port, fail) }()
+		conn, err := grpc.NewClient("127.0.0.1:"+port, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp *healthpb.HealthCheckResponse
+		for i := 0; i < 50; i++ {
+			resp, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "hello"})
+			if err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		conn.Close()
+		cancel()
+		<-done
+		want := healthpb.HealthCheckResponse_SERVING
+		if fail {
+			want = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		if err != nil || resp.GetStatus() != want {
+			t.Fatalf("fail=%v: Check = %v, %v; want %v", fail, resp.GetStatus(), err, want)
+		}
 	}
 }
