@@ -7,6 +7,11 @@
 //	/bosun/podstatus/<ns>/<name>    PodStatus, put by the node agent that runs the pod
 //	/bosun/deployments/<ns>/<name>  appsv1.Deployment with its computed status, put by the leader
 //	/bosun/services/<ns>/<name>     corev1.Service, put by the leader
+//	/bosun/configmaps/<ns>/<name>   corev1.ConfigMap, put by the leader, read by agents
+//	/bosun/secrets/<ns>/<name>      corev1.Secret, put by the leader, read by agents
+//	/bosun/namespaces/<name>        corev1.Namespace declared in Git, put by the leader
+//	/bosun/jobs/<ns>/<name>         batchv1.Job with its computed status, put by the leader
+//	/bosun/cronjobs/<ns>/<name>     batchv1.CronJob with its status (last schedule time), put by the leader
 //	/bosun/sync                     SyncStatus, put by the leader
 //	/bosun/desired                  the last good revision's objects (gzipped Desired), put by the leader
 //	/bosun/history/<seq>            HistoryEntry per revision seen, put by the leader, bounded

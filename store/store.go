@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -146,6 +147,11 @@ type Snapshot struct {
 	Pods        []corev1.Pod
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
+	ConfigMaps  []corev1.ConfigMap
+	Secrets     []corev1.Secret
+	Namespaces  []corev1.Namespace
+	Jobs        []batchv1.Job
+	CronJobs    []batchv1.CronJob
 	Sync        SyncStatus
 	// Terminating are pods deleted from the store that their node still
 	// reports (it is stopping them).
@@ -159,7 +165,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// One transaction of several range reads is one consistent revision,
 	// without reading the history and the desired revision every time.
 	var gets []clientv3.Op
-	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix} {
+	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
+		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix} {
 		gets = append(gets, clientv3.OpGet(Prefix+p, clientv3.WithPrefix()))
 	}
 	gets = append(gets, clientv3.OpGet(Prefix+syncKey))
@@ -202,6 +209,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if err = json.Unmarshal(kv.Value, &svc); err == nil {
 				snap.Services = append(snap.Services, svc)
 			}
+		case strings.HasPrefix(key, ConfigMapsPrefix):
+			err = appendDecoded(kv.Value, &snap.ConfigMaps)
+		case strings.HasPrefix(key, SecretsPrefix):
+			err = appendDecoded(kv.Value, &snap.Secrets)
+		case strings.HasPrefix(key, NamespacesPrefix):
+			err = appendDecoded(kv.Value, &snap.Namespaces)
+		case strings.HasPrefix(key, JobsPrefix):
+			err = appendDecoded(kv.Value, &snap.Jobs)
+		case strings.HasPrefix(key, CronJobsPrefix):
+			err = appendDecoded(kv.Value, &snap.CronJobs)
 		case key == syncKey:
 			err = json.Unmarshal(kv.Value, &snap.Sync)
 		}
@@ -229,6 +246,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// a prefix; nodes are sorted by name likewise. Keep the contract explicit.
 	sort.SliceStable(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
 	return snap, nil
+}
+
+// appendDecoded decodes one value onto the end of list.
+func appendDecoded[T any](value []byte, list *[]T) error {
+	var v T
+	if err := json.Unmarshal(value, &v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
 }
 
 // mergeStatus lays the agent's report over the pod's stored status, keeping

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Sub-prefixes of the kinds that carry configuration and batch work,
+// usable with Changes.
+const (
+	ConfigMapsPrefix = "configmaps/"
+	SecretsPrefix    = "secrets/"
+	NamespacesPrefix = "namespaces/"
+	JobsPrefix       = "jobs/"
+	CronJobsPrefix   = "cronjobs/"
+)
+
+// ConfigMapKey is the etcd key of a ConfigMap.
+func ConfigMapKey(namespace, name string) string {
+	return Prefix + ConfigMapsPrefix + nsName(namespace, name)
+}
+
+// SecretKey is the etcd key of a Secret.
+func SecretKey(namespace, name string) string {
+	return Prefix + SecretsPrefix + nsName(namespace, name)
+}
+
+// NamespaceKey is the etcd key of a Namespace declared in Git.
+func NamespaceKey(name string) string { return Prefix + NamespacesPrefix + name }
+
+// JobKey is the etcd key of a Job.
+func JobKey(namespace, name string) string { return Prefix + JobsPrefix + nsName(namespace, name) }
+
+// CronJobKey is the etcd key of a CronJob.
+func CronJobKey(namespace, name string) string {
+	return Prefix + CronJobsPrefix + nsName(namespace, name)
+}
+
+// PutConfigMap writes a ConfigMap.
+func PutConfigMap(cm *corev1.ConfigMap) (Op, error) {
+	return putOp(ConfigMapKey(cm.Namespace, cm.Name), cm)
+}
+
+// DeleteConfigMap deletes a ConfigMap.
+func DeleteConfigMap(namespace, name string) Op { return Op{key: ConfigMapKey(namespace, name)} }
+
+// PutSecret writes a Secret.
+func PutSecret(s *corev1.Secret) (Op, error) { return putOp(SecretKey(s.Namespace, s.Name), s) }
+
+// DeleteSecret deletes a Secret.
+func DeleteSecret(namespace, name string) Op { return Op{key: SecretKey(namespace, name)} }
+
+// PutNamespace writes a Namespace.
+func PutNamespace(ns *corev1.Namespace) (Op, error) { return putOp(NamespaceKey(ns.Name), ns) }
+
+// DeleteNamespace deletes a Namespace.
+func DeleteNamespace(name string) Op { return Op{key: NamespaceKey(name)} }
+
+// PutJob writes a Job with its status.
+func PutJob(j *batchv1.Job) (Op, error) { return putOp(JobKey(j.Namespace, j.Name), j) }
+
+// DeleteJob deletes a Job.
+func DeleteJob(namespace, name string) Op { return Op{key: JobKey(namespace, name)} }
+
+// PutCronJob writes a CronJob with its status.
+func PutCronJob(cj *batchv1.CronJob) (Op, error) {
+	return putOp(CronJobKey(cj.Namespace, cj.Name), cj)
+}
+
+// DeleteCronJob deletes a CronJob.
+func DeleteCronJob(namespace, name string) Op { return Op{key: CronJobKey(namespace, name)} }
+
+// ConfigMap reads one ConfigMap; nil (and no error) when there is none.
+func (s *Store) ConfigMap(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	var cm corev1.ConfigMap
+	ok, err := s.get(ctx, ConfigMapKey(namespace, name), &cm)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &cm, nil
+}
+
+// Secret reads one Secret; nil (and no error) when there is none. Its
+// values must never reach a log, a status or an error.
+func (s *Store) Secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	var sec corev1.Secret
+	ok, err := s.get(ctx, SecretKey(namespace, name), &sec)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &sec, nil
+}
+
+// get reads and decodes one key, reporting whether it exists. Errors name
+// the key, never the value.
+func (s *Store) get(ctx context.Context, key string, out any) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return false, nil
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, out); err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
