@@ -125,32 +125,28 @@ func Namespaces(snap *store.Snapshot) []corev1.Namespace {
 			Status:     corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
 		}
 	}
-	for _, o := range snap.Pods {
-		use(o.Namespace)
-	}
-	for _, o := range snap.Deployments {
-		use(o.Namespace)
-	}
-	for _, o := range snap.Services {
-		use(o.Namespace)
-	}
-	for _, o := range snap.ConfigMaps {
-		use(o.Namespace)
-	}
-	for _, o := range snap.Secrets {
-		use(o.Namespace)
-	}
-	for _, o := range snap.Jobs {
-		use(o.Namespace)
-	}
-	for _, o := range snap.CronJobs {
-		use(o.Namespace)
-	}
+	useAll(snap.Pods, use)
+	useAll(snap.Deployments, use)
+	useAll(snap.Services, use)
+	useAll(snap.ConfigMaps, use)
+	useAll(snap.Secrets, use)
+	useAll(snap.Jobs, use)
+	useAll(snap.CronJobs, use)
 	out := make([]corev1.Namespace, 0, len(byName))
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		out = append(out, byName[name])
 	}
 	return out
+}
+
+// useAll calls use with the namespace of every object of list.
+func useAll[T any, PT interface {
+	*T
+	GetNamespace() string
+}](list []T, use func(string)) {
+	for i := range list {
+		use(PT(&list[i]).GetNamespace())
+	}
 }
 
 // pick returns the objects that match, with their apiVersion and kind set

@@ -5,6 +5,7 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // CheckUpdate reports what Kubernetes' API server would refuse in going
@@ -18,51 +19,48 @@ func CheckUpdate(prev, next *Set) error {
 		return nil
 	}
 	var errs Errors
-	at := func(kind, namespace, name, field, msg string) {
-		src := next.Sources[ObjectKey{Kind: kind, Namespace: namespace, Name: name}]
-		errs = append(errs, Error{File: src.File, Line: src.Line, Field: field, Message: msg})
-	}
-	oldMaps := map[string]*corev1.ConfigMap{}
-	for i := range prev.ConfigMaps {
-		cm := &prev.ConfigMaps[i]
-		oldMaps[cm.Namespace+"/"+cm.Name] = cm
-	}
-	for i := range next.ConfigMaps {
-		cm := &next.ConfigMaps[i]
-		old := oldMaps[cm.Namespace+"/"+cm.Name]
-		if old == nil || !isTrue(old.Immutable) {
-			continue
-		}
-		switch {
-		case !isTrue(cm.Immutable):
-			at(KindConfigMap, cm.Namespace, cm.Name, "immutable", "an immutable ConfigMap cannot become mutable; give it a new name")
-		case !maps.Equal(old.Data, cm.Data) || !maps.EqualFunc(old.BinaryData, cm.BinaryData, bytes.Equal):
-			at(KindConfigMap, cm.Namespace, cm.Name, "data", "the ConfigMap is immutable: its data cannot change; give it a new name and point its users at it")
-		}
-	}
-	oldSecrets := map[string]*corev1.Secret{}
-	for i := range prev.Secrets {
-		s := &prev.Secrets[i]
-		oldSecrets[s.Namespace+"/"+s.Name] = s
-	}
-	for i := range next.Secrets {
-		s := &next.Secrets[i]
-		old := oldSecrets[s.Namespace+"/"+s.Name]
-		if old == nil || !isTrue(old.Immutable) {
-			continue
-		}
-		switch {
-		case !isTrue(s.Immutable):
-			at(KindSecret, s.Namespace, s.Name, "immutable", "an immutable Secret cannot become mutable; give it a new name")
-		case !maps.EqualFunc(old.Data, s.Data, bytes.Equal) || old.Type != s.Type:
-			at(KindSecret, s.Namespace, s.Name, "data", "the Secret is immutable: its data cannot change; give it a new name and point its users at it")
-		}
-	}
+	checkImmutable(prev.ConfigMaps, next.ConfigMaps, KindConfigMap, next.Sources, &errs,
+		func(cm *corev1.ConfigMap) *bool { return cm.Immutable },
+		func(a, b *corev1.ConfigMap) bool {
+			return maps.Equal(a.Data, b.Data) && maps.EqualFunc(a.BinaryData, b.BinaryData, bytes.Equal)
+		})
+	checkImmutable(prev.Secrets, next.Secrets, KindSecret, next.Sources, &errs,
+		func(s *corev1.Secret) *bool { return s.Immutable },
+		func(a, b *corev1.Secret) bool { return a.Type == b.Type && maps.EqualFunc(a.Data, b.Data, bytes.Equal) })
 	if len(errs) == 0 {
 		return nil
 	}
 	sortErrors(errs)
 	return errs
+}
+
+// checkImmutable compares the objects of one kind that were immutable in
+// prev with their next version. Messages never quote data.
+func checkImmutable[T any, PT interface {
+	*T
+	metav1.Object
+}](prev, next []T, kind string, sources map[ObjectKey]Source, errs *Errors, immutable func(PT) *bool, sameData func(a, b PT) bool) {
+	old := make(map[string]PT, len(prev))
+	for i := range prev {
+		o := PT(&prev[i])
+		old[o.GetNamespace()+"/"+o.GetName()] = o
+	}
+	for i := range next {
+		n := PT(&next[i])
+		o := old[n.GetNamespace()+"/"+n.GetName()]
+		if o == nil || !isTrue(immutable(o)) {
+			continue
+		}
+		src := sources[ObjectKey{Kind: kind, Namespace: n.GetNamespace(), Name: n.GetName()}]
+		switch {
+		case !isTrue(immutable(n)):
+			*errs = append(*errs, Error{File: src.File, Line: src.Line, Field: "immutable",
+				Message: "an immutable " + kind + " cannot become mutable; give it a new name"})
+		case !sameData(o, n):
+			*errs = append(*errs, Error{File: src.File, Line: src.Line, Field: "data",
+				Message: "the " + kind + " is immutable: its data cannot change; give it a new name and point its users at it"})
+		}
+	}
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
