@@ -173,7 +173,7 @@ func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string,
 // and annotations only, since the owner names what it creates.
 func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, ps *problems) {
 	if meta.Name != "" {
-		ps.add(path.Child("name"), "not supported by bosun: the owner names its pods and jobs")
+		ps.add(path.Child("name"), "not supported by bosun: the owner names the pods and jobs it makes (Kubernetes ignores this name); remove it")
 	}
 	if meta.Namespace != "" {
 		ps.add(path.Child("namespace"), "not supported by bosun: a template's objects live in its owner's namespace")
