@@ -184,7 +184,7 @@ func TestCheckFields_refusesWhatBosunDoesNotCarryOut(t *testing.T) {
 		{
 			name: "a template names neither itself nor its namespace",
 			yaml: strings.Replace(deployment, "    metadata:\n      labels:\n        app: web\n", "    metadata:\n      name: x\n      labels:\n        app: web\n", 1),
-			want: []string{"m.yaml:12: spec.template.metadata.name: not supported by bosun: the owner names its pods and jobs"},
+			want: []string{"m.yaml:12: spec.template.metadata.name: not supported by bosun: the owner names the pods and jobs it makes (Kubernetes ignores this name); remove it"},
 		},
 	}
 	for _, tt := range tests {
