@@ -40,7 +40,10 @@ func app(key string, labels ...string) Pod {
 	return p
 }
 
-func tolerating(p Pod, t ...corev1.Toleration) Pod { p.Tolerations = append(p.Tolerations, t...); return p }
+func tolerating(p Pod, t ...corev1.Toleration) Pod {
+	p.Tolerations = append(p.Tolerations, t...)
+	return p
+}
 
 func bound(p Pod, node string) Pod { p.NodeName = node; return p }
 
