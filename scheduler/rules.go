@@ -91,11 +91,17 @@ var discard = logr.Discard()
 // operators tolerate nothing (validation refuses them).
 func Tolerates(tolerations []corev1.Toleration, taint *corev1.Taint) bool {
 	for i := range tolerations {
-		if tolerations[i].ToleratesTaint(discard, taint, false) {
+		if ToleratesTaint(&tolerations[i], taint) {
 			return true
 		}
 	}
 	return false
+}
+
+// ToleratesTaint reports whether one toleration tolerates taint; see
+// Tolerates.
+func ToleratesTaint(t *corev1.Toleration, taint *corev1.Taint) bool {
+	return t.ToleratesTaint(discard, taint, false)
 }
 
 // untolerated returns the first of taints that tolerations do not tolerate,
