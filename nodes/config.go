@@ -70,7 +70,7 @@ type Config struct {
 	// avoided, and a NoExecute one also evicts running pods. A NoExecute
 	// taint's TimeAdded is when this agent first registers it.
 	Taints []corev1.Taint
-	NodeIP   string              // address published in node status, default: detected
+	NodeIP string // address published in node status, default: detected
 	// LogPort is the port on NodeIP where this node serves its pods' logs
 	// (LogHandler), published so servers can proxy `bosun logs`; 0: none.
 	LogPort int32
