@@ -336,6 +336,7 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps 
 			ps.add(p.Child("restartPolicy"), "not supported: only init containers may set restartPolicy; the pod's restartPolicy applies")
 		}
 	}
+	validatePlacement(spec, path, ps)
 }
 
 // validateContainer checks one container. Container names and port names
