@@ -310,39 +310,39 @@ var fieldTable = []typeFields{
 
 	// ---- placement ----
 	{Type: reflect.TypeFor[corev1.Toleration](), Where: "spec.tolerations", Fields: []fieldRule{
-		{"key", honoured, ""},
-		{"operator", honoured, ""},
+		{"key", honoured, "empty with operator Exists tolerates every taint"},
+		{"operator", honoured, "Equal (the default) or Exists; Lt and Gt are refused"},
 		{"value", honoured, ""},
-		{"effect", honoured, "NoSchedule, PreferNoSchedule, NoExecute"},
-		{"tolerationSeconds", honoured, ""},
+		{"effect", honoured, "NoSchedule, PreferNoSchedule, NoExecute; empty matches all"},
+		{"tolerationSeconds", honoured, "NoExecute only: the pod is evicted that long after the taint was added (or after it was bound, if later)"},
 	}},
 	{Type: reflect.TypeFor[corev1.Affinity](), Where: "spec.affinity", Fields: []fieldRule{
 		{"nodeAffinity", honoured, ""},
 		{"podAffinity", honoured, ""},
-		{"podAntiAffinity", honoured, ""},
+		{"podAntiAffinity", honoured, "also keeps matching pods out of the domains of pods placed earlier"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeAffinity](), Where: "spec.affinity.nodeAffinity", Fields: []fieldRule{
-		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
-		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, "terms ORed, expressions ANDed; a filter"},
+		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, "weights of matching terms summed, normalized over the feasible nodes; a score"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelector](), Where: "node affinity", Fields: []fieldRule{
-		{"nodeSelectorTerms", honoured, ""},
+		{"nodeSelectorTerms", honoured, "at least one"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelectorTerm](), Where: "node affinity", Fields: []fieldRule{
-		{"matchExpressions", honoured, ""},
-		{"matchFields", honoured, "metadata.name"},
+		{"matchExpressions", honoured, "on node labels"},
+		{"matchFields", honoured, "metadata.name, In or NotIn, one value"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelectorRequirement](), Where: "node affinity", Fields: []fieldRule{
 		{"key", honoured, ""},
-		{"operator", honoured, "In, NotIn, Exists, DoesNotExist, Gt, Lt"},
+		{"operator", honoured, "In, NotIn, Exists, DoesNotExist, Gt, Lt (integers)"},
 		{"values", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PreferredSchedulingTerm](), Where: "node affinity", Fields: []fieldRule{
-		{"weight", honoured, ""},
+		{"weight", honoured, "1-100"},
 		{"preference", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAffinity](), Where: "spec.affinity.podAffinity", Fields: []fieldRule{
-		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, "a pod that matches its own terms may start first, anywhere"},
 		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAntiAffinity](), Where: "spec.affinity.podAntiAffinity", Fields: []fieldRule{
@@ -350,26 +350,26 @@ var fieldTable = []typeFields{
 		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
-		{"labelSelector", honoured, ""},
+		{"labelSelector", honoured, "unset selects no pods"},
 		{"namespaces", honoured, "default: the pod's own"},
-		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
-		{"namespaceSelector", refused, ""},
-		{"matchLabelKeys", refused, ""},
-		{"mismatchLabelKeys", refused, ""},
+		{"topologyKey", honoured, "kubernetes.io/hostname or any node label"},
+		{"matchLabelKeys", honoured, "the pod's own values of these labels are added to the selector (In)"},
+		{"mismatchLabelKeys", honoured, "the pod's own values of these labels are added to the selector (NotIn)"},
+		{"namespaceSelector", refused, "list the namespaces instead"},
 	}},
 	{Type: reflect.TypeFor[corev1.WeightedPodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
-		{"weight", honoured, ""},
+		{"weight", honoured, "1-100"},
 		{"podAffinityTerm", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.TopologySpreadConstraint](), Where: "spec.topologySpreadConstraints", Fields: []fieldRule{
 		{"maxSkew", honoured, ""},
-		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
-		{"whenUnsatisfiable", honoured, "DoNotSchedule or ScheduleAnyway"},
-		{"labelSelector", honoured, ""},
-		{"minDomains", honoured, ""},
-		{"nodeAffinityPolicy", honoured, ""},
-		{"nodeTaintsPolicy", honoured, ""},
-		{"matchLabelKeys", refused, ""},
+		{"topologyKey", honoured, "kubernetes.io/hostname or any node label"},
+		{"whenUnsatisfiable", honoured, "DoNotSchedule (a filter) or ScheduleAnyway (a score)"},
+		{"labelSelector", honoured, "pods of the pod's own namespace"},
+		{"minDomains", honoured, "DoNotSchedule only"},
+		{"nodeAffinityPolicy", honoured, "Honor (default) or Ignore"},
+		{"nodeTaintsPolicy", honoured, "Ignore (default) or Honor"},
+		{"matchLabelKeys", honoured, "the pod's own values of these labels are added to the selector"},
 	}},
 
 	// ---- volumes ----

@@ -160,6 +160,10 @@ func TestDecode_placementValues(t *testing.T) {
         mismatchLabelKeys: [version]
       - topologyKey: kubernetes.io/hostname
         matchLabelKeys: [version]
+      - topologyKey: kubernetes.io/hostname
+        namespaceSelector: {}
+      - topologyKey: kubernetes.io/hostname
+        namespaceSelector: {matchLabels: {team: a}}
       preferredDuringSchedulingIgnoredDuringExecution:
       - weight: 0
         podAffinityTerm:
@@ -172,7 +176,9 @@ func TestDecode_placementValues(t *testing.T) {
 				`m.yaml:19: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[1].matchLabelKeys[0]: key "app" is already in labelSelector`,
 				`m.yaml:20: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[1].mismatchLabelKeys: "version" is also in matchLabelKeys`,
 				`m.yaml:22: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[2].matchLabelKeys: requires labelSelector to be set`,
-				`m.yaml:24: spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: must be from 1 to 100, got 0`,
+				`m.yaml:24: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[3].namespaceSelector: not supported by bosun: list the namespaces instead`,
+				`m.yaml:26: spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[4].namespaceSelector: not supported by bosun: list the namespaces instead`,
+				`m.yaml:28: spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: must be from 1 to 100, got 0`,
 			},
 		},
 		{
