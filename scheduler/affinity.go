@@ -394,19 +394,19 @@ func (in *interPod) prepare(r *rules) {
 // markSelected stamps the domains holding pods t selects; it reports
 // whether t selects any placed pod at all.
 func (in *interPod) markSelected(t *term, gen uint32) bool {
-	any := false
+	found := false
 	for g, grp := range in.groups {
 		if grp.total == 0 || !t.selects(in, int32(g)) {
 			continue
 		}
-		any = true
+		found = true
 		for n := range grp.nodes {
 			if d := t.topo.domain[n]; d >= 0 {
 				t.seen[d] = gen
 			}
 		}
 	}
-	return any
+	return found
 }
 
 // countSelected counts, per domain, the pods t selects.
