@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +43,9 @@ func newNodeAgent(t *testing.T, s *stack, name string, flags ...string) *nodeAge
 		a.stop()
 		if t.Failed() {
 			t.Logf("agent %s log:\n%s", name, a.logText())
+		}
+		if dir := os.Getenv("BOSUN_E2E_LOGDIR"); dir != "" {
+			os.WriteFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-agent-"+name+".log"), []byte(a.logText()), 0o644)
 		}
 	})
 	a.start(flags...)
