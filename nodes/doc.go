@@ -2,7 +2,12 @@
 //
 // An Agent registers its node in the store under a lease (capacity, labels,
 // addresses, Ready), watches the pods bound to the node and runs them on
-// containerd, writing each pod's status back. One goroutine per pod (a pod
+// containerd, writing each pod's status back. The node object carries what
+// the scheduler places against: Allocatable is Capacity (cpu, memory, and
+// MaxPods pods) less SystemReserved, and Spec.Taints are Config.Taints, the
+// NoExecute ones stamped with TimeAdded when the agent first registers (the
+// planner evicts from that time on; the agent itself admits whatever is
+// bound to it). One goroutine per pod (a pod
 // worker) owns that pod's state; Run's loop feeds it the pod as bound in the
 // store and waits for every worker on shutdown.
 //
