@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -783,8 +784,9 @@ func TestSchedule_topologySpread(t *testing.T) {
 // with taints, pod limits, node affinity, anti-affinity and spread
 // constraints, that no placement breaks a rule: taints are tolerated,
 // required node affinity matches, no node takes more pods than it allows,
-// two pods of an anti-affine group never share a node (or zone), and a
-// DoNotSchedule spread over zones never exceeds its maxSkew.
+// two pods of an anti-affine group never share a node (or zone), a
+// DoNotSchedule spread over zones never exceeds its maxSkew, and the order
+// the nodes come in changes nothing.
 func TestSchedule_placementRulesHold(t *testing.T) {
 	zones := []string{"a", "b", "c"}
 	effects := []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute, corev1.TaintEffectPreferNoSchedule}
@@ -833,6 +835,12 @@ func TestSchedule_placementRulesHold(t *testing.T) {
 			pods = append(pods, p)
 		}
 		res := Schedule(nodes, pods)
+		// The same input in another node order gives the same result.
+		reversed := slices.Clone(nodes)
+		slices.Reverse(reversed)
+		if again := Schedule(reversed, pods); !maps.Equal(again.Bindings, res.Bindings) || !maps.Equal(again.Unschedulable, res.Unschedulable) {
+			t.Fatalf("seed %d: reversing the nodes changed the result", seed)
+		}
 
 		byName := map[string]Node{}
 		for _, n := range nodes {
