@@ -759,21 +759,16 @@ func structy(t reflect.Type) bool {
 }
 
 // empty reports whether a field is unset: the zero value, an empty list or
-// map, or a pointer to a struct whose fields are all empty ("{}"). A pointer
-// to a scalar is set even when the scalar is zero: hostUsers: false says
-// something.
+// map, or a struct (not behind a pointer) whose fields are all empty, as
+// generators write "status: {}" and "resources: {}". A pointer is set as
+// soon as it is there: "hostUsers: false" says something, and so does
+// "namespaceSelector: {}" (every namespace).
 func empty(v reflect.Value) bool {
 	switch v.Kind() {
 	case reflect.Slice, reflect.Map:
 		return v.Len() == 0
 	case reflect.Pointer:
-		if v.IsNil() {
-			return true
-		}
-		if e := v.Elem(); e.Kind() == reflect.Struct && !leafTypes[e.Type()] {
-			return emptyStruct(e)
-		}
-		return false
+		return v.IsNil()
 	case reflect.Struct:
 		if leafTypes[v.Type()] {
 			return v.IsZero()

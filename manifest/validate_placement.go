@@ -158,11 +158,6 @@ func validatePodAffinityTerm(t *corev1.PodAffinityTerm, path *field.Path, ps *pr
 		validateQualifiedName(t.TopologyKey, path.Child("topologyKey"), ps)
 	}
 	validatePodSelector(t.LabelSelector, path.Child("labelSelector"), ps)
-	if t.NamespaceSelector != nil && len(t.NamespaceSelector.MatchLabels) == 0 && len(t.NamespaceSelector.MatchExpressions) == 0 {
-		// The field table refuses a non-empty one; an empty one means
-		// every namespace, which bosun does not carry out either.
-		ps.add(path.Child("namespaceSelector"), "not supported by bosun: list the namespaces instead")
-	}
 	for i, ns := range t.Namespaces {
 		if len(validation.IsDNS1123Label(ns)) > 0 {
 			ps.add(path.Child("namespaces").Index(i), "invalid namespace %q: %s", ns, labelRule)
