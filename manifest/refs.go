@@ -101,7 +101,7 @@ func eachContainer(at podSpecAt, f func(c *corev1.Container, p *field.Path)) {
 type configRef struct {
 	kind     string // KindConfigMap or KindSecret
 	name     string
-	nameKey  string // the JSON name of the field that names it: "name", or a secret volume's "secretName"
+	nameKey  string   // the JSON name of the field that names it: "name", or a secret volume's "secretName"
 	keys     []string // keys that must exist; none for a whole-object use
 	optional bool
 	path     *field.Path
