@@ -76,6 +76,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 	}
+	// Pods' volumes hold ConfigMap and Secret files: only root may look.
+	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
 
 	node := a.nodeObject(ver.Version)
 	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
