@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -425,7 +426,7 @@ func (w *podWorker) terminationFile(r *podRun, c *corev1.Container) (string, err
 // that is empty, the policy is FallbackToLogsOnError and it failed, the
 // tail of its log.
 func (w *podWorker) terminationMessage(r *podRun, name string, code int32) string {
-	c := specOf(r.pod, name)
+	c := containerNamed(slices.Concat(r.pod.Spec.InitContainers, r.pod.Spec.Containers), name)
 	if c == nil {
 		return ""
 	}
