@@ -80,6 +80,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 	}
+	// Pods' volumes hold ConfigMap and Secret files: only root may look.
+	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
 
 	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
 	node := a.nodeObject(ver.Version)

@@ -47,6 +47,16 @@ type Config struct {
 	DNSServer string
 	// ClusterDomain for the resolv.conf search path, default cluster.local.
 	ClusterDomain string
+	// ResolvConf is the node's resolv.conf, given to pods with dnsPolicy
+	// Default. Default /etc/resolv.conf.
+	ResolvConf string
+
+	// AllowHostPath lists the host directories under which pods may mount
+	// hostPath volumes (the agent flag --allow-host-path); empty: none.
+	AllowHostPath []string
+	// AllowPrivileged lets containers run privileged (the agent flag
+	// --allow-privileged). Default false.
+	AllowPrivileged bool
 
 	// RestartBackoff is the delay before the second restart of a crashing
 	// container; it doubles per restart up to MaxRestartBackoff and resets
@@ -107,6 +117,14 @@ func (c *Config) setDefaults() error {
 	def(&c.PodCIDR, "10.88.0.0/16")
 	def(&c.BridgeName, "bosun0")
 	def(&c.ClusterDomain, "cluster.local")
+	def(&c.ResolvConf, "/etc/resolv.conf")
+	c.AllowHostPath = slices.Clone(c.AllowHostPath)
+	for i, p := range c.AllowHostPath {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("allowed host path %q: not an absolute path", p)
+		}
+		c.AllowHostPath[i] = filepath.Clean(p)
+	}
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 	}

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/server"
 	"bosun/store"
@@ -60,6 +61,8 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.AgentConf.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	// The same flags let validation accept and the node run them.
+	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
 	cfg.EtcdEndpoints = splitList(etcd)
 	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
@@ -78,9 +81,14 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
+	// What this node lets pods do: hostPath prefixes and privileged
+	// containers, the same flags the server validates manifests with.
+	var pol manifest.Policy
+	policyFlags(fs, &pol)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
 	if etcd == "" {
 		return &exitError{code: 2, err: fmt.Errorf("agent: --etcd-endpoints is required")}
 	}
@@ -128,6 +136,7 @@ func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 		cfg.InsecureRegistries = append(cfg.InsecureRegistries, splitList(v)...)
 		return nil
 	})
+	fs.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "the node's resolv.conf, given to pods with dnsPolicy Default")
 	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", 10*time.Second, "first delay before restarting a crashed container")
 	fs.DurationVar(&cfg.MaxRestartBackoff, "max-restart-backoff", 5*time.Minute, "longest delay before restarting a crashed container")
 	fs.IntVar(&cfg.MaxPods, "max-pods", 110, "how many pods this node runs at most")
