@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,24 +143,52 @@ type stack struct {
 	logMu      *sync.Mutex
 }
 
-// subnet picks a pod network for a test: a /24 and a bridge name that no
-// interface on the machine uses, so that tests (and a demo) on one machine
-// never share addresses.
+// subnet reserves a pod network for one node of a test: a /24 and a bridge
+// name that nothing on the machine uses. It creates the bridge (empty and
+// down; the CNI bridge plugin sets it up with the first pod), and that is the
+// reservation: the plugin would create it only when the node's first pod
+// starts, so until then the next call (another node of the same test, or a
+// test binary of another checkout) would be handed the same bridge and /24,
+// and nodes sharing a bridge and a /24 hand out the same pod addresses. The
+// caller deletes the bridge (removePodNetwork).
 func subnet(t testing.TB) (cidr, bridge string) {
 	t.Helper()
-	used := map[string]bool{}
 	ifaces, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
+	used := map[string]bool{}
 	for _, i := range ifaces {
 		used[i.Name] = true
 	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inUse := func(p netip.Prefix) bool {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && p.Contains(ip.Unmap()) {
+					return true
+				}
+			}
+		}
+		return false
+	}
 	for n := os.Getpid() % 200; n < os.Getpid()%200+200; n++ {
 		b := fmt.Sprintf("bosune2e%d", n%200)
-		if !used[b] {
-			return fmt.Sprintf("10.%d.%d.0/24", 90+n%200/4, n%200), b
+		p := netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", 90+n%200/4, n%200))
+		if used[b] || inUse(p) {
+			continue
 		}
+		out, err := exec.Command("ip", "link", "add", b, "type", "bridge").CombinedOutput()
+		if err == nil {
+			return p.String(), b
+		}
+		if !strings.Contains(string(out), "File exists") {
+			t.Fatalf("create bridge %s: %v: %s", b, err, out)
+		}
+		// Taken since we listed the interfaces: try the next.
 	}
 	t.Fatal("no free test bridge name")
 	return "", ""
