@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/nodes/containerdtest"
 )
 
 // TestPodNetwork_nodesOnOneHostGetTheirOwnAddresses runs three nodes on this
@@ -114,5 +120,43 @@ func TestSubnet_neverHandsOutABridgeTwice(t *testing.T) {
 			}
 		}
 		prefixes = append(prefixes, p)
+	}
+}
+
+// TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused: `bosun agent` on
+// the machine of a server's node, given the same pod CIDR (another bridge),
+// stops at once and says why; the server's node is unaffected.
+func TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused(t *testing.T) {
+	repo := newGitRepo(t)
+	repo.write("README.md", "pod network\n")
+	repo.commit("empty")
+	s := startStack(t, repo)
+	s.waitFor("the server's node", 30*time.Second, func() error {
+		var list struct{ Items []corev1.Node }
+		if err := s.getJSON("/api/v1/nodes", &list); err != nil || len(list.Items) != 1 {
+			return fmt.Errorf("%d nodes, %v", len(list.Items), err)
+		}
+		return nil
+	})
+	i := slices.Index(s.args, "--pod-cidr")
+	cidr := s.args[i+1]
+	_, bridge := subnet(t)
+	netnsDir := t.TempDir()
+	t.Cleanup(func() { removePodNetwork(t, netnsDir, bridge) })
+	stateDir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bosun(t), "agent",
+		"--etcd-endpoints", "http://"+s.etcdAddr, "--node-name", "node-b",
+		"--state-dir", stateDir, "--containerd-address", containerdtest.Start(t),
+		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir).CombinedOutput()
+	var ee *exec.ExitError
+	want := "bosun: node node-b: pod CIDR " + cidr + " overlaps node e2e-node's " + cidr + ", on this machine: pods of both would get the same addresses"
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {
+		t.Fatalf("agent: %v, want exit status 1 and %q; output:\n%s", err, want, out)
+	}
+	var list struct{ Items []corev1.Node }
+	if err := s.getJSON("/api/v1/nodes", &list); err != nil || len(list.Items) != 1 || list.Items[0].Name != "e2e-node" {
+		t.Errorf("nodes after the refusal: %+v, %v; want e2e-node alone", list.Items, err)
 	}
 }

@@ -72,6 +72,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("containerd at %s: %w", a.cfg.ContainerdAddress, err)
 	}
+	// Before anything on this machine changes: a node must not share pod
+	// addresses with another on this machine.
+	snap, err := a.st.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("read nodes: %w", err)
+	}
+	host, _ := os.Hostname()
+	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, snap.Nodes)
+	if refuse != nil {
+		return fmt.Errorf("node %s: %w", a.cfg.NodeName, refuse)
+	}
+	if warn != "" {
+		a.log.Warn(warn)
+	}
 	if a.net, err = newNetwork(&a.cfg); err != nil {
 		return err
 	}

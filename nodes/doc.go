@@ -20,6 +20,15 @@
 // attached to a Linux bridge through CNI (bridge + host-local IPAM), and a
 // shared /etc/hosts and /etc/resolv.conf bind-mounted read-only into each of
 // its containers, so containers of a pod reach each other on localhost.
+// Each node's pod addresses (Config.PodCIDR) must be its own: Run refuses
+// to start, before it touches the machine, when a node registered from the
+// same machine (its hostname address) has pod addresses that overlap this
+// node's, since the two would give two pods one IP (on a shared bridge, a
+// new pod's probes then reach the MAC of the stopped pod that had its
+// address, for 30 s and more). A node elsewhere with overlapping addresses
+// gets a warning: pods do not reach other nodes' pods yet. The check reads
+// the nodes registered at start: two agents started at the same moment can
+// both pass it.
 // resolv.conf follows dnsPolicy: ClusterFirst (the cluster's nameserver and
 // search path, ndots:5), Default (the node's ResolvConf) or None, with
 // dnsConfig merged in; /etc/hosts carries the pod's hostname (spec.hostname

@@ -12,6 +12,7 @@ import (
 
 	gocni "github.com/containerd/go-cni"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // network wires pod network namespaces to bosun's bridge through CNI.
@@ -47,6 +48,43 @@ func bridgeConfList(bridge, cidr, ipamDir string) ([]byte, error) {
 		},
 	}
 	return json.MarshalIndent(conf, "", "  ")
+}
+
+// podCIDRCheck decides about the nodes registered when this node (self,
+// on the machine named host) starts with the pod addresses cidr. Two nodes
+// handing out the same addresses give two pods one IP. On one machine that
+// always breaks: they share the bridge (a new pod's probes go to the MAC of
+// the stopped pod that had its address until the host's neighbour entry
+// expires, 30 s and more) or route one subnet to two bridges; refuse is
+// then the error to stop with. A node elsewhere with the same addresses
+// breaks only what crosses nodes (no pod reaches another node's pods yet):
+// warn says so.
+func podCIDRCheck(self, host, cidr string, nodes []corev1.Node) (refuse error, warn string) {
+	mine, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return fmt.Errorf("pod CIDR %q: %w", cidr, err), ""
+	}
+	for _, n := range nodes {
+		if n.Name == self {
+			continue // this node, registered before a restart
+		}
+		for _, c := range append([]string{n.Spec.PodCIDR}, n.Spec.PodCIDRs...) {
+			theirs, err := netip.ParsePrefix(c)
+			if err != nil || !theirs.Overlaps(mine) {
+				continue
+			}
+			msg := fmt.Sprintf("pod CIDR %s overlaps node %s's %s", mine, n.Name, theirs)
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeHostName && a.Address == host {
+					return fmt.Errorf("%s, on this machine: pods of both would get the same addresses; give each node a pod CIDR (and a bridge) of its own", msg), ""
+				}
+			}
+			if warn == "" {
+				warn = msg + ": pods of both get the same addresses; give each node a pod CIDR of its own"
+			}
+		}
+	}
+	return nil, warn
 }
 
 func newNetwork(cfg *Config) (*network, error) {
