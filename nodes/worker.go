@@ -44,7 +44,8 @@ type podWorker struct {
 
 	exits   chan taskExit
 	probes  chan probeResult
-	waiters sync.WaitGroup // exit watchers, probes and kills
+	hooks   chan hookResult
+	waiters sync.WaitGroup // exit watchers, probes, hooks and kills
 
 	// Owned by run.
 	cur     *podRun   // the pod instance being run
@@ -76,6 +77,9 @@ type instance struct {
 	ctx       context.Context
 	cancel    func()
 	stopProbe [numProbeKinds]context.CancelFunc
+	// exited is how an adopted container's task ended, from its labels
+	// (nil: unknown, or it has not exited).
+	exited *taskExit
 }
 
 // taskExit reports that a container's task exited.
@@ -94,6 +98,7 @@ func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
 		kick:   make(chan struct{}, 1),
 		exits:  make(chan taskExit),
 		probes: make(chan probeResult),
+		hooks:  make(chan hookResult),
 	}
 }
 
@@ -145,6 +150,8 @@ func (w *podWorker) run(ctx context.Context) {
 			w.handleExit(ctx, ev)
 		case res := <-w.probes:
 			w.handleProbe(ctx, res)
+		case res := <-w.hooks:
+			w.handleHook(ctx, res)
 		case <-timer.C:
 		}
 	}
@@ -195,15 +202,30 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 	if r.startTime.IsZero() {
 		r.startTime = now
 	}
-	for i := range desired.Spec.Containers {
-		c := &desired.Spec.Containers[i]
-		rec := r.recs[c.Name]
-		if rec == nil {
-			rec = &containerRecord{Name: c.Name}
-			r.recs[c.Name] = rec
+	// Start what the pod's sequence says is due, one container at a time,
+	// planning again after each: a sidecar that counts as started at once
+	// lets the next init container start in the same step.
+	if plan := planPod(&desired.Spec, r.recs); plan.StopNext != "" {
+		w.stopForGood(r, plan.StopNext)
+	}
+	tried := map[string]bool{}
+	for {
+		name := ""
+		for _, n := range planPod(&desired.Spec, r.recs).Start {
+			if !tried[n] {
+				name = n
+				break
+			}
 		}
-		if rec.Running || rec.Terminated != nil {
-			continue
+		if name == "" {
+			break
+		}
+		tried[name] = true
+		_, c := roleOf(&desired.Spec, name)
+		rec := r.recs[name]
+		if rec == nil {
+			rec = &containerRecord{Name: name}
+			r.recs[name] = rec
 		}
 		if now.Before(rec.NextStart) {
 			if rec.NextStart.Before(next) {
@@ -374,6 +396,12 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	rec.RestartCount = restarts
 	rec.KillReason, rec.KillMessage = "", ""
 	rec.Probes = newContainerProbes(c)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		// Probes start once the hook has returned (handleHook).
+		rec.PostStartPending = true
+		w.runPostStart(r, c, rec, inst)
+		return nil
+	}
 	w.startProbes(r, c, rec, inst)
 	return nil
 }
@@ -420,6 +448,16 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 	if ev.err != nil {
 		w.log.Warn("wait for container", "container", ev.name, "err", ev.err)
 	}
+	at := ev.at
+	if at.IsZero() || at.Before(rec.StartedAt) {
+		at = time.Now()
+	}
+	// The exit is kept on the container, so that a restarted agent knows
+	// how it ended once the task is gone (a completed init container is
+	// not run again).
+	if _, err := inst.ctr.SetLabels(ctx, exitLabels(int32(ev.code), at)); err != nil && !errdefs.IsNotFound(err) {
+		w.log.Warn("label exited container", "container", ev.name, "err", err)
+	}
 	// Reap the task (and its shim); the container stays until restart or
 	// pod deletion.
 	if inst.task != nil {
@@ -429,26 +467,49 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 		inst.task = nil
 	}
 	inst.cancel()
-	at := ev.at
-	if at.IsZero() || at.Before(rec.StartedAt) {
-		at = time.Now()
-	}
 	w.recordExit(r, rec, int32(ev.code), at)
+}
+
+// Labels a container gets when its task exits.
+const (
+	LabelExitCode   = "bosun.dev/exit-code"
+	LabelFinishedAt = "bosun.dev/finished-at"
+)
+
+func exitLabels(code int32, at time.Time) map[string]string {
+	return map[string]string{LabelExitCode: strconv.Itoa(int(code)), LabelFinishedAt: at.UTC().Format(time.RFC3339Nano)}
+}
+
+// exitFromLabels reads what exitLabels wrote (ok false when absent).
+func exitFromLabels(l map[string]string) (code int32, at time.Time, ok bool) {
+	c, err := strconv.Atoi(l[LabelExitCode])
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	at, _ = time.Parse(time.RFC3339Nano, l[LabelFinishedAt])
+	return int32(c), at, true
 }
 
 func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at time.Time) {
 	term := terminatedState(rec, code, at)
 	policyCode := code
 	if rec.KillReason != "" {
-		// Killed by a failing probe: a failure, whatever the process
-		// answered to SIGTERM (kubelet restarts it unless Never).
+		// Killed by a failing probe or postStart hook: a failure,
+		// whatever the process answered to SIGTERM (kubelet restarts it
+		// unless Never).
 		term.Reason, term.Message = rec.KillReason, rec.KillMessage
 		if policyCode == 0 {
 			policyCode = 1
 		}
 	}
-	plan := planExit(r.pod.Spec.RestartPolicy, policyCode, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
+	policy := restartPolicyFor(&r.pod.Spec, rec.Name)
+	if rec.Stopping || planPod(&r.pod.Spec, r.recs).Done {
+		// A sidecar stopped (or ending by itself) once the pod is done.
+		policy = corev1.RestartPolicyNever
+	}
+	plan := planExit(policy, policyCode, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
 	rec.Running = false
+	rec.PostStartPending, rec.Stopping = false, false
 	rec.KillReason, rec.KillMessage = "", ""
 	rec.Backoff = plan.Backoff
 	w.log.Info("container exited", "container", rec.Name, "exitCode", code, "reason", term.Reason, "restart", plan.Restart, "backoff", plan.Delay)
@@ -498,34 +559,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 // pod is gone from the store, its status.
 func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) error {
 	start := time.Now()
-	for _, inst := range r.insts {
-		if inst.cancel != nil {
-			inst.cancel()
-		}
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, name := range sortedKeys(r.insts) {
-		inst := r.insts[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.a.stopContainer(ctx, inst.ctr, r.grace, hookOf(r.pod, name, r.podIP)); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			delete(r.insts, name)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := w.stopAll(ctx, r); err != nil {
 		return err
 	}
 	if r.sandbox != "" {
@@ -586,7 +620,11 @@ func (w *podWorker) adoptRun(ctx context.Context, uid types.UID, found []adopted
 			}
 			continue
 		}
-		r.insts[name] = &instance{ctr: f.ctr}
+		inst := &instance{ctr: f.ctr}
+		if code, at, ok := exitFromLabels(f.labels); ok {
+			inst.exited = &taskExit{name: name, id: f.ctr.ID(), code: uint32(code), at: at}
+		}
+		r.insts[name] = inst
 		r.recs[name] = &containerRecord{Name: name, ID: f.ctr.ID(), RestartCount: f.restart, StartedAt: f.createdAt}
 	}
 	return r
@@ -603,6 +641,9 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 			r.startTime = w.prior.Status.StartTime.Time
 		}
 		prior = map[string]corev1.ContainerStatus{}
+		for _, cs := range w.prior.Status.InitContainerStatuses {
+			prior[cs.Name] = cs
+		}
 		for _, cs := range w.prior.Status.ContainerStatuses {
 			prior[cs.Name] = cs
 		}
@@ -622,8 +663,20 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 		task, err := inst.ctr.Task(ctx, nil)
 		if err != nil {
 			// Created but never started, or its task was reaped: it
-			// counts as exited.
-			w.recordExit(r, rec, 255, time.Now())
+			// counts as exited, as its labels (or the last status
+			// written) say, else as failed.
+			code, at := int32(255), time.Now()
+			cs, known := prior[name]
+			switch {
+			case inst.exited != nil:
+				code = int32(inst.exited.code)
+				if !inst.exited.at.IsZero() {
+					at = inst.exited.at
+				}
+			case known && cs.ContainerID == "containerd://"+rec.ID && cs.State.Terminated != nil:
+				code, at = cs.State.Terminated.ExitCode, cs.State.Terminated.FinishedAt.Time
+			}
+			w.recordExit(r, rec, code, at)
 			continue
 		}
 		st, err := task.Status(ctx)
