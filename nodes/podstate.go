@@ -55,8 +55,12 @@ type containerRecord struct {
 	// Terminated).
 	Waiting      *corev1.ContainerStateWaiting
 	RestartCount int32
-	// Backoff counts consecutive restarts (or failed starts) for the backoff.
+	// Backoff counts consecutive restarts after exits, for the crash loop
+	// backoff; a run longer than 2*MaxRestartBackoff resets it.
 	Backoff int
+	// StartFailures counts consecutive failed starts (image pulls, config
+	// errors), for their own backoff; a start resets it.
+	StartFailures int
 	// NextStart is the earliest time of the next start attempt.
 	NextStart time.Time
 	// PostStartPending: the current instance's postStart hook has not
@@ -260,7 +264,7 @@ func containerStatusOf(c *corev1.Container, rec *containerRecord, defaultWaiting
 	switch {
 	case rec.Running:
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
-		cs.Ready = rec.ready()
+		cs.Ready = !runsToCompletion && rec.ready()
 	case rec.Terminated != nil:
 		cs.State.Terminated = rec.Terminated.DeepCopy()
 		cs.Ready = runsToCompletion && rec.Terminated.ExitCode == 0

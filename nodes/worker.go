@@ -299,7 +299,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	now := time.Now()
 	defer func() {
 		if err == nil {
-			rec.Backoff = 0
+			rec.StartFailures = 0 // a crash loop's backoff (rec.Backoff) goes on
 			return
 		}
 		reason := ReasonCreateError
@@ -315,8 +315,8 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 			reason = ReasonCreateConfigError
 		}
 		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
-		rec.Backoff++
-		rec.NextStart = now.Add(backoffDelay(rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
+		rec.StartFailures++
+		rec.NextStart = now.Add(backoffDelay(rec.StartFailures, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
 	}()
 
 	img, err := w.a.ensureImage(ctx, c)
@@ -336,7 +336,9 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	}
 	// Remove the previous instance, keeping its log as <container>.log.1.
 	if inst := r.insts[c.Name]; inst != nil {
-		inst.cancel()
+		if inst.cancel != nil { // nil: adopted after it had exited
+			inst.cancel()
+		}
 		if err := w.a.deleteContainer(ctx, inst.ctr); err != nil {
 			return err
 		}
