@@ -13,11 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"bosun/store"
 )
@@ -189,57 +185,31 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	var items []runtime.Object
 	match := func(m metav1.Object) bool {
 		return (name == "" || m.GetName() == name) && (ns == "" || m.GetNamespace() == ns || m.GetNamespace() == "")
 	}
-	switch kind {
-	case "pods", "pod", "po":
-		items = pick(snap.Pods, corev1.SchemeGroupVersion.WithKind("Pod"), match)
-	case "deployments", "deployment", "deploy":
-		items = pick(snap.Deployments, appsv1.SchemeGroupVersion.WithKind("Deployment"), match)
-	case "services", "service", "svc":
-		items = pick(snap.Services, corev1.SchemeGroupVersion.WithKind("Service"), match)
-	case "nodes", "node", "no":
-		items = pick(snap.Nodes, corev1.SchemeGroupVersion.WithKind("Node"), match)
-	default:
-		writeError(w, http.StatusNotFound, fmt.Errorf("unknown kind %q (known: pods, deployments, services, nodes)", kind))
+	k, ok := kindNamed(kind)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown kind %q (known: %s)", kind, strings.Join(kindNames(), ", ")))
 		return
 	}
+	items := k.items(snap, match)
 	if name != "" && len(items) == 0 {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%s %q not found", strings.TrimSuffix(kind, "s"), name))
 		return
 	}
 	list := List{APIVersion: "v1", Kind: "List", Items: items}
 	if list.Items == nil {
-		list.Items = []runtime.Object{}
+		list.Items = []any{}
 	}
 	writeJSON(w, http.StatusOK, list)
 }
 
-// pick returns the objects that match, with their apiVersion and kind set
-// as the Kubernetes API serves them.
-func pick[T any, PT interface {
-	*T
-	metav1.Object
-	runtime.Object
-}](objs []T, gvk schema.GroupVersionKind, match func(metav1.Object) bool) []runtime.Object {
-	var out []runtime.Object
-	for i := range objs {
-		o := PT(&objs[i])
-		if match(o) {
-			o.GetObjectKind().SetGroupVersionKind(gvk)
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
 // List is a Kubernetes v1 List.
 type List struct {
-	APIVersion string           `json:"apiVersion"`
-	Kind       string           `json:"kind"`
-	Items      []runtime.Object `json:"items"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Items      []any  `json:"items"`
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {

@@ -56,8 +56,9 @@ func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl
 //
 // A Service <svc> in namespace <ns> owns <svc>.<ns>.svc.<domain>, whose A (or
 // AAAA) records are the addresses of its endpoints: the pods of the same
-// namespace whose labels contain the (non-empty) selector, that are Ready, have
-// a PodIP and are not being deleted. Every named port adds
+// namespace whose labels contain the (non-empty) selector, that are Ready
+// (or, with spec.publishNotReadyAddresses, not finished), have a PodIP and
+// are not being deleted. Every named port adds
 // _<port>._<proto>.<svc>.<ns>.svc.<domain> with one SRV per endpoint whose
 // target is <ip-with-dashes>.<svc>.<ns>.svc.<domain>, itself an A/AAAA name,
 // as Kubernetes does for headless services. The SRV port is the endpoint port
@@ -189,7 +190,8 @@ type resolvedEndpoint struct {
 	port uint16
 }
 
-// endpoints returns the ready pods the service selects, one per address,
+// endpoints returns the ready pods the service selects (every running pod
+// with publishNotReadyAddresses, as Kubernetes' endpoints do), one per address,
 // sorted by address. A service without a selector has no endpoints, as in
 // Kubernetes (its endpoints would be managed by hand).
 func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
@@ -199,7 +201,8 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 	}
 	var eps []endpoint
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil || !podReady(p) || !selects(sel, p.Labels) {
+		serves := podReady(p) || svc.Spec.PublishNotReadyAddresses && !finished(p)
+		if p.DeletionTimestamp != nil || !serves || !selects(sel, p.Labels) {
 			continue
 		}
 		ip, err := netip.ParseAddr(p.Status.PodIP)
@@ -216,6 +219,10 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 		return strings.Compare(a.pod.Name, b.pod.Name)
 	})
 	return slices.CompactFunc(eps, func(a, b endpoint) bool { return a.ip == b.ip })
+}
+
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 func podReady(p *corev1.Pod) bool {

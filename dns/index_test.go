@@ -258,3 +258,38 @@ func TestConfig_upstreamsGetPort53AndNeverPointAtOurselves(t *testing.T) {
 		t.Errorf("defaults: domain %q ttl %d", c.Domain, c.TTL)
 	}
 }
+
+// TestBuildIndex_publishNotReadyAddresses: such a Service answers its
+// pods whether ready or not, but never finished or deleted ones.
+func TestBuildIndex_publishNotReadyAddresses(t *testing.T) {
+	app := map[string]string{"app": "db"}
+	publish := service("prod", "db", app)
+	publish.Spec.PublishNotReadyAddresses = true
+	done := notReady(readyPod("prod", "done", "10.0.0.4", app))
+	done.Status.Phase = corev1.PodSucceeded
+	pods := []corev1.Pod{
+		readyPod("prod", "ready", "10.0.0.1", app),
+		notReady(readyPod("prod", "starting", "10.0.0.2", app)),
+		deleting(readyPod("prod", "going", "10.0.0.3", app)),
+		done,
+	}
+	for _, tt := range []struct {
+		svc  corev1.Service
+		want []string
+	}{
+		{service("prod", "db", app), []string{"10.0.0.1"}},
+		{publish, []string{"10.0.0.1", "10.0.0.2"}},
+	} {
+		ix := BuildIndex("cluster.local", []corev1.Service{tt.svc}, pods)
+		q := new(mdns.Msg)
+		q.SetQuestion("db.prod.svc.cluster.local.", mdns.TypeA)
+		r := ix.Answer(q)
+		var got []string
+		for _, rr := range r.Answer {
+			got = append(got, rr.(*mdns.A).A.String())
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("publishNotReadyAddresses=%v: A = %v, want %v", tt.svc.Spec.PublishNotReadyAddresses, got, tt.want)
+		}
+	}
+}

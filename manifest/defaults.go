@@ -20,7 +20,7 @@ func defaultPod(pod *corev1.Pod) {
 		pod.Namespace = DefaultNamespace
 	}
 	pod.Status = corev1.PodStatus{}
-	defaultPodSpec(&pod.Spec)
+	defaultPodSpec(&pod.Spec, corev1.RestartPolicyAlways)
 }
 
 func defaultDeployment(dep *appsv1.Deployment) {
@@ -50,12 +50,14 @@ func defaultDeployment(dep *appsv1.Deployment) {
 			st.RollingUpdate.MaxUnavailable = &v
 		}
 	}
-	defaultPodSpec(&dep.Spec.Template.Spec)
+	defaultPodSpec(&dep.Spec.Template.Spec, corev1.RestartPolicyAlways)
 }
 
-func defaultPodSpec(spec *corev1.PodSpec) {
+// defaultPodSpec fills in a pod spec's defaults; restart is the default
+// restartPolicy ("" for a Job's pods, which must name theirs).
+func defaultPodSpec(spec *corev1.PodSpec, restart corev1.RestartPolicy) {
 	if spec.RestartPolicy == "" {
-		spec.RestartPolicy = corev1.RestartPolicyAlways
+		spec.RestartPolicy = restart
 	}
 	if spec.TerminationGracePeriodSeconds == nil {
 		grace := int64(corev1.DefaultTerminationGracePeriodSeconds)

@@ -16,24 +16,46 @@
 // (else of the document's first content line) and the field path, for
 // example:
 //
-//	deploy/x.yaml:12: kind: unsupported kind "apps/v1/StatefulSet" (supported: v1/Pod, apps/v1/Deployment, v1/Service)
+//	deploy/x.yaml:12: kind: unsupported kind "apps/v1/StatefulSet" (supported: v1/Pod, apps/v1/Deployment, ...)
 //	b.yaml:16: metadata.name: duplicate Deployment default/web (first defined at a.yaml:3)
 //
 // Decoding follows Kubernetes' own YAML path (sigs.k8s.io/yaml then
-// sigs.k8s.io/json), so what kubectl accepts is accepted here and with the
-// same meaning, with these bosun rules on top: only the kinds in
-// SupportedKinds; Services only of type ClusterIP (without nodePort);
-// container and port names unique across a whole pod (a named targetPort
-// must resolve to one port); the canary annotations, when present, well
-// formed.
+// sigs.k8s.io/json), so what kubectl accepts is decoded here with the same
+// meaning. Then, per object:
+//
+//   - The field table (fields.go) decides, for every field set to a
+//     non-empty value, whether bosun carries it out: a field it refuses is
+//     an error ("spec.template.spec.hostIPC: not supported by bosun"), so
+//     a manifest never runs differently from what it says. The table is the
+//     one list of supported fields; the README's is generated from it.
+//   - Defaults, then validation of values: only the kinds in
+//     SupportedKinds; Services of type ClusterIP (or headless) only;
+//     container and port names unique across a whole pod (a named
+//     targetPort must resolve to one port); bosun.dev/ annotations only
+//     when bosun acts on them; the operator's Policy (hostPath prefixes,
+//     privileged containers).
+//   - Once every object is loaded: every non-optional use of a ConfigMap or
+//     Secret (env, envFrom, volumes) must name one the revision defines,
+//     with the keys it uses.
+//
+// A Secret's values never appear in an error: messages name keys, and a
+// value of the wrong type is described by its JSON kind only.
 //
 // Defaults applied, as Kubernetes does: namespace "default"; Deployment
 // replicas 1 and strategy RollingUpdate with 25% surge and unavailability;
-// pod restartPolicy Always, terminationGracePeriodSeconds 30, dnsPolicy
-// ClusterFirst; container imagePullPolicy Always for ":latest" or untagged
-// images and IfNotPresent otherwise; port protocol TCP; Service type
-// ClusterIP and targetPort equal to port. Any status written in a manifest
-// is dropped.
+// pod restartPolicy Always (a Job's pods must name OnFailure or Never),
+// terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst; container
+// imagePullPolicy Always for ":latest" or untagged images and IfNotPresent
+// otherwise; port protocol TCP; Service type ClusterIP and targetPort
+// equal to port; Secret type Opaque, stringData merged into data; Job
+// parallelism and completions 1, backoffLimit 6; CronJob
+// concurrencyPolicy Allow and history limits 3 and 1.
+//
+// After loading, CheckUpdate compares a revision with the applied one (an
+// immutable ConfigMap or Secret cannot change), and Set.StampConfigHashes
+// puts a keyed hash of the ConfigMaps and Secrets each Deployment template
+// and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
+// them out.
 //
 // TemplateHash gives the pod-template-hash label of a Deployment's template.
 //

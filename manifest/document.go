@@ -242,14 +242,14 @@ func (d *document) decodeError(js []byte, obj any, err error) Error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		got := te.Value
-		kind, _, _ := strings.Cut(got, " ")
+		kind, _, _ := strings.Cut(te.Value, " ")
 		path, line := d.findTyped(strings.Split(te.Field, "."), kind)
 		if path == "" {
 			path = te.Field
 		}
+		// Only the JSON kind: the value may be a Secret's.
 		return Error{File: d.file, Line: line, Field: path,
-			Message: "expected " + describeType(te.Type) + ", got " + got}
+			Message: "expected " + describeType(te.Type) + ", got " + kind}
 	}
 	if errors.Is(err, resource.ErrFormatWrong) || errors.Is(err, resource.ErrNumeric) || errors.Is(err, resource.ErrSuffix) {
 		if path, line, value, ok := d.findBadQuantity(); ok {

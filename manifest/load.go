@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
@@ -23,6 +24,27 @@ import (
 // 1.5 MiB; a larger file is almost certainly not a manifest.
 const maxFileSize = 4 << 20
 
+// Policy is what the operator allows manifests beyond bosun's defaults.
+// The zero Policy is the strictest: no host paths, no privileged
+// containers. The server takes it from its flags; `bosun validate` from its
+// own, so that a repository is checked as the cluster will check it.
+type Policy struct {
+	// AllowHostPaths are the directories under which hostPath volumes may
+	// point (--allow-host-path); a path equal to or below one is allowed.
+	AllowHostPaths []string
+	// AllowPrivileged allows securityContext.privileged (--allow-privileged).
+	AllowPrivileged bool
+}
+
+// LoadDir loads the manifests under root/sub with the zero Policy.
+func LoadDir(root, sub string) (*Set, error) { return Policy{}.LoadDir(root, sub) }
+
+// LoadFiles loads manifest files given by name with the zero Policy.
+func LoadFiles(files map[string][]byte) (*Set, error) { return Policy{}.LoadFiles(files) }
+
+// Decode loads the manifests of one file's contents with the zero Policy.
+func Decode(file string, data []byte) (*Set, error) { return Policy{}.Decode(file, data) }
+
 // LoadDir loads every manifest under root/sub (sub "" means root itself):
 // files named *.yaml or *.yml at any depth, skipping files and directories
 // whose names start with "." (.git, .github, .gitlab-ci.yml). Symbolic links
@@ -31,9 +53,9 @@ const maxFileSize = 4 << 20
 //
 // On any problem LoadDir returns (nil, Errors) listing every problem found in
 // every file, with File names relative to root.
-func LoadDir(root, sub string) (*Set, error) {
+func (pol Policy) LoadDir(root, sub string) (*Set, error) {
 	files, errs := readFiles(root, sub)
-	l := newLoader()
+	l := newLoader(pol)
 	l.errs = errs
 	l.decodeFiles(files)
 	return l.finish()
@@ -51,8 +73,8 @@ func ReadFiles(root, sub string) (map[string][]byte, error) {
 }
 
 // LoadFiles loads manifest files given by name, with the rules of LoadDir.
-func LoadFiles(files map[string][]byte) (*Set, error) {
-	l := newLoader()
+func (pol Policy) LoadFiles(files map[string][]byte) (*Set, error) {
+	l := newLoader(pol)
 	l.decodeFiles(files)
 	return l.finish()
 }
@@ -132,8 +154,8 @@ func readFiles(root, sub string) (map[string][]byte, Errors) {
 
 // Decode loads the manifests of one file's contents; file is used only to
 // name the file in Sources and errors. The rules are those of LoadDir.
-func Decode(file string, data []byte) (*Set, error) {
-	l := newLoader()
+func (pol Policy) Decode(file string, data []byte) (*Set, error) {
+	l := newLoader(pol)
 	l.decodeFile(file, data)
 	return l.finish()
 }
@@ -179,15 +201,20 @@ func readLimited(path string) ([]byte, error) {
 
 // loader accumulates one load's objects and errors.
 type loader struct {
+	pol  Policy
 	set  *Set
 	errs Errors
+	// docs is where each registered object was written, for errors found
+	// once every object is loaded (references between objects).
+	docs map[ObjectKey]*document
 }
 
-func newLoader() *loader {
-	return &loader{set: &Set{Sources: map[ObjectKey]Source{}}}
+func newLoader(pol Policy) *loader {
+	return &loader{pol: pol, set: &Set{Sources: map[ObjectKey]Source{}}, docs: map[ObjectKey]*document{}}
 }
 
 func (l *loader) finish() (*Set, error) {
+	l.checkReferences()
 	if len(l.errs) > 0 {
 		sortErrors(l.errs)
 		return nil, l.errs
@@ -224,39 +251,54 @@ func (l *loader) decodeDocument(d *document) {
 	if !ok1 || !ok2 {
 		return
 	}
-	switch gvk := apiVersion + "/" + kind; gvk {
-	case "v1/Pod":
-		var pod corev1.Pod
-		if !l.decodeTyped(d, js, &pod) {
-			return
-		}
-		defaultPod(&pod)
-		l.addProblems(d, validatePod(&pod))
-		if l.register(d, KindPod, pod.ObjectMeta) {
-			l.set.Pods = append(l.set.Pods, pod)
-		}
-	case "apps/v1/Deployment":
-		var dep appsv1.Deployment
-		if !l.decodeTyped(d, js, &dep) {
-			return
-		}
-		defaultDeployment(&dep)
-		l.addProblems(d, validateDeployment(&dep))
-		if l.register(d, KindDeployment, dep.ObjectMeta) {
-			l.set.Deployments = append(l.set.Deployments, dep)
-		}
-	case "v1/Service":
-		var svc corev1.Service
-		if !l.decodeTyped(d, js, &svc) {
-			return
-		}
-		defaultService(&svc)
-		l.addProblems(d, validateService(&svc))
-		if l.register(d, KindService, svc.ObjectMeta) {
-			l.set.Services = append(l.set.Services, svc)
-		}
-	default:
+	gvk := apiVersion + "/" + kind
+	decode, ok := kinds[gvk]
+	if !ok {
 		l.errs = append(l.errs, d.errorAt("kind", fmt.Sprintf("unsupported kind %q (supported: %s)", gvk, supportedList())))
+		return
+	}
+	decode(l, d, js)
+}
+
+// kinds maps each supported apiVersion/kind to its decoder.
+var kinds = map[string]func(*loader, *document, []byte){
+	"v1/Pod": kindOf(KindPod, defaultPod, validatePod,
+		func(s *Set, o *corev1.Pod) { s.Pods = append(s.Pods, *o) }),
+	"apps/v1/Deployment": kindOf(KindDeployment, defaultDeployment, validateDeployment,
+		func(s *Set, o *appsv1.Deployment) { s.Deployments = append(s.Deployments, *o) }),
+	"v1/Service": kindOf(KindService, defaultService, validateService,
+		func(s *Set, o *corev1.Service) { s.Services = append(s.Services, *o) }),
+	"v1/ConfigMap": kindOf(KindConfigMap, defaultConfigMap, validateConfigMap,
+		func(s *Set, o *corev1.ConfigMap) { s.ConfigMaps = append(s.ConfigMaps, *o) }),
+	"v1/Secret": kindOf(KindSecret, defaultSecret, validateSecret,
+		func(s *Set, o *corev1.Secret) { mergeStringData(o); s.Secrets = append(s.Secrets, *o) }),
+	"v1/Namespace": kindOf(KindNamespace, defaultNamespace, validateNamespace,
+		func(s *Set, o *corev1.Namespace) { s.Namespaces = append(s.Namespaces, *o) }),
+	"batch/v1/Job": kindOf(KindJob, defaultJob, validateJob,
+		func(s *Set, o *batchv1.Job) { s.Jobs = append(s.Jobs, *o) }),
+	"batch/v1/CronJob": kindOf(KindCronJob, defaultCronJob, validateCronJob,
+		func(s *Set, o *batchv1.CronJob) { s.CronJobs = append(s.CronJobs, *o) }),
+}
+
+// kindOf builds the decoder of one kind: typed decoding, the field table
+// (on the object as written, before defaults fill anything in), defaults,
+// validation, and registration in the Set.
+func kindOf[T any, PT interface {
+	*T
+	metav1.Object
+}](kind string, defaults func(PT), validate func(PT) problems, add func(*Set, PT)) func(*loader, *document, []byte) {
+	return func(l *loader, d *document, js []byte) {
+		obj := PT(new(T))
+		if !l.decodeTyped(d, js, obj) {
+			return
+		}
+		l.addProblems(d, checkFields(obj))
+		defaults(obj)
+		l.addProblems(d, validate(obj))
+		l.addProblems(d, l.pol.check(obj))
+		if l.register(d, kind, obj.GetNamespace(), obj.GetName()) {
+			add(l.set, obj)
+		}
 	}
 }
 
@@ -308,16 +350,17 @@ func (l *loader) addProblems(d *document, ps problems) {
 // register records where an object was defined, reporting a second
 // definition of the same kind/namespace/name. It reports whether the object
 // is new.
-func (l *loader) register(d *document, kind string, meta metav1.ObjectMeta) bool {
-	if meta.Name == "" {
+func (l *loader) register(d *document, kind, namespace, name string) bool {
+	if name == "" {
 		return false // already reported by validation
 	}
-	key := ObjectKey{Kind: kind, Namespace: meta.Namespace, Name: meta.Name}
+	key := ObjectKey{Kind: kind, Namespace: namespace, Name: name}
 	if prev, ok := l.set.Sources[key]; ok {
 		l.errs = append(l.errs, d.errorAt("metadata.name",
 			fmt.Sprintf("duplicate %s %s/%s (first defined at %s)", kind, key.Namespace, key.Name, prev)))
 		return false
 	}
 	l.set.Sources[key] = Source{File: d.file, Line: d.first}
+	l.docs[key] = d
 	return true
 }

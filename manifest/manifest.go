@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Set is one revision's desired state, decoded, defaulted and validated.
@@ -17,6 +19,15 @@ type Set struct {
 	Pods        []corev1.Pod
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
+	ConfigMaps  []corev1.ConfigMap
+	// Secrets hold values that must never be shown: not in logs, status,
+	// history, plan diffs or errors. stringData is merged into data.
+	Secrets []corev1.Secret
+	// Namespaces are those declared in Git; objects may also live in
+	// namespaces no manifest declares.
+	Namespaces []corev1.Namespace
+	Jobs       []batchv1.Job
+	CronJobs   []batchv1.CronJob
 	// Sources records where each object was defined.
 	Sources map[ObjectKey]Source
 }
@@ -43,11 +54,17 @@ const (
 	KindPod        = "Pod"
 	KindDeployment = "Deployment"
 	KindService    = "Service"
+	KindConfigMap  = "ConfigMap"
+	KindSecret     = "Secret"
+	KindNamespace  = "Namespace"
+	KindJob        = "Job"
+	KindCronJob    = "CronJob"
 )
 
 // SupportedKinds lists the apiVersion/kind pairs manifests may use, in the
 // form error messages show them.
-var SupportedKinds = []string{"v1/Pod", "apps/v1/Deployment", "v1/Service"}
+var SupportedKinds = []string{"v1/Pod", "apps/v1/Deployment", "v1/Service", "v1/ConfigMap", "v1/Secret",
+	"v1/Namespace", "batch/v1/Job", "batch/v1/CronJob"}
 
 // Error is one problem found in the manifests. Line is 1-based; it is 0 only
 // for problems that concern a whole file or directory (it cannot be read, it
@@ -101,14 +118,24 @@ func sortErrors(es Errors) {
 }
 
 func (s *Set) sort() {
-	slices.SortFunc(s.Pods, func(a, b corev1.Pod) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
-	slices.SortFunc(s.Deployments, func(a, b appsv1.Deployment) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
-	})
-	slices.SortFunc(s.Services, func(a, b corev1.Service) int {
-		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	sortObjects(s.Pods)
+	sortObjects(s.Deployments)
+	sortObjects(s.Services)
+	sortObjects(s.ConfigMaps)
+	sortObjects(s.Secrets)
+	sortObjects(s.Namespaces)
+	sortObjects(s.Jobs)
+	sortObjects(s.CronJobs)
+}
+
+// sortObjects sorts API objects by namespace, then name.
+func sortObjects[T any, PT interface {
+	*T
+	metav1.Object
+}](list []T) {
+	slices.SortFunc(list, func(a, b T) int {
+		pa, pb := PT(&a), PT(&b)
+		return cmp.Or(strings.Compare(pa.GetNamespace(), pb.GetNamespace()), strings.Compare(pa.GetName(), pb.GetName()))
 	})
 }
 

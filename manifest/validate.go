@@ -18,13 +18,35 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Annotations bosun reads from Deployments (see the canary section of the
-// design). Their values are validated here so that a bad value rejects the
-// revision instead of surprising the reconciler.
+// Annotations of the canary design (see DESIGN.md). bosun does not carry
+// canaries out yet, so manifests that set them are refused.
 const (
 	AnnotationCanaryBranch = "bosun.dev/canary-branch"
 	AnnotationCanaryWeight = "bosun.dev/canary-weight"
 )
+
+// annotationPrefix marks the annotations that are bosun's to read. Any of
+// them a manifest sets must be one bosun carries out (honouredAnnotations);
+// the others are refused like unsupported fields, so that a manifest never
+// seems to ask for something bosun does not do.
+const annotationPrefix = "bosun.dev/"
+
+// honouredAnnotations are the bosun.dev/ annotations manifests may set,
+// with what they do. None yet: the canary annotations come with canary
+// releases.
+var honouredAnnotations = map[string]string{}
+
+// pendingAnnotations are bosun.dev/ annotations of the design that bosun
+// does not carry out yet, with what they are waiting for.
+var pendingAnnotations = map[string]string{
+	AnnotationCanaryBranch:           "canary releases are not carried out yet",
+	AnnotationCanaryWeight:           "canary releases are not carried out yet",
+	"bosun.dev/canary-steps":         "canary releases are not carried out yet",
+	"bosun.dev/canary-step-interval": "canary releases are not carried out yet",
+	"bosun.dev/canary-query":         "canary releases are not carried out yet",
+	"bosun.dev/canary-max":           "canary releases are not carried out yet",
+	"bosun.dev/canary-min":           "canary releases are not carried out yet",
+}
 
 const (
 	subdomainRule = "must be a DNS-1123 subdomain (at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
@@ -55,14 +77,13 @@ func (ps *problems) addList(list field.ErrorList) {
 func validatePod(pod *corev1.Pod) problems {
 	var ps problems
 	validateObjectMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
-	validatePodSpec(&pod.Spec, field.NewPath("spec"), false, &ps)
+	validatePodSpec(&pod.Spec, field.NewPath("spec"), ownerNone, &ps)
 	return ps
 }
 
 func validateDeployment(dep *appsv1.Deployment) problems {
 	var ps problems
 	validateObjectMeta(&dep.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
-	validateCanaryAnnotations(dep.Annotations, field.NewPath("metadata", "annotations"), &ps)
 	spec := field.NewPath("spec")
 	if dep.Spec.Replicas != nil && *dep.Spec.Replicas < 0 {
 		ps.add(spec.Child("replicas"), "must be >= 0")
@@ -70,11 +91,10 @@ func validateDeployment(dep *appsv1.Deployment) problems {
 	if dep.Spec.MinReadySeconds < 0 {
 		ps.add(spec.Child("minReadySeconds"), "must be >= 0")
 	}
-	tmplLabels := spec.Child("template", "metadata", "labels")
-	validateLabels(dep.Spec.Template.Labels, tmplLabels, &ps)
+	validateTemplateMeta(&dep.Spec.Template.ObjectMeta, spec.Child("template", "metadata"), &ps)
 	validateSelector(dep.Spec.Selector, dep.Spec.Template.Labels, spec.Child("selector"), &ps)
 	validateStrategy(&dep.Spec.Strategy, spec.Child("strategy"), &ps)
-	validatePodSpec(&dep.Spec.Template.Spec, spec.Child("template", "spec"), true, &ps)
+	validatePodSpec(&dep.Spec.Template.Spec, spec.Child("template", "spec"), ownerDeployment, &ps)
 	return ps
 }
 
@@ -83,7 +103,21 @@ func validateService(svc *corev1.Service) problems {
 	validateObjectMeta(&svc.ObjectMeta, validation.IsDNS1123Label, labelRule, &ps)
 	spec := field.NewPath("spec")
 	if svc.Spec.Type != corev1.ServiceTypeClusterIP {
-		ps.add(spec.Child("type"), "unsupported value %q: must be ClusterIP", svc.Spec.Type)
+		ps.add(spec.Child("type"), "unsupported value %q: bosun serves ClusterIP and headless Services", svc.Spec.Type)
+	}
+	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		ps.add(spec.Child("clusterIP"), "unsupported value %q: Services have no virtual IPs yet; leave clusterIP out, or None", ip)
+	}
+	if a := svc.Spec.SessionAffinity; a != corev1.ServiceAffinityNone {
+		ps.add(spec.Child("sessionAffinity"), "unsupported value %q: must be None", a)
+	}
+	for i, f := range svc.Spec.IPFamilies {
+		if f != corev1.IPv4Protocol {
+			ps.add(spec.Child("ipFamilies").Index(i), "unsupported value %q: bosun serves IPv4", f)
+		}
+	}
+	if p := svc.Spec.IPFamilyPolicy; p != nil && *p != corev1.IPFamilyPolicySingleStack {
+		ps.add(spec.Child("ipFamilyPolicy"), "unsupported value %q: bosun serves IPv4 only (SingleStack)", *p)
 	}
 	validateLabels(svc.Spec.Selector, spec.Child("selector"), &ps)
 	if len(svc.Spec.Ports) == 0 && svc.Spec.ClusterIP != corev1.ClusterIPNone {
@@ -128,11 +162,43 @@ func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string,
 	case len(nameRule(meta.Name)) > 0:
 		ps.add(md.Child("name"), "invalid name %q: %s", meta.Name, ruleText)
 	}
-	if len(validation.IsDNS1123Label(meta.Namespace)) > 0 {
+	if meta.Namespace != "" && len(validation.IsDNS1123Label(meta.Namespace)) > 0 {
 		ps.add(md.Child("namespace"), "invalid namespace %q: %s", meta.Namespace, labelRule)
 	}
 	validateLabels(meta.Labels, md.Child("labels"), ps)
-	ps.addList(apivalidation.ValidateAnnotations(meta.Annotations, md.Child("annotations")))
+	validateAnnotations(meta.Annotations, md.Child("annotations"), ps)
+}
+
+// validateTemplateMeta checks the metadata of a pod or job template: labels
+// and annotations only, since the owner names what it creates.
+func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, ps *problems) {
+	if meta.Name != "" {
+		ps.add(path.Child("name"), "not supported by bosun: the owner names the pods and jobs it makes (Kubernetes ignores this name); remove it")
+	}
+	if meta.Namespace != "" {
+		ps.add(path.Child("namespace"), "not supported by bosun: a template's objects live in its owner's namespace")
+	}
+	validateLabels(meta.Labels, path.Child("labels"), ps)
+	validateAnnotations(meta.Annotations, path.Child("annotations"), ps)
+}
+
+// validateAnnotations applies Kubernetes' rules, then bosun's own: a
+// bosun.dev/ annotation must be one bosun acts on.
+func validateAnnotations(ann map[string]string, path *field.Path, ps *problems) {
+	ps.addList(apivalidation.ValidateAnnotations(ann, path))
+	for _, k := range slices.Sorted(maps.Keys(ann)) {
+		if !strings.HasPrefix(k, annotationPrefix) {
+			continue
+		}
+		if _, ok := honouredAnnotations[k]; ok {
+			continue
+		}
+		if why, ok := pendingAnnotations[k]; ok {
+			ps.add(path.Key(k), "not supported by bosun yet: %s", why)
+			continue
+		}
+		ps.add(path.Key(k), "not supported by bosun: bosun.dev/ annotations are bosun's own")
+	}
 }
 
 // validateLabels checks each label on its own so that an error names the
@@ -140,23 +206,6 @@ func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string,
 func validateLabels(m map[string]string, path *field.Path, ps *problems) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		ps.addList(metavalidation.ValidateLabels(map[string]string{k: m[k]}, path.Key(k)))
-	}
-}
-
-func validateCanaryAnnotations(ann map[string]string, path *field.Path, ps *problems) {
-	branch, hasBranch := ann[AnnotationCanaryBranch]
-	weight, hasWeight := ann[AnnotationCanaryWeight]
-	if hasBranch && strings.TrimSpace(branch) == "" {
-		ps.add(path.Key(AnnotationCanaryBranch), "must name a branch")
-	}
-	if hasWeight {
-		n, err := strconv.Atoi(weight)
-		if err != nil || n < 0 || n > 100 {
-			ps.add(path.Key(AnnotationCanaryWeight), "must be an integer from 0 to 100, got %q", weight)
-		}
-		if !hasBranch {
-			ps.add(path.Key(AnnotationCanaryWeight), "needs the %s annotation too", AnnotationCanaryBranch)
-		}
 	}
 }
 
@@ -227,23 +276,65 @@ func validateIntOrPercent(v *intstr.IntOrString, path *field.Path, ps *problems)
 	return n, true
 }
 
-func validatePodSpec(spec *corev1.PodSpec, path *field.Path, inDeployment bool, ps *problems) {
+// podOwner says which kind of object a pod spec belongs to: the rules on
+// restartPolicy differ.
+type podOwner int
+
+const (
+	ownerNone podOwner = iota // a standalone Pod
+	ownerDeployment
+	ownerJob
+)
+
+func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps *problems) {
 	switch rp := spec.RestartPolicy; {
-	case inDeployment && rp != corev1.RestartPolicyAlways:
+	case owner == ownerDeployment && rp != corev1.RestartPolicyAlways:
 		ps.add(path.Child("restartPolicy"), "unsupported value %q: a Deployment's pods must use Always", rp)
+	case owner == ownerJob && rp == "":
+		ps.add(path.Child("restartPolicy"), "required: a Job's pods must use OnFailure or Never")
+	case owner == ownerJob && rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever:
+		ps.add(path.Child("restartPolicy"), "unsupported value %q: a Job's pods must use OnFailure or Never", rp)
 	case rp != corev1.RestartPolicyAlways && rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever:
 		ps.add(path.Child("restartPolicy"), "unsupported value %q: must be Always, OnFailure or Never", rp)
 	}
 	if len(spec.Containers) == 0 {
 		ps.add(path.Child("containers"), "at least one container is required")
 	}
+	switch spec.DNSPolicy {
+	case corev1.DNSClusterFirst, corev1.DNSDefault:
+	case corev1.DNSNone:
+		if spec.DNSConfig == nil || len(spec.DNSConfig.Nameservers) == 0 {
+			ps.add(path.Child("dnsConfig", "nameservers"), "required when dnsPolicy is None")
+		}
+	default:
+		ps.add(path.Child("dnsPolicy"), "unsupported value %q: must be ClusterFirst, Default or None", spec.DNSPolicy)
+	}
+	if v := spec.AutomountServiceAccountToken; v != nil && *v {
+		ps.add(path.Child("automountServiceAccountToken"), "unsupported value true: bosun has no service account tokens to mount")
+	}
+	if v := spec.EnableServiceLinks; v != nil && *v {
+		ps.add(path.Child("enableServiceLinks"), "unsupported value true: bosun injects no service environment variables; use DNS names")
+	}
+	if spec.OS != nil && spec.OS.Name != corev1.Linux {
+		ps.add(path.Child("os", "name"), "unsupported value %q: bosun runs Linux nodes", spec.OS.Name)
+	}
 	names := map[string]bool{}
 	portNames := map[string]bool{}
 	for i := range spec.InitContainers {
-		validateContainer(&spec.InitContainers[i], path.Child("initContainers").Index(i), names, portNames, ps)
+		c := &spec.InitContainers[i]
+		p := path.Child("initContainers").Index(i)
+		validateContainer(c, p, names, portNames, ps)
+		if rp := c.RestartPolicy; rp != nil && *rp != corev1.ContainerRestartPolicyAlways {
+			ps.add(p.Child("restartPolicy"), "unsupported value %q: an init container's restartPolicy may only be Always (a sidecar)", *rp)
+		}
 	}
 	for i := range spec.Containers {
-		validateContainer(&spec.Containers[i], path.Child("containers").Index(i), names, portNames, ps)
+		c := &spec.Containers[i]
+		p := path.Child("containers").Index(i)
+		validateContainer(c, p, names, portNames, ps)
+		if c.RestartPolicy != nil {
+			ps.add(p.Child("restartPolicy"), "not supported: only init containers may set restartPolicy; the pod's restartPolicy applies")
+		}
 	}
 }
 

@@ -83,6 +83,18 @@ func apply(o reconciler.Observed, a reconciler.Action) reconciler.Observed {
 		o.Services = append(removeService(o, a.Service.Namespace, a.Service.Name), *a.Service.DeepCopy())
 	case reconciler.DeleteService:
 		o.Services = removeService(o, a.Namespace, a.Name)
+	case reconciler.PutConfigMap:
+		o.ConfigMaps = append(removeNamed(o.ConfigMaps, a.ConfigMap.Namespace, a.ConfigMap.Name), *a.ConfigMap.DeepCopy())
+	case reconciler.DeleteConfigMap:
+		o.ConfigMaps = removeNamed(o.ConfigMaps, a.Namespace, a.Name)
+	case reconciler.PutSecret:
+		o.Secrets = append(removeNamed(o.Secrets, a.Secret.Namespace, a.Secret.Name), *a.Secret.DeepCopy())
+	case reconciler.DeleteSecret:
+		o.Secrets = removeNamed(o.Secrets, a.Namespace, a.Name)
+	case reconciler.PutNamespace:
+		o.Namespaces = append(removeNamed(o.Namespaces, "", a.NamespaceObject.Name), *a.NamespaceObject.DeepCopy())
+	case reconciler.DeleteNamespace:
+		o.Namespaces = removeNamed(o.Namespaces, "", a.Name)
 	default:
 		panic(fmt.Sprintf("unknown action %s", a.Type))
 	}
@@ -192,6 +204,21 @@ func nodesOf(t testing.TB, specs []string) []corev1.Node {
 			t.Fatalf("node spec %q", s)
 		}
 		out = append(out, node(f[0], f[1], f[2]))
+	}
+	return out
+}
+
+// removeNamed drops the object namespace/name from list.
+func removeNamed[T any, PT interface {
+	*T
+	GetNamespace() string
+	GetName() string
+}](list []T, ns, name string) []T {
+	out := list[:0:0]
+	for i := range list {
+		if p := PT(&list[i]); p.GetNamespace() != ns || p.GetName() != name {
+			out = append(out, list[i])
+		}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -31,8 +32,21 @@ type gitView struct {
 	APIVersion string   `json:"apiVersion"`
 	Kind       string   `json:"kind"`
 	Metadata   viewMeta `json:"metadata"`
-	Spec       any      `json:"spec"`
+	Spec       any      `json:"spec,omitempty"`
+	// The top-level fields of ConfigMaps and Secrets, which have no spec.
+	// A Secret's data values are never here: see secretView.
+	Type       string `json:"type,omitempty"`
+	Immutable  *bool  `json:"immutable,omitempty"`
+	Data       any    `json:"data,omitempty"`
+	BinaryData any    `json:"binaryData,omitempty"`
 }
+
+// What a Secret's values show as in a plan: never the value, only whether
+// it changed.
+const (
+	secretValue        = "(secret value)"
+	secretValueChanged = "(secret value changed)"
+)
 
 type viewMeta struct {
 	Name        string            `json:"name"`
@@ -45,10 +59,19 @@ type viewMeta struct {
 type object struct {
 	key    manifest.ObjectKey
 	source string
-	json   []byte
+	// json is the view shown to users; cmp is what decides whether two
+	// revisions' objects differ. They are the same bytes but for Secrets,
+	// whose view hides the values that cmp (never shown) compares.
+	json, cmp []byte
+	secret    *corev1.Secret
 }
 
 func encode(apiVersion, kind string, meta *metav1.ObjectMeta, spec any) []byte {
+	return encodeView(gitView{APIVersion: apiVersion, Kind: kind, Spec: spec}, meta)
+}
+
+// encodeView encodes v with meta's Git-owned metadata.
+func encodeView(v gitView, meta *metav1.ObjectMeta) []byte {
 	ann := meta.Annotations
 	for k := range ann {
 		if addedAnnotations[k] {
@@ -61,12 +84,7 @@ func encode(apiVersion, kind string, meta *metav1.ObjectMeta, spec any) []byte {
 			break
 		}
 	}
-	v := gitView{
-		APIVersion: apiVersion,
-		Kind:       kind,
-		Metadata:   viewMeta{Name: meta.Name, Namespace: meta.Namespace, Labels: meta.Labels, Annotations: ann},
-		Spec:       spec,
-	}
+	v.Metadata = viewMeta{Name: meta.Name, Namespace: meta.Namespace, Labels: meta.Labels, Annotations: ann}
 	// API types always marshal: no channels, funcs or cycles, and their
 	// custom marshallers return no errors.
 	data, _ := json.Marshal(v)
@@ -80,13 +98,21 @@ func objectsOf(s *manifest.Set) map[manifest.ObjectKey]object {
 		return nil
 	}
 	out := make(map[manifest.ObjectKey]object, len(s.Pods)+len(s.Deployments)+len(s.Services))
-	add := func(kind, apiVersion string, meta *metav1.ObjectMeta, spec any) {
-		k := manifest.ObjectKey{Kind: kind, Namespace: meta.Namespace, Name: meta.Name}
-		o := object{key: k, json: encode(apiVersion, kind, meta, spec)}
+	put := func(k manifest.ObjectKey, o object) {
+		o.key = k
 		if src, ok := s.Sources[k]; ok {
 			o.source = src.String()
 		}
 		out[k] = o
+	}
+	add := func(kind, apiVersion string, meta *metav1.ObjectMeta, spec any) {
+		js := encode(apiVersion, kind, meta, spec)
+		put(manifest.ObjectKey{Kind: kind, Namespace: meta.Namespace, Name: meta.Name}, object{json: js, cmp: js})
+	}
+	addView := func(kind string, meta *metav1.ObjectMeta, v gitView) {
+		v.APIVersion, v.Kind = "v1", kind
+		js := encodeView(v, meta)
+		put(manifest.ObjectKey{Kind: kind, Namespace: meta.Namespace, Name: meta.Name}, object{json: js, cmp: js})
 	}
 	for i := range s.Pods {
 		p := &s.Pods[i]
@@ -100,7 +126,69 @@ func objectsOf(s *manifest.Set) map[manifest.ObjectKey]object {
 		svc := &s.Services[i]
 		add(manifest.KindService, "v1", &svc.ObjectMeta, &svc.Spec)
 	}
+	for i := range s.Jobs {
+		j := &s.Jobs[i]
+		add(manifest.KindJob, "batch/v1", &j.ObjectMeta, &j.Spec)
+	}
+	for i := range s.CronJobs {
+		cj := &s.CronJobs[i]
+		add(manifest.KindCronJob, "batch/v1", &cj.ObjectMeta, &cj.Spec)
+	}
+	for i := range s.Namespaces {
+		ns := &s.Namespaces[i]
+		addView(manifest.KindNamespace, &ns.ObjectMeta, gitView{})
+	}
+	for i := range s.ConfigMaps {
+		cm := &s.ConfigMaps[i]
+		addView(manifest.KindConfigMap, &cm.ObjectMeta, gitView{Immutable: cm.Immutable, Data: nilIfEmpty(cm.Data), BinaryData: nilIfEmpty(cm.BinaryData)})
+	}
+	for i := range s.Secrets {
+		sec := &s.Secrets[i]
+		k := manifest.ObjectKey{Kind: manifest.KindSecret, Namespace: sec.Namespace, Name: sec.Name}
+		full := gitView{APIVersion: "v1", Kind: manifest.KindSecret, Type: string(sec.Type), Immutable: sec.Immutable, Data: nilIfEmpty(sec.Data)}
+		put(k, object{json: secretView(sec, nil), cmp: encodeView(full, &sec.ObjectMeta), secret: sec})
+	}
 	return out
+}
+
+// secretView encodes a Secret for users: its keys, each value replaced by
+// secretValue, or secretValueChanged for the keys in changed.
+func secretView(sec *corev1.Secret, changed map[string]bool) []byte {
+	var data map[string]string
+	if len(sec.Data) > 0 {
+		data = make(map[string]string, len(sec.Data))
+		for k := range sec.Data {
+			data[k] = secretValue
+			if changed[k] {
+				data[k] = secretValueChanged
+			}
+		}
+	}
+	v := gitView{APIVersion: "v1", Kind: manifest.KindSecret, Type: string(sec.Type), Immutable: sec.Immutable}
+	if data != nil {
+		v.Data = data
+	}
+	return encodeView(v, &sec.ObjectMeta)
+}
+
+// changedValues lists the keys whose values differ between two Secrets
+// (present in both).
+func changedValues(a, b *corev1.Secret) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range b.Data {
+		if old, ok := a.Data[k]; ok && !bytes.Equal(old, v) {
+			out[k] = true
+		}
+	}
+	return out
+}
+
+// nilIfEmpty keeps empty maps out of the views, as omitempty would.
+func nilIfEmpty[V any](m map[string]V) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // Objects compares two revisions object by object (current may be nil),
@@ -114,7 +202,10 @@ func Objects(current, next *manifest.Set) []ObjectChange {
 		case !ok:
 			y := toYAML(n.json)
 			out = append(out, ObjectChange{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Op: OpCreate, Source: n.source, Diff: prefixLines("+", y)})
-		case !bytes.Equal(c.json, n.json):
+		case !bytes.Equal(c.cmp, n.cmp):
+			if n.secret != nil && c.secret != nil {
+				n.json = secretView(n.secret, changedValues(c.secret, n.secret))
+			}
 			from, to := toYAML(c.json), toYAML(n.json)
 			name := k.Kind + "/" + k.Namespace + "/" + k.Name
 			out = append(out, ObjectChange{

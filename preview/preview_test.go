@@ -1,6 +1,8 @@
 package preview
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"reflect"
 	"regexp"
 	"slices"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"bosun/manifest"
+	"bosun/reconciler"
 )
 
 const strategySurgeOnly = `  strategy:
@@ -294,7 +297,41 @@ func TestObjectsOf_coversEveryKindOfSet(t *testing.T) {
 			kinds = append(kinds, f.Name)
 		}
 	}
-	if want := []string{"Pods", "Deployments", "Services"}; !slices.Equal(kinds, want) {
+	if want := []string{"Pods", "Deployments", "Services", "ConfigMaps", "Secrets", "Namespaces", "Jobs", "CronJobs"}; !slices.Equal(kinds, want) {
 		t.Errorf("manifest.Set holds %q; objectsOf compares %q", kinds, want)
+	}
+}
+
+// TestCompute_secretValuesNeverShown: a plan says which keys of a Secret
+// changed, never their values, in any form.
+func TestCompute_secretValuesNeverShown(t *testing.T) {
+	const old, changed, added = "0ld-planted-value", "n3w-planted-value", "4dded-planted-value"
+	secret := func(data string) string {
+		return "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n" + data
+	}
+	cur := set(t, secret("  password: "+old+"\n  user: app\n"))
+	next := set(t, secret("  password: "+changed+"\n  user: app\n  token: "+added+"\n"))
+	res := Compute(cur, next, running(t, cur, node("n1", "4", "8Gi")), now)
+	if len(res.Objects) != 1 || res.Objects[0].Op != OpChange {
+		t.Fatalf("objects: %+v", res.Objects)
+	}
+	diff := res.Objects[0].Diff
+	if !strings.Contains(diff, "+  password: "+secretValueChanged) || !strings.Contains(diff, "+  token: "+secretValue) {
+		t.Errorf("diff does not say which values changed:\n%s", diff)
+	}
+	if strings.Contains(diff, "user: "+secretValueChanged) {
+		t.Errorf("an unchanged value shows as changed:\n%s", diff)
+	}
+	created := Compute(nil, next, reconciler.Observed{}, now)
+	all, _ := json.Marshal([]any{res, created})
+	for _, v := range []string{old, changed, added} {
+		for _, form := range []string{v, base64.StdEncoding.EncodeToString([]byte(v))} {
+			if strings.Contains(string(all), form) {
+				t.Errorf("the plan shows a secret value (%q as %q)", v, form)
+			}
+		}
+	}
+	if same := Compute(next, set(t, secret("  password: "+changed+"\n  user: app\n  token: "+added+"\n")), reconciler.Observed{}, now); len(same.Objects) != 0 {
+		t.Errorf("an unchanged Secret shows as changed: %+v", same.Objects)
 	}
 }

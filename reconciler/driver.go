@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"bosun/manifest"
 )
 
@@ -49,16 +51,40 @@ func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed
 	return observed, len(actions), nil
 }
 
-// Object names the object an action is about, for logs.
+// Object names the object an action is about, for logs: never its
+// content, which for a Secret is secret.
 func (a Action) Object() string {
+	if m := a.meta(); m != nil {
+		kind := map[ActionType]string{CreatePod: "pod/", UpdatePod: "pod/", PutDeployment: "deployment/", PutService: "service/",
+			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/"}[a.Type]
+		if a.Type == PutNamespace {
+			return kind + m.GetName()
+		}
+		return kind + m.GetNamespace() + "/" + m.GetName()
+	}
+	kind := map[ActionType]string{DeletePod: "pod/", DeleteDeployment: "deployment/", DeleteService: "service/",
+		DeleteConfigMap: "configmap/", DeleteSecret: "secret/", DeleteNamespace: "namespace/"}[a.Type]
+	if a.Type == DeleteNamespace {
+		return kind + a.Name
+	}
+	return kind + a.Namespace + "/" + a.Name
+}
+
+// meta is the object a put action stores, or nil for a delete.
+func (a Action) meta() metav1.Object {
 	switch {
 	case a.Pod != nil:
-		return "pod/" + a.Pod.Namespace + "/" + a.Pod.Name
+		return a.Pod
 	case a.Deployment != nil:
-		return "deployment/" + a.Deployment.Namespace + "/" + a.Deployment.Name
+		return a.Deployment
 	case a.Service != nil:
-		return "service/" + a.Service.Namespace + "/" + a.Service.Name
+		return a.Service
+	case a.ConfigMap != nil:
+		return a.ConfigMap
+	case a.Secret != nil:
+		return a.Secret
+	case a.NamespaceObject != nil:
+		return a.NamespaceObject
 	}
-	kind := map[ActionType]string{DeletePod: "pod/", DeleteDeployment: "deployment/", DeleteService: "service/"}[a.Type]
-	return kind + a.Namespace + "/" + a.Name
+	return nil
 }

@@ -47,6 +47,9 @@ type Observed struct {
 	// Deployments are as last written, with their status.
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
+	ConfigMaps  []corev1.ConfigMap
+	Secrets     []corev1.Secret
+	Namespaces  []corev1.Namespace
 	// Terminating are pods already deleted that their node is still
 	// stopping; a Recreate rollout waits for its old ones to be gone.
 	Terminating []TerminatingPod
@@ -71,6 +74,12 @@ const (
 	DeleteDeployment ActionType = "DeleteDeployment"
 	PutService       ActionType = "PutService"
 	DeleteService    ActionType = "DeleteService"
+	PutConfigMap     ActionType = "PutConfigMap"
+	DeleteConfigMap  ActionType = "DeleteConfigMap"
+	PutSecret        ActionType = "PutSecret"
+	DeleteSecret     ActionType = "DeleteSecret"
+	PutNamespace     ActionType = "PutNamespace"
+	DeleteNamespace  ActionType = "DeleteNamespace"
 )
 
 // Action is one write Plan wants made. Apply actions in the order given: a pod
@@ -84,7 +93,14 @@ type Action struct {
 	Deployment *appsv1.Deployment
 	// Service is the whole object to store, for PutService.
 	Service *corev1.Service
-	// Namespace and Name identify the object of a Delete action.
+	// ConfigMap, Secret and NamespaceObject are the whole object to store,
+	// for PutConfigMap, PutSecret and PutNamespace. A Secret's data must
+	// never be logged.
+	ConfigMap       *corev1.ConfigMap
+	Secret          *corev1.Secret
+	NamespaceObject *corev1.Namespace
+	// Namespace and Name identify the object of a Delete action (for
+	// DeleteNamespace, both are the namespace's name).
 	Namespace, Name string
 	// Reason says why, for logs: "scale up 3 -> 5", "pruned: removed from Git".
 	Reason string
@@ -92,12 +108,14 @@ type Action struct {
 
 // Plan compares the desired state from Git with the observed cluster and
 // returns the actions that make the cluster match, in a deterministic order:
+// namespace, configmap and secret puts (pods that use them must find them),
 // pod deletions, pod creations and updates, deployment puts, deployment
-// deletions, service puts, service deletions; each group sorted by namespace
-// and name. Applying the actions and planning again over the result yields no
+// deletions, service puts, service deletions, then namespace, configmap and
+// secret deletions; each group sorted by namespace and name. Applying the actions and planning again over the result yields no
 // actions. now stamps the conditions the planner sets; Plan reads no clock.
 func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
 	p := newPlanner(observed, now)
+	p.configObjects(desired.Namespaces, desired.ConfigMaps, desired.Secrets)
 	for i := range desired.Deployments {
 		p.deployment(&desired.Deployments[i])
 	}
@@ -142,8 +160,9 @@ type deploymentState struct {
 }
 
 type planner struct {
-	now   time.Time
-	nodes map[string]bool
+	now      time.Time
+	nodes    map[string]bool
+	observed Observed
 
 	// Observed pods by owner: Deployment pods by "<ns>/<deployment>",
 	// standalone pods by "<ns>/<name>".
@@ -164,7 +183,9 @@ type planner struct {
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
 	order   []*change          // changes in the order they were decided: the scheduling order of new pods
 	deploys []*deploymentState
+	first   []Action // configuration puts, before everything else
 	other   []Action // deployment and service actions, in result order
+	last    []Action // configuration deletes, after everything else
 }
 
 func key(namespace, name string) string { return namespace + "/" + name }
@@ -172,6 +193,7 @@ func key(namespace, name string) string { return namespace + "/" + name }
 func newPlanner(o Observed, now time.Time) *planner {
 	p := &planner{
 		now:                 now,
+		observed:            o,
 		nodes:               make(map[string]bool, len(o.Nodes)),
 		byDeployment:        map[string][]podRef{},
 		standalone:          map[string]podRef{},
@@ -758,7 +780,13 @@ func newStandalonePod(dp *corev1.Pod) *corev1.Pod {
 	for k, v := range pod.Annotations {
 		annotations[k] = v
 	}
-	annotations[AnnotationSpecHash] = manifest.TemplateHash(&corev1.PodTemplateSpec{Spec: dp.Spec})
+	// The spec is hashed with the configuration hash, when the pod uses
+	// ConfigMaps or Secrets: a change to them restarts the pod.
+	hashed := corev1.PodTemplateSpec{Spec: dp.Spec}
+	if h, ok := dp.Annotations[manifest.AnnotationConfigHash]; ok {
+		hashed.Annotations = map[string]string{manifest.AnnotationConfigHash: h}
+	}
+	annotations[AnnotationSpecHash] = manifest.TemplateHash(&hashed)
 	pod.Annotations = annotations
 	return pod
 }
@@ -930,53 +958,30 @@ func (p *planner) setScheduled(pod *corev1.Pod, status corev1.ConditionStatus, r
 // ---- Services ----
 
 func (p *planner) services(desired []corev1.Service) {
-	observed := make(map[string]*corev1.Service, len(p.observedServices))
-	for i := range p.observedServices {
-		s := &p.observedServices[i]
-		observed[key(s.Namespace, s.Name)] = s
-	}
-	want := make(map[string]bool, len(desired))
-	for i := range desired {
-		s := &desired[i]
-		k := key(s.Namespace, s.Name)
-		want[k] = true
-		os := observed[k]
-		reason := "create"
-		if os != nil {
-			if equality.Semantic.DeepEqual(s.Spec, os.Spec) &&
-				equality.Semantic.DeepEqual(s.Labels, os.Labels) &&
-				equality.Semantic.DeepEqual(s.Annotations, os.Annotations) {
-				continue
+	puts, dels := syncObjects(desired, p.observedServices,
+		func(a, b *corev1.Service) bool { return equality.Semantic.DeepEqual(a.Spec, b.Spec) },
+		func(o *corev1.Service, why string) Action {
+			if o.APIVersion == "" {
+				o.APIVersion, o.Kind = "v1", "Service"
 			}
-			reason = "changed in Git"
-		}
-		out := s.DeepCopy()
-		if out.APIVersion == "" {
-			out.APIVersion, out.Kind = "v1", "Service"
-		}
-		if os != nil {
-			keepStoreFields(&out.ObjectMeta, &os.ObjectMeta)
-		}
-		p.other = append(p.other, Action{Type: PutService, Service: out, Reason: reason})
-	}
-	var pruned []Action
-	for k, s := range observed {
-		if !want[k] {
-			pruned = append(pruned, Action{Type: DeleteService, Namespace: s.Namespace, Name: s.Name, Reason: "pruned: removed from Git"})
-		}
-	}
-	slices.SortFunc(pruned, byDeleteKey)
-	p.other = append(p.other, pruned...)
+			return Action{Type: PutService, Service: o, Reason: why}
+		},
+		func(ns, name string) Action {
+			return Action{Type: DeleteService, Namespace: ns, Name: name, Reason: "pruned: removed from Git"}
+		})
+	p.other = append(append(p.other, puts...), dels...)
 }
 
 // ---- Result ----
 
 func (p *planner) result() []Action {
-	out := make([]Action, 0, len(p.deletes)+len(p.changes)+len(p.other))
+	out := make([]Action, 0, len(p.first)+len(p.deletes)+len(p.changes)+len(p.other)+len(p.last))
+	out = append(out, p.first...)
+	n0 := len(out)
 	for _, a := range p.deletes {
 		out = append(out, a)
 	}
-	slices.SortFunc(out, byDeleteKey)
+	slices.SortFunc(out[n0:], byDeleteKey)
 	n := len(out)
 	for _, c := range p.changes {
 		t := UpdatePod
@@ -990,5 +995,6 @@ func (p *planner) result() []Action {
 	})
 	// Deployment and service actions are already in order: desired (sorted by
 	// namespace and name) puts, then sorted deletes.
-	return append(out, p.other...)
+	out = append(out, p.other...)
+	return append(out, p.last...)
 }

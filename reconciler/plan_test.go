@@ -1053,3 +1053,34 @@ func BenchmarkPlan10kObjects(b *testing.B) {
 		}
 	}
 }
+
+// TestPlan_configChangeRestartsPodsAndRollsDeployments: the configuration
+// hash manifest stamps on templates and pods decides like the spec does.
+func TestPlan_configChangeRestartsPodsAndRollsDeployments(t *testing.T) {
+	withHash := func(h string) (appsv1.Deployment, corev1.Pod) {
+		d := deployment("web", 2, "web:1", "100m")
+		d.Spec.Template.Annotations = map[string]string{manifest.AnnotationConfigHash: h}
+		p := standalone("tool", "tool:1", "100m", corev1.RestartPolicyAlways)
+		p.Annotations = map[string]string{manifest.AnnotationConfigHash: h}
+		return d, p
+	}
+	d1, p1 := withHash("aaaa")
+	o := settled(t, set([]appsv1.Deployment{d1}, []corev1.Pod{p1}, nil), node("n1", "4"))
+	if again := Plan(set([]appsv1.Deployment{d1}, []corev1.Pod{p1}, nil), o, t0.Add(time.Minute)); len(again) != 0 {
+		t.Fatalf("same configuration, actions %v", summarize(again))
+	}
+	d2, p2 := withHash("bbbb")
+	actions := Plan(set([]appsv1.Deployment{d2}, []corev1.Pod{p2}, nil), o, t0.Add(time.Minute))
+	var recreated, rolling bool
+	for _, a := range actions {
+		if a.Type == DeletePod && a.Name == "tool" {
+			recreated = true
+		}
+		if a.Type == CreatePod && a.Pod.Labels[LabelPodTemplateHash] == manifest.TemplateHash(&d2.Spec.Template) {
+			rolling = true
+		}
+	}
+	if !recreated || !rolling {
+		t.Errorf("a configuration change must restart the pod (%v) and roll the Deployment (%v): %v", recreated, rolling, summarize(actions))
+	}
+}

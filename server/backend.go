@@ -32,6 +32,9 @@ type backend struct {
 
 	planMu  sync.Mutex // one plan fetch at a time
 	planSrc *gitsource.Source
+
+	keyMu sync.Mutex
+	key   []byte // the cluster key, read once
 }
 
 // Plan previews a ref of the tracked repository, or files sent by the CLI,
@@ -43,7 +46,19 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	if req.Ref != "" {
 		set, res.Revision, err = b.loadRef(ctx, req.Ref)
 	} else {
-		set, err = loadFiles(req.Files)
+		set, err = loadFiles(b.cfg.Policy, req.Files)
+	}
+	current, cerr := b.st.Desired(ctx)
+	if cerr != nil {
+		return nil, cerr
+	}
+	var currentSet *manifest.Set
+	if current != nil {
+		res.Current = &current.Revision
+		currentSet = setFromDesired(current)
+	}
+	if err == nil {
+		set, err = b.finish(ctx, currentSet, set)
 	}
 	var errs manifest.Errors
 	if errors.As(err, &errs) {
@@ -54,15 +69,6 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	}
 	if err != nil {
 		return nil, err
-	}
-	current, err := b.st.Desired(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var currentSet *manifest.Set
-	if current != nil {
-		res.Current = &current.Revision
-		currentSet = setFromDesired(current)
 	}
 	snap, err := b.st.Snapshot(ctx)
 	if err != nil {
@@ -92,27 +98,56 @@ func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *stor
 		return nil, nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
 	r := &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
-	set, err := manifest.LoadDir(rev.Dir, b.cfg.Path)
+	set, err := b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
 	return set, r, err
 }
 
+// finish takes a loaded revision the rest of the way, as the leader does.
+func (b *backend) finish(ctx context.Context, applied, next *manifest.Set) (*manifest.Set, error) {
+	b.keyMu.Lock()
+	defer b.keyMu.Unlock()
+	if b.key == nil {
+		key, err := b.st.ClusterKey(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.key = key
+	}
+	return finishRevision(b.key, applied, next)
+}
+
+// finishRevision takes a revision whose manifests are valid on their own
+// the rest of the way to being applied: it is refused (with Errors) when it
+// breaks an immutable ConfigMap or Secret of the applied revision, and its
+// pod templates get their configuration hashes. The leader and `bosun plan`
+// both go through it, so a plan shows what applying would do.
+func finishRevision(key []byte, applied, next *manifest.Set) (*manifest.Set, error) {
+	if err := manifest.CheckUpdate(applied, next); err != nil {
+		return nil, err
+	}
+	next.StampConfigHashes(key)
+	return next, nil
+}
+
 // loadFiles loads the CLI's files exactly as a revision is loaded.
-func loadFiles(files map[string]string) (*manifest.Set, error) {
+func loadFiles(pol manifest.Policy, files map[string]string) (*manifest.Set, error) {
 	data := make(map[string][]byte, len(files))
 	for name, content := range files {
 		data[name] = []byte(content)
 	}
-	return manifest.LoadFiles(data)
+	return pol.LoadFiles(data)
 }
 
 // setFromDesired turns the stored desired revision back into a set.
 func setFromDesired(d *store.Desired) *manifest.Set {
-	return &manifest.Set{Pods: d.Pods, Deployments: d.Deployments, Services: d.Services}
+	return &manifest.Set{Pods: d.Pods, Deployments: d.Deployments, Services: d.Services,
+		ConfigMaps: d.ConfigMaps, Secrets: d.Secrets, Namespaces: d.Namespaces, Jobs: d.Jobs, CronJobs: d.CronJobs}
 }
 
 // desiredFrom records a set for the store.
 func desiredFrom(rev store.Revision, set *manifest.Set) *store.Desired {
-	return &store.Desired{Revision: rev, Pods: set.Pods, Deployments: set.Deployments, Services: set.Services}
+	return &store.Desired{Revision: rev, Pods: set.Pods, Deployments: set.Deployments, Services: set.Services,
+		ConfigMaps: set.ConfigMaps, Secrets: set.Secrets, Namespaces: set.Namespaces, Jobs: set.Jobs, CronJobs: set.CronJobs}
 }
 
 // Logs streams a container's log: from this machine's agent when the pod

@@ -50,7 +50,8 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 
 // observed is the planner's view of a snapshot.
 func observed(snap *store.Snapshot) reconciler.Observed {
-	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services}
+	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
+		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces}
 	for _, t := range snap.Terminating {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
@@ -126,6 +127,18 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 			op, err = store.PutService(a.Service)
 		case reconciler.DeleteService:
 			op = store.DeleteService(a.Namespace, a.Name)
+		case reconciler.PutConfigMap:
+			op, err = store.PutConfigMap(a.ConfigMap)
+		case reconciler.DeleteConfigMap:
+			op = store.DeleteConfigMap(a.Namespace, a.Name)
+		case reconciler.PutSecret:
+			op, err = store.PutSecret(a.Secret)
+		case reconciler.DeleteSecret:
+			op = store.DeleteSecret(a.Namespace, a.Name)
+		case reconciler.PutNamespace:
+			op, err = store.PutNamespace(a.NamespaceObject)
+		case reconciler.DeleteNamespace:
+			op = store.DeleteNamespace(a.Name)
 		default:
 			return fmt.Errorf("unknown action %q", a.Type)
 		}

@@ -30,6 +30,7 @@ type leader struct {
 	m    *metrics
 
 	desired *manifest.Set // last good revision's objects; nil until the first one
+	key     []byte        // the cluster key, for configuration hashes
 	sync    store.SyncStatus
 	history book
 }
@@ -149,6 +150,9 @@ func (l *leader) restore(ctx context.Context) error {
 	}
 	l.sync = prev
 	l.sync.Leader = l.cfg.ID
+	if l.key, err = l.st.ClusterKey(ctx); err != nil {
+		return err
+	}
 	entries, err := l.st.History(ctx)
 	if err != nil {
 		return err
@@ -177,7 +181,10 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	l.sync.Seen = &r
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
 	var ops []store.Op
-	set, err := manifest.LoadDir(rev.Dir, l.cfg.Path)
+	set, err := l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+	if err == nil {
+		set, err = finishRevision(l.key, l.desired, set)
+	}
 	if err != nil {
 		var errs manifest.Errors
 		if errors.As(err, &errs) {

@@ -17,6 +17,7 @@ import (
 	"bosun/api"
 	"bosun/dns"
 	"bosun/gitsource"
+	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/store"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	// empty turns webhooks off. WebhookListen serves them alone on another
 	// address.
 	WebhookSecretFile, WebhookListen string
+	// Policy is what manifests may do beyond bosun's defaults (host paths,
+	// privileged containers); revisions are validated with it.
+	Policy manifest.Policy
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config

@@ -16,6 +16,7 @@
 //	/bosun/desired                  the last good revision's objects (gzipped Desired), put by the leader
 //	/bosun/history/<seq>            HistoryEntry per revision seen, put by the leader, bounded
 //	/bosun/syncrequest              a request to fetch Git now, put by any replica (API, webhooks)
+//	/bosun/clusterkey               32 random bytes keying configuration hashes, created once by the first reader
 //	/bosun/election/                the leader election (etcd's concurrency.Election)
 //
 // Desired state (pods, deployments, services, sync, desired, history) is written only by the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,12 +14,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
 const (
 	desiredKey     = "desired"
 	syncRequestKey = "syncrequest"
+	clusterKeyKey  = "clusterkey"
 )
 
 // SyncRequestPrefix is the sub-prefix to watch (with Changes) for requests
@@ -34,6 +37,11 @@ type Desired struct {
 	Pods        []corev1.Pod        `json:"pods,omitempty"`
 	Deployments []appsv1.Deployment `json:"deployments,omitempty"`
 	Services    []corev1.Service    `json:"services,omitempty"`
+	ConfigMaps  []corev1.ConfigMap  `json:"configMaps,omitempty"`
+	Secrets     []corev1.Secret     `json:"secrets,omitempty"`
+	Namespaces  []corev1.Namespace  `json:"namespaces,omitempty"`
+	Jobs        []batchv1.Job       `json:"jobs,omitempty"`
+	CronJobs    []batchv1.CronJob   `json:"cronJobs,omitempty"`
 }
 
 // PutDesired records the applied revision's objects, gzipped: a revision of
@@ -165,4 +173,34 @@ func (s *Store) History(ctx context.Context) ([]HistoryEntry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// ClusterKey returns the cluster's secret key, creating it on first use:
+// 32 random bytes kept in etcd, the same for every replica and every
+// leader. It keys the configuration hashes put on pod templates, so that a
+// hash of a Secret reveals nothing of its value.
+func (s *Store) ClusterKey(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	key := Prefix + clusterKeyKey
+	fresh := make([]byte, 32)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(fresh))).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	if resp.Succeeded {
+		return fresh, nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) != 1 || len(kvs[0].Value) == 0 {
+		return nil, fmt.Errorf("cluster key: stored key is empty")
+	}
+	return kvs[0].Value, nil
 }

@@ -27,7 +27,13 @@ var kinds = map[string]string{
 	"deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
 	"services": "services", "service": "services", "svc": "services",
 	"nodes": "nodes", "node": "nodes", "no": "nodes",
+	"configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
+	"secrets": "secrets", "secret": "secrets",
+	"namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
 }
+
+// kindList names the collections for usage messages.
+const kindList = "pods, deployments, services, nodes, configmaps, secrets, namespaces"
 
 func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
@@ -39,11 +45,11 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return &exitError{code: 2, err: fmt.Errorf("usage: bosun get pods|deployments|services|nodes [NAME] [-o json|yaml|wide]")}
+		return &exitError{code: 2, err: fmt.Errorf("usage: bosun get KIND [NAME] [-o json|yaml|wide] (KIND: %s)", kindList)}
 	}
 	kind, ok := kinds[fs.Arg(0)]
 	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown kind %q (known: pods, deployments, services, nodes)", fs.Arg(0))}
+		return &exitError{code: 2, err: fmt.Errorf("unknown kind %q (known: %s)", fs.Arg(0), kindList)}
 	}
 	path := "/api/v1/" + kind
 	if fs.NArg() == 2 {
@@ -112,107 +118,185 @@ func reorder(args []string, withValue ...string) []string {
 func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	defer tw.Flush()
-	switch kind {
-	case "pods":
-		var list struct{ Items []corev1.Pod }
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return err
-		}
-		head := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
+	print, ok := printers[kind]
+	if !ok {
+		return fmt.Errorf("no table for %s", kind)
+	}
+	return print(tw, raw, wide, now)
+}
+
+// printers print a collection as a table, one per kind.
+var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error{
+	"pods":        printPods,
+	"deployments": printDeployments,
+	"services":    printServices,
+	"nodes":       printNodes,
+	"configmaps":  printConfigMaps,
+	"secrets":     printSecrets,
+	"namespaces":  printNamespaces,
+}
+
+func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []corev1.Pod }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAMESPACE\tNAME\tREADY\tSTATUS\tRESTARTS\tAGE"
+	if wide {
+		head += "\tIP\tNODE\tPROBES"
+	}
+	fmt.Fprintln(tw, head)
+	for _, p := range list.Items {
+		sum := api.SummarizePod(&p)
+		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, sum.Ready, sum.Total,
+			sum.Status, sum.Restarts, age(p.CreationTimestamp.Time, now))
 		if wide {
-			head += "\tIP\tNODE\tPROBES"
+			line += fmt.Sprintf("\t%s\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName), probes(&p))
 		}
-		fmt.Fprintln(tw, head)
-		for _, p := range list.Items {
-			sum := api.SummarizePod(&p)
-			line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, sum.Ready, sum.Total,
-				sum.Status, sum.Restarts, age(p.CreationTimestamp.Time, now))
-			if wide {
-				line += fmt.Sprintf("\t%s\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName), probes(&p))
-			}
-			fmt.Fprintln(tw, line)
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+func printDeployments(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []appsv1.Deployment }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAMESPACE\tNAME\tREADY\tUP-TO-DATE\tAVAILABLE"
+	if wide {
+		head += "\tIMAGES\tSELECTOR"
+	}
+	fmt.Fprintln(tw, head)
+	for _, d := range list.Items {
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
 		}
-	case "deployments":
-		var list struct{ Items []appsv1.Deployment }
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return err
-		}
-		head := "NAMESPACE\tNAME\tREADY\tUP-TO-DATE\tAVAILABLE"
+		line := fmt.Sprintf("%s\t%s\t%d/%d\t%d\t%d", d.Namespace, d.Name, d.Status.ReadyReplicas, want,
+			d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
 		if wide {
-			head += "\tIMAGES\tSELECTOR"
-		}
-		fmt.Fprintln(tw, head)
-		for _, d := range list.Items {
-			want := int32(1)
-			if d.Spec.Replicas != nil {
-				want = *d.Spec.Replicas
+			var images []string
+			for _, c := range d.Spec.Template.Spec.Containers {
+				images = append(images, c.Image)
 			}
-			line := fmt.Sprintf("%s\t%s\t%d/%d\t%d\t%d", d.Namespace, d.Name, d.Status.ReadyReplicas, want,
-				d.Status.UpdatedReplicas, d.Status.AvailableReplicas)
-			if wide {
-				var images []string
-				for _, c := range d.Spec.Template.Spec.Containers {
-					images = append(images, c.Image)
-				}
-				sel := ""
-				if d.Spec.Selector != nil {
-					sel = labelString(d.Spec.Selector.MatchLabels)
-				}
-				line += "\t" + strings.Join(images, ",") + "\t" + sel
+			sel := ""
+			if d.Spec.Selector != nil {
+				sel = labelString(d.Spec.Selector.MatchLabels)
 			}
-			fmt.Fprintln(tw, line)
+			line += "\t" + strings.Join(images, ",") + "\t" + sel
 		}
-	case "services":
-		var list struct{ Items []corev1.Service }
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return err
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+func printServices(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []corev1.Service }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAMESPACE\tNAME\tTYPE\tPORTS"
+	if wide {
+		head += "\tSELECTOR"
+	}
+	fmt.Fprintln(tw, head)
+	for _, s := range list.Items {
+		var ports []string
+		for _, p := range s.Spec.Ports {
+			ports = append(ports, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
 		}
-		head := "NAMESPACE\tNAME\tTYPE\tPORTS"
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Namespace, s.Name, "Headless", strings.Join(ports, ","))
 		if wide {
-			head += "\tSELECTOR"
+			line += "\t" + labelString(s.Spec.Selector)
 		}
-		fmt.Fprintln(tw, head)
-		for _, s := range list.Items {
-			var ports []string
-			for _, p := range s.Spec.Ports {
-				ports = append(ports, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []corev1.Node }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAME\tSTATUS\tCPU\tMEMORY\tAGE"
+	if wide {
+		head += "\tINTERNAL-IP\tRUNTIME\tLABELS"
+	}
+	fmt.Fprintln(tw, head)
+	for _, n := range list.Items {
+		status := "NotReady"
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				status = "Ready"
 			}
-			line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Namespace, s.Name, "Headless", strings.Join(ports, ","))
-			if wide {
-				line += "\t" + labelString(s.Spec.Selector)
-			}
-			fmt.Fprintln(tw, line)
 		}
-	case "nodes":
-		var list struct{ Items []corev1.Node }
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return err
-		}
-		head := "NAME\tSTATUS\tCPU\tMEMORY\tAGE"
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
+			n.Status.Allocatable.Memory(), age(n.CreationTimestamp.Time, now))
 		if wide {
-			head += "\tINTERNAL-IP\tRUNTIME\tLABELS"
-		}
-		fmt.Fprintln(tw, head)
-		for _, n := range list.Items {
-			status := "NotReady"
-			for _, c := range n.Status.Conditions {
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					status = "Ready"
+			ip := ""
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					ip = a.Address
 				}
 			}
-			line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
-				n.Status.Allocatable.Memory(), age(n.CreationTimestamp.Time, now))
-			if wide {
-				ip := ""
-				for _, a := range n.Status.Addresses {
-					if a.Type == corev1.NodeInternalIP {
-						ip = a.Address
-					}
-				}
-				line += fmt.Sprintf("\t%s\t%s\t%s", dash(ip), dash(n.Status.NodeInfo.ContainerRuntimeVersion), labelString(n.Labels))
-			}
-			fmt.Fprintln(tw, line)
+			line += fmt.Sprintf("\t%s\t%s\t%s", dash(ip), dash(n.Status.NodeInfo.ContainerRuntimeVersion), labelString(n.Labels))
 		}
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+func printConfigMaps(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []corev1.ConfigMap }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tDATA\tAGE")
+	for _, c := range list.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", c.Namespace, c.Name, len(c.Data)+len(c.BinaryData), age(c.CreationTimestamp.Time, now))
+	}
+	return nil
+}
+
+// printSecrets shows keys and sizes: the API never sends a value.
+func printSecrets(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []api.SecretSummary }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tTYPE\tKEYS\tAGE")
+	for _, s := range list.Items {
+		keys := make([]string, len(s.Keys))
+		for i, k := range s.Keys {
+			keys[i] = fmt.Sprintf("%s(%dB)", k.Name, k.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Namespace, s.Name, s.Type, dash(strings.Join(keys, ",")), age(s.CreationTimestamp.Time, now))
+	}
+	return nil
+}
+
+func printNamespaces(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []corev1.Namespace }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAME\tSTATUS\tIN GIT\tAGE"
+	if wide {
+		head += "\tLABELS"
+	}
+	fmt.Fprintln(tw, head)
+	for _, n := range list.Items {
+		inGit := "yes"
+		if n.Annotations[api.AnnotationImplied] == "true" {
+			inGit = "no"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s", n.Name, n.Status.Phase, inGit, age(n.CreationTimestamp.Time, now))
+		if wide {
+			line += "\t" + dash(labelString(n.Labels))
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return nil
 }

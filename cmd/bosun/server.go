@@ -43,6 +43,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg.AgentConf, &labels)
+	policyFlags(fs, &cfg.Policy)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"bosun/manifest"
 	"bosun/nodes"
@@ -14,13 +15,15 @@ import (
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
+	var pol manifest.Policy
+	policyFlags(fs, &pol)
+	if err := fs.Parse(reorder(args, "allow-host-path")); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 1 {
-		return &exitError{code: 2, err: errors.New("usage: bosun validate DIR")}
+		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] DIR")}
 	}
-	set, err := manifest.LoadDir(fs.Arg(0), "")
+	set, err := pol.LoadDir(fs.Arg(0), "")
 	if err != nil {
 		var errs manifest.Errors
 		if errors.As(err, &errs) {
@@ -31,9 +34,36 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: valid: %d pod(s), %d deployment(s), %d service(s)\n",
-		fs.Arg(0), len(set.Pods), len(set.Deployments), len(set.Services))
+	var counts []string
+	for _, c := range []struct {
+		n    int
+		kind string
+	}{
+		{len(set.Pods), "pod"}, {len(set.Deployments), "deployment"}, {len(set.Services), "service"},
+		{len(set.ConfigMaps), "configmap"}, {len(set.Secrets), "secret"}, {len(set.Namespaces), "namespace"},
+		{len(set.Jobs), "job"}, {len(set.CronJobs), "cronjob"},
+	} {
+		if c.n > 0 || c.kind == "pod" || c.kind == "deployment" || c.kind == "service" {
+			counts = append(counts, fmt.Sprintf("%d %s(s)", c.n, c.kind))
+		}
+	}
+	fmt.Fprintf(stdout, "%s: valid: %s\n", fs.Arg(0), strings.Join(counts, ", "))
 	return nil
+}
+
+// policyFlags declares the flags of what the operator allows manifests:
+// the server validates revisions with them, `bosun validate` too.
+func policyFlags(fs *flag.FlagSet, pol *manifest.Policy) {
+	fs.Func("allow-host-path", "directories under which hostPath volumes may point (comma-separated; default none)", func(v string) error {
+		for _, p := range splitList(v) {
+			if !strings.HasPrefix(p, "/") {
+				return fmt.Errorf("%q is not an absolute path", p)
+			}
+			pol.AllowHostPaths = append(pol.AllowHostPaths, p)
+		}
+		return nil
+	})
+	fs.BoolVar(&pol.AllowPrivileged, "allow-privileged", false, "allow privileged containers (securityContext.privileged)")
 }
 
 func cmdImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -1,0 +1,168 @@
+package api
+
+import (
+	"maps"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"bosun/store"
+)
+
+// kind is one collection the API lists: its names in URLs and the objects
+// of a snapshot it holds, each with its apiVersion and kind set.
+type kind struct {
+	names []string // the collection's name first, then aliases
+	items func(snap *store.Snapshot, match func(metav1.Object) bool) []any
+}
+
+// kinds are the collections of GET /api/v1/{kind}[/{name}].
+var kinds = []kind{
+	{[]string{"pods", "pod", "po"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Pods, corev1.SchemeGroupVersion.WithKind("Pod"), m)
+	}},
+	{[]string{"deployments", "deployment", "deploy"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Deployments, appsv1.SchemeGroupVersion.WithKind("Deployment"), m)
+	}},
+	{[]string{"services", "service", "svc"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Services, corev1.SchemeGroupVersion.WithKind("Service"), m)
+	}},
+	{[]string{"nodes", "node", "no"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Nodes, corev1.SchemeGroupVersion.WithKind("Node"), m)
+	}},
+	{[]string{"configmaps", "configmap", "cm"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.ConfigMaps, corev1.SchemeGroupVersion.WithKind("ConfigMap"), m)
+	}},
+	{[]string{"secrets", "secret"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		var out []any
+		for i := range s.Secrets {
+			if sec := &s.Secrets[i]; m(sec) {
+				out = append(out, SummarizeSecret(sec))
+			}
+		}
+		return out
+	}},
+	{[]string{"namespaces", "namespace", "ns"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(Namespaces(s), corev1.SchemeGroupVersion.WithKind("Namespace"), m)
+	}},
+}
+
+// kindNamed finds a collection by any of its names.
+func kindNamed(name string) (kind, bool) {
+	for _, k := range kinds {
+		if slices.Contains(k.names, name) {
+			return k, true
+		}
+	}
+	return kind{}, false
+}
+
+// kindNames lists the collections' names, for errors.
+func kindNames() []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.names[0]
+	}
+	return out
+}
+
+// SecretSummary is what the API shows of a Secret: its keys and the size
+// of each value, never a value. It has a Secret's apiVersion, kind and
+// metadata, so it reads like one; Keys takes the place of data.
+type SecretSummary struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Type              corev1.SecretType `json:"type,omitempty"`
+	Immutable         *bool             `json:"immutable,omitempty"`
+	// Keys are the Secret's keys, sorted, with the length of each value in
+	// bytes.
+	Keys []SecretKey `json:"keys"`
+}
+
+// SecretKey is one key of a Secret and the size of its value.
+type SecretKey struct {
+	Name string `json:"name"`
+	Size int    `json:"size"`
+}
+
+// SummarizeSecret describes a Secret without its values.
+func SummarizeSecret(s *corev1.Secret) SecretSummary {
+	out := SecretSummary{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: *s.ObjectMeta.DeepCopy(),
+		Type:       s.Type,
+		Immutable:  s.Immutable,
+		Keys:       []SecretKey{},
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Data)) {
+		out.Keys = append(out.Keys, SecretKey{Name: k, Size: len(s.Data[k])})
+	}
+	return out
+}
+
+// AnnotationImplied marks a namespace that objects live in but no manifest
+// declares.
+const AnnotationImplied = "bosun.dev/implied"
+
+// Namespaces lists the namespaces of the cluster: those declared in Git,
+// and those only used by objects (AnnotationImplied "true"), sorted by
+// name. Every one is Active.
+func Namespaces(snap *store.Snapshot) []corev1.Namespace {
+	byName := map[string]corev1.Namespace{}
+	for _, ns := range snap.Namespaces {
+		ns.Status.Phase = corev1.NamespaceActive
+		byName[ns.Name] = ns
+	}
+	use := func(name string) {
+		if _, ok := byName[name]; ok || name == "" {
+			return
+		}
+		byName[name] = corev1.Namespace{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{AnnotationImplied: "true"}},
+			Status:     corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
+		}
+	}
+	useAll(snap.Pods, use)
+	useAll(snap.Deployments, use)
+	useAll(snap.Services, use)
+	useAll(snap.ConfigMaps, use)
+	useAll(snap.Secrets, use)
+	useAll(snap.Jobs, use)
+	useAll(snap.CronJobs, use)
+	out := make([]corev1.Namespace, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, byName[name])
+	}
+	return out
+}
+
+// useAll calls use with the namespace of every object of list.
+func useAll[T any, PT interface {
+	*T
+	GetNamespace() string
+}](list []T, use func(string)) {
+	for i := range list {
+		use(PT(&list[i]).GetNamespace())
+	}
+}
+
+// pick returns the objects that match, with their apiVersion and kind set
+// as the Kubernetes API serves them.
+func pick[T any, PT interface {
+	*T
+	metav1.Object
+	GetObjectKind() schema.ObjectKind
+}](objs []T, gvk schema.GroupVersionKind, match func(metav1.Object) bool) []any {
+	var out []any
+	for i := range objs {
+		o := PT(&objs[i])
+		if match(o) {
+			o.GetObjectKind().SetGroupVersionKind(gvk)
+			out = append(out, o)
+		}
+	}
+	return out
+}

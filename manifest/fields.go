@@ -1,0 +1,846 @@
+package manifest
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// support says what bosun does with a field a manifest sets.
+type support bool
+
+const (
+	honoured support = true  // carried out (value checks may narrow it: see Note)
+	refused  support = false // a non-empty value is a validation error
+)
+
+// fieldRule is bosun's decision on one field of an API type, by its JSON
+// name. Note says, for an honoured field, what bosun does with it when
+// that is not simply what Kubernetes does (allowed values, limits); for a
+// refused field, why, when there is more to say than "not supported".
+type fieldRule struct {
+	Name    string
+	Support support
+	Note    string
+}
+
+// typeFields is the rules of one API type. Where names where the type is
+// met, for the README.
+type typeFields struct {
+	Type   reflect.Type
+	Where  string
+	Fields []fieldRule
+}
+
+// serverSet is the note of metadata the cluster sets, not manifests.
+const serverSet = "set by the cluster, not by manifests"
+
+// observed is the note of status fields: observed state, written by bosun.
+const observed = "status is observed state, written by bosun, not by manifests"
+
+// fieldTable is the one place that says which fields of the Kubernetes
+// API bosun carries out. Validation walks every decoded object through it
+// (checkFields): a field set to a non-empty value that is refused, or that
+// the table does not know, is an error naming its path and line. Types are
+// entered only through honoured fields; TestFieldTable_coversEveryField
+// walks the API types by reflection and fails when a reachable field is
+// listed nowhere, so a new k8s.io/api version cannot widen what bosun
+// accepts without a decision here. The README's table of supported fields
+// is generated from this one (TestFieldTable_README).
+var fieldTable = []typeFields{
+	// ---- objects ----
+	{Type: reflect.TypeFor[corev1.Pod](), Where: "v1 Pod", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"spec", honoured, ""},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[appsv1.Deployment](), Where: "apps/v1 Deployment", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"spec", honoured, ""},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[corev1.Service](), Where: "v1 Service", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"spec", honoured, ""},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[corev1.ConfigMap](), Where: "v1 ConfigMap", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"data", honoured, "env, envFrom and volumes; a change rolls out the pods that use it"},
+		{"binaryData", honoured, "volumes"},
+		{"immutable", honoured, "a revision that changes an immutable ConfigMap's data is rejected"},
+	}},
+	{Type: reflect.TypeFor[corev1.Secret](), Where: "v1 Secret", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"data", honoured, "values are never shown: not in logs, status, history, plan diffs or errors"},
+		{"stringData", honoured, "merged into data"},
+		{"type", honoured, "any type but kubernetes.io/service-account-token and bootstrap.kubernetes.io/token; required keys checked"},
+		{"immutable", honoured, "a revision that changes an immutable Secret's data is rejected"},
+	}},
+	{Type: reflect.TypeFor[corev1.Namespace](), Where: "v1 Namespace", Fields: []fieldRule{
+		{"metadata", honoured, "name and labels; objects may also use namespaces no manifest declares"},
+		{"spec", refused, "namespace finalizers"},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[batchv1.Job](), Where: "batch/v1 Job", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"spec", honoured, "a Job runs once per spec; a changed spec runs again"},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[batchv1.CronJob](), Where: "batch/v1 CronJob", Fields: []fieldRule{
+		{"metadata", honoured, ""},
+		{"spec", honoured, ""},
+		{"status", refused, observed},
+	}},
+	{Type: reflect.TypeFor[metav1.TypeMeta](), Where: "every object", Fields: []fieldRule{
+		{"apiVersion", honoured, ""},
+		{"kind", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[metav1.ObjectMeta](), Where: "metadata", Fields: []fieldRule{
+		{"name", honoured, "required (not in pod and job templates)"},
+		{"namespace", honoured, `default "default" (not in pod and job templates)`},
+		{"labels", honoured, ""},
+		{"annotations", honoured, "bosun.dev/ annotations bosun does not act on are refused"},
+		{"generateName", refused, "names come from Git"},
+		{"selfLink", refused, serverSet},
+		{"uid", refused, serverSet},
+		{"resourceVersion", refused, serverSet},
+		{"generation", refused, serverSet},
+		{"creationTimestamp", refused, serverSet},
+		{"deletionTimestamp", refused, serverSet},
+		{"deletionGracePeriodSeconds", refused, serverSet},
+		{"ownerReferences", refused, serverSet},
+		{"finalizers", refused, ""},
+		{"managedFields", refused, serverSet},
+	}},
+
+	// ---- Deployment ----
+	{Type: reflect.TypeFor[appsv1.DeploymentSpec](), Where: "Deployment spec", Fields: []fieldRule{
+		{"replicas", honoured, ""},
+		{"selector", honoured, "must match the template's labels"},
+		{"template", honoured, ""},
+		{"strategy", honoured, "RollingUpdate (maxSurge, maxUnavailable) or Recreate"},
+		{"minReadySeconds", honoured, ""},
+		{"revisionHistoryLimit", honoured, ""},
+		{"progressDeadlineSeconds", honoured, ""},
+		{"paused", refused, "pause a rollout by not merging it"},
+	}},
+	{Type: reflect.TypeFor[appsv1.DeploymentStrategy](), Where: "Deployment spec.strategy", Fields: []fieldRule{
+		{"type", honoured, ""},
+		{"rollingUpdate", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[appsv1.RollingUpdateDeployment](), Where: "Deployment spec.strategy.rollingUpdate", Fields: []fieldRule{
+		{"maxUnavailable", honoured, ""},
+		{"maxSurge", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodTemplateSpec](), Where: "spec.template", Fields: []fieldRule{
+		{"metadata", honoured, "labels and annotations"},
+		{"spec", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[metav1.LabelSelector](), Where: "selectors", Fields: []fieldRule{
+		{"matchLabels", honoured, ""},
+		{"matchExpressions", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[metav1.LabelSelectorRequirement](), Where: "selector matchExpressions", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"operator", honoured, ""},
+		{"values", honoured, ""},
+	}},
+
+	// ---- Job and CronJob ----
+	{Type: reflect.TypeFor[batchv1.JobSpec](), Where: "Job spec, CronJob spec.jobTemplate.spec", Fields: []fieldRule{
+		{"parallelism", honoured, ""},
+		{"completions", honoured, ""},
+		{"activeDeadlineSeconds", honoured, ""},
+		{"backoffLimit", honoured, ""},
+		{"template", honoured, "restartPolicy OnFailure or Never"},
+		{"ttlSecondsAfterFinished", honoured, "the finished Job and its pods are deleted; it does not run again"},
+		{"completionMode", honoured, "NonIndexed only"},
+		{"suspend", honoured, ""},
+		{"podFailurePolicy", refused, ""},
+		{"successPolicy", refused, ""},
+		{"backoffLimitPerIndex", refused, "indexed Jobs"},
+		{"maxFailedIndexes", refused, "indexed Jobs"},
+		{"selector", refused, "bosun selects a Job's pods itself"},
+		{"manualSelector", refused, "bosun selects a Job's pods itself"},
+		{"podReplacementPolicy", refused, ""},
+		{"managedBy", refused, ""},
+		{"scheduling", refused, "gang scheduling"},
+	}},
+	{Type: reflect.TypeFor[batchv1.CronJobSpec](), Where: "CronJob spec", Fields: []fieldRule{
+		{"schedule", honoured, "five fields or @hourly-style descriptors"},
+		{"timeZone", honoured, "IANA names"},
+		{"startingDeadlineSeconds", honoured, ""},
+		{"concurrencyPolicy", honoured, "Allow, Forbid, Replace"},
+		{"suspend", honoured, ""},
+		{"jobTemplate", honoured, ""},
+		{"successfulJobsHistoryLimit", honoured, ""},
+		{"failedJobsHistoryLimit", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[batchv1.JobTemplateSpec](), Where: "CronJob spec.jobTemplate", Fields: []fieldRule{
+		{"metadata", honoured, "labels and annotations"},
+		{"spec", honoured, ""},
+	}},
+
+	// ---- Service ----
+	{Type: reflect.TypeFor[corev1.ServiceSpec](), Where: "Service spec", Fields: []fieldRule{
+		{"ports", honoured, ""},
+		{"selector", honoured, ""},
+		{"clusterIP", honoured, `"None" (headless); every Service answers with its ready pods' IPs for now`},
+		{"type", honoured, "ClusterIP only"},
+		{"sessionAffinity", honoured, "None only"},
+		{"publishNotReadyAddresses", honoured, "DNS answers pods that are not ready too"},
+		{"ipFamilies", honoured, "IPv4 only"},
+		{"ipFamilyPolicy", honoured, "SingleStack only"},
+		{"clusterIPs", refused, ""},
+		{"externalIPs", refused, ""},
+		{"loadBalancerIP", refused, "bosun serves ClusterIP and headless Services"},
+		{"loadBalancerSourceRanges", refused, "bosun serves ClusterIP and headless Services"},
+		{"externalName", refused, "bosun serves ClusterIP and headless Services"},
+		{"externalTrafficPolicy", refused, "bosun serves ClusterIP and headless Services"},
+		{"healthCheckNodePort", refused, "bosun serves ClusterIP and headless Services"},
+		{"sessionAffinityConfig", refused, ""},
+		{"allocateLoadBalancerNodePorts", refused, "bosun serves ClusterIP and headless Services"},
+		{"loadBalancerClass", refused, "bosun serves ClusterIP and headless Services"},
+		{"internalTrafficPolicy", refused, ""},
+		{"trafficDistribution", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ServicePort](), Where: "Service spec.ports", Fields: []fieldRule{
+		{"name", honoured, "SRV records"},
+		{"protocol", honoured, ""},
+		{"appProtocol", honoured, "informational, as in Kubernetes"},
+		{"port", honoured, ""},
+		{"targetPort", honoured, "a number or a container port name"},
+		{"nodePort", refused, "bosun serves ClusterIP and headless Services"},
+	}},
+
+	// ---- Pod ----
+	{Type: reflect.TypeFor[corev1.PodSpec](), Where: "Pod spec, spec.template.spec", Fields: []fieldRule{
+		{"volumes", honoured, "emptyDir, configMap, secret, downwardAPI, projected, hostPath (under --allow-host-path)"},
+		{"initContainers", honoured, "run in order; restartPolicy Always makes a sidecar"},
+		{"containers", honoured, ""},
+		{"restartPolicy", honoured, "Deployments: Always; Jobs: OnFailure or Never"},
+		{"terminationGracePeriodSeconds", honoured, ""},
+		{"dnsPolicy", honoured, "ClusterFirst, Default or None"},
+		{"dnsConfig", honoured, ""},
+		{"hostAliases", honoured, "/etc/hosts"},
+		{"hostname", honoured, ""},
+		{"nodeSelector", honoured, ""},
+		{"nodeName", honoured, "pins the pod to that node"},
+		{"securityContext", honoured, ""},
+		{"affinity", honoured, ""},
+		{"tolerations", honoured, ""},
+		{"topologySpreadConstraints", honoured, ""},
+		{"automountServiceAccountToken", honoured, "false only: bosun mounts no tokens"},
+		{"enableServiceLinks", honoured, "false only: bosun injects no service environment variables"},
+		{"os", honoured, "linux only"},
+		{"ephemeralContainers", refused, ""},
+		{"activeDeadlineSeconds", refused, "use a Job's activeDeadlineSeconds"},
+		{"serviceAccountName", refused, "bosun has no service accounts"},
+		{"serviceAccount", refused, "bosun has no service accounts"},
+		{"hostNetwork", refused, "pods run in their own network namespace"},
+		{"hostPID", refused, ""},
+		{"hostIPC", refused, ""},
+		{"shareProcessNamespace", refused, ""},
+		{"imagePullSecrets", refused, "images come from public or --insecure-registries registries, or `bosun image import`"},
+		{"subdomain", refused, ""},
+		{"schedulerName", refused, "bosun has one scheduler"},
+		{"priorityClassName", refused, "no priorities or preemption"},
+		{"priority", refused, "no priorities or preemption"},
+		{"readinessGates", refused, ""},
+		{"runtimeClassName", refused, ""},
+		{"preemptionPolicy", refused, "no priorities or preemption"},
+		{"overhead", refused, ""},
+		{"setHostnameAsFQDN", refused, ""},
+		{"hostUsers", refused, "user namespaces"},
+		{"schedulingGates", refused, ""},
+		{"resourceClaims", refused, "dynamic resource allocation"},
+		{"resources", refused, "pod-level resources; set them per container"},
+		{"hostnameOverride", refused, ""},
+		{"schedulingGroup", refused, "gang scheduling"},
+		{"evictionResponders", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodOS](), Where: "spec.os", Fields: []fieldRule{
+		{"name", honoured, "linux"},
+	}},
+	{Type: reflect.TypeFor[corev1.PodDNSConfig](), Where: "spec.dnsConfig", Fields: []fieldRule{
+		{"nameservers", honoured, ""},
+		{"searches", honoured, ""},
+		{"options", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodDNSConfigOption](), Where: "spec.dnsConfig.options", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"value", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.HostAlias](), Where: "spec.hostAliases", Fields: []fieldRule{
+		{"ip", honoured, ""},
+		{"hostnames", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodSecurityContext](), Where: "spec.securityContext", Fields: []fieldRule{
+		{"runAsUser", honoured, ""},
+		{"runAsGroup", honoured, ""},
+		{"runAsNonRoot", honoured, "an image that would run as root does not start"},
+		{"supplementalGroups", honoured, ""},
+		{"fsGroup", honoured, "owns the pod's writable volumes"},
+		{"fsGroupChangePolicy", honoured, ""},
+		{"sysctls", honoured, "namespaced sysctls only"},
+		{"seccompProfile", honoured, "RuntimeDefault (the default) or Unconfined"},
+		{"seLinuxOptions", refused, ""},
+		{"windowsOptions", refused, "Linux nodes only"},
+		{"supplementalGroupsPolicy", refused, ""},
+		{"appArmorProfile", refused, ""},
+		{"seLinuxChangePolicy", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.Sysctl](), Where: "spec.securityContext.sysctls", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"value", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SeccompProfile](), Where: "seccompProfile", Fields: []fieldRule{
+		{"type", honoured, "RuntimeDefault or Unconfined"},
+		{"localhostProfile", refused, "Localhost profiles"},
+	}},
+
+	// ---- placement ----
+	{Type: reflect.TypeFor[corev1.Toleration](), Where: "spec.tolerations", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"operator", honoured, ""},
+		{"value", honoured, ""},
+		{"effect", honoured, "NoSchedule, PreferNoSchedule, NoExecute"},
+		{"tolerationSeconds", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.Affinity](), Where: "spec.affinity", Fields: []fieldRule{
+		{"nodeAffinity", honoured, ""},
+		{"podAffinity", honoured, ""},
+		{"podAntiAffinity", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.NodeAffinity](), Where: "spec.affinity.nodeAffinity", Fields: []fieldRule{
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.NodeSelector](), Where: "node affinity", Fields: []fieldRule{
+		{"nodeSelectorTerms", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.NodeSelectorTerm](), Where: "node affinity", Fields: []fieldRule{
+		{"matchExpressions", honoured, ""},
+		{"matchFields", honoured, "metadata.name"},
+	}},
+	{Type: reflect.TypeFor[corev1.NodeSelectorRequirement](), Where: "node affinity", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"operator", honoured, "In, NotIn, Exists, DoesNotExist, Gt, Lt"},
+		{"values", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PreferredSchedulingTerm](), Where: "node affinity", Fields: []fieldRule{
+		{"weight", honoured, ""},
+		{"preference", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodAffinity](), Where: "spec.affinity.podAffinity", Fields: []fieldRule{
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodAntiAffinity](), Where: "spec.affinity.podAntiAffinity", Fields: []fieldRule{
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.PodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
+		{"labelSelector", honoured, ""},
+		{"namespaces", honoured, "default: the pod's own"},
+		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
+		{"namespaceSelector", refused, ""},
+		{"matchLabelKeys", refused, ""},
+		{"mismatchLabelKeys", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.WeightedPodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
+		{"weight", honoured, ""},
+		{"podAffinityTerm", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.TopologySpreadConstraint](), Where: "spec.topologySpreadConstraints", Fields: []fieldRule{
+		{"maxSkew", honoured, ""},
+		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
+		{"whenUnsatisfiable", honoured, "DoNotSchedule or ScheduleAnyway"},
+		{"labelSelector", honoured, ""},
+		{"minDomains", honoured, ""},
+		{"nodeAffinityPolicy", honoured, ""},
+		{"nodeTaintsPolicy", honoured, ""},
+		{"matchLabelKeys", refused, ""},
+	}},
+
+	// ---- volumes ----
+	{Type: reflect.TypeFor[corev1.Volume](), Where: "spec.volumes", Fields: []fieldRule{
+		{"name", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.VolumeSource](), Where: "spec.volumes", Fields: []fieldRule{
+		{"emptyDir", honoured, "on the node's disk, or tmpfs with medium Memory"},
+		{"configMap", honoured, ""},
+		{"secret", honoured, "on tmpfs"},
+		{"downwardAPI", honoured, ""},
+		{"projected", honoured, "of configMap, secret and downwardAPI"},
+		{"hostPath", honoured, "only under the prefixes of --allow-host-path"},
+		{"persistentVolumeClaim", refused, ""},
+		{"gcePersistentDisk", refused, ""},
+		{"awsElasticBlockStore", refused, ""},
+		{"gitRepo", refused, "deprecated in Kubernetes; use an init container"},
+		{"nfs", refused, ""},
+		{"iscsi", refused, ""},
+		{"glusterfs", refused, ""},
+		{"rbd", refused, ""},
+		{"flexVolume", refused, ""},
+		{"cinder", refused, ""},
+		{"cephfs", refused, ""},
+		{"flocker", refused, ""},
+		{"fc", refused, ""},
+		{"azureFile", refused, ""},
+		{"vsphereVolume", refused, ""},
+		{"quobyte", refused, ""},
+		{"azureDisk", refused, ""},
+		{"photonPersistentDisk", refused, ""},
+		{"portworxVolume", refused, ""},
+		{"scaleIO", refused, ""},
+		{"storageos", refused, ""},
+		{"csi", refused, ""},
+		{"ephemeral", refused, ""},
+		{"image", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.EmptyDirVolumeSource](), Where: "emptyDir", Fields: []fieldRule{
+		{"medium", honoured, `"" (disk) or Memory (tmpfs)`},
+		{"sizeLimit", honoured, "the tmpfs size with medium Memory"},
+		{"mode", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.HostPathVolumeSource](), Where: "hostPath", Fields: []fieldRule{
+		{"path", honoured, "under a prefix of --allow-host-path"},
+		{"type", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ConfigMapVolumeSource](), Where: "configMap volume", Fields: []fieldRule{
+		{"items", honoured, ""},
+		{"defaultMode", honoured, ""},
+		{"optional", honoured, ""},
+		{"defaultUser", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SecretVolumeSource](), Where: "secret volume", Fields: []fieldRule{
+		{"secretName", honoured, ""},
+		{"items", honoured, ""},
+		{"defaultMode", honoured, ""},
+		{"optional", honoured, ""},
+		{"defaultUser", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.LocalObjectReference](), Where: "references by name", Fields: []fieldRule{
+		{"name", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.KeyToPath](), Where: "volume items", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"path", honoured, ""},
+		{"mode", honoured, ""},
+		{"user", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.DownwardAPIVolumeSource](), Where: "downwardAPI volume", Fields: []fieldRule{
+		{"items", honoured, ""},
+		{"defaultMode", honoured, ""},
+		{"defaultUser", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.DownwardAPIVolumeFile](), Where: "downwardAPI items", Fields: []fieldRule{
+		{"path", honoured, ""},
+		{"fieldRef", honoured, ""},
+		{"resourceFieldRef", honoured, ""},
+		{"mode", honoured, ""},
+		{"user", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ProjectedVolumeSource](), Where: "projected volume", Fields: []fieldRule{
+		{"sources", honoured, ""},
+		{"defaultMode", honoured, ""},
+		{"defaultUser", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.VolumeProjection](), Where: "projected sources", Fields: []fieldRule{
+		{"secret", honoured, ""},
+		{"downwardAPI", honoured, ""},
+		{"configMap", honoured, ""},
+		{"serviceAccountToken", refused, "bosun has no service accounts"},
+		{"clusterTrustBundle", refused, ""},
+		{"podCertificate", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SecretProjection](), Where: "projected secret", Fields: []fieldRule{
+		{"items", honoured, ""},
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ConfigMapProjection](), Where: "projected configMap", Fields: []fieldRule{
+		{"items", honoured, ""},
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.DownwardAPIProjection](), Where: "projected downwardAPI", Fields: []fieldRule{
+		{"items", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ObjectFieldSelector](), Where: "fieldRef", Fields: []fieldRule{
+		{"apiVersion", honoured, "v1"},
+		{"fieldPath", honoured, "metadata.name, namespace, uid, labels, annotations; spec.nodeName; status.podIP(s), hostIP(s)"},
+	}},
+	{Type: reflect.TypeFor[corev1.ResourceFieldSelector](), Where: "resourceFieldRef", Fields: []fieldRule{
+		{"containerName", honoured, ""},
+		{"resource", honoured, "limits and requests of cpu and memory"},
+		{"divisor", honoured, ""},
+	}},
+
+	// ---- containers ----
+	{Type: reflect.TypeFor[corev1.Container](), Where: "containers, initContainers", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"image", honoured, ""},
+		{"command", honoured, ""},
+		{"args", honoured, ""},
+		{"workingDir", honoured, ""},
+		{"ports", honoured, ""},
+		{"envFrom", honoured, "configMapRef, secretRef"},
+		{"env", honoured, ""},
+		{"resources", honoured, "cpu and memory limits (cgroups) and requests (scheduling)"},
+		{"restartPolicy", honoured, "init containers only: Always makes a sidecar"},
+		{"volumeMounts", honoured, ""},
+		{"livenessProbe", honoured, ""},
+		{"readinessProbe", honoured, ""},
+		{"startupProbe", honoured, ""},
+		{"lifecycle", honoured, ""},
+		{"terminationMessagePath", honoured, ""},
+		{"terminationMessagePolicy", honoured, "File or FallbackToLogsOnError"},
+		{"imagePullPolicy", honoured, ""},
+		{"securityContext", honoured, ""},
+		{"resizePolicy", refused, "in-place resize"},
+		{"restartPolicyRules", refused, ""},
+		{"volumeDevices", refused, "block devices"},
+		{"stdin", refused, ""},
+		{"stdinOnce", refused, ""},
+		{"tty", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ContainerPort](), Where: "containers[].ports", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"containerPort", honoured, ""},
+		{"protocol", honoured, ""},
+		{"hostPort", refused, "pods are reached on their own IP"},
+		{"hostIP", refused, "pods are reached on their own IP"},
+	}},
+	{Type: reflect.TypeFor[corev1.EnvVar](), Where: "containers[].env", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"value", honoured, "$(VAR) references expanded"},
+		{"valueFrom", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.EnvVarSource](), Where: "env valueFrom", Fields: []fieldRule{
+		{"fieldRef", honoured, ""},
+		{"resourceFieldRef", honoured, ""},
+		{"configMapKeyRef", honoured, ""},
+		{"secretKeyRef", honoured, ""},
+		{"fileKeyRef", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ConfigMapKeySelector](), Where: "configMapKeyRef", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SecretKeySelector](), Where: "secretKeyRef", Fields: []fieldRule{
+		{"key", honoured, ""},
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.EnvFromSource](), Where: "containers[].envFrom", Fields: []fieldRule{
+		{"prefix", honoured, ""},
+		{"configMapRef", honoured, ""},
+		{"secretRef", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ConfigMapEnvSource](), Where: "envFrom configMapRef", Fields: []fieldRule{
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SecretEnvSource](), Where: "envFrom secretRef", Fields: []fieldRule{
+		{"optional", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ResourceRequirements](), Where: "containers[].resources", Fields: []fieldRule{
+		{"limits", honoured, "cpu, memory"},
+		{"requests", honoured, "cpu, memory"},
+		{"claims", refused, "dynamic resource allocation"},
+	}},
+	{Type: reflect.TypeFor[corev1.VolumeMount](), Where: "containers[].volumeMounts", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"mountPath", honoured, ""},
+		{"readOnly", honoured, ""},
+		{"subPath", honoured, ""},
+		{"recursiveReadOnly", refused, ""},
+		{"mountPropagation", refused, ""},
+		{"subPathExpr", refused, ""},
+		{"bindMountOptions", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.Probe](), Where: "probes", Fields: []fieldRule{
+		{"initialDelaySeconds", honoured, ""},
+		{"timeoutSeconds", honoured, ""},
+		{"periodSeconds", honoured, ""},
+		{"successThreshold", honoured, ""},
+		{"failureThreshold", honoured, ""},
+		{"terminationGracePeriodSeconds", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ProbeHandler](), Where: "probes", Fields: []fieldRule{
+		{"exec", honoured, ""},
+		{"httpGet", honoured, ""},
+		{"tcpSocket", honoured, ""},
+		{"grpc", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.ExecAction](), Where: "exec probes and hooks", Fields: []fieldRule{
+		{"command", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.HTTPGetAction](), Where: "httpGet probes and hooks", Fields: []fieldRule{
+		{"path", honoured, ""},
+		{"port", honoured, ""},
+		{"host", honoured, ""},
+		{"scheme", honoured, ""},
+		{"httpHeaders", honoured, ""},
+		{"protocol", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.HTTPHeader](), Where: "httpGet headers", Fields: []fieldRule{
+		{"name", honoured, ""},
+		{"value", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.TCPSocketAction](), Where: "tcpSocket probes", Fields: []fieldRule{
+		{"port", honoured, ""},
+		{"host", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.GRPCAction](), Where: "grpc probes", Fields: []fieldRule{
+		{"port", honoured, ""},
+		{"service", honoured, ""},
+		{"mode", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.Lifecycle](), Where: "containers[].lifecycle", Fields: []fieldRule{
+		{"postStart", honoured, ""},
+		{"preStop", honoured, ""},
+		{"stopSignal", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.LifecycleHandler](), Where: "lifecycle hooks", Fields: []fieldRule{
+		{"exec", honoured, ""},
+		{"httpGet", honoured, ""},
+		{"sleep", honoured, ""},
+		{"tcpSocket", refused, "deprecated in Kubernetes"},
+	}},
+	{Type: reflect.TypeFor[corev1.SleepAction](), Where: "sleep hooks", Fields: []fieldRule{
+		{"seconds", honoured, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.SecurityContext](), Where: "containers[].securityContext", Fields: []fieldRule{
+		{"capabilities", honoured, "from containerd's default set"},
+		{"privileged", honoured, "only with --allow-privileged"},
+		{"runAsUser", honoured, ""},
+		{"runAsGroup", honoured, ""},
+		{"runAsNonRoot", honoured, ""},
+		{"readOnlyRootFilesystem", honoured, ""},
+		{"allowPrivilegeEscalation", honoured, ""},
+		{"seccompProfile", honoured, ""},
+		{"seLinuxOptions", refused, ""},
+		{"windowsOptions", refused, "Linux nodes only"},
+		{"procMount", refused, ""},
+		{"appArmorProfile", refused, ""},
+	}},
+	{Type: reflect.TypeFor[corev1.Capabilities](), Where: "capabilities", Fields: []fieldRule{
+		{"add", honoured, ""},
+		{"drop", honoured, "ALL drops every capability"},
+	}},
+}
+
+// leafTypes are values the walker does not look into: their fields are
+// not fields of the manifest.
+var leafTypes = map[reflect.Type]bool{
+	reflect.TypeFor[resource.Quantity]():      true,
+	reflect.TypeFor[intstr.IntOrString]():     true,
+	reflect.TypeFor[metav1.Time]():            true,
+	reflect.TypeFor[metav1.MicroTime]():       true,
+	reflect.TypeFor[metav1.FieldsV1]():        true,
+	reflect.TypeFor[metav1.Duration]():        true,
+	reflect.TypeFor[resource.QuantityValue](): true,
+}
+
+// rulesByType indexes fieldTable: type -> JSON name -> rule.
+var rulesByType = func() map[reflect.Type]map[string]fieldRule {
+	out := make(map[reflect.Type]map[string]fieldRule, len(fieldTable))
+	for _, tf := range fieldTable {
+		m := make(map[string]fieldRule, len(tf.Fields))
+		for _, f := range tf.Fields {
+			m[f.Name] = f
+		}
+		out[tf.Type] = m
+	}
+	return out
+}()
+
+// checkFields walks obj (a pointer to a decoded API object) and reports
+// every non-empty field that fieldTable does not honour.
+func checkFields(obj any) problems {
+	var ps problems
+	v := reflect.ValueOf(obj)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	walkFields(v, "", &ps)
+	return ps
+}
+
+func walkFields(v reflect.Value, path string, ps *problems) {
+	t := v.Type()
+	rules, known := rulesByType[t]
+	if !known {
+		// Reached through an honoured field but not in the table: the
+		// reflection test keeps this from happening; refuse to be safe.
+		*ps = append(*ps, problem{path: path, msg: "not supported by bosun"})
+		return
+	}
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, inline := jsonName(sf)
+		if name == "-" {
+			continue
+		}
+		fv := v.Field(i)
+		if inline {
+			walkFields(fv, path, ps)
+			continue
+		}
+		if empty(fv) {
+			continue
+		}
+		p := joinPath(path, name)
+		rule, ok := rules[name]
+		if !ok || rule.Support == refused {
+			msg := "not supported by bosun"
+			if ok && rule.Note != "" {
+				msg += ": " + rule.Note
+			}
+			*ps = append(*ps, problem{path: p, msg: msg})
+			continue
+		}
+		walkValue(fv, p, ps)
+	}
+}
+
+// walkValue descends into an honoured field's value.
+func walkValue(v reflect.Value, path string, ps *problems) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if leafTypes[v.Type()] {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		walkFields(v, path, ps)
+	case reflect.Slice, reflect.Array:
+		if !structy(v.Type().Elem()) {
+			return
+		}
+		for i := 0; i < v.Len(); i++ {
+			walkValue(v.Index(i), path+"["+strconv.Itoa(i)+"]", ps)
+		}
+	case reflect.Map:
+		if !structy(v.Type().Elem()) {
+			return
+		}
+		iter := v.MapRange()
+		for iter.Next() {
+			walkValue(iter.Value(), path+"["+iter.Key().String()+"]", ps)
+		}
+	}
+}
+
+// structy reports whether values of t hold fields the walker must check.
+func structy(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct && !leafTypes[t]
+}
+
+// empty reports whether a field is unset: the zero value, an empty list or
+// map, or a pointer to a struct whose fields are all empty ("{}"). A pointer
+// to a scalar is set even when the scalar is zero: hostUsers: false says
+// something.
+func empty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map:
+		return v.Len() == 0
+	case reflect.Pointer:
+		if v.IsNil() {
+			return true
+		}
+		if e := v.Elem(); e.Kind() == reflect.Struct && !leafTypes[e.Type()] {
+			return emptyStruct(e)
+		}
+		return false
+	case reflect.Struct:
+		if leafTypes[v.Type()] {
+			return v.IsZero()
+		}
+		return emptyStruct(v)
+	}
+	return v.IsZero()
+}
+
+func emptyStruct(v reflect.Value) bool {
+	for i := 0; i < v.NumField(); i++ {
+		if v.Type().Field(i).IsExported() && !empty(v.Field(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonName is a struct field's JSON name, and whether it is inlined
+// (embedded without a name of its own).
+func jsonName(sf reflect.StructField) (string, bool) {
+	tag := sf.Tag.Get("json")
+	name, opts, _ := strings.Cut(tag, ",")
+	if sf.Anonymous && name == "" {
+		return "", true
+	}
+	if strings.Contains(","+opts+",", ",inline,") {
+		return "", true
+	}
+	if name == "" {
+		name = sf.Name
+	}
+	return name, false
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// FieldTableMarkdown renders fieldTable as the README shows it: a row per
+// API type, with the fields bosun honours (and what to know about them) and
+// those it refuses.
+func FieldTableMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| type | where | honoured | refused (a validation error) |\n|---|---|---|---|\n")
+	cell := func(fields []fieldRule, want support) string {
+		var parts []string
+		for _, f := range fields {
+			if f.Support != want {
+				continue
+			}
+			s := "`" + f.Name + "`"
+			if f.Note != "" && f.Note != serverSet && f.Note != observed {
+				s += " (" + strings.ReplaceAll(f.Note, "|", `\|`) + ")"
+			}
+			parts = append(parts, s)
+		}
+		if len(parts) == 0 {
+			return "-"
+		}
+		return strings.Join(parts, ", ")
+	}
+	for _, tf := range fieldTable {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", tf.Type.Name(), tf.Where, cell(tf.Fields, honoured), cell(tf.Fields, refused))
+	}
+	return b.String()
+}
