@@ -99,9 +99,9 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	}
 	if d.Changed {
 		if res.ok {
-			w.log.Info("probe passed", "container", res.container, "probe", res.kind, "ready", rec.Probes.ready())
+			w.log.Info("probe passed", "container", res.container, "probe", res.kind.String(), "ready", rec.Probes.ready())
 		} else {
-			w.log.Info("probe failed", "container", res.container, "probe", res.kind, "msg", res.msg)
+			w.log.Info("probe failed", "container", res.container, "probe", res.kind.String(), "msg", res.msg)
 		}
 	}
 	if d.Started {
