@@ -162,6 +162,7 @@ func (w *podWorker) stopGroup(ctx context.Context, r *podRun, names []string, gr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			inst.waitReaped()
 			errs[i] = w.a.stopContainer(ctx, inst.ctr, grace, hook)
 		}()
 	}

@@ -80,6 +80,17 @@ type instance struct {
 	// exited is how an adopted container's task ended, from its labels
 	// (nil: unknown, or it has not exited).
 	exited *taskExit
+	// reaped is closed once the exited task has been deleted (nil: no
+	// deletion in progress); see waitReaped.
+	reaped chan struct{}
+}
+
+// waitReaped waits until the instance's exited task has been deleted, so
+// that the container itself can go.
+func (inst *instance) waitReaped() {
+	if inst.reaped != nil {
+		<-inst.reaped
+	}
 }
 
 // taskExit reports that a container's task exited.
@@ -339,6 +350,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 		if inst.cancel != nil { // nil: adopted after it had exited
 			inst.cancel()
 		}
+		inst.waitReaped()
 		if err := w.a.deleteContainer(ctx, inst.ctr); err != nil {
 			return err
 		}
@@ -460,13 +472,24 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 	if _, err := inst.ctr.SetLabels(ctx, exitLabels(int32(ev.code), at)); err != nil && !errdefs.IsNotFound(err) {
 		w.log.Warn("label exited container", "container", ev.name, "err", err)
 	}
-	// Reap the task (and its shim); the container stays until restart or
-	// pod deletion.
-	if inst.task != nil {
-		if _, err := inst.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-			w.log.Warn("delete task", "container", ev.name, "err", err)
-		}
+	// Reap the task (and its shim) in the background: deleting it takes
+	// tens of milliseconds the next container in sequence need not wait
+	// for. The container stays until restart or pod deletion, which wait
+	// for the reaping (waitReaped).
+	if task := inst.task; task != nil {
 		inst.task = nil
+		reaped := make(chan struct{})
+		inst.reaped = reaped
+		w.waiters.Add(1)
+		go func() {
+			defer w.waiters.Done()
+			defer close(reaped)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("delete task", "container", ev.name, "err", err)
+			}
+		}()
 	}
 	inst.cancel()
 	w.recordExit(r, rec, int32(ev.code), at)
