@@ -1,10 +1,13 @@
 package api
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bosun/store"
 )
 
 func csRunning(name string, ready bool, restarts int32) corev1.ContainerStatus {
@@ -99,5 +102,20 @@ func TestSummarizePod_kubectlStatusColumn(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestBuildStatus_listsInitializingPods(t *testing.T) {
+	p := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec:       corev1.PodSpec{InitContainers: []corev1.Container{{Name: "setup"}}, Containers: []corev1.Container{{Name: "app"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending,
+			Conditions:            []corev1.PodCondition{{Type: corev1.PodInitialized, Status: corev1.ConditionFalse}},
+			InitContainerStatuses: []corev1.ContainerStatus{csWaiting("setup", "CrashLoopBackOff", 3)},
+			ContainerStatuses:     []corev1.ContainerStatus{csWaiting("app", "PodInitializing", 0)}},
+	}
+	st := BuildStatus("", &store.Snapshot{Pods: []corev1.Pod{p}})
+	if want := []string{"default/web: Init:CrashLoopBackOff"}; !reflect.DeepEqual(st.Pods.Initializing, want) {
+		t.Errorf("initializing = %q, want %q", st.Pods.Initializing, want)
 	}
 }

@@ -49,6 +49,9 @@ type PodCounts struct {
 	// NotReady lists running pods that are not ready, with why (their
 	// probes' latest failures).
 	NotReady []string `json:"notReady,omitempty"`
+	// Initializing lists pods whose init containers have not completed,
+	// with their STATUS (Init:1/2, Init:CrashLoopBackOff, ...).
+	Initializing []string `json:"initializing,omitempty"`
 }
 
 // ServiceStatus lists a service's endpoints (ready pod IPs).
@@ -76,6 +79,9 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
 				st.Pods.Unschedulable = append(st.Pods.Unschedulable, p.Namespace+"/"+p.Name+": "+c.Message)
 			}
+		}
+		if len(p.Spec.InitContainers) > 0 && p.Status.Phase == corev1.PodPending && !podInitialized(&p) {
+			st.Pods.Initializing = append(st.Pods.Initializing, p.Namespace+"/"+p.Name+": "+SummarizePod(&p).Status)
 		}
 		if p.Status.Phase == corev1.PodRunning && !PodReady(&p) {
 			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(&p))

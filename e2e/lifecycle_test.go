@@ -251,6 +251,9 @@ func TestLifecycle(t *testing.T) {
 			}
 			return fmt.Errorf("no needs-setup pod in Init:CrashLoopBackOff:\n%s", out)
 		})
+		if out, err := s.cli("status"); err != nil || !strings.Contains(out, "initializing: default/needs-setup-") {
+			t.Errorf("bosun status does not list the pod stuck initializing: %v\n%s", err, out)
+		}
 		s.waitFor("setup-once failed with Init:Error", 60*time.Second, func() error {
 			p := pod("setup-once")
 			if p == nil || p.Status.Phase != corev1.PodFailed {
