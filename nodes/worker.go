@@ -466,31 +466,34 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 	if at.IsZero() || at.Before(rec.StartedAt) {
 		at = time.Now()
 	}
-	// The exit is kept on the container, so that a restarted agent knows
-	// how it ended once the task is gone (a completed init container is
-	// not run again).
-	if _, err := inst.ctr.SetLabels(ctx, exitLabels(int32(ev.code), at)); err != nil && !errdefs.IsNotFound(err) {
-		w.log.Warn("label exited container", "container", ev.name, "err", err)
-	}
-	// Reap the task (and its shim) in the background: deleting it takes
-	// tens of milliseconds the next container in sequence need not wait
-	// for. The container stays until restart or pod deletion, which wait
-	// for the reaping (waitReaped).
-	if task := inst.task; task != nil {
-		inst.task = nil
-		reaped := make(chan struct{})
-		inst.reaped = reaped
-		w.waiters.Add(1)
-		go func() {
-			defer w.waiters.Done()
-			defer close(reaped)
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
-				w.log.Warn("delete task", "container", ev.name, "err", err)
-			}
-		}()
-	}
+	// Label the container with how its task ended, then reap the task
+	// (and its shim), in the background: that takes tens of milliseconds
+	// the next container in sequence need not wait for. The label comes
+	// first, so that a restarted agent learns the exit from the task or,
+	// once the task is gone, from the label (a completed init container
+	// is not run again). The container stays until restart or pod
+	// deletion, which wait for this (waitReaped).
+	reaped := make(chan struct{})
+	inst.reaped = reaped
+	task, ctr := inst.task, inst.ctr
+	inst.task = nil
+	code := int32(ev.code)
+	w.waiters.Add(1)
+	go func() {
+		defer w.waiters.Done()
+		defer close(reaped)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := ctr.SetLabels(dctx, exitLabels(code, at)); err != nil && !errdefs.IsNotFound(err) {
+			w.log.Warn("label exited container", "container", ev.name, "err", err)
+		}
+		if task == nil {
+			return
+		}
+		if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
+			w.log.Warn("delete task", "container", ev.name, "err", err)
+		}
+	}()
 	inst.cancel()
 	w.recordExit(r, rec, int32(ev.code), at)
 }
