@@ -301,3 +301,46 @@ func TestLifecycle(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkCommitToReadyInitContainers measures commit -> pod Ready for a
+// pod without init containers and one with two that exit at once (the
+// image's task mode), on the real stack (--poll 300ms). Each iteration
+// commits a new pod in place of the previous one.
+//
+//	go test -run '^$' -bench CommitToReadyInitContainers -benchtime 5x ./e2e
+func BenchmarkCommitToReadyInitContainers(b *testing.B) {
+	repo := newGitRepo(b)
+	repo.write("README", "benchmark\n")
+	repo.commit("empty")
+	s := startStack(b, repo)
+	seq := 0 // a new pod name per commit, across the benchmark's runs
+	for _, n := range []int{0, 2} {
+		b.Run(fmt.Sprintf("init=%d", n), func(b *testing.B) {
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				seq++
+				name := fmt.Sprintf("bench-%d-%d", n, seq)
+				var inits strings.Builder
+				if n > 0 {
+					inits.WriteString("  initContainers:\n")
+					for j := range n {
+						fmt.Fprintf(&inits, "  - name: init%d\n    image: localhost/bosun-hello:v1\n    args: [\"-print\", \"init\"]\n", j)
+					}
+				}
+				repo.write("pod.yaml", fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\nspec:\n%s  containers:\n  - name: app\n    image: localhost/bosun-hello:v1\n", name, inits.String()))
+				start := time.Now()
+				repo.commit(name)
+				s.waitFor(name+" ready", 60*time.Second, func() error {
+					for _, p := range s.pods() {
+						if p.Name == name && api.PodReady(&p) {
+							return nil
+						}
+					}
+					return fmt.Errorf("not ready")
+				})
+				total += time.Since(start)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/commit-to-ready")
+		})
+	}
+}
