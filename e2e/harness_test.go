@@ -19,6 +19,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/moby/sys/mountinfo"
 	corev1 "k8s.io/api/core/v1"
 
 	"bosun/api"
@@ -181,6 +182,21 @@ func removePodNetwork(t testing.TB, dir, bridge string) {
 	}
 }
 
+// unmountUnder unmounts whatever is mounted below dir.
+func unmountUnder(t testing.TB, dir string) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		t.Logf("list mounts under %s: %v", dir, err)
+		return
+	}
+	sort.Slice(ms, func(i, j int) bool { return len(ms[i].Mountpoint) > len(ms[j].Mountpoint) })
+	for _, m := range ms {
+		if err := syscall.Unmount(m.Mountpoint, syscall.MNT_DETACH); err != nil {
+			t.Logf("unmount %s: %v", m.Mountpoint, err)
+		}
+	}
+}
+
 func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 	t.Helper()
 	if testing.Short() {
@@ -201,6 +217,9 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		dnsAddr:    freePort(t),
 		etcdAddr:   freePort(t),
 	}
+	// Runs after bosun stops and before the data dir is removed: pods'
+	// secret and memory volumes are tmpfs mounts that outlive the agent.
+	t.Cleanup(func() { unmountUnder(t, s.dataDir) })
 	for _, v := range []string{"v1", "v2"} {
 		archive := containerdtest.BuildHelloImage(t, v)
 		out, err := exec.Command(bin, "image", "import", "--containerd-address", s.containerd, archive).CombinedOutput()

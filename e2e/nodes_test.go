@@ -32,10 +32,12 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 		}
 	}
 	a := &agentProc{exited: make(chan struct{})}
+	stateDir := t.TempDir()
+	t.Cleanup(func() { unmountUnder(t, stateDir) }) // after the agent stops
 	a.cmd = exec.Command(bosun(t), "agent",
 		"--etcd-endpoints", "http://"+s.etcdAddr,
 		"--node-name", name, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0",
-		"--state-dir", t.TempDir(), "--containerd-address", address,
+		"--state-dir", stateDir, "--containerd-address", address,
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir,
 		"--restart-backoff", "200ms")
 	var log strings.Builder

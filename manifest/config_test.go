@@ -305,3 +305,12 @@ func TestCheckUpdate_immutableConfig(t *testing.T) {
 		t.Errorf("changed secret: %v", err)
 	}
 }
+
+func TestDecode_referenceWithoutNameNamesItsField(t *testing.T) {
+	doc := pod + "  volumes:\n  - name: s\n    secret: {}\n  - name: c\n    configMap: {}\n"
+	_, err := Decode("r.yaml", []byte(doc))
+	want := "r.yaml:11: spec.volumes[0].secret.secretName: required\nr.yaml:13: spec.volumes[1].configMap.name: required"
+	if err == nil || !strings.Contains(err.Error(), "secret.secretName: required") || !strings.Contains(err.Error(), "configMap.name: required") {
+		t.Errorf("error = %v\nwant %s", err, want)
+	}
+}

@@ -289,13 +289,13 @@ var fieldTable = []typeFields{
 		{"runAsGroup", honoured, ""},
 		{"runAsNonRoot", honoured, "an image that would run as root does not start"},
 		{"supplementalGroups", honoured, ""},
-		{"fsGroup", honoured, "owns the pod's writable volumes"},
-		{"fsGroupChangePolicy", honoured, ""},
+		{"fsGroup", honoured, "owns the pod's volumes (not hostPath), setgid directories; added to every container's groups"},
+		{"fsGroupChangePolicy", honoured, "volumes are made fresh for each pod, so both policies give them to fsGroup"},
 		{"sysctls", honoured, "namespaced sysctls only"},
 		{"seccompProfile", honoured, "RuntimeDefault (the default) or Unconfined"},
 		{"seLinuxOptions", refused, ""},
 		{"windowsOptions", refused, "Linux nodes only"},
-		{"supplementalGroupsPolicy", refused, ""},
+		{"supplementalGroupsPolicy", honoured, "Merge (the image's /etc/group too) or Strict"},
 		{"appArmorProfile", refused, ""},
 		{"seLinuxChangePolicy", refused, ""},
 	}},
@@ -310,39 +310,39 @@ var fieldTable = []typeFields{
 
 	// ---- placement ----
 	{Type: reflect.TypeFor[corev1.Toleration](), Where: "spec.tolerations", Fields: []fieldRule{
-		{"key", honoured, ""},
-		{"operator", honoured, ""},
+		{"key", honoured, "empty with operator Exists tolerates every taint"},
+		{"operator", honoured, "Equal (the default) or Exists; Lt and Gt are refused"},
 		{"value", honoured, ""},
-		{"effect", honoured, "NoSchedule, PreferNoSchedule, NoExecute"},
-		{"tolerationSeconds", honoured, ""},
+		{"effect", honoured, "NoSchedule, PreferNoSchedule, NoExecute; empty matches all"},
+		{"tolerationSeconds", honoured, "NoExecute only: the pod is evicted that long after the taint was added (or after it was bound, if later)"},
 	}},
 	{Type: reflect.TypeFor[corev1.Affinity](), Where: "spec.affinity", Fields: []fieldRule{
 		{"nodeAffinity", honoured, ""},
 		{"podAffinity", honoured, ""},
-		{"podAntiAffinity", honoured, ""},
+		{"podAntiAffinity", honoured, "also keeps matching pods out of the domains of pods placed earlier"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeAffinity](), Where: "spec.affinity.nodeAffinity", Fields: []fieldRule{
-		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
-		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, "terms ORed, expressions ANDed; a filter"},
+		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, "weights of matching terms summed, normalized over the feasible nodes; a score"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelector](), Where: "node affinity", Fields: []fieldRule{
-		{"nodeSelectorTerms", honoured, ""},
+		{"nodeSelectorTerms", honoured, "at least one"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelectorTerm](), Where: "node affinity", Fields: []fieldRule{
-		{"matchExpressions", honoured, ""},
-		{"matchFields", honoured, "metadata.name"},
+		{"matchExpressions", honoured, "on node labels"},
+		{"matchFields", honoured, "metadata.name, In or NotIn, one value"},
 	}},
 	{Type: reflect.TypeFor[corev1.NodeSelectorRequirement](), Where: "node affinity", Fields: []fieldRule{
 		{"key", honoured, ""},
-		{"operator", honoured, "In, NotIn, Exists, DoesNotExist, Gt, Lt"},
+		{"operator", honoured, "In, NotIn, Exists, DoesNotExist, Gt, Lt (integers)"},
 		{"values", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PreferredSchedulingTerm](), Where: "node affinity", Fields: []fieldRule{
-		{"weight", honoured, ""},
+		{"weight", honoured, "1-100"},
 		{"preference", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAffinity](), Where: "spec.affinity.podAffinity", Fields: []fieldRule{
-		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, ""},
+		{"requiredDuringSchedulingIgnoredDuringExecution", honoured, "a pod that matches its own terms may start first, anywhere"},
 		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAntiAffinity](), Where: "spec.affinity.podAntiAffinity", Fields: []fieldRule{
@@ -350,26 +350,26 @@ var fieldTable = []typeFields{
 		{"preferredDuringSchedulingIgnoredDuringExecution", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.PodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
-		{"labelSelector", honoured, ""},
+		{"labelSelector", honoured, "unset selects no pods"},
 		{"namespaces", honoured, "default: the pod's own"},
-		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
-		{"namespaceSelector", refused, ""},
-		{"matchLabelKeys", refused, ""},
-		{"mismatchLabelKeys", refused, ""},
+		{"topologyKey", honoured, "kubernetes.io/hostname or any node label"},
+		{"matchLabelKeys", honoured, "the pod's own values of these labels are added to the selector (In)"},
+		{"mismatchLabelKeys", honoured, "the pod's own values of these labels are added to the selector (NotIn)"},
+		{"namespaceSelector", refused, "list the namespaces instead"},
 	}},
 	{Type: reflect.TypeFor[corev1.WeightedPodAffinityTerm](), Where: "pod (anti-)affinity", Fields: []fieldRule{
-		{"weight", honoured, ""},
+		{"weight", honoured, "1-100"},
 		{"podAffinityTerm", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.TopologySpreadConstraint](), Where: "spec.topologySpreadConstraints", Fields: []fieldRule{
 		{"maxSkew", honoured, ""},
-		{"topologyKey", honoured, "kubernetes.io/hostname or a node label"},
-		{"whenUnsatisfiable", honoured, "DoNotSchedule or ScheduleAnyway"},
-		{"labelSelector", honoured, ""},
-		{"minDomains", honoured, ""},
-		{"nodeAffinityPolicy", honoured, ""},
-		{"nodeTaintsPolicy", honoured, ""},
-		{"matchLabelKeys", refused, ""},
+		{"topologyKey", honoured, "kubernetes.io/hostname or any node label"},
+		{"whenUnsatisfiable", honoured, "DoNotSchedule (a filter) or ScheduleAnyway (a score)"},
+		{"labelSelector", honoured, "pods of the pod's own namespace"},
+		{"minDomains", honoured, "DoNotSchedule only"},
+		{"nodeAffinityPolicy", honoured, "Honor (default) or Ignore"},
+		{"nodeTaintsPolicy", honoured, "Ignore (default) or Honor"},
+		{"matchLabelKeys", honoured, "the pod's own values of these labels are added to the selector"},
 	}},
 
 	// ---- volumes ----
@@ -379,9 +379,9 @@ var fieldTable = []typeFields{
 	{Type: reflect.TypeFor[corev1.VolumeSource](), Where: "spec.volumes", Fields: []fieldRule{
 		{"emptyDir", honoured, "on the node's disk, or tmpfs with medium Memory"},
 		{"configMap", honoured, ""},
-		{"secret", honoured, "on tmpfs"},
+		{"secret", honoured, "on tmpfs, so its files never touch the node's disk"},
 		{"downwardAPI", honoured, ""},
-		{"projected", honoured, "of configMap, secret and downwardAPI"},
+		{"projected", honoured, "of configMap, secret and downwardAPI, on tmpfs"},
 		{"hostPath", honoured, "only under the prefixes of --allow-host-path"},
 		{"persistentVolumeClaim", refused, ""},
 		{"gcePersistentDisk", refused, ""},
@@ -410,7 +410,7 @@ var fieldTable = []typeFields{
 	}},
 	{Type: reflect.TypeFor[corev1.EmptyDirVolumeSource](), Where: "emptyDir", Fields: []fieldRule{
 		{"medium", honoured, `"" (disk) or Memory (tmpfs)`},
-		{"sizeLimit", honoured, "the tmpfs size with medium Memory"},
+		{"sizeLimit", honoured, "the tmpfs size with medium Memory; refused on disk, where bosun would not evict"},
 		{"mode", refused, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.HostPathVolumeSource](), Where: "hostPath", Fields: []fieldRule{
@@ -477,11 +477,11 @@ var fieldTable = []typeFields{
 	}},
 	{Type: reflect.TypeFor[corev1.ObjectFieldSelector](), Where: "fieldRef", Fields: []fieldRule{
 		{"apiVersion", honoured, "v1"},
-		{"fieldPath", honoured, "metadata.name, namespace, uid, labels, annotations; spec.nodeName; status.podIP(s), hostIP(s)"},
+		{"fieldPath", honoured, "metadata.name, namespace, uid, labels['k'], annotations['k'] (whole labels and annotations in volumes); spec.nodeName; status.podIP(s), hostIP(s)"},
 	}},
 	{Type: reflect.TypeFor[corev1.ResourceFieldSelector](), Where: "resourceFieldRef", Fields: []fieldRule{
 		{"containerName", honoured, ""},
-		{"resource", honoured, "limits and requests of cpu and memory"},
+		{"resource", honoured, "limits and requests of cpu, memory and ephemeral-storage; an unset limit is the node's allocatable"},
 		{"divisor", honoured, ""},
 	}},
 
@@ -502,8 +502,8 @@ var fieldTable = []typeFields{
 		{"readinessProbe", honoured, ""},
 		{"startupProbe", honoured, ""},
 		{"lifecycle", honoured, ""},
-		{"terminationMessagePath", honoured, ""},
-		{"terminationMessagePolicy", honoured, "File or FallbackToLogsOnError"},
+		{"terminationMessagePath", honoured, "at most 4096 bytes, shown in the terminated state"},
+		{"terminationMessagePolicy", honoured, "File or FallbackToLogsOnError (the log's last 80 lines, 2048 bytes)"},
 		{"imagePullPolicy", honoured, ""},
 		{"securityContext", honoured, ""},
 		{"resizePolicy", refused, "in-place resize"},
@@ -560,7 +560,7 @@ var fieldTable = []typeFields{
 		{"name", honoured, ""},
 		{"mountPath", honoured, ""},
 		{"readOnly", honoured, ""},
-		{"subPath", honoured, ""},
+		{"subPath", honoured, "resolved inside the volume; links cannot lead out"},
 		{"recursiveReadOnly", refused, ""},
 		{"mountPropagation", refused, ""},
 		{"subPathExpr", refused, ""},
@@ -619,14 +619,14 @@ var fieldTable = []typeFields{
 		{"seconds", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.SecurityContext](), Where: "containers[].securityContext", Fields: []fieldRule{
-		{"capabilities", honoured, "from containerd's default set"},
+		{"capabilities", honoured, "added to and dropped from containerd's default set; names without CAP_"},
 		{"privileged", honoured, "only with --allow-privileged"},
 		{"runAsUser", honoured, ""},
 		{"runAsGroup", honoured, ""},
 		{"runAsNonRoot", honoured, ""},
 		{"readOnlyRootFilesystem", honoured, ""},
-		{"allowPrivilegeEscalation", honoured, ""},
-		{"seccompProfile", honoured, ""},
+		{"allowPrivilegeEscalation", honoured, "false sets no_new_privs"},
+		{"seccompProfile", honoured, "RuntimeDefault (the default) or Unconfined"},
 		{"seLinuxOptions", refused, ""},
 		{"windowsOptions", refused, "Linux nodes only"},
 		{"procMount", refused, ""},
@@ -759,21 +759,16 @@ func structy(t reflect.Type) bool {
 }
 
 // empty reports whether a field is unset: the zero value, an empty list or
-// map, or a pointer to a struct whose fields are all empty ("{}"). A pointer
-// to a scalar is set even when the scalar is zero: hostUsers: false says
-// something.
+// map, or a struct (not behind a pointer) whose fields are all empty, as
+// generators write "status: {}" and "resources: {}". A pointer is set as
+// soon as it is there: "hostUsers: false" says something, and so does
+// "namespaceSelector: {}" (every namespace).
 func empty(v reflect.Value) bool {
 	switch v.Kind() {
 	case reflect.Slice, reflect.Map:
 		return v.Len() == 0
 	case reflect.Pointer:
-		if v.IsNil() {
-			return true
-		}
-		if e := v.Elem(); e.Kind() == reflect.Struct && !leafTypes[e.Type()] {
-			return emptyStruct(e)
-		}
-		return false
+		return v.IsNil()
 	case reflect.Struct:
 		if leafTypes[v.Type()] {
 			return v.IsZero()

@@ -101,6 +101,7 @@ func eachContainer(at podSpecAt, f func(c *corev1.Container, p *field.Path)) {
 type configRef struct {
 	kind     string // KindConfigMap or KindSecret
 	name     string
+	nameKey  string   // the JSON name of the field that names it: "name", or a secret volume's "secretName"
 	keys     []string // keys that must exist; none for a whole-object use
 	optional bool
 	path     *field.Path
@@ -125,38 +126,38 @@ func configRefs(at podSpecAt) []configRef {
 			}
 			vp := p.Child("env").Index(i).Child("valueFrom")
 			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
-				refs = append(refs, configRef{KindConfigMap, r.Name, []string{r.Key}, opt(r.Optional), vp.Child("configMapKeyRef")})
+				refs = append(refs, configRef{KindConfigMap, r.Name, "name", []string{r.Key}, opt(r.Optional), vp.Child("configMapKeyRef")})
 			}
 			if r := e.ValueFrom.SecretKeyRef; r != nil {
-				refs = append(refs, configRef{KindSecret, r.Name, []string{r.Key}, opt(r.Optional), vp.Child("secretKeyRef")})
+				refs = append(refs, configRef{KindSecret, r.Name, "name", []string{r.Key}, opt(r.Optional), vp.Child("secretKeyRef")})
 			}
 		}
 		for i, e := range c.EnvFrom {
 			ep := p.Child("envFrom").Index(i)
 			if r := e.ConfigMapRef; r != nil {
-				refs = append(refs, configRef{KindConfigMap, r.Name, nil, opt(r.Optional), ep.Child("configMapRef")})
+				refs = append(refs, configRef{KindConfigMap, r.Name, "name", nil, opt(r.Optional), ep.Child("configMapRef")})
 			}
 			if r := e.SecretRef; r != nil {
-				refs = append(refs, configRef{KindSecret, r.Name, nil, opt(r.Optional), ep.Child("secretRef")})
+				refs = append(refs, configRef{KindSecret, r.Name, "name", nil, opt(r.Optional), ep.Child("secretRef")})
 			}
 		}
 	})
 	for i, v := range at.spec.Volumes {
 		vp := at.path.Child("volumes").Index(i)
 		if r := v.ConfigMap; r != nil {
-			refs = append(refs, configRef{KindConfigMap, r.Name, itemKeys(r.Items), opt(r.Optional), vp.Child("configMap")})
+			refs = append(refs, configRef{KindConfigMap, r.Name, "name", itemKeys(r.Items), opt(r.Optional), vp.Child("configMap")})
 		}
 		if r := v.Secret; r != nil {
-			refs = append(refs, configRef{KindSecret, r.SecretName, itemKeys(r.Items), opt(r.Optional), vp.Child("secret")})
+			refs = append(refs, configRef{KindSecret, r.SecretName, "secretName", itemKeys(r.Items), opt(r.Optional), vp.Child("secret")})
 		}
 		if v.Projected != nil {
 			for j, src := range v.Projected.Sources {
 				sp := vp.Child("projected", "sources").Index(j)
 				if r := src.ConfigMap; r != nil {
-					refs = append(refs, configRef{KindConfigMap, r.Name, itemKeys(r.Items), opt(r.Optional), sp.Child("configMap")})
+					refs = append(refs, configRef{KindConfigMap, r.Name, "name", itemKeys(r.Items), opt(r.Optional), sp.Child("configMap")})
 				}
 				if r := src.Secret; r != nil {
-					refs = append(refs, configRef{KindSecret, r.Name, itemKeys(r.Items), opt(r.Optional), sp.Child("secret")})
+					refs = append(refs, configRef{KindSecret, r.Name, "name", itemKeys(r.Items), opt(r.Optional), sp.Child("secret")})
 				}
 			}
 		}
@@ -230,7 +231,7 @@ func (l *loader) checkReferences() {
 					continue
 				}
 				if r.name == "" {
-					l.errs = append(l.errs, d.errorAt(r.path.Child("name").String(), "required"))
+					l.errs = append(l.errs, d.errorAt(r.path.Child(r.nameKey).String(), "required"))
 					continue
 				}
 				keys, ok := ix.keys(namespace, r)

@@ -3,12 +3,17 @@ package manifest
 import (
 	"fmt"
 	"maps"
+	"math"
+	"net/netip"
+	pathpkg "path"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -339,6 +344,8 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps 
 		}
 		validateLifecycle(c, p, false, spec.TerminationGracePeriodSeconds, ps)
 	}
+	validatePlacement(spec, path, ps)
+	validatePodContents(spec, path, ps)
 }
 
 // validateContainer checks one container. Container names and port names
@@ -430,6 +437,489 @@ func validateTargetPort(tp intstr.IntOrString, path *field.Path, ps *problems) {
 	}
 	if len(validation.IsValidPortNum(int(tp.IntVal))) > 0 {
 		ps.add(path, "%d %s", tp.IntVal, portRange)
+	}
+}
+
+// validatePodContents checks what a pod is given: its volumes, every
+// container's volumeMounts, env sources and securityContext, the pod's
+// securityContext, DNS settings, host aliases and hostname.
+func validatePodContents(spec *corev1.PodSpec, path *field.Path, ps *problems) {
+	vols := map[string]*corev1.Volume{}
+	for i := range spec.Volumes {
+		v := &spec.Volumes[i]
+		p := path.Child("volumes").Index(i)
+		switch {
+		case v.Name == "":
+			ps.add(p.Child("name"), "required")
+		case len(validation.IsDNS1123Label(v.Name)) > 0:
+			ps.add(p.Child("name"), "invalid volume name %q: %s", v.Name, labelRule)
+		case vols[v.Name] != nil:
+			ps.add(p.Child("name"), "duplicate volume name %q", v.Name)
+		}
+		vols[v.Name] = v
+		validateVolumeSource(&v.VolumeSource, spec, p, ps)
+	}
+	containers := slices.Concat(spec.InitContainers, spec.Containers)
+	for i := range spec.InitContainers {
+		validateContainerContents(&spec.InitContainers[i], vols, containers, path.Child("initContainers").Index(i), ps)
+	}
+	for i := range spec.Containers {
+		validateContainerContents(&spec.Containers[i], vols, containers, path.Child("containers").Index(i), ps)
+	}
+	validatePodSecurityContext(spec.SecurityContext, path.Child("securityContext"), ps)
+	validateDNS(spec, path, ps)
+	for i, a := range spec.HostAliases {
+		p := path.Child("hostAliases").Index(i)
+		if _, err := netip.ParseAddr(a.IP); err != nil {
+			ps.add(p.Child("ip"), "invalid IP address %q", a.IP)
+		}
+		if len(a.Hostnames) == 0 {
+			ps.add(p.Child("hostnames"), "at least one hostname is required")
+		}
+		for j, h := range a.Hostnames {
+			if len(validation.IsDNS1123Subdomain(h)) > 0 {
+				ps.add(p.Child("hostnames").Index(j), "invalid hostname %q: %s", h, subdomainRule)
+			}
+		}
+	}
+	if spec.Hostname != "" && len(validation.IsDNS1123Label(spec.Hostname)) > 0 {
+		ps.add(path.Child("hostname"), "invalid hostname %q: %s", spec.Hostname, labelRule)
+	}
+}
+
+// volumeSources counts the sources a volume sets, whichever they are.
+func volumeSources(vs *corev1.VolumeSource) int {
+	n := 0
+	v := reflect.ValueOf(vs).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
+			n++
+		}
+	}
+	return n
+}
+
+func validateVolumeSource(vs *corev1.VolumeSource, spec *corev1.PodSpec, path *field.Path, ps *problems) {
+	switch n := volumeSources(vs); {
+	case n == 0:
+		ps.add(path, "must give a volume source (emptyDir, configMap, secret, downwardAPI, projected or hostPath)")
+		return
+	case n > 1:
+		ps.add(path, "must give exactly one volume source, not %d", n)
+		return
+	}
+	switch {
+	case vs.EmptyDir != nil:
+		p := path.Child("emptyDir")
+		switch vs.EmptyDir.Medium {
+		case corev1.StorageMediumDefault:
+			if vs.EmptyDir.SizeLimit != nil {
+				ps.add(p.Child("sizeLimit"), "not supported by bosun on a disk emptyDir (bosun does not evict a pod over it); use medium: Memory, where it is the tmpfs size")
+			}
+		case corev1.StorageMediumMemory:
+		default:
+			ps.add(p.Child("medium"), `unsupported value %q: must be "" (disk) or Memory`, vs.EmptyDir.Medium)
+		}
+		if q := vs.EmptyDir.SizeLimit; q != nil && q.Sign() < 0 {
+			ps.add(p.Child("sizeLimit"), "must not be negative")
+		}
+	case vs.HostPath != nil:
+		// The path is the operator's Policy's to check (Policy.check).
+		p := path.Child("hostPath")
+		if t := vs.HostPath.Type; t != nil {
+			switch *t {
+			case corev1.HostPathUnset, corev1.HostPathDirectoryOrCreate, corev1.HostPathDirectory, corev1.HostPathFileOrCreate,
+				corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev:
+			default:
+				ps.add(p.Child("type"), "unsupported value %q: must be DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice or BlockDevice", *t)
+			}
+		}
+	case vs.ConfigMap != nil:
+		p := path.Child("configMap")
+		validateObjectName(vs.ConfigMap.Name, p.Child("name"), ps)
+		validateKeyPaths(vs.ConfigMap.Items, p.Child("items"), ps)
+		validateMode(vs.ConfigMap.DefaultMode, p.Child("defaultMode"), ps)
+	case vs.Secret != nil:
+		p := path.Child("secret")
+		validateObjectName(vs.Secret.SecretName, p.Child("secretName"), ps)
+		validateKeyPaths(vs.Secret.Items, p.Child("items"), ps)
+		validateMode(vs.Secret.DefaultMode, p.Child("defaultMode"), ps)
+	case vs.DownwardAPI != nil:
+		p := path.Child("downwardAPI")
+		validateDownwardFiles(vs.DownwardAPI.Items, spec, p.Child("items"), ps)
+		validateMode(vs.DownwardAPI.DefaultMode, p.Child("defaultMode"), ps)
+	case vs.Projected != nil:
+		p := path.Child("projected")
+		validateMode(vs.Projected.DefaultMode, p.Child("defaultMode"), ps)
+		paths := map[string]bool{}
+		seen := func(fp *field.Path, file string) {
+			if paths[file] {
+				ps.add(fp, "conflicting duplicate path %q", file)
+			}
+			paths[file] = true
+		}
+		for i, s := range vs.Projected.Sources {
+			sp := p.Child("sources").Index(i)
+			switch n := volumeProjections(&s); {
+			case n == 0:
+				ps.add(sp, "must give a source (configMap, secret or downwardAPI)")
+				continue
+			case n > 1:
+				ps.add(sp, "must give exactly one source, not %d", n)
+				continue
+			}
+			switch {
+			case s.ConfigMap != nil:
+				validateObjectName(s.ConfigMap.Name, sp.Child("configMap", "name"), ps)
+				validateKeyPaths(s.ConfigMap.Items, sp.Child("configMap", "items"), ps)
+				for j, it := range s.ConfigMap.Items {
+					seen(sp.Child("configMap", "items").Index(j).Child("path"), it.Path)
+				}
+			case s.Secret != nil:
+				validateObjectName(s.Secret.Name, sp.Child("secret", "name"), ps)
+				validateKeyPaths(s.Secret.Items, sp.Child("secret", "items"), ps)
+				for j, it := range s.Secret.Items {
+					seen(sp.Child("secret", "items").Index(j).Child("path"), it.Path)
+				}
+			case s.DownwardAPI != nil:
+				validateDownwardFiles(s.DownwardAPI.Items, spec, sp.Child("downwardAPI", "items"), ps)
+				for j, it := range s.DownwardAPI.Items {
+					seen(sp.Child("downwardAPI", "items").Index(j).Child("path"), it.Path)
+				}
+			}
+		}
+	}
+}
+
+// volumeProjections counts the sources one projection sets.
+func volumeProjections(vp *corev1.VolumeProjection) int {
+	n := 0
+	v := reflect.ValueOf(vp).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Field(i); f.Kind() == reflect.Pointer && !f.IsNil() {
+			n++
+		}
+	}
+	return n
+}
+
+// validateObjectName checks the form of a referenced object's name (that
+// it is given and exists is checked with the references).
+func validateObjectName(name string, path *field.Path, ps *problems) {
+	if name != "" && len(validation.IsDNS1123Subdomain(name)) > 0 {
+		ps.add(path, "invalid name %q: %s", name, subdomainRule)
+	}
+}
+
+func validateMode(m *int32, path *field.Path, ps *problems) {
+	if m != nil && (*m < 0 || *m > 0o777) {
+		ps.add(path, "invalid mode %d: must be from 0 to 0777 (octal) or 511 (decimal)", *m)
+	}
+}
+
+// validateFilePath checks a path inside a volume: relative, no '..'.
+func validateFilePath(p string, path *field.Path, ps *problems) {
+	switch {
+	case p == "":
+		ps.add(path, "required")
+	case strings.HasPrefix(p, "/"):
+		ps.add(path, "must be a relative path, got %q", p)
+	case slices.Contains(strings.Split(p, "/"), ".."):
+		ps.add(path, "must not contain '..'")
+	}
+}
+
+func validateKeyPaths(items []corev1.KeyToPath, path *field.Path, ps *problems) {
+	for i, it := range items {
+		p := path.Index(i)
+		if errs := validation.IsConfigMapKey(it.Key); len(errs) > 0 {
+			ps.add(p.Child("key"), "invalid key %q: %s", it.Key, strings.Join(errs, "; "))
+		}
+		validateFilePath(it.Path, p.Child("path"), ps)
+		validateMode(it.Mode, p.Child("mode"), ps)
+	}
+}
+
+func validateDownwardFiles(items []corev1.DownwardAPIVolumeFile, spec *corev1.PodSpec, path *field.Path, ps *problems) {
+	for i, it := range items {
+		p := path.Index(i)
+		validateFilePath(it.Path, p.Child("path"), ps)
+		validateMode(it.Mode, p.Child("mode"), ps)
+		switch {
+		case (it.FieldRef == nil) == (it.ResourceFieldRef == nil):
+			ps.add(p, "must give exactly one of fieldRef and resourceFieldRef")
+		case it.FieldRef != nil:
+			validateFieldPath(it.FieldRef.FieldPath, true, p.Child("fieldRef", "fieldPath"), ps)
+		default:
+			rp := p.Child("resourceFieldRef")
+			if it.ResourceFieldRef.ContainerName == "" {
+				ps.add(rp.Child("containerName"), "required in a volume")
+			}
+			validateResourceField(it.ResourceFieldRef, spec, rp, ps)
+		}
+	}
+}
+
+// validateFieldPath accepts the downward API's fields: in volumes the
+// pod's metadata, in env also its node, service account and addresses.
+func validateFieldPath(fp string, inVolume bool, path *field.Path, ps *problems) {
+	if m, key, ok := strings.Cut(fp, "['"); ok && strings.HasSuffix(key, "']") && (m == "metadata.labels" || m == "metadata.annotations") {
+		if strings.TrimSuffix(key, "']") == "" {
+			ps.add(path, "invalid field path %q: the key is empty", fp)
+		}
+		return
+	}
+	switch fp {
+	case "metadata.name", "metadata.namespace", "metadata.uid":
+		return
+	case "metadata.labels", "metadata.annotations":
+		if inVolume {
+			return
+		}
+	case "spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs":
+		if !inVolume {
+			return
+		}
+	}
+	if inVolume {
+		ps.add(path, `unsupported value %q: must be metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, or metadata.labels['KEY'] / metadata.annotations['KEY']`, fp)
+		return
+	}
+	ps.add(path, `unsupported value %q: must be metadata.name, metadata.namespace, metadata.uid, metadata.labels['KEY'], metadata.annotations['KEY'], spec.nodeName, spec.serviceAccountName, status.hostIP, status.hostIPs, status.podIP or status.podIPs`, fp)
+}
+
+func validateResourceField(r *corev1.ResourceFieldSelector, spec *corev1.PodSpec, path *field.Path, ps *problems) {
+	if r.ContainerName != "" && !slices.ContainsFunc(slices.Concat(spec.InitContainers, spec.Containers), func(c corev1.Container) bool { return c.Name == r.ContainerName }) {
+		ps.add(path.Child("containerName"), "no container %q in the pod", r.ContainerName)
+	}
+	switch r.Resource {
+	case "limits.cpu", "requests.cpu":
+		if !r.Divisor.IsZero() && r.Divisor.Cmp(resource.MustParse("1m")) != 0 && r.Divisor.Cmp(resource.MustParse("1")) != 0 {
+			ps.add(path.Child("divisor"), "unsupported value %q: a cpu divisor must be 1m or 1", r.Divisor.String())
+		}
+	case "limits.memory", "requests.memory", "limits.ephemeral-storage", "requests.ephemeral-storage":
+		if r.Divisor.Sign() < 0 {
+			ps.add(path.Child("divisor"), "must not be negative")
+		}
+	default:
+		ps.add(path.Child("resource"), "unsupported value %q: must be limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu, requests.memory or requests.ephemeral-storage", r.Resource)
+	}
+}
+
+func validateContainerContents(c *corev1.Container, vols map[string]*corev1.Volume, containers []corev1.Container, path *field.Path, ps *problems) {
+	mountPaths := map[string]bool{}
+	for i, m := range c.VolumeMounts {
+		p := path.Child("volumeMounts").Index(i)
+		if m.Name == "" {
+			ps.add(p.Child("name"), "required")
+		} else if vols[m.Name] == nil {
+			ps.add(p.Child("name"), "no volume %q in the pod", m.Name)
+		}
+		switch clean := pathpkg.Clean(m.MountPath); {
+		case m.MountPath == "":
+			ps.add(p.Child("mountPath"), "required")
+		case !strings.HasPrefix(m.MountPath, "/"):
+			ps.add(p.Child("mountPath"), "must be an absolute path, got %q", m.MountPath)
+		case mountPaths[clean]:
+			ps.add(p.Child("mountPath"), "duplicate mount path %q", m.MountPath)
+		default:
+			mountPaths[clean] = true
+		}
+		if m.SubPath != "" {
+			validateFilePath(m.SubPath, p.Child("subPath"), ps)
+		}
+	}
+	spec := &corev1.PodSpec{Containers: containers}
+	for i, e := range c.Env {
+		if e.ValueFrom == nil {
+			continue
+		}
+		p := path.Child("env").Index(i).Child("valueFrom")
+		vf := e.ValueFrom
+		n := 0
+		for _, set := range []bool{vf.FieldRef != nil, vf.ResourceFieldRef != nil, vf.ConfigMapKeyRef != nil, vf.SecretKeyRef != nil, vf.FileKeyRef != nil} {
+			if set {
+				n++
+			}
+		}
+		if e.Value != "" {
+			ps.add(p, "must not be set together with value")
+		}
+		if n != 1 {
+			ps.add(p, "must give exactly one source (fieldRef, resourceFieldRef, configMapKeyRef or secretKeyRef), not %d", n)
+			continue
+		}
+		switch {
+		case vf.FieldRef != nil:
+			validateFieldPath(vf.FieldRef.FieldPath, false, p.Child("fieldRef", "fieldPath"), ps)
+		case vf.ResourceFieldRef != nil:
+			validateResourceField(vf.ResourceFieldRef, spec, p.Child("resourceFieldRef"), ps)
+		case vf.ConfigMapKeyRef != nil:
+			validateObjectName(vf.ConfigMapKeyRef.Name, p.Child("configMapKeyRef", "name"), ps)
+			if errs := validation.IsConfigMapKey(vf.ConfigMapKeyRef.Key); len(errs) > 0 {
+				ps.add(p.Child("configMapKeyRef", "key"), "invalid key %q: %s", vf.ConfigMapKeyRef.Key, strings.Join(errs, "; "))
+			}
+		case vf.SecretKeyRef != nil:
+			validateObjectName(vf.SecretKeyRef.Name, p.Child("secretKeyRef", "name"), ps)
+			if errs := validation.IsConfigMapKey(vf.SecretKeyRef.Key); len(errs) > 0 {
+				ps.add(p.Child("secretKeyRef", "key"), "invalid key %q: %s", vf.SecretKeyRef.Key, strings.Join(errs, "; "))
+			}
+		}
+	}
+	for i, ef := range c.EnvFrom {
+		p := path.Child("envFrom").Index(i)
+		switch {
+		case (ef.ConfigMapRef == nil) == (ef.SecretRef == nil):
+			ps.add(p, "must give exactly one of configMapRef and secretRef")
+		case ef.ConfigMapRef != nil:
+			validateObjectName(ef.ConfigMapRef.Name, p.Child("configMapRef", "name"), ps)
+		default:
+			validateObjectName(ef.SecretRef.Name, p.Child("secretRef", "name"), ps)
+		}
+		if errs := validation.IsRelaxedEnvVarName(ef.Prefix); ef.Prefix != "" && len(errs) > 0 {
+			ps.add(p.Child("prefix"), "invalid prefix %q: %s", ef.Prefix, strings.Join(errs, "; "))
+		}
+	}
+	switch c.TerminationMessagePolicy {
+	case "", corev1.TerminationMessageReadFile, corev1.TerminationMessageFallbackToLogsOnError:
+	default:
+		ps.add(path.Child("terminationMessagePolicy"), "unsupported value %q: must be File or FallbackToLogsOnError", c.TerminationMessagePolicy)
+	}
+	if tp := c.TerminationMessagePath; tp != "" && !strings.HasPrefix(tp, "/") {
+		ps.add(path.Child("terminationMessagePath"), "must be an absolute path, got %q", tp)
+	}
+	validateContainerSecurityContext(c.SecurityContext, path.Child("securityContext"), ps)
+}
+
+// linuxCapabilities are the capability names of Linux (without CAP_).
+var linuxCapabilities = strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+	LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO
+	SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE
+	AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
+	CHECKPOINT_RESTORE`)
+
+func validateContainerSecurityContext(sc *corev1.SecurityContext, path *field.Path, ps *problems) {
+	if sc == nil {
+		return
+	}
+	validateID(sc.RunAsUser, path.Child("runAsUser"), ps)
+	validateID(sc.RunAsGroup, path.Child("runAsGroup"), ps)
+	validateSeccomp(sc.SeccompProfile, path.Child("seccompProfile"), ps)
+	addsSysAdmin := false
+	if caps := sc.Capabilities; caps != nil {
+		check := func(list []corev1.Capability, p *field.Path) {
+			for i, c := range list {
+				name := string(c)
+				switch {
+				case name == "ALL":
+				case strings.HasPrefix(name, "CAP_"):
+					ps.add(p.Index(i), "write capabilities without the CAP_ prefix: %q", strings.TrimPrefix(name, "CAP_"))
+				case !slices.Contains(linuxCapabilities, name):
+					ps.add(p.Index(i), "unknown capability %q", name)
+				}
+			}
+		}
+		check(caps.Add, path.Child("capabilities", "add"))
+		check(caps.Drop, path.Child("capabilities", "drop"))
+		addsSysAdmin = slices.ContainsFunc(caps.Add, func(c corev1.Capability) bool { return c == "SYS_ADMIN" || c == "ALL" })
+	}
+	if ape := sc.AllowPrivilegeEscalation; ape != nil && !*ape {
+		if sc.Privileged != nil && *sc.Privileged {
+			ps.add(path.Child("allowPrivilegeEscalation"), "cannot be false when privileged is true")
+		}
+		if addsSysAdmin {
+			ps.add(path.Child("allowPrivilegeEscalation"), "cannot be false when capabilities.add has SYS_ADMIN")
+		}
+	}
+}
+
+func validatePodSecurityContext(sc *corev1.PodSecurityContext, path *field.Path, ps *problems) {
+	if sc == nil {
+		return
+	}
+	validateID(sc.RunAsUser, path.Child("runAsUser"), ps)
+	validateID(sc.RunAsGroup, path.Child("runAsGroup"), ps)
+	validateID(sc.FSGroup, path.Child("fsGroup"), ps)
+	for i, g := range sc.SupplementalGroups {
+		validateID(&g, path.Child("supplementalGroups").Index(i), ps)
+	}
+	validateSeccomp(sc.SeccompProfile, path.Child("seccompProfile"), ps)
+	if p := sc.SupplementalGroupsPolicy; p != nil && *p != corev1.SupplementalGroupsPolicyMerge && *p != corev1.SupplementalGroupsPolicyStrict {
+		ps.add(path.Child("supplementalGroupsPolicy"), "unsupported value %q: must be Merge or Strict", *p)
+	}
+	if p := sc.FSGroupChangePolicy; p != nil && *p != corev1.FSGroupChangeAlways && *p != corev1.FSGroupChangeOnRootMismatch {
+		ps.add(path.Child("fsGroupChangePolicy"), "unsupported value %q: must be Always or OnRootMismatch", *p)
+	}
+	names := map[string]bool{}
+	for i, s := range sc.Sysctls {
+		p := path.Child("sysctls").Index(i).Child("name")
+		name := s.Name
+		if strings.Contains(name, "/") {
+			name = strings.ReplaceAll(name, "/", ".")
+		}
+		switch {
+		case s.Name == "":
+			ps.add(p, "required")
+		case names[name]:
+			ps.add(p, "duplicate sysctl %q", s.Name)
+		case !namespacedSysctl(name):
+			ps.add(p, "sysctl %q is not namespaced: a pod may set only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*", s.Name)
+		}
+		names[name] = true
+	}
+}
+
+// namespacedSysctl reports whether a (dotted) sysctl is set per network or
+// IPC namespace, so that a pod setting it changes only itself.
+func namespacedSysctl(name string) bool {
+	return strings.HasPrefix(name, "net.") || name == "kernel.sem" || strings.HasPrefix(name, "kernel.shm") ||
+		strings.HasPrefix(name, "kernel.msg") || strings.HasPrefix(name, "fs.mqueue.")
+}
+
+func validateID(id *int64, path *field.Path, ps *problems) {
+	if id != nil && (*id < 0 || *id > math.MaxInt32) {
+		ps.add(path, "%d is out of range (0-2147483647)", *id)
+	}
+}
+
+func validateSeccomp(sp *corev1.SeccompProfile, path *field.Path, ps *problems) {
+	if sp == nil {
+		return
+	}
+	switch sp.Type {
+	case corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined:
+	default:
+		ps.add(path.Child("type"), "unsupported value %q: bosun runs RuntimeDefault or Unconfined", sp.Type)
+	}
+}
+
+// validateDNS checks dnsConfig (validatePodSpec checks dnsPolicy).
+func validateDNS(spec *corev1.PodSpec, path *field.Path, ps *problems) {
+	dc := spec.DNSConfig
+	if dc == nil {
+		return
+	}
+	p := path.Child("dnsConfig")
+	if len(dc.Nameservers) > 3 {
+		ps.add(p.Child("nameservers"), "at most 3 nameservers, got %d", len(dc.Nameservers))
+	}
+	for i, ns := range dc.Nameservers {
+		if _, err := netip.ParseAddr(ns); err != nil {
+			ps.add(p.Child("nameservers").Index(i), "invalid IP address %q", ns)
+		}
+	}
+	if len(dc.Searches) > 32 {
+		ps.add(p.Child("searches"), "at most 32 search domains, got %d", len(dc.Searches))
+	}
+	for i, s := range dc.Searches {
+		if len(validation.IsDNS1123Subdomain(strings.TrimSuffix(s, "."))) > 0 {
+			ps.add(p.Child("searches").Index(i), "invalid search domain %q: %s", s, subdomainRule)
+		}
+	}
+	for i, o := range dc.Options {
+		if o.Name == "" {
+			ps.add(p.Child("options").Index(i).Child("name"), "required")
+		}
 	}
 }
 

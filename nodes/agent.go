@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,7 +23,10 @@ import (
 // Agent runs the pods bound to one node. Create it with New and run it with
 // Run; an Agent runs once.
 type Agent struct {
-	cfg    Config
+	cfg Config
+	// taints are cfg.Taints with the time NoExecute ones were added: when
+	// Run first registered the node.
+	taints []corev1.Taint
 	st     *store.Store
 	log    *slog.Logger
 	client *client.Client // set by Run
@@ -76,7 +80,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("state dir: %w", err)
 		}
 	}
+	// Pods' volumes hold ConfigMap and Secret files: only root may look.
+	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
 
+	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
 	node := a.nodeObject(ver.Version)
 	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
 	if err != nil {
@@ -92,7 +101,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("deregister node", "err", err)
 		}
 	}()
-	a.log.Info("node registered", "containerd", ver.Version, "podCIDR", a.cfg.PodCIDR)
+	a.log.Info("node registered", "containerd", ver.Version, "podCIDR", a.cfg.PodCIDR,
+		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
 
 	// Watch before the first list, so no change falls between them.
 	changes := a.st.Changes(ctx, store.PodsPrefix)
@@ -247,10 +257,10 @@ func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
 	n := &corev1.Node{
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels, CreationTimestamp: now},
-		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}},
+		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}, Taints: slices.Clone(a.taints)},
 		Status: corev1.NodeStatus{
 			Capacity:    a.cfg.Capacity.DeepCopy(),
-			Allocatable: a.cfg.Capacity.DeepCopy(),
+			Allocatable: a.cfg.allocatable.DeepCopy(),
 			Conditions: []corev1.NodeCondition{{
 				Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "AgentReady",
 				Message: "bosun agent is running", LastHeartbeatTime: now, LastTransitionTime: now,
@@ -271,6 +281,23 @@ func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
 		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP})
 	}
 	return n
+}
+
+// withTimeAdded copies taints, stamping NoExecute ones with at, as the API
+// server does when a taint is added.
+func withTimeAdded(taints []corev1.Taint, at metav1.Time) []corev1.Taint {
+	out := slices.Clone(taints)
+	for i := range out {
+		if out[i].Effect == corev1.TaintEffectNoExecute && out[i].TimeAdded == nil {
+			out[i].TimeAdded = &at
+		}
+	}
+	return out
+}
+
+// resourceString renders cpu, memory and pods for a log line.
+func resourceString(r corev1.ResourceList) string {
+	return fmt.Sprintf("cpu=%s memory=%s pods=%s", r.Cpu(), r.Memory(), r.Pods())
 }
 
 // hostIP guesses the node's address: the source address of the default

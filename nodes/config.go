@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +47,16 @@ type Config struct {
 	DNSServer string
 	// ClusterDomain for the resolv.conf search path, default cluster.local.
 	ClusterDomain string
+	// ResolvConf is the node's resolv.conf, given to pods with dnsPolicy
+	// Default. Default /etc/resolv.conf.
+	ResolvConf string
+
+	// AllowHostPath lists the host directories under which pods may mount
+	// hostPath volumes (the agent flag --allow-host-path); empty: none.
+	AllowHostPath []string
+	// AllowPrivileged lets containers run privileged (the agent flag
+	// --allow-privileged). Default false.
+	AllowPrivileged bool
 
 	// RestartBackoff is the delay before the second restart of a crashing
 	// container; it doubles per restart up to MaxRestartBackoff and resets
@@ -54,8 +67,20 @@ type Config struct {
 	// (it retries failed operations such as image pulls). Default 10s.
 	ResyncInterval time.Duration
 
-	Capacity corev1.ResourceList // default: the machine's CPUs and memory, 110 pods
-	NodeIP   string              // address published in node status, default: detected
+	Capacity corev1.ResourceList // default: the machine's CPUs and memory, MaxPods pods
+	// MaxPods is how many pods the node takes: its pods capacity, which the
+	// scheduler enforces. Default: Capacity's pods, else 110.
+	MaxPods int
+	// SystemReserved (cpu, memory) is kept back for the system: the node
+	// publishes Allocatable = Capacity - SystemReserved, which is what the
+	// scheduler places pods against. Default: nothing.
+	SystemReserved corev1.ResourceList
+	// Taints go on the node (Node.Spec.Taints): pods that do not tolerate a
+	// NoSchedule taint are not placed here, a PreferNoSchedule one is
+	// avoided, and a NoExecute one also evicts running pods. A NoExecute
+	// taint's TimeAdded is when this agent first registers it.
+	Taints []corev1.Taint
+	NodeIP string // address published in node status, default: detected
 	// LogPort is the port on NodeIP where this node serves its pods' logs
 	// (LogHandler), published so servers can proxy `bosun logs`; 0: none.
 	LogPort int32
@@ -63,6 +88,8 @@ type Config struct {
 	LeaseTTL time.Duration
 
 	Logger *slog.Logger // default: discard
+
+	allocatable corev1.ResourceList // Capacity - SystemReserved, set by setDefaults
 }
 
 func (c *Config) setDefaults() error {
@@ -90,6 +117,14 @@ func (c *Config) setDefaults() error {
 	def(&c.PodCIDR, "10.88.0.0/16")
 	def(&c.BridgeName, "bosun0")
 	def(&c.ClusterDomain, "cluster.local")
+	def(&c.ResolvConf, "/etc/resolv.conf")
+	c.AllowHostPath = slices.Clone(c.AllowHostPath)
+	for i, p := range c.AllowHostPath {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("allowed host path %q: not an absolute path", p)
+		}
+		c.AllowHostPath[i] = filepath.Clean(p)
+	}
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 	}
@@ -123,10 +158,23 @@ func (c *Config) setDefaults() error {
 			corev1.ResourceMemory: *resource.NewQuantity(memTotal(), resource.BinarySI),
 		}
 	}
-	if _, ok := c.Capacity[corev1.ResourcePods]; !ok {
-		c.Capacity = c.Capacity.DeepCopy()
+	c.Capacity = c.Capacity.DeepCopy()
+	switch _, ok := c.Capacity[corev1.ResourcePods]; {
+	case c.MaxPods < 0:
+		return fmt.Errorf("max pods %d: must not be negative", c.MaxPods)
+	case c.MaxPods > 0:
+		c.Capacity[corev1.ResourcePods] = *resource.NewQuantity(int64(c.MaxPods), resource.DecimalSI)
+	case !ok:
 		c.Capacity[corev1.ResourcePods] = *resource.NewQuantity(110, resource.DecimalSI)
 	}
+	if err := validateTaints(c.Taints); err != nil {
+		return err
+	}
+	alloc, err := allocatable(c.Capacity, c.SystemReserved)
+	if err != nil {
+		return err
+	}
+	c.allocatable = alloc
 	if c.NodeIP == "" {
 		c.NodeIP = hostIP()
 	}
@@ -152,4 +200,53 @@ func memTotal() int64 {
 		}
 	}
 	return 0
+}
+
+// validateTaints checks taints as the Kubernetes API does: a qualified
+// name as key, a label value as value, a known effect, each key and
+// effect once.
+func validateTaints(taints []corev1.Taint) error {
+	seen := map[string]bool{}
+	for _, t := range taints {
+		if errs := validation.IsQualifiedName(t.Key); len(errs) > 0 {
+			return fmt.Errorf("taint key %q: %s", t.Key, strings.Join(errs, "; "))
+		}
+		if errs := validation.IsValidLabelValue(t.Value); len(errs) > 0 {
+			return fmt.Errorf("taint %s value %q: %s", t.Key, t.Value, strings.Join(errs, "; "))
+		}
+		switch t.Effect {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			return fmt.Errorf("taint %s: effect %q: must be NoSchedule, PreferNoSchedule or NoExecute", t.Key, t.Effect)
+		}
+		if k := t.Key + ":" + string(t.Effect); seen[k] {
+			return fmt.Errorf("taint %s: listed twice", k)
+		} else {
+			seen[k] = true
+		}
+	}
+	return nil
+}
+
+// allocatable is capacity less what is reserved for the system, as kubelet
+// computes it. Only cpu and memory can be reserved, and no more than there
+// is.
+func allocatable(capacity, reserved corev1.ResourceList) (corev1.ResourceList, error) {
+	out := capacity.DeepCopy()
+	for _, name := range slices.Sorted(maps.Keys(reserved)) {
+		q := reserved[name]
+		if name != corev1.ResourceCPU && name != corev1.ResourceMemory {
+			return nil, fmt.Errorf("system reserved %s: only cpu and memory can be reserved", name)
+		}
+		if q.Sign() < 0 {
+			return nil, fmt.Errorf("system reserved %s %s: must not be negative", name, q.String())
+		}
+		have := out[name]
+		if q.Cmp(have) > 0 {
+			return nil, fmt.Errorf("system reserved %s %s: more than the node's capacity %s", name, q.String(), have.String())
+		}
+		have.Sub(q)
+		out[name] = have
+	}
+	return out, nil
 }

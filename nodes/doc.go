@@ -2,7 +2,12 @@
 //
 // An Agent registers its node in the store under a lease (capacity, labels,
 // addresses, Ready), watches the pods bound to the node and runs them on
-// containerd, writing each pod's status back. One goroutine per pod (a pod
+// containerd, writing each pod's status back. The node object carries what
+// the scheduler places against: Allocatable is Capacity (cpu, memory, and
+// MaxPods pods) less SystemReserved, and Spec.Taints are Config.Taints, the
+// NoExecute ones stamped with TimeAdded when the agent first registers (the
+// planner evicts from that time on; the agent itself admits whatever is
+// bound to it). One goroutine per pod (a pod
 // worker) owns that pod's state; Run's loop feeds it the pod as bound in the
 // store and waits for every worker on shutdown.
 //
@@ -13,12 +18,67 @@
 //
 // A pod gets a named network namespace (NetnsDir/bosun-<ns>-<pod>-<uid8>)
 // attached to a Linux bridge through CNI (bridge + host-local IPAM), and a
-// shared /etc/hosts and /etc/resolv.conf (cluster search path) bind-mounted
-// read-only into each of its containers, so containers of a pod reach each
-// other on localhost. Each run of a container is a fresh containerd
-// container with its own snapshot; its stdout and stderr go to
+// shared /etc/hosts and /etc/resolv.conf bind-mounted read-only into each of
+// its containers, so containers of a pod reach each other on localhost.
+// resolv.conf follows dnsPolicy: ClusterFirst (the cluster's nameserver and
+// search path, ndots:5), Default (the node's ResolvConf) or None, with
+// dnsConfig merged in; /etc/hosts carries the pod's hostname (spec.hostname
+// or its name) and hostAliases. Each run of a container is a fresh
+// containerd container with its own snapshot; its stdout and stderr go to
 // StateDir/logs/<ns>_<pod>/<container>.log (LogPath), the previous run's to
 // <container>.log.1.
+//
+// What a pod is given (envsource.go, projection.go and security.go are
+// pure; volumes.go and contents.go do the I/O), as kubelet and containerd's
+// CRI plugin do:
+//
+//   - Environment: POD_NAME, POD_NAMESPACE, POD_IP, then envFrom (ConfigMap
+//     and Secret keys, with prefix), then env with $(VAR) expansion and
+//     valueFrom: fieldRef (metadata.name, namespace, uid, labels['k'],
+//     annotations['k'], spec.nodeName, spec.serviceAccountName,
+//     status.podIP(s), status.hostIP(s)), resourceFieldRef (limits and
+//     requests of cpu, memory and ephemeral-storage in units of the divisor;
+//     an unset limit is the node's allocatable), configMapKeyRef and
+//     secretKeyRef. ConfigMaps and Secrets are read from the store at each
+//     start; a missing one (or key) that is not optional leaves the
+//     container waiting with CreateContainerConfigError naming the object
+//     and key, and it is tried again with the restart backoff.
+//   - Volumes live under StateDir/pods/<uid>/volumes/<name> and go with the
+//     pod: emptyDir (a directory of mode 0777, or with medium Memory a tmpfs
+//     of sizeLimit), configMap, secret, downwardAPI and projected (files
+//     with items, mode, defaultMode 0644 and optional; secret and projected
+//     volumes are tmpfs so secret files never touch the disk; all four are
+//     mounted read-only), and hostPath only under Config.AllowHostPath
+//     (after resolving symlinks) with its type checked. fsGroup makes the
+//     pod's volumes group-owned with setgid directories. A volume that cannot
+//     be set up keeps the pod Pending (ContainerCreating) with the reason in
+//     the pod's status message. volumeMounts honour readOnly and subPath: a
+//     subPath is opened inside its volume without following links out
+//     (filepath-securejoin) and that handle is bind-mounted under
+//     pods/<uid>/volume-subpaths, so the container gets what was checked.
+//     Removing a pod unmounts everything under its directory, and removes
+//     nothing while a mount is left there.
+//   - Security: the container's securityContext wins over the pod's.
+//     runAsUser/runAsGroup (resolved against the image's /etc/passwd),
+//     supplementalGroups and fsGroup as extra groups (with the image's
+//     /etc/group ones unless supplementalGroupsPolicy is Strict),
+//     runAsNonRoot (an image running as root, or as a non-numeric user,
+//     waits with CreateContainerConfigError in kubelet's words),
+//     readOnlyRootFilesystem, allowPrivilegeEscalation false (no_new_privs),
+//     capabilities add/drop (ALL included) from containerd's default set,
+//     privileged only with Config.AllowPrivileged (else
+//     CreateContainerConfigError naming --allow-privileged), namespaced
+//     sysctls, and seccompProfile RuntimeDefault (the default: containerd's
+//     profile) or Unconfined. containerd's masked and read-only /proc paths
+//     apply unless privileged.
+//   - Termination messages: each container instance gets an empty file
+//     (pods/<uid>/containers/<name>/termination-log) at its
+//     terminationMessagePath; what it holds (at most 4096 bytes) or, with
+//     FallbackToLogsOnError and a failure, the log's tail becomes the
+//     message of the terminated state.
+//
+// Secret values reach only the container (its environment and files): no
+// log line, status or error of the agent carries one.
 //
 // Restarts follow the pod's restartPolicy with kubelet's backoff: the first
 // restart is immediate, then RestartBackoff doubling to MaxRestartBackoff,
@@ -92,8 +152,9 @@
 // and the pod's status key are removed.
 //
 // The decisions (restart, backoff, the container sequence, phase, status,
-// process arguments, environment) are pure functions in podstate.go,
-// sequence.go and probe.go; the I/O lives in runtime.go (containerd),
-// network.go (netns, CNI), probe_runner.go, worker.go, probe_worker.go and
-// hooks.go.
+// process arguments, environment, files, security settings) are pure
+// functions in podstate.go, sequence.go, probe.go, envsource.go,
+// projection.go, podfiles.go and security.go; the I/O lives in runtime.go
+// (containerd), network.go (netns, CNI), volumes.go, contents.go,
+// probe_runner.go, worker.go, probe_worker.go and hooks.go.
 package nodes

@@ -411,108 +411,6 @@ func processArgs(entrypoint, cmd, command, args []string) []string {
 	return out
 }
 
-// podFacts are the values the downward API can inject.
-type podFacts struct {
-	PodName, Namespace, UID, PodIP, NodeName, HostIP string
-	ServiceAccount                                   string
-}
-
-// containerEnv builds a container's environment (KEY=value) from its spec:
-// POD_NAME, POD_NAMESPACE and POD_IP first (the downward API a pod would
-// otherwise declare), then the spec's env with $(VAR) references expanded
-// and fieldRef values resolved. Other valueFrom sources are not supported yet
-// and are an error naming the variable.
-func containerEnv(c *corev1.Container, f podFacts) ([]string, error) {
-	vals := map[string]string{}
-	var order []string
-	set := func(k, v string) {
-		if _, ok := vals[k]; !ok {
-			order = append(order, k)
-		}
-		vals[k] = v
-	}
-	set("POD_NAME", f.PodName)
-	set("POD_NAMESPACE", f.Namespace)
-	if f.PodIP != "" {
-		set("POD_IP", f.PodIP)
-	}
-	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom == nil:
-			set(e.Name, expandVars(e.Value, vals))
-		case e.ValueFrom.FieldRef != nil:
-			v, err := fieldRefValue(e.ValueFrom.FieldRef.FieldPath, f)
-			if err != nil {
-				return nil, fmt.Errorf("container %s: env %s: %w", c.Name, e.Name, err)
-			}
-			set(e.Name, v)
-		default:
-			return nil, fmt.Errorf("container %s: env %s: only value and valueFrom.fieldRef are supported", c.Name, e.Name)
-		}
-	}
-	out := make([]string, 0, len(order))
-	for _, k := range order {
-		out = append(out, k+"="+vals[k])
-	}
-	return out, nil
-}
-
-func fieldRefValue(path string, f podFacts) (string, error) {
-	switch path {
-	case "metadata.name":
-		return f.PodName, nil
-	case "metadata.namespace":
-		return f.Namespace, nil
-	case "metadata.uid":
-		return f.UID, nil
-	case "status.podIP":
-		return f.PodIP, nil
-	case "status.hostIP":
-		return f.HostIP, nil
-	case "spec.nodeName":
-		return f.NodeName, nil
-	case "spec.serviceAccountName":
-		return f.ServiceAccount, nil
-	}
-	return "", fmt.Errorf("fieldRef %q is not supported", path)
-}
-
-var varRef = regexp.MustCompile(`\$\$|\$\([A-Za-z_][A-Za-z0-9_.-]*\)`)
-
-// expandVars expands $(VAR) from vars as Kubernetes does: unknown references
-// stay as written, $$ escapes a dollar.
-func expandVars(s string, vars map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	return varRef.ReplaceAllStringFunc(s, func(m string) string {
-		if m == "$$" {
-			return "$"
-		}
-		if v, ok := vars[m[2:len(m)-1]]; ok {
-			return v
-		}
-		return m
-	})
-}
-
-// expandAll expands $(VAR) in command and args with the container's env.
-func expandAll(in []string, env []string) []string {
-	if len(in) == 0 {
-		return in
-	}
-	vars := make(map[string]string, len(env))
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
-	}
-	out := make([]string, len(in))
-	for i, s := range in {
-		out[i] = expandVars(s, vars)
-	}
-	return out
-}
-
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
 // shortUID is the first 8 hex characters of a UID.
@@ -545,30 +443,6 @@ func sandboxName(namespace, pod, uid string) string {
 // at most 76 characters.
 func containerID(namespace, pod, uid, container string, restart int32) string {
 	return boundedName(76, namespace, pod, container, shortUID(uid), fmt.Sprint(restart))
-}
-
-// resolvConf is a pod's /etc/resolv.conf, with Kubernetes' search path.
-func resolvConf(namespace, domain, server string) string {
-	return fmt.Sprintf("nameserver %s\nsearch %s.svc.%s svc.%s %s\noptions ndots:5\n",
-		server, namespace, domain, domain, domain)
-}
-
-// hostsFile is a pod's /etc/hosts.
-func hostsFile(hostname, podIP string) string {
-	var b strings.Builder
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	if podIP != "" {
-		fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
-	}
-	return b.String()
-}
-
-// podHostname is the pod's hostname: its name, cut to a DNS label.
-func podHostname(pod string) string {
-	if len(pod) > 63 {
-		pod = strings.TrimRight(pod[:63], "-.")
-	}
-	return pod
 }
 
 // gracePeriod is the pod's termination grace period (default 30s).

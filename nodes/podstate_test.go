@@ -157,27 +157,6 @@ func TestProcessArgs_kubernetesSemantics(t *testing.T) {
 	}
 }
 
-func TestContainerEnv_downwardAPIAndExpansion(t *testing.T) {
-	c := &corev1.Container{Name: "app", Env: []corev1.EnvVar{
-		{Name: "A", Value: "x"},
-		{Name: "B", Value: "$(A)-$(POD_NAME)-$(NOPE)-$$"},
-		{Name: "NODE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-		{Name: "POD_NAME", Value: "override"},
-	}}
-	got, err := containerEnv(c, podFacts{PodName: "web", Namespace: "prod", PodIP: "10.0.0.9", NodeName: "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"POD_NAME=override", "POD_NAMESPACE=prod", "POD_IP=10.0.0.9", "A=x", "B=x-web-$(NOPE)-$", "NODE=n1"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("env = %q\nwant  %q", got, want)
-	}
-	bad := &corev1.Container{Name: "app", Env: []corev1.EnvVar{{Name: "S", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}}
-	if _, err := containerEnv(bad, podFacts{}); err == nil || !strings.Contains(err.Error(), "env S") {
-		t.Errorf("secretKeyRef: err = %v, want one naming env S", err)
-	}
-}
-
 func TestPullPolicy_defaults(t *testing.T) {
 	for img, want := range map[string]corev1.PullPolicy{
 		"nginx":                    corev1.PullAlways,
@@ -207,18 +186,6 @@ func TestNames_boundedAndUnique(t *testing.T) {
 	}
 	if got := sandboxName("default", "web", "0a1b2c3d-0000"); got != "bosun-default-web-0a1b2c3d" {
 		t.Errorf("sandbox = %q", got)
-	}
-	if got := podHostname(strings.Repeat("b", 70)); len(got) != 63 {
-		t.Errorf("hostname length %d", len(got))
-	}
-}
-
-func TestPodFiles(t *testing.T) {
-	if got, want := resolvConf("prod", "cluster.local", "10.88.0.1"), "nameserver 10.88.0.1\nsearch prod.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n"; got != want {
-		t.Errorf("resolv.conf = %q", got)
-	}
-	if got := hostsFile("web", "10.88.0.5"); !strings.HasSuffix(got, "10.88.0.5\tweb\n") || !strings.HasPrefix(got, "127.0.0.1\tlocalhost\n") {
-		t.Errorf("hosts = %q", got)
 	}
 }
 

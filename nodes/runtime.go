@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -126,6 +127,9 @@ type containerPlan struct {
 	HostsPath string
 	Resolv    string
 	LogPath   string
+	// Mounts are the container's volumes and termination message file.
+	Mounts   []specs.Mount
+	Security securityPlan
 }
 
 // createContainer creates the container and its (not yet started) task.
@@ -138,17 +142,27 @@ func (a *Agent) createContainer(ctx context.Context, c *corev1.Container, img cl
 	if len(args) == 0 {
 		return nil, nil, fmt.Errorf("%w: container %s: no command: the image has no entrypoint and the spec no command", errConfig, c.Name)
 	}
+	pod := p.Labels[LabelPodNamespace] + "/" + p.Labels[LabelPodName]
+	if err := p.Security.checkNonRoot(cfg.Config.User, pod, c.Name); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	mounts := slices.Clone(p.Mounts)
+	for dst, src := range map[string]string{"/etc/hosts": p.HostsPath, "/etc/resolv.conf": p.Resolv} {
+		// A volume the pod mounts there wins, as in kubelet.
+		if !slices.ContainsFunc(mounts, func(m specs.Mount) bool { return path.Clean(m.Destination) == dst }) {
+			mounts = append(mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"}})
+		}
+	}
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(p.Env),
 		oci.WithHostname(p.Hostname),
 		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetnsPath}),
-		oci.WithMounts([]specs.Mount{
-			{Destination: "/etc/hosts", Type: "bind", Source: p.HostsPath, Options: []string{"rbind", "ro"}},
-			{Destination: "/etc/resolv.conf", Type: "bind", Source: p.Resolv, Options: []string{"rbind", "ro"}},
-		}),
+		oci.WithMounts(ociMounts(mounts)),
 	}
+	// After the image's config, whose user they override.
+	opts = append(opts, p.Security.specOpts(cfg.Config.User)...)
 	if c.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(c.WorkingDir))
 	}

@@ -264,13 +264,18 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 	return time.Until(next)
 }
 
-// setupSandbox creates the pod's network namespace, attaches it to the
-// bridge and writes its hosts and resolv.conf.
+// setupSandbox creates the pod's volumes and network namespace, attaches
+// it to the bridge and writes its hosts and resolv.conf. A failed attempt
+// is retried whole.
 func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
 	if r.sandbox == "" {
 		r.sandbox = sandboxName(w.namespace, w.name, string(r.uid))
 	}
 	start := time.Now()
+	if err := w.setupVolumes(ctx, r); err != nil {
+		return err
+	}
+	volumesTook := time.Since(start)
 	netns, ip, err := w.a.net.setup(ctx, r.sandbox)
 	if err != nil {
 		return err
@@ -279,7 +284,7 @@ func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
 	if err := w.writePodFiles(r); err != nil {
 		return err
 	}
-	w.log.Info("pod network ready", "ip", ip, "netns", netns, "took", time.Since(start))
+	w.log.Info("pod network ready", "ip", ip, "netns", netns, "took", time.Since(start), "volumes", len(r.pod.Spec.Volumes), "volumesTook", volumesTook)
 	return nil
 }
 
@@ -292,9 +297,18 @@ func (w *podWorker) writePodFiles(r *podRun) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pod dir: %w", err)
 	}
+	var host dnsSettings
+	if r.pod.Spec.DNSPolicy == corev1.DNSDefault {
+		b, err := os.ReadFile(w.a.cfg.ResolvConf)
+		if err != nil {
+			return fmt.Errorf("dnsPolicy Default: the node's resolv.conf: %w", err)
+		}
+		host = parseResolvConf(string(b))
+	}
+	dns := podDNS(&r.pod.Spec, w.namespace, clusterDNS{Server: w.a.cfg.DNSServer, Domain: w.a.cfg.ClusterDomain}, host)
 	files := map[string]string{
-		"hosts":       hostsFile(podHostname(w.name), r.podIP),
-		"resolv.conf": resolvConf(w.namespace, w.a.cfg.ClusterDomain, w.a.cfg.DNSServer),
+		"hosts":       hostsFile(podHostname(r.pod), r.podIP, r.pod.Spec.HostAliases),
+		"resolv.conf": dns.resolvConf(),
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -338,12 +352,9 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	if rec.Last != nil || rec.ID != "" {
 		restarts++ // a previous instance ran
 	}
-	env, err := containerEnv(c, podFacts{
-		PodName: w.name, Namespace: w.namespace, UID: string(r.uid), PodIP: r.podIP,
-		NodeName: w.a.cfg.NodeName, HostIP: w.a.cfg.NodeIP, ServiceAccount: r.pod.Spec.ServiceAccountName,
-	})
+	contents, err := w.containerContents(ctx, r, c)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errConfig, err)
+		return err
 	}
 	// Remove the previous instance, keeping its log as <container>.log.1.
 	if inst := r.insts[c.Name]; inst != nil {
@@ -378,8 +389,10 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 			LabelRestartCount: strconv.Itoa(int(restarts)),
 			LabelGracePeriod:  strconv.Itoa(int(r.grace / time.Second)),
 		},
-		Env:       env,
-		Hostname:  podHostname(w.name),
+		Env:       contents.Env,
+		Mounts:    contents.Mounts,
+		Security:  contents.Security,
+		Hostname:  podHostname(r.pod),
 		NetnsPath: r.netns,
 		HostsPath: filepath.Join(dir, "hosts"),
 		Resolv:    filepath.Join(dir, "resolv.conf"),
@@ -520,6 +533,7 @@ func exitFromLabels(l map[string]string) (code int32, at time.Time, ok bool) {
 
 func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at time.Time) {
 	term := terminatedState(rec, code, at)
+	term.Message = w.terminationMessage(r, rec.Name, code)
 	policyCode := code
 	if rec.KillReason != "" {
 		// Killed by a failing probe or postStart hook: a failure,
@@ -595,7 +609,7 @@ func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) 
 			return err
 		}
 	}
-	if err := os.RemoveAll(w.podDir(r.uid)); err != nil {
+	if err := removeTree(w.podDir(r.uid)); err != nil {
 		return fmt.Errorf("remove pod dir: %w", err)
 	}
 	if deleteStatus {

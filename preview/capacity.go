@@ -2,6 +2,7 @@ package preview
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"sort"
 	"strconv"
@@ -88,7 +89,7 @@ func capacity(next *manifest.Set, observed reconciler.Observed, deleted map[stri
 		if finished(p) {
 			continue
 		}
-		pl := placement{pod: schedPod(k, p.Namespace, deploymentOf(p), &p.Spec), name: p.Name}
+		pl := placement{pod: schedPod(k, p.Namespace, deploymentOf(p), p.Labels, &p.Spec), name: p.Name}
 		owner := deploymentOf(p)
 		if owner == "" {
 			if deleted[k] {
@@ -135,12 +136,15 @@ func capacity(next *manifest.Set, observed reconciler.Observed, deleted map[stri
 		}
 		k := dp.d.Namespace + "/" + dp.d.Name
 		spec := &dp.d.Spec.Template.Spec
+		labels := make(map[string]string, len(dp.d.Spec.Template.Labels)+1)
+		maps.Copy(labels, dp.d.Spec.Template.Labels)
+		labels[labelPodTemplateHash] = dp.hash
 		for i := range need {
 			name := dp.d.Name + "-" + dp.hash
 			if i < len(dp.names) {
 				name = dp.names[i]
 			}
-			pl := placement{pod: schedPod(k+"-"+dp.hash+"#"+strconv.Itoa(i), dp.d.Namespace, dp.d.Name, spec), name: name}
+			pl := placement{pod: schedPod(k+"-"+dp.hash+"#"+strconv.Itoa(i), dp.d.Namespace, dp.d.Name, labels, spec), name: name}
 			end.place = append(end.place, pl)
 			if i < atPeak {
 				peak.place = append(peak.place, pl)
@@ -158,7 +162,7 @@ func capacity(next *manifest.Set, observed reconciler.Observed, deleted map[stri
 		if staying[k] {
 			continue
 		}
-		pl := placement{pod: schedPod(k, p.Namespace, "", &p.Spec), name: p.Name}
+		pl := placement{pod: schedPod(k, p.Namespace, "", p.Labels, &p.Spec), name: p.Name}
 		if p.Spec.NodeName != "" { // pinned by its spec: it waits for that node
 			pl.pinned = true
 			end.bound = append(end.bound, pl)
@@ -196,26 +200,20 @@ func capacity(next *manifest.Set, observed reconciler.Observed, deleted map[stri
 	return true, fmt.Sprintf("fits: %s %s on %s", plural(placed, "pod"), verb, plural(onNodes, "node"))
 }
 
-// schedPod describes a pod to the scheduler. Owner is the Deployment's
-// "namespace/name", which groups replicas for spreading.
-func schedPod(key, namespace, deployment string, spec *corev1.PodSpec) scheduler.Pod {
-	sp := scheduler.Pod{Key: key, Requests: scheduler.RequestsOf(spec), NodeSelector: spec.NodeSelector, NodeName: spec.NodeName}
+// schedPod describes a pod to the scheduler, as the planner does. Owner is
+// the Deployment's "namespace/name", which groups replicas for spreading.
+func schedPod(key, namespace, deployment string, labels map[string]string, spec *corev1.PodSpec) scheduler.Pod {
+	owner := ""
 	if deployment != "" {
-		sp.Owner = namespace + "/" + deployment
+		owner = namespace + "/" + deployment
 	}
-	return sp
+	return scheduler.PodOf(key, owner, namespace, labels, spec)
 }
 
 func schedNodes(observed []corev1.Node) []scheduler.Node {
 	nodes := make([]scheduler.Node, 0, len(observed))
 	for i := range observed {
-		n := &observed[i]
-		nodes = append(nodes, scheduler.Node{
-			Name:          n.Name,
-			Labels:        n.Labels,
-			Allocatable:   scheduler.Resources{MilliCPU: n.Status.Allocatable.Cpu().MilliValue(), Memory: n.Status.Allocatable.Memory().Value()},
-			Unschedulable: n.Spec.Unschedulable,
-		})
+		nodes = append(nodes, scheduler.NodeOf(&observed[i]))
 	}
 	return nodes
 }

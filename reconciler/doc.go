@@ -64,9 +64,23 @@
 //     neither pruned nor replaced; they are scheduled like any other pod.
 //   - Scheduling: every unbound pod that will exist goes through
 //     scheduler.Schedule against each node's allocatable minus the requests of
-//     the bound, unfinished pods that stay. A pod that fits nowhere is stored
-//     Pending with PodScheduled=False, reason Unschedulable and the scheduler's
-//     message, rewritten only when the message changes.
+//     the bound, unfinished pods that stay, with every placement rule of its
+//     spec (scheduler.PodOf: taints and tolerations, node affinity, pod
+//     (anti-)affinity, topology spread, the node's pod limit). A pod that fits
+//     nowhere is stored Pending with PodScheduled=False, reason Unschedulable
+//     and the scheduler's message, rewritten only when the message changes.
+//   - Eviction (evict.go), as Kubernetes' taint manager does it: a bound,
+//     unfinished pod on a node with a NoExecute taint it does not tolerate is
+//     deleted; one that tolerates it with tolerationSeconds is deleted that
+//     long after the taint's TimeAdded (or after the pod was bound, if later;
+//     the most lenient of several matching tolerations counts). A Deployment
+//     replaces an evicted pod under a new name, a standalone Pod is recreated
+//     under its own, and both are scheduled again, so away from the node
+//     unless they tolerate the taint. Pods whose spec names their node are not
+//     evicted: they would only come back to it. Pods of controllers the
+//     planner does not manage are deleted. Plan evicts when now reaches the
+//     deadline; NextEviction says when the next one falls due, for a driver
+//     that does not plan every second.
 //   - Writes are minimal: PutDeployment and PutService only when the spec,
 //     labels, annotations or (for deployments) computed status differ
 //     semantically from what is stored. A condition's times move only when it

@@ -120,6 +120,7 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
 		p.deployment(&desired.Deployments[i])
 	}
 	p.standalonePods(desired.Pods)
+	p.evictUnmanaged()
 	p.pruneDeploymentPods(desired.Deployments)
 	p.schedule()
 	for _, ds := range p.deploys {
@@ -162,6 +163,7 @@ type deploymentState struct {
 type planner struct {
 	now      time.Time
 	nodes    map[string]bool
+	nodeObjs map[string]*corev1.Node
 	observed Observed
 
 	// Observed pods by owner: Deployment pods by "<ns>/<deployment>",
@@ -195,6 +197,7 @@ func newPlanner(o Observed, now time.Time) *planner {
 		now:                 now,
 		observed:            o,
 		nodes:               make(map[string]bool, len(o.Nodes)),
+		nodeObjs:            make(map[string]*corev1.Node, len(o.Nodes)),
 		byDeployment:        map[string][]podRef{},
 		standalone:          map[string]podRef{},
 		all:                 make([]podRef, 0, len(o.Pods)),
@@ -206,6 +209,7 @@ func newPlanner(o Observed, now time.Time) *planner {
 	}
 	for i := range o.Nodes {
 		p.nodes[o.Nodes[i].Name] = true
+		p.nodeObjs[o.Nodes[i].Name] = &o.Nodes[i]
 	}
 	p.terminating = map[string]int{}
 	p.terminatingNames = map[string][]string{}
@@ -358,6 +362,7 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 				used[n] = true
 			}
 		}
+		evictWhy, evict := p.evicted(pod, pinned)
 		switch {
 		case terminal(pod):
 			phase := strings.ToLower(string(pod.Status.Phase))
@@ -369,6 +374,12 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		case p.lost(pod, pinned):
 			p.deletePod(ref, "node "+pod.Spec.NodeName+" lost")
 			replaced = append(replaced, "replacement for pod "+pod.Name+" of lost node "+pod.Spec.NodeName)
+			if podHash == hash {
+				in.replacedCurrent++
+			}
+		case evict:
+			p.deletePod(ref, evictWhy)
+			replaced = append(replaced, "replacement for pod "+pod.Name+" evicted from node "+pod.Spec.NodeName)
 			if podHash == hash {
 				in.replacedCurrent++
 			}
@@ -750,6 +761,8 @@ func (p *planner) standalonePods(desired []corev1.Pod) {
 			why = "replace " + strings.ToLower(string(pod.Status.Phase)) + " pod"
 		case p.lost(pod, pinned):
 			why = "node " + pod.Spec.NodeName + " lost"
+		default:
+			why, _ = p.evicted(pod, pinned)
 		}
 		if why != "" {
 			p.deletePod(ref, why)
@@ -823,37 +836,23 @@ func (p *planner) schedule() {
 
 	nodes := make([]scheduler.Node, 0, len(p.observedNodes))
 	for i := range p.observedNodes {
-		n := &p.observedNodes[i]
-		nodes = append(nodes, scheduler.Node{
-			Name:   n.Name,
-			Labels: n.Labels,
-			Allocatable: scheduler.Resources{
-				MilliCPU: n.Status.Allocatable.Cpu().MilliValue(),
-				Memory:   n.Status.Allocatable.Memory().Value(),
-			},
-			Unschedulable: n.Spec.Unschedulable,
-		})
+		nodes = append(nodes, scheduler.NodeOf(&p.observedNodes[i]))
 	}
 	var bound []scheduler.Pod
 	for _, ref := range p.all {
 		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName == "" || terminal(ref.pod) {
 			continue
 		}
-		bound = append(bound, scheduler.Pod{Key: ref.key, Owner: ownerOf(ref.pod), Requests: scheduler.RequestsOf(&ref.pod.Spec), NodeName: ref.pod.Spec.NodeName})
+		bound = append(bound, schedPod(ref.pod, ownerOf(ref.pod)))
 	}
 	for _, c := range p.order {
 		if c.pod.Spec.NodeName != "" { // pinned by its spec
-			bound = append(bound, scheduler.Pod{Key: key(c.pod.Namespace, c.pod.Name), Owner: c.owner, Requests: scheduler.RequestsOf(&c.pod.Spec), NodeName: c.pod.Spec.NodeName})
+			bound = append(bound, schedPod(c.pod, c.owner))
 		}
 	}
 	toPlace := make([]scheduler.Pod, len(pending))
 	for i, c := range pending {
-		toPlace[i] = scheduler.Pod{
-			Key:          key(c.pod.Namespace, c.pod.Name),
-			Owner:        c.owner,
-			Requests:     scheduler.RequestsOf(&c.pod.Spec),
-			NodeSelector: c.pod.Spec.NodeSelector,
-		}
+		toPlace[i] = schedPod(c.pod, c.owner)
 	}
 	res := scheduler.Schedule(nodes, append(slices.Clip(bound), toPlace...))
 
@@ -885,6 +884,11 @@ func (p *planner) schedule() {
 			p.unschedulable(c, res.Unschedulable[k])
 		}
 	}
+}
+
+// schedPod is pod as the scheduler sees it, keyed "<ns>/<name>".
+func schedPod(pod *corev1.Pod, owner string) scheduler.Pod {
+	return scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
 }
 
 func ownerOf(pod *corev1.Pod) string {

@@ -15,23 +15,40 @@ type Resources struct {
 	Memory   int64
 }
 
-// Node is a node as the scheduler sees it.
+// Node is a node as the scheduler sees it. NodeOf builds one from a
+// corev1.Node.
 type Node struct {
-	Name          string
-	Labels        map[string]string
-	Allocatable   Resources
+	Name        string
+	Labels      map[string]string
+	Allocatable Resources
+	// MaxPods is how many unfinished pods the node takes (its allocatable
+	// "pods"); 0 means no limit.
+	MaxPods       int
 	Unschedulable bool
+	// Taints repel pods that do not tolerate them: NoSchedule and
+	// NoExecute ones filter, PreferNoSchedule ones lower the score.
+	Taints []corev1.Taint
 }
 
-// Pod is a pod as the scheduler sees it.
+// Pod is a pod as the scheduler sees it. PodOf builds one from a pod spec.
 type Pod struct {
 	// Key identifies the pod in the Result, conventionally "namespace/name".
 	Key string
+	// Namespace and Labels are what other pods' affinity terms and spread
+	// constraints select on.
+	Namespace string
+	Labels    map[string]string
 	// Owner groups pods for spreading, e.g. "Deployment/default/web"; "" for none.
 	Owner    string
 	Requests Resources
 	// NodeSelector lists labels a node must carry, with these values.
 	NodeSelector map[string]string
+	// Tolerations, Affinity and TopologySpreadConstraints are the pod
+	// spec's, as Kubernetes defines them (see the package documentation
+	// for what is honoured).
+	Tolerations               []corev1.Toleration
+	Affinity                  *corev1.Affinity
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint
 	// NodeName, when set, means the pod is already bound: it counts as used on
 	// that node and is not placed again.
 	NodeName string
@@ -53,12 +70,30 @@ const (
 	defaultMemory   = 200 << 20
 )
 
-// Reasons a node is filtered out; the texts appear in Result.Unschedulable.
+// Reasons a node is filtered out, in kube-scheduler's words; the texts
+// appear in Result.Unschedulable.
 const (
 	reasonUnschedulable = "node(s) were unschedulable"
+	reasonTaint         = "node(s) had untolerated taint {%s: %s}"
 	reasonSelector      = "node(s) didn't match node selector"
+	reasonNodeAffinity  = "node(s) didn't match Pod's node affinity/selector"
+	reasonPods          = "Too many pods"
 	reasonCPU           = "insufficient cpu"
 	reasonMemory        = "insufficient memory"
+	reasonSpread        = "node(s) didn't match pod topology spread constraints"
+	reasonSpreadLabel   = "node(s) didn't match pod topology spread constraints (missing required label)"
+	reasonExistingAnti  = "node(s) didn't satisfy existing pods anti-affinity rules"
+	reasonPodAffinity   = "node(s) didn't match pod affinity rules"
+	reasonPodAnti       = "node(s) didn't match pod anti-affinity rules"
+)
+
+// Score weights, as kube-scheduler weighs its score plugins. Each term is
+// normalized to [0, 1] first.
+const (
+	weightTaint        = 3
+	weightNodeAffinity = 2
+	weightPodAffinity  = 2
+	weightSpread       = 2
 )
 
 // owner tracks how many pods of one owner each node holds, for spreading.
@@ -73,25 +108,46 @@ type cluster struct {
 	names              []string
 	labels             []map[string]string
 	unschedulable      []bool
+	hardTaints         [][]corev1.Taint // NoSchedule and NoExecute: filter
+	softTaints         [][]corev1.Taint // PreferNoSchedule: score
+	anySoftTaint       bool
+	maxPods, pods      []int32 // maxPods 0: no limit
 	allocCPU, allocMem []int64
 	usedCPU, usedMem   []int64 // real requests: the filter
 	scoreCPU, scoreMem []int64 // non-zero requests: the score
 	invCPU, invMem     []float64
 	index              map[string]int
 	owners             map[string]*owner
+
+	nodeObjs []corev1.Node // name and labels, for nodeaffinity; built on first use
+
+	// Inter-pod state (affinity.go, spread.go), set up only when some pod
+	// has pod (anti-)affinity or topology spread constraints.
+	inter *interPod
+
+	r rules // the pod being placed: see rules
+
+	// Scratch for scoring, one slot per node, reused by every pod.
+	feasible []int32
+	base     []float64
+	extra    [4][]float64
+	elig     []uint8 // spread.go
 }
 
 // Schedule places every unbound pod, in the order given, onto the best feasible
 // node, accounting each placement before placing the next pod. See the package
-// documentation for the filter and score.
+// documentation for the filters and scores.
 func Schedule(nodes []Node, pods []Pod) Result {
 	c := newCluster(nodes)
+	if needsInterPod(pods) {
+		c.inter = newInterPod(c)
+	}
 	res := Result{Bindings: map[string]string{}, Unschedulable: map[string]string{}}
 	for i := range pods {
 		p := &pods[i]
 		if p.NodeName != "" {
 			if n, ok := c.index[p.NodeName]; ok {
-				c.place(n, p)
+				c.place(n, c.rules(p))
 			}
 		}
 	}
@@ -100,12 +156,14 @@ func Schedule(nodes []Node, pods []Pod) Result {
 		if p.NodeName != "" {
 			continue
 		}
-		n := c.best(p)
+		r := c.rules(p)
+		c.prepare(r)
+		n := c.best(r)
 		if n < 0 {
-			res.Unschedulable[p.Key] = c.explain(p)
+			res.Unschedulable[p.Key] = c.explain(r)
 			continue
 		}
-		c.place(n, p)
+		c.place(n, r)
 		res.Bindings[p.Key] = c.names[n]
 	}
 	return res
@@ -125,6 +183,10 @@ func newCluster(nodes []Node) *cluster {
 		names:         make([]string, n),
 		labels:        make([]map[string]string, n),
 		unschedulable: make([]bool, n),
+		hardTaints:    make([][]corev1.Taint, n),
+		softTaints:    make([][]corev1.Taint, n),
+		maxPods:       make([]int32, n),
+		pods:          make([]int32, n),
 		allocCPU:      make([]int64, n),
 		allocMem:      make([]int64, n),
 		usedCPU:       make([]int64, n),
@@ -140,6 +202,16 @@ func newCluster(nodes []Node) *cluster {
 		c.names[i] = node.Name
 		c.labels[i] = node.Labels
 		c.unschedulable[i] = node.Unschedulable
+		for _, t := range node.Taints {
+			switch t.Effect {
+			case corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute:
+				c.hardTaints[i] = append(c.hardTaints[i], t)
+			case corev1.TaintEffectPreferNoSchedule:
+				c.softTaints[i] = append(c.softTaints[i], t)
+				c.anySoftTaint = true
+			}
+		}
+		c.maxPods[i] = int32(max(min(node.MaxPods, 1<<30), 0))
 		c.allocCPU[i] = node.Allocatable.MilliCPU
 		c.allocMem[i] = node.Allocatable.Memory
 		if node.Allocatable.MilliCPU > 0 {
@@ -175,15 +247,20 @@ func (c *cluster) owner(name string) *owner {
 	return o
 }
 
-func (c *cluster) place(n int, p *Pod) {
+func (c *cluster) place(n int, r *rules) {
+	p := r.pod
 	s := scoreRequests(p.Requests)
 	c.usedCPU[n] += p.Requests.MilliCPU
 	c.usedMem[n] += p.Requests.Memory
 	c.scoreCPU[n] += s.MilliCPU
 	c.scoreMem[n] += s.Memory
+	c.pods[n]++
 	if o := c.owner(p.Owner); o != nil {
 		o.counts[n]++
 		o.max = max(o.max, o.counts[n])
+	}
+	if c.inter != nil {
+		c.inter.place(n, r)
 	}
 }
 
@@ -196,8 +273,81 @@ func matches(labels, selector map[string]string) bool {
 	return true
 }
 
+// failure is the first filter a node fails for a pod, in kube-scheduler's
+// order: NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit,
+// PodTopologySpread, InterPodAffinity (the pod's affinity, its
+// anti-affinity, then placed pods' anti-affinity).
+type failure uint8
+
+const (
+	fits failure = iota
+	failUnschedulable
+	failTaint
+	failSelector
+	failNodeAffinity
+	failResources
+	failSpread
+	failSpreadLabel
+	failPodAffinity
+	failPodAnti
+	failExistingAnti
+)
+
+// Resource shortfalls, reported together as kube-scheduler's
+// NodeResourcesFit does.
+const (
+	shortPods uint8 = 1 << iota
+	shortCPU
+	shortMemory
+)
+
+// check runs every filter on node n for the pod r describes and returns
+// the first that fails, or fits. c.prepare(r) must have run. It is the one
+// model of the filters: best uses it to choose and explain to say why not.
+func (c *cluster) check(r *rules, n int) failure {
+	if c.unschedulable[n] {
+		return failUnschedulable
+	}
+	if len(c.hardTaints[n]) > 0 && untolerated(c.hardTaints[n], r.pod.Tolerations) != nil {
+		return failTaint
+	}
+	if len(r.pod.NodeSelector) > 0 && !matches(c.labels[n], r.pod.NodeSelector) {
+		if r.required != nil {
+			return failNodeAffinity
+		}
+		return failSelector
+	}
+	if r.required != nil && !c.matchRequired(r, n) {
+		return failNodeAffinity
+	}
+	if c.short(r.pod, n) != 0 {
+		return failResources
+	}
+	if r.interPod {
+		return c.inter.check(r, n)
+	}
+	return fits
+}
+
+// short says which resources node n lacks for p, as kube-scheduler's
+// NodeResourcesFit reports them: all at once.
+func (c *cluster) short(p *Pod, n int) uint8 {
+	var short uint8
+	if c.maxPods[n] > 0 && c.pods[n] >= c.maxPods[n] {
+		short |= shortPods
+	}
+	if c.allocCPU[n]-c.usedCPU[n] < p.Requests.MilliCPU {
+		short |= shortCPU
+	}
+	if c.allocMem[n]-c.usedMem[n] < p.Requests.Memory {
+		short |= shortMemory
+	}
+	return short
+}
+
 // best returns the index of the highest-scoring feasible node, or -1.
-func (c *cluster) best(p *Pod) int {
+func (c *cluster) best(r *rules) int {
+	p := r.pod
 	var counts []int32
 	var maxCount float64
 	if p.Owner != "" {
@@ -205,19 +355,8 @@ func (c *cluster) best(p *Pod) int {
 			counts, maxCount = o.counts, float64(o.max)
 		}
 	}
-	req := p.Requests
-	sreq := scoreRequests(req)
-	selector := p.NodeSelector
-	bestNode, bestScore := -1, 0.0
-	for n := range c.names {
-		if c.unschedulable[n] ||
-			c.allocCPU[n]-c.usedCPU[n] < req.MilliCPU ||
-			c.allocMem[n]-c.usedMem[n] < req.Memory {
-			continue
-		}
-		if len(selector) > 0 && !matches(c.labels[n], selector) {
-			continue
-		}
+	sreq := scoreRequests(p.Requests)
+	base := func(n int) float64 {
 		freeCPU := float64(c.allocCPU[n]-c.scoreCPU[n]-sreq.MilliCPU) * c.invCPU[n]
 		freeMem := float64(c.allocMem[n]-c.scoreMem[n]-sreq.Memory) * c.invMem[n]
 		score := (max(freeCPU, 0) + max(freeMem, 0)) / 2
@@ -226,33 +365,146 @@ func (c *cluster) best(p *Pod) int {
 		} else {
 			score++
 		}
-		// Nodes are in name order, so a strict comparison breaks ties by name.
+		return score
+	}
+	if !c.scoresMore(r) {
+		bestNode, bestScore := -1, 0.0
+		for n := range c.names {
+			if c.check(r, n) != fits {
+				continue
+			}
+			score := base(n)
+			// Nodes are in name order, so a strict comparison breaks ties by name.
+			if bestNode < 0 || score > bestScore {
+				bestNode, bestScore = n, score
+			}
+		}
+		return bestNode
+	}
+
+	// Scores that are normalized over the feasible nodes take two passes.
+	if c.feasible == nil {
+		c.feasible = make([]int32, 0, len(c.names))
+		c.base = make([]float64, len(c.names))
+		for i := range c.extra {
+			c.extra[i] = make([]float64, len(c.names))
+		}
+	}
+	feasible := c.feasible[:0]
+	for n := range c.names {
+		if c.check(r, n) != fits {
+			continue
+		}
+		feasible = append(feasible, int32(n))
+		c.base[n] = base(n)
+	}
+	c.feasible = feasible
+	if len(feasible) == 0 {
+		return -1
+	}
+	c.scoreExtra(r, feasible)
+	bestNode, bestScore := -1, 0.0
+	for _, n := range feasible {
+		score := c.base[n]
+		for i := range c.extra {
+			score += c.extra[i][n]
+		}
 		if bestNode < 0 || score > bestScore {
-			bestNode, bestScore = n, score
+			bestNode, bestScore = int(n), score
 		}
 	}
 	return bestNode
 }
 
-// explain says why no node can take p, in kube-scheduler's words.
-func (c *cluster) explain(p *Pod) string {
+// scoresMore reports whether any score beyond least-allocated and owner
+// spreading can tell nodes apart for r.
+func (c *cluster) scoresMore(r *rules) bool {
+	return c.anySoftTaint || r.preferred != nil || (r.interPod && c.inter.scores(r))
+}
+
+// scoreExtra fills c.extra for the feasible nodes: each term normalized to
+// [0, 1] over them, times its weight.
+func (c *cluster) scoreExtra(r *rules, feasible []int32) {
+	taint, nodeAff, podAff, spread := c.extra[0], c.extra[1], c.extra[2], c.extra[3]
+	for _, n := range feasible {
+		taint[n], nodeAff[n], podAff[n], spread[n] = 0, 0, 0, 0
+	}
+	if c.anySoftTaint {
+		// Fewer untolerated PreferNoSchedule taints is better.
+		var most float64
+		for _, n := range feasible {
+			taint[n] = float64(countUntolerated(c.softTaints[n], r.pod.Tolerations))
+			most = max(most, taint[n])
+		}
+		for _, n := range feasible {
+			if most > 0 {
+				taint[n] = weightTaint * (most - taint[n]) / most
+			} else {
+				taint[n] = 0
+			}
+		}
+	}
+	if r.preferred != nil {
+		// The sum of the weights of the matching terms, over the most any
+		// node gets.
+		var most float64
+		for _, n := range feasible {
+			nodeAff[n] = float64(r.preferred.Score(c.nodeObj(int(n))))
+			most = max(most, nodeAff[n])
+		}
+		for _, n := range feasible {
+			if most > 0 {
+				nodeAff[n] = weightNodeAffinity * nodeAff[n] / most
+			}
+		}
+	}
+	if r.interPod {
+		c.inter.score(r, feasible, podAff, spread)
+	}
+}
+
+// explain says why no node can take the pod r describes, in
+// kube-scheduler's words: how many nodes failed each filter (a node counts
+// for the first filter it fails; for every resource it is short of).
+func (c *cluster) explain(r *rules) string {
 	if len(c.names) == 0 {
 		return "0/0 nodes are available: no nodes registered"
 	}
 	counts := map[string]int{}
 	for n := range c.names {
-		switch {
-		case c.unschedulable[n]:
+		switch c.check(r, n) {
+		case fits:
+			// Feasible now, yet best found nothing: cannot happen.
+		case failUnschedulable:
 			counts[reasonUnschedulable]++
-		case len(p.NodeSelector) > 0 && !matches(c.labels[n], p.NodeSelector):
+		case failTaint:
+			t := untolerated(c.hardTaints[n], r.pod.Tolerations)
+			counts[fmt.Sprintf(reasonTaint, t.Key, t.Value)]++
+		case failSelector:
 			counts[reasonSelector]++
-		default:
-			if c.allocCPU[n]-c.usedCPU[n] < p.Requests.MilliCPU {
+		case failNodeAffinity:
+			counts[reasonNodeAffinity]++
+		case failResources:
+			short := c.short(r.pod, n)
+			if short&shortPods != 0 {
+				counts[reasonPods]++
+			}
+			if short&shortCPU != 0 {
 				counts[reasonCPU]++
 			}
-			if c.allocMem[n]-c.usedMem[n] < p.Requests.Memory {
+			if short&shortMemory != 0 {
 				counts[reasonMemory]++
 			}
+		case failSpread:
+			counts[reasonSpread]++
+		case failSpreadLabel:
+			counts[reasonSpreadLabel]++
+		case failExistingAnti:
+			counts[reasonExistingAnti]++
+		case failPodAffinity:
+			counts[reasonPodAffinity]++
+		case failPodAnti:
+			counts[reasonPodAnti]++
 		}
 	}
 	reasons := make([]string, 0, len(counts))
@@ -263,54 +515,14 @@ func (c *cluster) explain(p *Pod) string {
 	return fmt.Sprintf("0/%d nodes are available: %s", len(c.names), strings.Join(reasons, ", "))
 }
 
-// RequestsOf returns what a pod with this spec requests, computed as Kubernetes
-// does: a container's request for a resource is its request, or its limit when it
-// sets a limit but no request; the pod requests the larger of the sum over its
-// containers (plus sidecars, i.e. init containers with restartPolicy Always) and
-// the largest single init container (plus the sidecars started before it); pod
-// overhead is added on top.
-func RequestsOf(spec *corev1.PodSpec) Resources {
-	var sum, sidecars, initPeak Resources
-	for i := range spec.InitContainers {
-		ct := &spec.InitContainers[i]
-		r := containerRequests(ct)
-		if ct.RestartPolicy != nil && *ct.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			sidecars = add(sidecars, r)
-			initPeak = maxOf(initPeak, sidecars)
-			continue
+// nodeObj is node n as the nodeaffinity helpers read it: name and labels.
+func (c *cluster) nodeObj(n int) *corev1.Node {
+	if c.nodeObjs == nil {
+		c.nodeObjs = make([]corev1.Node, len(c.names))
+		for i := range c.names {
+			c.nodeObjs[i].Name = c.names[i]
+			c.nodeObjs[i].Labels = c.labels[i]
 		}
-		initPeak = maxOf(initPeak, add(sidecars, r))
 	}
-	for i := range spec.Containers {
-		sum = add(sum, containerRequests(&spec.Containers[i]))
-	}
-	total := maxOf(add(sum, sidecars), initPeak)
-	if spec.Overhead != nil {
-		total.MilliCPU += spec.Overhead.Cpu().MilliValue()
-		total.Memory += spec.Overhead.Memory().Value()
-	}
-	return total
-}
-
-func containerRequests(ct *corev1.Container) Resources {
-	var r Resources
-	if q, ok := ct.Resources.Requests[corev1.ResourceCPU]; ok {
-		r.MilliCPU = q.MilliValue()
-	} else if q, ok := ct.Resources.Limits[corev1.ResourceCPU]; ok {
-		r.MilliCPU = q.MilliValue()
-	}
-	if q, ok := ct.Resources.Requests[corev1.ResourceMemory]; ok {
-		r.Memory = q.Value()
-	} else if q, ok := ct.Resources.Limits[corev1.ResourceMemory]; ok {
-		r.Memory = q.Value()
-	}
-	return r
-}
-
-func add(a, b Resources) Resources {
-	return Resources{MilliCPU: a.MilliCPU + b.MilliCPU, Memory: a.Memory + b.Memory}
-}
-
-func maxOf(a, b Resources) Resources {
-	return Resources{MilliCPU: max(a.MilliCPU, b.MilliCPU), Memory: max(a.Memory, b.Memory)}
+	return &c.nodeObjs[n]
 }

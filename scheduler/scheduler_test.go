@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 const gi = 1 << 30
@@ -407,6 +408,57 @@ func BenchmarkSchedule10kPods1kNodes(b *testing.B) {
 		res := Schedule(nodes, pods)
 		if len(res.Bindings) != len(pods) {
 			b.Fatalf("bound %d of %d pods", len(res.Bindings), len(pods))
+		}
+	}
+	b.ReportMetric(float64(len(pods)*b.N)/b.Elapsed().Seconds(), "pods/s")
+}
+
+// BenchmarkSchedule10kPods1kNodesAntiAffinitySpread places 10,000 pods of
+// 100 owners onto 1,000 nodes in 10 zones; every pod has a required
+// anti-affinity to its own replicas on kubernetes.io/hostname and a
+// DoNotSchedule spread over zones (maxSkew 1), and every other owner also
+// a preferred anti-affinity to the previous owner's pods.
+func BenchmarkSchedule10kPods1kNodesAntiAffinitySpread(b *testing.B) {
+	nodes := make([]Node, 1000)
+	for i := range nodes {
+		name := fmt.Sprintf("node-%04d", i)
+		nodes[i] = node(name, 32000, 128*gi, "kubernetes.io/hostname", name, "zone", fmt.Sprintf("zone-%d", i%10))
+	}
+	pods := make([]Pod, 10000)
+	for i := range pods {
+		app := fmt.Sprintf("web-%d", i%100)
+		p := Pod{
+			Key:       fmt.Sprintf("default/%s-%d", app, i),
+			Namespace: "default",
+			Labels:    map[string]string{"app": app},
+			Owner:     "Deployment/default/" + app,
+			Requests:  Resources{MilliCPU: 100 + int64(i%7)*50, Memory: (64 + int64(i%5)*64) << 20},
+			Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+					TopologyKey: "kubernetes.io/hostname", LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+				}},
+			}},
+			TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+				MaxSkew: 1, TopologyKey: "zone", WhenUnsatisfiable: corev1.DoNotSchedule,
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+			}},
+		}
+		if i%2 == 1 {
+			p.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution = []corev1.WeightedPodAffinityTerm{{
+				Weight: 50, PodAffinityTerm: corev1.PodAffinityTerm{
+					TopologyKey:   "kubernetes.io/hostname",
+					LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("web-%d", i%100-1)}},
+				},
+			}}
+		}
+		pods[i] = p
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		res := Schedule(nodes, pods)
+		if len(res.Bindings) != len(pods) {
+			b.Fatalf("bound %d of %d pods: %v", len(res.Bindings), len(pods), res.Unschedulable)
 		}
 	}
 	b.ReportMetric(float64(len(pods)*b.N)/b.Elapsed().Seconds(), "pods/s")

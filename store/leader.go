@@ -140,7 +140,12 @@ func PutSyncStatus(st *SyncStatus) (Op, error) { return putOp(Prefix+syncKey, st
 // write. Large plans are split into several transactions (etcd limits the
 // operations and bytes of one); a plan cut short by a lost leadership is
 // finished by the next leader's plan, which starts from what was written.
+//
+// A key written more than once keeps its last write (a pod recreated under
+// its name is a delete then a put): etcd refuses a transaction that names a
+// key twice, and the last write is what the sequence would leave anyway.
 func (l *Leadership) Apply(ctx context.Context, ops []Op) error {
+	ops = lastWrites(ops)
 	for len(ops) > 0 {
 		n, size := 0, 0
 		for n < len(ops) && n < maxOpsPerTxn && (n == 0 || size+len(ops[n].value) < maxBytesPerTxn) {
@@ -153,6 +158,25 @@ func (l *Leadership) Apply(ctx context.Context, ops []Op) error {
 		ops = ops[n:]
 	}
 	return nil
+}
+
+// lastWrites drops every op that a later op on the same key supersedes,
+// keeping the order of the others.
+func lastWrites(ops []Op) []Op {
+	last := make(map[string]int, len(ops))
+	for i, o := range ops {
+		last[o.key] = i
+	}
+	if len(last) == len(ops) {
+		return ops
+	}
+	out := make([]Op, 0, len(last))
+	for i, o := range ops {
+		if last[o.key] == i {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func (l *Leadership) txn(ctx context.Context, ops []Op) error {

@@ -127,6 +127,35 @@ func TestLeadership_applySplitsLargePlans(t *testing.T) {
 	}
 }
 
+// TestLeadership_applyRecreatesUnderTheSameKey: a pod deleted and created
+// again under its name in one plan is one write of the new pod (etcd
+// refuses a transaction that names a key twice).
+func TestLeadership_applyRecreatesUnderTheSameKey(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	lead := leadFor(t, s)
+	old, _ := PutPod(pod("default", "tool", "uid-1", ""))
+	if err := lead.Apply(ctx, []Op{old}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := PutPod(pod("default", "tool", "uid-2", ""))
+	other, _ := PutPod(pod("default", "other", "uid-3", ""))
+	if err := lead.Apply(ctx, []Op{DeletePod("default", "tool"), other, fresh}); err != nil {
+		t.Fatalf("delete then put of one key: %v", err)
+	}
+	snap, _ := s.Snapshot(ctx)
+	if len(snap.Pods) != 2 || snap.Pods[1].Name != "tool" || snap.Pods[1].UID != "uid-2" {
+		t.Fatalf("pods = %+v", snap.Pods)
+	}
+	// The last write wins the other way round too.
+	if err := lead.Apply(ctx, []Op{fresh, DeletePod("default", "tool")}); err != nil {
+		t.Fatal(err)
+	}
+	if snap, _ = s.Snapshot(ctx); len(snap.Pods) != 1 {
+		t.Fatalf("pods = %d, want 1", len(snap.Pods))
+	}
+}
+
 func TestNodeLease_closeRemovesNode(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()

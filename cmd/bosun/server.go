@@ -13,6 +13,10 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/server"
 	"bosun/store"
@@ -57,6 +61,8 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.AgentConf.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	// The same flags let validation accept and the node run them.
+	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
 	cfg.EtcdEndpoints = splitList(etcd)
 	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
@@ -75,9 +81,14 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
+	// What this node lets pods do: hostPath prefixes and privileged
+	// containers, the same flags the server validates manifests with.
+	var pol manifest.Policy
+	policyFlags(fs, &pol)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
+	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
 	if etcd == "" {
 		return &exitError{code: 2, err: fmt.Errorf("agent: --etcd-endpoints is required")}
 	}
@@ -125,8 +136,58 @@ func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 		cfg.InsecureRegistries = append(cfg.InsecureRegistries, splitList(v)...)
 		return nil
 	})
+	fs.StringVar(&cfg.ResolvConf, "resolv-conf", "/etc/resolv.conf", "the node's resolv.conf, given to pods with dnsPolicy Default")
 	fs.DurationVar(&cfg.RestartBackoff, "restart-backoff", 10*time.Second, "first delay before restarting a crashed container")
 	fs.DurationVar(&cfg.MaxRestartBackoff, "max-restart-backoff", 5*time.Minute, "longest delay before restarting a crashed container")
+	fs.IntVar(&cfg.MaxPods, "max-pods", 110, "how many pods this node runs at most")
+	fs.Func("system-reserved", "cpu and memory kept back for the system, e.g. cpu=500m,memory=512Mi: the node offers its capacity less this", func(v string) error {
+		r, err := parseResources(v)
+		cfg.SystemReserved = r
+		return err
+	})
+	fs.Func("taints", "node taints, key=value:Effect or key:Effect, comma-separated; Effect is NoSchedule, PreferNoSchedule or NoExecute", func(v string) error {
+		t, err := parseTaints(v)
+		cfg.Taints = append(cfg.Taints, t...)
+		return err
+	})
+}
+
+// parseTaints reads taints as kubelet's --register-with-taints takes them:
+// key=value:Effect or key:Effect, comma-separated.
+func parseTaints(s string) ([]corev1.Taint, error) {
+	var out []corev1.Taint
+	for _, item := range splitList(s) {
+		kv, effect, ok := strings.Cut(item, ":")
+		if !ok || kv == "" {
+			return nil, fmt.Errorf("%q is not key=value:Effect or key:Effect", item)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		t := corev1.Taint{Key: k, Value: v, Effect: corev1.TaintEffect(effect)}
+		switch t.Effect {
+		case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		default:
+			return nil, fmt.Errorf("%q: effect %q: must be NoSchedule, PreferNoSchedule or NoExecute", item, effect)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// parseResources reads name=quantity pairs, comma-separated.
+func parseResources(s string) (corev1.ResourceList, error) {
+	out := corev1.ResourceList{}
+	for _, item := range splitList(s) {
+		name, value, ok := strings.Cut(item, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%q is not name=quantity", item)
+		}
+		q, err := resource.ParseQuantity(value)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", item, err)
+		}
+		out[corev1.ResourceName(name)] = q
+	}
+	return out, nil
 }
 
 func parseLabels(s string) (map[string]string, error) {
