@@ -69,8 +69,9 @@ spec:
 `
 
 // TestLifecycle runs examples/lifecycle on the real stack (init containers,
-// a sidecar, a Never pod with a sidecar, postStart, gRPC probes), then a
-// failing init container that is fixed in Git.
+// one writing into an emptyDir the app serves, a sidecar, a Never pod with a
+// sidecar, postStart, gRPC probes), then a failing init container that is
+// fixed in Git.
 func TestLifecycle(t *testing.T) {
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/lifecycle")
@@ -149,6 +150,10 @@ func TestLifecycle(t *testing.T) {
 			a.StartedAt.Before(&s2.FinishedAt) || s2.FinishedAt.Sub(f.StartedAt.Time) < 2*time.Second {
 			t.Errorf("out of order: check-config %s-%s, migrate %s-%s, app from %s",
 				f.StartedAt, f.FinishedAt, s2.StartedAt, s2.FinishedAt, a.StartedAt)
+		}
+		// The second init container wrote into an emptyDir the app serves.
+		if body, err := httpGet("http://" + p.Status.PodIP + ":8080/file?path=/work/schema"); err != nil || body != "version 2" {
+			t.Errorf("the file an init container wrote into the emptyDir: %q, %v", body, err)
 		}
 		out, err := s.cli("logs", "init-demo", "-c", "check-config")
 		if err != nil || out != "config checked\n" {
