@@ -119,6 +119,7 @@ func (a *Agent) runHandler(ctx context.Context, h *corev1.LifecycleHandler, c *c
 // each with what is left of the grace period (at least 2 s), so that
 // sidecars keep serving the app until it has stopped.
 func (w *podWorker) stopAll(ctx context.Context, r *podRun) error {
+	w.startReaps()
 	for _, inst := range r.insts {
 		if inst.cancel != nil {
 			inst.cancel()

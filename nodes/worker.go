@@ -48,8 +48,9 @@ type podWorker struct {
 	waiters sync.WaitGroup // exit watchers, probes, hooks and kills
 
 	// Owned by run.
-	cur     *podRun   // the pod instance being run
-	orphans []*podRun // adopted instances of other UIDs, to tear down
+	cur     *podRun     // the pod instance being run
+	orphans []*podRun   // adopted instances of other UIDs, to tear down
+	reaps   []*instance // exited tasks to delete after the next step
 }
 
 // podRun is one pod instance (one UID) on this node.
@@ -80,17 +81,37 @@ type instance struct {
 	// exited is how an adopted container's task ended, from its labels
 	// (nil: unknown, or it has not exited).
 	exited *taskExit
-	// reaped is closed once the exited task has been deleted (nil: no
-	// deletion in progress); see waitReaped.
+	// reap, when set, starts the deletion of the exited task (handleExit
+	// queues it; the worker starts it after its next step); reaped is
+	// closed once the task has been deleted. See waitReaped.
+	reap   func()
 	reaped chan struct{}
 }
 
-// waitReaped waits until the instance's exited task has been deleted, so
-// that the container itself can go.
+// waitReaped makes sure the instance's exited task has been deleted, so
+// that the container itself can go. Only the worker's goroutine may call
+// it while a reap may be queued.
 func (inst *instance) waitReaped() {
+	if inst.reap != nil {
+		start := inst.reap
+		inst.reap = nil
+		start()
+	}
 	if inst.reaped != nil {
 		<-inst.reaped
 	}
+}
+
+// startReaps starts the task deletions handleExit queued.
+func (w *podWorker) startReaps() {
+	for _, inst := range w.reaps {
+		if inst.reap != nil {
+			start := inst.reap
+			inst.reap = nil
+			start()
+		}
+	}
+	w.reaps = nil
 }
 
 // taskExit reports that a container's task exited.
@@ -170,6 +191,7 @@ func (w *podWorker) run(ctx context.Context) {
 
 // step converges once and returns how long to sleep at most.
 func (w *podWorker) step(ctx context.Context) time.Duration {
+	defer w.startReaps()
 	retry := w.a.cfg.ResyncInterval
 	desired := w.latest()
 	// Tear down what must go: orphans, and the current run if its pod is
@@ -480,33 +502,38 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 		at = time.Now()
 	}
 	// Label the container with how its task ended, then reap the task
-	// (and its shim), in the background: that takes tens of milliseconds
-	// the next container in sequence need not wait for. The label comes
-	// first, so that a restarted agent learns the exit from the task or,
-	// once the task is gone, from the label (a completed init container
-	// is not run again). The container stays until restart or pod
-	// deletion, which wait for this (waitReaped).
+	// (and its shim), in the background and only once the next step has
+	// started what follows (the next container in sequence, a restart):
+	// deleting a task takes tens of milliseconds and competes with
+	// creating the next one. The label comes first, so that a restarted
+	// agent learns the exit from the task or, once the task is gone, from
+	// the label (a completed init container is not run again). The
+	// container stays until restart or pod deletion, which wait for this
+	// (waitReaped).
 	reaped := make(chan struct{})
-	inst.reaped = reaped
 	task, ctr := inst.task, inst.ctr
 	inst.task = nil
 	code := int32(ev.code)
-	w.waiters.Add(1)
-	go func() {
-		defer w.waiters.Done()
-		defer close(reaped)
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := ctr.SetLabels(dctx, exitLabels(code, at)); err != nil && !errdefs.IsNotFound(err) {
-			w.log.Warn("label exited container", "container", ev.name, "err", err)
-		}
-		if task == nil {
-			return
-		}
-		if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
-			w.log.Warn("delete task", "container", ev.name, "err", err)
-		}
-	}()
+	inst.reaped = reaped
+	inst.reap = func() {
+		w.waiters.Add(1)
+		go func() {
+			defer w.waiters.Done()
+			defer close(reaped)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, err := ctr.SetLabels(dctx, exitLabels(code, at)); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("label exited container", "container", ev.name, "err", err)
+			}
+			if task == nil {
+				return
+			}
+			if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("delete task", "container", ev.name, "err", err)
+			}
+		}()
+	}
+	w.reaps = append(w.reaps, inst)
 	inst.cancel()
 	w.recordExit(r, rec, int32(ev.code), at)
 }
