@@ -117,7 +117,9 @@ func TestAgent_initContainersSidecarsAndHooks(t *testing.T) {
 	needsSidecar := hello("app")
 	needsSidecar.Env = []corev1.EnvVar{{Name: "REQUIRE_AT_START", Value: "http://127.0.0.1:9090/healthz"}, {Name: "DRAIN_FOR", Value: "1500ms"}}
 	h.putPod(lifecyclePod("sidecar", "b4", A, []corev1.Container{sidecar("proxy", 9090)}, needsSidecar))
-	h.putPod(lifecyclePod("complete", "b5", N, []corev1.Container{sidecar("proxy", 9090)}, hello("job", "-print", "done", "-sleep", "300ms")))
+	// The sidecar's name sorts before the app's: adoption must not restart
+	// it before it has seen that the app is done.
+	h.putPod(lifecyclePod("complete", "b5", N, []corev1.Container{sidecar("a-shipper", 9090)}, hello("job", "-print", "done", "-sleep", "300ms")))
 	hooked := hello("app")
 	hooked.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
 		Command: []string{"/bosun-hello", "-write", "/tmp/hook=ran", "-sleep", "1s"}}}}
@@ -238,8 +240,8 @@ func TestAgent_initContainersSidecarsAndHooks(t *testing.T) {
 		if term := containerStatus(ps, "job").State.Terminated; term == nil || term.ExitCode != 0 {
 			t.Errorf("job = %+v", containerStatus(ps, "job").State)
 		}
-		if term := initStatus(ps, "proxy").State.Terminated; term == nil {
-			t.Errorf("sidecar not stopped: %+v", initStatus(ps, "proxy").State)
+		if term := initStatus(ps, "a-shipper").State.Terminated; term == nil {
+			t.Errorf("sidecar not stopped: %+v", initStatus(ps, "a-shipper").State)
 		}
 		if c := condition(&ps, corev1.PodReady); c.Status != corev1.ConditionFalse || c.Reason != "PodCompleted" {
 			t.Errorf("Ready = %+v", c)
@@ -312,6 +314,11 @@ func TestAgent_initContainersSidecarsAndHooks(t *testing.T) {
 		}
 		h.waitStatus("default", "sidecar", 10*time.Second, "running", running)
 		time.Sleep(time.Second) // let a wrongly restarted init container show
+		// (and the new agent's statuses replace the old one's)
+		ps = h.waitStatus("default", "complete", time.Second, "succeeded", phase(corev1.PodSucceeded))
+		if term := initStatus(ps, "a-shipper").State.Terminated; term == nil {
+			t.Errorf("stopped sidecar after adoption: %+v", initStatus(ps, "a-shipper").State)
+		}
 		after := h.containers()
 		for _, pod := range []string{"init", "complete", "initnever", "sidecar"} {
 			if strings.Join(before[pod], ",") != strings.Join(after[pod], ",") {

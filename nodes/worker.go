@@ -717,7 +717,15 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 			prior[cs.Name] = cs
 		}
 	}
-	for _, name := range sortedKeys(r.insts) {
+	// Sidecars last: whether an exited sidecar restarts depends on whether
+	// the app containers are done.
+	names := sortedKeys(r.insts)
+	sort.SliceStable(names, func(i, j int) bool {
+		ri, _ := roleOf(&pod.Spec, names[i])
+		rj, _ := roleOf(&pod.Spec, names[j])
+		return ri != roleSidecar && rj == roleSidecar
+	})
+	for _, name := range names {
 		inst, rec := r.insts[name], r.recs[name]
 		if cs, ok := prior[name]; ok && cs.ContainerID == "containerd://"+rec.ID {
 			rec.ImageID = cs.ImageID
