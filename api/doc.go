@@ -6,7 +6,10 @@
 // talk to any of them; sync requests and webhooks go to the leader through
 // etcd. Lists are Kubernetes-shaped: a "List" whose items are
 // v1.Pod, apps/v1.Deployment, v1.Service and v1.Node objects, so tools that
-// read `kubectl get -o json` output read bosun's too.
+// read `kubectl get -o json` output read bosun's too. SummarizePod derives a
+// pod's READY, STATUS and RESTARTS as kubectl prints them (Init:1/2,
+// Init:CrashLoopBackOff, PodInitializing, sidecars counted as containers),
+// for the CLI and the status summary, which lists pods still initializing.
 //
 //	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services)
 //	GET  /api/v1/{pods,deployments,services,nodes}[/NAME][?namespace=NS]

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,6 +49,9 @@ type PodCounts struct {
 	// NotReady lists running pods that are not ready, with why (their
 	// probes' latest failures).
 	NotReady []string `json:"notReady,omitempty"`
+	// Initializing lists pods whose init containers have not completed,
+	// with their STATUS (Init:1/2, Init:CrashLoopBackOff, ...).
+	Initializing []string `json:"initializing,omitempty"`
 }
 
 // ServiceStatus lists a service's endpoints (ready pod IPs).
@@ -75,6 +79,9 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
 				st.Pods.Unschedulable = append(st.Pods.Unschedulable, p.Namespace+"/"+p.Name+": "+c.Message)
 			}
+		}
+		if len(p.Spec.InitContainers) > 0 && p.Status.Phase == corev1.PodPending && !podInitialized(&p) {
+			st.Pods.Initializing = append(st.Pods.Initializing, p.Namespace+"/"+p.Name+": "+SummarizePod(&p).Status)
 		}
 		if p.Status.Phase == corev1.PodRunning && !PodReady(&p) {
 			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(&p))
@@ -187,4 +194,116 @@ func Endpoints(svc *corev1.Service, pods []corev1.Pod) []string {
 	}
 	sort.Strings(ips)
 	return ips
+}
+
+// PodSummary is a pod's line in `bosun get pods`, as kubectl prints it.
+type PodSummary struct {
+	// Ready and Total count the app containers and the sidecars (init
+	// containers with restartPolicy Always).
+	Ready, Total int
+	// Status is kubectl's STATUS: Init:1/2, Init:Error,
+	// Init:CrashLoopBackOff, PodInitializing, a container's waiting or
+	// terminated reason (CrashLoopBackOff, Completed, Error), Terminating,
+	// else the phase. An unschedulable pod reads Pending(<reason>).
+	Status string
+	// Restarts sums the restarts of the app containers and sidecars, or,
+	// while the pod initializes, of its init containers.
+	Restarts int32
+}
+
+// SummarizePod derives a pod's READY, STATUS and RESTARTS columns from its
+// status, following kubectl's printPod.
+func SummarizePod(p *corev1.Pod) PodSummary {
+	s := PodSummary{Total: len(p.Spec.Containers), Status: string(p.Status.Phase)}
+	if s.Status == "" {
+		s.Status = string(corev1.PodPending)
+	}
+	if p.Status.Reason != "" {
+		s.Status = p.Status.Reason
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			s.Status = "Pending(" + c.Reason + ")"
+		}
+	}
+	sidecar := map[string]bool{}
+	for i := range p.Spec.InitContainers {
+		c := &p.Spec.InitContainers[i]
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecar[c.Name] = true
+			s.Total++
+		}
+	}
+	var sidecarRestarts int32
+	initializing := false
+	for i, cs := range p.Status.InitContainerStatuses {
+		s.Restarts += cs.RestartCount
+		if sidecar[cs.Name] {
+			sidecarRestarts += cs.RestartCount
+		}
+		switch {
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+			continue
+		case sidecar[cs.Name] && cs.Started != nil && *cs.Started:
+			if cs.Ready {
+				s.Ready++
+			}
+			continue
+		case cs.State.Terminated != nil:
+			switch t := cs.State.Terminated; {
+			case t.Reason != "":
+				s.Status = "Init:" + t.Reason
+			case t.Signal != 0:
+				s.Status = fmt.Sprintf("Init:Signal:%d", t.Signal)
+			default:
+				s.Status = fmt.Sprintf("Init:ExitCode:%d", t.ExitCode)
+			}
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
+			s.Status = "Init:" + cs.State.Waiting.Reason
+		default:
+			s.Status = fmt.Sprintf("Init:%d/%d", i, len(p.Spec.InitContainers))
+		}
+		initializing = true
+		break
+	}
+	if !initializing || podInitialized(p) {
+		s.Restarts = sidecarRestarts
+		hasRunning := false
+		for i := len(p.Status.ContainerStatuses) - 1; i >= 0; i-- {
+			cs := p.Status.ContainerStatuses[i]
+			s.Restarts += cs.RestartCount
+			switch t := cs.State.Terminated; {
+			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
+				s.Status = cs.State.Waiting.Reason
+			case t != nil && t.Reason != "":
+				s.Status = t.Reason
+			case t != nil && t.Signal != 0:
+				s.Status = fmt.Sprintf("Signal:%d", t.Signal)
+			case t != nil:
+				s.Status = fmt.Sprintf("ExitCode:%d", t.ExitCode)
+			case cs.Ready && cs.State.Running != nil:
+				hasRunning = true
+				s.Ready++
+			}
+		}
+		if s.Status == "Completed" && hasRunning {
+			s.Status = "NotReady"
+			if PodReady(p) {
+				s.Status = "Running"
+			}
+		}
+	}
+	if p.DeletionTimestamp != nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+		s.Status = "Terminating"
+	}
+	return s
+}
+
+func podInitialized(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodInitialized {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

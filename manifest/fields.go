@@ -572,13 +572,13 @@ var fieldTable = []typeFields{
 		{"periodSeconds", honoured, ""},
 		{"successThreshold", honoured, ""},
 		{"failureThreshold", honoured, ""},
-		{"terminationGracePeriodSeconds", honoured, ""},
+		{"terminationGracePeriodSeconds", honoured, "the grace of a liveness or startup kill; not on readiness probes"},
 	}},
 	{Type: reflect.TypeFor[corev1.ProbeHandler](), Where: "probes", Fields: []fieldRule{
 		{"exec", honoured, ""},
 		{"httpGet", honoured, ""},
 		{"tcpSocket", honoured, ""},
-		{"grpc", honoured, ""},
+		{"grpc", honoured, "grpc.health.v1 Check"},
 	}},
 	{Type: reflect.TypeFor[corev1.ExecAction](), Where: "exec probes and hooks", Fields: []fieldRule{
 		{"command", honoured, ""},
@@ -602,16 +602,16 @@ var fieldTable = []typeFields{
 	{Type: reflect.TypeFor[corev1.GRPCAction](), Where: "grpc probes", Fields: []fieldRule{
 		{"port", honoured, ""},
 		{"service", honoured, ""},
-		{"mode", refused, ""},
+		{"mode", honoured, "Plaintext (default) or TLS without verifying the certificate"},
 	}},
 	{Type: reflect.TypeFor[corev1.Lifecycle](), Where: "containers[].lifecycle", Fields: []fieldRule{
-		{"postStart", honoured, ""},
+		{"postStart", honoured, "the container counts as started (and the next in sequence starts) once it returns; a failure kills it"},
 		{"preStop", honoured, ""},
 		{"stopSignal", refused, ""},
 	}},
 	{Type: reflect.TypeFor[corev1.LifecycleHandler](), Where: "lifecycle hooks", Fields: []fieldRule{
 		{"exec", honoured, ""},
-		{"httpGet", honoured, ""},
+		{"httpGet", honoured, "any HTTP answer passes, as in kubelet"},
 		{"sleep", honoured, ""},
 		{"tcpSocket", refused, "deprecated in Kubernetes"},
 	}},

@@ -332,6 +332,8 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps 
 		if rp := c.RestartPolicy; rp != nil && *rp != corev1.ContainerRestartPolicyAlways {
 			ps.add(p.Child("restartPolicy"), "unsupported value %q: an init container's restartPolicy may only be Always (a sidecar)", *rp)
 		}
+		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		validateLifecycle(c, p, !sidecar, spec.TerminationGracePeriodSeconds, ps)
 	}
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
@@ -340,6 +342,7 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps 
 		if c.RestartPolicy != nil {
 			ps.add(p.Child("restartPolicy"), "not supported: only init containers may set restartPolicy; the pod's restartPolicy applies")
 		}
+		validateLifecycle(c, p, false, spec.TerminationGracePeriodSeconds, ps)
 	}
 	validatePlacement(spec, path, ps)
 	validatePodContents(spec, path, ps)
@@ -918,4 +921,157 @@ func validateDNS(spec *corev1.PodSpec, path *field.Path, ps *problems) {
 			ps.add(p.Child("options").Index(i).Child("name"), "required")
 		}
 	}
+}
+
+// validateLifecycle checks a container's probes and lifecycle hooks. An init
+// container that runs to completion (runsToCompletion: not a sidecar) may
+// have neither, as in Kubernetes: nothing would act on them.
+func validateLifecycle(c *corev1.Container, path *field.Path, runsToCompletion bool, grace *int64, ps *problems) {
+	probes := []struct {
+		name  string
+		probe *corev1.Probe
+	}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}}
+	if runsToCompletion {
+		for _, pr := range probes {
+			if pr.probe != nil {
+				ps.add(path.Child(pr.name), "must not be set on an init container that runs to completion (only a sidecar, restartPolicy: Always, is probed)")
+			}
+		}
+		if c.Lifecycle != nil {
+			ps.add(path.Child("lifecycle"), "must not be set on an init container that runs to completion (only a sidecar, restartPolicy: Always, has hooks)")
+		}
+		return
+	}
+	for _, pr := range probes {
+		if pr.probe != nil {
+			validateProbe(pr.probe, c, path.Child(pr.name), pr.name == "readinessProbe", ps)
+		}
+	}
+	if c.Lifecycle != nil {
+		if h := c.Lifecycle.PostStart; h != nil {
+			validateHook(h, c, path.Child("lifecycle", "postStart"), grace, ps)
+		}
+		if h := c.Lifecycle.PreStop; h != nil {
+			validateHook(h, c, path.Child("lifecycle", "preStop"), grace, ps)
+		}
+	}
+}
+
+func validateProbe(p *corev1.Probe, c *corev1.Container, path *field.Path, readiness bool, ps *problems) {
+	var handlers []string
+	h := &p.ProbeHandler
+	if h.Exec != nil {
+		handlers = append(handlers, "exec")
+		validateExec(h.Exec, path.Child("exec"), ps)
+	}
+	if h.HTTPGet != nil {
+		handlers = append(handlers, "httpGet")
+		validateHTTPGet(h.HTTPGet, c, path.Child("httpGet"), ps)
+	}
+	if h.TCPSocket != nil {
+		handlers = append(handlers, "tcpSocket")
+		validateActionPort(h.TCPSocket.Port, c, path.Child("tcpSocket", "port"), ps)
+	}
+	if h.GRPC != nil {
+		handlers = append(handlers, "grpc")
+		if len(validation.IsValidPortNum(int(h.GRPC.Port))) > 0 {
+			ps.add(path.Child("grpc", "port"), "%d %s", h.GRPC.Port, portRange)
+		}
+		if m := h.GRPC.Mode; m != nil && *m != corev1.GRPCProbeModePlaintext && *m != corev1.GRPCProbeModeTLS {
+			ps.add(path.Child("grpc", "mode"), "unsupported value %q: must be Plaintext or TLS", *m)
+		}
+	}
+	switch len(handlers) {
+	case 0:
+		ps.add(path, "must have a handler: exec, httpGet, tcpSocket or grpc")
+	case 1:
+	default:
+		ps.add(path, "must have one handler, not %s", strings.Join(handlers, " and "))
+	}
+	for _, f := range []struct {
+		name string
+		v    int32
+	}{{"initialDelaySeconds", p.InitialDelaySeconds}, {"timeoutSeconds", p.TimeoutSeconds}, {"periodSeconds", p.PeriodSeconds},
+		{"successThreshold", p.SuccessThreshold}, {"failureThreshold", p.FailureThreshold}} {
+		if f.v < 0 {
+			ps.add(path.Child(f.name), "must be >= 0")
+		}
+	}
+	if !readiness && p.SuccessThreshold > 1 {
+		ps.add(path.Child("successThreshold"), "must be 1 for liveness and startup probes")
+	}
+	if g := p.TerminationGracePeriodSeconds; g != nil {
+		switch {
+		case readiness:
+			ps.add(path.Child("terminationGracePeriodSeconds"), "must not be set on a readinessProbe: it never kills the container")
+		case *g <= 0:
+			ps.add(path.Child("terminationGracePeriodSeconds"), "must be greater than 0")
+		}
+	}
+}
+
+// validateHook checks a postStart or preStop handler: exec, httpGet or sleep
+// (tcpSocket is refused by the field table).
+func validateHook(h *corev1.LifecycleHandler, c *corev1.Container, path *field.Path, grace *int64, ps *problems) {
+	var handlers []string
+	if h.Exec != nil {
+		handlers = append(handlers, "exec")
+		validateExec(h.Exec, path.Child("exec"), ps)
+	}
+	if h.HTTPGet != nil {
+		handlers = append(handlers, "httpGet")
+		validateHTTPGet(h.HTTPGet, c, path.Child("httpGet"), ps)
+	}
+	if h.Sleep != nil {
+		handlers = append(handlers, "sleep")
+		sp := path.Child("sleep", "seconds")
+		switch {
+		case h.Sleep.Seconds < 0:
+			ps.add(sp, "must be >= 0")
+		case grace != nil && h.Sleep.Seconds > *grace:
+			ps.add(sp, "%d must not exceed the pod's terminationGracePeriodSeconds (%d)", h.Sleep.Seconds, *grace)
+		}
+	}
+	switch {
+	case len(handlers) == 0 && h.TCPSocket == nil:
+		ps.add(path, "must have a handler: exec, httpGet or sleep")
+	case len(handlers) > 1:
+		ps.add(path, "must have one handler, not %s", strings.Join(handlers, " and "))
+	}
+}
+
+func validateExec(e *corev1.ExecAction, path *field.Path, ps *problems) {
+	if len(e.Command) == 0 {
+		ps.add(path.Child("command"), "required")
+	}
+}
+
+func validateHTTPGet(g *corev1.HTTPGetAction, c *corev1.Container, path *field.Path, ps *problems) {
+	validateActionPort(g.Port, c, path.Child("port"), ps)
+	if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP && g.Scheme != corev1.URISchemeHTTPS {
+		ps.add(path.Child("scheme"), "unsupported value %q: must be HTTP or HTTPS", g.Scheme)
+	}
+	for i, hd := range g.HTTPHeaders {
+		if len(validation.IsHTTPHeaderName(hd.Name)) > 0 {
+			ps.add(path.Child("httpHeaders").Index(i).Child("name"), "invalid HTTP header name %q", hd.Name)
+		}
+	}
+}
+
+// validateActionPort checks the port of an httpGet or tcpSocket action: a
+// number, or the name of one of the container's ports (the agent resolves
+// it against them).
+func validateActionPort(port intstr.IntOrString, c *corev1.Container, path *field.Path, ps *problems) {
+	if port.Type == intstr.Int {
+		if len(validation.IsValidPortNum(int(port.IntVal))) > 0 {
+			ps.add(path, "%d %s", port.IntVal, portRange)
+		}
+		return
+	}
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return
+		}
+	}
+	ps.add(path, "port %q: the container has no port of that name", port.StrVal)
 }

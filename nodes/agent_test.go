@@ -20,6 +20,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -41,7 +42,7 @@ var (
 
 // harness runs agents against a private containerd and an embedded etcd.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	ctd    *client.Client
 	cfg    nodes.Config
@@ -54,7 +55,7 @@ type harness struct {
 // so a unique name keeps an aborted run from colliding with the next.
 var testNS = fmt.Sprintf("bosun-test-%d", os.Getpid())
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	addr := containerdtest.Start(t)
 	archive := containerdtest.BuildHelloImage(t, "v1")
 	start := time.Now()
@@ -103,7 +104,7 @@ func newHarness(t *testing.T) *harness {
 	return h
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("BOSUN_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -195,6 +196,9 @@ func (h *harness) containers() map[string][]string {
 	out := map[string][]string{}
 	for _, c := range ctrs {
 		l, err := c.Labels(ctx)
+		if errdefs.IsNotFound(err) {
+			continue // deleted since the list
+		}
 		if err != nil {
 			h.t.Fatal(err)
 		}

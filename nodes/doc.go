@@ -96,17 +96,52 @@
 // CrashLoopBackOff, ErrImagePull, ImagePullBackOff, ErrImageNeverPull,
 // CreateContainerConfigError), last termination and restart counts.
 //
+// Containers run in kubelet's sequence (sequence.go, pure): init
+// containers one at a time, in order, each to completion; a failing one is
+// restarted with the restart backoff (pod restartPolicy Always or
+// OnFailure) or fails the pod (Never). Sidecars (init containers with
+// restartPolicy Always) start in that sequence and the next container waits
+// until the sidecar has started (startup probe passed, postStart hook
+// returned); they are restarted whenever they exit, count toward
+// readiness, and once the app containers of a Never/OnFailure pod are done
+// they are stopped, last first, so the pod completes by its app containers.
+// Once an app container has been created the pod stays initialized: init
+// containers never run again (an app restart, an agent restart). Status
+// follows kubelet: initContainerStatuses, the Initialized condition
+// (ContainersNotInitialized), PodInitializing, and kubelet's phase rules.
+// Deleting a pod stops its app containers (and a running init container)
+// together, then its sidecars one at a time, last first, within the grace
+// period.
+//
+// Lifecycle hooks (hooks.go): postStart runs right after the task starts,
+// in a goroutine owned by the instance; until it returns the container is
+// not started, its probes do not run, and app containers after it wait (as
+// kubelet starts them in order). A failing hook kills the container
+// (termination reason PostStartHookError, message "FailedPostStartHook:
+// ...") and it restarts by its policy. preStop runs before SIGTERM within
+// the grace period. Handlers: exec (exit 0 passes), httpGet (any HTTP
+// answer passes, as in kubelet), sleep.
+//
+// When a container's task exits, its exit code and time are written to the
+// container's labels (LabelExitCode, LabelFinishedAt) before the task is
+// reaped, so that a restarted agent knows how an exited container ended
+// (a completed init container stays completed; a completed app container
+// of a Never pod stays Succeeded).
+//
 // Probes follow Kubernetes: readinessProbe, livenessProbe and startupProbe
 // with exec (a process in the container's task), httpGet (from the agent to
-// podIP:port; 2xx and 3xx pass) and tcpSocket, with Kubernetes' defaults.
+// podIP:port; 2xx and 3xx pass), tcpSocket and grpc (grpc.health.v1 Check
+// of the named service on podIP:port, plaintext or TLS without
+// verification; SERVING passes), with Kubernetes' defaults.
 // Each active probe of a running container instance is one goroutine owned
 // by the pod worker (stopped with the instance); it only reports results.
 // The worker feeds them to the instance's prober state machine
 // (probe.go, pure), which decides readiness, "started" and kills; results
 // of an instance that is no longer current are dropped. The startup probe
 // gates the others; a failing liveness probe (or a startup probe out of
-// budget) stops the container as deletion does and it restarts with the
-// restart backoff, its termination reason LivenessProbeFailed (or
+// budget) stops the container as deletion does (with the probe's
+// terminationGracePeriodSeconds when set) and it restarts with the restart
+// backoff, its termination reason LivenessProbeFailed (or
 // StartupProbeFailed). ContainerStatus.Ready and Started, the pod's
 // ContainersReady and Ready conditions ("containers with unready status:
 // [web]") and the bosun.dev/Probes condition (every probe's last result)
@@ -125,10 +160,10 @@
 // container, its snapshot, the CNI attachment (freeing the IP), the netns
 // and the pod's status key are removed.
 //
-// The decisions (restart, backoff, phase, status, process arguments,
-// environment, files, security settings) are pure functions in
-// podstate.go, probe.go, envsource.go, projection.go, podfiles.go and
-// security.go; the I/O lives in runtime.go (containerd), network.go (netns,
-// CNI), volumes.go, contents.go, probe_runner.go, worker.go and
-// probe_worker.go.
+// The decisions (restart, backoff, the container sequence, phase, status,
+// process arguments, environment, files, security settings) are pure
+// functions in podstate.go, sequence.go, probe.go, envsource.go,
+// projection.go, podfiles.go and security.go; the I/O lives in runtime.go
+// (containerd), network.go (netns, CNI), volumes.go, contents.go,
+// probe_runner.go, worker.go, probe_worker.go and hooks.go.
 package nodes

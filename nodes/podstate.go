@@ -55,10 +55,21 @@ type containerRecord struct {
 	// Terminated).
 	Waiting      *corev1.ContainerStateWaiting
 	RestartCount int32
-	// Backoff counts consecutive restarts (or failed starts) for the backoff.
+	// Backoff counts consecutive restarts after exits, for the crash loop
+	// backoff; a run longer than 2*MaxRestartBackoff resets it.
 	Backoff int
+	// StartFailures counts consecutive failed starts (image pulls, config
+	// errors), for their own backoff; a start resets it.
+	StartFailures int
 	// NextStart is the earliest time of the next start attempt.
 	NextStart time.Time
+	// PostStartPending: the current instance's postStart hook has not
+	// returned yet; until it does the container is not started (nor ready)
+	// and the containers after it in sequence wait.
+	PostStartPending bool
+	// Stopping: the agent is stopping the current instance for good (a
+	// sidecar of a pod that is done); its exit is final.
+	Stopping bool
 }
 
 // shouldRestart applies the pod's restartPolicy to an exit code.
@@ -133,8 +144,12 @@ type statusInput struct {
 	Now     time.Time
 }
 
-// buildStatus derives the pod's status from the worker's records.
+// buildStatus derives the pod's status from the worker's records, as
+// kubelet does: init container and container statuses, the phase, and the
+// Initialized, ContainersReady and Ready conditions (sidecars count toward
+// readiness).
 func buildStatus(in statusInput) corev1.PodStatus {
+	spec := &in.Pod.Spec
 	st := corev1.PodStatus{HostIP: in.HostIP, PodIP: in.PodIP, Message: in.Message}
 	if in.HostIP != "" {
 		st.HostIPs = []corev1.HostIP{{IP: in.HostIP}}
@@ -146,50 +161,30 @@ func buildStatus(in statusInput) corev1.PodStatus {
 		t := metav1.NewTime(in.StartTime)
 		st.StartTime = &t
 	}
-	allReady := len(in.Pod.Spec.Containers) > 0
-	for _, c := range in.Pod.Spec.Containers {
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
-		rec := in.Records[c.Name]
-		if rec == nil {
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
-			st.ContainerStatuses = append(st.ContainerStatuses, cs)
-			allReady = false
-			continue
-		}
-		cs.ImageID = rec.ImageID
-		if rec.ID != "" {
-			cs.ContainerID = "containerd://" + rec.ID
-		}
-		cs.RestartCount = rec.RestartCount
-		started := false
-		switch {
-		case rec.Running:
-			cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
-			cs.Ready = rec.Probes.ready()
-			started = rec.Probes == nil || rec.Probes.started
-		case rec.Terminated != nil:
-			cs.State.Terminated = rec.Terminated.DeepCopy()
-		case rec.Waiting != nil:
-			cs.State.Waiting = rec.Waiting.DeepCopy()
-		default:
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
-		}
-		if rec.Last != nil {
-			cs.LastTerminationState.Terminated = rec.Last.DeepCopy()
-		}
-		cs.Started = &started
-		if !cs.Ready {
-			allReady = false
-		}
-		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	defaultWaiting := ReasonContainerCreating
+	if len(spec.InitContainers) > 0 {
+		defaultWaiting = ReasonPodInitializing
 	}
 	var unready []string
-	for _, cs := range st.ContainerStatuses {
-		if !cs.Ready {
-			unready = append(unready, cs.Name)
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		cs := containerStatusOf(c, in.Records[c.Name], defaultWaiting, !isSidecar(c))
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+		if isSidecar(c) && !cs.Ready {
+			unready = append(unready, c.Name)
 		}
 	}
-	st.Phase = podPhase(in.Pod.Spec.RestartPolicy, st.ContainerStatuses)
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		cs := containerStatusOf(c, in.Records[c.Name], defaultWaiting, false)
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+		if !cs.Ready {
+			unready = append(unready, c.Name)
+		}
+	}
+	allReady := len(spec.Containers) > 0 && len(unready) == 0
+	st.Phase = podPhase(spec, st.InitContainerStatuses, st.ContainerStatuses)
+	initialized := planPod(spec, in.Records).Initialized || st.Phase == corev1.PodSucceeded
 
 	cond := func(t corev1.PodConditionType, ok bool, reason, msg string) corev1.PodCondition {
 		c := corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: reason, Message: msg}
@@ -214,9 +209,13 @@ func buildStatus(in statusInput) corev1.PodStatus {
 	if !allReady && readyReason != "PodCompleted" {
 		readyMsg = fmt.Sprintf("containers with unready status: [%s]", strings.Join(unready, " "))
 	}
+	initMsg := ""
+	if !initialized {
+		initMsg = fmt.Sprintf("containers with incomplete status: [%s]", strings.Join(incompleteInit(spec, in.Records), " "))
+	}
 	st.Conditions = []corev1.PodCondition{
 		cond(corev1.PodScheduled, true, "", ""),
-		cond(corev1.PodInitialized, true, "", ""),
+		cond(corev1.PodInitialized, initialized, ReasonContainersNotInitialized, initMsg),
 		cond(corev1.ContainersReady, allReady, readyReason, readyMsg),
 		cond(corev1.PodReady, allReady, readyReason, readyMsg),
 	}
@@ -224,7 +223,7 @@ func buildStatus(in statusInput) corev1.PodStatus {
 	for name, rec := range in.Records {
 		probeState[name] = rec.Probes
 	}
-	if configured, ok, failed, msg := probeSummary(in.Pod.Spec.Containers, probeState); configured {
+	if configured, ok, failed, msg := probeSummary(probed(spec), probeState); configured {
 		reason := "ProbesPending"
 		if failed {
 			reason = "ProbeFailed"
@@ -234,15 +233,120 @@ func buildStatus(in statusInput) corev1.PodStatus {
 	return st
 }
 
-// podPhase follows kubelet's getPhase for pods without init containers.
-func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) corev1.PodPhase {
-	var waiting, running, stopped, succeeded int
-	for _, cs := range statuses {
+// probed lists the containers that may have probes: sidecars, then app
+// containers.
+func probed(spec *corev1.PodSpec) []corev1.Container {
+	var out []corev1.Container
+	for i := range spec.InitContainers {
+		if isSidecar(&spec.InitContainers[i]) {
+			out = append(out, spec.InitContainers[i])
+		}
+	}
+	return append(out, spec.Containers...)
+}
+
+// containerStatusOf is one container's status. A container without a
+// record (never created) waits with defaultWaiting (PodInitializing in a
+// pod with init containers, else ContainerCreating). runsToCompletion (a
+// regular init container) counts as ready once it exited 0, as kubelet
+// reports it.
+func containerStatusOf(c *corev1.Container, rec *containerRecord, defaultWaiting string, runsToCompletion bool) corev1.ContainerStatus {
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image}
+	if rec == nil {
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: defaultWaiting}
+		return cs
+	}
+	cs.ImageID = rec.ImageID
+	if rec.ID != "" {
+		cs.ContainerID = "containerd://" + rec.ID
+	}
+	cs.RestartCount = rec.RestartCount
+	switch {
+	case rec.Running:
+		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(rec.StartedAt)}
+		cs.Ready = !runsToCompletion && rec.ready()
+	case rec.Terminated != nil:
+		cs.State.Terminated = rec.Terminated.DeepCopy()
+		cs.Ready = runsToCompletion && rec.Terminated.ExitCode == 0
+	case rec.Waiting != nil:
+		cs.State.Waiting = rec.Waiting.DeepCopy()
+	case rec.ID == "" && rec.Last == nil:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: defaultWaiting}
+	default:
+		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: ReasonContainerCreating}
+	}
+	if rec.Last != nil {
+		cs.LastTerminationState.Terminated = rec.Last.DeepCopy()
+	}
+	started := rec.started()
+	cs.Started = &started
+	return cs
+}
+
+// podPhase is kubelet's getPhase: init containers that have not completed
+// keep the pod Pending (an init container failed under restartPolicy Never
+// fails it); sidecars count as running while they run and are ignored once
+// stopped, so they never keep a pod from completing; then the app
+// containers decide, by the restart policy.
+func podPhase(spec *corev1.PodSpec, initStatuses, statuses []corev1.ContainerStatus) corev1.PodPhase {
+	find := func(list []corev1.ContainerStatus, name string) (corev1.ContainerStatus, bool) {
+		for _, cs := range list {
+			if cs.Name == name {
+				return cs, true
+			}
+		}
+		return corev1.ContainerStatus{}, false
+	}
+	var pendingInit, failedInit int
+	var unknown, running, waiting, stopped, succeeded int
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		cs, ok := find(initStatuses, c.Name)
+		if !isSidecar(c) {
+			switch {
+			case !ok || cs.State.Running != nil:
+				pendingInit++
+			case cs.State.Terminated != nil:
+				if cs.State.Terminated.ExitCode != 0 {
+					failedInit++
+				}
+			case cs.LastTerminationState.Terminated != nil:
+				if cs.LastTerminationState.Terminated.ExitCode != 0 {
+					failedInit++
+				}
+			default:
+				pendingInit++
+			}
+			continue
+		}
 		switch {
+		case !ok:
+			pendingInit++
+			unknown++
+		case cs.State.Running != nil:
+			if cs.Started == nil || !*cs.Started {
+				pendingInit++
+			}
+			running++
+		case cs.State.Terminated != nil, cs.LastTerminationState.Terminated != nil:
+			// Stopped, or restarting: a sidecar's exit decides nothing.
+		default:
+			pendingInit++
+			waiting++
+		}
+	}
+	regularStarted := false
+	for i := range spec.Containers {
+		cs, ok := find(statuses, spec.Containers[i].Name)
+		switch {
+		case !ok:
+			unknown++
 		case cs.State.Running != nil:
 			running++
+			regularStarted = true
 		case cs.State.Terminated != nil:
 			stopped++
+			regularStarted = true
 			if cs.State.Terminated.ExitCode == 0 {
 				succeeded++
 			}
@@ -256,24 +360,26 @@ func podPhase(policy corev1.RestartPolicy, statuses []corev1.ContainerStatus) co
 			waiting++
 		}
 	}
-	switch {
-	case waiting > 0 || len(statuses) == 0:
-		return corev1.PodPending
-	case running > 0:
-		return corev1.PodRunning
-	case policy == corev1.RestartPolicyNever:
-		if stopped == succeeded {
-			return corev1.PodSucceeded
-		}
+	if failedInit > 0 && spec.RestartPolicy == corev1.RestartPolicyNever {
 		return corev1.PodFailed
-	case policy == corev1.RestartPolicyOnFailure:
-		if stopped == succeeded {
-			return corev1.PodSucceeded
-		}
-		return corev1.PodRunning
-	default: // Always: every container is restarting
-		return corev1.PodRunning
 	}
+	switch {
+	case pendingInit > 0 && !regularStarted, waiting > 0, len(spec.Containers) == 0:
+		return corev1.PodPending
+	case running > 0 && unknown == 0:
+		return corev1.PodRunning
+	case running == 0 && stopped > 0 && unknown == 0:
+		switch {
+		case spec.RestartPolicy == corev1.RestartPolicyAlways || spec.RestartPolicy == "":
+			return corev1.PodRunning // every container is restarting
+		case stopped == succeeded:
+			return corev1.PodSucceeded
+		case spec.RestartPolicy == corev1.RestartPolicyNever:
+			return corev1.PodFailed
+		}
+		return corev1.PodRunning // OnFailure: a failure is restarting
+	}
+	return corev1.PodPending
 }
 
 // statusEqual reports whether two statuses are the same. Times are part of

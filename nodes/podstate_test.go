@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -81,7 +82,12 @@ func TestPodPhase(t *testing.T) {
 		{"onFailure, succeeded", O, []corev1.ContainerStatus{terminated(0)}, corev1.PodSucceeded},
 		{"onFailure, restarting failure", O, []corev1.ContainerStatus{restarting(1)}, corev1.PodRunning},
 	} {
-		if got := podPhase(tc.policy, tc.cs); got != tc.want {
+		spec := &corev1.PodSpec{RestartPolicy: tc.policy}
+		for i := range tc.cs {
+			tc.cs[i].Name = fmt.Sprintf("c%d", i)
+			spec.Containers = append(spec.Containers, corev1.Container{Name: tc.cs[i].Name})
+		}
+		if got := podPhase(spec, nil, tc.cs); got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -37,22 +37,10 @@ func (a *Agent) runPreStop(ctx context.Context, h *stopHook, ctr client.Containe
 		return grace
 	}
 	start := time.Now()
-	switch {
-	case h.handler.Sleep != nil:
-		t := time.NewTimer(min(time.Duration(h.handler.Sleep.Seconds)*time.Second, grace))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	default:
-		probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
-			Exec: h.handler.Exec, HTTPGet: h.handler.HTTPGet, TCPSocket: h.handler.TCPSocket,
-		}}
-		ok, msg := a.prober.run(ctx, probeTarget{probe: probe, container: h.container, podIP: h.podIP, ctr: ctr, task: task}, grace)
-		if !ok {
-			a.log.Warn("preStop hook failed", "container", ctr.ID(), "msg", msg)
-		}
+	hctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := a.runHandler(hctx, h.handler, h.container, h.podIP, ctr, task); err != nil {
+		a.log.Warn("preStop hook failed", "container", ctr.ID(), "err", err)
 	}
 	return max(grace-time.Since(start), minGraceAfterPreStop)
 }

@@ -20,6 +20,12 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -64,15 +70,17 @@ func (pr *prober) run(ctx context.Context, t probeTarget, timeout time.Duration)
 	case h.TCPSocket != nil:
 		return pr.tcp(ctx, t, h.TCPSocket, timeout)
 	case h.GRPC != nil:
-		return false, "gRPC probes are not supported"
+		return pr.grpc(ctx, t, h.GRPC, timeout)
 	}
-	return false, "probe has no handler (exec, httpGet or tcpSocket)"
+	return false, "probe has no handler (exec, httpGet, tcpSocket or grpc)"
 }
 
-func (pr *prober) httpGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetAction, timeout time.Duration) (bool, string) {
+// request builds the GET of an httpGet probe or hook: to the pod's IP
+// unless the action names a host, with the action's headers.
+func request(ctx context.Context, t probeTarget, g *corev1.HTTPGetAction) (*http.Request, error) {
 	port, err := probePort(g.Port, t.container)
 	if err != nil {
-		return false, err.Error()
+		return nil, err
 	}
 	host := g.Host
 	if host == "" {
@@ -88,13 +96,11 @@ func (pr *prober) httpGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetA
 	}
 	u, err := url.Parse(scheme + "://" + net.JoinHostPort(host, strconv.Itoa(port)) + path)
 	if err != nil {
-		return false, fmt.Sprintf("probe URL: %v", err)
+		return nil, fmt.Errorf("URL: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return false, err.Error()
+		return nil, err
 	}
 	req.Header.Set("User-Agent", "bosun-probe/1")
 	req.Header.Set("Accept", "*/*")
@@ -105,10 +111,20 @@ func (pr *prober) httpGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetA
 		}
 		req.Header.Add(hd.Name, hd.Value)
 	}
+	return req, nil
+}
+
+func (pr *prober) httpGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetAction, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := request(ctx, t, g)
+	if err != nil {
+		return false, err.Error()
+	}
 	resp, err := pr.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, fmt.Sprintf("Get %q: timeout after %s", u.String(), timeout)
+			return false, fmt.Sprintf("Get %q: timeout after %s", req.URL.String(), timeout)
 		}
 		return false, err.Error()
 	}
@@ -118,6 +134,21 @@ func (pr *prober) httpGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetA
 		return true, ""
 	}
 	return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+}
+
+// hookGet is an httpGet lifecycle hook: as kubelet's, it fails only when
+// no HTTP answer comes back; the answer's status does not matter.
+func (pr *prober) hookGet(ctx context.Context, t probeTarget, g *corev1.HTTPGetAction) error {
+	req, err := request(ctx, t, g)
+	if err != nil {
+		return err
+	}
+	resp, err := pr.http.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	return resp.Body.Close()
 }
 
 func (pr *prober) tcp(ctx context.Context, t probeTarget, s *corev1.TCPSocketAction, timeout time.Duration) (bool, string) {
@@ -140,7 +171,8 @@ func (pr *prober) tcp(ctx context.Context, t probeTarget, s *corev1.TCPSocketAct
 
 // exec runs command inside the container's task, with the container's
 // environment, user and working directory. Exit status 0 passes; on timeout
-// the process is killed and the probe fails.
+// (none when timeout <= 0) or when ctx ends the process is killed and the
+// probe fails.
 func (pr *prober) exec(ctx context.Context, t probeTarget, command []string, timeout time.Duration) (bool, string) {
 	if len(command) == 0 {
 		return false, "exec probe has no command"
@@ -186,8 +218,12 @@ func (pr *prober) exec(ctx context.Context, t probeTarget, command []string, tim
 	if err := proc.Start(ctx); err != nil {
 		return false, fmt.Sprintf("exec %q: %v", command, err)
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		expired = timer.C
+	}
 	select {
 	case st := <-statusC:
 		code, _, err := st.Result()
@@ -203,7 +239,7 @@ func (pr *prober) exec(ctx context.Context, t probeTarget, command []string, tim
 			msg += ": " + string(o)
 		}
 		return false, msg
-	case <-timer.C:
+	case <-expired:
 		_ = proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
 		return false, fmt.Sprintf("command %q timed out after %s", command, timeout)
 	case <-ctx.Done():
@@ -236,4 +272,51 @@ func (b *cappedBuffer) Bytes() []byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return bytes.Clone(b.buf.Bytes())
+}
+
+// grpc checks the container's grpc.health.v1 service as kubelet does: a
+// plaintext connection to podIP:port (TLS without verifying the server's
+// certificate when mode is TLS), one Check of the named service within the
+// timeout; SERVING passes.
+func (pr *prober) grpc(ctx context.Context, t probeTarget, g *corev1.GRPCAction, timeout time.Duration) (bool, string) {
+	if g.Port < 1 || g.Port > 65535 {
+		return false, fmt.Sprintf("port %d: out of range 1-65535", g.Port)
+	}
+	service := ""
+	if g.Service != nil {
+		service = *g.Service
+	}
+	creds := insecure.NewCredentials()
+	if g.Mode != nil && *g.Mode == corev1.GRPCProbeModeTLS {
+		creds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+	}
+	addr := net.JoinHostPort(t.podIP, strconv.Itoa(int(g.Port)))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// passthrough: the address is an IP, no resolver is needed.
+	conn, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithUserAgent("bosun-probe/1"),
+		grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", a)
+		}),
+	)
+	if err != nil {
+		return false, fmt.Sprintf("error: failed to connect service at %q: %v", addr, err)
+	}
+	defer conn.Close()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		switch status.Code(err) {
+		case codes.Unimplemented:
+			return false, fmt.Sprintf("this server doesn't implement the grpc health protocol (grpc.health.v1.Health): %s", addr)
+		case codes.DeadlineExceeded:
+			return false, fmt.Sprintf("timeout: health rpc did not complete within %s", timeout)
+		}
+		return false, fmt.Sprintf("error: health rpc probe failed: %v", err)
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return false, fmt.Sprintf("service unhealthy (responded with %q)", st.String())
+	}
+	return true, ""
 }

@@ -20,17 +20,14 @@ type probeResult struct {
 	msg           string
 }
 
-// specOf returns the spec of the pod's container called name.
+// specOf returns the spec of the pod's container (or init container)
+// called name.
 func specOf(pod *corev1.Pod, name string) *corev1.Container {
 	if pod == nil {
 		return nil
 	}
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	return nil
+	_, c := roleOf(&pod.Spec, name)
+	return c
 }
 
 // startProbes starts the goroutines of the probes that are active for the
@@ -102,9 +99,9 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	}
 	if d.Changed {
 		if res.ok {
-			w.log.Info("probe passed", "container", res.container, "probe", res.kind, "ready", rec.Probes.ready())
+			w.log.Info("probe passed", "container", res.container, "probe", res.kind.String(), "ready", rec.Probes.ready())
 		} else {
-			w.log.Info("probe failed", "container", res.container, "probe", res.kind, "msg", res.msg)
+			w.log.Info("probe failed", "container", res.container, "probe", res.kind.String(), "msg", res.msg)
 		}
 	}
 	if d.Started {

@@ -44,11 +44,13 @@ type podWorker struct {
 
 	exits   chan taskExit
 	probes  chan probeResult
-	waiters sync.WaitGroup // exit watchers, probes and kills
+	hooks   chan hookResult
+	waiters sync.WaitGroup // exit watchers, probes, hooks and kills
 
 	// Owned by run.
-	cur     *podRun   // the pod instance being run
-	orphans []*podRun // adopted instances of other UIDs, to tear down
+	cur     *podRun     // the pod instance being run
+	orphans []*podRun   // adopted instances of other UIDs, to tear down
+	reaps   []*instance // exited tasks to delete after the next step
 }
 
 // podRun is one pod instance (one UID) on this node.
@@ -76,6 +78,40 @@ type instance struct {
 	ctx       context.Context
 	cancel    func()
 	stopProbe [numProbeKinds]context.CancelFunc
+	// exited is how an adopted container's task ended, from its labels
+	// (nil: unknown, or it has not exited).
+	exited *taskExit
+	// reap, when set, starts the deletion of the exited task (handleExit
+	// queues it; the worker starts it after its next step); reaped is
+	// closed once the task has been deleted. See waitReaped.
+	reap   func()
+	reaped chan struct{}
+}
+
+// waitReaped makes sure the instance's exited task has been deleted, so
+// that the container itself can go. Only the worker's goroutine may call
+// it while a reap may be queued.
+func (inst *instance) waitReaped() {
+	if inst.reap != nil {
+		start := inst.reap
+		inst.reap = nil
+		start()
+	}
+	if inst.reaped != nil {
+		<-inst.reaped
+	}
+}
+
+// startReaps starts the task deletions handleExit queued.
+func (w *podWorker) startReaps() {
+	for _, inst := range w.reaps {
+		if inst.reap != nil {
+			start := inst.reap
+			inst.reap = nil
+			start()
+		}
+	}
+	w.reaps = nil
 }
 
 // taskExit reports that a container's task exited.
@@ -94,6 +130,7 @@ func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
 		kick:   make(chan struct{}, 1),
 		exits:  make(chan taskExit),
 		probes: make(chan probeResult),
+		hooks:  make(chan hookResult),
 	}
 }
 
@@ -145,6 +182,8 @@ func (w *podWorker) run(ctx context.Context) {
 			w.handleExit(ctx, ev)
 		case res := <-w.probes:
 			w.handleProbe(ctx, res)
+		case res := <-w.hooks:
+			w.handleHook(ctx, res)
 		case <-timer.C:
 		}
 	}
@@ -152,6 +191,7 @@ func (w *podWorker) run(ctx context.Context) {
 
 // step converges once and returns how long to sleep at most.
 func (w *podWorker) step(ctx context.Context) time.Duration {
+	defer w.startReaps()
 	retry := w.a.cfg.ResyncInterval
 	desired := w.latest()
 	// Tear down what must go: orphans, and the current run if its pod is
@@ -195,15 +235,30 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 	if r.startTime.IsZero() {
 		r.startTime = now
 	}
-	for i := range desired.Spec.Containers {
-		c := &desired.Spec.Containers[i]
-		rec := r.recs[c.Name]
-		if rec == nil {
-			rec = &containerRecord{Name: c.Name}
-			r.recs[c.Name] = rec
+	// Start what the pod's sequence says is due, one container at a time,
+	// planning again after each: a sidecar that counts as started at once
+	// lets the next init container start in the same step.
+	if plan := planPod(&desired.Spec, r.recs); plan.StopNext != "" {
+		w.stopForGood(r, plan.StopNext)
+	}
+	tried := map[string]bool{}
+	for {
+		name := ""
+		for _, n := range planPod(&desired.Spec, r.recs).Start {
+			if !tried[n] {
+				name = n
+				break
+			}
 		}
-		if rec.Running || rec.Terminated != nil {
-			continue
+		if name == "" {
+			break
+		}
+		tried[name] = true
+		_, c := roleOf(&desired.Spec, name)
+		rec := r.recs[name]
+		if rec == nil {
+			rec = &containerRecord{Name: name}
+			r.recs[name] = rec
 		}
 		if now.Before(rec.NextStart) {
 			if rec.NextStart.Before(next) {
@@ -291,7 +346,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	now := time.Now()
 	defer func() {
 		if err == nil {
-			rec.Backoff = 0
+			rec.StartFailures = 0 // a crash loop's backoff (rec.Backoff) goes on
 			return
 		}
 		reason := ReasonCreateError
@@ -307,8 +362,8 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 			reason = ReasonCreateConfigError
 		}
 		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
-		rec.Backoff++
-		rec.NextStart = now.Add(backoffDelay(rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
+		rec.StartFailures++
+		rec.NextStart = now.Add(backoffDelay(rec.StartFailures, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
 	}()
 
 	img, err := w.a.ensureImage(ctx, c)
@@ -325,7 +380,10 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	}
 	// Remove the previous instance, keeping its log as <container>.log.1.
 	if inst := r.insts[c.Name]; inst != nil {
-		inst.cancel()
+		if inst.cancel != nil { // nil: adopted after it had exited
+			inst.cancel()
+		}
+		inst.waitReaped()
 		if err := w.a.deleteContainer(ctx, inst.ctr); err != nil {
 			return err
 		}
@@ -387,6 +445,12 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	rec.RestartCount = restarts
 	rec.KillReason, rec.KillMessage = "", ""
 	rec.Probes = newContainerProbes(c)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		// Probes start once the hook has returned (handleHook).
+		rec.PostStartPending = true
+		w.runPostStart(r, c, rec, inst)
+		return nil
+	}
 	w.startProbes(r, c, rec, inst)
 	return nil
 }
@@ -433,20 +497,65 @@ func (w *podWorker) handleExit(ctx context.Context, ev taskExit) {
 	if ev.err != nil {
 		w.log.Warn("wait for container", "container", ev.name, "err", ev.err)
 	}
-	// Reap the task (and its shim); the container stays until restart or
-	// pod deletion.
-	if inst.task != nil {
-		if _, err := inst.task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
-			w.log.Warn("delete task", "container", ev.name, "err", err)
-		}
-		inst.task = nil
-	}
-	inst.cancel()
 	at := ev.at
 	if at.IsZero() || at.Before(rec.StartedAt) {
 		at = time.Now()
 	}
+	// Label the container with how its task ended, then reap the task
+	// (and its shim), in the background and only once the next step has
+	// started what follows (the next container in sequence, a restart):
+	// deleting a task takes tens of milliseconds and competes with
+	// creating the next one. The label comes first, so that a restarted
+	// agent learns the exit from the task or, once the task is gone, from
+	// the label (a completed init container is not run again). The
+	// container stays until restart or pod deletion, which wait for this
+	// (waitReaped).
+	reaped := make(chan struct{})
+	task, ctr := inst.task, inst.ctr
+	inst.task = nil
+	code := int32(ev.code)
+	inst.reaped = reaped
+	inst.reap = func() {
+		w.waiters.Add(1)
+		go func() {
+			defer w.waiters.Done()
+			defer close(reaped)
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if _, err := ctr.SetLabels(dctx, exitLabels(code, at)); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("label exited container", "container", ev.name, "err", err)
+			}
+			if task == nil {
+				return
+			}
+			if _, err := task.Delete(dctx); err != nil && !errdefs.IsNotFound(err) {
+				w.log.Warn("delete task", "container", ev.name, "err", err)
+			}
+		}()
+	}
+	w.reaps = append(w.reaps, inst)
+	inst.cancel()
 	w.recordExit(r, rec, int32(ev.code), at)
+}
+
+// Labels a container gets when its task exits.
+const (
+	LabelExitCode   = "bosun.dev/exit-code"
+	LabelFinishedAt = "bosun.dev/finished-at"
+)
+
+func exitLabels(code int32, at time.Time) map[string]string {
+	return map[string]string{LabelExitCode: strconv.Itoa(int(code)), LabelFinishedAt: at.UTC().Format(time.RFC3339Nano)}
+}
+
+// exitFromLabels reads what exitLabels wrote (ok false when absent).
+func exitFromLabels(l map[string]string) (code int32, at time.Time, ok bool) {
+	c, err := strconv.Atoi(l[LabelExitCode])
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	at, _ = time.Parse(time.RFC3339Nano, l[LabelFinishedAt])
+	return int32(c), at, true
 }
 
 func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at time.Time) {
@@ -454,15 +563,22 @@ func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at t
 	term.Message = w.terminationMessage(r, rec.Name, code)
 	policyCode := code
 	if rec.KillReason != "" {
-		// Killed by a failing probe: a failure, whatever the process
-		// answered to SIGTERM (kubelet restarts it unless Never).
+		// Killed by a failing probe or postStart hook: a failure,
+		// whatever the process answered to SIGTERM (kubelet restarts it
+		// unless Never).
 		term.Reason, term.Message = rec.KillReason, rec.KillMessage
 		if policyCode == 0 {
 			policyCode = 1
 		}
 	}
-	plan := planExit(r.pod.Spec.RestartPolicy, policyCode, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
+	policy := restartPolicyFor(&r.pod.Spec, rec.Name)
+	if rec.Stopping || planPod(&r.pod.Spec, r.recs).Done {
+		// A sidecar stopped (or ending by itself) once the pod is done.
+		policy = corev1.RestartPolicyNever
+	}
+	plan := planExit(policy, policyCode, at.Sub(rec.StartedAt), rec.Backoff, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff)
 	rec.Running = false
+	rec.PostStartPending, rec.Stopping = false, false
 	rec.KillReason, rec.KillMessage = "", ""
 	rec.Backoff = plan.Backoff
 	w.log.Info("container exited", "container", rec.Name, "exitCode", code, "reason", term.Reason, "restart", plan.Restart, "backoff", plan.Delay)
@@ -512,34 +628,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 // pod is gone from the store, its status.
 func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) error {
 	start := time.Now()
-	for _, inst := range r.insts {
-		if inst.cancel != nil {
-			inst.cancel()
-		}
-	}
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, name := range sortedKeys(r.insts) {
-		inst := r.insts[name]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.a.stopContainer(ctx, inst.ctr, r.grace, hookOf(r.pod, name, r.podIP)); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				return
-			}
-			mu.Lock()
-			delete(r.insts, name)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := w.stopAll(ctx, r); err != nil {
 		return err
 	}
 	if r.sandbox != "" {
@@ -600,7 +689,11 @@ func (w *podWorker) adoptRun(ctx context.Context, uid types.UID, found []adopted
 			}
 			continue
 		}
-		r.insts[name] = &instance{ctr: f.ctr}
+		inst := &instance{ctr: f.ctr}
+		if code, at, ok := exitFromLabels(f.labels); ok {
+			inst.exited = &taskExit{name: name, id: f.ctr.ID(), code: uint32(code), at: at}
+		}
+		r.insts[name] = inst
 		r.recs[name] = &containerRecord{Name: name, ID: f.ctr.ID(), RestartCount: f.restart, StartedAt: f.createdAt}
 	}
 	return r
@@ -617,11 +710,22 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 			r.startTime = w.prior.Status.StartTime.Time
 		}
 		prior = map[string]corev1.ContainerStatus{}
+		for _, cs := range w.prior.Status.InitContainerStatuses {
+			prior[cs.Name] = cs
+		}
 		for _, cs := range w.prior.Status.ContainerStatuses {
 			prior[cs.Name] = cs
 		}
 	}
-	for _, name := range sortedKeys(r.insts) {
+	// Sidecars last: whether an exited sidecar restarts depends on whether
+	// the app containers are done.
+	names := sortedKeys(r.insts)
+	sort.SliceStable(names, func(i, j int) bool {
+		ri, _ := roleOf(&pod.Spec, names[i])
+		rj, _ := roleOf(&pod.Spec, names[j])
+		return ri != roleSidecar && rj == roleSidecar
+	})
+	for _, name := range names {
 		inst, rec := r.insts[name], r.recs[name]
 		if cs, ok := prior[name]; ok && cs.ContainerID == "containerd://"+rec.ID {
 			rec.ImageID = cs.ImageID
@@ -636,8 +740,20 @@ func (w *podWorker) resume(ctx context.Context, r *podRun, pod *corev1.Pod) {
 		task, err := inst.ctr.Task(ctx, nil)
 		if err != nil {
 			// Created but never started, or its task was reaped: it
-			// counts as exited.
-			w.recordExit(r, rec, 255, time.Now())
+			// counts as exited, as its labels (or the last status
+			// written) say, else as failed.
+			code, at := int32(255), time.Now()
+			cs, known := prior[name]
+			switch {
+			case inst.exited != nil:
+				code = int32(inst.exited.code)
+				if !inst.exited.at.IsZero() {
+					at = inst.exited.at
+				}
+			case known && cs.ContainerID == "containerd://"+rec.ID && cs.State.Terminated != nil:
+				code, at = cs.State.Terminated.ExitCode, cs.State.Terminated.FinishedAt.Time
+			}
+			w.recordExit(r, rec, code, at)
 			continue
 		}
 		st, err := task.Status(ctx)

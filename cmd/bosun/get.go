@@ -147,15 +147,9 @@ func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) erro
 	}
 	fmt.Fprintln(tw, head)
 	for _, p := range list.Items {
-		ready, restarts := 0, int32(0)
-		for _, c := range p.Status.ContainerStatuses {
-			if c.Ready {
-				ready++
-			}
-			restarts += c.RestartCount
-		}
-		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, ready, len(p.Spec.Containers),
-			podStatus(&p), restarts, age(p.CreationTimestamp.Time, now))
+		sum := api.SummarizePod(&p)
+		line := fmt.Sprintf("%s\t%s\t%d/%d\t%s\t%d\t%s", p.Namespace, p.Name, sum.Ready, sum.Total,
+			sum.Status, sum.Restarts, age(p.CreationTimestamp.Time, now))
 		if wide {
 			line += fmt.Sprintf("\t%s\t%s\t%s", dash(p.Status.PodIP), dash(p.Spec.NodeName), probes(&p))
 		}
@@ -305,28 +299,6 @@ func printNamespaces(tw io.Writer, raw json.RawMessage, wide bool, now time.Time
 		fmt.Fprintln(tw, line)
 	}
 	return nil
-}
-
-// podStatus is the STATUS column, as kubectl derives it: a waiting or
-// terminated reason of a container wins over the phase.
-func podStatus(p *corev1.Pod) string {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-			return "Pending(" + c.Reason + ")"
-		}
-	}
-	for _, c := range p.Status.ContainerStatuses {
-		if c.State.Waiting != nil && c.State.Waiting.Reason != "" {
-			return c.State.Waiting.Reason
-		}
-		if c.State.Terminated != nil && c.State.Terminated.Reason != "" && p.Status.Phase == corev1.PodRunning {
-			return c.State.Terminated.Reason
-		}
-	}
-	if p.Status.Phase == "" {
-		return string(corev1.PodPending)
-	}
-	return string(p.Status.Phase)
 }
 
 // probes is the PROBES column: the agent's summary of the pod's probes.

@@ -82,6 +82,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, u := range st.Pods.NotReady {
 		fmt.Fprintf(w, "  not ready: %s\n", u)
 	}
+	for _, u := range st.Pods.Initializing {
+		fmt.Fprintf(w, "  initializing: %s\n", u)
+	}
 }
 
 func shortHash(h string) string {
