@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -47,7 +48,28 @@ var kinds = []kind{
 	}},
 	{[]string{"namespaces", "namespace", "ns"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
 		return pick(Namespaces(s), corev1.SchemeGroupVersion.WithKind("Namespace"), m)
+	}}, {[]string{"jobs", "job"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(Jobs(s), batchv1.SchemeGroupVersion.WithKind("Job"), m)
 	}},
+	{[]string{"cronjobs", "cronjob", "cj"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.CronJobs, batchv1.SchemeGroupVersion.WithKind("CronJob"), m)
+	}},
+}
+
+// AnnotationExpired marks a Job whose ttlSecondsAfterFinished ran out: the
+// leader keeps it only as a record, so that the same spec from Git does not
+// run again (reconciler.AnnotationExpired). The API hides it.
+const AnnotationExpired = "bosun.dev/expired"
+
+// Jobs lists the Jobs of the cluster, but those that expired.
+func Jobs(snap *store.Snapshot) []batchv1.Job {
+	out := make([]batchv1.Job, 0, len(snap.Jobs))
+	for _, j := range snap.Jobs {
+		if _, expired := j.Annotations[AnnotationExpired]; !expired {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // kindNamed finds a collection by any of its names.

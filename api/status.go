@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -19,6 +20,9 @@ type Status struct {
 	Deployments []DeploymentStatus `json:"deployments"`
 	Pods        PodCounts          `json:"pods"`
 	Services    []ServiceStatus    `json:"services"`
+	// FailedJobs lists the Jobs that failed, "<ns>/<name>: <reason>:
+	// <message>".
+	FailedJobs []string `json:"failedJobs,omitempty"`
 }
 
 // NodeStatus summarises one node.
@@ -98,6 +102,13 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 	}
 	for _, d := range snap.Deployments {
 		st.Deployments = append(st.Deployments, deploymentStatus(&d))
+	}
+	for _, j := range Jobs(snap) {
+		for _, c := range j.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+				st.FailedJobs = append(st.FailedJobs, j.Namespace+"/"+j.Name+": "+c.Reason+": "+c.Message)
+			}
+		}
 	}
 	for _, svc := range snap.Services {
 		st.Services = append(st.Services, ServiceStatus{

@@ -92,7 +92,7 @@ var fieldTable = []typeFields{
 	}},
 	{Type: reflect.TypeFor[batchv1.Job](), Where: "batch/v1 Job", Fields: []fieldRule{
 		{"metadata", honoured, ""},
-		{"spec", honoured, "a Job runs once per spec; a changed spec runs again"},
+		{"spec", honoured, "a Job runs once per template and completions; changing them in Git runs it again"},
 		{"status", refused, observed},
 	}},
 	{Type: reflect.TypeFor[batchv1.CronJob](), Where: "batch/v1 CronJob", Fields: []fieldRule{
@@ -157,14 +157,14 @@ var fieldTable = []typeFields{
 
 	// ---- Job and CronJob ----
 	{Type: reflect.TypeFor[batchv1.JobSpec](), Where: "Job spec, CronJob spec.jobTemplate.spec", Fields: []fieldRule{
-		{"parallelism", honoured, ""},
+		{"parallelism", honoured, "changes apply to the running Job"},
 		{"completions", honoured, ""},
-		{"activeDeadlineSeconds", honoured, ""},
-		{"backoffLimit", honoured, ""},
+		{"activeDeadlineSeconds", honoured, "counts from the start, or from resuming; Failed, DeadlineExceeded"},
+		{"backoffLimit", honoured, "failed pods, or with OnFailure container restarts, as in Kubernetes; failed pods are replaced after 10 s, doubling to 6 min"},
 		{"template", honoured, "restartPolicy OnFailure or Never"},
-		{"ttlSecondsAfterFinished", honoured, "the finished Job and its pods are deleted; it does not run again"},
+		{"ttlSecondsAfterFinished", honoured, "the finished Job's pods are deleted and the Job hidden; a small record keeps the same spec from running again"},
 		{"completionMode", honoured, "NonIndexed only"},
-		{"suspend", honoured, ""},
+		{"suspend", honoured, "stops the running pods; they do not count as failures"},
 		{"podFailurePolicy", refused, ""},
 		{"successPolicy", refused, ""},
 		{"backoffLimitPerIndex", refused, "indexed Jobs"},
@@ -176,12 +176,12 @@ var fieldTable = []typeFields{
 		{"scheduling", refused, "gang scheduling"},
 	}},
 	{Type: reflect.TypeFor[batchv1.CronJobSpec](), Where: "CronJob spec", Fields: []fieldRule{
-		{"schedule", honoured, "five fields or @hourly-style descriptors"},
-		{"timeZone", honoured, "IANA names"},
-		{"startingDeadlineSeconds", honoured, ""},
-		{"concurrencyPolicy", honoured, "Allow, Forbid, Replace"},
-		{"suspend", honoured, ""},
-		{"jobTemplate", honoured, ""},
+		{"schedule", honoured, "five fields or @hourly-style descriptors; at most one run a minute: Jobs are named by the minute"},
+		{"timeZone", honoured, "IANA names; UTC when unset; named hours follow the wall clock across DST: a skipped 02:30 runs at 03:30, a repeated one runs once"},
+		{"startingDeadlineSeconds", honoured, "a later run is skipped and said so; without it the latest missed run starts"},
+		{"concurrencyPolicy", honoured, "Allow, Forbid (the run is skipped), Replace"},
+		{"suspend", honoured, "runs due while suspended count as missed, as in Kubernetes"},
+		{"jobTemplate", honoured, "changes apply to later runs"},
 		{"successfulJobsHistoryLimit", honoured, ""},
 		{"failedJobsHistoryLimit", honoured, ""},
 	}},

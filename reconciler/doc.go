@@ -3,11 +3,13 @@
 // Plan is the decision, and it is pure: a function of the desired Set, the
 // Observed cluster and the time, with no I/O, no clock and no randomness. It
 // returns the actions that make the cluster match Git; a Driver reads the
-// cluster, calls Plan and applies the actions through the store.
+// cluster, calls Decide (Plan with what else it decided: the next wake-up
+// and the events of Jobs and CronJobs) and applies the actions through the
+// store.
 //
 //	manifest.Set ─┐
-//	Observed ─────┼─> Plan ─> deployments ─> standalone pods ─> prune ─> schedule ─> status ─> []Action
-//	now ──────────┘
+//	Observed ─────┼─> Decide ─> deployments ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
+//	now ──────────┘                        ─> Decision{Actions, Wake, Events}
 //
 // The contract Plan keeps:
 //
@@ -49,9 +51,9 @@
 //     False, ProgressDeadlineExceeded, naming the template hash, and the
 //     rollout stops: nothing more is added and only old pods that do not serve
 //     are removed, until the template changes. A newer template always starts
-//     at once; nothing of an older rollout holds it. Plan wakes on nothing by
-//     itself: the driver must plan again as time passes (minReadySeconds, the
-//     deadline), which its periodic resync does.
+//     at once; nothing of an older rollout holds it. These times are not in
+//     Decision.Wake: the driver must plan again as time passes
+//     (minReadySeconds, the deadline), which its periodic resync does.
 //   - Standalone Pods run as written. A pod spec is immutable, so a spec change
 //     in Git (tracked by the bosun.dev/spec-hash annotation) is DeletePod then
 //     CreatePod under the same name; label and annotation changes are updated in
@@ -59,9 +61,49 @@
 //     has finished stays finished; one with restartPolicy Always is recreated.
 //     A pod on a lost node is recreated under the same name and rescheduled.
 //     A pod whose spec names its node is never rescheduled: it waits for that node.
-//   - Prune: pods, deployments and services that are not in Git are deleted.
-//     Pods whose controller is of a kind the planner does not manage are
-//     neither pruned nor replaced; they are scheduled like any other pod.
+//   - Jobs (job.go), as Kubernetes' job controller runs them: up to
+//     parallelism pods (never more than the completions still missing) while
+//     fewer than completions have succeeded; without completions, until one
+//     succeeds and none runs. Pods are named <job>-<suffix> (the suffix
+//     encodes an ordinal, seeded by the run's UID), labelled job-name and
+//     batch.kubernetes.io/job-name, owned by the Job; finished pods stay
+//     until the Job goes. A failed pod (restartPolicy Never) stays and is
+//     replaced after a backoff (10 s, doubling to 6 min); with OnFailure the
+//     node restarts containers in place and their restarts count. More than
+//     backoffLimit failures (restarts reaching it) fail the Job,
+//     BackoffLimitExceeded; activeDeadlineSeconds past its start fails it,
+//     DeadlineExceeded; either stops its running pods, which count as failed.
+//     A pod of a lost node, or evicted, counts as failed and is replaced at
+//     once (bosun.dev/lost-pods keeps the count). suspend stops the running
+//     pods (not failures); resuming restarts the deadline. A Job from Git runs
+//     once per JobSpecHash (template, completions, completion mode): a new
+//     hash is a new run, with a new UID, and the old run's pods go; other
+//     fields change the run in place. ttlSecondsAfterFinished deletes a
+//     finished Job's pods and leaves a record (bosun.dev/expired, no
+//     template) that the API hides and that keeps the same spec from running
+//     again while it stays in Git. The Job's status (active, ready,
+//     succeeded, failed, start and completion time, Complete, Failed and
+//     Suspended conditions) is computed from its pods as they will be.
+//   - CronJobs (cronjob.go): the latest scheduled time after the latest of
+//     status.lastScheduleTime, bosun.dev/scheduled-until (runs decided
+//     without a run) and the CronJob's creation, if it is not after now, is
+//     due. It runs as a Job <cronjob>-<minutes since the epoch>, carried by
+//     the PutCronJob action that moves lastScheduleTime, so that one
+//     transaction writes both; the Job's pods are created in the same plan.
+//     Earlier missed times are skipped and said so (MissedRuns); a due run
+//     later than startingDeadlineSeconds is skipped (MissSchedule);
+//     concurrencyPolicy Forbid skips a run while a Job of the CronJob is
+//     active, Replace deletes the active Jobs first. A suspended CronJob
+//     starts nothing (its due runs count as missed, as in Kubernetes). The
+//     newest successful and failed Jobs are kept by the history limits.
+//     Schedules are read in spec.timeZone (UTC when unset); see
+//     cronSchedule for daylight saving time. Decision.Wake is the next
+//     scheduled time, so the driver wakes for it.
+//   - Prune: pods, deployments, services, Jobs and CronJobs that are not in
+//     Git are deleted, Jobs with their pods, CronJobs with their Jobs; pods
+//     whose Job does not exist are deleted. Pods whose controller is of
+//     another kind are neither pruned nor replaced; they are scheduled like
+//     any other pod.
 //   - Scheduling: every unbound pod that will exist goes through
 //     scheduler.Schedule against each node's allocatable minus the requests of
 //     the bound, unfinished pods that stay, with every placement rule of its
@@ -81,9 +123,15 @@
 //     planner does not manage are deleted. Plan evicts when now reaches the
 //     deadline; NextEviction says when the next one falls due, for a driver
 //     that does not plan every second.
-//   - Writes are minimal: PutDeployment and PutService only when the spec,
-//     labels, annotations or (for deployments) computed status differ
+//   - Writes are minimal: PutDeployment, PutService, PutJob and PutCronJob
+//     only when the spec, labels, annotations or computed status differ
 //     semantically from what is stored. A condition's times move only when it
 //     changes (LastTransitionTime only when its status flips), and every time
-//     the planner writes is now.
+//     the planner writes is now (Jobs and CronJobs: now in whole seconds, as
+//     the store keeps it, so a plan decides alike from its own writes).
+//   - Wake-up: Decision.Wake is the earliest time after now at which planning
+//     again, with nothing else changed, decides something new: a CronJob's
+//     next run, a Job's deadline, the end of a pod backoff or of a ttl, the
+//     next eviction. Events (Decision.Events) are reported by the plan whose
+//     actions record them.
 package reconciler

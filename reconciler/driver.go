@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,27 +29,36 @@ type Driver struct {
 }
 
 // Reconcile plans desired against the observed cluster and applies the
-// actions. It returns what it observed and how many actions it applied.
-func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed, int, error) {
+// actions. It returns what it observed and what the plan decided; the
+// decision's events are logged once its actions are applied.
+func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed, Decision, error) {
 	observed, err := d.Cluster.Observe(ctx)
 	if err != nil {
-		return observed, 0, fmt.Errorf("observe: %w", err)
+		return observed, Decision{}, fmt.Errorf("observe: %w", err)
 	}
 	now := time.Now
 	if d.Now != nil {
 		now = d.Now
 	}
-	actions := Plan(desired, observed, now())
-	if len(actions) == 0 {
-		return observed, 0, nil
+	dec := Decide(desired, observed, now())
+	if len(dec.Actions) == 0 {
+		d.logEvents(dec.Events)
+		return observed, dec, nil
 	}
-	for _, a := range actions {
+	for _, a := range dec.Actions {
 		d.Logger.Info("action", "type", a.Type, "object", a.Object(), "reason", a.Reason)
 	}
-	if err := d.Cluster.Apply(ctx, actions); err != nil {
-		return observed, 0, fmt.Errorf("apply %d actions: %w", len(actions), err)
+	if err := d.Cluster.Apply(ctx, dec.Actions); err != nil {
+		return observed, dec, fmt.Errorf("apply %d actions: %w", len(dec.Actions), err)
 	}
-	return observed, len(actions), nil
+	d.logEvents(dec.Events)
+	return observed, dec, nil
+}
+
+func (d *Driver) logEvents(events []Event) {
+	for _, e := range events {
+		d.Logger.Info("event", "object", strings.ToLower(e.Kind)+"/"+e.Namespace+"/"+e.Name, "reason", e.Reason, "message", e.Message)
+	}
 }
 
 // Object names the object an action is about, for logs: never its
@@ -56,14 +66,14 @@ func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed
 func (a Action) Object() string {
 	if m := a.meta(); m != nil {
 		kind := map[ActionType]string{CreatePod: "pod/", UpdatePod: "pod/", PutDeployment: "deployment/", PutService: "service/",
-			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/"}[a.Type]
+			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/", PutJob: "job/", PutCronJob: "cronjob/"}[a.Type]
 		if a.Type == PutNamespace {
 			return kind + m.GetName()
 		}
 		return kind + m.GetNamespace() + "/" + m.GetName()
 	}
 	kind := map[ActionType]string{DeletePod: "pod/", DeleteDeployment: "deployment/", DeleteService: "service/",
-		DeleteConfigMap: "configmap/", DeleteSecret: "secret/", DeleteNamespace: "namespace/"}[a.Type]
+		DeleteConfigMap: "configmap/", DeleteSecret: "secret/", DeleteNamespace: "namespace/", DeleteJob: "job/", DeleteCronJob: "cronjob/"}[a.Type]
 	if a.Type == DeleteNamespace {
 		return kind + a.Name
 	}
@@ -85,6 +95,10 @@ func (a Action) meta() metav1.Object {
 		return a.Secret
 	case a.NamespaceObject != nil:
 		return a.NamespaceObject
+	case a.CronJob != nil: // before Job: a PutCronJob may carry the Job of a run
+		return a.CronJob
+	case a.Job != nil:
+		return a.Job
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +51,9 @@ type Observed struct {
 	ConfigMaps  []corev1.ConfigMap
 	Secrets     []corev1.Secret
 	Namespaces  []corev1.Namespace
+	// Jobs and CronJobs are as last written, with their status (batch.go).
+	Jobs     []batchv1.Job
+	CronJobs []batchv1.CronJob
 	// Terminating are pods already deleted that their node is still
 	// stopping; a Recreate rollout waits for its old ones to be gone.
 	Terminating []TerminatingPod
@@ -99,6 +103,11 @@ type Action struct {
 	ConfigMap       *corev1.ConfigMap
 	Secret          *corev1.Secret
 	NamespaceObject *corev1.Namespace
+	// Job is the whole object to store, for PutJob; with PutCronJob, the
+	// run it starts, stored in the same transaction as the CronJob's status.
+	Job *batchv1.Job
+	// CronJob is the whole object to store, for PutCronJob.
+	CronJob *batchv1.CronJob
 	// Namespace and Name identify the object of a Delete action (for
 	// DeleteNamespace, both are the namespace's name).
 	Namespace, Name string
@@ -109,11 +118,18 @@ type Action struct {
 // Plan compares the desired state from Git with the observed cluster and
 // returns the actions that make the cluster match, in a deterministic order:
 // namespace, configmap and secret puts (pods that use them must find them),
-// pod deletions, pod creations and updates, deployment puts, deployment
-// deletions, service puts, service deletions, then namespace, configmap and
-// secret deletions; each group sorted by namespace and name. Applying the actions and planning again over the result yields no
+// job and cronjob puts (pods need their Job), pod deletions, pod creations
+// and updates, deployment puts, deployment deletions, service puts, service
+// deletions, then namespace, configmap, secret, job and cronjob deletions;
+// each group sorted by namespace and name. Applying the actions and planning again over the result yields no
 // actions. now stamps the conditions the planner sets; Plan reads no clock.
 func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
+	return Decide(desired, observed, now).Actions
+}
+
+// Decide is Plan, with what else the plan decided: when to plan again and
+// the events of Jobs and CronJobs (batch.go).
+func Decide(desired *manifest.Set, observed Observed, now time.Time) Decision {
 	p := newPlanner(observed, now)
 	p.configObjects(desired.Namespaces, desired.ConfigMaps, desired.Secrets)
 	for i := range desired.Deployments {
@@ -121,6 +137,7 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
 	}
 	p.standalonePods(desired.Pods)
 	p.evictUnmanaged()
+	p.batch(desired.Jobs, desired.CronJobs)
 	p.pruneDeploymentPods(desired.Deployments)
 	p.schedule()
 	for _, ds := range p.deploys {
@@ -128,7 +145,10 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
 	}
 	p.pruneDeployments(desired.Deployments)
 	p.services(desired.Services)
-	return p.result()
+	if t, ok := NextEviction(observed, now); ok {
+		p.wakeAt(t)
+	}
+	return Decision{Actions: p.result(), Wake: p.wake, Events: p.events}
 }
 
 // podRef is an observed pod with what the planner derives from it once.
@@ -169,6 +189,7 @@ type planner struct {
 	// Observed pods by owner: Deployment pods by "<ns>/<deployment>",
 	// standalone pods by "<ns>/<name>".
 	byDeployment map[string][]podRef
+	byJob        map[string][]podRef // Job pods by "<ns>/<job>"
 	standalone   map[string]podRef
 	all          []podRef // every observed pod, sorted by key
 
@@ -185,9 +206,12 @@ type planner struct {
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
 	order   []*change          // changes in the order they were decided: the scheduling order of new pods
 	deploys []*deploymentState
-	first   []Action // configuration puts, before everything else
+	first   []Action // configuration, job and cronjob puts, before everything else
 	other   []Action // deployment and service actions, in result order
-	last    []Action // configuration deletes, after everything else
+	last    []Action // configuration, job and cronjob deletes, after everything else
+
+	wake   time.Time // the earliest time a plan decides something new by itself
+	events []Event
 }
 
 func key(namespace, name string) string { return namespace + "/" + name }
@@ -199,6 +223,7 @@ func newPlanner(o Observed, now time.Time) *planner {
 		nodes:               make(map[string]bool, len(o.Nodes)),
 		nodeObjs:            make(map[string]*corev1.Node, len(o.Nodes)),
 		byDeployment:        map[string][]podRef{},
+		byJob:               map[string][]podRef{},
 		standalone:          map[string]podRef{},
 		all:                 make([]podRef, 0, len(o.Pods)),
 		observedNodes:       o.Nodes,
@@ -236,6 +261,9 @@ func newPlanner(o Observed, now time.Time) *planner {
 		case owner.Kind == "Deployment":
 			dk := key(ref.pod.Namespace, owner.Name)
 			p.byDeployment[dk] = append(p.byDeployment[dk], ref)
+		case owner.Kind == "Job":
+			jk := key(ref.pod.Namespace, owner.Name)
+			p.byJob[jk] = append(p.byJob[jk], ref)
 		default:
 			// Owned by a kind this planner does not manage: neither pruned nor
 			// replaced, only scheduled, and its requests count on its node.

@@ -51,7 +51,7 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 // observed is the planner's view of a snapshot.
 func observed(snap *store.Snapshot) reconciler.Observed {
 	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
-		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces}
+		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs}
 	for _, t := range snap.Terminating {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
@@ -100,23 +100,62 @@ func nodesWithGrace(snap *store.Snapshot, lastSeen map[string]node, now time.Tim
 }
 
 // Apply turns actions into store writes. A pod the planner left without an
-// identity gets one here: a random UID and the creation time.
+// identity gets one here: a random UID and the creation time. A CronJob
+// put that starts a run is written first, in a transaction of its own with
+// the run's Job and the Job's first pods, so that a failover can neither
+// lose the run nor start it twice (the Job exists exactly when
+// lastScheduleTime says it ran), and so that its pods start after one
+// write, not two.
 func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error {
 	ops := make([]store.Op, 0, len(actions))
-	for _, a := range actions {
+	runs := map[types.UID]int{} // a run's Job UID -> its group
+	var groups [][]store.Op
+	done := make([]bool, len(actions))
+	for i, a := range actions {
+		if a.Type != reconciler.PutCronJob || a.Job == nil {
+			continue
+		}
+		job, err := store.PutJob(a.Job)
+		if err != nil {
+			return err
+		}
+		cj, err := store.PutCronJob(a.CronJob)
+		if err != nil {
+			return err
+		}
+		runs[a.Job.UID] = len(groups)
+		groups = append(groups, []store.Op{job, cj})
+		done[i] = true
+	}
+	for i, a := range actions {
+		if a.Type != reconciler.CreatePod || len(runs) == 0 {
+			continue
+		}
+		if owner := metav1.GetControllerOfNoCopy(a.Pod); owner != nil && owner.Kind == "Job" {
+			if g, ok := runs[owner.UID]; ok {
+				op, err := store.PutPod(c.newPod(a.Pod))
+				if err != nil {
+					return err
+				}
+				groups[g] = append(groups[g], op)
+				done[i] = true
+			}
+		}
+	}
+	for _, g := range groups {
+		if err := c.lead.Apply(ctx, g); err != nil {
+			return err
+		}
+	}
+	for i, a := range actions {
+		if done[i] {
+			continue
+		}
 		var op store.Op
 		var err error
 		switch a.Type {
 		case reconciler.CreatePod, reconciler.UpdatePod:
-			p := a.Pod.DeepCopy()
-			if p.UID == "" {
-				p.UID = newUID()
-			}
-			if p.CreationTimestamp.IsZero() {
-				p.CreationTimestamp = metav1.NewTime(c.now())
-			}
-			p.Status = schedulingStatus(p.Status)
-			op, err = store.PutPod(p)
+			op, err = store.PutPod(c.newPod(a.Pod))
 		case reconciler.DeletePod:
 			op = store.DeletePod(a.Namespace, a.Name)
 		case reconciler.PutDeployment:
@@ -139,6 +178,14 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 			op, err = store.PutNamespace(a.NamespaceObject)
 		case reconciler.DeleteNamespace:
 			op = store.DeleteNamespace(a.Name)
+		case reconciler.PutJob:
+			op, err = store.PutJob(a.Job)
+		case reconciler.DeleteJob:
+			op = store.DeleteJob(a.Namespace, a.Name)
+		case reconciler.PutCronJob:
+			op, err = store.PutCronJob(a.CronJob)
+		case reconciler.DeleteCronJob:
+			op = store.DeleteCronJob(a.Namespace, a.Name)
 		default:
 			return fmt.Errorf("unknown action %q", a.Type)
 		}
@@ -154,6 +201,20 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 		c.m.actions.WithLabelValues(string(a.Type)).Inc()
 	}
 	return nil
+}
+
+// newPod is a pod as the store keeps it: with an identity, and of its
+// status only what the leader decides.
+func (c *cluster) newPod(pod *corev1.Pod) *corev1.Pod {
+	p := pod.DeepCopy()
+	if p.UID == "" {
+		p.UID = newUID()
+	}
+	if p.CreationTimestamp.IsZero() {
+		p.CreationTimestamp = metav1.NewTime(c.now())
+	}
+	p.Status = schedulingStatus(p.Status)
+	return p
 }
 
 // schedulingStatus keeps of a pod's status only what the leader decides:

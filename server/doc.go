@@ -4,7 +4,17 @@
 //
 //	campaign ──won──> gitsource ─revision─> manifest.LoadDir ─valid─> desired
 //	                                              │invalid: status, keep last good
-//	     store.Changes / tick ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
+//	     store.Changes / tick / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
+//	                              ^──────── Decision.Wake (next CronJob run, Job deadline, ttl) ──┘
+//
+// The leader plans on every change of pods and nodes, every second, and at
+// the time its last plan said it would decide something new by itself, so
+// that a CronJob's run starts at its scheduled time rather than up to a
+// second late. A run's Job and the CronJob status that records it are
+// written in one fenced transaction (cluster.Apply), so a failover neither
+// skips nor doubles a run. Runs, skipped runs and Job outcomes are counted
+// in bosun_cronjob_runs_total, bosun_job_outcomes_total and
+// bosun_cronjob_start_delay_seconds.
 //
 // Losing the leadership stops the leader's work and campaigns again; the
 // API, DNS and the agent keep running on every replica throughout.

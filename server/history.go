@@ -4,6 +4,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 
@@ -86,7 +87,9 @@ func put(e *store.HistoryEntry) store.Op {
 
 // rolloutOutcome says whether every object of set runs as written: each
 // Deployment's rollout of its current template complete, each standalone
-// pod ready. failed reports a Deployment whose rollout missed its deadline.
+// pod ready, each Job and CronJob stored as written (their runs are not
+// the revision's rollout). failed reports a Deployment whose rollout missed
+// its deadline.
 func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, failed bool, msg string) {
 	deployments := make(map[string]*appsv1.Deployment, len(observed.Deployments))
 	for i := range observed.Deployments {
@@ -118,6 +121,29 @@ func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, fail
 	for _, want := range set.Pods {
 		got, ok := pods[want.Namespace+"/"+want.Name]
 		done = done && ok && (got.Status.Phase == corev1.PodSucceeded || podReady(got))
+	}
+	// A Job or CronJob is carried out once the planner has stored it as
+	// written: a Job's run then has its own outcome (bosun get jobs, bosun
+	// status), which may come long after, or never for a suspended one.
+	jobs := make(map[string]*batchv1.Job, len(observed.Jobs))
+	for i := range observed.Jobs {
+		j := &observed.Jobs[i]
+		jobs[j.Namespace+"/"+j.Name] = j
+	}
+	for i := range set.Jobs {
+		want := &set.Jobs[i]
+		got, ok := jobs[want.Namespace+"/"+want.Name]
+		done = done && ok && got.Annotations[reconciler.AnnotationSpecHash] == reconciler.JobSpecHash(&want.Spec)
+	}
+	cronJobs := make(map[string]*batchv1.CronJob, len(observed.CronJobs))
+	for i := range observed.CronJobs {
+		cj := &observed.CronJobs[i]
+		cronJobs[cj.Namespace+"/"+cj.Name] = cj
+	}
+	for i := range set.CronJobs {
+		want := &set.CronJobs[i]
+		got, ok := cronJobs[want.Namespace+"/"+want.Name]
+		done = done && ok && equality.Semantic.DeepEqual(got.Spec, want.Spec)
 	}
 	return done, false, ""
 }

@@ -16,7 +16,9 @@ import (
 
 // resyncInterval bounds how long the leader goes without a reconcile pass
 // even when nothing signals a change (time-based decisions such as
-// minReadySeconds and progress deadlines, missed events).
+// minReadySeconds and progress deadlines, missed events). Decisions that
+// say when they are due (CronJob runs, Job deadlines) wake the leader at
+// that time instead.
 const resyncInterval = time.Second
 
 // leader is the work of the elected replica. Only run's goroutine touches
@@ -66,6 +68,11 @@ func (l *leader) run(ctx context.Context) error {
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
+	// wake fires when the last plan said it would decide something new by
+	// itself: a CronJob's next run, a Job's deadline, backoff or ttl.
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	l.m.leader.Set(1)
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m}
@@ -87,6 +94,7 @@ func (l *leader) run(ctx context.Context) error {
 			l.src.Trigger()
 			continue
 		case <-changes:
+		case <-wake.C:
 		case <-tick.C:
 			if err := l.recordFetchStatus(ctx); err != nil {
 				if stop := l.failed(ctx, err); stop != nil {
@@ -98,8 +106,14 @@ func (l *leader) run(ctx context.Context) error {
 			continue // nothing good to apply yet: never prune on no information
 		}
 		start := time.Now()
-		observed, _, err := driver.Reconcile(ctx, l.desired)
+		observed, dec, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
+			l.m.observeEvents(dec.Events, time.Now())
+			if dec.Wake.IsZero() {
+				wake.Stop()
+			} else {
+				wake.Reset(time.Until(dec.Wake))
+			}
 			err = l.lead.Apply(ctx, l.history.settle(l.desired, observed, time.Now()))
 		}
 		l.m.passes.Inc()

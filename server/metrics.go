@@ -1,7 +1,11 @@
 package server
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"bosun/reconciler"
 )
 
 // metrics are the leader's counters, on /metrics of every replica.
@@ -13,6 +17,12 @@ type metrics struct {
 	actions    *prometheus.CounterVec
 	revisions  *prometheus.CounterVec
 	fetchFails prometheus.Gauge
+	// Jobs and CronJobs: runs by outcome (started, missed, missed_deadline,
+	// forbidden, replaced), Jobs by outcome (complete, backoff_limit,
+	// deadline), and how late each run's Job was created.
+	cronRuns    *prometheus.CounterVec
+	jobOutcomes *prometheus.CounterVec
+	cronDelay   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,7 +49,44 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fetchFails: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bosun_git_fetch_failures", Help: "Consecutive failed fetches of the repository (0 when healthy).",
 		}),
+		cronRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_cronjob_runs_total",
+			Help: "Scheduled CronJob runs, by outcome: started, missed (superseded by a later run after downtime), missed_deadline (past startingDeadlineSeconds), forbidden (concurrencyPolicy Forbid), replaced (an active Job deleted by concurrencyPolicy Replace).",
+		}, []string{"outcome"}),
+		jobOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_job_outcomes_total", Help: "Jobs that finished, by outcome: complete, backoff_limit, deadline.",
+		}, []string{"outcome"}),
+		cronDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bosun_cronjob_start_delay_seconds", Help: "From a CronJob run's scheduled time to its Job written in etcd.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
 	}
-	reg.MustRegister(m.leader, m.passes, m.failures, m.duration, m.actions, m.revisions, m.fetchFails)
+	reg.MustRegister(m.leader, m.passes, m.failures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m
+}
+
+// observeEvents counts what a plan, once applied at applied, did to Jobs
+// and CronJobs.
+func (m *metrics) observeEvents(events []reconciler.Event, applied time.Time) {
+	for _, e := range events {
+		switch e.Reason {
+		case reconciler.ReasonJobCreated:
+			m.cronRuns.WithLabelValues("started").Inc()
+			m.cronDelay.Observe(max(applied.Sub(e.Scheduled), 0).Seconds())
+		case reconciler.ReasonMissedRuns:
+			m.cronRuns.WithLabelValues("missed").Add(float64(e.Count))
+		case reconciler.ReasonMissedDeadline:
+			m.cronRuns.WithLabelValues("missed_deadline").Add(float64(e.Count))
+		case reconciler.ReasonJobAlreadyActive:
+			m.cronRuns.WithLabelValues("forbidden").Inc()
+		case reconciler.ReasonJobReplaced:
+			m.cronRuns.WithLabelValues("replaced").Inc()
+		case reconciler.ReasonCompletionsReached:
+			m.jobOutcomes.WithLabelValues("complete").Inc()
+		case reconciler.ReasonBackoffLimitExceeded:
+			m.jobOutcomes.WithLabelValues("backoff_limit").Inc()
+		case reconciler.ReasonDeadlineExceeded:
+			m.jobOutcomes.WithLabelValues("deadline").Inc()
+		}
+	}
 }

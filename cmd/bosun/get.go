@@ -14,6 +14,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
@@ -30,10 +31,12 @@ var kinds = map[string]string{
 	"configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
 	"secrets": "secrets", "secret": "secrets",
 	"namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
+	"jobs": "jobs", "job": "jobs",
+	"cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
 }
 
 // kindList names the collections for usage messages.
-const kindList = "pods, deployments, services, nodes, configmaps, secrets, namespaces"
+const kindList = "pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs"
 
 func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
@@ -134,6 +137,8 @@ var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now
 	"configmaps":  printConfigMaps,
 	"secrets":     printSecrets,
 	"namespaces":  printNamespaces,
+	"jobs":        printJobs,
+	"cronjobs":    printCronJobs,
 }
 
 func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
@@ -295,6 +300,111 @@ func printNamespaces(tw io.Writer, raw json.RawMessage, wide bool, now time.Time
 		line := fmt.Sprintf("%s\t%s\t%s\t%s", n.Name, n.Status.Phase, inGit, age(n.CreationTimestamp.Time, now))
 		if wide {
 			line += "\t" + dash(labelString(n.Labels))
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+// printJobs prints kubectl's columns for Jobs.
+func printJobs(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []batchv1.Job }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAMESPACE\tNAME\tSTATUS\tCOMPLETIONS\tDURATION\tAGE"
+	if wide {
+		head += "\tCONTAINERS\tIMAGES"
+	}
+	fmt.Fprintln(tw, head)
+	for _, j := range list.Items {
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", j.Namespace, j.Name, jobStatus(&j), completions(&j),
+			jobDuration(&j, now), age(j.CreationTimestamp.Time, now))
+		if wide {
+			var names, images []string
+			for _, c := range j.Spec.Template.Spec.Containers {
+				names, images = append(names, c.Name), append(images, c.Image)
+			}
+			line += "\t" + dash(strings.Join(names, ",")) + "\t" + dash(strings.Join(images, ","))
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+// jobStatus is the STATUS column, as kubectl derives it.
+func jobStatus(j *batchv1.Job) string {
+	has := func(t batchv1.JobConditionType) bool {
+		for _, c := range j.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has(batchv1.JobComplete):
+		return "Complete"
+	case has(batchv1.JobFailed):
+		return "Failed"
+	case has(batchv1.JobSuspended):
+		return "Suspended"
+	}
+	return "Running"
+}
+
+// completions is the COMPLETIONS column: succeeded/completions, or for a
+// work queue succeeded/1 of parallelism.
+func completions(j *batchv1.Job) string {
+	if c := j.Spec.Completions; c != nil {
+		return fmt.Sprintf("%d/%d", j.Status.Succeeded, *c)
+	}
+	if p := j.Spec.Parallelism; p != nil && *p > 1 {
+		return fmt.Sprintf("%d/1 of %d", j.Status.Succeeded, *p)
+	}
+	return fmt.Sprintf("%d/1", j.Status.Succeeded)
+}
+
+// jobDuration is the DURATION column: from start to completion, or to now.
+func jobDuration(j *batchv1.Job, now time.Time) string {
+	if j.Status.StartTime == nil {
+		return "-"
+	}
+	end := now
+	if j.Status.CompletionTime != nil {
+		end = j.Status.CompletionTime.Time
+	}
+	return age(j.Status.StartTime.Time, end)
+}
+
+// printCronJobs prints kubectl's columns for CronJobs.
+func printCronJobs(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []batchv1.CronJob }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	head := "NAMESPACE\tNAME\tSCHEDULE\tTIMEZONE\tSUSPEND\tACTIVE\tLAST SCHEDULE\tAGE"
+	if wide {
+		head += "\tCONTAINERS\tIMAGES"
+	}
+	fmt.Fprintln(tw, head)
+	for _, cj := range list.Items {
+		tz, last := "<none>", "<none>"
+		if cj.Spec.TimeZone != nil {
+			tz = *cj.Spec.TimeZone
+		}
+		if t := cj.Status.LastScheduleTime; t != nil {
+			last = age(t.Time, now)
+		}
+		suspend := cj.Spec.Suspend != nil && *cj.Spec.Suspend
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%v\t%d\t%s\t%s", cj.Namespace, cj.Name, cj.Spec.Schedule, tz, suspend,
+			len(cj.Status.Active), last, age(cj.CreationTimestamp.Time, now))
+		if wide {
+			var names, images []string
+			for _, c := range cj.Spec.JobTemplate.Spec.Template.Spec.Containers {
+				names, images = append(names, c.Name), append(images, c.Image)
+			}
+			line += "\t" + dash(strings.Join(names, ",")) + "\t" + dash(strings.Join(images, ","))
 		}
 		fmt.Fprintln(tw, line)
 	}

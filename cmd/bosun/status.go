@@ -85,6 +85,12 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, u := range st.Pods.Initializing {
 		fmt.Fprintf(w, "  initializing: %s\n", u)
 	}
+	if len(st.FailedJobs) > 0 {
+		fmt.Fprintf(w, "\nFailed jobs: %d\n", len(st.FailedJobs))
+		for _, j := range st.FailedJobs {
+			fmt.Fprintf(w, "  %s\n", j)
+		}
+	}
 }
 
 func shortHash(h string) string {
