@@ -314,3 +314,11 @@ func TestDecode_referenceWithoutNameNamesItsField(t *testing.T) {
 		t.Errorf("error = %v\nwant %s", err, want)
 	}
 }
+
+func TestDecode_fieldRefIsOfAV1Pod(t *testing.T) {
+	doc := pod + "    env:\n    - name: NAME\n      valueFrom:\n        fieldRef: {apiVersion: v2, fieldPath: metadata.name}\n"
+	_, err := Decode("f.yaml", []byte(doc))
+	if want := `f.yaml:12: spec.containers[0].env[0].valueFrom.fieldRef.apiVersion: unsupported value "v2": must be v1`; err == nil || err.Error() != want {
+		t.Errorf("error = %v\nwant %s", err, want)
+	}
+}

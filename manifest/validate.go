@@ -649,7 +649,7 @@ func validateDownwardFiles(items []corev1.DownwardAPIVolumeFile, spec *corev1.Po
 		case (it.FieldRef == nil) == (it.ResourceFieldRef == nil):
 			ps.add(p, "must give exactly one of fieldRef and resourceFieldRef")
 		case it.FieldRef != nil:
-			validateFieldPath(it.FieldRef.FieldPath, true, p.Child("fieldRef", "fieldPath"), ps)
+			validateFieldRef(it.FieldRef, true, p.Child("fieldRef"), ps)
 		default:
 			rp := p.Child("resourceFieldRef")
 			if it.ResourceFieldRef.ContainerName == "" {
@@ -662,6 +662,15 @@ func validateDownwardFiles(items []corev1.DownwardAPIVolumeFile, spec *corev1.Po
 
 // validateFieldPath accepts the downward API's fields: in volumes the
 // pod's metadata, in env also its node, service account and addresses.
+// validateFieldRef checks a downward API reference: the v1 Pod fields bosun
+// gives (validateFieldPath).
+func validateFieldRef(ref *corev1.ObjectFieldSelector, inVolume bool, path *field.Path, ps *problems) {
+	if v := ref.APIVersion; v != "" && v != "v1" {
+		ps.add(path.Child("apiVersion"), "unsupported value %q: must be v1", v)
+	}
+	validateFieldPath(ref.FieldPath, inVolume, path.Child("fieldPath"), ps)
+}
+
 func validateFieldPath(fp string, inVolume bool, path *field.Path, ps *problems) {
 	if m, key, ok := strings.Cut(fp, "['"); ok && strings.HasSuffix(key, "']") && (m == "metadata.labels" || m == "metadata.annotations") {
 		if strings.TrimSuffix(key, "']") == "" {
@@ -751,7 +760,7 @@ func validateContainerContents(c *corev1.Container, vols map[string]*corev1.Volu
 		}
 		switch {
 		case vf.FieldRef != nil:
-			validateFieldPath(vf.FieldRef.FieldPath, false, p.Child("fieldRef", "fieldPath"), ps)
+			validateFieldRef(vf.FieldRef, false, p.Child("fieldRef"), ps)
 		case vf.ResourceFieldRef != nil:
 			validateResourceField(vf.ResourceFieldRef, spec, p.Child("resourceFieldRef"), ps)
 		case vf.ConfigMapKeyRef != nil:

@@ -821,15 +821,20 @@ func newStandalonePod(dp *corev1.Pod) *corev1.Pod {
 	for k, v := range pod.Annotations {
 		annotations[k] = v
 	}
-	// The spec is hashed with the configuration hash, when the pod uses
-	// ConfigMaps or Secrets: a change to them restarts the pod.
+	annotations[AnnotationSpecHash] = SpecHash(dp)
+	pod.Annotations = annotations
+	return pod
+}
+
+// SpecHash is what the AnnotationSpecHash of a standalone Pod from Git
+// says: a hash of its spec and, when the pod uses ConfigMaps or Secrets,
+// of their configuration hash, so a change to them restarts the pod.
+func SpecHash(dp *corev1.Pod) string {
 	hashed := corev1.PodTemplateSpec{Spec: dp.Spec}
 	if h, ok := dp.Annotations[manifest.AnnotationConfigHash]; ok {
 		hashed.Annotations = map[string]string{manifest.AnnotationConfigHash: h}
 	}
-	annotations[AnnotationSpecHash] = manifest.TemplateHash(&hashed)
-	pod.Annotations = annotations
-	return pod
+	return manifest.TemplateHash(&hashed)
 }
 
 // ---- Scheduling ----

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -118,9 +120,18 @@ func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, fail
 		p := &observed.Pods[i]
 		pods[p.Namespace+"/"+p.Name] = p
 	}
-	for _, want := range set.Pods {
+	for i := range set.Pods {
+		want := &set.Pods[i]
 		got, ok := pods[want.Namespace+"/"+want.Name]
-		done = done && ok && (got.Status.Phase == corev1.PodSucceeded || podReady(got))
+		if !ok || got.Annotations[reconciler.AnnotationSpecHash] != reconciler.SpecHash(want) {
+			done = false // not (yet) the pod this revision asks for
+			continue
+		}
+		if got.Status.Phase == corev1.PodFailed && want.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+			// It ran as written and failed: it will not run again.
+			return false, true, "Pod " + want.Namespace + "/" + want.Name + " failed" + podFailure(got)
+		}
+		done = done && (got.Status.Phase == corev1.PodSucceeded || podReady(got))
 	}
 	// A Job or CronJob is carried out once the planner has stored it as
 	// written: a Job's run then has its own outcome (bosun get jobs, bosun
@@ -146,6 +157,17 @@ func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, fail
 		done = done && ok && equality.Semantic.DeepEqual(got.Spec, want.Spec)
 	}
 	return done, false, ""
+}
+
+// podFailure says why a failed pod failed, from its first container that
+// terminated with an error: ": container app exited with 1 (Error)".
+func podFailure(p *corev1.Pod) string {
+	for _, cs := range append(slices.Clip(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+			return fmt.Sprintf(": container %s exited with %d (%s)", cs.Name, t.ExitCode, t.Reason)
+		}
+	}
+	return ""
 }
 
 func podReady(p *corev1.Pod) bool {

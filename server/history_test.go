@@ -122,3 +122,42 @@ func TestBook_settleRecordsTimeToReady(t *testing.T) {
 		t.Fatalf("a settled entry settled again: %v", ops)
 	}
 }
+
+// TestRolloutOutcome_standalonePods: a standalone Pod settles once the pod
+// of this revision's spec is ready or done; one that failed for good fails
+// the revision, saying why.
+func TestRolloutOutcome_standalonePods(t *testing.T) {
+	want := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "task"},
+		Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "app", Image: "task:2"}}},
+	}
+	set := &manifest.Set{Pods: []corev1.Pod{want}}
+	observed := func(hashOf *corev1.Pod, phase corev1.PodPhase, exit int32) reconciler.Observed {
+		p := want.DeepCopy()
+		p.Annotations = map[string]string{reconciler.AnnotationSpecHash: reconciler.SpecHash(hashOf)}
+		p.Status.Phase = phase
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Reason: map[bool]string{true: "Completed", false: "Error"}[exit == 0]}}}}
+		return reconciler.Observed{Pods: []corev1.Pod{*p}}
+	}
+	old := want.DeepCopy()
+	old.Spec.Containers[0].Image = "task:1"
+	for _, tc := range []struct {
+		name         string
+		observed     reconciler.Observed
+		done, failed bool
+		msg          string
+	}{
+		{"not there yet", reconciler.Observed{}, false, false, ""},
+		{"the previous spec's pod does not count", observed(old, corev1.PodSucceeded, 0), false, false, ""},
+		{"succeeded", observed(&want, corev1.PodSucceeded, 0), true, false, ""},
+		{"failed for good", observed(&want, corev1.PodFailed, 3), false, true, "Pod default/task failed: container app exited with 3 (Error)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			done, failed, msg := rolloutOutcome(set, tc.observed)
+			if done != tc.done || failed != tc.failed || msg != tc.msg {
+				t.Errorf("done %v failed %v %q, want %v %v %q", done, failed, msg, tc.done, tc.failed, tc.msg)
+			}
+		})
+	}
+}
