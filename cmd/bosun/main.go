@@ -25,12 +25,13 @@ Usage:
   bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s] ...
   bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...]
   bosun status [-o json]
-  bosun get pods|deployments|services|nodes [NAME] [-o json|yaml|wide] [-n NAMESPACE]
+  bosun get KIND [NAME] [-o json|yaml|wide] [-n NAMESPACE]
+      KIND: pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs
   bosun sync
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
-  bosun logs POD [-c CONTAINER] [-f] [--previous] [--tail N]
-  bosun validate DIR
+  bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
+  bosun validate [--allow-host-path DIR,...] [--allow-privileged] DIR
   bosun image import FILE...
   bosun version
 
