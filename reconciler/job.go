@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -437,13 +436,7 @@ func newJobPod(j *batchv1.Job, name string) *corev1.Pod {
 // "<job>-<5 characters>", the suffix encoding the ordinal bijectively for
 // the run (its UID), as Deployment pod names do.
 func jobPodName(j *batchv1.Job, ordinal int) string {
-	x := (jobSuffixSeed(j) + int64(ordinal)%suffixSpace*suffixStep) % suffixSpace
-	var b [suffixLen]byte
-	for i := suffixLen - 1; i >= 0; i-- {
-		b[i] = suffixAlphabet[x%27]
-		x /= 27
-	}
-	return jobPodPrefix(j) + string(b[:])
+	return jobPodPrefix(j) + nameSuffix(jobSuffixSeed(j), ordinal)
 }
 
 func jobPodPrefix(j *batchv1.Job) string {
@@ -455,32 +448,11 @@ func jobPodPrefix(j *batchv1.Job) string {
 	return base + "-"
 }
 
-func jobSuffixSeed(j *batchv1.Job) int64 {
-	h := fnv.New64a()
-	h.Write([]byte(j.Namespace))
-	h.Write([]byte{0})
-	h.Write([]byte(j.Name))
-	h.Write([]byte{0})
-	h.Write([]byte(j.UID))
-	return int64(h.Sum64() % suffixSpace)
-}
+func jobSuffixSeed(j *batchv1.Job) int64 { return nameSeed(j.Namespace, j.Name, string(j.UID)) }
 
 // jobPodOrdinal reads the ordinal back from a name jobPodName made.
 func jobPodOrdinal(j *batchv1.Job, name string) (int, bool) {
-	prefix := jobPodPrefix(j)
-	if len(name) != len(prefix)+suffixLen || !strings.HasPrefix(name, prefix) {
-		return 0, false
-	}
-	var x int64
-	for _, c := range []byte(name[len(prefix):]) {
-		i := int64(strings.IndexByte(suffixAlphabet, c))
-		if i < 0 {
-			return 0, false
-		}
-		x = x*27 + i
-	}
-	diff := (x - jobSuffixSeed(j) + suffixSpace) % suffixSpace
-	return int(diff * suffixStepInverse % suffixSpace), true
+	return suffixOrdinal(name, jobPodPrefix(j), jobSuffixSeed(j))
 }
 
 // objectUID gives a new Job or CronJob its identity, derived like a pod's

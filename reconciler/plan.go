@@ -557,23 +557,54 @@ const (
 var suffixStepInverse = new(big.Int).ModInverse(big.NewInt(suffixStep), big.NewInt(suffixSpace)).Int64()
 
 func suffixSeed(d *appsv1.Deployment, hash string) int64 {
+	return nameSeed(d.Namespace, d.Name, hash)
+}
+
+// nameSeed is the starting point of an owner's name suffixes, from what
+// identifies the owner.
+func nameSeed(parts ...string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte(d.Namespace))
-	h.Write([]byte{0})
-	h.Write([]byte(d.Name))
-	h.Write([]byte{0})
-	h.Write([]byte(hash))
+	for i, p := range parts {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(p))
+	}
 	return int64(h.Sum64() % suffixSpace)
 }
 
-func podName(d *appsv1.Deployment, hash string, ordinal int) string {
-	x := (suffixSeed(d, hash) + int64(ordinal)%suffixSpace*suffixStep) % suffixSpace
+// nameSuffix encodes ordinal as a suffix of suffixLen letters of
+// suffixAlphabet, bijectively for a given seed.
+func nameSuffix(seed int64, ordinal int) string {
+	x := (seed + int64(ordinal)%suffixSpace*suffixStep) % suffixSpace
 	var b [suffixLen]byte
 	for i := suffixLen - 1; i >= 0; i-- {
 		b[i] = suffixAlphabet[x%27]
 		x /= 27
 	}
-	return podNamePrefix(d, hash) + string(b[:])
+	return string(b[:])
+}
+
+// suffixOrdinal reads the ordinal back from name, made of prefix and a
+// nameSuffix of seed.
+func suffixOrdinal(name, prefix string, seed int64) (int, bool) {
+	if len(name) != len(prefix)+suffixLen || !strings.HasPrefix(name, prefix) {
+		return 0, false
+	}
+	var x int64
+	for _, c := range []byte(name[len(prefix):]) {
+		i := int64(strings.IndexByte(suffixAlphabet, c))
+		if i < 0 {
+			return 0, false
+		}
+		x = x*27 + i
+	}
+	diff := (x - seed + suffixSpace) % suffixSpace
+	return int(diff * suffixStepInverse % suffixSpace), true
+}
+
+func podName(d *appsv1.Deployment, hash string, ordinal int) string {
+	return podNamePrefix(d, hash) + nameSuffix(suffixSeed(d, hash), ordinal)
 }
 
 // podNamePrefix is "<deployment>-<hash>-", with the deployment's name cut so
@@ -589,20 +620,7 @@ func podNamePrefix(d *appsv1.Deployment, hash string) string {
 
 // ordinalOf reads the ordinal back from a name podName made.
 func ordinalOf(name string, d *appsv1.Deployment, hash string) (int, bool) {
-	prefix := podNamePrefix(d, hash)
-	if len(name) != len(prefix)+suffixLen || name[:len(prefix)] != prefix {
-		return 0, false
-	}
-	var x int64
-	for _, c := range []byte(name[len(prefix):]) {
-		i := int64(strings.IndexByte(suffixAlphabet, c))
-		if i < 0 {
-			return 0, false
-		}
-		x = x*27 + i
-	}
-	diff := (x - suffixSeed(d, hash) + suffixSpace) % suffixSpace
-	return int(diff * suffixStepInverse % suffixSpace), true
+	return suffixOrdinal(name, podNamePrefix(d, hash), suffixSeed(d, hash))
 }
 
 func (p *planner) pruneDeploymentPods(desired []appsv1.Deployment) {
