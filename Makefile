@@ -6,7 +6,7 @@ IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
 DEMO_DIR ?= /tmp/bosun-demo
 export GOFLAGS ?= -mod=mod
 
-.PHONY: help build images test test-short bench demo lint deps clean
+.PHONY: help build images test test-short bench bench-cron demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest
 	$(GO) test -run '^$$' -bench 'CommitToReady|RevertByWebhook' -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench PlanRef1000Objects -benchtime 10x ./e2e
+	$(GO) test -run '^$$' -bench InitContainers -benchtime 10x ./nodes
+
+bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)
+	BOSUN_CRON_ACCURACY=20 $(GO) test -run TestCronScheduleAccuracy -v -timeout 40m ./e2e
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh
