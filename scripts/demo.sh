@@ -2,7 +2,8 @@
 # make demo: run bosun on the bundled example repository, on this machine.
 #   - starts containerd if no daemon answers on $CONTAINERD_ADDRESS
 #   - imports the example images (no registry needed)
-#   - makes a local Git repository from examples/hello (in $DEMO_DIR/repo)
+#   - makes a local Git repository from examples/hello, with examples/lifecycle
+#     and examples/batch beside it (in $DEMO_DIR/repo)
 #   - runs `bosun server` with an embedded etcd in $DEMO_DIR/data
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +34,12 @@ repo=$DEMO_DIR/repo
 if [ ! -d "$repo/.git" ]; then
   mkdir -p "$repo"
   cp -r examples/hello/. "$repo/"
+  mkdir -p "$repo/lifecycle" "$repo/batch"
+  cp examples/lifecycle/*.yaml "$repo/lifecycle/"
+  cp examples/batch/*.yaml "$repo/batch/"
   git -C "$repo" init -q -b main
   git -C "$repo" add -A
-  git -C "$repo" -c user.name=demo -c user.email=demo@bosun.local commit -qm "hello: web deployment, service and a sidecar pod"
+  git -C "$repo" -c user.name=demo -c user.email=demo@bosun.local commit -qm "hello: web deployment, service and a sidecar pod; init containers, sidecars and hooks; jobs and a cronjob"
 fi
 
 cat <<TXT
@@ -56,6 +60,13 @@ cat <<TXT
     git revert --no-edit HEAD                                                             # and back
     $BOSUN history
     $BOSUN logs sidecar-demo -c app -f
+
+  Init containers, sidecars and hooks (lifecycle/), Jobs and a CronJob (batch/):
+
+    $BOSUN get pods                 # init-demo shows Init:0/2, Init:1/2, then Running
+    $BOSUN get jobs
+    $BOSUN get cronjobs             # tick runs every minute
+    $BOSUN logs job/pi
 
   Preview a branch before merging it (exit 0: no change, 2: changes, 1: error):
 
