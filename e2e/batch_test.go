@@ -97,6 +97,7 @@ func jobPods(pods []corev1.Pod, job string) []corev1.Pod {
 // whose container keeps failing (OnFailure) reach their backoffLimit and
 // show Failed, in `bosun get jobs` and `bosun status`.
 func TestBatch(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/batch")
 	repo.write("failing/jobs.yaml", failingJobs)
@@ -250,6 +251,7 @@ func rowHas(table, name string, cells ...string) bool {
 // run on has exactly one Job, whose one pod ran to completion, and no Job
 // was ever replaced by another of the same name.
 func TestCronJobFailover(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
@@ -425,6 +427,7 @@ spec:
 // BOSUN_CRON_CRONJOBS=N runs N such CronJobs at once (their runs coincide:
 // the same path under load, N samples a minute).
 func TestCronScheduleAccuracy(t *testing.T) {
+	t.Parallel()
 	runs, _ := strconv.Atoi(os.Getenv("BOSUN_CRON_ACCURACY"))
 	if runs <= 0 {
 		t.Skip("set BOSUN_CRON_ACCURACY=<runs> to measure (one run a minute)")

@@ -87,6 +87,7 @@ spec:
 // without showing them; an immutable ConfigMap cannot change; no value of
 // the Secret shows in any log, status, history, plan, metric or output.
 func TestConfigChanges(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("app.yaml", configApp("hello", plantedV1))
 	repo.commit("app reads its config")

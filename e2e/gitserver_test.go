@@ -59,6 +59,7 @@ func (d *gitDaemon) stop() {
 // running, shows in status, and is recovered from when it comes back.
 // It runs a control plane only (--agent=false), so it needs no containerd.
 func TestGitServerDown(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}

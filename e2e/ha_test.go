@@ -20,6 +20,7 @@ import (
 // leads; when it is killed the other takes over within the session TTL
 // and goes on applying Git; both serve the API and DNS throughout.
 func TestFailover(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}

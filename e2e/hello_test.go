@@ -24,6 +24,7 @@ const webName = "web.default.svc.cluster.local"
 // example, see it run and resolve, scale it, drop its service, crash a
 // container, push a broken commit, and kill bosun itself.
 func TestHello(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/hello")
 	start := time.Now()

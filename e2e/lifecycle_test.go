@@ -73,6 +73,7 @@ spec:
 // sidecar, postStart, gRPC probes), then a failing init container that is
 // fixed in Git.
 func TestLifecycle(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/lifecycle")
 	repo.write("grpc-failing.yaml", grpcFailing)

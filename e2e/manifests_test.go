@@ -57,6 +57,7 @@ spec:
 // does not carry out is rejected whole, with the file and line, and nothing
 // of it runs, not even its valid parts.
 func TestManifests_refusedFieldChangesNothing(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("web.yaml", appIn("default", 2))
 	repo.write("config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  color: blue\n")
@@ -111,6 +112,7 @@ func TestManifests_refusedFieldChangesNothing(t *testing.T) {
 // their own DNS names, pods and pruning; a Namespace object carries labels,
 // and a namespace no manifest declares works too.
 func TestNamespaces(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("team-a/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n  labels: {owner: alice}\n")
 	repo.write("team-a/web.yaml", appIn("team-a", 1))

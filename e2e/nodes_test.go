@@ -60,6 +60,7 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 // logs are proxied through the server; when that node dies, its pods are
 // replaced on the node that is left.
 func TestTwoNodes(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("README.md", "nothing to run yet\n")
 	repo.commit("empty")

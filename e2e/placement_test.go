@@ -152,6 +152,7 @@ func (s *stack) placed(prefix string, ready, pending int, timeout time.Duration)
 // server's own (e2e-node), node-b tainted dedicated=db:NoSchedule, and
 // node-c, which takes 2 pods at most and later gets a NoExecute taint.
 func TestPlacement(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("README.md", "placement\n")
 	repo.commit("empty")

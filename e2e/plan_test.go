@@ -55,6 +55,7 @@ func (s *stack) plan(args ...string) (string, int) {
 // TestPlan previews branches and directories before they are merged, on a
 // control plane with one real node.
 func TestPlan(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("api.yaml", planDeployment("1", "100m", "localhost/bosun-hello:v1"))
 	first := repo.commit("api v1")
@@ -143,6 +144,7 @@ func TestPlan(t *testing.T) {
 // TestWebhookSecurity: only a validly signed push of the tracked branch
 // brings a commit in.
 func TestWebhookSecurity(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}

@@ -120,6 +120,7 @@ func httpPost(url, body string) (int, string, error) {
 // did not allow (privileged, a hostPath elsewhere) is refused naming the
 // flag; the Secret's value shows nowhere.
 func TestPodContents(t *testing.T) {
+	t.Parallel()
 	hostDir := t.TempDir()
 	repo := newGitRepo(t)
 	repo.write("config/config.yaml", contentsConfig)

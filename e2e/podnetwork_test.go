@@ -27,6 +27,7 @@ import (
 // the MAC of another node's pod that had the address before, stopped since,
 // until the host's neighbour entry expired: readiness ~30 s late.
 func TestPodNetwork_nodesOnOneHostGetTheirOwnAddresses(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("README.md", "pod network\n")
 	repo.commit("empty")
@@ -101,6 +102,7 @@ func TestPodNetwork_nodesOnOneHostGetTheirOwnAddresses(t *testing.T) {
 // TestSubnet_neverHandsOutABridgeTwice: the nodes of one test each get a
 // bridge and a /24 of their own, before any of them has started a pod.
 func TestSubnet_neverHandsOutABridgeTwice(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("creates bridges")
 	}
@@ -127,6 +129,7 @@ func TestSubnet_neverHandsOutABridgeTwice(t *testing.T) {
 // the machine of a server's node, given the same pod CIDR (another bridge),
 // stops at once and says why; the server's node is unaffected.
 func TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("README.md", "pod network\n")
 	repo.commit("empty")

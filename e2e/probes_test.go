@@ -68,6 +68,7 @@ spec:
 // stack; probe results show in `bosun get pods -o wide`; `bosun logs`
 // reads and follows a container's log across a restart.
 func TestProbesAndLogs(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("pods.yaml", probePods)
 	repo.commit("probe pods")

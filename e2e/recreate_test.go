@@ -51,6 +51,7 @@ func runningImages(ctx context.Context, c *client.Client) (map[string]int, error
 // takes its time to stop (a preStop sleep of 1 s, then DRAIN_FOR 2 s):
 // the two never run together.
 func TestRecreate(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("web/deployment.yaml", recreateDeployment("localhost/bosun-hello:v1", "DRAIN_FOR=2s"))
 	repo.commit("web v1, slow to stop")

@@ -92,6 +92,7 @@ func pushImage(t *testing.T, address, archive, ref string) {
 // (imagePullPolicy Always) from a real registry on localhost, over plain
 // HTTP as Docker does for localhost, and runs.
 func TestRegistryPull(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}

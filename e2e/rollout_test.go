@@ -244,6 +244,7 @@ func (sm *sampler) finish(t *testing.T) {
 // one serves, revert, and supersede a rollout with a newer commit. Every
 // commit arrives by webhook.
 func TestRollout(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v1"))
 	repo.write("web/service.yaml", webService)
@@ -392,6 +393,7 @@ func TestRollout(t *testing.T) {
 // TestRolloutExample runs examples/rollout as a user would: its probes
 // pass on the real stack, and a pull request's image change rolls out.
 func TestRolloutExample(t *testing.T) {
+	t.Parallel()
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/rollout")
 	repo.commit("rollout example")

@@ -12,6 +12,7 @@ import (
 // TestValidate runs `bosun validate` offline on every bundled example (each
 // directory of examples/ that holds manifests) and on a broken repository.
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	bin := bosun(t)
 	dirs := exampleDirs(t)
 	if len(dirs) < 3 {
