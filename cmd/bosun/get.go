@@ -225,9 +225,9 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}
-	head := "NAME\tSTATUS\tCPU\tMEMORY\tAGE"
+	head := "NAME\tSTATUS\tCPU\tMEMORY\tPODS\tAGE"
 	if wide {
-		head += "\tINTERNAL-IP\tRUNTIME\tLABELS"
+		head += "\tINTERNAL-IP\tRUNTIME\tTAINTS\tLABELS"
 	}
 	fmt.Fprintln(tw, head)
 	for _, n := range list.Items {
@@ -237,8 +237,11 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 				status = "Ready"
 			}
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
-			n.Status.Allocatable.Memory(), age(n.CreationTimestamp.Time, now))
+		if n.Spec.Unschedulable {
+			status += ",SchedulingDisabled"
+		}
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
+			n.Status.Allocatable.Memory(), n.Status.Allocatable.Pods(), age(n.CreationTimestamp.Time, now))
 		if wide {
 			ip := ""
 			for _, a := range n.Status.Addresses {
@@ -246,7 +249,12 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 					ip = a.Address
 				}
 			}
-			line += fmt.Sprintf("\t%s\t%s\t%s", dash(ip), dash(n.Status.NodeInfo.ContainerRuntimeVersion), labelString(n.Labels))
+			taints := make([]string, len(n.Spec.Taints))
+			for i, t := range n.Spec.Taints {
+				taints[i] = t.ToString()
+			}
+			line += fmt.Sprintf("\t%s\t%s\t%s\t%s", dash(ip), dash(n.Status.NodeInfo.ContainerRuntimeVersion),
+				dash(strings.Join(taints, ",")), labelString(n.Labels))
 		}
 		fmt.Fprintln(tw, line)
 	}
