@@ -2,13 +2,19 @@ package nodes_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
 	"bosun/nodes"
+	"bosun/store"
 )
 
 // TestAgent_refusesPodAddressesAnotherNodeHas: a second node on this
@@ -59,4 +65,44 @@ func TestAgent_refusesPodAddressesAnotherNodeHas(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, "cni")); err == nil {
 		t.Error("the refused agent wrote a CNI network")
 	}
+}
+
+// TestAgent_reusedAddressIsReachableAtOnce: a pod network of one address
+// (a /30) makes the next pod take the address of the one before; its
+// readiness probe must reach it at once, not after the host's neighbour
+// entry for the old pod's MAC expires (15-45 s). The CNI bridge plugin's
+// gratuitous ARP updates that entry when the address is free before it is
+// used again; two live pods with one address (nodes sharing a pod CIDR on
+// one machine, refused above) are what left it stale.
+func TestAgent_reusedAddressIsReachableAtOnce(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.PodCIDR = fmt.Sprintf("10.86.%d.0/30", testNet)
+	h.startAgent()
+	probed := func(name string, uid types.UID) *corev1.Pod {
+		p := helloPod(name, uid)
+		p.Spec.TerminationGracePeriodSeconds = new(int64)
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1, TimeoutSeconds: 1, FailureThreshold: 1,
+		}
+		return p
+	}
+	h.putPod(probed("first", "11111111-aaaa"))
+	first := h.waitStatus("default", "first", 60*time.Second, "ready", running)
+	h.deletePod("default", "first")
+	h.waitStatus("default", "first", 30*time.Second, "gone", func(ps *store.PodStatus) bool { return ps == nil })
+
+	start := time.Now()
+	h.putPod(probed("second", "22222222-bbbb"))
+	second := h.waitStatus("default", "second", 60*time.Second, "ready", running)
+	took := time.Since(start)
+	if second.Status.PodIP != first.Status.PodIP {
+		t.Fatalf("the second pod got %s, the first had %s: the test needs the address reused", second.Status.PodIP, first.Status.PodIP)
+	}
+	t.Logf("%s reused: the second pod was ready %s after it was bound", second.Status.PodIP, took.Round(time.Millisecond))
+	if took > 8*time.Second {
+		t.Errorf("the pod on a reused address was ready only after %s", took.Round(time.Millisecond))
+	}
+	h.deletePod("default", "second")
+	h.waitStatus("default", "second", 30*time.Second, "gone", func(ps *store.PodStatus) bool { return ps == nil })
 }
