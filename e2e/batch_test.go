@@ -23,7 +23,6 @@ import (
 
 	"bosun/nodes"
 	"bosun/reconciler"
-	"bosun/store"
 )
 
 const failingJobs = `apiVersion: batch/v1
@@ -255,12 +254,7 @@ func TestCronJobFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	etcd, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: t.TempDir(), FastTicks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	endpoints := etcd.Endpoints()[0]
+	endpoints := sharedEtcd(t)
 
 	repo := newGitRepo(t)
 	repo.write("cronjob.yaml", `apiVersion: batch/v1

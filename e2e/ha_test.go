@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
-
-	"bosun/store"
 )
 
 // TestFailover runs two control-plane replicas against one etcd (embedded
@@ -24,12 +21,7 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	etcd, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: t.TempDir(), FastTicks: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	endpoints := etcd.Endpoints()[0]
+	endpoints := sharedEtcd(t)
 
 	repo := newGitRepo(t)
 	repo.write("svc.yaml", webService)

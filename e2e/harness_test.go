@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 
 	"bosun/api"
 	"bosun/nodes/containerdtest"
+	"bosun/store"
 )
 
 var (
@@ -273,6 +275,19 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 	}, extra...)
 	s.run()
 	return s
+}
+
+// sharedEtcd starts an etcd in the test process (with fast ticks), standing
+// in for an external cluster that several bosun replicas share, and
+// returns its client URL.
+func sharedEtcd(t testing.TB) string {
+	t.Helper()
+	etcd, err := store.StartEmbedded(context.Background(), store.EmbeddedConfig{Dir: t.TempDir(), FastTicks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	return etcd.Endpoints()[0]
 }
 
 // startControlPlane runs bosun without a node agent: etcd, the leader,
