@@ -1,18 +1,22 @@
 // Package api serves bosun's HTTP API: the read side of the cluster state
-// for the CLI (status, pods, deployments, services, nodes), a sync trigger,
-// /healthz and /metrics.
+// for the CLI (status and every kind bosun runs), a sync trigger, /healthz
+// and /metrics.
 //
 // Every replica serves the API from its own view of etcd, so the CLI can
 // talk to any of them; sync requests and webhooks go to the leader through
-// etcd. Lists are Kubernetes-shaped: a "List" whose items are
-// v1.Pod, apps/v1.Deployment, v1.Service and v1.Node objects, so tools that
-// read `kubectl get -o json` output read bosun's too. SummarizePod derives a
+// etcd. Lists are Kubernetes-shaped: a "List" whose items are the objects
+// with their apiVersion and kind (the collections are in kinds.go, one
+// table), so tools that read `kubectl get -o json` output read bosun's too.
+// Secrets are the exception: an item is a SecretSummary, a Secret's
+// metadata, type and keys with the size of each value, never a value.
+// Namespaces lists those declared in Git and, marked AnnotationImplied,
+// those objects use without a manifest declaring them. SummarizePod derives a
 // pod's READY, STATUS and RESTARTS as kubectl prints them (Init:1/2,
 // Init:CrashLoopBackOff, PodInitializing, sidecars counted as containers),
 // for the CLI and the status summary, which lists pods still initializing.
 //
 //	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services)
-//	GET  /api/v1/{pods,deployments,services,nodes}[/NAME][?namespace=NS]
+//	GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
 //	GET  /api/v1/history                the revisions seen, newest first
 //	POST /api/v1/plan                   preview a ref or a directory (PlanRequest)
 //	GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
