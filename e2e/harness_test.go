@@ -57,15 +57,49 @@ func bosun(t testing.TB) string {
 	return bosunBin
 }
 
+// freePort hands out a loopback address whose port is free, below the
+// kernel's ephemeral range (32768 and up): tests run in parallel, and a
+// port found free with ":0" sits in the range the kernel gives every
+// outgoing connection and every ":0" listener of the other tests' processes,
+// so it could be taken before the bosun process that is given it binds it.
+// No port is handed out twice in one run.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range portRange {
+		nextPort++
+		if nextPort >= portBase+portRange {
+			nextPort = portBase
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", nextPort)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", addr) // DNS listens on both
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free port in %d-%d", portBase, portBase+portRange-1)
+	return ""
 }
+
+// The ports freePort hands out: a window below the ephemeral range, started
+// at a place of its own per process so two test runs rarely meet.
+const (
+	portBase  = 20000
+	portRange = 12000
+)
+
+var (
+	portMu   sync.Mutex
+	nextPort = portBase + os.Getpid()%portRange
+)
 
 // gitRepo is a Git repository on disk that the test commits to.
 type gitRepo struct {
