@@ -990,13 +990,7 @@ func validateProbe(p *corev1.Probe, c *corev1.Container, path *field.Path, readi
 			ps.add(path.Child("grpc", "mode"), "unsupported value %q: must be Plaintext or TLS", *m)
 		}
 	}
-	switch len(handlers) {
-	case 0:
-		ps.add(path, "must have a handler: exec, httpGet, tcpSocket or grpc")
-	case 1:
-	default:
-		ps.add(path, "must have one handler, not %s", strings.Join(handlers, " and "))
-	}
+	oneHandler(handlers, "exec, httpGet, tcpSocket or grpc", path, ps)
 	for _, f := range []struct {
 		name string
 		v    int32
@@ -1041,10 +1035,19 @@ func validateHook(h *corev1.LifecycleHandler, c *corev1.Container, path *field.P
 			ps.add(sp, "%d must not exceed the pod's terminationGracePeriodSeconds (%d)", h.Sleep.Seconds, *grace)
 		}
 	}
-	switch {
-	case len(handlers) == 0 && h.TCPSocket == nil:
-		ps.add(path, "must have a handler: exec, httpGet or sleep")
-	case len(handlers) > 1:
+	if h.TCPSocket != nil {
+		handlers = append(handlers, "tcpSocket") // refused by the field table, named there
+	}
+	oneHandler(handlers, "exec, httpGet or sleep", path, ps)
+}
+
+// oneHandler reports a probe or hook that names no handler, or more than one.
+func oneHandler(handlers []string, choices string, path *field.Path, ps *problems) {
+	switch len(handlers) {
+	case 0:
+		ps.add(path, "must have a handler: %s", choices)
+	case 1:
+	default:
 		ps.add(path, "must have one handler, not %s", strings.Join(handlers, " and "))
 	}
 }

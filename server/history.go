@@ -5,10 +5,9 @@ import (
 	"slices"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"bosun/manifest"
 	"bosun/preview"
@@ -93,11 +92,7 @@ func put(e *store.HistoryEntry) store.Op {
 // the revision's rollout). failed reports a Deployment whose rollout missed
 // its deadline.
 func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, failed bool, msg string) {
-	deployments := make(map[string]*appsv1.Deployment, len(observed.Deployments))
-	for i := range observed.Deployments {
-		d := &observed.Deployments[i]
-		deployments[d.Namespace+"/"+d.Name] = d
-	}
+	deployments := byName(observed.Deployments)
 	done = true
 	for i := range set.Deployments {
 		want := &set.Deployments[i]
@@ -115,11 +110,7 @@ func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, fail
 		}
 		done = done && complete
 	}
-	pods := make(map[string]*corev1.Pod, len(observed.Pods))
-	for i := range observed.Pods {
-		p := &observed.Pods[i]
-		pods[p.Namespace+"/"+p.Name] = p
-	}
+	pods := byName(observed.Pods)
 	for i := range set.Pods {
 		want := &set.Pods[i]
 		got, ok := pods[want.Namespace+"/"+want.Name]
@@ -136,27 +127,32 @@ func rolloutOutcome(set *manifest.Set, observed reconciler.Observed) (done, fail
 	// A Job or CronJob is carried out once the planner has stored it as
 	// written: a Job's run then has its own outcome (bosun get jobs, bosun
 	// status), which may come long after, or never for a suspended one.
-	jobs := make(map[string]*batchv1.Job, len(observed.Jobs))
-	for i := range observed.Jobs {
-		j := &observed.Jobs[i]
-		jobs[j.Namespace+"/"+j.Name] = j
-	}
+	jobs := byName(observed.Jobs)
 	for i := range set.Jobs {
 		want := &set.Jobs[i]
 		got, ok := jobs[want.Namespace+"/"+want.Name]
 		done = done && ok && got.Annotations[reconciler.AnnotationSpecHash] == reconciler.JobSpecHash(&want.Spec)
 	}
-	cronJobs := make(map[string]*batchv1.CronJob, len(observed.CronJobs))
-	for i := range observed.CronJobs {
-		cj := &observed.CronJobs[i]
-		cronJobs[cj.Namespace+"/"+cj.Name] = cj
-	}
+	cronJobs := byName(observed.CronJobs)
 	for i := range set.CronJobs {
 		want := &set.CronJobs[i]
 		got, ok := cronJobs[want.Namespace+"/"+want.Name]
 		done = done && ok && equality.Semantic.DeepEqual(got.Spec, want.Spec)
 	}
 	return done, false, ""
+}
+
+// byName indexes objects by namespace/name, pointing into items.
+func byName[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) map[string]PT {
+	m := make(map[string]PT, len(items))
+	for i := range items {
+		o := PT(&items[i])
+		m[o.GetNamespace()+"/"+o.GetName()] = o
+	}
+	return m
 }
 
 // podFailure says why a failed pod failed, from its first container that
