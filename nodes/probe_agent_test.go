@@ -102,7 +102,12 @@ func TestAgent_probesAndLogs(t *testing.T) {
 	// Readiness passing (httpGet by number), liveness by tcpSocket.
 	ps = h.waitStatus("default", "ready", 30*time.Second, "ready", running)
 	t.Logf("ready pod Ready %s after creation", time.Since(begin).Round(time.Millisecond))
-	if c := condition(&ps, nodes.ConditionProbes); c.Status != corev1.ConditionTrue || c.Message != "app readiness: ok; app liveness: ok" {
+	// The liveness probe has no initial delay, so its first try may come
+	// before the app listens; a later success clears it.
+	ps = h.waitStatus("default", "ready", 10*time.Second, "both probes passing", func(ps *store.PodStatus) bool {
+		return ps != nil && condition(ps, nodes.ConditionProbes).Status == corev1.ConditionTrue
+	})
+	if c := condition(&ps, nodes.ConditionProbes); c.Message != "app readiness: ok; app liveness: ok" {
 		t.Errorf("ready Probes condition = %+v", c)
 	}
 	// Probe successes that change nothing are not written: the status key
