@@ -24,6 +24,8 @@ type EmbeddedConfig struct {
 	// so a single member starts in tens of milliseconds instead of about a
 	// second. Safe for a single member, which never elects against peers.
 	FastTicks bool
+	// MaxTxnOps is etcd's --max-txn-ops; default etcd's (128).
+	MaxTxnOps uint
 	Logger    *slog.Logger
 }
 
@@ -69,6 +71,9 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	ec.InitialCluster = ec.Name + "=" + advertisedPeer
 	ec.AutoCompactionMode = "revision"
 	ec.AutoCompactionRetention = "10000"
+	if cfg.MaxTxnOps > 0 {
+		ec.MaxTxnOps = cfg.MaxTxnOps
+	}
 	if cfg.FastTicks {
 		ec.TickMs, ec.ElectionMs = 10, 100
 	}

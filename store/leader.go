@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -34,6 +36,7 @@ type Leadership struct {
 	election *concurrency.Election
 	key      string
 	rev      int64
+	lastRev  atomic.Int64 // revision of the last successful write
 }
 
 // Campaign blocks until this replica (named id) is the leader, or ctx ends.
@@ -89,17 +92,37 @@ func (l *Leadership) Resign(ctx context.Context) error {
 	return nil
 }
 
-// Op is one write of the leader.
+// Op is one write of the leader, or a few that must land in the same
+// transaction (a pod bound to a node moves from the unbound prefix to the
+// node's: a delete and a put that Apply never splits).
 type Op struct {
 	key   string
 	value []byte // nil: delete
+	// with are further writes of the same transaction (no nesting).
+	with []Op
 }
 
 func (o Op) String() string {
+	s := "put " + o.key
 	if o.value == nil {
-		return "delete " + o.key
+		s = "delete " + o.key
 	}
-	return "put " + o.key
+	for _, w := range o.with {
+		s += " + " + w.String()
+	}
+	return s
+}
+
+// writes is the number of etcd operations of o.
+func (o Op) writes() int { return 1 + len(o.with) }
+
+// size is the bytes o adds to a transaction.
+func (o Op) size() int {
+	n := len(o.key) + len(o.value)
+	for _, w := range o.with {
+		n += len(w.key) + len(w.value)
+	}
+	return n
 }
 
 func putOp(key string, v any) (Op, error) {
@@ -110,11 +133,27 @@ func putOp(key string, v any) (Op, error) {
 	return Op{key: key, value: b}, nil
 }
 
-// PutPod writes a pod (metadata and spec; the status is the agent's).
-func PutPod(p *corev1.Pod) (Op, error) { return putOp(PodKey(p.Namespace, p.Name), p) }
+// PutPod writes a pod (metadata and spec; the status is the agent's) under
+// the node it is bound to.
+func PutPod(p *corev1.Pod) (Op, error) {
+	return putOp(PodKey(p.Spec.NodeName, p.Namespace, p.Name), p)
+}
 
-// DeletePod deletes a pod; its node agent then stops it.
-func DeletePod(namespace, name string) Op { return Op{key: PodKey(namespace, name)} }
+// MovePod writes a pod that was stored under node from (the unbound prefix
+// when ""), deleting its old key in the same transaction when its node
+// changed: binding a pod is one atomic write.
+func MovePod(from string, p *corev1.Pod) (Op, error) {
+	op, err := PutPod(p)
+	if err != nil || from == p.Spec.NodeName {
+		return op, err
+	}
+	op.with = []Op{DeletePod(from, p.Namespace, p.Name)}
+	return op, nil
+}
+
+// DeletePod deletes a pod stored under node ("" when unbound); its node
+// agent then stops it.
+func DeletePod(node, namespace, name string) Op { return Op{key: PodKey(node, namespace, name)} }
 
 // PutDeployment writes a deployment.
 func PutDeployment(d *appsv1.Deployment) (Op, error) {
@@ -138,54 +177,96 @@ func PutSyncStatus(st *SyncStatus) (Op, error) { return putOp(Prefix+syncKey, st
 // Apply writes ops in transactions fenced on the leadership: each succeeds
 // only while this replica's election key exists, so a deposed leader cannot
 // write. Large plans are split into several transactions (etcd limits the
-// operations and bytes of one); a plan cut short by a lost leadership is
-// finished by the next leader's plan, which starts from what was written.
+// operations and bytes of one: --max-txn-ops, 128 by default, and the
+// request size); the writes of one Op always share a transaction. A plan
+// cut short by a lost leadership is finished by the next leader's plan,
+// which starts from what was written. The revision of the last transaction
+// is recorded (Revision), so the leader can wait for its cache to have
+// applied its own writes before planning again.
 //
 // A key written more than once keeps its last write (a pod recreated under
 // its name is a delete then a put): etcd refuses a transaction that names a
 // key twice, and the last write is what the sequence would leave anyway.
 func (l *Leadership) Apply(ctx context.Context, ops []Op) error {
-	ops = lastWrites(ops)
-	for len(ops) > 0 {
-		n, size := 0, 0
-		for n < len(ops) && n < maxOpsPerTxn && (n == 0 || size+len(ops[n].value) < maxBytesPerTxn) {
-			size += len(ops[n].value) + len(ops[n].key)
-			n++
-		}
-		if err := l.txn(ctx, ops[:n]); err != nil {
+	for _, b := range batches(lastWrites(ops)) {
+		if err := l.txn(ctx, b); err != nil {
 			return err
 		}
-		ops = ops[n:]
 	}
 	return nil
 }
 
-// lastWrites drops every op that a later op on the same key supersedes,
-// keeping the order of the others.
+// batches cuts ops, in order, into transactions of at most maxOpsPerTxn
+// etcd operations and (unless one Op alone is larger) maxBytesPerTxn bytes,
+// never splitting an Op's writes.
+func batches(ops []Op) [][]Op {
+	var out [][]Op
+	for len(ops) > 0 {
+		n, writes, size := 0, 0, 0
+		for n < len(ops) && writes+ops[n].writes() <= maxOpsPerTxn && (n == 0 || size+ops[n].size() < maxBytesPerTxn) {
+			writes += ops[n].writes()
+			size += ops[n].size()
+			n++
+		}
+		out = append(out, ops[:n])
+		ops = ops[n:]
+	}
+	return out
+}
+
+// Revision is the etcd revision of the leader's last successful write (0
+// before the first).
+func (l *Leadership) Revision() int64 { return l.lastRev.Load() }
+
+// lastWrites drops every write that a later write on the same key
+// supersedes, keeping the order of the others and the grouping of an Op's
+// writes.
 func lastWrites(ops []Op) []Op {
 	last := make(map[string]int, len(ops))
+	total := 0
 	for i, o := range ops {
 		last[o.key] = i
+		for _, w := range o.with {
+			last[w.key] = i
+		}
+		total += o.writes()
 	}
-	if len(last) == len(ops) {
+	if len(last) == total {
 		return ops
 	}
-	out := make([]Op, 0, len(last))
+	out := make([]Op, 0, len(ops))
 	for i, o := range ops {
+		var keep []Op
 		if last[o.key] == i {
-			out = append(out, o)
+			keep = append(keep, Op{key: o.key, value: o.value})
+		}
+		for _, w := range o.with {
+			if last[w.key] == i {
+				keep = append(keep, w)
+			}
+		}
+		if len(keep) > 0 {
+			op := keep[0]
+			op.with = keep[1:]
+			out = append(out, op)
 		}
 	}
 	return out
 }
 
 func (l *Leadership) txn(ctx context.Context, ops []Op) error {
-	eops := make([]clientv3.Op, len(ops))
-	for i, o := range ops {
+	eops := make([]clientv3.Op, 0, len(ops))
+	add := func(o Op) {
 		if o.value == nil {
-			eops[i] = clientv3.OpDelete(o.key)
+			eops = append(eops, clientv3.OpDelete(o.key))
 		} else {
-			eops[i] = clientv3.OpPut(o.key, string(o.value))
+			eops = append(eops, clientv3.OpPut(o.key, string(o.value)))
+		}
+	}
+	for _, o := range ops {
+		add(o)
+		for _, w := range o.with {
+			add(w)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -200,5 +281,50 @@ func (l *Leadership) txn(ctx context.Context, ops []Op) error {
 	if !resp.Succeeded {
 		return ErrNotLeader
 	}
-	return nil
+	for {
+		prev := l.lastRev.Load()
+		if resp.Header.Revision <= prev || l.lastRev.CompareAndSwap(prev, resp.Header.Revision) {
+			return nil
+		}
+	}
+}
+
+// MigratePodKeys moves pods stored in the layout before pods were grouped
+// by node (/bosun/pods/<ns>/<name>) to their node's prefix, in fenced
+// transactions: a leader runs it once when it takes over a cluster written
+// by an older bosun. Until then readers (Cache, Snapshot) read such keys
+// transparently, but agents, which watch only their node's prefix, do not
+// see them. It reads only keys, then the values of old-layout keys.
+func (l *Leadership) MigratePodKeys(ctx context.Context) (int, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	resp, err := l.s.cli.Get(rctx, Prefix+PodsPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("list pod keys: %w", err)
+	}
+	var ops []Op
+	for _, kv := range resp.Kvs {
+		_, _, _, legacy, ok := parsePodKey(strings.TrimPrefix(string(kv.Key), Prefix+PodsPrefix))
+		if !ok || !legacy {
+			continue
+		}
+		var p corev1.Pod
+		found, err := l.s.get(ctx, string(kv.Key), &p)
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			continue
+		}
+		op, err := PutPod(&p)
+		if err != nil {
+			return 0, err
+		}
+		op.with = []Op{{key: string(kv.Key)}}
+		ops = append(ops, op)
+	}
+	if err := l.Apply(ctx, ops); err != nil {
+		return 0, fmt.Errorf("migrate pod keys: %w", err)
+	}
+	return len(ops), nil
 }

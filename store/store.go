@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,8 +120,49 @@ type SyncStatus struct {
 
 func nsName(namespace, name string) string { return namespace + "/" + name }
 
-// PodKey is the etcd key of a pod.
-func PodKey(namespace, name string) string { return Prefix + PodsPrefix + nsName(namespace, name) }
+// UnboundNode is the node segment of the key of a pod not yet bound to a
+// node. No node can be named "-": node names are DNS subdomains.
+const UnboundNode = "-"
+
+// PodKey is the etcd key of a pod bound to node ("" for an unbound pod):
+// /bosun/pods/<node>/<ns>/<name>. A node's agent watches only
+// NodePodsPrefix(node).
+func PodKey(node, namespace, name string) string {
+	return Prefix + NodePodsPrefix(node) + nsName(namespace, name)
+}
+
+// NodePodsPrefix is the sub-prefix (for Changes and CacheConfig.Prefixes)
+// of the pods bound to node, or of the unbound pods when node is "".
+func NodePodsPrefix(node string) string {
+	if node == "" {
+		node = UnboundNode
+	}
+	return PodsPrefix + node + "/"
+}
+
+// legacyPodKey is a pod's key in the layout before pods were grouped by
+// node; Leadership.MigratePodKeys moves such keys.
+func legacyPodKey(namespace, name string) string {
+	return Prefix + PodsPrefix + nsName(namespace, name)
+}
+
+// parsePodKey splits the part of a pod key after Prefix+PodsPrefix. The
+// node is "" for an unbound pod; legacy is true for a key of the old layout
+// (<ns>/<name>, no node segment).
+func parsePodKey(rest string) (node, namespace, name string, legacy bool, ok bool) {
+	parts := strings.Split(rest, "/")
+	switch len(parts) {
+	case 2:
+		return "", parts[0], parts[1], true, parts[0] != "" && parts[1] != ""
+	case 3:
+		node = parts[0]
+		if node == UnboundNode {
+			node = ""
+		}
+		return node, parts[1], parts[2], false, parts[0] != "" && parts[1] != "" && parts[2] != ""
+	}
+	return "", "", "", false, false
+}
 
 // PodStatusKey is the etcd key of a pod's status.
 func PodStatusKey(namespace, name string) string {
@@ -156,6 +198,8 @@ type Snapshot struct {
 	// Terminating are pods deleted from the store that their node still
 	// reports (it is stopping them).
 	Terminating []TerminatingPod
+
+	index *snapIndex // see Pod, PodsOnNode, PodsOwnedBy
 }
 
 // Snapshot reads the cluster state in one consistent request.
@@ -178,7 +222,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	for _, r := range resp.Responses {
 		kvs = append(kvs, r.GetResponseRange().Kvs...)
 	}
-	snap := &Snapshot{Revision: resp.Header.Revision}
+	snap := newSnapshot()
+	snap.Revision = resp.Header.Revision
 	statuses := map[string]PodStatus{}
 	for _, kv := range kvs {
 		key := strings.TrimPrefix(string(kv.Key), Prefix)
@@ -243,8 +288,10 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
 	})
 	// etcd returns keys in byte order, which is namespace/name order within
-	// a prefix; nodes are sorted by name likewise. Keep the contract explicit.
+	// a prefix; nodes are sorted by name likewise. Pods' keys start with
+	// their node, so they are sorted here. Keep the contract explicit.
 	sort.SliceStable(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
+	sort.SliceStable(snap.Pods, func(i, j int) bool { return podLess(&snap.Pods[i], &snap.Pods[j]) })
 	return snap, nil
 }
 
@@ -263,6 +310,9 @@ func appendDecoded[T any](value []byte, list *[]T) error {
 func mergeStatus(p *corev1.Pod, st corev1.PodStatus) {
 	sched := p.Status.Conditions
 	p.Status = st
+	// The reported conditions may be shared with other readers: an append
+	// must reallocate, never write into their backing array.
+	p.Status.Conditions = slices.Clip(p.Status.Conditions)
 	for _, c := range sched {
 		if c.Type != corev1.PodScheduled {
 			continue
@@ -277,13 +327,22 @@ func mergeStatus(p *corev1.Pod, st corev1.PodStatus) {
 	}
 }
 
-// PodsOnNode lists the pods bound to node, without their status.
+// podLess orders pods by namespace, then name.
+func podLess(a, b *corev1.Pod) bool {
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}
+
+// PodsOnNode lists the pods bound to node, without their status. It reads
+// only that node's prefix, so its cost does not grow with the cluster.
 func (s *Store) PodsOnNode(ctx context.Context, node string) ([]corev1.Pod, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, Prefix+PodsPrefix, clientv3.WithPrefix())
+	resp, err := s.cli.Get(ctx, Prefix+NodePodsPrefix(node), clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("list pods: %w", err)
+		return nil, 0, fmt.Errorf("list pods of node %s: %w", node, err)
 	}
 	var pods []corev1.Pod
 	for _, kv := range resp.Kvs {
@@ -291,14 +350,31 @@ func (s *Store) PodsOnNode(ctx context.Context, node string) ([]corev1.Pod, int6
 		if err := json.Unmarshal(kv.Value, &p); err != nil {
 			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
-		if p.Spec.NodeName == node {
-			pods = append(pods, p)
-		}
+		pods = append(pods, p)
 	}
 	return pods, resp.Header.Revision, nil
 }
 
+// Nodes lists the registered nodes, sorted by name.
+func (s *Store) Nodes(ctx context.Context) ([]corev1.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+NodesPrefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var nodes []corev1.Node
+	for _, kv := range resp.Kvs {
+		if err := appendDecoded(kv.Value, &nodes); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+	}
+	return nodes, nil
+}
+
 // PodStatuses returns every reported pod status, keyed "namespace/name".
+// It reads the whole prefix: tools and tests only; an agent reads the
+// statuses of its own pods with PodStatusesOf.
 func (s *Store) PodStatuses(ctx context.Context) (map[string]PodStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -313,6 +389,37 @@ func (s *Store) PodStatuses(ctx context.Context) (map[string]PodStatus, error) {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 		out[strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix)] = st
+	}
+	return out, nil
+}
+
+// PodStatusesOf reads the statuses of the pods named by keys
+// ("namespace/name"), in transactions of at most maxOpsPerTxn reads; pods
+// without a status are absent from the result.
+func (s *Store) PodStatusesOf(ctx context.Context, keys []string) (map[string]PodStatus, error) {
+	out := make(map[string]PodStatus, len(keys))
+	for len(keys) > 0 {
+		n := min(len(keys), maxOpsPerTxn)
+		gets := make([]clientv3.Op, n)
+		for i, k := range keys[:n] {
+			gets[i] = clientv3.OpGet(Prefix + PodStatusPrefix + k)
+		}
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("read pod statuses: %w", err)
+		}
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().Kvs {
+				var st PodStatus
+				if err := json.Unmarshal(kv.Value, &st); err != nil {
+					return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+				}
+				out[strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix)] = st
+			}
+		}
+		keys = keys[n:]
 	}
 	return out, nil
 }

@@ -140,7 +140,7 @@ func TestLeadership_applyRecreatesUnderTheSameKey(t *testing.T) {
 	}
 	fresh, _ := PutPod(pod("default", "tool", "uid-2", ""))
 	other, _ := PutPod(pod("default", "other", "uid-3", ""))
-	if err := lead.Apply(ctx, []Op{DeletePod("default", "tool"), other, fresh}); err != nil {
+	if err := lead.Apply(ctx, []Op{DeletePod("", "default", "tool"), other, fresh}); err != nil {
 		t.Fatalf("delete then put of one key: %v", err)
 	}
 	snap, _ := s.Snapshot(ctx)
@@ -148,7 +148,7 @@ func TestLeadership_applyRecreatesUnderTheSameKey(t *testing.T) {
 		t.Fatalf("pods = %+v", snap.Pods)
 	}
 	// The last write wins the other way round too.
-	if err := lead.Apply(ctx, []Op{fresh, DeletePod("default", "tool")}); err != nil {
+	if err := lead.Apply(ctx, []Op{fresh, DeletePod("", "default", "tool")}); err != nil {
 		t.Fatal(err)
 	}
 	if snap, _ = s.Snapshot(ctx); len(snap.Pods) != 1 {

@@ -1,0 +1,746 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// snapshotKinds are the sub-prefixes a Snapshot is made of (syncKey is a
+// single key).
+var snapshotKinds = []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
+	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, syncKey}
+
+// CacheConfig configures a Cache. The zero value caches everything a
+// Snapshot holds.
+type CacheConfig struct {
+	// Prefixes are the sub-prefixes served (such as NodePodsPrefix(node)
+	// for an agent); default every kind of a Snapshot. Keys outside them
+	// are ignored.
+	Prefixes []string
+	// Registerer receives the cache's metrics (bosun_cache_*); nil
+	// registers none. Name tells two caches of one process apart in the
+	// "cache" label; default "state".
+	Registerer prometheus.Registerer
+	Name       string
+	Logger     *slog.Logger
+}
+
+// Cache is a watch-fed, in-memory copy of the state under some prefixes,
+// like client-go's informers: Run lists the prefixes once (one
+// transaction, one revision), then watches from the next revision and
+// applies each event to decoded, immutable objects. Readers take a
+// Snapshot, which is the same object until something changes and is
+// rebuilt only for the kinds that changed; they learn of changes from
+// Changes and wait for a revision (such as their own write) with WaitFor.
+// A compacted watch relists from scratch and swaps the new state in at
+// once. Create one per process with NewCache and run it with Run.
+type Cache struct {
+	cli      *clientv3.Client
+	prefixes []string
+	watch    string // the one prefix watched (a common prefix of prefixes)
+	log      *slog.Logger
+	m        *cacheMetrics
+
+	synced chan struct{} // closed after the first list
+
+	mu       sync.Mutex
+	rev      int64 // revision applied; every event up to it is in the state
+	state    *cacheState
+	snap     *Snapshot     // last published; nil when something changed since
+	advanced chan struct{} // closed and replaced whenever rev moves
+	subs     map[*cacheSub]struct{}
+
+	// Tests: watchGate runs before each watch is opened; restart breaks
+	// the current watch.
+	watchGate func(ctx context.Context)
+	restart   chan struct{}
+}
+
+type cacheSub struct {
+	ch    chan int64
+	kinds map[string]bool // nil: every kind
+}
+
+// NewCache returns a cache of st's state; it is empty until Run has listed.
+func NewCache(st *Store, cfg CacheConfig) *Cache {
+	prefixes := cfg.Prefixes
+	if len(prefixes) == 0 {
+		prefixes = snapshotKinds
+	}
+	watch := Prefix
+	if len(prefixes) == 1 {
+		watch = Prefix + prefixes[0]
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "state"
+	}
+	return &Cache{
+		cli: st.cli, prefixes: slices.Clone(prefixes), watch: watch, log: log.With("component", "cache", "cache", name),
+		m: newCacheMetrics(cfg.Registerer, name), synced: make(chan struct{}),
+		state: newCacheState(), advanced: make(chan struct{}), subs: map[*cacheSub]struct{}{},
+		restart: make(chan struct{}, 1),
+	}
+}
+
+// Synced is closed once the first list is applied.
+func (c *Cache) Synced() <-chan struct{} { return c.synced }
+
+// Revision is the etcd revision the cache has applied.
+func (c *Cache) Revision() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rev
+}
+
+// Run lists and watches until ctx ends; it returns nil then. Failures to
+// list or watch are logged and retried.
+func (c *Cache) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := c.relist(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.log.Warn("list failed; retrying", "err", err, "in", backoff)
+			sleepCtx(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		reason := c.watchFrom(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		c.m.relists.WithLabelValues(reason).Inc()
+		c.log.Warn("relisting", "reason", reason, "revision", c.Revision())
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// relist reads every served prefix in one transaction and swaps the new
+// state in.
+func (c *Cache) relist(ctx context.Context) error {
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	gets := make([]clientv3.Op, len(c.prefixes))
+	for i, p := range c.prefixes {
+		if p == syncKey {
+			gets[i] = clientv3.OpGet(Prefix + p)
+		} else {
+			gets[i] = clientv3.OpGet(Prefix+p, clientv3.WithPrefix())
+		}
+	}
+	resp, err := c.cli.Txn(rctx).Then(gets...).Commit()
+	if err != nil {
+		return fmt.Errorf("list %s: %w", strings.Join(c.prefixes, ","), err)
+	}
+	st := newCacheState()
+	for _, r := range resp.Responses {
+		for _, kv := range r.GetResponseRange().Kvs {
+			c.apply(st, string(kv.Key), kv.Value, false)
+		}
+	}
+	c.mu.Lock()
+	c.state = st
+	c.snap = nil
+	c.setRev(resp.Header.Revision)
+	c.notify(nil)
+	counts := st.counts()
+	c.mu.Unlock()
+	c.m.setCounts(counts)
+	select {
+	case <-c.synced:
+	default:
+		close(c.synced)
+	}
+	c.log.Debug("listed", "revision", resp.Header.Revision, "took", time.Since(start))
+	return nil
+}
+
+// watchFrom watches from the revision after the applied one, and applies
+// events until the watch cannot go on; it returns why a relist is needed.
+// A watch that breaks without a compaction is resumed from the applied
+// revision, which needs no relist.
+func (c *Cache) watchFrom(ctx context.Context) string {
+	for ctx.Err() == nil {
+		if c.watchGate != nil {
+			c.watchGate(ctx)
+		}
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := c.cli.Watch(wctx, c.watch, clientv3.WithPrefix(), clientv3.WithRev(c.Revision()+1))
+		reason := c.consume(ctx, wch)
+		cancel()
+		for range wch { // let the watcher close
+		}
+		if reason != "" {
+			return reason
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+	return ""
+}
+
+// consume applies watch responses until the watch ends; it returns a
+// reason to relist, or "" to resume watching.
+func (c *Cache) consume(ctx context.Context, wch clientv3.WatchChan) string {
+	for {
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-c.restart:
+			return ""
+		case resp, ok := <-wch:
+			if !ok {
+				return ""
+			}
+			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				return "compacted"
+			}
+			if err := resp.Err(); err != nil {
+				c.log.Debug("watch broke; resuming", "err", err)
+				return ""
+			}
+			c.applyEvents(resp)
+		}
+	}
+}
+
+// applyEvents applies one watch response: decoding happens before the
+// lock is taken.
+func (c *Cache) applyEvents(resp clientv3.WatchResponse) {
+	type decoded struct {
+		key   string
+		value []byte
+		del   bool
+	}
+	rev := int64(0)
+	if resp.IsProgressNotify() {
+		rev = resp.Header.Revision
+	}
+	kinds := map[string]bool{}
+	var evs []decoded
+	for _, ev := range resp.Events {
+		rev = max(rev, ev.Kv.ModRevision)
+		key := string(ev.Kv.Key)
+		if c.served(key) == "" {
+			continue
+		}
+		evs = append(evs, decoded{key: key, value: ev.Kv.Value, del: ev.Type == mvccpb.DELETE})
+		kinds[c.served(key)] = true
+	}
+	c.mu.Lock()
+	for _, ev := range evs {
+		c.apply(c.state, ev.key, ev.value, ev.del)
+	}
+	if len(evs) > 0 {
+		c.snap = nil
+	}
+	var counts map[string]int
+	if rev > c.rev {
+		c.setRev(rev)
+		if len(kinds) > 0 {
+			c.notify(kinds)
+			counts = c.state.counts()
+		}
+	}
+	c.mu.Unlock()
+	if counts != nil {
+		c.m.setCounts(counts)
+	}
+}
+
+// served returns the kind (sub-prefix) of key when the cache serves it.
+func (c *Cache) served(key string) string {
+	rest, ok := strings.CutPrefix(key, Prefix)
+	if !ok {
+		return ""
+	}
+	for _, p := range c.prefixes {
+		if p == syncKey && rest == syncKey || p != syncKey && strings.HasPrefix(rest, p) {
+			return kindOfKey(rest)
+		}
+	}
+	return ""
+}
+
+// kindOfKey is the snapshot kind of a key relative to Prefix.
+func kindOfKey(rest string) string {
+	for _, k := range snapshotKinds {
+		if k == syncKey && rest == syncKey || k != syncKey && strings.HasPrefix(rest, k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// apply puts (or deletes) one key in st. A value that does not decode is
+// logged and left out, like a deleted key.
+func (c *Cache) apply(st *cacheState, key string, value []byte, del bool) {
+	if err := st.apply(key, value, del); err != nil {
+		c.m.decodeErrors.Inc()
+		c.log.Warn("cannot decode; left out", "key", key, "err", err)
+		st.apply(key, nil, true)
+	}
+}
+
+// setRev moves the applied revision and wakes WaitFor; c.mu is held.
+func (c *Cache) setRev(rev int64) {
+	c.rev = rev
+	close(c.advanced)
+	c.advanced = make(chan struct{})
+	c.m.revision.Set(float64(rev))
+}
+
+// notify tells every subscriber interested in one of kinds (nil: all) of
+// the new revision; c.mu is held.
+func (c *Cache) notify(kinds map[string]bool) {
+	for s := range c.subs {
+		if s.kinds != nil && kinds != nil && !intersects(s.kinds, kinds) {
+			continue
+		}
+		sendLatest(s.ch, c.rev)
+	}
+}
+
+func intersects(a, b map[string]bool) bool {
+	for k := range b {
+		if a[k] {
+			return true
+		}
+	}
+	return false
+}
+
+// sendLatest sends rev on a channel of capacity one, replacing a pending
+// older notification.
+func sendLatest(ch chan int64, rev int64) {
+	select {
+	case ch <- rev:
+	default:
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- rev
+	}
+}
+
+// Changes sends the cache's revision after every change of the given kinds
+// (sub-prefixes such as PodsPrefix; every kind when none), after a relist,
+// and once at once when the cache has listed, so that a reader that
+// snapshots on every notification misses nothing. Notifications coalesce:
+// a slow reader sees the newest revision, never a backlog. The channel is
+// closed when ctx ends.
+func (c *Cache) Changes(ctx context.Context, kinds ...string) <-chan int64 {
+	s := &cacheSub{ch: make(chan int64, 1)}
+	if len(kinds) > 0 {
+		s.kinds = map[string]bool{}
+		for _, k := range kinds {
+			if kk := kindOfKey(k); kk != "" {
+				s.kinds[kk] = true
+			}
+		}
+	}
+	c.mu.Lock()
+	c.subs[s] = struct{}{}
+	select {
+	case <-c.synced:
+		sendLatest(s.ch, c.rev)
+	default:
+	}
+	c.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		c.mu.Lock()
+		delete(c.subs, s)
+		close(s.ch)
+		c.mu.Unlock()
+	}()
+	return s.ch
+}
+
+// WaitFor blocks until the cache has applied revision rev (a write's
+// revision: the cache then shows it), or ctx ends. A cache serving only
+// some prefixes sees only their revisions.
+func (c *Cache) WaitFor(ctx context.Context, rev int64) error {
+	select {
+	case <-c.synced:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for {
+		c.mu.Lock()
+		if c.rev >= rev {
+			c.mu.Unlock()
+			return nil
+		}
+		ch := c.advanced
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for revision %d: %w", rev, ctx.Err())
+		}
+	}
+}
+
+// Snapshot returns the cached state, waiting for the first list. It is the
+// same *Snapshot until something changes; a change rebuilds only the lists
+// of the kinds that changed. The snapshot and everything it points to are
+// shared and immutable: readers must not modify them (copy first).
+func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, error) {
+	select {
+	case <-c.synced:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read cached state: %w", ctx.Err())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.snap == nil {
+		c.snap = c.state.snapshot(c.rev)
+	}
+	return c.snap, nil
+}
+
+// cacheState is the decoded state. Objects are never modified once
+// decoded: a change replaces them. Lists are rebuilt only for kinds that
+// changed since the last snapshot.
+type cacheState struct {
+	nodes       table[corev1.Node]
+	deployments table[appsv1.Deployment]
+	services    table[corev1.Service]
+	configMaps  table[corev1.ConfigMap]
+	secrets     table[corev1.Secret]
+	namespaces  table[corev1.Namespace]
+	jobs        table[batchv1.Job]
+	cronJobs    table[batchv1.CronJob]
+	sync        SyncStatus
+
+	// pods by etcd key, the names they answer to, statuses by
+	// namespace/name, and each pod merged with its status.
+	pods     map[string]*corev1.Pod
+	names    map[string][]string // namespace/name -> pod keys (one, but for a moment two)
+	statuses map[string]*PodStatus
+	merged   map[string]*corev1.Pod // by pod key
+	// terminating are namespace/name of statuses no pod of the same UID
+	// claims.
+	terminating map[string]bool
+	podOrder    []string // pod keys sorted by namespace/name; nil when stale
+	podList     []corev1.Pod
+	podsDirty   bool
+	termList    []TerminatingPod
+	termDirty   bool
+}
+
+func newCacheState() *cacheState {
+	return &cacheState{
+		nodes: newTable[corev1.Node](), deployments: newTable[appsv1.Deployment](), services: newTable[corev1.Service](),
+		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
+		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](),
+		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]*PodStatus{},
+		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podsDirty: true, termDirty: true,
+	}
+}
+
+func (st *cacheState) counts() map[string]int {
+	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": len(st.statuses),
+		"deployments": len(st.deployments.objs), "services": len(st.services.objs), "configmaps": len(st.configMaps.objs),
+		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs)}
+}
+
+// apply puts (value) or deletes (del) one key.
+func (st *cacheState) apply(key string, value []byte, del bool) error {
+	rest := strings.TrimPrefix(key, Prefix)
+	switch kind := kindOfKey(rest); kind {
+	case NodesPrefix:
+		return st.nodes.apply(rest, value, del)
+	case DeploymentsPrefix:
+		return st.deployments.apply(rest, value, del)
+	case ServicesPrefix:
+		return st.services.apply(rest, value, del)
+	case ConfigMapsPrefix:
+		return st.configMaps.apply(rest, value, del)
+	case SecretsPrefix:
+		return st.secrets.apply(rest, value, del)
+	case NamespacesPrefix:
+		return st.namespaces.apply(rest, value, del)
+	case JobsPrefix:
+		return st.jobs.apply(rest, value, del)
+	case CronJobsPrefix:
+		return st.cronJobs.apply(rest, value, del)
+	case syncKey:
+		st.sync = SyncStatus{}
+		if del {
+			return nil
+		}
+		return json.Unmarshal(value, &st.sync)
+	case PodsPrefix:
+		return st.applyPod(rest, value, del)
+	case PodStatusPrefix:
+		return st.applyStatus(strings.TrimPrefix(rest, PodStatusPrefix), value, del)
+	}
+	return nil
+}
+
+func (st *cacheState) applyPod(key string, value []byte, del bool) error {
+	_, ns, name, _, ok := parsePodKey(strings.TrimPrefix(key, PodsPrefix))
+	if !ok {
+		return nil // not a pod key: nothing bosun writes
+	}
+	nn := nsName(ns, name)
+	var p *corev1.Pod
+	if !del {
+		p = new(corev1.Pod)
+		if err := json.Unmarshal(value, p); err != nil {
+			return err
+		}
+	}
+	_, had := st.pods[key]
+	switch {
+	case p == nil && had:
+		delete(st.pods, key)
+		delete(st.merged, key)
+		st.names[nn] = slices.DeleteFunc(slices.Clone(st.names[nn]), func(k string) bool { return k == key })
+		if len(st.names[nn]) == 0 {
+			delete(st.names, nn)
+		}
+		st.podOrder = nil
+	case p != nil:
+		st.pods[key] = p
+		if !had {
+			st.names[nn] = append(slices.Clone(st.names[nn]), key)
+			st.podOrder = nil
+		}
+	case p == nil:
+		return nil // deleting what was never there
+	}
+	st.podsDirty = true
+	st.remerge(nn)
+	return nil
+}
+
+func (st *cacheState) applyStatus(nn string, value []byte, del bool) error {
+	var s *PodStatus
+	if !del {
+		s = new(PodStatus)
+		if err := json.Unmarshal(value, s); err != nil {
+			return err
+		}
+	}
+	if s == nil {
+		if _, ok := st.statuses[nn]; !ok {
+			return nil
+		}
+		delete(st.statuses, nn)
+	} else {
+		st.statuses[nn] = s
+	}
+	st.podsDirty = true
+	st.remerge(nn)
+	return nil
+}
+
+// remerge recomputes the merged pods of one name and whether its status
+// is a terminating pod's.
+func (st *cacheState) remerge(nn string) {
+	s := st.statuses[nn]
+	claimed := false
+	for _, key := range st.names[nn] {
+		p := st.pods[key]
+		if s != nil && s.UID == p.UID {
+			m := *p
+			mergeStatus(&m, s.Status)
+			st.merged[key] = &m
+			claimed = true
+		} else {
+			st.merged[key] = p
+		}
+	}
+	term := s != nil && !claimed
+	if term || st.terminating[nn] {
+		st.termDirty = true
+	}
+	if term {
+		st.terminating[nn] = true
+	} else {
+		delete(st.terminating, nn)
+	}
+}
+
+// snapshot publishes the state at rev, rebuilding the lists that changed.
+func (st *cacheState) snapshot(rev int64) *Snapshot {
+	s := newSnapshot()
+	s.Revision = rev
+	s.Nodes = st.nodes.list()
+	s.Deployments = st.deployments.list()
+	s.Services = st.services.list()
+	s.ConfigMaps = st.configMaps.list()
+	s.Secrets = st.secrets.list()
+	s.Namespaces = st.namespaces.list()
+	s.Jobs = st.jobs.list()
+	s.CronJobs = st.cronJobs.list()
+	s.Sync = st.sync
+	if st.podsDirty {
+		if st.podOrder == nil {
+			st.podOrder = make([]string, 0, len(st.pods))
+			for k := range st.pods {
+				st.podOrder = append(st.podOrder, k)
+			}
+			sort.Slice(st.podOrder, func(i, j int) bool {
+				a, b := st.pods[st.podOrder[i]], st.pods[st.podOrder[j]]
+				if a.Namespace != b.Namespace || a.Name != b.Name {
+					return podLess(a, b)
+				}
+				return st.podOrder[i] < st.podOrder[j]
+			})
+		}
+		st.podList = nil
+		if len(st.podOrder) > 0 {
+			st.podList = make([]corev1.Pod, len(st.podOrder))
+			for i, k := range st.podOrder {
+				st.podList[i] = *st.merged[k]
+			}
+		}
+		st.podsDirty = false
+	}
+	s.Pods = st.podList
+	if st.termDirty {
+		st.termList = nil
+		for nn := range st.terminating {
+			ps := st.statuses[nn]
+			ns, name, _ := strings.Cut(nn, "/")
+			st.termList = append(st.termList, TerminatingPod{Namespace: ns, Name: name, UID: ps.UID, Node: ps.Node, Owner: ps.Owner})
+		}
+		sort.Slice(st.termList, func(i, j int) bool {
+			a, b := st.termList[i], st.termList[j]
+			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+		})
+		st.termList = slices.Clip(st.termList)
+		st.termDirty = false
+	}
+	s.Terminating = st.termList
+	return s
+}
+
+// table holds the decoded objects of one kind by key, and the list last
+// published, which is rebuilt only after a change.
+type table[T any] struct {
+	objs  map[string]*T
+	order []string // keys sorted; nil when stale
+	out   []T
+	dirty bool
+}
+
+func newTable[T any]() table[T] { return table[T]{objs: map[string]*T{}, dirty: true} }
+
+func (t *table[T]) apply(key string, value []byte, del bool) error {
+	if del {
+		if _, ok := t.objs[key]; ok {
+			delete(t.objs, key)
+			t.order, t.dirty = nil, true
+		}
+		return nil
+	}
+	v := new(T)
+	if err := json.Unmarshal(value, v); err != nil {
+		return err
+	}
+	if _, ok := t.objs[key]; !ok {
+		t.order = nil
+	}
+	t.objs[key] = v
+	t.dirty = true
+	return nil
+}
+
+// list returns the objects in key order (the order of a range read), a
+// clipped slice so that a reader's append never writes into it.
+func (t *table[T]) list() []T {
+	if !t.dirty {
+		return t.out
+	}
+	if t.order == nil {
+		t.order = make([]string, 0, len(t.objs))
+		for k := range t.objs {
+			t.order = append(t.order, k)
+		}
+		sort.Strings(t.order)
+	}
+	t.out = nil
+	if len(t.order) > 0 {
+		t.out = make([]T, len(t.order))
+		for i, k := range t.order {
+			t.out[i] = *t.objs[k]
+		}
+	}
+	t.dirty = false
+	return t.out
+}
+
+// cacheMetrics are a cache's Prometheus metrics.
+type cacheMetrics struct {
+	relists      *prometheus.CounterVec
+	decodeErrors prometheus.Counter
+	revision     prometheus.Gauge
+	objects      *prometheus.GaugeVec
+}
+
+func newCacheMetrics(reg prometheus.Registerer, name string) *cacheMetrics {
+	labels := prometheus.Labels{"cache": name}
+	m := &cacheMetrics{
+		relists: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_cache_relists_total", Help: "Times the cache listed its prefixes again after its watch could not resume, by reason (compacted).",
+			ConstLabels: labels,
+		}, []string{"reason"}),
+		decodeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_cache_decode_errors_total", Help: "Values the cache could not decode and left out.", ConstLabels: labels,
+		}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bosun_cache_revision", Help: "The etcd revision the cache has applied.", ConstLabels: labels,
+		}),
+		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bosun_cache_objects", Help: "Objects in the cache, by kind.", ConstLabels: labels,
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.relists, m.decodeErrors, m.revision, m.objects)
+	}
+	return m
+}
+
+func (m *cacheMetrics) setCounts(counts map[string]int) {
+	for k, n := range counts {
+		m.objects.WithLabelValues(k).Set(float64(n))
+	}
+}
