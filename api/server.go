@@ -32,7 +32,15 @@ type Config struct {
 	// nothing else, on this address: expose it to the Git host while the
 	// API stays on loopback (the API has no authentication).
 	WebhookListen string
-	Logger        *slog.Logger
+	// State serves status and get: in a replica the process's store.Cache,
+	// so a request reads memory, not etcd; default the store itself.
+	State  State
+	Logger *slog.Logger
+}
+
+// State is where status and get read the cluster from.
+type State interface {
+	Snapshot(ctx context.Context) (*store.Snapshot, error)
 }
 
 // Server is the HTTP API.
@@ -55,6 +63,9 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.State == nil {
+		cfg.State = st
 	}
 	s := &Server{cfg: cfg, st: st, backend: backend, mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.mux.HandleFunc("GET /api/v1/status", s.status)
@@ -162,7 +173,7 @@ func btoi(b bool) int {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	snap, err := s.st.Snapshot(r.Context())
+	snap, err := s.cfg.State.Snapshot(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
@@ -180,7 +191,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	name := r.PathValue("name")
 	ns := r.URL.Query().Get("namespace")
-	snap, err := s.st.Snapshot(r.Context())
+	snap, err := s.cfg.State.Snapshot(r.Context())
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return

@@ -104,12 +104,20 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
+// State is what the server reads services and pods from: in a replica the
+// process's store.Cache (cheap snapshots, notifications without etcd
+// reads); a *store.Store also serves (tests, tools).
+type State interface {
+	Snapshot(ctx context.Context) (*store.Snapshot, error)
+	Changes(ctx context.Context, kinds ...string) <-chan int64
+}
+
 // Server answers the cluster domain from an Index kept current by watching the
-// store, and forwards other names upstream. Create it with New, start it with
+// state, and forwards other names upstream. Create it with New, start it with
 // Run.
 type Server struct {
 	cfg    Config
-	st     *store.Store
+	st     State
 	log    *slog.Logger
 	domain string // canonical
 
@@ -129,14 +137,14 @@ type Server struct {
 }
 
 // New checks cfg and returns a Server that serves st once Run is called.
-func New(cfg Config, st *store.Store) (*Server, error) {
+func New(cfg Config, st State) (*Server, error) {
 	if st == nil {
 		return nil, errors.New("dns: nil store")
 	}
 	return newServer(cfg, st)
 }
 
-func newServer(cfg Config, st *store.Store) (*Server, error) {
+func newServer(cfg Config, st State) (*Server, error) {
 	cfg.Upstreams = append([]string(nil), cfg.Upstreams...)
 	if len(cfg.Upstreams) == 0 {
 		cfg.Upstreams = nil // nil means "read resolv.conf"

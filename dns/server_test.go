@@ -96,7 +96,7 @@ func putPod(t *testing.T, st *store.Store, p corev1.Pod) {
 	}
 	status := p.Status
 	p.Status = corev1.PodStatus{}
-	put(t, st, store.PodKey(p.Namespace, p.Name), p)
+	put(t, st, store.PodKey(p.Spec.NodeName, p.Namespace, p.Name), p)
 	if err := st.PutPodStatus(context.Background(), p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: status}); err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestServer_followsStoreChanges(t *testing.T) {
 	// does not count.
 	p.UID = "uid-1-recreated"
 	p.Status = corev1.PodStatus{}
-	put(t, st, store.PodKey("prod", "web-1"), p)
+	put(t, st, store.PodKey(p.Spec.NodeName, "prod", "web-1"), p)
 	waitAnswer(t, addr, name, mdns.RcodeSuccess, []string{"10.0.0.2"})
 
 	if _, err := st.Client().Delete(ctx, store.ServiceKey("prod", "web")); err != nil {

@@ -74,12 +74,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	// Before anything on this machine changes: a node must not share pod
 	// addresses with another on this machine.
-	snap, err := a.st.Snapshot(ctx)
+	registered, err := a.st.Nodes(ctx)
 	if err != nil {
 		return fmt.Errorf("read nodes: %w", err)
 	}
 	host, _ := os.Hostname()
-	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, snap.Nodes)
+	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, registered)
 	if refuse != nil {
 		return fmt.Errorf("node %s: %w", a.cfg.NodeName, refuse)
 	}
@@ -118,18 +118,36 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("node registered", "containerd", ver.Version, "podCIDR", a.cfg.PodCIDR,
 		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
 
-	// Watch before the first list, so no change falls between them.
-	changes := a.st.Changes(ctx, store.PodsPrefix)
+	// The pods bound to this node, and only those: a cache of the node's
+	// own prefix, listed once and then fed by its watch, so the agent's
+	// cost does not grow with the cluster's pod count.
+	cctx, stopCache := context.WithCancel(ctx)
+	pods := store.NewCache(a.st, store.CacheConfig{Prefixes: []string{store.NodePodsPrefix(a.cfg.NodeName)}, Name: "node", Logger: a.log})
+	var cacheDone sync.WaitGroup
+	cacheDone.Add(1)
+	go func() {
+		defer cacheDone.Done()
+		pods.Run(cctx)
+	}()
+	defer cacheDone.Wait()
+	defer stopCache()
+	changes := pods.Changes(cctx)
 	found, err := a.discover(ctx)
 	if err != nil {
 		return err
 	}
-	prior, err := a.st.PodStatuses(ctx)
+	// Only the statuses of the pods found here: a prior report tells an
+	// adopted worker its restart counts and start times.
+	keys := make([]string, 0, len(found))
+	for key := range found {
+		keys = append(keys, key)
+	}
+	prior, err := a.st.PodStatusesOf(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("read pod statuses: %w", err)
 	}
 
-	l := &loop{a: a, workers: map[string]*podWorker{}, done: make(chan *podWorker)}
+	l := &loop{a: a, pods: pods, workers: map[string]*podWorker{}, done: make(chan *podWorker)}
 	defer l.wg.Wait()
 	for key, byUID := range found {
 		w := l.spawn(ctx, key)
@@ -193,6 +211,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // loop is Run's bookkeeping of pod workers; only Run's goroutine touches it.
 type loop struct {
 	a       *Agent
+	pods    *store.Cache          // the pods bound to this node
 	workers map[string]*podWorker // by namespace/name
 	desired map[string]*corev1.Pod
 	done    chan *podWorker
@@ -202,13 +221,17 @@ type loop struct {
 // refresh reads the pods bound to this node and hands each worker its pod
 // (nil when the pod is gone), starting workers for new pods.
 func (l *loop) refresh(ctx context.Context) error {
-	pods, _, err := l.a.st.PodsOnNode(ctx, l.a.cfg.NodeName)
+	snap, err := l.pods.Snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	desired := make(map[string]*corev1.Pod, len(pods))
-	for i := range pods {
-		p := &pods[i]
+	desired := make(map[string]*corev1.Pod, len(snap.Pods))
+	for i := range snap.Pods {
+		// The snapshot is shared and immutable; workers get their own copy.
+		p := snap.Pods[i].DeepCopy()
+		if p.Spec.NodeName != l.a.cfg.NodeName {
+			continue // a key under the wrong node: not this node's to run
+		}
 		desired[p.Namespace+"/"+p.Name] = p
 	}
 	l.desired = desired

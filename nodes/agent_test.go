@@ -148,14 +148,14 @@ func (h *harness) putPod(p *corev1.Pod) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := h.st.Client().Put(context.Background(), store.PodKey(p.Namespace, p.Name), string(b)); err != nil {
+	if _, err := h.st.Client().Put(context.Background(), store.PodKey(p.Spec.NodeName, p.Namespace, p.Name), string(b)); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 func (h *harness) deletePod(ns, name string) {
 	h.t.Helper()
-	if _, err := h.st.Client().Delete(context.Background(), store.PodKey(ns, name)); err != nil {
+	if _, err := h.st.Client().Delete(context.Background(), store.PodKey(h.cfg.NodeName, ns, name)); err != nil {
 		h.t.Fatal(err)
 	}
 }

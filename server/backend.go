@@ -28,6 +28,7 @@ import (
 type backend struct {
 	cfg   Config
 	st    *store.Store
+	cache *store.Cache // the replica's cache: plans and logs read it
 	agent *nodes.Agent // this machine's agent, nil without one
 
 	planMu  sync.Mutex // one plan fetch at a time
@@ -70,7 +71,7 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	if err != nil {
 		return nil, err
 	}
-	snap, err := b.st.Snapshot(ctx)
+	snap, err := b.cache.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func desiredFrom(rev store.Revision, set *manifest.Set) *store.Desired {
 // Logs streams a container's log: from this machine's agent when the pod
 // runs here, otherwise from the agent of the pod's node over HTTP.
 func (b *backend) Logs(ctx context.Context, req api.LogRequest, w io.Writer) error {
-	snap, err := b.st.Snapshot(ctx)
+	snap, err := b.cache.Snapshot(ctx)
 	if err != nil {
 		return err
 	}

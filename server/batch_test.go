@@ -68,13 +68,14 @@ func TestCluster_cronRunIsFencedAndWrittenWithItsSchedule(t *testing.T) {
 	created := time.Date(2026, 1, 1, 10, 0, 30, 0, time.UTC)
 	due := created.Add(30 * time.Second)
 	now := created
+	cache := runCache(t, st)
 	leaderAt := func(id string) (*store.Leadership, *reconciler.Driver, *metrics) {
 		lead, err := st.Campaign(ctx, id, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m := newMetrics(prometheus.NewRegistry())
-		cl := &cluster{st: st, lead: lead, now: func() time.Time { return now }, grace: time.Minute, m: m}
+		cl := &cluster{st: st, cache: cache, lead: lead, now: func() time.Time { return now }, grace: time.Minute, m: m}
 		return lead, &reconciler.Driver{Cluster: cl, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now }}, m
 	}
 	lead, driver, m := leaderAt("a")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -18,16 +20,27 @@ import (
 // cluster implements reconciler.Cluster on the store, writing through the
 // leadership so that every write is fenced.
 type cluster struct {
-	st   *store.Store
-	lead *store.Leadership
-	now  func() time.Time
+	st    *store.Store
+	cache *store.Cache
+	lead  *store.Leadership
+	log   *slog.Logger
+	now   func() time.Time
 	// grace is how long a node may be absent before its pods count as lost.
 	grace time.Duration
 	// lastSeen is when each node was last registered, as far as this
 	// leader knows. Only the reconcile loop touches it.
 	lastSeen map[string]node
 	m        *metrics
+	// snap is the state the last plan was made from: Apply finds there
+	// the node (so the key) of a pod it deletes or binds.
+	snap *store.Snapshot
+	// migrated is set once old-layout pod keys were moved (at takeover).
+	migrated bool
 }
+
+// readOwnWritesTimeout bounds the wait for the cache to show the leader's
+// last write; a cache that far behind fails the pass, which is retried.
+const readOwnWritesTimeout = 10 * time.Second
 
 // node is the last registration seen of a node.
 type node struct {
@@ -35,17 +48,53 @@ type node struct {
 	seen time.Time
 }
 
+// Observe reads the replica's cache, once it shows the leader's own last
+// write: a plan made from an older state would repeat the last one's
+// creations. A new leader first moves pods stored in the old key layout.
 func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
-	snap, err := c.st.Snapshot(ctx)
+	if !c.migrated {
+		n, err := c.lead.MigratePodKeys(ctx)
+		if err != nil {
+			return reconciler.Observed{}, err
+		}
+		if n > 0 && c.log != nil {
+			c.log.Info("moved pods to the per-node key layout", "pods", n)
+		}
+		c.migrated = true
+	}
+	wctx, cancel := context.WithTimeout(ctx, readOwnWritesTimeout)
+	err := c.cache.WaitFor(wctx, c.lead.Revision())
+	cancel()
+	if err != nil {
+		return reconciler.Observed{}, fmt.Errorf("cache behind the leader's writes: %w", err)
+	}
+	snap, err := c.cache.Snapshot(ctx)
 	if err != nil {
 		return reconciler.Observed{}, err
 	}
+	c.snap = snap
 	if c.lastSeen == nil {
 		c.lastSeen = boundNodes(snap, c.now())
 	}
 	o := observed(snap)
-	o.Nodes = nodesWithGrace(snap, c.lastSeen, c.now(), c.grace)
+	// The snapshot is shared with DNS and the API: nodesWithGrace appends
+	// and sorts, so it gets a list of its own.
+	own := *snap
+	own.Nodes = slices.Clone(snap.Nodes)
+	o.Nodes = nodesWithGrace(&own, c.lastSeen, c.now(), c.grace)
 	return o, nil
+}
+
+// podNode is the node a pod is stored under, as the last observed state
+// has it ("" when unbound or unknown).
+func (c *cluster) podNode(namespace, name string) string {
+	if c.snap == nil {
+		return ""
+	}
+	if p := c.snap.Pod(namespace, name); p != nil {
+		return p.Spec.NodeName
+	}
+	return ""
 }
 
 // observed is the planner's view of a snapshot.
@@ -154,10 +203,14 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 		var op store.Op
 		var err error
 		switch a.Type {
-		case reconciler.CreatePod, reconciler.UpdatePod:
+		case reconciler.CreatePod:
 			op, err = store.PutPod(c.newPod(a.Pod))
+		case reconciler.UpdatePod:
+			// Binding moves the pod's key under its node: one delete and
+			// one put in the same transaction.
+			op, err = store.MovePod(c.podNode(a.Pod.Namespace, a.Pod.Name), c.newPod(a.Pod))
 		case reconciler.DeletePod:
-			op = store.DeletePod(a.Namespace, a.Name)
+			op = store.DeletePod(c.podNode(a.Namespace, a.Name), a.Namespace, a.Name)
 		case reconciler.PutDeployment:
 			op, err = store.PutDeployment(a.Deployment)
 		case reconciler.DeleteDeployment:

@@ -24,12 +24,13 @@ const resyncInterval = time.Second
 // leader is the work of the elected replica. Only run's goroutine touches
 // its fields.
 type leader struct {
-	cfg  Config
-	st   *store.Store
-	lead *store.Leadership
-	src  *gitsource.Source
-	log  *slog.Logger
-	m    *metrics
+	cfg   Config
+	st    *store.Store
+	cache *store.Cache // the replica's cache of the cluster state
+	lead  *store.Leadership
+	src   *gitsource.Source
+	log   *slog.Logger
+	m     *metrics
 
 	desired *manifest.Set // last good revision's objects; nil until the first one
 	key     []byte        // the cluster key, for configuration hashes
@@ -64,7 +65,7 @@ func (l *leader) run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 
-	changes := l.st.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
+	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
 	tick := time.NewTicker(resyncInterval)
 	defer tick.Stop()
@@ -75,7 +76,7 @@ func (l *leader) run(ctx context.Context) error {
 	defer wake.Stop()
 	l.m.leader.Set(1)
 	defer l.m.leader.Set(0)
-	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m}
+	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log}
 	driver := &reconciler.Driver{Cluster: cl, Logger: l.log}
 	for {
 		select {

@@ -140,6 +140,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// One cache of the cluster state per replica: the leader, DNS, the API
+	// and logs read it instead of etcd.
+	cache := store.NewCache(st, store.CacheConfig{Registerer: reg, Logger: log})
 
 	dnsListen := []string{cfg.DNSListen}
 	var agent *nodes.Agent
@@ -155,15 +158,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
 	}
-	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log}, st)
+	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log}, cache)
 	if err != nil {
 		return err
 	}
 
 	apiSrv, err := api.New(api.Config{
-		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, Logger: log.With("component", "api"),
+		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: log.With("component", "api"),
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch},
-	}, st, &backend{cfg: cfg, st: st, agent: agent})
+	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent})
 	if err != nil {
 		return err
 	}
@@ -181,13 +184,14 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
+	start("cache", cache.Run)
 	start("api", apiSrv.Run)
 	start("dns", dnsSrv.Run)
 	if agent != nil {
 		start("agent", agent.Run)
 	}
 	m := newMetrics(reg)
-	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, m) })
+	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, cache, m) })
 
 	wg.Wait()
 	close(errc)
@@ -200,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // campaign wins the election, leads until the leadership is lost, and
 // campaigns again, until ctx ends.
-func campaign(ctx context.Context, cfg Config, st *store.Store, m *metrics) error {
+func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cache, m *metrics) error {
 	log := cfg.Logger.With("component", "leader")
 	for ctx.Err() == nil {
 		log.Info("campaigning", "id", cfg.ID)
@@ -222,7 +226,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, m *metrics) erro
 			lead.Resign(context.WithoutCancel(ctx))
 			return err
 		}
-		l := &leader{cfg: cfg, st: st, lead: lead, src: src, log: log, m: m}
+		l := &leader{cfg: cfg, st: st, cache: cache, lead: lead, src: src, log: log, m: m}
 		err = l.run(ctx)
 		if errors.Is(err, errLostLeadership) {
 			log.Warn("lost leadership; campaigning again")
