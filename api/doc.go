@@ -3,7 +3,9 @@
 // and /metrics.
 //
 // Every replica serves the API from its own view of etcd, so the CLI can
-// talk to any of them; sync requests and webhooks go to the leader through
+// talk to any of them: status and get read the replica's store.Cache
+// (Config.State), memory kept current by a watch, so a request costs no
+// etcd read (leader and history are read from etcd as before); sync requests and webhooks go to the leader through
 // etcd. Lists are Kubernetes-shaped: a "List" whose items are the objects
 // with their apiVersion and kind (the collections are in kinds.go, one
 // table), so tools that read `kubectl get -o json` output read bosun's too.

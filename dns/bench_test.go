@@ -131,3 +131,26 @@ func TestServeForDNSPerf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkBuildIndex_500Services30kPodsOneNamespace is the scale test's
+// shape: 500 Services of 60 ready pods each, all in one namespace.
+func BenchmarkBuildIndex_500Services30kPodsOneNamespace(b *testing.B) {
+	var services []corev1.Service
+	var pods []corev1.Pod
+	ip := 0
+	for s := range 500 {
+		name := "app-" + strconv.Itoa(s)
+		sel := map[string]string{"app": name}
+		services = append(services, service("default", name, sel, corev1.ServicePort{Name: "http", Port: 80}))
+		for p := range 60 {
+			ip++
+			addr := fmt.Sprintf("10.%d.%d.%d", ip>>16&255, ip>>8&255, ip&255)
+			pod := readyPod("default", name+"-"+strconv.Itoa(p), addr, map[string]string{"app": name, "pod-template-hash": "abc"})
+			pods = append(pods, pod)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		BuildIndex("cluster.local", services, pods)
+	}
+}

@@ -22,7 +22,7 @@
 //
 // # Structure
 //
-//	store --Changes--> Run: Snapshot -> BuildIndex -> atomic swap
+//	store.Cache --Changes--> Run: Snapshot -> BuildIndex -> atomic swap
 //	                                                   |
 //	query --UDP batch loop / TCP (miekg/dns)--> Index.Answer (map lookup) -> EDNS0, truncate -> reply
 //	      \--outside the domain--> forward to upstreams
@@ -30,9 +30,13 @@
 // BuildIndex is a pure function of (domain, services, pods): every answer is
 // precomputed per lowercased owner name, and Index.Answer is a map lookup plus
 // a copy of slice headers. The Server keeps the Index in an atomic.Pointer, so
-// queries never wait for a rebuild. Rebuilds follow Store.Changes on
-// services/, pods/ and podstatus/ (and a resync every 30 s in case a change
-// was missed between the watch starting and the first read).
+// queries never wait for a rebuild. Rebuilds follow the replica's
+// store.Cache (its Changes on services/, pods/ and podstatus/, and its
+// Snapshot, which is memory, not an etcd read; a resync every 30 s costs
+// nothing when the snapshot's revision did not move). BuildIndex finds a
+// Service's candidate pods through a namespace/label index, the rarest
+// label of its selector first, so its cost follows the pods selected, not
+// Services x pods. A *store.Store also satisfies State (tests, tools).
 //
 // UDP on a specific address is served by a loop of batched reads and writes
 // (recvmmsg/sendmmsg, see udp.go); UDP on a wildcard address and TCP use

@@ -4,7 +4,7 @@
 //
 //	campaign ──won──> gitsource ─revision─> manifest.LoadDir ─valid─> desired
 //	                                              │invalid: status, keep last good
-//	     store.Changes / tick / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
+//	     cache.Changes / tick / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
 //	                              ^──────── Decision.Wake (next CronJob run, Job deadline, ttl) ──┘
 //
 // The leader plans on every change of pods and nodes, every second, and at
@@ -15,6 +15,11 @@
 // skips nor doubles a run. Runs, skipped runs and Job outcomes are counted
 // in bosun_cronjob_runs_total, bosun_job_outcomes_total and
 // bosun_cronjob_start_delay_seconds.
+//
+// Each replica runs one store.Cache of the cluster state; the leader, DNS,
+// the API and logs read it. Before planning, the leader waits until the
+// cache shows its own last write (Leadership.Revision), so a plan never
+// repeats the creations of the one before.
 //
 // Losing the leadership stops the leader's work and campaigns again; the
 // API, DNS and the agent keep running on every replica throughout.

@@ -3,7 +3,8 @@
 // Every value is the JSON of a Kubernetes API type, under one prefix:
 //
 //	/bosun/nodes/<name>             corev1.Node, put by a node agent under its lease
-//	/bosun/pods/<ns>/<name>         corev1.Pod (metadata and spec; spec.nodeName once bound), put by the leader
+//	/bosun/pods/<node>/<ns>/<name>  corev1.Pod (metadata and spec) bound to <node>, put by the leader
+//	/bosun/pods/-/<ns>/<name>       corev1.Pod not bound yet ("-" is never a node name: names are DNS subdomains)
 //	/bosun/podstatus/<ns>/<name>    PodStatus, put by the node agent that runs the pod
 //	/bosun/deployments/<ns>/<name>  appsv1.Deployment with its computed status, put by the leader
 //	/bosun/services/<ns>/<name>     corev1.Service, put by the leader
@@ -25,7 +26,52 @@
 // leader cannot write. Observed state (nodes, pod statuses) is written by
 // node agents under their own keys, so the two never contend.
 //
-// Readers take a Snapshot (one consistent read of everything) and re-read
-// when Changes signals; the store is level-triggered, like an informer
-// that resyncs on every event.
+// # Pods are keyed by their node
+//
+// A node's agent watches exactly /bosun/pods/<its node>/ (NodePodsPrefix),
+// so its start-up list and its steady watch cost what its own pods cost,
+// whatever the size of the cluster: a thousand agents against one etcd do
+// not each receive every pod change. A pod is stored once (a per-node
+// index beside a flat layout would double the leader's writes). Binding a
+// pod moves its key from the unbound prefix to its node's: MovePod is one
+// Op of a delete and a put, and Leadership.Apply never splits an Op across
+// transactions, so a pod is never absent nor stored twice. Deleting a pod
+// needs its node; the leader finds it in the snapshot it planned from.
+// Statuses stay at /bosun/podstatus/<ns>/<name>: the agent writes only its
+// own pods' and reads, at start, only the statuses of the pods it adopts
+// (PodStatusesOf, one transaction of Gets per 120 keys).
+//
+// Keys of the older layout (/bosun/pods/<ns>/<name>) are read
+// transparently by Snapshot and Cache (a key with two segments after
+// pods/ is old, three is new), and a leader moves them under their node on
+// takeover, in fenced transactions (Leadership.MigratePodKeys), before its
+// first plan: agents, which only watch their prefix, see them from then.
+//
+// # Reading: the Cache
+//
+// Every process reads the state from one Cache (client-go's informer,
+// Nomad's state store): it lists its prefixes in one transaction, at one
+// revision, then watches /bosun/ from the next revision, decoding each
+// event once into an immutable object. Snapshot returns a *Snapshot of the
+// same shape as Store.Snapshot (pods merged with the status of the same
+// UID, Terminating for statuses no pod claims); it is the same object
+// until something changes, and a change rebuilds only the lists of the
+// kinds it touched (a pod status report rebuilds the pod list, by copying
+// the previous one and replacing the pods that changed). Snapshots are
+// shared: readers must not modify them. Changes notifies per kind,
+// coalescing; WaitFor(rev) waits until the cache shows a revision, which
+// is how the leader reads its own writes: Leadership.Revision is the
+// revision of its last transaction, and the next plan waits for it. A
+// watch that breaks resumes from the applied revision; a revision that was
+// compacted meanwhile forces a relist, swapped in whole and counted in
+// bosun_cache_relists_total{reason="compacted"}. Store.Snapshot (one read
+// of everything) remains for tools and tests; no hot path calls it.
+//
+// # Writing
+//
+// Leadership.Apply cuts a plan into transactions of at most 120 etcd
+// operations (etcd's --max-txn-ops is 128 by default) and 1 MiB, in
+// order, each fenced on the election key. They are sent one after the
+// other: the order between the groups a plan returns (a ConfigMap before
+// the pods that mount it) is kept.
 package store
