@@ -171,8 +171,9 @@ func useAll[T any, PT interface {
 	}
 }
 
-// pick returns the objects that match, with their apiVersion and kind set
-// as the Kubernetes API serves them.
+// pick returns copies of the objects that match, with their apiVersion and
+// kind set as the Kubernetes API serves them. The snapshot is shared (the
+// replica's cache): it is never written to.
 func pick[T any, PT interface {
 	*T
 	metav1.Object
@@ -180,11 +181,13 @@ func pick[T any, PT interface {
 }](objs []T, gvk schema.GroupVersionKind, match func(metav1.Object) bool) []any {
 	var out []any
 	for i := range objs {
-		o := PT(&objs[i])
-		if match(o) {
-			o.GetObjectKind().SetGroupVersionKind(gvk)
-			out = append(out, o)
+		if !match(PT(&objs[i])) {
+			continue
 		}
+		c := objs[i]
+		o := PT(&c)
+		o.GetObjectKind().SetGroupVersionKind(gvk)
+		out = append(out, o)
 	}
 	return out
 }
