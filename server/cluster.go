@@ -36,6 +36,10 @@ type cluster struct {
 	snap *store.Snapshot
 	// migrated is set once old-layout pod keys were moved (at takeover).
 	migrated bool
+	// readFrom is the revision the first plan must see: etcd's at
+	// takeover, so that a new leader never plans from a cache that has
+	// not yet seen the previous leader's last writes.
+	readFrom int64
 }
 
 // readOwnWritesTimeout bounds the wait for the cache to show the leader's
@@ -50,7 +54,8 @@ type node struct {
 
 // Observe reads the replica's cache, once it shows the leader's own last
 // write: a plan made from an older state would repeat the last one's
-// creations. A new leader first moves pods stored in the old key layout.
+// creations. A new leader first moves pods stored in the old key layout,
+// and waits for its cache to reach etcd's revision at takeover.
 func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 	if !c.migrated {
 		n, err := c.lead.MigratePodKeys(ctx)
@@ -60,10 +65,13 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 		if n > 0 && c.log != nil {
 			c.log.Info("moved pods to the per-node key layout", "pods", n)
 		}
+		if c.readFrom, err = c.st.Revision(ctx); err != nil {
+			return reconciler.Observed{}, err
+		}
 		c.migrated = true
 	}
 	wctx, cancel := context.WithTimeout(ctx, readOwnWritesTimeout)
-	err := c.cache.WaitFor(wctx, c.lead.Revision())
+	err := c.cache.WaitFor(wctx, max(c.readFrom, c.lead.Revision()))
 	cancel()
 	if err != nil {
 		return reconciler.Observed{}, fmt.Errorf("cache behind the leader's writes: %w", err)

@@ -466,6 +466,18 @@ func (s *Store) DeletePodStatus(ctx context.Context, namespace, name string, uid
 	return nil
 }
 
+// Revision is etcd's current revision: a reader that waits for its cache
+// to reach it sees every write made before the call.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+syncKey, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("read revision: %w", err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // SyncStatus reads the leader's last sync report.
 func (s *Store) SyncStatus(ctx context.Context) (SyncStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
