@@ -31,8 +31,7 @@ type podWorker struct {
 	namespace string
 	name      string
 	log       *slog.Logger
-	done      chan<- *podWorker
-	started   bool // touched by Run's loop only
+	done      chan<- podTask
 
 	mu      sync.Mutex
 	desired *corev1.Pod
@@ -122,7 +121,7 @@ type taskExit struct {
 	err      error
 }
 
-func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
+func newPodWorker(a *Agent, key string, done chan<- podTask) *podWorker {
 	ns, name, _ := strings.Cut(key, "/")
 	return &podWorker{
 		a: a, key: key, namespace: ns, name: name, done: done,
@@ -132,6 +131,20 @@ func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
 		probes: make(chan probeResult),
 		hooks:  make(chan hookResult),
 	}
+}
+
+func (w *podWorker) podKey() string { return w.key }
+
+func (w *podWorker) adoptPrevious(byUID map[string][]adoptedContainer, prior *store.PodStatus) {
+	w.adopt, w.prior = byUID, prior
+}
+
+func (w *podWorker) launch(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.run(ctx)
+	}()
 }
 
 // set hands the worker the pod as bound now (nil: not bound here any more).
