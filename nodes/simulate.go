@@ -291,6 +291,7 @@ func (s *Simulation) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.metrics.nodes.Set(0)
+	s.log.Info("simulated nodes stopped and deregistered", "nodes", len(s.agents))
 	return firstErr
 }
 
