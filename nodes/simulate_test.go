@@ -285,3 +285,34 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// BenchmarkSimulation_start1000Nodes: the time from Run to 1,000 simulated
+// nodes registered and watching their pods, on an embedded etcd in this
+// process (go test -run '^$' -bench Simulation_start -benchtime 3x ./nodes).
+func BenchmarkSimulation_start1000Nodes(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		st := store.NewTest(b)
+		reg := prometheus.NewRegistry()
+		sim, err := nodes.NewSimulation(nodes.SimConfig{Nodes: 1000, Registerer: reg}, st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- sim.Run(ctx) }()
+		for {
+			mfs, _ := reg.Gather()
+			if len(mfs) > 0 && mfs[0].GetName() == "bosun_simulated_nodes" && mfs[0].Metric[0].Gauge.GetValue() == 1000 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
