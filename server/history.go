@@ -23,6 +23,12 @@ type book struct {
 	entries []store.HistoryEntry // newest first
 }
 
+// clone returns a copy whose changes leave b as it is: the leader changes
+// a copy and keeps it once the copy's writes are done.
+func (b *book) clone() book {
+	return book{limit: b.limit, entries: slices.Clone(b.entries)}
+}
+
 // newest returns the newest entry, or nil.
 func (b *book) newest() *store.HistoryEntry {
 	if len(b.entries) == 0 {
