@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,13 @@ func startSimulation(t *testing.T, cfg nodes.SimConfig) *simHarness {
 			}
 		case <-time.After(30 * time.Second):
 			t.Error("simulation did not stop within 30s")
+			return
+		}
+		// Every node's loop, lease and watch, and every pod's worker, ended.
+		// (etcd's client and server keep goroutines of their own; those of
+		// bosun's code must be gone.)
+		if left := bosunGoroutines(); left != "" {
+			t.Errorf("goroutines left after the simulation stopped:\n%s", left)
 		}
 	}
 	t.Cleanup(h.stop)
@@ -315,4 +323,25 @@ func BenchmarkSimulation_start1000Nodes(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// bosunGoroutines returns the stacks of goroutines running bosun's code
+// other than the caller's, after giving them a moment to end.
+func bosunGoroutines() string {
+	var left []string
+	for range 50 {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		left = nil
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "bosun/") && !strings.Contains(g, "bosunGoroutines") && !strings.Contains(g, "testing.tRunner") {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return strings.Join(left, "\n\n")
 }
