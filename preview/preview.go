@@ -121,7 +121,7 @@ func (r *Result) Changed() bool { return len(r.Objects) > 0 || len(r.Pods) > 0 }
 // nothing is applied yet) and is observed as observed. next must be non-nil.
 // now is passed to reconciler.Plan; Compute reads no clock and does no I/O.
 func Compute(current, next *manifest.Set, observed reconciler.Observed, now time.Time) *Result {
-	actions := reconciler.Plan(next, observed, now)
+	actions := reconciler.Plan(next, observed, now).Actions
 	deleted := make(map[string]bool)
 	for _, a := range actions {
 		if a.Type == reconciler.DeletePod {
