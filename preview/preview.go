@@ -116,13 +116,14 @@ type Result struct {
 	// Rollouts are the Deployments whose template changes, sorted by
 	// namespace and name.
 	Rollouts []RolloutChange
-	// Fits says whether the next revision's pods fit the observed nodes, both
-	// at its end state and at the peak of its rolling updates.
+	// Fits says whether the next revision's pods fit the observed nodes at
+	// every step the planner takes towards it: no plan of the simulation
+	// leaves a pod unschedulable.
 	Fits bool
 	// Verdict explains Fits in one line, for example "fits: 3 pods start on 1
 	// node" or "does not fit: needs 2.5 CPU more than is free on any node;
-	// web-7f9c4d2a1b and 2 more cannot be scheduled: 0/1 nodes are available:
-	// 1 insufficient cpu".
+	// web-7f9c4d2a1b-x2b and 2 more cannot be scheduled: 0/1 nodes are
+	// available: 1 insufficient cpu".
 	Verdict string
 }
 
