@@ -36,11 +36,11 @@ func verdict(s *simulation) (bool, string) {
 }
 
 // explainStuck words the verdict on the pods of s.stuck, against the
-// simulated cluster as the step that left them unschedulable leaves it:
-// during which rolling updates (a Deployment that still runs pods of an
-// older template), the shortfall in the resource short of most relative to
-// the largest node (what the stuck pods request beyond the most any one
-// schedulable node has free), which pods, and the scheduler's message.
+// simulated cluster as the step that left them unschedulable leaves it: the
+// shortfall in the resource short of most relative to the largest node
+// (what the stuck pods request beyond the most any one schedulable node has
+// free), which pods, the scheduler's message, and during which rolling
+// updates (a Deployment that still runs pods of an older template).
 func (s *simulation) explainStuck() string {
 	var rolling []string
 	for _, sp := range s.stuck {
@@ -49,9 +49,9 @@ func (s *simulation) explainStuck() string {
 		}
 	}
 	out := ": "
+	during := ""
 	if len(rolling) > 0 {
-		out = " during the rolling update of " + strings.Join(rolling, ", ") +
-			fmt.Sprintf(" (at step %d, old pods still running): ", s.steps)
+		during = fmt.Sprintf(" (at step %d of the rolling update of %s, old pods still running)", s.steps, strings.Join(rolling, ", "))
 	}
 
 	used := map[string]scheduler.Resources{}
@@ -99,7 +99,7 @@ func (s *simulation) explainStuck() string {
 	if len(s.stuck) > 1 {
 		who += fmt.Sprintf(" and %d more", len(s.stuck)-1)
 	}
-	return out + who + " cannot be scheduled: " + s.stuck[0].why
+	return out + who + " cannot be scheduled: " + s.stuck[0].why + during
 }
 
 // requests is what the scheduler counts a pod as requesting.

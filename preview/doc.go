@@ -51,8 +51,8 @@
 // of the simulation leaves a pod unschedulable (PodScheduled False), in the
 // cluster as that step leaves it. The verdict names the pods ("web-7f9c4d2a1b-x2b
 // and 2 more cannot be scheduled: ...", with the scheduler's message), says
-// when old pods of the Deployment still ran ("during the rolling update of
-// web (at step 1, old pods still running)"), and gives the shortfall in the
+// when old pods of the Deployment still ran ("(at step 1 of the rolling
+// update of web, old pods still running)"), and gives the shortfall in the
 // resource short of most relative to the largest node: the requests of the
 // pods that do not fit minus the most any one schedulable node has free,
 // for example

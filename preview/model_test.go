@@ -47,7 +47,7 @@ func TestCompute_predictsWhatThePlannerDoesStepByStep(t *testing.T) {
 				}
 			}
 			// Fits exactly when no pod the planner made is left unschedulable.
-			if stuck := unschedulable(end); res.Fits && stuck != "" || !res.Fits && stuck == "" && !strings.Contains(res.Verdict, "rolling update") {
+			if stuck := unschedulable(end); res.Fits && stuck != "" || !res.Fits && stuck == "" && !strings.Contains(res.Verdict, "of the rolling update") {
 				t.Errorf("verdict %v %q, but at the end unschedulable: %q", res.Fits, res.Verdict, stuck)
 			}
 		})

@@ -263,8 +263,8 @@ func TestCompute_verdict(t *testing.T) {
 			current: []string{deployment("web", 4, "registry.local/web:1.0", "1", "64Mi", strategySurgeOnly)},
 			next:    []string{deployment("web", 4, "registry.local/web:2.0", "1", "64Mi", strategySurgeOnly)},
 			nodes:   []string{"n1:4:8Gi"},
-			verdict: `does not fit during the rolling update of web \(at step 1, old pods still running\): ` +
-				`needs 1 CPU more than is free on any node; web-[0-9a-f]{10}-[0-9a-z]+ cannot be scheduled: 0/1 nodes are available: 1 insufficient cpu`},
+			verdict: `does not fit: needs 1 CPU more than is free on any node; web-[0-9a-f]{10}-[0-9a-z]+ cannot be scheduled: ` +
+				`0/1 nodes are available: 1 insufficient cpu \(at step 1 of the rolling update of web, old pods still running\)`},
 		{name: "recreate has no surge",
 			current: []string{deployment("web", 4, "registry.local/web:1.0", "1", "64Mi", strategyRecreate)},
 			next:    []string{deployment("web", 4, "registry.local/web:2.0", "1", "64Mi", strategyRecreate)},

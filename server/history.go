@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"bosun/manifest"
@@ -15,6 +16,12 @@ import (
 type book struct {
 	limit   int
 	entries []store.HistoryEntry // newest first
+}
+
+// clone returns a copy whose changes leave b as it is: the leader changes
+// a copy and keeps it once the copy's writes are done.
+func (b *book) clone() book {
+	return book{limit: b.limit, entries: slices.Clone(b.entries)}
 }
 
 // newest returns the newest entry, or nil.
