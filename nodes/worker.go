@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/kube"
 	"bosun/store"
 )
 
@@ -621,7 +622,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	}
 	ps := store.PodStatus{UID: r.uid, Node: w.a.cfg.NodeName, Status: st}
 	if r.pod != nil {
-		ps.Owner = store.OwnerOf(r.pod)
+		ps.Owner = kube.OwnerOf(r.pod)
 	}
 	err := w.a.st.PutPodStatus(ctx, w.namespace, w.name, ps)
 	if err != nil {

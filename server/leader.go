@@ -15,12 +15,16 @@ import (
 	"bosun/store"
 )
 
-// resyncInterval bounds how long the leader goes without a reconcile pass
-// even when nothing signals a change (time-based decisions such as
-// minReadySeconds and progress deadlines, missed events). Decisions that
-// say when they are due (CronJob runs, Job deadlines) wake the leader at
-// that time instead.
-const resyncInterval = time.Second
+// The leader does not poll. It plans when the cluster changes (a watch of
+// the keys the plan and the rollout outcome read: store.Changes relists and
+// notifies after a lost watch) and when the last plan said it would decide
+// something by itself (reconciler.Result.Wake: minReadySeconds, progress
+// deadlines, backoffs, ttls, CronJob runs, evictions, node grace). No
+// safety resync: a decision due at a time the plan does not report is a bug
+// of the plan, which its Wake tests pin.
+// fetchStatusInterval is how often the Git source's health is copied into
+// the sync status; it starts no reconcile pass.
+const fetchStatusInterval = 5 * time.Second
 
 // leader is the work of the elected replica. Only run's goroutine touches
 // its fields.
@@ -86,12 +90,15 @@ func (l *leader) run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 
-	changes := l.st.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
+	// Deployments, Jobs and CronJobs are written by this leader only; their
+	// changes bring the pass that settles the revision's outcome.
+	changes := l.st.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix,
+		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix)
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
-	tick := time.NewTicker(resyncInterval)
-	defer tick.Stop()
+	fetchTick := time.NewTicker(fetchStatusInterval)
+	defer fetchTick.Stop()
 	// wake fires when the last plan said it would decide something new by
-	// itself: a CronJob's next run, a Job's deadline, backoff or ttl.
+	// itself (reconciler.Result.Wake), or to retry a failed pass.
 	wake := time.NewTimer(time.Hour)
 	wake.Stop()
 	defer wake.Stop()
@@ -102,7 +109,7 @@ func (l *leader) run(ctx context.Context) error {
 	l.m.leader.Set(1)
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m}
-	driver := &reconciler.Driver{Cluster: cl, Logger: l.log}
+	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,24 +131,25 @@ func (l *leader) run(ctx context.Context) error {
 			continue
 		case <-changes:
 		case <-wake.C:
-		case <-tick.C:
+		case <-fetchTick.C:
 			if err := l.recordFetchStatus(ctx); err != nil {
 				if stop := l.failed(ctx, err); stop != nil {
 					return stop
 				}
 			}
+			continue
 		}
 		if l.desired == nil {
 			continue // nothing good to apply yet: never prune on no information
 		}
 		start := time.Now()
-		observed, dec, err := driver.Reconcile(ctx, l.desired)
+		observed, res, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
-			l.m.observeEvents(dec.Events, time.Now())
-			if dec.Wake.IsZero() {
+			l.m.observeEvents(res.Events, time.Now())
+			if res.Wake.IsZero() {
 				wake.Stop()
 			} else {
-				wake.Reset(time.Until(dec.Wake))
+				wake.Reset(time.Until(res.Wake))
 			}
 			hist := l.history.clone()
 			if err = l.apply(ctx, hist.settle(l.desired, observed, time.Now())); err == nil {
@@ -156,7 +164,7 @@ func (l *leader) run(ctx context.Context) error {
 				return errLostLeadership
 			}
 			if ctx.Err() == nil {
-				l.log.Warn("reconcile failed; retrying", "err", err)
+				l.log.Warn("reconcile failed; retrying", "err", err, "in", retryDelay)
 				wake.Reset(retryDelay)
 			}
 		}
