@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"bosun/kube"
 	"bosun/store"
 )
 
@@ -513,7 +514,7 @@ func (w *simWorker) step(ctx context.Context, desired *corev1.Pod, now time.Time
 		StartTime: r.bound, Message: r.message, Prev: r.published, Now: now,
 	})
 	if !statusEqual(&status, r.published) {
-		ps := store.PodStatus{UID: desired.UID, Node: w.r.a.cfg.NodeName, Owner: store.OwnerOf(desired), Status: status}
+		ps := store.PodStatus{UID: desired.UID, Node: w.r.a.cfg.NodeName, Owner: kube.OwnerOf(desired), Status: status}
 		if err := st.PutPodStatus(ctx, w.namespace, w.name, ps); err != nil {
 			if ctx.Err() == nil {
 				w.log.Warn("write pod status", "err", err)

@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"bosun/api"
+	"bosun/kube"
 	"bosun/nodes"
 	"bosun/store"
 )
@@ -270,7 +270,7 @@ func TestNewSimulation_refusesBadConfig(t *testing.T) {
 
 func podReady(ps *store.PodStatus) bool {
 	p := corev1.Pod{Status: ps.Status}
-	return api.PodReady(&p)
+	return kube.PodReady(&p)
 }
 
 // metricValue reads a gauge or counter without labels from reg.
