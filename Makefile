@@ -6,7 +6,7 @@ IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
 DEMO_DIR ?= /tmp/bosun-demo
 export GOFLAGS ?= -mod=mod
 
-.PHONY: help build images test test-short bench bench-cron demo lint deps clean
+.PHONY: help build images test test-short bench bench-cron bench-scale demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,13 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 
 bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)
 	BOSUN_CRON_ACCURACY=20 $(GO) test -run TestCronScheduleAccuracy -v -timeout 40m ./e2e
+
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+
+bench-scale: ## 1,000 simulated nodes, 30,000 pods: 5 runs, medians with benchstat (BENCHMARKS.md)
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench Scale -benchtime 1x -count $${COUNT:-5} -timeout 180m ./e2e | tee build/bench-scale.txt
+	GOFLAGS= $(GO) run $(BENCHSTAT) build/bench-scale.txt
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"bosun/kube"
 	"bosun/store"
 )
 
@@ -87,14 +88,14 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 		if len(p.Spec.InitContainers) > 0 && p.Status.Phase == corev1.PodPending && !podInitialized(&p) {
 			st.Pods.Initializing = append(st.Pods.Initializing, p.Namespace+"/"+p.Name+": "+SummarizePod(&p).Status)
 		}
-		if p.Status.Phase == corev1.PodRunning && !PodReady(&p) {
+		if p.Status.Phase == corev1.PodRunning && !kube.PodReady(&p) {
 			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(&p))
 		}
 	}
 	for _, n := range snap.Nodes {
 		st.Nodes = append(st.Nodes, NodeStatus{
 			Name:   n.Name,
-			Ready:  nodeReady(&n),
+			Ready:  kube.NodeReady(&n),
 			Pods:   perNode[n.Name],
 			CPU:    n.Status.Allocatable.Cpu().String(),
 			Memory: n.Status.Allocatable.Memory().String(),
@@ -168,25 +169,6 @@ func rolloutState(d *appsv1.Deployment, desired int32) string {
 	return "progressing"
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// PodReady reports whether a pod's Ready condition is true.
-func PodReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // Endpoints returns the sorted IPs of the ready pods svc selects.
 func Endpoints(svc *corev1.Service, pods []corev1.Pod) []string {
 	ips := []string{}
@@ -196,7 +178,7 @@ func Endpoints(svc *corev1.Service, pods []corev1.Pod) []string {
 	sel := labels.SelectorFromSet(svc.Spec.Selector)
 	for i := range pods {
 		p := &pods[i]
-		if p.Namespace != svc.Namespace || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !PodReady(p) {
+		if p.Namespace != svc.Namespace || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !kube.PodReady(p) {
 			continue
 		}
 		if sel.Matches(labels.Set(p.Labels)) {
@@ -299,7 +281,7 @@ func SummarizePod(p *corev1.Pod) PodSummary {
 		}
 		if s.Status == "Completed" && hasRunning {
 			s.Status = "NotReady"
-			if PodReady(p) {
+			if kube.PodReady(p) {
 				s.Status = "Running"
 			}
 		}

@@ -7,6 +7,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/kube"
 )
 
 // DefaultTTL is the TTL of every record when no other is configured.
@@ -221,7 +223,7 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 	}
 	var eps []endpoint
 	for _, p := range pods {
-		serves := podReady(p) || svc.Spec.PublishNotReadyAddresses && !finished(p)
+		serves := kube.PodReady(p) || svc.Spec.PublishNotReadyAddresses && !kube.PodFinished(p)
 		if p.DeletionTimestamp != nil || !serves || !selects(sel, p.Labels) {
 			continue
 		}
@@ -239,19 +241,6 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 		return strings.Compare(a.pod.Name, b.pod.Name)
 	})
 	return slices.CompactFunc(eps, func(a, b endpoint) bool { return a.ip == b.ip })
-}
-
-func finished(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func selects(sel, labels map[string]string) bool {

@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"bosun/api"
+	"bosun/kube"
 	"bosun/nodes/containerdtest"
 	"bosun/store"
 )
@@ -476,7 +477,7 @@ func (s *stack) waitFor(what string, timeout time.Duration, cond func() error) {
 func readyPods(pods []corev1.Pod, prefix string) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if strings.HasPrefix(p.Name, prefix) && p.Status.Phase == corev1.PodRunning && api.PodReady(&p) && p.Status.PodIP != "" {
+		if strings.HasPrefix(p.Name, prefix) && p.Status.Phase == corev1.PodRunning && kube.PodReady(&p) && p.Status.PodIP != "" {
 			out = append(out, p)
 		}
 	}

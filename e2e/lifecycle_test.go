@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"bosun/api"
+	"bosun/kube"
 )
 
 // brokenInit is a Deployment whose init container fails, and a Never pod
@@ -116,7 +117,7 @@ func TestLifecycle(t *testing.T) {
 			if st := api.SummarizePod(p).Status; len(seen) == 0 || seen[len(seen)-1] != st {
 				seen = append(seen, st)
 			}
-			if p.Status.Phase != corev1.PodRunning || !api.PodReady(p) {
+			if p.Status.Phase != corev1.PodRunning || !kube.PodReady(p) {
 				return fmt.Errorf("phase %s", p.Status.Phase)
 			}
 			return nil
@@ -169,7 +170,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("a sidecar serves before the app starts", func(t *testing.T) {
 		s.waitFor("proxied ready", 60*time.Second, func() error {
 			p := pod("proxied-")
-			if p == nil || p.Status.Phase != corev1.PodRunning || !api.PodReady(p) {
+			if p == nil || p.Status.Phase != corev1.PodRunning || !kube.PodReady(p) {
 				return fmt.Errorf("not ready: %v", p != nil)
 			}
 			return nil
@@ -209,7 +210,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("postStart exec runs", func(t *testing.T) {
 		s.waitFor("hooks-demo ready", 60*time.Second, func() error {
-			if p := pod("hooks-demo"); p == nil || !api.PodReady(p) {
+			if p := pod("hooks-demo"); p == nil || !kube.PodReady(p) {
 				return fmt.Errorf("not ready")
 			}
 			return nil
@@ -222,7 +223,7 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("gRPC readiness probes", func(t *testing.T) {
 		s.waitFor("grpc-demo ready", 60*time.Second, func() error {
-			if p := pod("grpc-demo-"); p == nil || !api.PodReady(p) {
+			if p := pod("grpc-demo-"); p == nil || !kube.PodReady(p) {
 				return fmt.Errorf("not ready")
 			}
 			return nil
@@ -237,8 +238,8 @@ func TestLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		if p := pod("grpc-failing"); p.Status.Phase != corev1.PodRunning || api.PodReady(p) {
-			t.Errorf("grpc-failing: phase %s, ready %v", p.Status.Phase, api.PodReady(p))
+		if p := pod("grpc-failing"); p.Status.Phase != corev1.PodRunning || kube.PodReady(p) {
+			t.Errorf("grpc-failing: phase %s, ready %v", p.Status.Phase, kube.PodReady(p))
 		}
 	})
 
@@ -290,7 +291,7 @@ func TestLifecycle(t *testing.T) {
 				if !strings.HasPrefix(p.Name, "needs-setup-") {
 					continue
 				}
-				if p.Status.Phase == corev1.PodRunning && api.PodReady(&p) {
+				if p.Status.Phase == corev1.PodRunning && kube.PodReady(&p) {
 					ready = append(ready, p.Name)
 				} else {
 					other = append(other, p.Name+" "+api.SummarizePod(&p).Status)
@@ -336,7 +337,7 @@ func BenchmarkCommitToReadyInitContainers(b *testing.B) {
 				repo.commit(name)
 				s.waitFor(name+" ready", 60*time.Second, func() error {
 					for _, p := range s.pods() {
-						if p.Name == name && api.PodReady(&p) {
+						if p.Name == name && kube.PodReady(&p) {
 							return nil
 						}
 					}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/pkg/namespaces"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -32,6 +31,11 @@ type Agent struct {
 	client *client.Client // set by Run
 	net    *network       // set by Run
 	prober *prober
+	// runner runs the node's pods: containerd (New) or a simulation.
+	runner podRunner
+	// running, when set, is called once Run has registered the node and
+	// handed the pods bound to it to their workers.
+	running func()
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -43,7 +47,9 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("nodes: config: %w", err)
 	}
-	return &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber()}, nil
+	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber()}
+	a.runner = containerdRunner{a}
+	return a, nil
 }
 
 // StateDir is the agent's state directory (absolute); the logs of this
@@ -60,47 +66,20 @@ func (a *Agent) DNSServer() string { return a.cfg.DNSServer }
 // Run registers the node, adopts the containers a previous agent left, then
 // runs the pods bound to the node until ctx ends. On return the node is
 // deregistered but containers keep running: the next agent adopts them.
+//
+// Everything but running pods is shared by real and simulated nodes: the
+// registration under a lease (and again when the lease is lost), the watch
+// of the pods bound to the node, one worker per pod key, deregistration.
+// How a pod runs is the runner's (containerd, or a simulation).
 func (a *Agent) Run(ctx context.Context) error {
-	c, err := client.New(a.cfg.ContainerdAddress, client.WithDefaultNamespace(a.cfg.Namespace), client.WithTimeout(10*time.Second))
+	ctx, runtimeVersion, err := a.runner.setUp(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to containerd at %s: %w", a.cfg.ContainerdAddress, err)
-	}
-	defer c.Close()
-	a.client = c
-	ctx = namespaces.WithNamespace(ctx, a.cfg.Namespace)
-	ver, err := c.Version(ctx)
-	if err != nil {
-		return fmt.Errorf("containerd at %s: %w", a.cfg.ContainerdAddress, err)
-	}
-	// Before anything on this machine changes: a node must not share pod
-	// addresses with another on this machine.
-	registered, err := a.st.Nodes(ctx)
-	if err != nil {
-		return fmt.Errorf("read nodes: %w", err)
-	}
-	host, _ := os.Hostname()
-	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, registered)
-	if refuse != nil {
-		return fmt.Errorf("node %s: %w", a.cfg.NodeName, refuse)
-	}
-	if warn != "" {
-		a.log.Warn(warn)
-	}
-	if a.net, err = newNetwork(&a.cfg); err != nil {
 		return err
 	}
-	for _, d := range []string{"logs", "pods"} {
-		if err := os.MkdirAll(a.cfg.StateDir+"/"+d, 0o755); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
-	}
-	// Pods' volumes hold ConfigMap and Secret files: only root may look.
-	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
+	defer a.runner.close()
 
 	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
-	node := a.nodeObject(ver.Version)
+	node := a.nodeObject(runtimeVersion)
 	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
@@ -115,7 +94,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("deregister node", "err", err)
 		}
 	}()
-	a.log.Info("node registered", "containerd", ver.Version, "podCIDR", a.cfg.PodCIDR,
+	a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
 		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
 
 	// The pods bound to this node, and only those: a cache of the node's
@@ -132,7 +111,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cacheDone.Wait()
 	defer stopCache()
 	changes := pods.Changes(cctx)
-	found, err := a.discover(ctx)
+	found, err := a.runner.discover(ctx)
 	if err != nil {
 		return err
 	}
@@ -147,14 +126,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("read pod statuses: %w", err)
 	}
 
-	l := &loop{a: a, pods: pods, workers: map[string]*podWorker{}, done: make(chan *podWorker)}
+	l := &loop{a: a, pods: pods, workers: map[string]podTask{}, unstarted: map[podTask]bool{}, done: make(chan podTask)}
 	defer l.wg.Wait()
 	for key, byUID := range found {
 		w := l.spawn(ctx, key)
-		w.adopt = byUID
-		if ps, ok := prior[key]; ok {
-			w.prior = &ps
+		var ps *store.PodStatus
+		if p, ok := prior[key]; ok {
+			ps = &p
 		}
+		w.adoptPrevious(byUID, ps)
+		l.unstarted[w] = true
 	}
 	// Adopted workers must know their pod before they start: a worker
 	// without a pod tears its containers down.
@@ -162,9 +143,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("list pods on node %s: %w", a.cfg.NodeName, err)
 	}
 	for _, w := range l.workers {
-		if !w.started {
+		if l.unstarted[w] {
 			l.start(ctx, w)
 		}
+	}
+	if a.running != nil {
+		a.running()
 	}
 
 	resync := time.NewTicker(a.cfg.ResyncInterval)
@@ -177,7 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			a.log.Info("agent stopping; containers keep running")
+			a.log.Info("agent stopping; " + a.runner.leftRunning())
 			return nil
 		case _, ok := <-changes:
 			if !ok {
@@ -198,7 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			retryRegister = time.After(0)
 		case <-retryRegister:
 			retryRegister = nil
-			lease, err = a.st.RegisterNode(ctx, a.nodeObject(ver.Version), a.cfg.LeaseTTL)
+			lease, err = a.st.RegisterNode(ctx, a.nodeObject(runtimeVersion), a.cfg.LeaseTTL)
 			if err != nil {
 				a.log.Warn("register node", "err", err)
 				lease = nil
@@ -210,12 +194,13 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // loop is Run's bookkeeping of pod workers; only Run's goroutine touches it.
 type loop struct {
-	a       *Agent
-	pods    *store.Cache          // the pods bound to this node
-	workers map[string]*podWorker // by namespace/name
-	desired map[string]*corev1.Pod
-	done    chan *podWorker
-	wg      sync.WaitGroup
+	a         *Agent
+	pods      *store.Cache       // the pods bound to this node
+	workers   map[string]podTask // by namespace/name
+	unstarted map[podTask]bool   // adopted workers, started after the first refresh
+	desired   map[string]*corev1.Pod
+	done      chan podTask
+	wg        sync.WaitGroup
 }
 
 // refresh reads the pods bound to this node and hands each worker its pod
@@ -253,36 +238,34 @@ func (l *loop) refresh(ctx context.Context) error {
 	return nil
 }
 
-func (l *loop) spawn(ctx context.Context, key string) *podWorker {
-	w := newPodWorker(l.a, key, l.done)
+func (l *loop) spawn(ctx context.Context, key string) podTask {
+	w := l.a.runner.newWorker(key, l.done)
 	l.workers[key] = w
 	return w
 }
 
-func (l *loop) start(ctx context.Context, w *podWorker) {
-	w.started = true
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		w.run(ctx)
-	}()
+func (l *loop) start(ctx context.Context, w podTask) {
+	delete(l.unstarted, w)
+	w.launch(ctx, &l.wg)
 }
 
 // finished forgets a worker whose pod is gone, and starts a new one if a pod
 // of that name was bound again meanwhile.
-func (l *loop) finished(ctx context.Context, w *podWorker) {
-	if l.workers[w.key] == w {
-		delete(l.workers, w.key)
+func (l *loop) finished(ctx context.Context, w podTask) {
+	key := w.podKey()
+	if l.workers[key] == w {
+		delete(l.workers, key)
 	}
-	if p := l.desired[w.key]; p != nil {
-		nw := l.spawn(ctx, w.key)
+	if p := l.desired[key]; p != nil {
+		nw := l.spawn(ctx, key)
 		nw.set(p)
 		l.start(ctx, nw)
 	}
 }
 
-// nodeObject describes this node for the store.
-func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
+// nodeObject describes this node for the store; runtimeVersion is its
+// NodeInfo.ContainerRuntimeVersion ("containerd://1.6.20").
+func (a *Agent) nodeObject(runtimeVersion string) *corev1.Node {
 	labels := map[string]string{}
 	for k, v := range a.cfg.Labels {
 		labels[k] = v
@@ -304,7 +287,7 @@ func (a *Agent) nodeObject(containerdVersion string) *corev1.Node {
 			}},
 			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: a.cfg.LogPort}},
 			NodeInfo: corev1.NodeSystemInfo{
-				ContainerRuntimeVersion: "containerd://" + containerdVersion,
+				ContainerRuntimeVersion: runtimeVersion,
 				KubeletVersion:          "bosun",
 				OperatingSystem:         runtime.GOOS,
 				Architecture:            runtime.GOARCH,

@@ -147,11 +147,22 @@ func (c *Config) setDefaults() error {
 	}
 	durDef(&c.RestartBackoff, 10*time.Second)
 	durDef(&c.MaxRestartBackoff, 5*time.Minute)
-	durDef(&c.ResyncInterval, 10*time.Second)
-	durDef(&c.LeaseTTL, 10*time.Second)
 	if c.MaxRestartBackoff < c.RestartBackoff {
 		c.MaxRestartBackoff = c.RestartBackoff
 	}
+	return c.setNodeDefaults()
+}
+
+// setNodeDefaults fills in and checks what real and simulated nodes share:
+// the node object (capacity, taints, address), the lease and the resync.
+func (c *Config) setNodeDefaults() error {
+	durDef := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	durDef(&c.ResyncInterval, 10*time.Second)
+	durDef(&c.LeaseTTL, 10*time.Second)
 	if c.Capacity == nil {
 		c.Capacity = corev1.ResourceList{
 			corev1.ResourceCPU:    *resource.NewQuantity(int64(runtime.NumCPU()), resource.DecimalSI),

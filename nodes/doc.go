@@ -160,10 +160,31 @@
 // container, its snapshot, the CNI attachment (freeing the IP), the netns
 // and the pod's status key are removed.
 //
+// Real and simulated nodes (runner.go, simulate.go) share Run's loop:
+// registration under a lease and again when the lease is lost, the watch
+// of the pods bound to the node, one worker per pod key, deregistration.
+// Only the podRunner differs: the containerd one (a podWorker per pod, as
+// above) or a simulated one. A Simulation runs N simulated nodes in one
+// process on one etcd client, like Kubernetes' kubemark hollow nodes, for
+// scale tests (`bosun agent --simulate N`): nodes <prefix>-0001... labelled
+// bosun.dev/simulated=true with containerRuntimeVersion simulated://bosun,
+// each with the i-th /24 of SimConfig.PodCIDRs (default 10.192.0.0/10) and
+// its own lease, registered at most Concurrency (32) at a time. A pod bound
+// to one is reported, through the same buildStatus and PutPodStatus as a
+// real pod, ContainerCreating and then, after StartDelay, Running with
+// every container started and Ready (init containers completed, probes
+// passing) and an address from the node's /24; a pod that runs to
+// completion (restartPolicy Never or OnFailure: Jobs' pods) Succeeded. A
+// pod that goes has its status deleted and its address freed. No
+// containerd, CNI or state directory is touched, and a simulated pod whose
+// status is settled has no goroutine or timer: a worker starts a goroutine
+// only while it has something to write.
+//
 // The decisions (restart, backoff, the container sequence, phase, status,
 // process arguments, environment, files, security settings) are pure
 // functions in podstate.go, sequence.go, probe.go, envsource.go,
 // projection.go, podfiles.go and security.go; the I/O lives in runtime.go
 // (containerd), network.go (netns, CNI), volumes.go, contents.go,
-// probe_runner.go, worker.go, probe_worker.go and hooks.go.
+// probe_runner.go, worker.go, probe_worker.go and hooks.go; simulate.go
+// writes simulated pods' statuses.
 package nodes

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/kube"
 	"bosun/store"
 )
 
@@ -31,8 +32,7 @@ type podWorker struct {
 	namespace string
 	name      string
 	log       *slog.Logger
-	done      chan<- *podWorker
-	started   bool // touched by Run's loop only
+	done      chan<- podTask
 
 	mu      sync.Mutex
 	desired *corev1.Pod
@@ -122,7 +122,7 @@ type taskExit struct {
 	err      error
 }
 
-func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
+func newPodWorker(a *Agent, key string, done chan<- podTask) *podWorker {
 	ns, name, _ := strings.Cut(key, "/")
 	return &podWorker{
 		a: a, key: key, namespace: ns, name: name, done: done,
@@ -132,6 +132,20 @@ func newPodWorker(a *Agent, key string, done chan<- *podWorker) *podWorker {
 		probes: make(chan probeResult),
 		hooks:  make(chan hookResult),
 	}
+}
+
+func (w *podWorker) podKey() string { return w.key }
+
+func (w *podWorker) adoptPrevious(byUID map[string][]adoptedContainer, prior *store.PodStatus) {
+	w.adopt, w.prior = byUID, prior
+}
+
+func (w *podWorker) launch(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.run(ctx)
+	}()
 }
 
 // set hands the worker the pod as bound now (nil: not bound here any more).
@@ -608,7 +622,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	}
 	ps := store.PodStatus{UID: r.uid, Node: w.a.cfg.NodeName, Status: st}
 	if r.pod != nil {
-		ps.Owner = store.OwnerOf(r.pod)
+		ps.Owner = kube.OwnerOf(r.pod)
 	}
 	err := w.a.st.PutPodStatus(ctx, w.namespace, w.name, ps)
 	if err != nil {

@@ -44,7 +44,7 @@ func running(t testing.TB, s *manifest.Set, nodes ...corev1.Node) reconciler.Obs
 	t.Helper()
 	o := reconciler.Observed{Nodes: nodes}
 	for range 20 {
-		actions := reconciler.Plan(s, o, now)
+		actions := reconciler.Plan(s, o, now).Actions
 		if len(actions) == 0 {
 			return o
 		}

@@ -7,9 +7,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"bosun/kube"
 	"bosun/manifest"
 	"bosun/reconciler"
 )
@@ -64,7 +63,8 @@ type PodChange struct {
 // RolloutChange is a Deployment whose pod template changes: over the whole
 // rollout, every pod of the old template is replaced by one of the new, a few
 // at a time (RollingUpdate) or all at once (Recreate). Result.Pods shows only
-// the first step; this shows where it ends.
+// the first step; this shows where the planner's steps end, as
+// reconciler.Plan took them over the simulated cluster.
 type RolloutChange struct {
 	Namespace, Name string
 	// FromHash and ToHash are the pod-template-hash of the current and the
@@ -73,24 +73,37 @@ type RolloutChange struct {
 	// Replicas is the next revision's spec.replicas: the pods of ToHash at
 	// the end.
 	Replicas int
-	// Replaced counts the observed, unfinished pods of the Deployment on
-	// another template: the pods the rollout stops.
+	// Replaced counts the pods of other templates the rollout stops.
 	Replaced int
-	// Strategy is "RollingUpdate" or "Recreate"; for RollingUpdate, MaxSurge
-	// and MaxUnavailable are resolved against Replicas as Kubernetes does
-	// (surge rounded up, unavailability down, and not both zero).
+	// Peak is the most pods of the Deployment that run at once during the
+	// rollout (old and new); Steps how many plans start or stop its pods.
+	Peak, Steps int
+	// Strategy is "RollingUpdate" or "Recreate"; MaxSurge and MaxUnavailable
+	// are the planner's, resolved against Replicas (surge rounded up,
+	// unavailability down, and not both zero; 0 and 0 for Recreate).
 	Strategy                 string
 	MaxSurge, MaxUnavailable int `json:",omitempty"`
+	// State is where the rollout ends (reconciler.RolloutSummary):
+	// Complete, or Progressing when it stalls (a pod that does not fit), or
+	// Failed; Message says what it waits for.
+	State   reconciler.RolloutState
+	Message string `json:",omitempty"`
 }
 
-// String renders the rollout for a person:
-// "rollout web: 4 pods replaced (maxSurge 1, maxUnavailable 1)".
+// String renders the rollout for a person: "rollout web: 4 pods replaced in
+// 5 steps, at most 5 pods at once (maxSurge 1, maxUnavailable 1)", and what
+// it waits for when it does not complete.
 func (r RolloutChange) String() string {
 	how := "recreate"
 	if r.Strategy == string(appsv1.RollingUpdateDeploymentStrategyType) {
 		how = fmt.Sprintf("maxSurge %d, maxUnavailable %d", r.MaxSurge, r.MaxUnavailable)
 	}
-	return fmt.Sprintf("rollout %s: %s replaced (%s)", r.Name, plural(r.Replaced, "pod"), how)
+	out := fmt.Sprintf("rollout %s: %s replaced in %s, at most %s at once (%s)", r.Name, plural(r.Replaced, "pod"),
+		plural(r.Steps, "step"), plural(r.Peak, "pod"), how)
+	if r.State != reconciler.RolloutComplete {
+		out += "; does not complete: " + r.Message
+	}
+	return out
 }
 
 // Result is what applying the next revision would do.
@@ -103,13 +116,14 @@ type Result struct {
 	// Rollouts are the Deployments whose template changes, sorted by
 	// namespace and name.
 	Rollouts []RolloutChange
-	// Fits says whether the next revision's pods fit the observed nodes, both
-	// at its end state and at the peak of its rolling updates.
+	// Fits says whether the next revision's pods fit the observed nodes at
+	// every step the planner takes towards it: no plan of the simulation
+	// leaves a pod unschedulable.
 	Fits bool
 	// Verdict explains Fits in one line, for example "fits: 3 pods start on 1
 	// node" or "does not fit: needs 2.5 CPU more than is free on any node;
-	// web-7f9c4d2a1b and 2 more cannot be scheduled: 0/1 nodes are available:
-	// 1 insufficient cpu".
+	// web-7f9c4d2a1b-x2b and 2 more cannot be scheduled: 0/1 nodes are
+	// available: 1 insufficient cpu".
 	Verdict string
 }
 
@@ -119,21 +133,17 @@ func (r *Result) Changed() bool { return len(r.Objects) > 0 || len(r.Pods) > 0 }
 
 // Compute previews applying next over a cluster that runs current (nil when
 // nothing is applied yet) and is observed as observed. next must be non-nil.
-// now is passed to reconciler.Plan; Compute reads no clock and does no I/O.
+// It runs reconciler.Plan, from now on, over a copy of observed until the
+// plan has nothing left to do (simulation); it reads no clock and does no
+// I/O.
 func Compute(current, next *manifest.Set, observed reconciler.Observed, now time.Time) *Result {
-	actions := reconciler.Plan(next, observed, now)
-	deleted := make(map[string]bool)
-	for _, a := range actions {
-		if a.Type == reconciler.DeletePod {
-			deleted[a.Namespace+"/"+a.Name] = true
-		}
-	}
+	s := simulate(next, observed, now)
 	res := &Result{
 		Objects:  Objects(current, next),
-		Pods:     podChanges(actions, observed.Pods),
-		Rollouts: rollouts(current, next, observed.Pods),
+		Pods:     podChanges(s.first.Actions, observed.Pods),
+		Rollouts: rollouts(current, next, s),
 	}
-	res.Fits, res.Verdict = capacity(next, observed, deleted, actions)
+	res.Fits, res.Verdict = verdict(s)
 	return res
 }
 
@@ -173,17 +183,15 @@ func podChanges(actions []reconciler.Action, observed []corev1.Pod) []PodChange 
 
 // deploymentOf names the Deployment that controls pod, or "".
 func deploymentOf(pod *corev1.Pod) string {
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "Deployment" {
-		return ref.Name
+	if kind, name := kube.Controller(pod); kind == "Deployment" {
+		return name
 	}
 	return ""
 }
 
-// labelPodTemplateHash is the label carrying a Deployment pod's template hash
-// (the issue 3 contract: manifest.TemplateHash of the template).
-const labelPodTemplateHash = "pod-template-hash"
-
-func rollouts(current, next *manifest.Set, observed []corev1.Pod) []RolloutChange {
+// rollouts describes, per Deployment whose template differs between current
+// and next, the rollout the simulation ran.
+func rollouts(current, next *manifest.Set, s *simulation) []RolloutChange {
 	if current == nil {
 		return nil
 	}
@@ -192,71 +200,31 @@ func rollouts(current, next *manifest.Set, observed []corev1.Pod) []RolloutChang
 		d := &current.Deployments[i]
 		before[d.Namespace+"/"+d.Name] = d
 	}
-	// Template hashes of the observed, unfinished pods of each Deployment.
-	hashes := make(map[string][]string)
-	for i := range observed {
-		p := &observed[i]
-		if owner := deploymentOf(p); owner != "" && !finished(p) {
-			k := p.Namespace + "/" + owner
-			hashes[k] = append(hashes[k], p.Labels[labelPodTemplateHash])
-		}
+	summaries := make(map[string]*reconciler.RolloutSummary, len(s.last.Rollouts))
+	for i := range s.last.Rollouts {
+		r := &s.last.Rollouts[i]
+		summaries[r.Namespace+"/"+r.Name] = r
 	}
 	var out []RolloutChange
 	for i := range next.Deployments {
 		d := &next.Deployments[i]
-		old := before[d.Namespace+"/"+d.Name]
-		if old == nil {
+		k := d.Namespace + "/" + d.Name
+		old, sum, track := before[k], summaries[k], s.rollouts[k]
+		if old == nil || sum == nil || track == nil {
 			continue
 		}
-		from, to := manifest.TemplateHash(&old.Spec.Template), manifest.TemplateHash(&d.Spec.Template)
-		if from == to {
+		from := manifest.TemplateHash(&old.Spec.Template)
+		if from == track.hash {
 			continue
 		}
-		rc := RolloutChange{Namespace: d.Namespace, Name: d.Name, FromHash: from, ToHash: to, Replicas: replicas(d), Strategy: string(d.Spec.Strategy.Type)}
-		rc.MaxSurge, rc.MaxUnavailable = surge(d)
-		for _, h := range hashes[d.Namespace+"/"+d.Name] {
-			if h != to {
-				rc.Replaced++
-			}
-		}
-		out = append(out, rc)
+		out = append(out, RolloutChange{
+			Namespace: d.Namespace, Name: d.Name, FromHash: from, ToHash: track.hash,
+			Replicas: int(sum.Replicas), Replaced: track.replaced, Peak: track.peak, Steps: track.steps,
+			Strategy: string(d.Spec.Strategy.Type), MaxSurge: sum.MaxSurge, MaxUnavailable: sum.MaxUnavailable,
+			State: sum.State, Message: sum.Message,
+		})
 	}
 	return out // next.Deployments is sorted by namespace and name
-}
-
-func replicas(d *appsv1.Deployment) int {
-	if d.Spec.Replicas == nil {
-		return 1
-	}
-	return int(*d.Spec.Replicas)
-}
-
-// surge resolves a RollingUpdate Deployment's maxSurge and maxUnavailable as
-// Kubernetes does; both are 0 for Recreate.
-func surge(d *appsv1.Deployment) (maxSurge, maxUnavailable int) {
-	ru := d.Spec.Strategy.RollingUpdate
-	if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil {
-		return 0, 0
-	}
-	n := replicas(d)
-	// Validated by manifest loading, so these cannot fail.
-	s, _ := intstr.GetScaledValueFromIntOrPercent(orZero(ru.MaxSurge), n, true)
-	u, _ := intstr.GetScaledValueFromIntOrPercent(orZero(ru.MaxUnavailable), n, false)
-	if s == 0 && u == 0 {
-		u = 1
-	}
-	return s, u
-}
-
-func orZero(v *intstr.IntOrString) *intstr.IntOrString {
-	if v == nil {
-		return &intstr.IntOrString{}
-	}
-	return v
-}
-
-func finished(p *corev1.Pod) bool {
-	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 func plural(n int, word string) string {

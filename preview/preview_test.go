@@ -191,12 +191,16 @@ func TestCompute_newTemplateStopsOldPodsAndStartsNew(t *testing.T) {
 	if starts == 0 || stops == 0 {
 		t.Errorf("starts %d, stops %d: want both", starts, stops)
 	}
+	// The planner's steps with 25%/25% of 4: one old pod goes and two new
+	// start (5 pods), then two more old go and two new start, then the last
+	// old one goes.
 	want := RolloutChange{Namespace: "default", Name: "web", FromHash: oldHash, ToHash: newHash, Replicas: 4, Replaced: 4,
-		Strategy: "RollingUpdate", MaxSurge: 1, MaxUnavailable: 1}
+		Peak: 5, Steps: 3, Strategy: "RollingUpdate", MaxSurge: 1, MaxUnavailable: 1,
+		State: reconciler.RolloutComplete, Message: `deployment "web" successfully rolled out`}
 	if len(r.Rollouts) != 1 || r.Rollouts[0] != want {
 		t.Errorf("rollouts = %+v, want %+v", r.Rollouts, want)
 	}
-	if got := r.Rollouts[0].String(); got != "rollout web: 4 pods replaced (maxSurge 1, maxUnavailable 1)" {
+	if got := r.Rollouts[0].String(); got != "rollout web: 4 pods replaced in 3 steps, at most 5 pods at once (maxSurge 1, maxUnavailable 1)" {
 		t.Errorf("String() = %q", got)
 	}
 	if oldHash == newHash || len(oldHash) != 10 {
@@ -259,8 +263,8 @@ func TestCompute_verdict(t *testing.T) {
 			current: []string{deployment("web", 4, "registry.local/web:1.0", "1", "64Mi", strategySurgeOnly)},
 			next:    []string{deployment("web", 4, "registry.local/web:2.0", "1", "64Mi", strategySurgeOnly)},
 			nodes:   []string{"n1:4:8Gi"},
-			verdict: `does not fit during the rolling update of web \(old pods still running plus maxSurge new ones\): ` +
-				`needs 1 CPU more than is free on any node; web-[0-9a-f]{10}(-[0-9a-z]+)? cannot be scheduled: 0/1 nodes are available: 1 insufficient cpu`},
+			verdict: `does not fit: needs 1 CPU more than is free on any node; web-[0-9a-f]{10}-[0-9a-z]+ cannot be scheduled: ` +
+				`0/1 nodes are available: 1 insufficient cpu \(at step 1 of the rolling update of web, old pods still running\)`},
 		{name: "recreate has no surge",
 			current: []string{deployment("web", 4, "registry.local/web:1.0", "1", "64Mi", strategyRecreate)},
 			next:    []string{deployment("web", 4, "registry.local/web:2.0", "1", "64Mi", strategyRecreate)},

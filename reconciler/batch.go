@@ -24,14 +24,20 @@ const (
 	DeleteCronJob ActionType = "DeleteCronJob"
 )
 
-// Decision is everything one plan decides.
-type Decision struct {
+// Result is everything one plan decides.
+type Result struct {
 	// Actions are the writes, in the order Plan gives them.
 	Actions []Action
-	// Wake is the earliest time at which planning again, with nothing else
-	// changed, decides something new: a CronJob's next run, a Job's
-	// deadline, the end of a pod backoff or of a ttl. Zero when nothing is
-	// pending. The driver's caller sets a timer on it.
+	// Rollouts summarise each desired Deployment's rollout as the plan
+	// leaves it, in the order of the desired Set (namespace, name).
+	Rollouts []RolloutSummary
+	// Wake is the earliest time after now at which planning again, with
+	// nothing else changed, decides something new: a pod becoming available
+	// (minReadySeconds), a rollout missing its progress deadline, a CronJob's
+	// next run, a Job's deadline, the end of a pod backoff or of a ttl, a
+	// NoExecute eviction, the end of an absent node's grace. Zero when
+	// nothing is pending. The driver's caller sets a timer on it, and need
+	// not plan otherwise until something changes.
 	Wake time.Time
 	// Events are what happened to Jobs and CronJobs, for logs and metrics;
 	// each is reported by the plan whose actions record it, so it is

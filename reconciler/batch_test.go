@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"bosun/kube"
 	"bosun/manifest"
 )
 
@@ -29,7 +30,7 @@ type batchSim struct {
 	now     time.Time
 	desired *manifest.Set
 	o       Observed
-	last    Decision
+	last    Result
 	// loc prints times of cron scenarios; UTC by default. absolute prints
 	// times as dates (after "at" or a time zone), not offsets from start.
 	loc      *time.Location
@@ -42,9 +43,9 @@ func newBatchSim(t testing.TB, now time.Time) *batchSim {
 }
 
 // plan plans and applies the actions, as the driver does.
-func (s *batchSim) plan() Decision {
+func (s *batchSim) plan() Result {
 	s.t.Helper()
-	dec := Decide(s.desired, s.o, s.now)
+	dec := Plan(s.desired, s.o, s.now)
 	s.o = applyAll(s.t, s.o, dec.Actions, s.now)
 	s.last = dec
 	return dec
@@ -52,9 +53,9 @@ func (s *batchSim) plan() Decision {
 
 // settle plans until a plan decides nothing (at most a few plans), and
 // fails if it does not converge.
-func (s *batchSim) settle() []Decision {
+func (s *batchSim) settle() []Result {
 	s.t.Helper()
-	var out []Decision
+	var out []Result
 	for range 5 {
 		dec := s.plan()
 		if len(dec.Actions) == 0 {
@@ -147,7 +148,7 @@ func (s *batchSim) podsWhere(match func(*corev1.Pod) bool) []*corev1.Pod {
 	return out
 }
 
-func active(p *corev1.Pod) bool { return !terminal(p) }
+func active(p *corev1.Pod) bool { return !kube.PodFinished(p) }
 
 func ofJob(name string) func(*corev1.Pod) bool {
 	return func(p *corev1.Pod) bool { return name == "" || p.Labels[LabelJobName] == name }
@@ -482,7 +483,7 @@ func (s *batchSim) event(e Event) string {
 	return line
 }
 
-func (s *batchSim) printDecision(b *strings.Builder, dec Decision, actions bool) {
+func (s *batchSim) printDecision(b *strings.Builder, dec Result, actions bool) {
 	if actions {
 		for _, a := range dec.Actions {
 			line := fmt.Sprintf("%s %s", a.Type, a.Object())

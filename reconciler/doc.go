@@ -1,15 +1,25 @@
 // Package reconciler keeps the cluster equal to the desired state from Git.
 //
 // Plan is the decision, and it is pure: a function of the desired Set, the
-// Observed cluster and the time, with no I/O, no clock and no randomness. It
-// returns the actions that make the cluster match Git; a Driver reads the
-// cluster, calls Decide (Plan with what else it decided: the next wake-up
-// and the events of Jobs and CronJobs) and applies the actions through the
-// store.
+// Observed cluster and the time, with no I/O, no clock and no randomness
+// (scripts/check-imports.sh fails the build on os, net, time.Now or rand in
+// this package). It returns a Result: the actions that make the cluster
+// match Git, a summary of each Deployment's rollout, the next time it must
+// plan again by itself (Wake), and the events of Jobs and CronJobs. A Driver
+// reads the cluster, calls Plan with the time of the clock it is given and
+// applies the actions through the store; its caller sleeps until Wake or a
+// change, and never needs to poll. preview runs the same Plan over a
+// simulated cluster to show what a revision would do.
 //
 //	manifest.Set ─┐
-//	Observed ─────┼─> Decide ─> deployments ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
-//	now ──────────┘                        ─> Decision{Actions, Wake, Events}
+//	Observed ─────┼─> Plan ─> deployments ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
+//	now ──────────┘                      ─> Result{Actions, Rollouts, Wake, Events}
+//
+// Beside Plan, and as pure: NodeGrace decides which nodes the plan counts
+// (absent ones stay, unschedulable, for a grace period; Observed carries
+// when the next grace ends), and RevisionOutcome judges whether a whole
+// revision runs as written (Deployments by RolloutStatus, the same rules
+// as the summaries), which the server records in the history.
 //
 // The contract Plan keeps:
 //
@@ -51,9 +61,16 @@
 //     False, ProgressDeadlineExceeded, naming the template hash, and the
 //     rollout stops: nothing more is added and only old pods that do not serve
 //     are removed, until the template changes. A newer template always starts
-//     at once; nothing of an older rollout holds it. These times are not in
-//     Decision.Wake: the driver must plan again as time passes
-//     (minReadySeconds, the deadline), which its periodic resync does.
+//     at once; nothing of an older rollout holds it. Both times are in
+//     Result.Wake: a ready pod's Ready transition plus minReadySeconds, and
+//     the first instant after LastUpdateTime plus progressDeadlineSeconds
+//     (Kubernetes compares strictly; stored times are whole seconds).
+//   - Rollout summaries (Result.Rollouts): per desired Deployment, the
+//     template hashes from (the previous revision) and to, the replicas
+//     desired, updated, ready and available and the old pods left as the
+//     plan leaves them, the resolved maxSurge and maxUnavailable, and the
+//     state (Progressing, Complete, Failed) with the Progressing condition's
+//     reason and the message RolloutStatus gives for the status written.
 //   - Standalone Pods run as written. A pod spec is immutable, so a spec change
 //     in Git (tracked by the bosun.dev/spec-hash annotation) is DeletePod then
 //     CreatePod under the same name; label and annotation changes are updated in
@@ -97,7 +114,7 @@
 //     starts nothing (its due runs count as missed, as in Kubernetes). The
 //     newest successful and failed Jobs are kept by the history limits.
 //     Schedules are read in spec.timeZone (UTC when unset); see
-//     cronSchedule for daylight saving time. Decision.Wake is the next
+//     cronSchedule for daylight saving time. Result.Wake is the next
 //     scheduled time, so the driver wakes for it.
 //   - Prune: pods, deployments, services, Jobs and CronJobs that are not in
 //     Git are deleted, Jobs with their pods, CronJobs with their Jobs; pods
@@ -129,9 +146,12 @@
 //     changes (LastTransitionTime only when its status flips), and every time
 //     the planner writes is now (Jobs and CronJobs: now in whole seconds, as
 //     the store keeps it, so a plan decides alike from its own writes).
-//   - Wake-up: Decision.Wake is the earliest time after now at which planning
-//     again, with nothing else changed, decides something new: a CronJob's
-//     next run, a Job's deadline, the end of a pod backoff or of a ttl, the
-//     next eviction. Events (Decision.Events) are reported by the plan whose
-//     actions record them.
+//   - Wake-up: Result.Wake is the earliest time after now at which planning
+//     again, with nothing else changed, decides something new: a pod
+//     becoming available (minReadySeconds), a rollout's progress deadline, a
+//     CronJob's next run, a Job's deadline, the end of a pod backoff or of a
+//     ttl, the next NoExecute eviction, the end of an absent node's grace
+//     (Observed.NodeGraceExpires). Planning a moment before Wake decides
+//     nothing new; planning at Wake does. Events (Result.Events) are
+//     reported by the plan whose actions record them.
 package reconciler

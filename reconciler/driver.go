@@ -24,35 +24,32 @@ type Cluster interface {
 type Driver struct {
 	Cluster Cluster
 	Logger  *slog.Logger
-	// Now returns the time passed to Plan; default time.Now.
+	// Now is the clock whose time is passed to Plan (the server passes
+	// time.Now, tests a fake). Required: this package reads no clock.
 	Now func() time.Time
 }
 
 // Reconcile plans desired against the observed cluster and applies the
 // actions. It returns what it observed and what the plan decided; the
-// decision's events are logged once its actions are applied.
-func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed, Decision, error) {
+// plan's events are logged once its actions are applied.
+func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed, Result, error) {
 	observed, err := d.Cluster.Observe(ctx)
 	if err != nil {
-		return observed, Decision{}, fmt.Errorf("observe: %w", err)
+		return observed, Result{}, fmt.Errorf("observe: %w", err)
 	}
-	now := time.Now
-	if d.Now != nil {
-		now = d.Now
+	res := Plan(desired, observed, d.Now())
+	if len(res.Actions) == 0 {
+		d.logEvents(res.Events)
+		return observed, res, nil
 	}
-	dec := Decide(desired, observed, now())
-	if len(dec.Actions) == 0 {
-		d.logEvents(dec.Events)
-		return observed, dec, nil
-	}
-	for _, a := range dec.Actions {
+	for _, a := range res.Actions {
 		d.Logger.Info("action", "type", a.Type, "object", a.Object(), "reason", a.Reason)
 	}
-	if err := d.Cluster.Apply(ctx, dec.Actions); err != nil {
-		return observed, dec, fmt.Errorf("apply %d actions: %w", len(dec.Actions), err)
+	if err := d.Cluster.Apply(ctx, res.Actions); err != nil {
+		return observed, res, fmt.Errorf("apply %d actions: %w", len(res.Actions), err)
 	}
-	d.logEvents(dec.Events)
-	return observed, dec, nil
+	d.logEvents(res.Events)
+	return observed, res, nil
 }
 
 func (d *Driver) logEvents(events []Event) {

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"bosun/kube"
 	"bosun/scheduler"
 )
 
@@ -98,7 +99,7 @@ func taintString(t *corev1.Taint) string {
 // evicted says whether the planner evicts this observed pod now, and why.
 // A pinned pod (its spec names its node) and a finished one never are.
 func (p *planner) evicted(pod *corev1.Pod, pinned bool) (string, bool) {
-	if pinned || terminal(pod) || pod.Spec.NodeName == "" {
+	if pinned || kube.PodFinished(pod) || pod.Spec.NodeName == "" {
 		return "", false
 	}
 	node := p.nodeObjs[pod.Spec.NodeName]
@@ -135,7 +136,7 @@ func NextEviction(o Observed, now time.Time) (time.Time, bool) {
 	for i := range o.Pods {
 		pod := &o.Pods[i]
 		node := nodes[pod.Spec.NodeName]
-		if node == nil || terminal(pod) {
+		if node == nil || kube.PodFinished(pod) {
 			continue
 		}
 		if ev := evictionOf(pod, node, now); !ev.now && !ev.at.IsZero() && (next.IsZero() || ev.at.Before(next)) {

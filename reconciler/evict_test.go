@@ -147,7 +147,7 @@ func TestPlan_noExecuteTaintEvictsDeploymentPods(t *testing.T) {
 	victim := podsOn(o, "n1")[0]
 	o = taintNode(o, "n1", noExecute("maint", t0.Add(time.Minute)))
 
-	actions := Plan(desired, o, t0.Add(time.Minute))
+	actions := Plan(desired, o, t0.Add(time.Minute)).Actions
 	got := summarize(actions)
 	if len(got) < 2 ||
 		got[0] != "DeletePod default/"+victim+" (evicted: node n1 has taint {maint: }:NoExecute, not tolerated)" ||
@@ -155,7 +155,7 @@ func TestPlan_noExecuteTaintEvictsDeploymentPods(t *testing.T) {
 		t.Fatalf("actions:\n%s", strings.Join(got, "\n"))
 	}
 	o = runPods(apply(t, o, actions))
-	if again := Plan(desired, o, t0.Add(2*time.Minute)); len(again) > 1 || (len(again) == 1 && again[0].Type != PutDeployment) {
+	if again := Plan(desired, o, t0.Add(2*time.Minute)).Actions; len(again) > 1 || (len(again) == 1 && again[0].Type != PutDeployment) {
 		t.Fatalf("not converged:\n%s", strings.Join(summarize(again), "\n"))
 	}
 	if on := podsOn(o, "n1"); len(on) != 0 {
@@ -175,10 +175,10 @@ func TestPlan_noExecuteTaintToleratedForAWhile(t *testing.T) {
 	if next, ok := NextEviction(o, t0.Add(10*time.Second)); !ok || !next.Equal(t0.Add(40*time.Second)) {
 		t.Fatalf("NextEviction = %v, %v; want t0+40s", next, ok)
 	}
-	if actions := Plan(desired, o, t0.Add(39*time.Second)); len(actions) != 0 {
+	if actions := Plan(desired, o, t0.Add(39*time.Second)).Actions; len(actions) != 0 {
 		t.Fatalf("evicted before tolerationSeconds ran out:\n%s", strings.Join(summarize(actions), "\n"))
 	}
-	actions := Plan(desired, o, t0.Add(40*time.Second))
+	actions := Plan(desired, o, t0.Add(40*time.Second)).Actions
 	got := summarize(actions)
 	if len(got) < 2 || got[0] != "DeletePod default/"+victim+" (evicted: node n1 has taint {maint: }:NoExecute, tolerated for 30s)" {
 		t.Fatalf("actions at t0+40s:\n%s", strings.Join(got, "\n"))
@@ -202,7 +202,7 @@ func TestPlan_noExecuteTaintEvictsStandalonePods(t *testing.T) {
 		t.Fatalf("pods on n1: %v", on)
 	}
 	o = taintNode(o, "n1", noExecute("maint", t0))
-	got := summarize(Plan(desired, o, t0.Add(time.Second)))
+	got := summarize(Plan(desired, o, t0.Add(time.Second)).Actions)
 	want := []string{
 		"DeletePod default/free (evicted: node n1 has taint {maint: }:NoExecute, not tolerated)",
 		"CreatePod default/free node=n2 (evicted: node n1 has taint {maint: }:NoExecute, not tolerated)",

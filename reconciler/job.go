@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/kube"
 )
 
 // Labels and annotations of Jobs and their pods.
@@ -253,7 +255,7 @@ func (out jobStepResult) withCounts(st batchv1.JobStatus, active []*corev1.Pod, 
 	st.Active = int32(len(active) + created)
 	var readyPods int32
 	for _, pod := range active {
-		if ready(pod) {
+		if kube.PodReady(pod) {
 			readyPods++
 		}
 	}
@@ -382,7 +384,7 @@ func byStopOrder(a, b *corev1.Pod) int {
 		switch {
 		case p.Spec.NodeName == "":
 			return 0
-		case !ready(p):
+		case !kube.PodReady(p):
 			return 1
 		}
 		return 2

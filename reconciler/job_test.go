@@ -155,7 +155,7 @@ func TestJob_neverMoreThanParallelismActive(t *testing.T) {
 			s.now = s.now.Add(time.Duration(rng.IntN(30)) * time.Second)
 			dec := s.plan()
 			checkJobInvariants(t, seed, step, s)
-			if again := Decide(s.desired, s.o, s.now); len(again.Actions) > 0 {
+			if again := Plan(s.desired, s.o, s.now); len(again.Actions) > 0 {
 				t.Fatalf("seed %d step %d: no fixpoint: %s\nafter:\n%s", seed, step,
 					strings.Join(summarize(again.Actions), "\n"), strings.Join(summarize(dec.Actions), "\n"))
 			}
@@ -297,7 +297,7 @@ func TestCronJob_failoverNeitherSkipsNorDoubles(t *testing.T) {
 			s.desired.CronJobs = []batchv1.CronJob{testCronJob("tick", "* * * * *")}
 			s.plan()
 			s.now = due.Add(tc.oldLeader)
-			dec := Decide(s.desired, s.o, s.now)
+			dec := Plan(s.desired, s.o, s.now)
 			s.o = applyAll(t, s.o, slices.DeleteFunc(dec.Actions, func(a Action) bool { return !tc.keep(a) }), s.now)
 			// The new leader takes over within its session TTL and plans.
 			s.now = due.Add(2500 * time.Millisecond)

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/kube"
 	"bosun/manifest"
 	"bosun/scheduler"
 )
@@ -57,6 +58,10 @@ type Observed struct {
 	// Terminating are pods already deleted that their node is still
 	// stopping; a Recreate rollout waits for its old ones to be gone.
 	Terminating []TerminatingPod
+	// NodeGraceExpires is when the grace of the first absent node kept in
+	// Nodes ends (NodeGrace.Observe), zero if none is: Plan wakes then, when
+	// that node's pods count as lost.
+	NodeGraceExpires time.Time
 }
 
 // TerminatingPod is a deleted pod its node is still tearing down.
@@ -116,20 +121,18 @@ type Action struct {
 }
 
 // Plan compares the desired state from Git with the observed cluster and
-// returns the actions that make the cluster match, in a deterministic order:
-// namespace, configmap and secret puts (pods that use them must find them),
-// job and cronjob puts (pods need their Job), pod deletions, pod creations
-// and updates, deployment puts, deployment deletions, service puts, service
-// deletions, then namespace, configmap, secret, job and cronjob deletions;
-// each group sorted by namespace and name. Applying the actions and planning again over the result yields no
-// actions. now stamps the conditions the planner sets; Plan reads no clock.
-func Plan(desired *manifest.Set, observed Observed, now time.Time) []Action {
-	return Decide(desired, observed, now).Actions
-}
-
-// Decide is Plan, with what else the plan decided: when to plan again and
-// the events of Jobs and CronJobs (batch.go).
-func Decide(desired *manifest.Set, observed Observed, now time.Time) Decision {
+// returns what it decides (Result): the actions that make the cluster match,
+// in a deterministic order: namespace, configmap and secret puts (pods that
+// use them must find them), job and cronjob puts (pods need their Job), pod
+// deletions, pod creations and updates, deployment puts, deployment
+// deletions, service puts, service deletions, then namespace, configmap,
+// secret, job and cronjob deletions; each group sorted by namespace and
+// name. Applying the actions and planning again over the result yields no
+// actions. With them come a summary of each Deployment's rollout, the next
+// time planning again decides something by itself (Wake), and the events of
+// Jobs and CronJobs. now stamps the conditions the planner sets; Plan reads
+// no clock.
+func Plan(desired *manifest.Set, observed Observed, now time.Time) Result {
 	p := newPlanner(observed, now)
 	p.configObjects(desired.Namespaces, desired.ConfigMaps, desired.Secrets)
 	for i := range desired.Deployments {
@@ -140,15 +143,17 @@ func Decide(desired *manifest.Set, observed Observed, now time.Time) Decision {
 	p.batch(desired.Jobs, desired.CronJobs)
 	p.pruneDeploymentPods(desired.Deployments)
 	p.schedule()
+	rollouts := make([]RolloutSummary, 0, len(p.deploys))
 	for _, ds := range p.deploys {
-		p.deploymentStatus(ds)
+		rollouts = append(rollouts, p.deploymentStatus(ds))
 	}
 	p.pruneDeployments(desired.Deployments)
 	p.services(desired.Services)
 	if t, ok := NextEviction(observed, now); ok {
 		p.wakeAt(t)
 	}
-	return Decision{Actions: p.result(), Wake: p.wake, Events: p.events}
+	p.wakeAt(observed.NodeGraceExpires)
+	return Result{Actions: p.result(), Rollouts: rollouts, Wake: p.wake, Events: p.events}
 }
 
 // podRef is an observed pod with what the planner derives from it once.
@@ -304,23 +309,10 @@ func (p *planner) uid(pod *corev1.Pod) types.UID {
 	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
 }
 
-func terminal(pod *corev1.Pod) bool {
-	return pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
-}
-
 // lost reports whether pod was bound by the scheduler to a node that is gone.
 // A pod whose spec names its node (pinned) waits for that node instead.
 func (p *planner) lost(pod *corev1.Pod, pinned bool) bool {
 	return !pinned && pod.Spec.NodeName != "" && !p.nodes[pod.Spec.NodeName]
-}
-
-func ready(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // ---- Deployments ----
@@ -347,6 +339,7 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	rs := &rolloutState{
 		history:        nextHistory(prev, hash, templateImages(&d.Spec.Template), revisionHistoryLimit(d)),
 		prev:           prev,
+		maxSurge:       surge,
 		maxUnavailable: unavailable,
 		minReady:       time.Duration(d.Spec.MinReadySeconds) * time.Second,
 	}
@@ -392,7 +385,7 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		}
 		evictWhy, evict := p.evicted(pod, pinned)
 		switch {
-		case terminal(pod):
+		case kube.PodFinished(pod):
 			phase := strings.ToLower(string(pod.Status.Phase))
 			p.deletePod(ref, "replace "+phase+" pod")
 			replaced = append(replaced, "replacement for "+phase+" pod "+pod.Name)
@@ -494,7 +487,7 @@ func rank(pod *corev1.Pod, minReady time.Duration, now time.Time) int {
 	switch {
 	case pod.Spec.NodeName == "":
 		return 0
-	case !ready(pod):
+	case !kube.PodReady(pod):
 		return 1
 	case !available(pod, minReady, now):
 		return 2
@@ -640,8 +633,10 @@ func (p *planner) pruneDeploymentPods(desired []appsv1.Deployment) {
 
 // deploymentStatus puts the Deployment if its spec, its annotations or its
 // status, computed from the pods as they will be once this plan is applied,
-// differ from what the store holds.
-func (p *planner) deploymentStatus(ds *deploymentState) {
+// differ from what the store holds, and summarises its rollout. It wakes
+// the plan when a kept pod becomes available (minReadySeconds) and when the
+// rollout would miss its progress deadline.
+func (p *planner) deploymentStatus(ds *deploymentState) RolloutSummary {
 	rs := ds.rollout
 	var st appsv1.DeploymentStatus
 	for _, pod := range ds.kept {
@@ -649,11 +644,13 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 		if pod.Labels[LabelPodTemplateHash] == ds.hash {
 			st.UpdatedReplicas++
 		}
-		if ready(pod) {
+		if kube.PodReady(pod) {
 			st.ReadyReplicas++
 		}
 		if available(pod, rs.minReady, p.now) {
 			st.AvailableReplicas++
+		} else if at, ok := availableAt(pod, rs.minReady, p.now); ok {
+			p.wakeAt(at)
 		}
 	}
 	st.Replicas += int32(len(ds.created))
@@ -666,6 +663,18 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 		replicas = max(int(*d.Spec.Replicas), 0)
 	}
 	st.Conditions = conditions(d, od, ds.hash, rs, &st, replicas, p.now)
+	prog := &st.Conditions[1]
+	if at, ok := deadlineAt(d, prog); ok {
+		p.wakeAt(at)
+	}
+	sum := RolloutSummary{Namespace: d.Namespace, Name: d.Name, ToHash: ds.hash, Revision: rs.history[0].Revision,
+		Replicas: int32(replicas), Updated: st.UpdatedReplicas, Ready: st.ReadyReplicas, Available: st.AvailableReplicas,
+		OldPods: st.Replicas - st.UpdatedReplicas, MaxSurge: rs.maxSurge, MaxUnavailable: rs.maxUnavailable, Reason: prog.Reason}
+	if len(rs.history) > 1 {
+		sum.FromHash = rs.history[1].Hash
+	}
+	sum.State, sum.Message = judgeRollout(d, &st,
+		prog.Status == corev1.ConditionFalse && prog.Reason == ReasonProgressDeadlineExceeded)
 
 	var generation int64 = 1
 	reason := "create"
@@ -686,7 +695,7 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 		case generation != od.Generation || !equality.Semantic.DeepEqual(st, od.Status):
 			reason = fmt.Sprintf("status: %d replicas, %d updated, %d ready", st.Replicas, st.UpdatedReplicas, st.ReadyReplicas)
 		default:
-			return
+			return sum
 		}
 	}
 	st.ObservedGeneration = generation
@@ -701,6 +710,7 @@ func (p *planner) deploymentStatus(ds *deploymentState) {
 	out.Generation = generation
 	out.Status = st
 	p.other = append(p.other, Action{Type: PutDeployment, Deployment: out, Reason: reason})
+	return sum
 }
 
 // deploymentAnnotations are the Deployment's annotations from Git plus the
@@ -800,7 +810,7 @@ func (p *planner) standalonePods(desired []corev1.Pod) {
 		switch {
 		case pod.Annotations[AnnotationSpecHash] != fresh.Annotations[AnnotationSpecHash]:
 			why = "spec changed in Git"
-		case terminal(pod):
+		case kube.PodFinished(pod):
 			if dp.Spec.RestartPolicy == corev1.RestartPolicyNever || dp.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
 				continue // ran to completion; see above
 			}
@@ -864,14 +874,14 @@ func SpecHash(dp *corev1.Pod) string {
 func (p *planner) schedule() {
 	var pending []*change
 	for _, ref := range p.all {
-		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName != "" || terminal(ref.pod) {
+		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName != "" || kube.PodFinished(ref.pod) {
 			continue
 		}
 		c := p.changes[ref.key]
 		if c == nil {
 			c = &change{pod: ref.pod} // copied only if it has to be written: see writable
 		}
-		c.owner = ownerOf(ref.pod)
+		c.owner = spreadGroup(ref.pod)
 		pending = append(pending, c)
 	}
 	for _, c := range p.order {
@@ -891,10 +901,10 @@ func (p *planner) schedule() {
 	}
 	var bound []scheduler.Pod
 	for _, ref := range p.all {
-		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName == "" || terminal(ref.pod) {
+		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName == "" || kube.PodFinished(ref.pod) {
 			continue
 		}
-		bound = append(bound, schedPod(ref.pod, ownerOf(ref.pod)))
+		bound = append(bound, schedPod(ref.pod, spreadGroup(ref.pod)))
 	}
 	for _, c := range p.order {
 		if c.pod.Spec.NodeName != "" { // pinned by its spec
@@ -942,9 +952,11 @@ func schedPod(pod *corev1.Pod, owner string) scheduler.Pod {
 	return scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
 }
 
-func ownerOf(pod *corev1.Pod) string {
-	if owner := metav1.GetControllerOfNoCopy(pod); owner != nil && owner.Kind == "Deployment" {
-		return "Deployment/" + key(pod.Namespace, owner.Name)
+// spreadGroup is the scheduler's spreading group of pod: its Deployment,
+// "Deployment/<ns>/<name>", or "" for any other pod.
+func spreadGroup(pod *corev1.Pod) string {
+	if owner := kube.OwnerOf(pod); strings.HasPrefix(owner, "Deployment/") {
+		return owner
 	}
 	return ""
 }

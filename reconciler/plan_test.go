@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"bosun/kube"
 	"bosun/manifest"
 	"bosun/scheduler"
 )
@@ -195,7 +196,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func runPods(o Observed) Observed {
 	for i := range o.Pods {
 		p := &o.Pods[i]
-		if p.Spec.NodeName == "" || terminal(p) {
+		if p.Spec.NodeName == "" || kube.PodFinished(p) {
 			continue
 		}
 		p.Status = corev1.PodStatus{
@@ -232,9 +233,9 @@ func podKeys(o Observed) []string {
 // planApplied plans, applies and checks the plan converges in one step.
 func planApplied(t testing.TB, desired *manifest.Set, o Observed) ([]Action, Observed) {
 	t.Helper()
-	actions := Plan(desired, o, t0)
+	actions := Plan(desired, o, t0).Actions
 	next := apply(t, o, actions)
-	if again := Plan(desired, next, t0.Add(time.Minute)); len(again) > 0 {
+	if again := Plan(desired, next, t0.Add(time.Minute)).Actions; len(again) > 0 {
 		t.Fatalf("plan did not converge in one step; second plan:\n%s", strings.Join(summarize(again), "\n"))
 	}
 	return actions, next
@@ -539,7 +540,7 @@ func deepCopyObserved(o Observed) Observed {
 func TestPlan_createdPodsCarryOwnershipAndScheduling(t *testing.T) {
 	web := deployment("web", 1, "web:1", "100m")
 	actions := Plan(set([]appsv1.Deployment{web}, []corev1.Pod{standalone("big", "b:1", "64", "")}, nil),
-		Observed{Nodes: []corev1.Node{node("n1", "2")}}, t0)
+		Observed{Nodes: []corev1.Node{node("n1", "2")}}, t0).Actions
 	hash := manifest.TemplateHash(&web.Spec.Template)
 
 	big := actions[0].Pod
@@ -579,7 +580,7 @@ func TestPlan_recreatedPodGetsNewUID(t *testing.T) {
 	tool := standalone("tool", "tool:1", "100m", "")
 	o := settled(t, set(nil, []corev1.Pod{tool}, nil), node("n1", "2"))
 	tool2 := standalone("tool", "tool:2", "100m", "")
-	actions := Plan(set(nil, []corev1.Pod{tool2}, nil), o, t0.Add(time.Hour))
+	actions := Plan(set(nil, []corev1.Pod{tool2}, nil), o, t0.Add(time.Hour)).Actions
 	if len(actions) != 2 || actions[1].Type != CreatePod {
 		t.Fatalf("actions = %v", summarize(actions))
 	}
@@ -592,9 +593,9 @@ func TestPlan_sameInputSameActions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 3))
 	desired, nodes := randomDesired(rng), randomNodes(rng)
 	o := Observed{Nodes: nodes}
-	first := Plan(desired, o, t0)
+	first := Plan(desired, o, t0).Actions
 	for range 3 {
-		if again := Plan(desired, o, t0); !reflect.DeepEqual(first, again) {
+		if again := Plan(desired, o, t0).Actions; !reflect.DeepEqual(first, again) {
 			t.Fatalf("plans differ:\n%s\n---\n%s", strings.Join(summarize(first), "\n"), strings.Join(summarize(again), "\n"))
 		}
 	}
@@ -734,20 +735,20 @@ func TestPlan_convergesInOneStep(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		o := Observed{Nodes: randomNodes(rng)}
 		for range 1 + rng.IntN(3) {
-			o = apply(t, o, Plan(randomDesired(rng), o, t0))
+			o = apply(t, o, Plan(randomDesired(rng), o, t0).Actions)
 			o = disturb(rng, o)
 		}
 		desired := randomDesired(rng)
-		actions := Plan(desired, o, t0)
+		actions := Plan(desired, o, t0).Actions
 		checkOrder(t, seed, actions)
 		next := apply(t, o, actions)
 		checkInvariants(t, seed, desired, o, next, actions)
-		if again := Plan(desired, next, t0); len(again) > 0 {
+		if again := Plan(desired, next, t0).Actions; len(again) > 0 {
 			if !onlyRecreateCreates(desired, again) {
 				t.Fatalf("seed %d: second plan not empty:\n%s", seed, strings.Join(summarize(again), "\n"))
 			}
 			next = apply(t, next, again)
-			if third := Plan(desired, next, t0); len(third) > 0 {
+			if third := Plan(desired, next, t0).Actions; len(third) > 0 {
 				t.Fatalf("seed %d: third plan not empty:\n%s", seed, strings.Join(summarize(third), "\n"))
 			}
 		}
@@ -788,12 +789,12 @@ func checkRolloutsFinish(t *testing.T, seed uint64, desired *manifest.Set, o Obs
 	for round := 0; ; round++ {
 		for i := range o.Pods {
 			p := &o.Pods[i]
-			if p.Spec.NodeName != "" && !terminal(p) && !ready(p) {
+			if p.Spec.NodeName != "" && !kube.PodFinished(p) && !kube.PodReady(p) {
 				p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}}}
 			}
 		}
-		actions := Plan(desired, o, t0)
+		actions := Plan(desired, o, t0).Actions
 		if len(actions) == 0 {
 			break
 		}
@@ -850,7 +851,7 @@ func beforeOld(before Observed, d appsv1.Deployment) int {
 	for i := range before.Pods {
 		p := &before.Pods[i]
 		lost := p.Spec.NodeName != "" && !live[p.Spec.NodeName]
-		if owner := metav1.GetControllerOf(p); owner != nil && owner.Name == d.Name && !terminal(p) && !lost && p.Labels[LabelPodTemplateHash] != hash {
+		if owner := metav1.GetControllerOf(p); owner != nil && owner.Name == d.Name && !kube.PodFinished(p) && !lost && p.Labels[LabelPodTemplateHash] != hash {
 			n++
 		}
 	}
@@ -894,7 +895,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 	used := map[string]scheduler.Resources{}
 	placed := map[string]bool{}
 	for _, p := range o.Pods {
-		if p.Spec.NodeName == "" || terminal(&p) {
+		if p.Spec.NodeName == "" || kube.PodFinished(&p) {
 			continue
 		}
 		r := scheduler.RequestsOf(&p.Spec)
@@ -939,7 +940,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 		if !ok {
 			t.Fatalf("seed %d: pod %s owned by pruned deployment %s", seed, p.Name, owner.Name)
 		}
-		if terminal(&p) || p.Spec.NodeName != "" && live[p.Spec.NodeName].Name == "" {
+		if kube.PodFinished(&p) || p.Spec.NodeName != "" && live[p.Spec.NodeName].Name == "" {
 			t.Fatalf("seed %d: pod %s (phase %q, node %q) should have been replaced", seed, p.Name, p.Status.Phase, p.Spec.NodeName)
 		}
 		c := pods[owner.Name]
@@ -1048,7 +1049,7 @@ func BenchmarkPlan10kObjects(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if actions := Plan(desired, o, t0); len(actions) != 0 {
+		if actions := Plan(desired, o, t0).Actions; len(actions) != 0 {
 			b.Fatalf("%d actions, want none", len(actions))
 		}
 	}
@@ -1066,11 +1067,11 @@ func TestPlan_configChangeRestartsPodsAndRollsDeployments(t *testing.T) {
 	}
 	d1, p1 := withHash("aaaa")
 	o := settled(t, set([]appsv1.Deployment{d1}, []corev1.Pod{p1}, nil), node("n1", "4"))
-	if again := Plan(set([]appsv1.Deployment{d1}, []corev1.Pod{p1}, nil), o, t0.Add(time.Minute)); len(again) != 0 {
+	if again := Plan(set([]appsv1.Deployment{d1}, []corev1.Pod{p1}, nil), o, t0.Add(time.Minute)).Actions; len(again) != 0 {
 		t.Fatalf("same configuration, actions %v", summarize(again))
 	}
 	d2, p2 := withHash("bbbb")
-	actions := Plan(set([]appsv1.Deployment{d2}, []corev1.Pod{p2}, nil), o, t0.Add(time.Minute))
+	actions := Plan(set([]appsv1.Deployment{d2}, []corev1.Pod{p2}, nil), o, t0.Add(time.Minute)).Actions
 	var recreated, rolling bool
 	for _, a := range actions {
 		if a.Type == DeletePod && a.Name == "tool" {

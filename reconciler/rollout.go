@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"bosun/kube"
 	"bosun/manifest"
 )
 
@@ -177,7 +178,7 @@ func revisionHistoryLimit(d *appsv1.Deployment) int {
 // available reports whether pod serves: bound, not finished, and Ready for at
 // least minReady (Ready's LastTransitionTime + minReady <= now).
 func available(pod *corev1.Pod, minReady time.Duration, now time.Time) bool {
-	if pod.Spec.NodeName == "" || terminal(pod) {
+	if pod.Spec.NodeName == "" || kube.PodFinished(pod) {
 		return false
 	}
 	for _, c := range pod.Status.Conditions {
@@ -316,9 +317,9 @@ type rolloutState struct {
 	history []Revision
 	// prev is the history of the stored Deployment; its status and
 	// conditions refer to currentHash(prev).
-	prev           []Revision
-	maxUnavailable int
-	minReady       time.Duration
+	prev                     []Revision
+	maxSurge, maxUnavailable int
+	minReady                 time.Duration
 }
 
 func condition(conds []appsv1.DeploymentCondition, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
@@ -420,25 +421,72 @@ func failedFor(od *appsv1.Deployment, prev []Revision, hash string) bool {
 	return c != nil && c.Status == corev1.ConditionFalse && c.Reason == ReasonProgressDeadlineExceeded
 }
 
+// RolloutState is where a Deployment's rollout of its current template
+// stands.
+type RolloutState string
+
+// The states of a rollout.
+const (
+	RolloutProgressing RolloutState = "Progressing"
+	RolloutComplete    RolloutState = "Complete"
+	RolloutFailed      RolloutState = "Failed"
+)
+
+// RolloutSummary is one Deployment's rollout as a plan leaves it: the
+// status it writes, judged by the rules of RolloutStatus.
+type RolloutSummary struct {
+	Namespace, Name string
+	// FromHash is the template hash of the revision before the current one
+	// ("" when there is none); ToHash the current template's; Revision its
+	// number (deployment.kubernetes.io/revision).
+	FromHash, ToHash string
+	Revision         int64
+	// Replicas is spec.replicas; Updated, Ready and Available count the
+	// Deployment's pods as the plan leaves them (its status).
+	Replicas, Updated, Ready, Available int32
+	// OldPods counts the pods of other templates left after the plan.
+	OldPods int32
+	// MaxSurge and MaxUnavailable are the strategy's, resolved against
+	// Replicas (rounded as Kubernetes does; 0 and 0 for Recreate).
+	MaxSurge, MaxUnavailable int
+	State                    RolloutState
+	// Reason is the Progressing condition's: NewReplicaSetCreated,
+	// ReplicaSetUpdated, NewReplicaSetAvailable or ProgressDeadlineExceeded.
+	Reason string
+	// Message says what the rollout waits for, as kubectl rollout status.
+	Message string
+}
+
 // RolloutStatus says where the rollout of a stored Deployment stands, as
 // `kubectl rollout status` does: complete when the planner has seen the
 // current spec and every replica runs the current template and is
 // available, with no other pod left; failed when the rollout of the current
 // template missed its progress deadline. msg says which, or what it waits for.
 func RolloutStatus(d *appsv1.Deployment) (complete, failed bool, msg string) {
+	if d.Generation > d.Status.ObservedGeneration {
+		return false, false, "Waiting for deployment spec update to be observed..."
+	}
+	hist, _ := RevisionHistory(d) // unreadable: no failure can be attributed to this template
+	failed = failedFor(d, hist, manifest.TemplateHash(&d.Spec.Template))
+	state, msg := judgeRollout(d, &d.Status, failed)
+	return state == RolloutComplete, state == RolloutFailed, msg
+}
+
+// judgeRollout is RolloutStatus's verdict on a status st of d, once the
+// spec is observed; failed says the current template missed its deadline.
+func judgeRollout(d *appsv1.Deployment, st *appsv1.DeploymentStatus, failed bool) (RolloutState, string) {
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
 		replicas = *d.Spec.Replicas
 	}
-	st := &d.Status
-	if d.Generation > st.ObservedGeneration {
-		return false, false, "Waiting for deployment spec update to be observed..."
+	if failed {
+		msg := ""
+		if c := condition(st.Conditions, appsv1.DeploymentProgressing); c != nil {
+			msg = c.Message
+		}
+		return RolloutFailed, fmt.Sprintf("deployment %q exceeded its progress deadline: %s", d.Name, msg)
 	}
-	hist, _ := RevisionHistory(d) // unreadable: no failure can be attributed to this template
-	if failedFor(d, hist, manifest.TemplateHash(&d.Spec.Template)) {
-		c := condition(st.Conditions, appsv1.DeploymentProgressing)
-		return false, true, fmt.Sprintf("deployment %q exceeded its progress deadline: %s", d.Name, c.Message)
-	}
+	var msg string
 	switch {
 	case st.UpdatedReplicas < replicas:
 		msg = fmt.Sprintf("Waiting for deployment %q rollout to finish: %d out of %d new replicas have been updated...", d.Name, st.UpdatedReplicas, replicas)
@@ -449,9 +497,41 @@ func RolloutStatus(d *appsv1.Deployment) (complete, failed bool, msg string) {
 	case st.UpdatedReplicas != replicas || st.Replicas != replicas || st.AvailableReplicas != replicas:
 		msg = fmt.Sprintf("Waiting for deployment %q rollout to finish: %d replicas, want %d...", d.Name, st.Replicas, replicas)
 	default:
-		return true, false, fmt.Sprintf("deployment %q successfully rolled out", d.Name)
+		return RolloutComplete, fmt.Sprintf("deployment %q successfully rolled out", d.Name)
 	}
-	return false, false, msg
+	return RolloutProgressing, msg
+}
+
+// availableAt is when a ready pod that is not available yet becomes
+// available: its Ready transition plus minReady. ok is false for a pod
+// that is available already or is not ready (nothing to wait for).
+func availableAt(pod *corev1.Pod, minReady time.Duration, now time.Time) (time.Time, bool) {
+	if minReady <= 0 || pod.Spec.NodeName == "" || kube.PodFinished(pod) {
+		return time.Time{}, false
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			if c.Status != corev1.ConditionTrue || c.LastTransitionTime.IsZero() {
+				return time.Time{}, false
+			}
+			at := c.LastTransitionTime.Add(minReady)
+			return at, at.After(now)
+		}
+	}
+	return time.Time{}, false
+}
+
+// deadlineAt is when a rollout whose Progressing condition is prog misses
+// its progress deadline if it makes no progress: the first instant strictly
+// after LastUpdateTime + progressDeadlineSeconds (Kubernetes compares
+// strictly). ok is false when no deadline can pass: none set, the rollout
+// complete, or failed already.
+func deadlineAt(d *appsv1.Deployment, prog *appsv1.DeploymentCondition) (time.Time, bool) {
+	deadline, has := progressDeadline(d)
+	if !has || prog == nil || prog.Status != corev1.ConditionTrue || prog.Reason == ReasonNewReplicaSetAvailable {
+		return time.Time{}, false
+	}
+	return prog.LastUpdateTime.Add(deadline).Add(time.Nanosecond), true
 }
 
 func formatRevision(n int64) string { return strconv.FormatInt(n, 10) }

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"bosun/kube"
 	"bosun/manifest"
 )
 
@@ -325,18 +326,18 @@ func TestRollout_minReadySecondsHoldsOldPodsUntilNewOnesServeLongEnough(t *testi
 	v2.Spec.MinReadySeconds = 30
 	o := settled(t, set([]appsv1.Deployment{v1}, nil, nil), n1)
 	desired := set([]appsv1.Deployment{v2}, nil, nil)
-	o = apply(t, o, Plan(desired, o, t0))
+	o = apply(t, o, Plan(desired, o, t0).Actions)
 	readySince := t0.Add(10 * time.Second)
 	o = setPod(t, o, podOf(v2, 0), func(p *corev1.Pod) {
 		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(readySince)}}
 	})
 
 	// Ready for 29 s: not available, so no old pod may go.
-	if actions := Plan(desired, o, readySince.Add(29*time.Second)); hasType(actions, DeletePod) {
+	if actions := Plan(desired, o, readySince.Add(29*time.Second)).Actions; hasType(actions, DeletePod) {
 		t.Errorf("old pod deleted before the new one was available:\n%s", strings.Join(summarize(actions), "\n"))
 	}
 	// Ready for 30 s: available; one old pod goes and one new pod comes.
-	actions := Plan(desired, o, readySince.Add(30*time.Second))
+	actions := Plan(desired, o, readySince.Add(30*time.Second)).Actions
 	if got := count(actions, DeletePod); got != 1 || count(actions, CreatePod) != 1 {
 		t.Errorf("at minReadySeconds: actions\n%s\nwant one DeletePod and one CreatePod", strings.Join(summarize(actions), "\n"))
 	}
@@ -349,17 +350,17 @@ func TestRollout_recreateDeletesEveryOldPodThenCreates(t *testing.T) {
 	o := settled(t, set([]appsv1.Deployment{v1}, nil, nil), n1)
 	desired := set([]appsv1.Deployment{v2}, nil, nil)
 
-	first := Plan(desired, o, t0)
+	first := Plan(desired, o, t0).Actions
 	if count(first, DeletePod) != 3 || count(first, CreatePod) != 0 {
 		t.Fatalf("first plan:\n%s\nwant the 3 old pods deleted and nothing created", strings.Join(summarize(first), "\n"))
 	}
 	o = apply(t, o, first)
-	second := Plan(desired, o, t0.Add(time.Second))
+	second := Plan(desired, o, t0.Add(time.Second)).Actions
 	if count(second, CreatePod) != 3 || count(second, DeletePod) != 0 {
 		t.Fatalf("second plan:\n%s\nwant the 3 new pods created", strings.Join(summarize(second), "\n"))
 	}
 	o = apply(t, o, second)
-	if again := Plan(desired, o, t0.Add(2*time.Second)); len(again) > 0 {
+	if again := Plan(desired, o, t0.Add(2*time.Second)).Actions; len(again) > 0 {
 		t.Errorf("third plan not empty:\n%s", strings.Join(summarize(again), "\n"))
 	}
 }
@@ -380,14 +381,14 @@ func TestRollout_deploymentStatusIsWrittenOnlyWhenItChanges(t *testing.T) {
 	}
 	// Hours later, nothing changed: nothing is written.
 	for _, later := range []time.Duration{time.Hour, 24 * time.Hour} {
-		if actions := Plan(desired, o, t0.Add(later)); len(actions) > 0 {
+		if actions := Plan(desired, o, t0.Add(later)).Actions; len(actions) > 0 {
 			t.Errorf("plan %v later:\n%s", later, strings.Join(summarize(actions), "\n"))
 		}
 	}
 	// A pod stops being ready: Available flips, and only its transition time moves.
 	at := t0.Add(2 * time.Hour)
 	o = setPod(t, o, podOf(v1, 0), func(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse })
-	actions := Plan(desired, o, at)
+	actions := Plan(desired, o, at).Actions
 	if len(actions) != 1 || actions[0].Type != PutDeployment {
 		t.Fatalf("actions:\n%s\nwant one PutDeployment", strings.Join(summarize(actions), "\n"))
 	}
@@ -486,7 +487,7 @@ func newSim(t *testing.T, desired *manifest.Set, nodes ...corev1.Node) *sim {
 	for range 50 {
 		s.step()
 	}
-	if actions := Plan(s.desired, s.o, s.now); len(actions) > 0 {
+	if actions := Plan(s.desired, s.o, s.now).Actions; len(actions) > 0 {
 		t.Fatalf("initial template did not settle:\n%s", strings.Join(summarize(actions), "\n"))
 	}
 	return s
@@ -494,7 +495,7 @@ func newSim(t *testing.T, desired *manifest.Set, nodes ...corev1.Node) *sim {
 
 func (s *sim) step() []Action {
 	s.t.Helper()
-	actions := Plan(s.desired, s.o, s.now)
+	actions := Plan(s.desired, s.o, s.now).Actions
 	s.o = apply(s.t, s.o, actions)
 	for i := range s.o.Pods {
 		p := &s.o.Pods[i]
@@ -502,7 +503,7 @@ func (s *sim) step() []Action {
 		if _, ok := s.born[k]; !ok {
 			s.born[k] = s.now
 		}
-		if p.Spec.NodeName == "" || ready(p) || s.never[p.Labels[LabelPodTemplateHash]] || s.now.Sub(s.born[k]) < s.readyAfter {
+		if p.Spec.NodeName == "" || kube.PodReady(p) || s.never[p.Labels[LabelPodTemplateHash]] || s.now.Sub(s.born[k]) < s.readyAfter {
 			continue
 		}
 		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
@@ -518,7 +519,7 @@ func (s *sim) budget(d appsv1.Deployment, at time.Time) (total, avail int, byHas
 	byHash = map[string]int{}
 	for i := range s.o.Pods {
 		p := &s.o.Pods[i]
-		if owner := metav1.GetControllerOf(p); owner == nil || owner.Name != d.Name || terminal(p) {
+		if owner := metav1.GetControllerOf(p); owner == nil || owner.Name != d.Name || kube.PodFinished(p) {
 			continue
 		}
 		total++
@@ -743,7 +744,7 @@ func TestRollout_revisionAnnotationsFromGitAreOverriddenWithoutChurn(t *testing.
 	if stored.Annotations[AnnotationRevision] != "1" || stored.Annotations["team"] != "payments" {
 		t.Errorf("annotations = %v", stored.Annotations)
 	}
-	if actions := Plan(desired, o, t0.Add(time.Hour)); len(actions) > 0 {
+	if actions := Plan(desired, o, t0.Add(time.Hour)).Actions; len(actions) > 0 {
 		t.Errorf("plan rewrites a settled Deployment:\n%s", strings.Join(summarize(actions), "\n"))
 	}
 }
@@ -762,7 +763,7 @@ func TestPlan_recreateWaitsForTerminatingPods(t *testing.T) {
 	desired := &manifest.Set{Deployments: []appsv1.Deployment{d}}
 	creates := func(o Observed) int {
 		n := 0
-		for _, a := range Plan(desired, o, t0) {
+		for _, a := range Plan(desired, o, t0).Actions {
 			if a.Type == CreatePod {
 				n++
 			}
@@ -791,7 +792,7 @@ func TestPlan_newPodsAvoidNamesStillStopping(t *testing.T) {
 		{Namespace: "default", Name: podName(&d, hash, 1), Node: "n1", Owner: "Deployment/default/web"},
 	}
 	actions := Plan(&manifest.Set{Deployments: []appsv1.Deployment{d}},
-		Observed{Nodes: []corev1.Node{node("n1", "4")}, Terminating: stopping}, t0)
+		Observed{Nodes: []corev1.Node{node("n1", "4")}, Terminating: stopping}, t0).Actions
 	var created []string
 	for _, a := range actions {
 		if a.Type == CreatePod {

@@ -160,11 +160,11 @@ func podsOfJob(snap *store.Snapshot, job string) []string {
 // once the planner has stored them, not when they run or finish.
 func TestRolloutOutcome_jobsAndCronJobsSettleOnceStored(t *testing.T) {
 	set := loadBatch(t)
-	if done, failed, msg := rolloutOutcome(set, reconciler.Observed{}); done || failed {
+	if done, failed, msg := reconciler.RevisionOutcome(set, reconciler.Observed{}); done || failed {
 		t.Fatalf("before the planner stored them: done %v failed %v %s", done, failed, msg)
 	}
 	var o reconciler.Observed
-	for _, a := range reconciler.Plan(set, o, time.Now()) {
+	for _, a := range reconciler.Plan(set, o, time.Now()).Actions {
 		switch a.Type {
 		case reconciler.PutJob:
 			o.Jobs = append(o.Jobs, *a.Job)
@@ -172,12 +172,12 @@ func TestRolloutOutcome_jobsAndCronJobsSettleOnceStored(t *testing.T) {
 			o.CronJobs = append(o.CronJobs, *a.CronJob)
 		}
 	}
-	if done, failed, msg := rolloutOutcome(set, o); !done || failed {
+	if done, failed, msg := reconciler.RevisionOutcome(set, o); !done || failed {
 		t.Fatalf("once stored: done %v failed %v %s", done, failed, msg)
 	}
 	changed := loadBatch(t)
 	changed.Jobs[0].Spec.Template.Spec.Containers[0].Image = "localhost/bosun-hello:v2"
-	if done, _, _ := rolloutOutcome(changed, o); done {
+	if done, _, _ := reconciler.RevisionOutcome(changed, o); done {
 		t.Fatalf("a changed Job counts as stored before the planner wrote it")
 	}
 }

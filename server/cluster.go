@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,10 +25,10 @@ type cluster struct {
 	now   func() time.Time
 	// grace is how long a node may be absent before its pods count as lost.
 	grace time.Duration
-	// lastSeen is when each node was last registered, as far as this
-	// leader knows. Only the reconcile loop touches it.
-	lastSeen map[string]node
-	m        *metrics
+	// nodes is the node grace state (reconciler.NodeGrace), nil until the
+	// first pass. Only the reconcile loop touches it.
+	nodes *reconciler.NodeGrace
+	m     *metrics
 	// snap is the state the last plan was made from: Apply finds there
 	// the node (so the key) of a pod it deletes or binds.
 	snap *store.Snapshot
@@ -45,12 +43,6 @@ type cluster struct {
 // readOwnWritesTimeout bounds the wait for the cache to show the leader's
 // last write; a cache that far behind fails the pass, which is retried.
 const readOwnWritesTimeout = 10 * time.Second
-
-// node is the last registration seen of a node.
-type node struct {
-	obj  corev1.Node
-	seen time.Time
-}
 
 // Observe reads the replica's cache, once it shows the leader's own last
 // write: a plan made from an older state would repeat the last one's
@@ -81,15 +73,14 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 		return reconciler.Observed{}, err
 	}
 	c.snap = snap
-	if c.lastSeen == nil {
-		c.lastSeen = boundNodes(snap, c.now())
+	now := c.now()
+	if c.nodes == nil {
+		g := reconciler.StartNodeGrace(c.grace, snap.Pods, now)
+		c.nodes = &g
 	}
 	o := observed(snap)
-	// The snapshot is shared with DNS and the API: nodesWithGrace appends
-	// and sorts, so it gets a list of its own.
-	own := *snap
-	own.Nodes = slices.Clone(snap.Nodes)
-	o.Nodes = nodesWithGrace(&own, c.lastSeen, c.now(), c.grace)
+	// NodeGrace.Observe copies the node list: the snapshot is shared.
+	*c.nodes, o.Nodes, o.NodeGraceExpires = c.nodes.Observe(snap.Nodes, now)
 	return o, nil
 }
 
@@ -113,47 +104,6 @@ func observed(snap *store.Snapshot) reconciler.Observed {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
 	return o
-}
-
-// boundNodes is what a leader that just took over knows of the nodes: it
-// has never seen those its pods are bound to, so it counts them as seen
-// now. A restart of the whole server then does not reschedule every pod
-// before the agent registers again.
-func boundNodes(snap *store.Snapshot, now time.Time) map[string]node {
-	seen := map[string]node{}
-	for _, p := range snap.Pods {
-		if name := p.Spec.NodeName; name != "" {
-			seen[name] = node{obj: corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, seen: now}
-		}
-	}
-	return seen
-}
-
-// nodesWithGrace returns the registered nodes plus those absent for less
-// than grace, marked unschedulable: an agent that restarts (or a node whose
-// lease lapsed for a moment) keeps its pods, while no new pod is placed on
-// it.
-func nodesWithGrace(snap *store.Snapshot, lastSeen map[string]node, now time.Time, grace time.Duration) []corev1.Node {
-	present := make(map[string]bool, len(snap.Nodes))
-	for _, n := range snap.Nodes {
-		present[n.Name] = true
-		lastSeen[n.Name] = node{obj: n, seen: now}
-	}
-	out := snap.Nodes
-	for name, n := range lastSeen {
-		if present[name] {
-			continue
-		}
-		if now.Sub(n.seen) >= grace {
-			delete(lastSeen, name)
-			continue
-		}
-		absent := n.obj.DeepCopy()
-		absent.Spec.Unschedulable = true
-		out = append(out, *absent)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }
 
 // Apply turns actions into store writes. A pod the planner left without an

@@ -4,13 +4,16 @@
 //
 //	campaign ──won──> gitsource ─revision─> manifest.LoadDir ─valid─> desired
 //	                                              │invalid: status, keep last good
-//	     cache.Changes / tick / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
-//	                              ^──────── Decision.Wake (next CronJob run, Job deadline, ttl) ──┘
+//	     cache.Changes / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
+//	                      ^──────── Result.Wake (minReadySeconds, deadlines, backoffs, CronJob runs, node grace) ──┘
 //
-// The leader plans on every change of pods and nodes, every second, and at
-// the time its last plan said it would decide something new by itself, so
-// that a CronJob's run starts at its scheduled time rather than up to a
-// second late. A run's Job and the CronJob status that records it are
+// The leader does not poll: it plans on every change of pods, nodes and the
+// objects it writes, and at the time its last plan said it would decide
+// something new by itself (reconciler.Result.Wake), so that a CronJob's run
+// starts at its scheduled time and a pod becomes available at
+// minReadySeconds, not at the next tick. A failed pass is retried after a
+// second. The Git source's fetch health is copied into the status every
+// few seconds without a pass. A run's Job and the CronJob status that records it are
 // written in one fenced transaction (cluster.Apply), so a failover neither
 // skips nor doubles a run. Runs, skipped runs and Job outcomes are counted
 // in bosun_cronjob_runs_total, bosun_job_outcomes_total and

@@ -95,7 +95,7 @@ func TestRolloutOutcome(t *testing.T) {
 		}(), false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			done, failed, msg := rolloutOutcome(set, reconciler.Observed{Deployments: []appsv1.Deployment{tc.observed}})
+			done, failed, msg := reconciler.RevisionOutcome(set, reconciler.Observed{Deployments: []appsv1.Deployment{tc.observed}})
 			if done != tc.done || failed != tc.failed {
 				t.Errorf("done %v failed %v (%q), want %v %v", done, failed, msg, tc.done, tc.failed)
 			}
@@ -154,7 +154,7 @@ func TestRolloutOutcome_standalonePods(t *testing.T) {
 		{"failed for good", observed(&want, corev1.PodFailed, 3), false, true, "Pod default/task failed: container app exited with 3 (Error)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			done, failed, msg := rolloutOutcome(set, tc.observed)
+			done, failed, msg := reconciler.RevisionOutcome(set, tc.observed)
 			if done != tc.done || failed != tc.failed || msg != tc.msg {
 				t.Errorf("done %v failed %v %q, want %v %v %q", done, failed, msg, tc.done, tc.failed, tc.msg)
 			}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -14,12 +15,16 @@ import (
 	"bosun/store"
 )
 
-// resyncInterval bounds how long the leader goes without a reconcile pass
-// even when nothing signals a change (time-based decisions such as
-// minReadySeconds and progress deadlines, missed events). Decisions that
-// say when they are due (CronJob runs, Job deadlines) wake the leader at
-// that time instead.
-const resyncInterval = time.Second
+// The leader does not poll. It plans when the cluster changes (a watch of
+// the keys the plan and the rollout outcome read: store.Changes relists and
+// notifies after a lost watch) and when the last plan said it would decide
+// something by itself (reconciler.Result.Wake: minReadySeconds, progress
+// deadlines, backoffs, ttls, CronJob runs, evictions, node grace). No
+// safety resync: a decision due at a time the plan does not report is a bug
+// of the plan, which its Wake tests pin.
+// fetchStatusInterval is how often the Git source's health is copied into
+// the sync status; it starts no reconcile pass.
+const fetchStatusInterval = 5 * time.Second
 
 // leader is the work of the elected replica. Only run's goroutine touches
 // its fields.
@@ -32,10 +37,31 @@ type leader struct {
 	log   *slog.Logger
 	m     *metrics
 
+	// The leader's memory of what etcd holds. It changes only once the
+	// fenced write that records it has succeeded (commit), so it never runs
+	// ahead of etcd; after a failed write it is re-read from etcd (restore),
+	// since a write that timed out may have happened.
 	desired *manifest.Set // last good revision's objects; nil until the first one
 	key     []byte        // the cluster key, for configuration hashes
 	sync    store.SyncStatus
 	history book
+
+	// pending is a revision whose write failed, accepted again at retry.
+	pending *gitsource.Revision
+	// write is the leadership's fenced write; tests inject failures here.
+	write func(ctx context.Context, ops []store.Op) error
+}
+
+// retryDelay is how long the leader waits before it writes a revision
+// again whose write failed.
+const retryDelay = time.Second
+
+// apply writes ops through the leadership, fenced.
+func (l *leader) apply(ctx context.Context, ops []store.Op) error {
+	if l.write != nil {
+		return l.write(ctx, ops)
+	}
+	return l.lead.Apply(ctx, ops)
 }
 
 // run leads until ctx ends or the leadership is lost.
@@ -65,19 +91,26 @@ func (l *leader) run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 
-	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix)
+	// Deployments, Jobs and CronJobs are written by this leader only; their
+	// changes bring the pass that settles the revision's outcome.
+	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix,
+		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix)
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
-	tick := time.NewTicker(resyncInterval)
-	defer tick.Stop()
+	fetchTick := time.NewTicker(fetchStatusInterval)
+	defer fetchTick.Stop()
 	// wake fires when the last plan said it would decide something new by
-	// itself: a CronJob's next run, a Job's deadline, backoff or ttl.
+	// itself (reconciler.Result.Wake), or to retry a failed pass.
 	wake := time.NewTimer(time.Hour)
 	wake.Stop()
 	defer wake.Stop()
+	// retry fires when a revision whose write failed is due again.
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	l.m.leader.Set(1)
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log}
-	driver := &reconciler.Driver{Cluster: cl, Logger: l.log}
+	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,36 +119,43 @@ func (l *leader) run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case rev := <-revs:
-			if err := l.accept(ctx, rev); err != nil {
-				if stop := l.failed(ctx, err); stop != nil {
-					return stop
-				}
+			l.pending = &rev // a newer revision replaces one waiting for retry
+			if stop := l.acceptPending(ctx, retry); stop != nil {
+				return stop
+			}
+		case <-retry.C:
+			if stop := l.acceptPending(ctx, retry); stop != nil {
+				return stop
 			}
 		case <-syncRequests:
 			l.src.Trigger()
 			continue
 		case <-changes:
 		case <-wake.C:
-		case <-tick.C:
+		case <-fetchTick.C:
 			if err := l.recordFetchStatus(ctx); err != nil {
 				if stop := l.failed(ctx, err); stop != nil {
 					return stop
 				}
 			}
+			continue
 		}
 		if l.desired == nil {
 			continue // nothing good to apply yet: never prune on no information
 		}
 		start := time.Now()
-		observed, dec, err := driver.Reconcile(ctx, l.desired)
+		observed, res, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
-			l.m.observeEvents(dec.Events, time.Now())
-			if dec.Wake.IsZero() {
+			l.m.observeEvents(res.Events, time.Now())
+			if res.Wake.IsZero() {
 				wake.Stop()
 			} else {
-				wake.Reset(time.Until(dec.Wake))
+				wake.Reset(time.Until(res.Wake))
 			}
-			err = l.lead.Apply(ctx, l.history.settle(l.desired, observed, time.Now()))
+			hist := l.history.clone()
+			if err = l.apply(ctx, hist.settle(l.desired, observed, time.Now())); err == nil {
+				l.history = hist
+			}
 		}
 		l.m.passes.Inc()
 		l.m.duration.Observe(time.Since(start).Seconds())
@@ -125,7 +165,8 @@ func (l *leader) run(ctx context.Context) error {
 				return errLostLeadership
 			}
 			if ctx.Err() == nil {
-				l.log.Warn("reconcile failed; retrying", "err", err)
+				l.log.Warn("reconcile failed; retrying", "err", err, "in", retryDelay)
+				wake.Reset(retryDelay)
 			}
 		}
 	}
@@ -143,6 +184,33 @@ func (l *leader) failed(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	l.log.Warn("write failed; will retry", "err", err)
+	// The write may have happened even though it failed (a timeout after
+	// the commit): memory follows etcd again before anything else is
+	// decided from it.
+	if err := l.restore(ctx); err != nil {
+		l.log.Warn("re-read the leader's state after a failed write", "err", err)
+		if errors.Is(err, store.ErrNotLeader) || isClosed(l.lead.Done()) {
+			return errLostLeadership
+		}
+	}
+	return nil
+}
+
+// acceptPending accepts the pending revision; when its write fails it stays
+// pending and retry is armed.
+func (l *leader) acceptPending(ctx context.Context, retry *time.Timer) error {
+	if l.pending == nil {
+		return nil
+	}
+	if err := l.accept(ctx, *l.pending); err != nil {
+		l.m.writeFailures.Inc()
+		if stop := l.failed(ctx, err); stop != nil {
+			return stop
+		}
+		retry.Reset(retryDelay)
+		return nil
+	}
+	l.pending = nil
 	return nil
 }
 
@@ -187,13 +255,15 @@ func (l *leader) restore(ctx context.Context) error {
 // accept loads a revision's manifests. A revision with any invalid manifest
 // is rejected whole: the last good one stays desired and the status lists
 // every error. The desired state, the history and the status are written
-// in one fenced transaction.
+// in one fenced transaction, and the leader's memory of them changes only
+// once that write succeeded.
 func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	r := store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
 	if n := l.history.newest(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit {
 		return nil // the Git source re-emits its head on start: nothing new
 	}
-	l.sync.Seen = &r
+	sync, hist, desired := l.sync, l.history.clone(), l.desired
+	sync.Seen = &r
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
 	var ops []store.Op
 	set, err := l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
@@ -203,39 +273,46 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	if err != nil {
 		var errs manifest.Errors
 		if errors.As(err, &errs) {
-			l.sync.Errors = make([]string, len(errs))
+			sync.Errors = make([]string, len(errs))
 			for i, e := range errs {
-				l.sync.Errors[i] = e.Error()
+				sync.Errors[i] = e.Error()
 			}
 		} else {
-			l.sync.Errors = []string{err.Error()}
+			sync.Errors = []string{err.Error()}
 		}
-		entry.Result, entry.Errors = store.ResultRejected, l.sync.Errors
-		l.m.revisions.WithLabelValues("rejected").Inc()
-		l.log.Error("revision rejected; keeping the last good revision",
-			"commit", short(rev.Commit), "errors", len(l.sync.Errors), "first", l.sync.Errors[0])
+		entry.Result, entry.Errors = store.ResultRejected, sync.Errors
 	} else {
 		entry.Result = store.ResultProgressing
-		l.m.revisions.WithLabelValues("accepted").Inc()
 		entry.Changes = changesBetween(l.desired, set)
 		op, err := store.PutDesired(desiredFrom(r, set))
 		if err != nil {
 			return err
 		}
 		ops = append(ops, op)
-		l.desired = set
-		l.sync.Applied = &r
-		l.sync.Errors = nil
-		l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),
-			"pods", len(set.Pods), "deployments", len(set.Deployments), "services", len(set.Services))
+		desired = set
+		sync.Applied = &r
+		sync.Errors = nil
 	}
-	ops = append(ops, l.history.add(entry)...)
-	l.sync.UpdatedAt = time.Now()
-	op, err := store.PutSyncStatus(&l.sync)
+	ops = append(ops, hist.add(entry)...)
+	sync.UpdatedAt = time.Now()
+	op, err := store.PutSyncStatus(&sync)
 	if err != nil {
 		return err
 	}
-	return l.lead.Apply(ctx, append(ops, op))
+	if err := l.apply(ctx, append(ops, op)); err != nil {
+		return fmt.Errorf("record revision %s: %w", short(rev.Commit), err)
+	}
+	l.sync, l.history, l.desired = sync, hist, desired
+	if entry.Result == store.ResultRejected {
+		l.m.revisions.WithLabelValues("rejected").Inc()
+		l.log.Error("revision rejected; keeping the last good revision",
+			"commit", short(rev.Commit), "errors", len(sync.Errors), "first", sync.Errors[0])
+		return nil
+	}
+	l.m.revisions.WithLabelValues("accepted").Inc()
+	l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),
+		"pods", len(set.Pods), "deployments", len(set.Deployments), "services", len(set.Services))
+	return nil
 }
 
 // recordFetchStatus copies the Git source's health into the sync status
@@ -246,14 +323,19 @@ func (l *leader) recordFetchStatus(ctx context.Context) error {
 	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute {
 		return nil
 	}
-	l.sync.FetchError = gs.FetchError
-	l.sync.LastFetch = gs.LastFetch
-	l.sync.UpdatedAt = time.Now()
-	op, err := store.PutSyncStatus(&l.sync)
+	sync := l.sync
+	sync.FetchError = gs.FetchError
+	sync.LastFetch = gs.LastFetch
+	sync.UpdatedAt = time.Now()
+	op, err := store.PutSyncStatus(&sync)
 	if err != nil {
 		return err
 	}
-	return l.lead.Apply(ctx, []store.Op{op})
+	if err := l.apply(ctx, []store.Op{op}); err != nil {
+		return err
+	}
+	l.sync = sync
+	return nil
 }
 
 func firstLine(s string) string {

@@ -10,13 +10,16 @@ import (
 
 // metrics are the leader's counters, on /metrics of every replica.
 type metrics struct {
-	leader     prometheus.Gauge
-	passes     prometheus.Counter
-	failures   prometheus.Counter
-	duration   prometheus.Histogram
-	actions    *prometheus.CounterVec
-	revisions  *prometheus.CounterVec
-	fetchFails prometheus.Gauge
+	leader   prometheus.Gauge
+	passes   prometheus.Counter
+	failures prometheus.Counter
+	// writeFailures counts failed writes of a revision (desired state,
+	// history, status); each is retried.
+	writeFailures prometheus.Counter
+	duration      prometheus.Histogram
+	actions       *prometheus.CounterVec
+	revisions     *prometheus.CounterVec
+	fetchFails    prometheus.Gauge
 	// Jobs and CronJobs: runs by outcome (started, missed, missed_deadline,
 	// forbidden, replaced), Jobs by outcome (complete, backoff_limit,
 	// deadline), and how late each run's Job was created.
@@ -35,6 +38,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bosun_reconcile_failures_total", Help: "Reconcile passes that failed and were retried.",
+		}),
+		writeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_revision_write_failures_total", Help: "Writes of a revision (desired state, history, status) that failed and were retried.",
 		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "bosun_reconcile_duration_seconds", Help: "Time of one reconcile pass.",
@@ -61,7 +67,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	reg.MustRegister(m.leader, m.passes, m.failures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
+	reg.MustRegister(m.leader, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m
 }
 

@@ -143,11 +143,14 @@ func PutPod(p *corev1.Pod) (Op, error) {
 // when ""), deleting its old key in the same transaction when its node
 // changed: binding a pod is one atomic write.
 func MovePod(from string, p *corev1.Pod) (Op, error) {
-	op, err := PutPod(p)
+	put, err := PutPod(p)
 	if err != nil || from == p.Spec.NodeName {
-		return op, err
+		return put, err
 	}
-	op.with = []Op{DeletePod(from, p.Namespace, p.Name)}
+	// The delete comes first: a watcher that keys pods by name sees the
+	// old key go, then the new one come.
+	op := DeletePod(from, p.Namespace, p.Name)
+	op.with = []Op{put}
 	return op, nil
 }
 
@@ -316,12 +319,11 @@ func (l *Leadership) MigratePodKeys(ctx context.Context) (int, error) {
 		if !found {
 			continue
 		}
-		op, err := PutPod(&p)
+		put, err := PutPod(&p)
 		if err != nil {
 			return 0, err
 		}
-		op.with = []Op{{key: string(kv.Key)}}
-		ops = append(ops, op)
+		ops = append(ops, Op{key: string(kv.Key), with: []Op{put}})
 	}
 	if err := l.Apply(ctx, ops); err != nil {
 		return 0, fmt.Errorf("migrate pod keys: %w", err)

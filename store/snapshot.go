@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/kube"
 )
 
 // snapIndex is a snapshot's pod indexes, built on first use: most readers
@@ -30,7 +32,7 @@ func (s *Snapshot) podIndex() *snapIndex {
 			p := &s.Pods[i]
 			ix.byName[nsName(p.Namespace, p.Name)] = i
 			ix.byNode[p.Spec.NodeName] = append(ix.byNode[p.Spec.NodeName], i)
-			if o := OwnerOf(p); o != "" {
+			if o := kube.OwnerOf(p); o != "" {
 				ix.byOwner[o] = append(ix.byOwner[o], i)
 			}
 		}
@@ -51,7 +53,7 @@ func (s *Snapshot) Pod(namespace, name string) *corev1.Pod {
 func (s *Snapshot) PodsOnNode(node string) []*corev1.Pod { return s.pick(s.podIndex().byNode[node]) }
 
 // PodsOwnedBy returns the pods whose controller is owner
-// ("Kind/namespace/name", see OwnerOf), in the order of Pods. They point
+// ("Kind/namespace/name", see kube.OwnerOf), in the order of Pods. They point
 // into Pods: read only.
 func (s *Snapshot) PodsOwnedBy(owner string) []*corev1.Pod {
 	return s.pick(s.podIndex().byOwner[owner])

@@ -68,21 +68,11 @@ func (s *Store) Close() error { return s.cli.Close() }
 type PodStatus struct {
 	UID  types.UID `json:"uid"`
 	Node string    `json:"node"`
-	// Owner is the pod's controller, "Kind/namespace/name" (see OwnerOf), so
+	// Owner is the pod's controller, "Kind/namespace/name" (see kube.OwnerOf), so
 	// that a pod being torn down after its key was deleted can still be
 	// told apart: a Recreate rollout waits for its old pods to be gone.
 	Owner  string           `json:"owner,omitempty"`
 	Status corev1.PodStatus `json:"status"`
-}
-
-// OwnerOf names a pod's controller as "Kind/namespace/name", or "".
-func OwnerOf(p *corev1.Pod) string {
-	for _, ref := range p.OwnerReferences {
-		if ref.Controller != nil && *ref.Controller {
-			return ref.Kind + "/" + p.Namespace + "/" + ref.Name
-		}
-	}
-	return ""
 }
 
 // TerminatingPod is a pod whose key is gone (or belongs to a newer pod of

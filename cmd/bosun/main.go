@@ -3,6 +3,7 @@
 //
 //	bosun server --repo URL|PATH [flags]   a control-plane replica (and, by default, this machine's node)
 //	bosun agent --etcd-endpoints ... --node-name NAME   a node only
+//	bosun agent --etcd-endpoints ... --simulate N      N simulated nodes (scale tests: they run nothing)
 //	bosun status | get | plan | history | logs | sync | validate | image import   the CLI
 package main
 
@@ -24,6 +25,8 @@ const usage = `bosun: run the Kubernetes manifests of a Git repository.
 Usage:
   bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s] ...
   bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...]
+  bosun agent --etcd-endpoints URL[,URL] --simulate N [--simulate-start-delay 0] [--simulate-prefix sim]
+      N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
   bosun status [-o json]
   bosun get KIND [NAME] [-o json|yaml|wide] [-n NAMESPACE]
       KIND: pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs

@@ -81,6 +81,8 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
+	var sim simFlags
+	sim.declare(fs)
 	// What this node lets pods do: hostPath prefixes and privileged
 	// containers, the same flags the server validates manifests with.
 	var pol manifest.Policy
@@ -97,12 +99,18 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	cfg.Logger = newLogger(os.Stderr, level(debug))
+	if sim.nodes == 0 && (sim.metricsListen != "" || sim.set) {
+		return &exitError{code: 2, err: fmt.Errorf("agent: --simulate-* and --metrics-listen go with --simulate N")}
+	}
 	cli, err := store.Dial(splitList(etcd))
 	if err != nil {
 		return err
 	}
 	st := store.New(cli)
 	defer st.Close()
+	if sim.nodes != 0 {
+		return sim.run(ctx, cfg, st)
+	}
 	var logs *http.Server
 	if *listen != "" {
 		l, err := net.Listen("tcp", *listen)

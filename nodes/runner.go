@@ -1,0 +1,115 @@
+package nodes
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/store"
+)
+
+// podRunner is the one part of a node that differs between a real agent
+// and a simulated one: how the pods bound to it run. Run's loop does the
+// rest (registration, lease, the watch of the node's pods, one worker per
+// pod key, deregistration) the same way for both.
+type podRunner interface {
+	// setUp prepares the runtime before the node registers. It returns the
+	// context workers run in and the node's containerRuntimeVersion.
+	setUp(ctx context.Context) (context.Context, string, error)
+	// discover returns what a previous agent left running, to adopt: per
+	// pod key, the containers by pod UID.
+	discover(ctx context.Context) (map[string]map[string][]adoptedContainer, error)
+	// newWorker returns the worker of one pod key; it reports on done
+	// once its pod is gone and torn down.
+	newWorker(key string, done chan<- podTask) podTask
+	// leftRunning says what a stopping agent leaves behind, for its log.
+	leftRunning() string
+	// close releases what setUp acquired.
+	close()
+}
+
+// podTask is Run's loop's handle on the worker of one pod key.
+type podTask interface {
+	podKey() string
+	// set hands the worker its pod as bound now (nil: no longer bound
+	// here). Only Run's goroutine calls it; it does not block.
+	set(p *corev1.Pod)
+	// adoptPrevious gives the worker, before it starts, the containers a previous
+	// agent left for its key and the status that agent last wrote.
+	adoptPrevious(byUID map[string][]adoptedContainer, prior *store.PodStatus)
+	// launch begins the work. Goroutines the worker starts are counted in
+	// wg; they end when ctx does.
+	launch(ctx context.Context, wg *sync.WaitGroup)
+}
+
+// containerdRunner runs pods on containerd: a podWorker per pod.
+type containerdRunner struct{ a *Agent }
+
+// setUp connects to containerd, checks that the node's pod addresses are
+// its own on this machine, and prepares the pod network and state
+// directory.
+func (r containerdRunner) setUp(ctx context.Context) (context.Context, string, error) {
+	a := r.a
+	c, err := client.New(a.cfg.ContainerdAddress, client.WithDefaultNamespace(a.cfg.Namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to containerd at %s: %w", a.cfg.ContainerdAddress, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.Close()
+		}
+	}()
+	a.client = c
+	ctx = namespaces.WithNamespace(ctx, a.cfg.Namespace)
+	ver, err := c.Version(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("containerd at %s: %w", a.cfg.ContainerdAddress, err)
+	}
+	// Before anything on this machine changes: a node must not share pod
+	// addresses with another on this machine.
+	registered, err := a.st.Nodes(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("read nodes: %w", err)
+	}
+	host, _ := os.Hostname()
+	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, registered)
+	if refuse != nil {
+		return nil, "", fmt.Errorf("node %s: %w", a.cfg.NodeName, refuse)
+	}
+	if warn != "" {
+		a.log.Warn(warn)
+	}
+	if a.net, err = newNetwork(&a.cfg); err != nil {
+		return nil, "", err
+	}
+	for _, d := range []string{"logs", "pods"} {
+		if err := os.MkdirAll(a.cfg.StateDir+"/"+d, 0o755); err != nil {
+			return nil, "", fmt.Errorf("state dir: %w", err)
+		}
+	}
+	// Pods' volumes hold ConfigMap and Secret files: only root may look.
+	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
+		return nil, "", fmt.Errorf("state dir: %w", err)
+	}
+	ok = true
+	return ctx, "containerd://" + ver.Version, nil
+}
+
+func (r containerdRunner) discover(ctx context.Context) (map[string]map[string][]adoptedContainer, error) {
+	return r.a.discover(ctx)
+}
+
+func (r containerdRunner) newWorker(key string, done chan<- podTask) podTask {
+	return newPodWorker(r.a, key, done)
+}
+
+func (r containerdRunner) leftRunning() string { return "containers keep running" }
+
+func (r containerdRunner) close() { r.a.client.Close() }
