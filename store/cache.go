@@ -428,7 +428,9 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.snap == nil {
+		start := time.Now()
 		c.snap = c.state.snapshot(c.rev)
+		c.m.rebuild.Observe(time.Since(start).Seconds())
 	}
 	return c.snap, nil
 }
@@ -741,6 +743,7 @@ type cacheMetrics struct {
 	decodeErrors prometheus.Counter
 	revision     prometheus.Gauge
 	objects      *prometheus.GaugeVec
+	rebuild      prometheus.Histogram
 }
 
 func newCacheMetrics(reg prometheus.Registerer, name string) *cacheMetrics {
@@ -759,9 +762,13 @@ func newCacheMetrics(reg prometheus.Registerer, name string) *cacheMetrics {
 		objects: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bosun_cache_objects", Help: "Objects in the cache, by kind.", ConstLabels: labels,
 		}, []string{"kind"}),
+		rebuild: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bosun_cache_snapshot_rebuild_seconds", Help: "Time to publish a new snapshot after a change (the kinds that changed are rebuilt).",
+			ConstLabels: labels, Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.relists, m.decodeErrors, m.revision, m.objects)
+		reg.MustRegister(m.relists, m.decodeErrors, m.revision, m.objects, m.rebuild)
 	}
 	return m
 }
