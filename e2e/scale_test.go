@@ -80,7 +80,8 @@ func runScale(b *testing.B) {
 	repo.commit("empty")
 	// Commits are announced as a webhook would (a sync request), so the
 	// idle server does not fetch from Git every few hundred milliseconds.
-	s := startControlPlane(b, repo.dir, "--poll", "1m")
+	// BOSUN_SCALE_SERVER_ARGS adds flags, e.g. --pprof-listen 127.0.0.1:6060.
+	s := startControlPlane(b, repo.dir, append([]string{"--poll", "1m"}, strings.Fields(os.Getenv("BOSUN_SCALE_SERVER_ARGS"))...)...)
 	etcdURL := "http://" + s.etcdAddr
 	cli, err := store.Dial([]string{etcdURL})
 	if err != nil {
@@ -404,9 +405,10 @@ func (w *scaleWatcher) sampleDNS(version string) {
 	w.mu.Unlock()
 }
 
-// probeDNS asks the DNS server for the pod's Service every millisecond
-// until the answer holds the pod's address, and records how long that took
-// from readyAt.
+// probeDNS asks the DNS server for the pod's Service every 5 ms until the
+// answer holds the pod's address, and records how long that took from
+// readyAt. (Asking every millisecond, a few hundred probes at once would
+// load the DNS server they measure.)
 func (w *scaleWatcher) probeDNS(app, ip string, readyAt time.Time) {
 	defer w.sampling.Done()
 	c := &mdns.Client{Timeout: time.Second}
@@ -421,7 +423,7 @@ func (w *scaleWatcher) probeDNS(app, ip string, readyAt time.Time) {
 			w.mu.Unlock()
 			return
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	w.b.Errorf("DNS never answered %s for %s within 10 s of Ready", ip, app)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg server.Config
 	var etcd, labels string
 	var debug bool
+	var pprofListen string
 	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
@@ -46,6 +48,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
+	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)
 	policyFlags(fs, &cfg.Policy)
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +69,9 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.EtcdEndpoints = splitList(etcd)
 	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	return server.Run(ctx, cfg)
 }
 
@@ -225,4 +231,34 @@ func level(debug bool) slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo
+}
+
+// servePprof serves Go's runtime profiles on addr until ctx ends. Profiles
+// show code paths and object contents, so only a loopback address is
+// accepted.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--pprof-listen %q: must be a loopback address and port, like 127.0.0.1:6060", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go srv.Serve(l)
+	log.Info("serving profiles", "addr", "http://"+addr+"/debug/pprof/")
+	return nil
 }
