@@ -23,7 +23,15 @@ type kind struct {
 // kinds are the collections of GET /api/v1/{kind}[/{name}].
 var kinds = []kind{
 	{[]string{"pods", "pod", "po"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
-		return pick(s.Pods, corev1.SchemeGroupVersion.WithKind("Pod"), m)
+		var out []any
+		for _, p := range s.Pods {
+			if m(p) {
+				c := *p // shared with the cache: set the kind on a copy
+				c.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+				out = append(out, &c)
+			}
+		}
+		return out
 	}},
 	{[]string{"deployments", "deployment", "deploy"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
 		return pick(s.Deployments, appsv1.SchemeGroupVersion.WithKind("Deployment"), m)
@@ -147,7 +155,9 @@ func Namespaces(snap *store.Snapshot) []corev1.Namespace {
 			Status:     corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
 		}
 	}
-	useAll(snap.Pods, use)
+	for _, p := range snap.Pods {
+		use(p.Namespace)
+	}
 	useAll(snap.Deployments, use)
 	useAll(snap.Services, use)
 	useAll(snap.ConfigMaps, use)

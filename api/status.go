@@ -85,11 +85,11 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 				st.Pods.Unschedulable = append(st.Pods.Unschedulable, p.Namespace+"/"+p.Name+": "+c.Message)
 			}
 		}
-		if len(p.Spec.InitContainers) > 0 && p.Status.Phase == corev1.PodPending && !podInitialized(&p) {
-			st.Pods.Initializing = append(st.Pods.Initializing, p.Namespace+"/"+p.Name+": "+SummarizePod(&p).Status)
+		if len(p.Spec.InitContainers) > 0 && p.Status.Phase == corev1.PodPending && !podInitialized(p) {
+			st.Pods.Initializing = append(st.Pods.Initializing, p.Namespace+"/"+p.Name+": "+SummarizePod(p).Status)
 		}
-		if p.Status.Phase == corev1.PodRunning && !kube.PodReady(&p) {
-			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(&p))
+		if p.Status.Phase == corev1.PodRunning && !kube.PodReady(p) {
+			st.Pods.NotReady = append(st.Pods.NotReady, p.Namespace+"/"+p.Name+": "+notReadyReason(p))
 		}
 	}
 	for _, n := range snap.Nodes {
@@ -170,14 +170,13 @@ func rolloutState(d *appsv1.Deployment, desired int32) string {
 }
 
 // Endpoints returns the sorted IPs of the ready pods svc selects.
-func Endpoints(svc *corev1.Service, pods []corev1.Pod) []string {
+func Endpoints(svc *corev1.Service, pods []*corev1.Pod) []string {
 	ips := []string{}
 	if len(svc.Spec.Selector) == 0 {
 		return ips
 	}
 	sel := labels.SelectorFromSet(svc.Spec.Selector)
-	for i := range pods {
-		p := &pods[i]
+	for _, p := range pods {
 		if p.Namespace != svc.Namespace || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !kube.PodReady(p) {
 			continue
 		}

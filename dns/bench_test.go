@@ -49,15 +49,16 @@ func benchCluster(nsCount, extraSvcs int) ([]corev1.Service, []corev1.Pod) {
 
 func BenchmarkBuildIndex(b *testing.B) {
 	services, pods := benchCluster(10, 100) // 1030 services, 3090 pods
+	ptrs := podPointers(pods)
 	b.ReportAllocs()
 	for b.Loop() {
-		BuildIndex("cluster.local", services, pods)
+		BuildIndex("cluster.local", services, ptrs)
 	}
 }
 
 func BenchmarkAnswer(b *testing.B) {
 	services, pods := benchCluster(10, 100)
-	ix := BuildIndex("cluster.local", services, pods)
+	ix := BuildIndex("cluster.local", services, podPointers(pods))
 	for _, bc := range []struct {
 		name  string
 		qname string
@@ -83,7 +84,7 @@ func BenchmarkAnswer(b *testing.B) {
 func BenchmarkServeDNS(b *testing.B) {
 	s := handlerForTest(b)
 	services, pods := benchCluster(10, 100)
-	s.index.Store(BuildIndex("cluster.local", services, pods))
+	s.index.Store(BuildIndex("cluster.local", services, podPointers(pods)))
 	q := query("web.prod.svc.cluster.local.", mdns.TypeA)
 	q.SetEdns0(1232, false)
 	w := &discardWriter{}
@@ -149,8 +150,9 @@ func BenchmarkBuildIndex_500Services30kPodsOneNamespace(b *testing.B) {
 			pods = append(pods, pod)
 		}
 	}
+	ptrs := podPointers(pods)
 	b.ReportAllocs()
 	for b.Loop() {
-		BuildIndex("cluster.local", services, pods)
+		BuildIndex("cluster.local", services, ptrs)
 	}
 }

@@ -65,7 +65,7 @@ func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl
 // target is <ip-with-dashes>.<svc>.<ns>.svc.<domain>, itself an A/AAAA name,
 // as Kubernetes does for headless services. The SRV port is the endpoint port
 // (the resolved targetPort), since every Service is headless for now.
-func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opts ...IndexOption) *Index {
+func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, opts ...IndexOption) *Index {
 	cfg := indexConfig{ttl: DefaultTTL}
 	for _, o := range opts {
 		o(&cfg)
@@ -88,8 +88,7 @@ func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opt
 	// pods carrying the rarest pair of its selector, not its whole
 	// namespace: 500 Services over 30,000 pods stay cheap.
 	byLabel := make(map[string]map[string][]*corev1.Pod)
-	for i := range pods {
-		p := &pods[i]
+	for _, p := range pods {
 		m := byLabel[p.Namespace]
 		if m == nil {
 			m = make(map[string][]*corev1.Pod)

@@ -55,8 +55,7 @@ func (s *simulation) explainStuck() string {
 	}
 
 	used := map[string]scheduler.Resources{}
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for _, p := range s.o.Pods {
 		if p.Spec.NodeName == "" || kube.PodFinished(p) {
 			continue
 		}

@@ -72,7 +72,7 @@ func apply(o reconciler.Observed, a reconciler.Action) reconciler.Observed {
 			}
 		}
 		o.Pods = remove(o.Pods, p.Namespace, p.Name)
-		o.Pods = append(o.Pods, *p)
+		o.Pods = append(o.Pods, p)
 	case reconciler.DeletePod:
 		o.Pods = remove(o.Pods, a.Namespace, a.Name)
 	case reconciler.PutDeployment:
@@ -112,7 +112,7 @@ func upsert(cs []corev1.PodCondition, c corev1.PodCondition) []corev1.PodConditi
 	return append(cs, c)
 }
 
-func remove(pods []corev1.Pod, ns, name string) []corev1.Pod {
+func remove(pods []*corev1.Pod, ns, name string) []*corev1.Pod {
 	out := pods[:0:0]
 	for _, p := range pods {
 		if p.Namespace != ns || p.Name != name {

@@ -72,7 +72,7 @@ func driveToFixedPoint(t *testing.T, desired *manifest.Set, o reconciler.Observe
 	peaks := func(o reconciler.Observed) {
 		n := map[string]int{}
 		for _, p := range o.Pods {
-			if kind, name := kube.Controller(&p); kind == "Deployment" && !kube.PodFinished(&p) {
+			if kind, name := kube.Controller(p); kind == "Deployment" && !kube.PodFinished(p) {
 				n[p.Namespace+"/"+name]++
 			}
 		}
@@ -93,9 +93,9 @@ func driveToFixedPoint(t *testing.T, desired *manifest.Set, o reconciler.Observe
 			var p *corev1.Pod
 			switch a.Type {
 			case reconciler.DeletePod:
-				for i := range o.Pods {
-					if o.Pods[i].Namespace == a.Namespace && o.Pods[i].Name == a.Name {
-						p = &o.Pods[i]
+				for _, op := range o.Pods {
+					if op.Namespace == a.Namespace && op.Name == a.Name {
+						p = op
 					}
 				}
 			case reconciler.CreatePod:
@@ -118,9 +118,11 @@ func driveToFixedPoint(t *testing.T, desired *manifest.Set, o reconciler.Observe
 		for _, a := range actions {
 			o = apply(o, a)
 		}
-		for i := range o.Pods {
-			p := &o.Pods[i]
+		o.Pods = slices.Clone(o.Pods) // observed pods are shared: replace, never modify
+		for i, p := range o.Pods {
 			if p.Spec.NodeName != "" && !kube.PodReady(p) && !kube.PodFinished(p) {
+				p = p.DeepCopy()
+				o.Pods[i] = p
 				p.Status.Phase = corev1.PodRunning
 				p.Status.Conditions = append(slices.DeleteFunc(slices.Clone(p.Status.Conditions), func(c corev1.PodCondition) bool {
 					return c.Type == corev1.PodReady || c.Type == corev1.ContainersReady
@@ -138,7 +140,7 @@ func driveToFixedPoint(t *testing.T, desired *manifest.Set, o reconciler.Observe
 func podSummary(o reconciler.Observed) []string {
 	var out []string
 	for _, p := range o.Pods {
-		out = append(out, fmt.Sprintf("%s/%s on %q ready %v", p.Namespace, p.Name, p.Spec.NodeName, kube.PodReady(&p)))
+		out = append(out, fmt.Sprintf("%s/%s on %q ready %v", p.Namespace, p.Name, p.Spec.NodeName, kube.PodReady(p)))
 	}
 	slices.Sort(out)
 	return out

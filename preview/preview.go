@@ -147,10 +147,9 @@ func Compute(current, next *manifest.Set, observed reconciler.Observed, now time
 	return res
 }
 
-func podChanges(actions []reconciler.Action, observed []corev1.Pod) []PodChange {
+func podChanges(actions []reconciler.Action, observed []*corev1.Pod) []PodChange {
 	byKey := make(map[string]*corev1.Pod, len(observed))
-	for i := range observed {
-		p := &observed[i]
+	for _, p := range observed {
 		byKey[p.Namespace+"/"+p.Name] = p
 	}
 	var out []PodChange

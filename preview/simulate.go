@@ -74,7 +74,9 @@ func simulate(next *manifest.Set, observed reconciler.Observed, now time.Time) *
 		s.rollouts[d.Namespace+"/"+d.Name] = &rolloutTrack{hash: manifest.TemplateHash(&d.Spec.Template)}
 	}
 	// s.o starts as observed: its slices are replaced, never written
-	// through, so observed stays as it was.
+	// through, and its pods (shared with the caller, such as the store
+	// cache's) are replaced by copies, never modified: observed stays as
+	// it was.
 	s.countPods()
 	for {
 		res := reconciler.Plan(next, s.o, s.now)
@@ -125,7 +127,7 @@ func (s *simulation) apply(actions []reconciler.Action) {
 			gone[k] = true
 			delete(put, k)
 			if i, ok := index[k]; ok {
-				p := &o.Pods[i]
+				p := o.Pods[i]
 				if kind, name := kube.Controller(p); kind == "Deployment" {
 					dk := p.Namespace + "/" + name
 					touched[dk] = true
@@ -136,7 +138,7 @@ func (s *simulation) apply(actions []reconciler.Action) {
 			}
 		case reconciler.CreatePod, reconciler.UpdatePod:
 			k := a.Pod.Namespace + "/" + a.Pod.Name
-			p := a.Pod.DeepCopy()
+			p := a.Pod.DeepCopy() // run changes it: never the plan's or an observed pod
 			if a.Type == reconciler.CreatePod {
 				p.CreationTimestamp = metav1.NewTime(s.now)
 				created = append(created, k)
@@ -192,20 +194,20 @@ func (s *simulation) apply(actions []reconciler.Action) {
 			r.steps++
 		}
 	}
-	pods := make([]corev1.Pod, 0, len(o.Pods)+len(created))
-	for i := range o.Pods {
-		k := o.Pods[i].Namespace + "/" + o.Pods[i].Name
+	pods := make([]*corev1.Pod, 0, len(o.Pods)+len(created))
+	for _, old := range o.Pods {
+		k := old.Namespace + "/" + old.Name
 		switch p := put[k]; {
 		case p != nil:
-			pods = append(pods, *p)
+			pods = append(pods, p)
 			delete(put, k)
 		case !gone[k]:
-			pods = append(pods, o.Pods[i])
+			pods = append(pods, old)
 		}
 	}
 	for _, k := range created {
 		if p := put[k]; p != nil {
-			pods = append(pods, *p)
+			pods = append(pods, p)
 		}
 	}
 	o.Pods = pods
@@ -231,8 +233,7 @@ func (s *simulation) run(p *corev1.Pod) {
 // countPods records each Deployment's unfinished pods, for its peak.
 func (s *simulation) countPods() {
 	n := map[string]int{}
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for _, p := range s.o.Pods {
 		if kind, name := kube.Controller(p); kind == "Deployment" && !kube.PodFinished(p) {
 			n[p.Namespace+"/"+name]++
 		}
@@ -244,8 +245,7 @@ func (s *simulation) countPods() {
 
 // findStuck collects the pods the planner left unschedulable.
 func (s *simulation) findStuck() {
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for _, p := range s.o.Pods {
 		if p.Spec.NodeName != "" || kube.PodFinished(p) {
 			continue
 		}
@@ -272,8 +272,7 @@ func (s *simulation) findStuck() {
 func (s *simulation) oldPodsOf(namespace, name string) int {
 	r := s.rollouts[namespace+"/"+name]
 	n := 0
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for _, p := range s.o.Pods {
 		if kind, owner := kube.Controller(p); kind == "Deployment" && owner == name && p.Namespace == namespace &&
 			!kube.PodFinished(p) && r != nil && p.Labels[reconciler.LabelPodTemplateHash] != r.hash {
 			n++

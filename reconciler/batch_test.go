@@ -70,7 +70,7 @@ func (s *batchSim) settle() []Result {
 // applyAll does to Observed what the store does with every action.
 func applyAll(t testing.TB, o Observed, actions []Action, now time.Time) Observed {
 	t.Helper()
-	pods := byKey(o.Pods, func(p *corev1.Pod) string { return key(p.Namespace, p.Name) })
+	pods := byKey(o.Pods, func(p **corev1.Pod) string { return key((*p).Namespace, (*p).Name) })
 	jobs := byKey(o.Jobs, func(j *batchv1.Job) string { return key(j.Namespace, j.Name) })
 	crons := byKey(o.CronJobs, func(c *batchv1.CronJob) string { return key(c.Namespace, c.Name) })
 	var rest []Action
@@ -86,7 +86,7 @@ func applyAll(t testing.TB, o Observed, actions []Action, now time.Time) Observe
 				p.CreationTimestamp = metav1.NewTime(now.Truncate(time.Second)) // as the server does
 				p.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: p.Status.Conditions}
 			}
-			pods[k] = p
+			pods[k] = &p
 		case DeletePod:
 			k := key(a.Namespace, a.Name)
 			if _, exists := pods[k]; !exists {
@@ -140,12 +140,22 @@ func byKey[T any](list []T, k func(*T) string) map[string]T {
 // pods of the sim, by phase, sorted by name.
 func (s *batchSim) podsWhere(match func(*corev1.Pod) bool) []*corev1.Pod {
 	var out []*corev1.Pod
-	for i := range s.o.Pods {
-		if p := &s.o.Pods[i]; match(p) {
+	for _, p := range s.o.Pods {
+		if match(p) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// change plays the agent reporting on pod p of s.o.Pods: a copy replaces it
+// (observed pods are shared and never modified, as the store cache's).
+func (s *batchSim) change(p *corev1.Pod) *corev1.Pod {
+	i := slices.Index(s.o.Pods, p)
+	if i < 0 {
+		panic("change: pod " + p.Name + " is not observed")
+	}
+	return replacePod(s.o.Pods, i)
 }
 
 func active(p *corev1.Pod) bool { return !kube.PodFinished(p) }
@@ -159,6 +169,7 @@ func (s *batchSim) run() int {
 	n := 0
 	for _, p := range s.podsWhere(func(p *corev1.Pod) bool { return p.Spec.NodeName != "" && p.Status.Phase == corev1.PodPending }) {
 		at := metav1.NewTime(s.now)
+		p = s.change(p)
 		p.Status.Phase = corev1.PodRunning
 		p.Status.StartTime = &at
 		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: at})
@@ -176,6 +187,7 @@ func (s *batchSim) finish(job string, n int, code int32) []string {
 			break
 		}
 		at := metav1.NewTime(s.now)
+		p = s.change(p)
 		p.Status.Phase = corev1.PodSucceeded
 		reason := "Completed"
 		if code != 0 {
@@ -196,7 +208,7 @@ func (s *batchSim) restart(job string, n int) {
 		if n == 0 {
 			return
 		}
-		p.Status.ContainerStatuses[0].RestartCount++
+		s.change(p).Status.ContainerStatuses[0].RestartCount++
 		n--
 	}
 }

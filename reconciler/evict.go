@@ -133,8 +133,7 @@ func NextEviction(o Observed, now time.Time) (time.Time, bool) {
 		nodes[o.Nodes[i].Name] = &o.Nodes[i]
 	}
 	var next time.Time
-	for i := range o.Pods {
-		pod := &o.Pods[i]
+	for _, pod := range o.Pods {
 		node := nodes[pod.Spec.NodeName]
 		if node == nil || kube.PodFinished(pod) {
 			continue

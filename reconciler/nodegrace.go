@@ -34,10 +34,10 @@ type SeenNode struct {
 // it has never seen those the pods are bound to, so it counts them as seen
 // now. A restart of the whole server then does not reschedule every pod
 // before the agents register again.
-func StartNodeGrace(period time.Duration, pods []corev1.Pod, now time.Time) NodeGrace {
+func StartNodeGrace(period time.Duration, pods []*corev1.Pod, now time.Time) NodeGrace {
 	g := NodeGrace{Period: period, LastSeen: map[string]SeenNode{}}
-	for i := range pods {
-		if name := pods[i].Spec.NodeName; name != "" {
+	for _, p := range pods {
+		if name := p.Spec.NodeName; name != "" {
 			g.LastSeen[name] = SeenNode{Node: corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, At: now}
 		}
 	}

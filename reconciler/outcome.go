@@ -37,7 +37,10 @@ func RevisionOutcome(set *manifest.Set, observed Observed) (done, failed bool, m
 		}
 		done = done && complete
 	}
-	pods := byName(observed.Pods)
+	pods := make(map[string]*corev1.Pod, len(observed.Pods))
+	for _, p := range observed.Pods {
+		pods[p.Namespace+"/"+p.Name] = p
+	}
 	for i := range set.Pods {
 		want := &set.Pods[i]
 		got, ok := pods[want.Namespace+"/"+want.Name]

@@ -44,8 +44,10 @@ type Observed struct {
 	Nodes []corev1.Node
 	// Pods are the pods in the store: Spec.NodeName is set once bound; Status is
 	// as last reported by the node agent, or as the planner wrote it (Pending,
-	// PodScheduled) if no agent has reported yet.
-	Pods []corev1.Pod
+	// PodScheduled) if no agent has reported yet. They are shared (the
+	// store cache's pods): Plan never modifies them, and copies a pod
+	// before changing it.
+	Pods []*corev1.Pod
 	// Deployments are as last written, with their status.
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
@@ -254,8 +256,7 @@ func newPlanner(o Observed, now time.Time) *planner {
 		d := &o.Deployments[i]
 		p.observedDeployments[key(d.Namespace, d.Name)] = d
 	}
-	for i := range o.Pods {
-		pod := &o.Pods[i]
+	for _, pod := range o.Pods {
 		p.all = append(p.all, podRef{pod: pod, key: key(pod.Namespace, pod.Name)})
 	}
 	slices.SortFunc(p.all, func(a, b podRef) int { return cmp.Compare(a.key, b.key) })

@@ -115,9 +115,9 @@ func podOf(d appsv1.Deployment, ordinal int) string {
 // order. It fails the test on an action that could not be applied as given.
 func apply(t testing.TB, o Observed, actions []Action) Observed {
 	t.Helper()
-	pods := map[string]corev1.Pod{}
+	pods := map[string]*corev1.Pod{}
 	for _, p := range o.Pods {
-		pods[key(p.Namespace, p.Name)] = *p.DeepCopy()
+		pods[key(p.Namespace, p.Name)] = p.DeepCopy()
 	}
 	deps := map[string]appsv1.Deployment{}
 	for _, d := range o.Deployments {
@@ -134,7 +134,8 @@ func apply(t testing.TB, o Observed, actions []Action) Observed {
 			if _, exists := pods[k]; exists != (a.Type == UpdatePod) {
 				t.Fatalf("%s %s: pod exists = %v", a.Type, k, exists)
 			}
-			pods[k] = roundTrip(t, a.Pod)
+			pod := roundTrip(t, a.Pod)
+			pods[k] = &pod
 		case DeletePod:
 			k := key(a.Namespace, a.Name)
 			if _, exists := pods[k]; !exists {
@@ -192,13 +193,14 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // runPods plays the node agent: every bound pod that has not finished is
 // reported Running and Ready (since an hour before t0), with a status that
-// replaces the planner's.
+// replaces the planner's. Like the store, it replaces the pods it changes
+// (o.Pods' pods are shared, as the store cache's are) in o.Pods.
 func runPods(o Observed) Observed {
-	for i := range o.Pods {
-		p := &o.Pods[i]
+	for i, p := range o.Pods {
 		if p.Spec.NodeName == "" || kube.PodFinished(p) {
 			continue
 		}
+		p = replacePod(o.Pods, i)
 		p.Status = corev1.PodStatus{
 			Phase: corev1.PodRunning,
 			PodIP: fmt.Sprintf("10.0.0.%d", i+1),
@@ -209,17 +211,25 @@ func runPods(o Observed) Observed {
 	return o
 }
 
-// setPod changes the observed pod named key ("ns/name").
+// setPod changes the observed pod named key ("ns/name"): a copy replaces
+// it in o.Pods.
 func setPod(t testing.TB, o Observed, k string, change func(*corev1.Pod)) Observed {
 	t.Helper()
-	for i := range o.Pods {
-		if key(o.Pods[i].Namespace, o.Pods[i].Name) == k {
-			change(&o.Pods[i])
+	for i, p := range o.Pods {
+		if key(p.Namespace, p.Name) == k {
+			change(replacePod(o.Pods, i))
 			return o
 		}
 	}
 	t.Fatalf("no pod %s in %v", k, podKeys(o))
 	return o
+}
+
+// replacePod replaces pods[i] with a copy and returns it for changing:
+// observed pods are shared and never modified.
+func replacePod(pods []*corev1.Pod, i int) *corev1.Pod {
+	pods[i] = pods[i].DeepCopy()
+	return pods[i]
 }
 
 func podKeys(o Observed) []string {
@@ -526,7 +536,7 @@ func deepCopyObserved(o Observed) Observed {
 		c.Nodes = append(c.Nodes, *n.DeepCopy())
 	}
 	for _, p := range o.Pods {
-		c.Pods = append(c.Pods, *p.DeepCopy())
+		c.Pods = append(c.Pods, p.DeepCopy())
 	}
 	for _, d := range o.Deployments {
 		c.Deployments = append(c.Deployments, *d.DeepCopy())
@@ -696,19 +706,18 @@ func randomDesired(rng *rand.Rand) *manifest.Set {
 // running, failed or finished, some nodes are lost, cordoned or uncordoned,
 // and a node may join.
 func disturb(rng *rand.Rand, o Observed) Observed {
-	for i := range o.Pods {
-		p := &o.Pods[i]
+	for i, p := range o.Pods {
 		if p.Spec.NodeName == "" {
 			continue
 		}
 		switch rng.IntN(6) {
 		case 0:
-			p.Status = corev1.PodStatus{Phase: corev1.PodFailed}
+			replacePod(o.Pods, i).Status = corev1.PodStatus{Phase: corev1.PodFailed}
 		case 1:
-			p.Status = corev1.PodStatus{Phase: corev1.PodSucceeded}
+			replacePod(o.Pods, i).Status = corev1.PodStatus{Phase: corev1.PodSucceeded}
 		case 2, 3:
 			since := metav1.NewTime(t0.Add(-time.Duration(rng.IntN(20)) * time.Second))
-			p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: since}}}
+			replacePod(o.Pods, i).Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: since}}}
 		}
 	}
 	o.Nodes = slices.DeleteFunc(slices.Clone(o.Nodes), func(corev1.Node) bool { return rng.IntN(5) == 0 })
@@ -787,10 +796,9 @@ func onlyRecreateCreates(desired *manifest.Set, actions []Action) bool {
 func checkRolloutsFinish(t *testing.T, seed uint64, desired *manifest.Set, o Observed) {
 	t.Helper()
 	for round := 0; ; round++ {
-		for i := range o.Pods {
-			p := &o.Pods[i]
+		for i, p := range o.Pods {
 			if p.Spec.NodeName != "" && !kube.PodFinished(p) && !kube.PodReady(p) {
-				p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+				replacePod(o.Pods, i).Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 					{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))}}}
 			}
 		}
@@ -810,7 +818,7 @@ func checkRolloutsFinish(t *testing.T, seed uint64, desired *manifest.Set, o Obs
 		want[d.Name] = d
 	}
 	for _, p := range o.Pods {
-		owner := metav1.GetControllerOf(&p)
+		owner := metav1.GetControllerOf(p)
 		if owner == nil {
 			continue
 		}
@@ -848,8 +856,7 @@ func beforeOld(before Observed, d appsv1.Deployment) int {
 	for _, nd := range before.Nodes {
 		live[nd.Name] = true
 	}
-	for i := range before.Pods {
-		p := &before.Pods[i]
+	for _, p := range before.Pods {
 		lost := p.Spec.NodeName != "" && !live[p.Spec.NodeName]
 		if owner := metav1.GetControllerOf(p); owner != nil && owner.Name == d.Name && !kube.PodFinished(p) && !lost && p.Labels[LabelPodTemplateHash] != hash {
 			n++
@@ -895,7 +902,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 	used := map[string]scheduler.Resources{}
 	placed := map[string]bool{}
 	for _, p := range o.Pods {
-		if p.Spec.NodeName == "" || kube.PodFinished(&p) {
+		if p.Spec.NodeName == "" || kube.PodFinished(p) {
 			continue
 		}
 		r := scheduler.RequestsOf(&p.Spec)
@@ -916,7 +923,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 	}
 	// Every unbound pod says why.
 	for _, p := range o.Pods {
-		if c := scheduledCondition(&p); p.Spec.NodeName == "" && (c == nil || c.Status != corev1.ConditionFalse || c.Message == "") {
+		if c := scheduledCondition(p); p.Spec.NodeName == "" && (c == nil || c.Status != corev1.ConditionFalse || c.Message == "") {
 			t.Fatalf("seed %d: unbound pod %s without an Unschedulable condition", seed, p.Name)
 		}
 	}
@@ -932,7 +939,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 		pods[d.Name] = &counts{}
 	}
 	for _, p := range o.Pods {
-		owner := metav1.GetControllerOf(&p)
+		owner := metav1.GetControllerOf(p)
 		if owner == nil {
 			continue
 		}
@@ -940,12 +947,12 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 		if !ok {
 			t.Fatalf("seed %d: pod %s owned by pruned deployment %s", seed, p.Name, owner.Name)
 		}
-		if kube.PodFinished(&p) || p.Spec.NodeName != "" && live[p.Spec.NodeName].Name == "" {
+		if kube.PodFinished(p) || p.Spec.NodeName != "" && live[p.Spec.NodeName].Name == "" {
 			t.Fatalf("seed %d: pod %s (phase %q, node %q) should have been replaced", seed, p.Name, p.Status.Phase, p.Spec.NodeName)
 		}
 		c := pods[owner.Name]
 		c.total++
-		avail := available(&p, time.Duration(d.Spec.MinReadySeconds)*time.Second, t0)
+		avail := available(p, time.Duration(d.Spec.MinReadySeconds)*time.Second, t0)
 		if avail {
 			c.avail++
 		}
@@ -960,8 +967,8 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 	}
 	created, deletedAvailable := map[string]bool{}, map[string]bool{}
 	beforePods := map[string]*corev1.Pod{}
-	for i := range before.Pods {
-		beforePods[key(before.Pods[i].Namespace, before.Pods[i].Name)] = &before.Pods[i]
+	for _, p := range before.Pods {
+		beforePods[key(p.Namespace, p.Name)] = p
 	}
 	for _, a := range actions {
 		switch a.Type {
@@ -1008,7 +1015,7 @@ func checkInvariants(t *testing.T, seed uint64, desired *manifest.Set, before, o
 	// Standalone pods and services are exactly those in Git.
 	var standalonePods, wantPods []string
 	for _, p := range o.Pods {
-		if metav1.GetControllerOf(&p) == nil {
+		if metav1.GetControllerOf(p) == nil {
 			standalonePods = append(standalonePods, p.Name)
 		}
 	}

@@ -497,8 +497,7 @@ func (s *sim) step() []Action {
 	s.t.Helper()
 	actions := Plan(s.desired, s.o, s.now).Actions
 	s.o = apply(s.t, s.o, actions)
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for i, p := range s.o.Pods {
 		k := key(p.Namespace, p.Name)
 		if _, ok := s.born[k]; !ok {
 			s.born[k] = s.now
@@ -506,7 +505,7 @@ func (s *sim) step() []Action {
 		if p.Spec.NodeName == "" || kube.PodReady(p) || s.never[p.Labels[LabelPodTemplateHash]] || s.now.Sub(s.born[k]) < s.readyAfter {
 			continue
 		}
-		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+		replacePod(s.o.Pods, i).Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(s.now)}}}
 	}
 	s.now = s.now.Add(time.Second)
@@ -517,8 +516,7 @@ func (s *sim) step() []Action {
 // at now, per template hash.
 func (s *sim) budget(d appsv1.Deployment, at time.Time) (total, avail int, byHash map[string]int) {
 	byHash = map[string]int{}
-	for i := range s.o.Pods {
-		p := &s.o.Pods[i]
+	for _, p := range s.o.Pods {
 		if owner := metav1.GetControllerOf(p); owner == nil || owner.Name != d.Name || kube.PodFinished(p) {
 			continue
 		}

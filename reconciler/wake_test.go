@@ -114,12 +114,12 @@ func TestNodeGrace(t *testing.T) {
 		return out
 	}
 	n1, n2 := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n2"}}
-	podOn := func(name, node string) corev1.Pod {
-		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Spec: corev1.PodSpec{NodeName: node}}
+	podOn := func(name, node string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Spec: corev1.PodSpec{NodeName: node}}
 	}
 	// A new leader sees n1 registered and pods bound to n2, which it has
 	// never seen: n2 is kept, unschedulable, for the grace period.
-	g := StartNodeGrace(grace, []corev1.Pod{podOn("a", "n1"), podOn("b", "n2")}, t0)
+	g := StartNodeGrace(grace, []*corev1.Pod{podOn("a", "n1"), podOn("b", "n2")}, t0)
 	g, nodes, expires := g.Observe([]corev1.Node{n1}, t0)
 	if got := names(nodes); len(got) != 2 || got["n1"] || !got["n2"] || !expires.Equal(t0.Add(grace)) {
 		t.Fatalf("at start: %v expiring %v, want n1 schedulable and n2 unschedulable until %v", got, expires, t0.Add(grace))

@@ -461,7 +461,7 @@ type cacheState struct {
 	podOrder    []string        // pod keys sorted by namespace/name; nil when stale
 	podPos      map[string]int  // pod key -> index in podOrder and podList
 	podChanged  map[string]bool // pod keys merged anew since podList
-	podList     []corev1.Pod
+	podList     []*corev1.Pod
 	podsDirty   bool
 	termList    []TerminatingPod
 	termDirty   bool
@@ -640,20 +640,20 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	return s
 }
 
-// buildPods publishes the merged pods in order. When no pod came or went,
-// the last list is copied whole (one memmove) and only the pods merged anew
-// are replaced: a status report at 30,000 pods costs one copy, not 30,000
-// lookups.
-func (st *cacheState) buildPods() []corev1.Pod {
-	if st.podOrder != nil && len(st.podList) == len(st.podOrder) && len(st.podChanged) < len(st.podOrder)/4 {
-		out := make([]corev1.Pod, len(st.podList))
-		copy(out, st.podList)
+// buildPods publishes the merged pods in order, as pointers to the merged
+// pods themselves (immutable, shared by every snapshot until they change).
+// When no pod came or went, the order is kept: the last list of pointers
+// is copied (240 kB at 30,000 pods) and only the pods merged anew are
+// replaced, without sorting.
+func (st *cacheState) buildPods() []*corev1.Pod {
+	if st.podOrder != nil && len(st.podList) == len(st.podOrder) {
+		out := slices.Clone(st.podList)
 		for key := range st.podChanged {
 			if i, ok := st.podPos[key]; ok {
-				out[i] = *st.merged[key]
+				out[i] = st.merged[key]
 			}
 		}
-		return out
+		return slices.Clip(out)
 	}
 	if st.podOrder == nil {
 		st.podOrder = make([]string, 0, len(st.pods))
@@ -675,9 +675,9 @@ func (st *cacheState) buildPods() []corev1.Pod {
 	if len(st.podOrder) == 0 {
 		return nil
 	}
-	out := make([]corev1.Pod, len(st.podOrder))
+	out := make([]*corev1.Pod, len(st.podOrder))
 	for i, k := range st.podOrder {
-		out[i] = *st.merged[k]
+		out[i] = st.merged[k]
 	}
 	return out
 }

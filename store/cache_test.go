@@ -123,7 +123,7 @@ func randomWrites(t testing.TB, s *Store, lead *Leadership, rng *rand.Rand, n in
 			var from *corev1.Pod
 			for j := range snap.Pods {
 				if snap.Pods[j].Namespace == ns && snap.Pods[j].Name == name {
-					from = &snap.Pods[j]
+					from = snap.Pods[j]
 				}
 			}
 			p := pod(ns, name, uid, nodes[rng.IntN(len(nodes))])

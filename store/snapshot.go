@@ -28,8 +28,7 @@ func (s *Snapshot) podIndex() *snapIndex {
 		ix.byName = make(map[string]int, len(s.Pods))
 		ix.byNode = map[string][]int{}
 		ix.byOwner = map[string][]int{}
-		for i := range s.Pods {
-			p := &s.Pods[i]
+		for i, p := range s.Pods {
 			ix.byName[nsName(p.Namespace, p.Name)] = i
 			ix.byNode[p.Spec.NodeName] = append(ix.byNode[p.Spec.NodeName], i)
 			if o := kube.OwnerOf(p); o != "" {
@@ -40,21 +39,21 @@ func (s *Snapshot) podIndex() *snapIndex {
 	return ix
 }
 
-// Pod returns the pod of that name, or nil. It points into Pods: read only.
+// Pod returns the pod of that name, or nil. It is shared: read only.
 func (s *Snapshot) Pod(namespace, name string) *corev1.Pod {
 	if i, ok := s.podIndex().byName[nsName(namespace, name)]; ok {
-		return &s.Pods[i]
+		return s.Pods[i]
 	}
 	return nil
 }
 
 // PodsOnNode returns the pods bound to node ("" for unbound ones), in the
-// order of Pods. They point into Pods: read only.
+// order of Pods. They are shared: read only.
 func (s *Snapshot) PodsOnNode(node string) []*corev1.Pod { return s.pick(s.podIndex().byNode[node]) }
 
 // PodsOwnedBy returns the pods whose controller is owner
-// ("Kind/namespace/name", see kube.OwnerOf), in the order of Pods. They point
-// into Pods: read only.
+// ("Kind/namespace/name", see kube.OwnerOf), in the order of Pods. They are
+// shared: read only.
 func (s *Snapshot) PodsOwnedBy(owner string) []*corev1.Pod {
 	return s.pick(s.podIndex().byOwner[owner])
 }
@@ -62,7 +61,7 @@ func (s *Snapshot) PodsOwnedBy(owner string) []*corev1.Pod {
 func (s *Snapshot) pick(idx []int) []*corev1.Pod {
 	out := make([]*corev1.Pod, len(idx))
 	for i, j := range idx {
-		out[i] = &s.Pods[j]
+		out[i] = s.Pods[j]
 	}
 	return out
 }

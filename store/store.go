@@ -174,9 +174,11 @@ func NodeKey(name string) string { return Prefix + NodesPrefix + name }
 
 // Snapshot is the whole cluster state at one etcd revision.
 type Snapshot struct {
-	Revision    int64
-	Nodes       []corev1.Node
-	Pods        []corev1.Pod
+	Revision int64
+	Nodes    []corev1.Node
+	// Pods point at decoded, status-merged pods shared by every snapshot
+	// that has not seen them change: read only (DeepCopy to modify).
+	Pods        []*corev1.Pod
 	Deployments []appsv1.Deployment
 	Services    []corev1.Service
 	ConfigMaps  []corev1.ConfigMap
@@ -225,8 +227,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 				snap.Nodes = append(snap.Nodes, n)
 			}
 		case strings.HasPrefix(key, PodsPrefix):
-			var p corev1.Pod
-			if err = json.Unmarshal(kv.Value, &p); err == nil {
+			p := new(corev1.Pod)
+			if err = json.Unmarshal(kv.Value, p); err == nil {
 				snap.Pods = append(snap.Pods, p)
 			}
 		case strings.HasPrefix(key, PodStatusPrefix):
@@ -261,8 +263,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
 	}
-	for i := range snap.Pods {
-		p := &snap.Pods[i]
+	for _, p := range snap.Pods {
 		key := nsName(p.Namespace, p.Name)
 		if st, ok := statuses[key]; ok && st.UID == p.UID {
 			mergeStatus(p, st.Status)
@@ -281,7 +282,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// a prefix; nodes are sorted by name likewise. Pods' keys start with
 	// their node, so they are sorted here. Keep the contract explicit.
 	sort.SliceStable(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].Name < snap.Nodes[j].Name })
-	sort.SliceStable(snap.Pods, func(i, j int) bool { return podLess(&snap.Pods[i], &snap.Pods[j]) })
+	sort.SliceStable(snap.Pods, func(i, j int) bool { return podLess(snap.Pods[i], snap.Pods[j]) })
 	return snap, nil
 }
 
