@@ -114,7 +114,7 @@ func TestBuildStatus_listsInitializingPods(t *testing.T) {
 			InitContainerStatuses: []corev1.ContainerStatus{csWaiting("setup", "CrashLoopBackOff", 3)},
 			ContainerStatuses:     []corev1.ContainerStatus{csWaiting("app", "PodInitializing", 0)}},
 	}
-	st := BuildStatus("", &store.Snapshot{Pods: []corev1.Pod{p}})
+	st := BuildStatus("", &store.Snapshot{Pods: []*corev1.Pod{&p}})
 	if want := []string{"default/web: Init:CrashLoopBackOff"}; !reflect.DeepEqual(st.Pods.Initializing, want) {
 		t.Errorf("initializing = %q, want %q", st.Pods.Initializing, want)
 	}

@@ -159,8 +159,7 @@ func (b *backend) Logs(ctx context.Context, req api.LogRequest, w io.Writer) err
 		return err
 	}
 	var pod *corev1.Pod
-	for i := range snap.Pods {
-		p := &snap.Pods[i]
+	for _, p := range snap.Pods {
 		if p.Name == req.Pod && (req.Namespace == "" || p.Namespace == req.Namespace) {
 			pod = p
 			break

@@ -138,7 +138,7 @@ func TestRolloutOutcome_standalonePods(t *testing.T) {
 		p.Status.Phase = phase
 		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{
 			Terminated: &corev1.ContainerStateTerminated{ExitCode: exit, Reason: map[bool]string{true: "Completed", false: "Error"}[exit == 0]}}}}
-		return reconciler.Observed{Pods: []corev1.Pod{*p}}
+		return reconciler.Observed{Pods: []*corev1.Pod{p}}
 	}
 	old := want.DeepCopy()
 	old.Spec.Containers[0].Image = "task:1"
