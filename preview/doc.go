@@ -24,7 +24,9 @@
 //
 // Compute is pure: no I/O, no clock (now is where the simulated clock
 // starts), no randomness; the same input gives the same Result, every list
-// sorted. observed is never modified.
+// sorted. observed is never modified: its pods are shared (the store
+// cache's), so the simulation replaces the pods it binds, starts or stops
+// by copies in a slice of its own (TestCompute_neverModifiesObservedPods).
 //
 // Objects compare the current revision (nil: nothing applied yet) with the
 // next one, per kind, namespace and name, on what comes from Git only:

@@ -23,6 +23,12 @@
 //
 // The contract Plan keeps:
 //
+//   - Its input is read only. Observed.Pods are shared pointers (the store
+//     cache's decoded pods, which the API, DNS and other plans read at the
+//     same time): Plan copies a pod before it changes it (writable), and no
+//     action carries an observed pod itself. TestPlan_sharedObservedIsNeverModified
+//     and the server's TestCluster_planOnSharedSnapshotWhileCacheApplies
+//     pin it under -race.
 //   - Convergence: applying the actions, in order, to Observed and planning
 //     again yields no actions (as long as nothing else changed; a Recreate
 //     rollout takes two plans: delete the old pods, then create). Statuses are
