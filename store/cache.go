@@ -458,9 +458,11 @@ type cacheState struct {
 	// terminating are namespace/name of statuses no pod of the same UID
 	// claims.
 	terminating map[string]bool
-	podOrder    []string        // pod keys sorted by namespace/name; nil when stale
+	podOrder    []string        // pod keys sorted by namespace/name; nil until built
 	podPos      map[string]int  // pod key -> index in podOrder and podList
 	podChanged  map[string]bool // pod keys merged anew since podList
+	podAdded    map[string]bool // pod keys not in podOrder yet
+	podRemoved  map[string]bool // pod keys in podOrder that are gone
 	podList     []*corev1.Pod
 	podsDirty   bool
 	termList    []TerminatingPod
@@ -473,7 +475,8 @@ func newCacheState() *cacheState {
 		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
 		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](),
 		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]*PodStatus{},
-		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{}, podsDirty: true, termDirty: true,
+		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{},
+		podAdded: map[string]bool{}, podRemoved: map[string]bool{}, podsDirty: true, termDirty: true,
 	}
 }
 
@@ -539,12 +542,12 @@ func (st *cacheState) applyPod(key string, value []byte, del bool) error {
 		if len(st.names[nn]) == 0 {
 			delete(st.names, nn)
 		}
-		st.podOrder = nil
+		st.orderRemove(key)
 	case p != nil:
 		st.pods[key] = p
 		if !had {
 			st.names[nn] = append(slices.Clone(st.names[nn]), key)
-			st.podOrder = nil
+			st.orderAdd(key)
 		}
 	case p == nil:
 		return nil // deleting what was never there
@@ -640,38 +643,62 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	return s
 }
 
+// orderAdd and orderRemove note a pod key that came or went since podOrder
+// was built, for buildPods to merge in.
+func (st *cacheState) orderAdd(key string) {
+	if st.podOrder == nil {
+		return // the first build sorts every key
+	}
+	if st.podRemoved[key] {
+		delete(st.podRemoved, key) // back where it was
+	} else {
+		st.podAdded[key] = true
+	}
+}
+
+func (st *cacheState) orderRemove(key string) {
+	if st.podOrder == nil {
+		return
+	}
+	if st.podAdded[key] {
+		delete(st.podAdded, key)
+	} else {
+		st.podRemoved[key] = true
+	}
+}
+
+// podKeyLess orders pod keys by namespace/name, then key (a pod moving to
+// its node has two keys for a moment).
+func (st *cacheState) podKeyLess(x, y string) bool {
+	a, b := st.pods[x], st.pods[y]
+	if a.Namespace != b.Namespace || a.Name != b.Name {
+		return podLess(a, b)
+	}
+	return x < y
+}
+
 // buildPods publishes the merged pods in order, as pointers to the merged
 // pods themselves (immutable, shared by every snapshot until they change).
 // When no pod came or went, the order is kept: the last list of pointers
 // is copied (240 kB at 30,000 pods) and only the pods merged anew are
-// replaced, without sorting.
+// replaced, without sorting. When a few came or went (a rollout's plan),
+// only those are sorted and merged into the order.
 func (st *cacheState) buildPods() []*corev1.Pod {
-	if st.podOrder != nil && len(st.podList) == len(st.podOrder) {
+	defer func() { clear(st.podAdded); clear(st.podRemoved) }()
+	switch {
+	case st.podOrder != nil && len(st.podAdded)+len(st.podRemoved) == 0:
 		out := slices.Clone(st.podList)
-		for key := range st.podChanged {
-			if i, ok := st.podPos[key]; ok {
-				out[i] = st.merged[key]
-			}
-		}
+		st.replaceChanged(out)
 		return slices.Clip(out)
+	case st.podOrder != nil && len(st.podAdded)+len(st.podRemoved) <= len(st.podOrder)/8:
+		return st.mergePods()
 	}
-	if st.podOrder == nil {
-		st.podOrder = make([]string, 0, len(st.pods))
-		for k := range st.pods {
-			st.podOrder = append(st.podOrder, k)
-		}
-		sort.Slice(st.podOrder, func(i, j int) bool {
-			a, b := st.pods[st.podOrder[i]], st.pods[st.podOrder[j]]
-			if a.Namespace != b.Namespace || a.Name != b.Name {
-				return podLess(a, b)
-			}
-			return st.podOrder[i] < st.podOrder[j]
-		})
-		st.podPos = make(map[string]int, len(st.podOrder))
-		for i, k := range st.podOrder {
-			st.podPos[k] = i
-		}
+	st.podOrder = make([]string, 0, len(st.pods))
+	for k := range st.pods {
+		st.podOrder = append(st.podOrder, k)
 	}
+	sort.Slice(st.podOrder, func(i, j int) bool { return st.podKeyLess(st.podOrder[i], st.podOrder[j]) })
+	st.indexOrder()
 	if len(st.podOrder) == 0 {
 		return nil
 	}
@@ -680,6 +707,78 @@ func (st *cacheState) buildPods() []*corev1.Pod {
 		out[i] = st.merged[k]
 	}
 	return out
+}
+
+// mergePods merges the sorted added keys into podOrder, dropping the
+// removed ones, and publishes the list.
+func (st *cacheState) mergePods() []*corev1.Pod {
+	added := make([]string, 0, len(st.podAdded))
+	for k := range st.podAdded {
+		added = append(added, k)
+	}
+	sort.Slice(added, func(i, j int) bool { return st.podKeyLess(added[i], added[j]) })
+	removed := make([]int, 0, len(st.podRemoved))
+	for k := range st.podRemoved {
+		removed = append(removed, st.podPos[k])
+	}
+	slices.Sort(removed)
+	// Where each added key goes: a binary search of the old order, whose
+	// pods (removed ones too) are st.podList's.
+	at := make([]int, len(added))
+	for j, k := range added {
+		a := st.pods[k]
+		at[j] = sort.Search(len(st.podOrder), func(i int) bool {
+			b := st.podList[i]
+			if a.Namespace != b.Namespace || a.Name != b.Name {
+				return podLess(a, b)
+			}
+			return k < st.podOrder[i]
+		})
+	}
+	n := len(st.podOrder) + len(added) - len(removed)
+	order := make([]string, 0, n)
+	out := make([]*corev1.Pod, 0, n)
+	j := 0
+	for i, k := range st.podOrder {
+		for ; j < len(added) && at[j] == i; j++ {
+			order, out = append(order, added[j]), append(out, st.merged[added[j]])
+		}
+		if len(removed) > 0 && removed[0] == i {
+			removed = removed[1:]
+			continue
+		}
+		order, out = append(order, k), append(out, st.podList[i])
+	}
+	for ; j < len(added); j++ {
+		order, out = append(order, added[j]), append(out, st.merged[added[j]])
+	}
+	st.podOrder = order
+	st.indexOrder()
+	st.replaceChanged(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// indexOrder rebuilds podPos from podOrder.
+func (st *cacheState) indexOrder() {
+	if st.podPos == nil {
+		st.podPos = make(map[string]int, len(st.podOrder))
+	}
+	clear(st.podPos)
+	for i, k := range st.podOrder {
+		st.podPos[k] = i
+	}
+}
+
+// replaceChanged puts the pods merged anew in out, which is in podOrder.
+func (st *cacheState) replaceChanged(out []*corev1.Pod) {
+	for key := range st.podChanged {
+		if i, ok := st.podPos[key]; ok {
+			out[i] = st.merged[key]
+		}
+	}
 }
 
 // table holds the decoded objects of one kind by key, and the list last

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -494,6 +495,136 @@ func BenchmarkCacheSnapshot30kPods_afterOneStatusChange(b *testing.B) {
 		}
 		if s := st.snapshot(int64(i + 2)); len(s.Pods) != n {
 			b.Fatal(len(s.Pods))
+		}
+	}
+}
+
+// TestCacheState_podOrderFollowsAddsAndRemoves is a property test of the
+// published pod list: after random creations, deletions, bindings (a pod
+// moving to its node's key) and status reports, merged into the kept order
+// a few at a time or re-sorted, it is every merged pod sorted by
+// namespace/name then key, and pods that did not change keep their pointer.
+func TestCacheState_podOrderFollowsAddsAndRemoves(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		st := newCacheState()
+		put := func(ns, name, node string) {
+			p := pod(ns, name, "u-"+name, node)
+			v, _ := json.Marshal(p)
+			if err := st.apply(PodKey(node, ns, name), v, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodeOf := map[string]string{} // ns/name -> node ("" unbound)
+		var last []*corev1.Pod
+		lastBy := map[string]*corev1.Pod{}
+		changed := map[string]bool{}
+		for step := 0; step < 60; step++ {
+			for range 1 + rng.IntN(1+rng.IntN(40)) {
+				ns, name := fmt.Sprintf("ns%d", rng.IntN(3)), fmt.Sprintf("p%02d", rng.IntN(60))
+				nn := ns + "/" + name
+				node, exists := nodeOf[nn]
+				switch op := rng.IntN(4); {
+				case !exists || op == 0 && node == "": // create, or create anew
+					put(ns, name, "")
+					nodeOf[nn] = ""
+				case op == 0: // delete
+					if err := st.apply(PodKey(node, ns, name), nil, true); err != nil {
+						t.Fatal(err)
+					}
+					delete(nodeOf, nn)
+				case op == 1 && node == "": // bind: put under the node, delete the unbound key
+					n := fmt.Sprintf("n%d", rng.IntN(3))
+					put(ns, name, n)
+					if rng.IntN(2) == 0 { // sometimes seen between the two writes
+						checkPodOrder(t, seed, st, st.snapshot(int64(step)), nil, nil)
+					}
+					if err := st.apply(PodKey("", ns, name), nil, true); err != nil {
+						t.Fatal(err)
+					}
+					nodeOf[nn] = n
+				default: // a status report
+					sv, _ := json.Marshal(PodStatus{UID: typesUID("u-" + name), Node: node,
+						Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: fmt.Sprintf("10.0.0.%d", rng.IntN(250))}})
+					if err := st.apply(PodStatusPrefix+nn, sv, false); err != nil {
+						t.Fatal(err)
+					}
+				}
+				changed[nn] = true
+			}
+			snap := st.snapshot(int64(step))
+			checkPodOrder(t, seed, st, snap, lastBy, changed)
+			last = snap.Pods
+			clear(lastBy)
+			for _, p := range last {
+				lastBy[p.Namespace+"/"+p.Name] = p
+			}
+			clear(changed)
+		}
+	}
+}
+
+// checkPodOrder checks snap.Pods against st's merged pods, and that pods
+// not changed since the last snapshot (lastBy) kept their pointer.
+func checkPodOrder(t *testing.T, seed uint64, st *cacheState, snap *Snapshot, lastBy map[string]*corev1.Pod, changed map[string]bool) {
+	t.Helper()
+	var keys []string
+	for k := range st.pods {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := st.pods[keys[i]], st.pods[keys[j]]
+		if a.Namespace+"/"+a.Name != b.Namespace+"/"+b.Name {
+			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+		}
+		return keys[i] < keys[j]
+	})
+	if len(keys) != len(snap.Pods) {
+		t.Fatalf("seed %d: %d pods published, %d stored", seed, len(snap.Pods), len(keys))
+	}
+	for i, k := range keys {
+		if snap.Pods[i] != st.merged[k] {
+			t.Fatalf("seed %d: pod %d is %s/%s, want %s", seed, i, snap.Pods[i].Namespace, snap.Pods[i].Name, k)
+		}
+		nn := snap.Pods[i].Namespace + "/" + snap.Pods[i].Name
+		if p, ok := lastBy[nn]; ok && !changed[nn] && p != snap.Pods[i] {
+			t.Fatalf("seed %d: unchanged pod %s was replaced", seed, nn)
+		}
+	}
+}
+
+// BenchmarkCacheSnapshot30kPods_afterOnePodAdded is the leader's cost per
+// plan at 30,000 pods during a rollout: one pod created and one deleted
+// since the last snapshot.
+func BenchmarkCacheSnapshot30kPods_afterOnePodAdded(b *testing.B) {
+	st := newCacheState()
+	const n = 30000
+	put := func(i int) string {
+		p := pod(fmt.Sprintf("ns%d", i%500), fmt.Sprintf("web-%d", i), fmt.Sprintf("uid-%d", i), fmt.Sprintf("sim-%04d", i%1000))
+		v, _ := json.Marshal(p)
+		key := PodKey(p.Spec.NodeName, p.Namespace, p.Name)
+		if err := st.apply(key, v, false); err != nil {
+			b.Fatal(err)
+		}
+		return key
+	}
+	for i := 0; i < n; i++ {
+		put(i)
+	}
+	st.snapshot(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		key := put(n + i)
+		if err := st.apply(key, nil, true); err != nil {
+			b.Fatal(err)
+		}
+		put(n + i + 1)
+		if s := st.snapshot(int64(i + 2)); len(s.Pods) != n+1 {
+			b.Fatal(len(s.Pods))
+		}
+		if err := st.apply(PodKey(fmt.Sprintf("sim-%04d", (n+i+1)%1000), fmt.Sprintf("ns%d", (n+i+1)%500), fmt.Sprintf("web-%d", n+i+1)), nil, true); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
