@@ -28,7 +28,7 @@ const soaSerial = 1
 type Index struct {
 	domain string // lowercased, fully qualified, e.g. "cluster.local."
 	soa    []mdns.RR
-	names  map[string]*entry
+	names  nameSet
 
 	// Skipped lists objects left out because their names cannot form DNS
 	// labels ("ns/name: reason"); the server logs them.
@@ -65,31 +65,20 @@ func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl
 // target is <ip-with-dashes>.<svc>.<ns>.svc.<domain>, itself an A/AAAA name,
 // as Kubernetes does for headless services. The SRV port is the endpoint port
 // (the resolved targetPort), since every Service is headless for now.
-func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opts ...IndexOption) *Index {
+func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, opts ...IndexOption) *Index {
 	cfg := indexConfig{ttl: DefaultTTL}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	domain = mdns.CanonicalName(domain)
-	ix := &Index{domain: domain, names: make(map[string]*entry)}
-	ix.soa = []mdns.RR{&mdns.SOA{
-		Hdr:     mdns.RR_Header{Name: domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: cfg.ttl},
-		Ns:      "ns.dns." + domain,
-		Mbox:    "hostmaster." + domain,
-		Serial:  soaSerial,
-		Refresh: 7200,
-		Retry:   1800,
-		Expire:  86400,
-		Minttl:  cfg.ttl,
-	}}
+	ix := &Index{domain: domain, names: make(nameSet), soa: soaRecords(domain, cfg.ttl)}
 	ix.names[domain] = &entry{}
 
 	// Pods by namespace and label, so that a Service's candidates are the
 	// pods carrying the rarest pair of its selector, not its whole
 	// namespace: 500 Services over 30,000 pods stay cheap.
 	byLabel := make(map[string]map[string][]*corev1.Pod)
-	for i := range pods {
-		p := &pods[i]
+	for _, p := range pods {
 		m := byLabel[p.Namespace]
 		if m == nil {
 			m = make(map[string][]*corev1.Pod)
@@ -112,59 +101,12 @@ func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opt
 
 	for i := range services {
 		svc := &services[i]
-		if !isLabel(svc.Name) || !isLabel(svc.Namespace) {
+		svcName, ok := serviceName(svc, domain)
+		if !ok {
 			ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
 			continue
 		}
-		svcName := strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain
-		eps := endpoints(svc, candidates(svc))
-
-		e := ix.add(svcName)
-		for _, ep := range eps {
-			e.addAddr(addrRR(svcName, ep.ip, cfg.ttl))
-		}
-
-		for _, port := range svc.Spec.Ports {
-			if port.Name == "" {
-				continue
-			}
-			if !isLabel(port.Name) {
-				ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
-				continue
-			}
-			proto := strings.ToLower(string(port.Protocol))
-			if proto == "" {
-				proto = "tcp"
-			}
-			srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
-			se := ix.add(srvName)
-			var targets []resolvedEndpoint
-			for _, ep := range eps {
-				if p, ok := endpointPort(port, ep.pod); ok {
-					targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
-				}
-			}
-			weight := uint16(100)
-			if len(targets) > 1 {
-				weight = uint16(max(1, 100/len(targets)))
-			}
-			for _, t := range targets {
-				target := dashed(t.ip) + "." + svcName
-				se.srv = append(se.srv, &mdns.SRV{
-					Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: cfg.ttl},
-					Priority: 0,
-					Weight:   weight,
-					Port:     t.port,
-					Target:   target,
-				})
-				addr := addrRR(target, t.ip, cfg.ttl)
-				se.srvXtra = append(se.srvXtra, addr)
-				te := ix.add(target)
-				if len(te.a)+len(te.aaaa) == 0 {
-					te.addAddr(addr)
-				}
-			}
-		}
+		ix.Skipped = ix.names.addService(svcName, svc, endpoints(svc, candidates(svc)), cfg.ttl, ix.Skipped)
 	}
 
 	// Ancestors of every name exist (empty non-terminals answer NODATA, not
@@ -176,22 +118,107 @@ func BuildIndex(domain string, services []corev1.Service, pods []corev1.Pod, opt
 	for _, name := range owners {
 		for n := name; n != domain; {
 			n = n[strings.IndexByte(n, '.')+1:]
-			ix.add(n)
+			ix.names.add(n)
 		}
 	}
-	for _, e := range ix.names {
-		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
-	}
+	ix.names.clip()
 	return ix
 }
 
-func (ix *Index) add(name string) *entry {
-	e, ok := ix.names[name]
+func soaRecords(domain string, ttl uint32) []mdns.RR {
+	return []mdns.RR{&mdns.SOA{
+		Hdr:     mdns.RR_Header{Name: domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
+		Ns:      "ns.dns." + domain,
+		Mbox:    "hostmaster." + domain,
+		Serial:  soaSerial,
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  ttl,
+	}}
+}
+
+// serviceName is the owner name of svc, lowercased; ok is false when its
+// name or namespace cannot be a DNS label.
+func serviceName(svc *corev1.Service, domain string) (string, bool) {
+	if !isLabel(svc.Name) || !isLabel(svc.Namespace) {
+		return "", false
+	}
+	return strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain, true
+}
+
+// addService adds the names of svc, owner of svcName, whose endpoints are
+// eps: its A/AAAA records, and the SRV names of its named ports with their
+// targets. It appends the ports left out to skipped and returns it. Names
+// already present (another Service whose name differs only in case) get
+// the records appended, as BuildIndex has always done.
+func (names nameSet) addService(svcName string, svc *corev1.Service, eps []endpoint, ttl uint32, skipped []string) []string {
+	e := names.add(svcName)
+	for _, ep := range eps {
+		e.addAddr(addrRR(svcName, ep.ip, ttl))
+	}
+
+	for _, port := range svc.Spec.Ports {
+		if port.Name == "" {
+			continue
+		}
+		if !isLabel(port.Name) {
+			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
+			continue
+		}
+		proto := strings.ToLower(string(port.Protocol))
+		if proto == "" {
+			proto = "tcp"
+		}
+		srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
+		se := names.add(srvName)
+		var targets []resolvedEndpoint
+		for _, ep := range eps {
+			if p, ok := endpointPort(port, ep.pod); ok {
+				targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
+			}
+		}
+		weight := uint16(100)
+		if len(targets) > 1 {
+			weight = uint16(max(1, 100/len(targets)))
+		}
+		for _, t := range targets {
+			target := dashed(t.ip) + "." + svcName
+			se.srv = append(se.srv, &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: 0,
+				Weight:   weight,
+				Port:     t.port,
+				Target:   target,
+			})
+			addr := addrRR(target, t.ip, ttl)
+			se.srvXtra = append(se.srvXtra, addr)
+			te := names.add(target)
+			if len(te.a)+len(te.aaaa) == 0 {
+				te.addAddr(addr)
+			}
+		}
+	}
+	return skipped
+}
+
+// nameSet maps lowercased, fully qualified owner names to their records.
+type nameSet map[string]*entry
+
+func (names nameSet) add(name string) *entry {
+	e, ok := names[name]
 	if !ok {
 		e = &entry{}
-		ix.names[name] = e
+		names[name] = e
 	}
 	return e
+}
+
+// clip clips every slice of every entry so readers cannot share appends.
+func (names nameSet) clip() {
+	for _, e := range names {
+		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
+	}
 }
 
 func (e *entry) addAddr(rr mdns.RR) {
