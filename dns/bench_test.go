@@ -184,3 +184,15 @@ func benchUpdates(b *testing.B, services []corev1.Service, x, y []*corev1.Pod) {
 		i++
 	}
 }
+
+// BenchmarkBuilder_full is the server's first load and periodic resync at
+// the scale test's shape: a Builder computing every name.
+func BenchmarkBuilder_full(b *testing.B) {
+	services, pods := scaleCluster(500, 60)
+	bl := NewBuilder("cluster.local")
+	b.ReportAllocs()
+	for b.Loop() {
+		bl.Reset()
+		bl.Update(services, pods)
+	}
+}

@@ -186,15 +186,30 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 		return b.prev, stats
 	}
 
-	var names nameSet
+	// Copy on write: the shards of the previous Index are shared until
+	// written, and written only once copied.
+	var names shards
+	var copied [nameShards]bool
+	if b.prev != nil {
+		names = b.prev.names
+	}
+	shard := func(name string) nameSet {
+		i := shardOf(name, len(b.domain))
+		if !copied[i] {
+			if names[i] == nil {
+				names[i] = make(nameSet)
+			} else {
+				names[i] = maps.Clone(names[i])
+			}
+			copied[i] = true
+		}
+		return names[i]
+	}
 	if b.prev == nil {
-		names = make(nameSet, len(b.pods)+2*len(owners)+8)
-		names[b.domain] = &entry{}
-	} else {
-		names = maps.Clone(b.prev.names)
+		shard(b.domain)[b.domain] = &entry{}
 	}
 	for _, g := range removed {
-		b.dropGroup(names, g)
+		b.dropGroup(shard, g)
 		delete(b.groups, g.owner)
 	}
 	for _, owner := range owners {
@@ -202,37 +217,40 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 			continue
 		}
 		if old := b.groups[owner]; old != nil {
-			b.dropGroup(names, old)
+			b.dropGroup(shard, old)
 		}
 		g := b.computeGroup(owner, byOwner[owner])
 		b.groups[owner] = g
-		maps.Copy(names, g.names)
+		for name, e := range g.names {
+			shard(name)[name] = e
+		}
 		if b.nsCount[g.nsName]++; b.nsCount[g.nsName] == 1 {
-			names[g.nsName] = &entry{}
+			shard(g.nsName)[g.nsName] = &entry{}
 		}
 	}
 	svcDomain := "svc." + b.domain
 	if len(b.groups) > 0 {
-		if _, ok := names[svcDomain]; !ok {
-			names[svcDomain] = &entry{}
+		if m := shard(svcDomain); m[svcDomain] == nil {
+			m[svcDomain] = &entry{}
 		}
 	} else {
-		delete(names, svcDomain)
+		delete(shard(svcDomain), svcDomain)
 	}
+
 	ix := &Index{domain: b.domain, soa: b.soa, names: names, Skipped: skipped}
 	b.prev = ix
 	return ix, stats
 }
 
-// dropGroup removes the names of g from names, and its namespace name when
+// dropGroup removes the names of g from the shards, and its namespace name when
 // g was the last group below it.
-func (b *Builder) dropGroup(names nameSet, g *group) {
+func (b *Builder) dropGroup(shard func(name string) nameSet, g *group) {
 	for name := range g.names {
-		delete(names, name)
+		delete(shard(name), name)
 	}
 	if b.nsCount[g.nsName]--; b.nsCount[g.nsName] <= 0 {
 		delete(b.nsCount, g.nsName)
-		delete(names, g.nsName)
+		delete(shard(g.nsName), g.nsName)
 	}
 }
 
@@ -286,7 +304,8 @@ func (b *Builder) diffPods(pods []*corev1.Pod) []podChange {
 	for i, p := range pods {
 		var st *podState
 		if i < len(b.order) {
-			if o := b.order[i]; o.pod.Namespace == p.Namespace && o.pod.Name == p.Name {
+			// The same pointer needs no look at the pod itself.
+			if o := b.order[i]; o.pod == p || o.pod.Namespace == p.Namespace && o.pod.Name == p.Name {
 				st = o
 			}
 		}

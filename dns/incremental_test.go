@@ -2,6 +2,7 @@ package dns
 
 import (
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -28,7 +29,7 @@ func sameAnswers(t *testing.T, step string, got, want *Index) {
 	if !slices.Equal(got.Skipped, want.Skipped) {
 		t.Errorf("%s: skipped %q, want %q", step, got.Skipped, want.Skipped)
 	}
-	for name := range want.names {
+	for name := range want.all() {
 		for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypeANY, mdns.TypeSOA} {
 			g, w := got.Answer(query(name, qt)), want.Answer(query(name, qt))
 			if g.Rcode != w.Rcode || !slices.Equal(rrStrings(g.Answer), rrStrings(w.Answer)) ||
@@ -41,8 +42,8 @@ func sameAnswers(t *testing.T, step string, got, want *Index) {
 
 func missingNames(from, in *Index) []string {
 	var out []string
-	for name := range from.names {
-		if _, ok := in.names[name]; !ok {
+	for name := range from.all() {
+		if _, ok := in.lookup(name); !ok {
 			out = append(out, name)
 		}
 	}
@@ -272,7 +273,7 @@ func TestBuilder_recomputesOnlyChangedServices(t *testing.T) {
 	sameAnswers(t, "one pod unready", ix, BuildIndex("cluster.local", services, pods))
 	// Names of the other services are shared, not copied.
 	other := "app-3.default.svc.cluster.local."
-	if ix.names[other] != first.names[other] {
+	if e, _ := ix.lookup(other); e == nil || e != must(first.lookup(other)) {
 		t.Errorf("%s was recomputed", other)
 	}
 }
@@ -306,4 +307,24 @@ func readyPtr(p *corev1.Pod) *corev1.Pod {
 	cp := p.DeepCopy()
 	cp.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	return cp
+}
+
+// all yields every name of ix.
+func (ix *Index) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, m := range ix.names {
+			for name := range m {
+				if !yield(name) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func must(e *entry, ok bool) *entry {
+	if !ok {
+		panic("no such name")
+	}
+	return e
 }

@@ -28,7 +28,7 @@ const soaSerial = 1
 type Index struct {
 	domain string // lowercased, fully qualified, e.g. "cluster.local."
 	soa    []mdns.RR
-	names  nameSet
+	names  shards
 
 	// Skipped lists objects left out because their names cannot form DNS
 	// labels ("ns/name: reason"); the server logs them.
@@ -71,8 +71,8 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 		o(&cfg)
 	}
 	domain = mdns.CanonicalName(domain)
-	ix := &Index{domain: domain, names: make(nameSet), soa: soaRecords(domain, cfg.ttl)}
-	ix.names[domain] = &entry{}
+	ix := &Index{domain: domain, soa: soaRecords(domain, cfg.ttl)}
+	names := nameSet{domain: {}}
 
 	// Pods by namespace and label, so that a Service's candidates are the
 	// pods carrying the rarest pair of its selector, not its whole
@@ -106,23 +106,73 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 			ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
 			continue
 		}
-		ix.Skipped = ix.names.addService(svcName, svc, endpoints(svc, candidates(svc)), cfg.ttl, ix.Skipped)
+		ix.Skipped = names.addService(svcName, svc, endpoints(svc, candidates(svc)), cfg.ttl, ix.Skipped)
 	}
 
 	// Ancestors of every name exist (empty non-terminals answer NODATA, not
 	// NXDOMAIN, RFC 8020); clip every slice so readers cannot share appends.
-	owners := make([]string, 0, len(ix.names))
-	for name := range ix.names {
+	owners := make([]string, 0, len(names))
+	for name := range names {
 		owners = append(owners, name)
 	}
 	for _, name := range owners {
 		for n := name; n != domain; {
 			n = n[strings.IndexByte(n, '.')+1:]
-			ix.names.add(n)
+			names.add(n)
 		}
 	}
-	ix.names.clip()
+	names.clip()
+	for i := range ix.names {
+		ix.names[i] = make(nameSet, len(names)/nameShards+1)
+	}
+	for name, e := range names {
+		ix.names[shardOf(name, len(domain))][name] = e
+	}
 	return ix
+}
+
+// nameShards is the number of maps an Index's names are spread over, by the
+// Service they belong to (see shardOf): an update by a Builder copies the
+// maps of the Services it recomputes, not every name of the domain.
+const nameShards = 256
+
+// shards holds the names of an Index; shards[shardOf(name)] has name.
+type shards [nameShards]nameSet
+
+// shardOf returns the shard of name, a lowercased name of the domain whose
+// length is domainLen: the hash of its three labels above the domain
+// (<svc>.<ns>.svc), so that the names of one Service share a shard; names
+// with fewer labels (the domain, svc.<domain>, <ns>.svc.<domain>) are in
+// shard 0.
+func shardOf(name string, domainLen int) int {
+	rest := name[:len(name)-domainLen]
+	dots := 0
+	key := ""
+	for j := len(rest) - 1; j >= 0; j-- {
+		if rest[j] == '.' {
+			if dots++; dots == 4 {
+				key = rest[j+1:]
+				break
+			}
+		}
+	}
+	switch {
+	case dots < 3:
+		return 0
+	case dots == 3:
+		key = rest
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % nameShards)
+}
+
+func (ix *Index) lookup(name string) (*entry, bool) {
+	e, ok := ix.names[shardOf(name, len(ix.domain))][name]
+	return e, ok
 }
 
 func soaRecords(domain string, ttl uint32) []mdns.RR {
@@ -353,7 +403,13 @@ func (ix *Index) Domain() string { return ix.domain }
 
 // Len returns the number of owner names in the index, empty non-terminals
 // included.
-func (ix *Index) Len() int { return len(ix.names) }
+func (ix *Index) Len() int {
+	n := 0
+	for _, m := range ix.names {
+		n += len(m)
+	}
+	return n
+}
 
 // InDomain reports whether name (any case) is the domain or below it.
 func (ix *Index) InDomain(name string) bool { return inDomain(lower(name), ix.domain) }
@@ -420,7 +476,7 @@ func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg {
 		m.Rcode = mdns.RcodeRefused
 		return m
 	}
-	e, ok := ix.names[name]
+	e, ok := ix.lookup(name)
 	if !ok {
 		m.Rcode = mdns.RcodeNameError
 		m.Ns = slices.Clone(ix.soa)
