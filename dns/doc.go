@@ -61,10 +61,13 @@
 // In process (go test -bench . ./dns/): Index.Answer about 170 ns and 3
 // allocations; BuildIndex of 1030 services and 3090 pods about 18 ms. At the
 // scale test's shape (500 Services x 60 pods, one namespace), computing
-// every name takes BUILDFULL (BenchmarkBuildIndex_500Services30kPodsOneNamespace,
-// BenchmarkBuilder_full), and the update after one pod turns Ready
-// UPDATEONE (BenchmarkIndexUpdate_onePodReady; UPDATECOPIES while every
-// pod of a snapshot is a new copy, BenchmarkIndexUpdate_onePodReadyCopies).
+// every name takes about 80 ms with BuildIndex and 115 ms with a Builder
+// (BenchmarkBuildIndex_500Services30kPodsOneNamespace, BenchmarkBuilder_full;
+// the Builder also indexes pods for its next update), and the update after
+// one pod turns Ready about 0.35 ms (BenchmarkIndexUpdate_onePodReady), or
+// 16 ms while every pod of a snapshot is a new copy
+// (BenchmarkIndexUpdate_onePodReadyCopies). Medians of 5 runs on the 2-core
+// development machine, shared with other builds.
 //
 // Over loopback with dnsperf on the 2-core development machine: about
 // 110,000 queries/s (miekg/dns's UDP server alone: about 90,000), where most
