@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -49,16 +50,15 @@ func benchCluster(nsCount, extraSvcs int) ([]corev1.Service, []corev1.Pod) {
 
 func BenchmarkBuildIndex(b *testing.B) {
 	services, pods := benchCluster(10, 100) // 1030 services, 3090 pods
-	ptrs := podPointers(pods)
 	b.ReportAllocs()
 	for b.Loop() {
-		BuildIndex("cluster.local", services, ptrs)
+		BuildIndex("cluster.local", services, ptrs(pods))
 	}
 }
 
 func BenchmarkAnswer(b *testing.B) {
 	services, pods := benchCluster(10, 100)
-	ix := BuildIndex("cluster.local", services, podPointers(pods))
+	ix := BuildIndex("cluster.local", services, ptrs(pods))
 	for _, bc := range []struct {
 		name  string
 		qname string
@@ -84,7 +84,7 @@ func BenchmarkAnswer(b *testing.B) {
 func BenchmarkServeDNS(b *testing.B) {
 	s := handlerForTest(b)
 	services, pods := benchCluster(10, 100)
-	s.index.Store(BuildIndex("cluster.local", services, podPointers(pods)))
+	s.index.Store(BuildIndex("cluster.local", services, ptrs(pods)))
 	q := query("web.prod.svc.cluster.local.", mdns.TypeA)
 	q.SetEdns0(1232, false)
 	w := &discardWriter{}
@@ -136,23 +136,63 @@ func TestServeForDNSPerf(t *testing.T) {
 // BenchmarkBuildIndex_500Services30kPodsOneNamespace is the scale test's
 // shape: 500 Services of 60 ready pods each, all in one namespace.
 func BenchmarkBuildIndex_500Services30kPodsOneNamespace(b *testing.B) {
-	var services []corev1.Service
-	var pods []corev1.Pod
-	ip := 0
-	for s := range 500 {
-		name := "app-" + strconv.Itoa(s)
-		sel := map[string]string{"app": name}
-		services = append(services, service("default", name, sel, corev1.ServicePort{Name: "http", Port: 80}))
-		for p := range 60 {
-			ip++
-			addr := fmt.Sprintf("10.%d.%d.%d", ip>>16&255, ip>>8&255, ip&255)
-			pod := readyPod("default", name+"-"+strconv.Itoa(p), addr, map[string]string{"app": name, "pod-template-hash": "abc"})
-			pods = append(pods, pod)
-		}
-	}
-	ptrs := podPointers(pods)
+	services, pods := scaleCluster(500, 60)
 	b.ReportAllocs()
 	for b.Loop() {
-		BuildIndex("cluster.local", services, ptrs)
+		BuildIndex("cluster.local", services, pods)
+	}
+}
+
+// BenchmarkIndexUpdate_onePodReady is what the server does on a change
+// during a rollout at the scale test's shape (500 Services x 60 pods): one
+// pod turns Ready (or back), every other pod is the same pointer as before
+// (the cache's pods are immutable).
+func BenchmarkIndexUpdate_onePodReady(b *testing.B) {
+	services, ready := scaleCluster(500, 60)
+	unready := slices.Clone(ready)
+	unready[12345] = notReadyPtr(ready[12345])
+	benchUpdates(b, services, ready, unready)
+}
+
+// BenchmarkIndexUpdate_onePodReadyCopies is the same with every pod a new
+// pointer on each update, as while the snapshot holds pod values (before
+// store.Snapshot.Pods is []*corev1.Pod): every pod is compared field by
+// field.
+func BenchmarkIndexUpdate_onePodReadyCopies(b *testing.B) {
+	services, ready := scaleCluster(500, 60)
+	unready := make([]*corev1.Pod, len(ready))
+	for i, p := range ready {
+		cp := *p
+		unready[i] = &cp
+	}
+	unready[12345] = notReadyPtr(ready[12345])
+	benchUpdates(b, services, ready, unready)
+}
+
+// benchUpdates alternates Builder.Update between two inputs that differ by
+// one pod's readiness, so that every update recomputes one Service.
+func benchUpdates(b *testing.B, services []corev1.Service, x, y []*corev1.Pod) {
+	bl := NewBuilder("cluster.local")
+	bl.Update(services, x)
+	inputs := [2][]*corev1.Pod{y, x}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, st := bl.Update(services, inputs[i%2]); st.Recomputed != 1 {
+			b.Fatalf("recomputed %d services, want 1", st.Recomputed)
+		}
+		i++
+	}
+}
+
+// BenchmarkBuilder_full is the server's first load and periodic resync at
+// the scale test's shape: a Builder computing every name.
+func BenchmarkBuilder_full(b *testing.B) {
+	services, pods := scaleCluster(500, 60)
+	bl := NewBuilder("cluster.local")
+	b.ReportAllocs()
+	for b.Loop() {
+		bl.Reset()
+		bl.Update(services, pods)
 	}
 }

@@ -28,7 +28,7 @@ const soaSerial = 1
 type Index struct {
 	domain string // lowercased, fully qualified, e.g. "cluster.local."
 	soa    []mdns.RR
-	names  map[string]*entry
+	names  shards
 
 	// Skipped lists objects left out because their names cannot form DNS
 	// labels ("ns/name: reason"); the server logs them.
@@ -71,18 +71,8 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 		o(&cfg)
 	}
 	domain = mdns.CanonicalName(domain)
-	ix := &Index{domain: domain, names: make(map[string]*entry)}
-	ix.soa = []mdns.RR{&mdns.SOA{
-		Hdr:     mdns.RR_Header{Name: domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: cfg.ttl},
-		Ns:      "ns.dns." + domain,
-		Mbox:    "hostmaster." + domain,
-		Serial:  soaSerial,
-		Refresh: 7200,
-		Retry:   1800,
-		Expire:  86400,
-		Minttl:  cfg.ttl,
-	}}
-	ix.names[domain] = &entry{}
+	ix := &Index{domain: domain, soa: soaRecords(domain, cfg.ttl)}
+	names := nameSet{domain: {}}
 
 	// Pods by namespace and label, so that a Service's candidates are the
 	// pods carrying the rarest pair of its selector, not its whole
@@ -111,86 +101,174 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 
 	for i := range services {
 		svc := &services[i]
-		if !isLabel(svc.Name) || !isLabel(svc.Namespace) {
+		svcName, ok := serviceName(svc, domain)
+		if !ok {
 			ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
 			continue
 		}
-		svcName := strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain
-		eps := endpoints(svc, candidates(svc))
-
-		e := ix.add(svcName)
-		for _, ep := range eps {
-			e.addAddr(addrRR(svcName, ep.ip, cfg.ttl))
-		}
-
-		for _, port := range svc.Spec.Ports {
-			if port.Name == "" {
-				continue
-			}
-			if !isLabel(port.Name) {
-				ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
-				continue
-			}
-			proto := strings.ToLower(string(port.Protocol))
-			if proto == "" {
-				proto = "tcp"
-			}
-			srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
-			se := ix.add(srvName)
-			var targets []resolvedEndpoint
-			for _, ep := range eps {
-				if p, ok := endpointPort(port, ep.pod); ok {
-					targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
-				}
-			}
-			weight := uint16(100)
-			if len(targets) > 1 {
-				weight = uint16(max(1, 100/len(targets)))
-			}
-			for _, t := range targets {
-				target := dashed(t.ip) + "." + svcName
-				se.srv = append(se.srv, &mdns.SRV{
-					Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: cfg.ttl},
-					Priority: 0,
-					Weight:   weight,
-					Port:     t.port,
-					Target:   target,
-				})
-				addr := addrRR(target, t.ip, cfg.ttl)
-				se.srvXtra = append(se.srvXtra, addr)
-				te := ix.add(target)
-				if len(te.a)+len(te.aaaa) == 0 {
-					te.addAddr(addr)
-				}
-			}
-		}
+		ix.Skipped = names.addService(svcName, svc, endpoints(svc, candidates(svc)), cfg.ttl, ix.Skipped)
 	}
 
 	// Ancestors of every name exist (empty non-terminals answer NODATA, not
 	// NXDOMAIN, RFC 8020); clip every slice so readers cannot share appends.
-	owners := make([]string, 0, len(ix.names))
-	for name := range ix.names {
+	owners := make([]string, 0, len(names))
+	for name := range names {
 		owners = append(owners, name)
 	}
 	for _, name := range owners {
 		for n := name; n != domain; {
 			n = n[strings.IndexByte(n, '.')+1:]
-			ix.add(n)
+			names.add(n)
 		}
 	}
-	for _, e := range ix.names {
-		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
+	names.clip()
+	for i := range ix.names {
+		ix.names[i] = make(nameSet, len(names)/nameShards+1)
+	}
+	for name, e := range names {
+		ix.names[shardOf(name, len(domain))][name] = e
 	}
 	return ix
 }
 
-func (ix *Index) add(name string) *entry {
-	e, ok := ix.names[name]
+// nameShards is the number of maps an Index's names are spread over, by the
+// Service they belong to (see shardOf): an update by a Builder copies the
+// maps of the Services it recomputes, not every name of the domain.
+const nameShards = 256
+
+// shards holds the names of an Index; shards[shardOf(name)] has name.
+type shards [nameShards]nameSet
+
+// shardOf returns the shard of name, a lowercased name of the domain whose
+// length is domainLen: the hash of its three labels above the domain
+// (<svc>.<ns>.svc), so that the names of one Service share a shard; names
+// with fewer labels (the domain, svc.<domain>, <ns>.svc.<domain>) are in
+// shard 0.
+func shardOf(name string, domainLen int) int {
+	rest := name[:len(name)-domainLen]
+	dots := 0
+	key := ""
+	for j := len(rest) - 1; j >= 0; j-- {
+		if rest[j] == '.' {
+			if dots++; dots == 4 {
+				key = rest[j+1:]
+				break
+			}
+		}
+	}
+	switch {
+	case dots < 3:
+		return 0
+	case dots == 3:
+		key = rest
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % nameShards)
+}
+
+func (ix *Index) lookup(name string) (*entry, bool) {
+	e, ok := ix.names[shardOf(name, len(ix.domain))][name]
+	return e, ok
+}
+
+func soaRecords(domain string, ttl uint32) []mdns.RR {
+	return []mdns.RR{&mdns.SOA{
+		Hdr:     mdns.RR_Header{Name: domain, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
+		Ns:      "ns.dns." + domain,
+		Mbox:    "hostmaster." + domain,
+		Serial:  soaSerial,
+		Refresh: 7200,
+		Retry:   1800,
+		Expire:  86400,
+		Minttl:  ttl,
+	}}
+}
+
+// serviceName is the owner name of svc, lowercased; ok is false when its
+// name or namespace cannot be a DNS label.
+func serviceName(svc *corev1.Service, domain string) (string, bool) {
+	if !isLabel(svc.Name) || !isLabel(svc.Namespace) {
+		return "", false
+	}
+	return strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain, true
+}
+
+// addService adds the names of svc, owner of svcName, whose endpoints are
+// eps: its A/AAAA records, and the SRV names of its named ports with their
+// targets. It appends the ports left out to skipped and returns it. Names
+// already present (another Service whose name differs only in case) get
+// the records appended, as BuildIndex has always done.
+func (names nameSet) addService(svcName string, svc *corev1.Service, eps []endpoint, ttl uint32, skipped []string) []string {
+	e := names.add(svcName)
+	for _, ep := range eps {
+		e.addAddr(addrRR(svcName, ep.ip, ttl))
+	}
+
+	for _, port := range svc.Spec.Ports {
+		if port.Name == "" {
+			continue
+		}
+		if !isLabel(port.Name) {
+			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
+			continue
+		}
+		proto := strings.ToLower(string(port.Protocol))
+		if proto == "" {
+			proto = "tcp"
+		}
+		srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
+		se := names.add(srvName)
+		var targets []resolvedEndpoint
+		for _, ep := range eps {
+			if p, ok := endpointPort(port, ep.pod); ok {
+				targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
+			}
+		}
+		weight := uint16(100)
+		if len(targets) > 1 {
+			weight = uint16(max(1, 100/len(targets)))
+		}
+		for _, t := range targets {
+			target := dashed(t.ip) + "." + svcName
+			se.srv = append(se.srv, &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: 0,
+				Weight:   weight,
+				Port:     t.port,
+				Target:   target,
+			})
+			addr := addrRR(target, t.ip, ttl)
+			se.srvXtra = append(se.srvXtra, addr)
+			te := names.add(target)
+			if len(te.a)+len(te.aaaa) == 0 {
+				te.addAddr(addr)
+			}
+		}
+	}
+	return skipped
+}
+
+// nameSet maps lowercased, fully qualified owner names to their records.
+type nameSet map[string]*entry
+
+func (names nameSet) add(name string) *entry {
+	e, ok := names[name]
 	if !ok {
 		e = &entry{}
-		ix.names[name] = e
+		names[name] = e
 	}
 	return e
+}
+
+// clip clips every slice of every entry so readers cannot share appends.
+func (names nameSet) clip() {
+	for _, e := range names {
+		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
+	}
 }
 
 func (e *entry) addAddr(rr mdns.RR) {
@@ -325,7 +403,13 @@ func (ix *Index) Domain() string { return ix.domain }
 
 // Len returns the number of owner names in the index, empty non-terminals
 // included.
-func (ix *Index) Len() int { return len(ix.names) }
+func (ix *Index) Len() int {
+	n := 0
+	for _, m := range ix.names {
+		n += len(m)
+	}
+	return n
+}
 
 // InDomain reports whether name (any case) is the domain or below it.
 func (ix *Index) InDomain(name string) bool { return inDomain(lower(name), ix.domain) }
@@ -392,7 +476,7 @@ func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg {
 		m.Rcode = mdns.RcodeRefused
 		return m
 	}
-	e, ok := ix.names[name]
+	e, ok := ix.lookup(name)
 	if !ok {
 		m.Rcode = mdns.RcodeNameError
 		m.Ns = slices.Clone(ix.soa)

@@ -75,7 +75,7 @@ func testIndex() *Index {
 	noCond := readyPod("prod", "web-7", "10.0.0.22", web)
 	noCond.Status.Conditions = nil
 	pods = append(pods, noCond)
-	return BuildIndex("Cluster.Local", services, podPointers(pods), WithTTL(7))
+	return BuildIndex("Cluster.Local", services, ptrs(pods), WithTTL(7))
 }
 
 func query(name string, qtype uint16) *mdns.Msg {
@@ -213,7 +213,7 @@ func TestIndexAnswer_replyDoesNotAliasIndex(t *testing.T) {
 
 func TestBuildIndex_isDeterministic(t *testing.T) {
 	a, b := testIndex(), testIndex()
-	for name := range a.names {
+	for name := range a.all() {
 		for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeSRV} {
 			ra, rb := a.Answer(query(name, qt)), b.Answer(query(name, qt))
 			if !slices.Equal(values(ra.Answer), values(rb.Answer)) || !slices.Equal(values(ra.Extra), values(rb.Extra)) {
@@ -280,7 +280,7 @@ func TestBuildIndex_publishNotReadyAddresses(t *testing.T) {
 		{service("prod", "db", app), []string{"10.0.0.1"}},
 		{publish, []string{"10.0.0.1", "10.0.0.2"}},
 	} {
-		ix := BuildIndex("cluster.local", []corev1.Service{tt.svc}, podPointers(pods))
+		ix := BuildIndex("cluster.local", []corev1.Service{tt.svc}, ptrs(pods))
 		q := new(mdns.Msg)
 		q.SetQuestion("db.prod.svc.cluster.local.", mdns.TypeA)
 		r := ix.Answer(q)
@@ -292,4 +292,13 @@ func TestBuildIndex_publishNotReadyAddresses(t *testing.T) {
 			t.Errorf("publishNotReadyAddresses=%v: A = %v, want %v", tt.svc.Spec.PublishNotReadyAddresses, got, tt.want)
 		}
 	}
+}
+
+// ptrs points at each pod of pods.
+func ptrs(pods []corev1.Pod) []*corev1.Pod {
+	out := make([]*corev1.Pod, len(pods))
+	for i := range pods {
+		out[i] = &pods[i]
+	}
+	return out
 }

@@ -121,8 +121,9 @@ type Server struct {
 	log    *slog.Logger
 	domain string // canonical
 
-	index atomic.Pointer[Index]
-	rev   int64 // revision of the current index; owned by Run's goroutine
+	index   atomic.Pointer[Index]
+	rev     int64    // revision of the current index; owned by Run's goroutine
+	builder *Builder // owned by Run's goroutine
 
 	ready chan struct{}
 	addrs []string
@@ -161,6 +162,7 @@ func newServer(cfg Config, st State) (*Server, error) {
 		fwdCtx: context.Background(),
 		fwdSem: make(chan struct{}, maxForwards),
 	}
+	s.builder = NewBuilder(s.domain, WithTTL(cfg.TTL))
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return s, nil
 }
@@ -277,8 +279,8 @@ func (s *Server) watch(ctx context.Context, changes <-chan int64, errc <-chan er
 	var retry <-chan time.Time
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
-	rebuild := func(want int64) {
-		if err := s.rebuild(ctx, want); err != nil {
+	rebuild := func(want int64, full bool) {
+		if err := s.rebuild(ctx, want, full); err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("dns index rebuild failed; retrying", "err", err)
 				retry = time.After(retryInterval)
@@ -292,7 +294,7 @@ func (s *Server) watch(ctx context.Context, changes <-chan int64, errc <-chan er
 			close(s.ready)
 		}
 	}
-	rebuild(0)
+	rebuild(0, true)
 	for {
 		select {
 		case <-ctx.Done():
@@ -304,18 +306,20 @@ func (s *Server) watch(ctx context.Context, changes <-chan int64, errc <-chan er
 				changes = nil // ctx ended; Done fires next
 				continue
 			}
-			rebuild(rev)
+			rebuild(rev, false)
 		case <-retry:
-			rebuild(0)
+			rebuild(0, true)
 		case <-resync.C:
-			rebuild(0)
+			rebuild(0, true)
 		}
 	}
 }
 
 // rebuild reads a snapshot and swaps in its index, unless the current index
-// is already at least as new as want.
-func (s *Server) rebuild(ctx context.Context, want int64) error {
+// is already at least as new as want. With full, the index is computed from
+// nothing (first load, resync, retry after a failure); otherwise only the
+// names of Services whose inputs changed are (see Builder).
+func (s *Server) rebuild(ctx context.Context, want int64, full bool) error {
 	if want != 0 && s.index.Load() != nil && s.rev >= want {
 		return nil
 	}
@@ -327,13 +331,19 @@ func (s *Server) rebuild(ctx context.Context, want int64) error {
 	if s.index.Load() != nil && snap.Revision == s.rev {
 		return nil
 	}
-	ix := BuildIndex(s.domain, snap.Services, snap.Pods, WithTTL(s.cfg.TTL))
+	if full {
+		s.builder.Reset()
+	}
+	ix, stats := s.builder.Update(snap.Services, snap.Pods)
 	s.index.Store(ix)
 	s.rev = snap.Revision
-	for _, sk := range ix.Skipped {
-		s.log.Debug("dns skipped object", "reason", sk)
+	if stats.Full {
+		for _, sk := range ix.Skipped {
+			s.log.Debug("dns skipped object", "reason", sk)
+		}
 	}
-	s.log.Debug("dns index rebuilt", "revision", snap.Revision, "services", len(snap.Services),
+	s.log.Debug("dns index updated", "revision", snap.Revision, "full", stats.Full,
+		"services", stats.Services, "recomputed", stats.Recomputed, "podsChanged", stats.PodsChanged,
 		"pods", len(snap.Pods), "names", ix.Len(), "skipped", len(ix.Skipped), "took", time.Since(start))
 	return nil
 }

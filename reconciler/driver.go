@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,14 +44,41 @@ func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed
 		d.logEvents(res.Events)
 		return observed, res, nil
 	}
-	for _, a := range res.Actions {
-		d.Logger.Info("action", "type", a.Type, "object", a.Object(), "reason", a.Reason)
-	}
+	d.logActions(res.Actions)
 	if err := d.Cluster.Apply(ctx, res.Actions); err != nil {
 		return observed, res, fmt.Errorf("apply %d actions: %w", len(res.Actions), err)
 	}
 	d.logEvents(res.Events)
 	return observed, res, nil
+}
+
+// maxActionLogs is the most actions a pass logs one line each at info
+// level; a larger plan (a new revision of thousands of pods) logs them at
+// debug level and one summary at info, so that the log stays readable and
+// writing it does not cost more than the plan.
+const maxActionLogs = 100
+
+func (d *Driver) logActions(actions []Action) {
+	level := slog.LevelInfo
+	if len(actions) > maxActionLogs {
+		level = slog.LevelDebug
+		counts := map[ActionType]int{}
+		for _, a := range actions {
+			counts[a.Type]++
+		}
+		attrs := []any{"actions", len(actions)}
+		for _, t := range slices.Sorted(maps.Keys(counts)) {
+			attrs = append(attrs, string(t), counts[t])
+		}
+		d.Logger.Info("applying a large plan; each action is logged at debug level", attrs...)
+	}
+	ctx := context.Background()
+	if !d.Logger.Enabled(ctx, level) {
+		return
+	}
+	for _, a := range actions {
+		d.Logger.Log(ctx, level, "action", "type", a.Type, "object", a.Object(), "reason", a.Reason)
+	}
 }
 
 func (d *Driver) logEvents(events []Event) {
