@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -190,13 +191,66 @@ func PutSyncStatus(st *SyncStatus) (Op, error) { return putOp(Prefix+syncKey, st
 // A key written more than once keeps its last write (a pod recreated under
 // its name is a delete then a put): etcd refuses a transaction that names a
 // key twice, and the last write is what the sequence would leave anyway.
+//
+// Consecutive transactions that write only pods (a revision creating or
+// rolling thousands of them) are independent of one another and run up to
+// txnsInFlight at a time, so etcd commits several in one disk write;
+// everything else keeps its order.
 func (l *Leadership) Apply(ctx context.Context, ops []Op) error {
-	for _, b := range batches(lastWrites(ops)) {
-		if err := l.txn(ctx, b); err != nil {
+	bs := batches(lastWrites(ops))
+	for len(bs) > 0 {
+		n := 1
+		for n < len(bs) && n < txnsInFlight && podsOnly(bs[0]) && podsOnly(bs[n]) {
+			n++
+		}
+		if err := l.txns(ctx, bs[:n]); err != nil {
+			return err
+		}
+		bs = bs[n:]
+	}
+	return nil
+}
+
+// txnsInFlight bounds the pod-only transactions Apply sends at once.
+var txnsInFlight = 4
+
+// podsOnly reports whether every write of batch is to a pod key.
+func podsOnly(batch []Op) bool {
+	for _, o := range batch {
+		if !strings.HasPrefix(o.key, Prefix+PodsPrefix) {
+			return false
+		}
+		for _, w := range o.with {
+			if !strings.HasPrefix(w.key, Prefix+PodsPrefix) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// txns runs independent transactions at once and returns the first error
+// (ErrNotLeader before any other: it ends the leadership).
+func (l *Leadership) txns(ctx context.Context, bs [][]Op) error {
+	if len(bs) == 1 {
+		return l.txn(ctx, bs[0])
+	}
+	errs := make([]error, len(bs))
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.txn(ctx, b)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, ErrNotLeader) {
 			return err
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // batches cuts ops, in order, into transactions of at most maxOpsPerTxn
