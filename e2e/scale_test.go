@@ -130,9 +130,10 @@ func runScale(b *testing.B) {
 	time.Sleep(15 * time.Second)
 	cpu := cpuPercent(b, s.cmd.Process.Pid, 10*time.Second)
 	rss := rssMB(b, s.cmd.Process.Pid)
+	heap := metricValue(s.metrics(), "go_memstats_heap_inuse_bytes") / 1e6
 	simCPU := cpuPercent(b, sim.Process.Pid, 5*time.Second)
 	simRSS := rssMB(b, sim.Process.Pid)
-	b.Logf("idle: server %.2f %% of a core, %.0f MB RSS; simulator %.2f %%, %.0f MB", cpu, rss, simCPU, simRSS)
+	b.Logf("idle: server %.2f %% of a core, %.0f MB RSS (Go heap in use %.0f MB); simulator %.2f %%, %.0f MB", cpu, rss, heap, simCPU, simRSS)
 	apiMS := apiGetPodsMS(b, s)
 	st, err := cli.Status(ctx, etcdURL)
 	if err != nil {
@@ -159,6 +160,7 @@ func runScale(b *testing.B) {
 	b.ReportMetric(percentile(dns, 99), "ms/ready-to-dns-p99")
 	b.ReportMetric(cpu, "%cpu/leader-idle")
 	b.ReportMetric(rss, "MB/server-rss")
+	b.ReportMetric(heap, "MB/server-heap")
 	b.ReportMetric(apiMS, "ms/api-get-pods")
 	b.ReportMetric(float64(st.DbSize)/1e6, "MB/etcd-db")
 }
