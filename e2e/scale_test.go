@@ -55,6 +55,8 @@ func envInt(name string, def int) int {
 //     the new image Ready and every old pod gone
 //   - ms/ready-to-dns-p50, -p99: a pod's status turning Ready -> the DNS
 //     server answering its address, sampled on about 300 of the rollout's pods
+//   - s/rollout-one, ms/ready-to-dns-one-p50, -p99: then one Deployment
+//     rolls to a new image among all the others, every new pod sampled
 //   - %cpu/leader-idle, MB/server-rss: the server's CPU over 10 s once
 //     idle, and its resident memory
 //   - ms/api-get-pods: GET /api/v1/pods (every pod), median of 5
@@ -153,11 +155,32 @@ func runScale(b *testing.B) {
 		b.Fatalf("only %d Ready -> DNS samples", len(dns))
 	}
 
+	// A small change in a large cluster: one Deployment rolls to v3 among
+	// 30,000 pods, every one of its new pods sampled.
+	time.Sleep(5 * time.Second)
+	writeScaleDeployment(repo, 0, "v3")
+	w.sampleDNS("v3")
+	oneStart := time.Now()
+	repo.commit("roll app-000 to v3")
+	requestSync(b, cli)
+	one := w.wait("app-000 rolled to v3", 5*time.Minute, func(c scaleCounts) bool {
+		return c.pods == pods && c.ready["v3"] == scaleReplicas
+	})
+	steady := w.dnsLatencies()
+	if len(steady) < scaleReplicas/2 {
+		b.Fatalf("only %d Ready -> DNS samples of app-000's %d pods", len(steady), scaleReplicas)
+	}
+	b.Logf("rollout of one Deployment (%d pods) among %d: %v; Ready -> DNS p50 %.1f ms, p99 %.1f ms",
+		scaleReplicas, pods, one.Sub(oneStart), percentile(steady, 50), percentile(steady, 99))
+
 	b.ReportMetric(bound.Sub(commit).Seconds(), "s/commit-to-bound")
 	b.ReportMetric(ready.Sub(commit).Seconds(), "s/commit-to-ready")
 	b.ReportMetric(rolled.Sub(rollStart).Seconds(), "s/rollout")
 	b.ReportMetric(percentile(dns, 50), "ms/ready-to-dns-p50")
 	b.ReportMetric(percentile(dns, 99), "ms/ready-to-dns-p99")
+	b.ReportMetric(one.Sub(oneStart).Seconds(), "s/rollout-one")
+	b.ReportMetric(percentile(steady, 50), "ms/ready-to-dns-one-p50")
+	b.ReportMetric(percentile(steady, 99), "ms/ready-to-dns-one-p99")
 	b.ReportMetric(cpu, "%cpu/leader-idle")
 	b.ReportMetric(rss, "MB/server-rss")
 	b.ReportMetric(heap, "MB/server-heap")
@@ -169,8 +192,14 @@ func runScale(b *testing.B) {
 // Deployment on image version.
 func writeScaleRepo(repo *gitRepo, version string) {
 	for i := range scaleDeployments {
-		name := fmt.Sprintf("app-%03d", i)
-		repo.write("apps/"+name+".yaml", fmt.Sprintf(`apiVersion: apps/v1
+		writeScaleDeployment(repo, i, version)
+	}
+}
+
+// writeScaleDeployment writes the i-th Deployment and its Service.
+func writeScaleDeployment(repo *gitRepo, i int, version string) {
+	name := fmt.Sprintf("app-%03d", i)
+	repo.write("apps/"+name+".yaml", fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: %[1]s
@@ -212,7 +241,6 @@ spec:
     port: 80
     targetPort: http
 `, name, scaleReplicas, version))
-	}
 }
 
 // scaleCounts are the watcher's tallies: pods stored, bound, and Ready by
@@ -246,6 +274,7 @@ type scaleWatcher struct {
 	at time.Time
 
 	sampleVersion string
+	sampleAll     bool      // every pod of sampleVersion, not about 300
 	samples       []float64 // ms
 	sampling      sync.WaitGroup
 }
@@ -312,7 +341,7 @@ func (w *scaleWatcher) apply(key, value []byte) {
 			}
 		}
 		w.count(p, +1)
-		if p.isReady() && p.version == w.sampleVersion && sampled(name) {
+		if p.isReady() && p.version == w.sampleVersion && (w.sampleAll || sampled(name)) {
 			w.sampling.Add(1)
 			go w.probeDNS(p.app, p.ip, time.Now())
 		}
@@ -428,9 +457,15 @@ func requestSync(b *testing.B, cli *clientv3.Client) {
 	}
 }
 
+// sampleDNS starts sampling Ready -> DNS for pods of version: about 300
+// of them on the first call, every one after it (a rollout of one
+// Deployment). Earlier samples are dropped.
 func (w *scaleWatcher) sampleDNS(version string) {
+	w.sampling.Wait()
 	w.mu.Lock()
+	w.sampleAll = w.sampleVersion != ""
 	w.sampleVersion = version
+	w.samples = nil
 	w.mu.Unlock()
 }
 

@@ -173,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8)
 	start := func(name string, run func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -185,6 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	start("cache", cache.Run)
+	start("memory", func(ctx context.Context) error { return newReleaser(log).run(ctx, cache) })
 	start("api", apiSrv.Run)
 	start("dns", dnsSrv.Run)
 	if agent != nil {
