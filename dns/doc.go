@@ -40,9 +40,11 @@
 // changed or that select, or selected, a pod that changed; every other
 // name and its records are shared with the previous Index. Names are spread
 // over 256 maps by Service (copy on write), so an update copies the maps it
-// writes, not the whole domain. The first load, a retry after a failed
-// read and the resync every 30 s (free when the snapshot's revision did not
-// move) compute everything from nothing. The answers are those of
+// writes, not the whole domain. The first load and a retry after a failed
+// read compute everything from nothing; the resync every 30 s (free when
+// the snapshot's revision did not move) is an update like any other, which
+// catches a missed notification without holding answers up for a full
+// rebuild. The answers are those of
 // BuildIndex of the same input, which a property test checks after every
 // step of random changes. Candidate pods of a Service are found through a
 // namespace/label index, the rarest label of its selector first, so the
