@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"bosun/store"
@@ -60,6 +61,9 @@ type Config struct {
 	TTL uint32
 	// Logger receives rebuild and lifecycle logs. Default: discarded.
 	Logger *slog.Logger
+	// Registerer receives the index metrics (bosun_dns_index_*); nil: not
+	// exported.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) setDefaults() error {
@@ -135,6 +139,34 @@ type Server struct {
 
 	fwdSem chan struct{}  // bounds forwards in flight from the UDP loops
 	fwdWG  sync.WaitGroup // forwards in flight from the UDP loops
+
+	m indexMetrics
+}
+
+// indexMetrics follow the index's updates.
+type indexMetrics struct {
+	updates  *prometheus.CounterVec
+	duration prometheus.Histogram
+	names    prometheus.Gauge
+	revision prometheus.Gauge
+}
+
+func newIndexMetrics(reg prometheus.Registerer) indexMetrics {
+	m := indexMetrics{
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_dns_index_updates_total", Help: "Index updates after a change, by mode: incremental (only the Services whose inputs changed) or full.",
+		}, []string{"mode"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bosun_dns_index_update_seconds", Help: "Time from a change notification to the new index answering (snapshot read and update).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		names:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "bosun_dns_index_names", Help: "Names the index answers."}),
+		revision: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bosun_dns_index_revision", Help: "The etcd revision the index answers from."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.updates, m.duration, m.names, m.revision)
+	}
+	return m
 }
 
 // New checks cfg and returns a Server that serves st once Run is called.
@@ -161,6 +193,7 @@ func newServer(cfg Config, st State) (*Server, error) {
 		ready:  make(chan struct{}),
 		fwdCtx: context.Background(),
 		fwdSem: make(chan struct{}, maxForwards),
+		m:      newIndexMetrics(cfg.Registerer),
 	}
 	s.builder = NewBuilder(s.domain, WithTTL(cfg.TTL))
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -346,6 +379,14 @@ func (s *Server) rebuild(ctx context.Context, want int64, full bool) error {
 			s.log.Debug("dns skipped object", "reason", sk)
 		}
 	}
+	mode := "incremental"
+	if stats.Full {
+		mode = "full"
+	}
+	s.m.updates.WithLabelValues(mode).Inc()
+	s.m.duration.Observe(time.Since(start).Seconds())
+	s.m.names.Set(float64(ix.Len()))
+	s.m.revision.Set(float64(snap.Revision))
 	s.log.Debug("dns index updated", "revision", snap.Revision, "full", stats.Full,
 		"services", stats.Services, "recomputed", stats.Recomputed, "podsChanged", stats.PodsChanged,
 		"pods", len(snap.Pods), "names", ix.Len(), "skipped", len(ix.Skipped), "took", time.Since(start))

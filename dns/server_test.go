@@ -14,6 +14,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -365,7 +367,20 @@ func waitAnswer(t *testing.T, addr, name string, wantRcode int, want []string) {
 
 func TestServer_followsStoreChanges(t *testing.T) {
 	st := store.NewTest(t)
-	s := startServer(t, st, Config{})
+	reg := prometheus.NewRegistry()
+	s := startServer(t, st, Config{Registerer: reg})
+	defer func() {
+		// The first load is full, every change after it incremental.
+		if got := testutil.ToFloat64(s.m.updates.WithLabelValues("full")); got != 1 {
+			t.Errorf("bosun_dns_index_updates_total{mode=full} = %v, want 1", got)
+		}
+		if got := testutil.ToFloat64(s.m.updates.WithLabelValues("incremental")); got < 4 {
+			t.Errorf("bosun_dns_index_updates_total{mode=incremental} = %v, want one per change at least", got)
+		}
+		if n, err := testutil.GatherAndCount(reg, "bosun_dns_index_update_seconds", "bosun_dns_index_names"); err != nil || n != 2 {
+			t.Errorf("index metrics: %d, %v", n, err)
+		}
+	}()
 	addr := s.Addrs()[0]
 	name := "web.prod.svc.cluster.local."
 	ctx := context.Background()

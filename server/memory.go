@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"bosun/store"
 )
 
@@ -17,14 +19,21 @@ import (
 // etcd revisions followed by quiet without one, it collects and returns
 // what is free at once.
 type releaser struct {
-	writes int64
-	quiet  time.Duration
-	free   func()
-	log    *slog.Logger
+	writes   int64
+	quiet    time.Duration
+	free     func()
+	log      *slog.Logger
+	releases prometheus.Counter
 }
 
-func newReleaser(log *slog.Logger) *releaser {
-	return &releaser{writes: 10000, quiet: 10 * time.Second, free: debug.FreeOSMemory, log: log}
+func newReleaser(log *slog.Logger, reg prometheus.Registerer) *releaser {
+	r := &releaser{writes: 10000, quiet: 10 * time.Second, free: debug.FreeOSMemory, log: log,
+		releases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_memory_releases_total",
+			Help: "Times the server returned the memory of a burst of writes to the kernel once the cluster was quiet again.",
+		})}
+	reg.MustRegister(r.releases)
+	return r
 }
 
 // run follows the cache's revisions until ctx ends.
@@ -52,6 +61,7 @@ func (r *releaser) run(ctx context.Context, cache *store.Cache) error {
 		case <-quiet.C:
 			start := time.Now()
 			r.free()
+			r.releases.Inc()
 			r.log.Info("returned the memory of a burst of writes to the kernel", "writes", last-base, "took", time.Since(start))
 			base = last
 		}

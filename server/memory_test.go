@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"bosun/store"
 )
 
@@ -21,7 +24,8 @@ func TestReleaser_freesOnceAfterABurstGoesQuiet(t *testing.T) {
 	cache := store.NewCache(st, store.CacheConfig{})
 	go cache.Run(ctx)
 	var freed atomic.Int32
-	r := &releaser{writes: 20, quiet: 300 * time.Millisecond, free: func() { freed.Add(1) }, log: slog.New(slog.DiscardHandler)}
+	r := newReleaser(slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	r.writes, r.quiet, r.free = 20, 300*time.Millisecond, func() { freed.Add(1) }
 	done := make(chan error, 1)
 	go func() { done <- r.run(ctx, cache) }()
 	put := func(n int) {
@@ -48,6 +52,9 @@ func TestReleaser_freesOnceAfterABurstGoesQuiet(t *testing.T) {
 	}
 	put(3)
 	time.Sleep(time.Second)
+	if got := testutil.ToFloat64(r.releases); got != 1 {
+		t.Errorf("bosun_memory_releases_total = %v, want 1", got)
+	}
 	if n := freed.Load(); n != 1 {
 		t.Fatalf("released again after 3 more writes: %d times", n)
 	}

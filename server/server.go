@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
 	}
-	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log}, cache)
+	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log, Registerer: reg}, cache)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	start("cache", cache.Run)
-	start("memory", func(ctx context.Context) error { return newReleaser(log).run(ctx, cache) })
+	start("memory", func(ctx context.Context) error { return newReleaser(log, reg).run(ctx, cache) })
 	start("api", apiSrv.Run)
 	start("dns", dnsSrv.Run)
 	if agent != nil {
