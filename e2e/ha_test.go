@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,9 +50,14 @@ func TestFailover(t *testing.T) {
 	if leader(other) != leader(first) {
 		t.Fatalf("replicas disagree on the leader: %q vs %q", leader(first), leader(other))
 	}
-	if m := first.metrics(); !strings.Contains(m, "bosun_leader 1") || !strings.Contains(m, `bosun_revisions_total{result="accepted"} 1`) {
-		t.Errorf("leader's /metrics lacks bosun_leader 1 and one accepted revision")
-	}
+	// The revision is counted once its fenced write is done, a moment
+	// after the election.
+	first.waitFor("the leader's /metrics to show it leads and accepted one revision", 10*time.Second, func() error {
+		if m := first.metrics(); !strings.Contains(m, "bosun_leader 1") || !strings.Contains(m, `bosun_revisions_total{result="accepted"} 1`) {
+			return errors.New("no bosun_leader 1 and one accepted revision yet")
+		}
+		return nil
+	})
 	if m := other.metrics(); !strings.Contains(m, "bosun_leader 0") {
 		t.Errorf("follower's /metrics lacks bosun_leader 0")
 	}

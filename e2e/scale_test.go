@@ -61,6 +61,7 @@ func envInt(name string, def int) int {
 //     idle, and its resident memory
 //   - ms/api-get-pods: GET /api/v1/pods (every pod), median of 5
 //   - MB/etcd-db: the etcd database size
+//   - leader-losses: times the leader lost its election lease
 //
 // Progress is followed by a watch on etcd from the benchmark's process,
 // timestamped as its events arrive, not by polling.
@@ -173,6 +174,13 @@ func runScale(b *testing.B) {
 	b.Logf("rollout of one Deployment (%d pods) among %d: %v; Ready -> DNS p50 %.1f ms, p99 %.1f ms",
 		scaleReplicas, pods, one.Sub(oneStart), percentile(steady, 50), percentile(steady, 99))
 
+	// The leader's 2 s election lease must hold under this load: a leader
+	// that loses it replans from scratch.
+	s.logMu.Lock()
+	losses := strings.Count(s.log.String(), "lost leadership")
+	s.logMu.Unlock()
+
+	b.ReportMetric(float64(losses), "leader-losses")
 	b.ReportMetric(bound.Sub(commit).Seconds(), "s/commit-to-bound")
 	b.ReportMetric(ready.Sub(commit).Seconds(), "s/commit-to-ready")
 	b.ReportMetric(rolled.Sub(rollStart).Seconds(), "s/rollout")

@@ -68,7 +68,7 @@ func TestCluster_cronRunIsFencedAndWrittenWithItsSchedule(t *testing.T) {
 	created := time.Date(2026, 1, 1, 10, 0, 30, 0, time.UTC)
 	due := created.Add(30 * time.Second)
 	now := created
-	cache := runCache(t, st)
+	cache := store.RunTestCache(t, st, store.CacheConfig{})
 	leaderAt := func(id string) (*store.Leadership, *reconciler.Driver, *metrics) {
 		lead, err := st.Campaign(ctx, id, time.Second)
 		if err != nil {

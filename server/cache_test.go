@@ -15,21 +15,16 @@ import (
 	"bosun/store"
 )
 
-// runCache runs a cache of st until the test ends.
-func runCache(t *testing.T, st *store.Store) *store.Cache {
+// newLeadership makes this test the leader of st until it ends.
+func newLeadership(t *testing.T, st *store.Store) *store.Leadership {
 	t.Helper()
-	c := store.NewCache(st, store.CacheConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return c
+	ctx := context.Background()
+	lead, err := st.Campaign(ctx, "a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lead.Resign(ctx) })
+	return lead
 }
 
 // TestCluster_observeReadsItsOwnWrites: right after Apply, Observe shows
@@ -38,12 +33,8 @@ func runCache(t *testing.T, st *store.Store) *store.Cache {
 func TestCluster_observeReadsItsOwnWrites(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewTest(t)
-	lead, err := st.Campaign(ctx, "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
-	cl := &cluster{st: st, cache: runCache(t, st), lead: lead, now: time.Now, grace: time.Minute,
+	lead := newLeadership(t, st)
+	cl := &cluster{st: st, cache: store.RunTestCache(t, st, store.CacheConfig{}), lead: lead, now: time.Now, grace: time.Minute,
 		m: newMetrics(prometheus.NewRegistry()), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if _, err := cl.Observe(ctx); err != nil {
 		t.Fatal(err)

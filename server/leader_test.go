@@ -45,11 +45,7 @@ func revisionDir(t *testing.T, commit, manifest string) gitsource.Revision {
 func TestLeader_failedWriteChangesNothingAndIsRetried(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewTest(t)
-	lead, err := st.Campaign(ctx, "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := newLeadership(t, st)
 	m := newMetrics(prometheus.NewRegistry())
 	l := &leader{cfg: Config{ID: "a", HistoryLimit: 10}, st: st, lead: lead, log: slog.New(slog.DiscardHandler), m: m}
 	if err := l.restore(ctx); err != nil {

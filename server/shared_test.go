@@ -30,11 +30,7 @@ import (
 func TestCluster_planOnSharedSnapshotWhileCacheApplies(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewTest(t)
-	lead, err := st.Campaign(ctx, "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := newLeadership(t, st)
 	n1 := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110")}}}
 	nl, err := st.RegisterNode(ctx, n1, 30*time.Second)
@@ -42,7 +38,7 @@ func TestCluster_planOnSharedSnapshotWhileCacheApplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nl.Close(ctx)
-	cl := &cluster{st: st, cache: runCache(t, st), lead: lead, now: time.Now, grace: time.Minute,
+	cl := &cluster{st: st, cache: store.RunTestCache(t, st, store.CacheConfig{}), lead: lead, now: time.Now, grace: time.Minute,
 		m: newMetrics(prometheus.NewRegistry()), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
 	desired := func(image string) *manifest.Set {

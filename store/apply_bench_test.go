@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -90,5 +92,51 @@ func TestLeadership_concurrentPodWritesAreFenced(t *testing.T) {
 	}
 	if on, _, _ := s.PodsOnNode(ctx, "n1"); len(on) != 1000 {
 		t.Fatalf("the leader wrote %d of 1,000 pods", len(on))
+	}
+}
+
+// BenchmarkStoreSnapshot30kPods is one read of the whole state from etcd
+// (Store.Snapshot) with the 30,000 pods and statuses of
+// BenchmarkCacheSnapshot30kPods_afterOneStatusChange: what the leader did
+// on every pass, and at least once a second, before it read from the
+// Cache. Run them together:
+//
+//	go test -run '^$' -bench 'Snapshot30kPods' -benchmem ./store
+func BenchmarkStoreSnapshot30kPods(b *testing.B) {
+	s := NewTest(b)
+	ctx := context.Background()
+	lead, err := s.Campaign(ctx, "bench", time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lead.Resign(ctx)
+	const n = 30000
+	var pods []Op
+	var statuses []clientv3.Op
+	for i := range n {
+		p := pod(fmt.Sprintf("ns%d", i%500), fmt.Sprintf("web-%d", i), fmt.Sprintf("uid-%d", i), fmt.Sprintf("sim-%04d", i%1000))
+		p.Labels = map[string]string{"app": fmt.Sprintf("web%d", i%500)}
+		pods = append(pods, mustOp(PutPod(p)))
+		sv, _ := json.Marshal(PodStatus{UID: p.UID, Node: p.Spec.NodeName, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
+		statuses = append(statuses, clientv3.OpPut(PodStatusKey(p.Namespace, p.Name), string(sv)))
+	}
+	if err := lead.Apply(ctx, pods); err != nil {
+		b.Fatal(err)
+	}
+	for len(statuses) > 0 {
+		k := min(len(statuses), maxOpsPerTxn)
+		if _, err := s.Client().Txn(ctx).Then(statuses[:k]...).Commit(); err != nil {
+			b.Fatal(err)
+		}
+		statuses = statuses[k:]
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		snap, err := s.Snapshot(ctx)
+		if err != nil || len(snap.Pods) != n {
+			b.Fatal(err, len(snap.Pods))
+		}
 	}
 }

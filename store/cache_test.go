@@ -19,24 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// runCache starts a cache on s and stops it (waiting for Run) when the
-// test ends.
-func runCache(t testing.TB, s *Store, cfg CacheConfig) *Cache {
-	t.Helper()
-	c := NewCache(s, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return c
-}
-
 // currentRev is etcd's current revision.
 func currentRev(t testing.TB, s *Store) int64 {
 	t.Helper()
@@ -77,7 +59,7 @@ func TestCache_agreesWithSnapshotAfterRandomWrites(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			// Some state before the cache lists, more after.
 			randomWrites(t, s, lead, rng, 30)
-			c := runCache(t, s, CacheConfig{})
+			c := RunTestCache(t, s, CacheConfig{})
 			for round := 0; round < 15; round++ {
 				randomWrites(t, s, lead, rng, 1+rng.IntN(20))
 				if err := c.WaitFor(ctx, currentRev(t, s)); err != nil {
@@ -281,7 +263,7 @@ func TestCache_waitForAndChanges(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
 	lead := leadFor(t, s)
-	c := runCache(t, s, CacheConfig{})
+	c := RunTestCache(t, s, CacheConfig{})
 	cctx, cancel := context.WithCancel(ctx)
 	pods := c.Changes(cctx, PodsPrefix, PodStatusPrefix)
 	svcs := c.Changes(cctx, ServicesPrefix)
@@ -331,7 +313,7 @@ func TestCache_nodePrefixSeesOnlyItsPods(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
 	lead := leadFor(t, s)
-	c := runCache(t, s, CacheConfig{Prefixes: []string{NodePodsPrefix("n1")}, Name: "node"})
+	c := RunTestCache(t, s, CacheConfig{Prefixes: []string{NodePodsPrefix("n1")}, Name: "node"})
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := c.Changes(cctx)
@@ -365,7 +347,7 @@ func TestLeadership_migratesOldPodKeys(t *testing.T) {
 	lead := leadFor(t, s)
 	mustPut(t, s, legacyPodKey("default", "a"), pod("default", "a", "u1", "n1"))
 	mustPut(t, s, legacyPodKey("default", "b"), pod("default", "b", "u2", ""))
-	c := runCache(t, s, CacheConfig{})
+	c := RunTestCache(t, s, CacheConfig{})
 	if snap, _ := c.Snapshot(ctx); len(snap.Pods) != 2 {
 		t.Fatalf("cache reads %d old-layout pods, want 2", len(snap.Pods))
 	}
@@ -636,7 +618,7 @@ func TestCache_snapshotsAreSafeToShare(t *testing.T) {
 	s := NewTest(t)
 	ctx := context.Background()
 	lead := leadFor(t, s)
-	c := runCache(t, s, CacheConfig{})
+	c := RunTestCache(t, s, CacheConfig{})
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for range 3 {

@@ -25,3 +25,21 @@ func NewTest(t testing.TB) *Store {
 	})
 	return s
 }
+
+// RunTestCache starts a Cache on s and stops it (waiting for its Run to
+// return) when the test ends.
+func RunTestCache(t testing.TB, s *Store, cfg CacheConfig) *Cache {
+	t.Helper()
+	c := NewCache(s, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return c
+}
