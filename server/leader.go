@@ -16,12 +16,13 @@ import (
 )
 
 // The leader does not poll. It plans when the cluster changes (a watch of
-// the keys the plan and the rollout outcome read: store.Changes relists and
-// notifies after a lost watch) and when the last plan said it would decide
+// the keys the plan and the rollout outcome read, from the replica's cache,
+// which relists and notifies after a lost watch) and when the last plan said it would decide
 // something by itself (reconciler.Result.Wake: minReadySeconds, progress
 // deadlines, backoffs, ttls, CronJob runs, evictions, node grace). No
 // safety resync: a decision due at a time the plan does not report is a bug
 // of the plan, which its Wake tests pin.
+
 // fetchStatusInterval is how often the Git source's health is copied into
 // the sync status; it starts no reconcile pass.
 const fetchStatusInterval = 5 * time.Second
