@@ -187,6 +187,7 @@ func TestCache_relistsAfterCompaction(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := NewCache(s, CacheConfig{Registerer: reg})
 	gate := make(chan struct{})
+	atGate := make(chan struct{}, 1)
 	var armed sync.Mutex
 	var hold bool
 	c.watchGate = func(ctx context.Context) {
@@ -194,6 +195,10 @@ func TestCache_relistsAfterCompaction(t *testing.T) {
 		h := hold
 		armed.Unlock()
 		if h {
+			select {
+			case atGate <- struct{}{}:
+			default:
+			}
 			select {
 			case <-gate:
 			case <-ctx.Done():
@@ -221,7 +226,14 @@ func TestCache_relistsAfterCompaction(t *testing.T) {
 	armed.Unlock()
 	select {
 	case c.restart <- struct{}{}:
-	default: // the watch already ended by itself and waits at the gate
+	default: // a restart is already pending
+	}
+	// Only once the watch is down may etcd move on: a watch still open
+	// would receive the writes below and never need to relist.
+	select {
+	case <-atGate:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not stop")
 	}
 	second := mustOp(PutPod(pod("default", "b", "u2", "n2")))
 	if err := lead.Apply(ctx, []Op{DeletePod("n1", "default", "a"), second}); err != nil {

@@ -310,7 +310,9 @@ func TestDesiredAndHistory_roundTrip(t *testing.T) {
 // leadFor makes s's test replica the leader until the test ends.
 func leadFor(t *testing.T, s *Store) *Leadership {
 	t.Helper()
-	lead, err := s.Campaign(context.Background(), "r1", time.Second)
+	// A 10 s session: a loaded test machine must not expire it mid-test
+	// (a test of failover resigns instead).
+	lead, err := s.Campaign(context.Background(), "r1", 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
