@@ -19,7 +19,7 @@ import (
 func newLeadership(t *testing.T, st *store.Store) *store.Leadership {
 	t.Helper()
 	ctx := context.Background()
-	lead, err := st.Campaign(ctx, "a", time.Second)
+	lead, err := st.Campaign(ctx, "a", 10*time.Second) // long enough for a loaded machine
 	if err != nil {
 		t.Fatal(err)
 	}
