@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -18,23 +17,9 @@ import (
 // with one transaction at a time and with up to txnsInFlight at once, on
 // an embedded etcd with its default ticks and fsync.
 func BenchmarkLeadershipApply_10kPods(b *testing.B) {
-	e, err := StartEmbedded(context.Background(), EmbeddedConfig{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	cli, err := Dial(e.Endpoints())
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(cli)
-	defer s.Close()
+	s := NewTestWith(b, EmbeddedConfig{}) // default ticks and fsync, as a server runs it
 	ctx := context.Background()
-	lead, err := s.Campaign(ctx, "bench", time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := leadFor(b, s)
 	var create, remove []Op
 	for i := range 10000 {
 		p := pod("default", fmt.Sprintf("app-%03d-5d8f7c6b9-%05d", i/60, i), fmt.Sprintf("uid-%d", i), fmt.Sprintf("sim-%04d", i%1000))
@@ -105,11 +90,7 @@ func TestLeadership_concurrentPodWritesAreFenced(t *testing.T) {
 func BenchmarkStoreSnapshot30kPods(b *testing.B) {
 	s := NewTest(b)
 	ctx := context.Background()
-	lead, err := s.Campaign(ctx, "bench", time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer lead.Resign(ctx)
+	lead := leadFor(b, s)
 	const n = 30000
 	var pods []Op
 	var statuses []clientv3.Op

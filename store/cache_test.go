@@ -421,17 +421,7 @@ func TestLeadership_tenThousandPodsWithinMaxTxnOps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes 20,000 pods")
 	}
-	e, err := StartEmbedded(context.Background(), EmbeddedConfig{Dir: t.TempDir(), FastTicks: true, MaxTxnOps: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	cli, err := Dial(e.Endpoints())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(cli)
-	defer s.Close()
+	s := NewTestWith(t, EmbeddedConfig{FastTicks: true, MaxTxnOps: 128})
 	ctx := context.Background()
 	lead := leadFor(t, s)
 	var create, bind []Op

@@ -308,7 +308,7 @@ func TestDesiredAndHistory_roundTrip(t *testing.T) {
 }
 
 // leadFor makes s's test replica the leader until the test ends.
-func leadFor(t *testing.T, s *Store) *Leadership {
+func leadFor(t testing.TB, s *Store) *Leadership {
 	t.Helper()
 	// A 10 s session: a loaded test machine must not expire it mid-test
 	// (a test of failover resigns instead).

@@ -5,11 +5,21 @@ import (
 	"testing"
 )
 
-// NewTest starts an embedded etcd in a temporary directory and returns a
-// Store on it; both are closed when the test ends.
+// NewTest starts an embedded etcd (with fast ticks) in a temporary
+// directory and returns a Store on it; both are closed when the test ends.
 func NewTest(t testing.TB) *Store {
 	t.Helper()
-	e, err := StartEmbedded(context.Background(), EmbeddedConfig{Dir: t.TempDir(), FastTicks: true})
+	return NewTestWith(t, EmbeddedConfig{FastTicks: true})
+}
+
+// NewTestWith is NewTest with the embedded etcd configured by cfg (its Dir
+// is a temporary directory when empty).
+func NewTestWith(t testing.TB, cfg EmbeddedConfig) *Store {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	e, err := StartEmbedded(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
