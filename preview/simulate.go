@@ -37,14 +37,14 @@ type simulation struct {
 	last  reconciler.Result // the last plan (no actions unless MaxSteps ran out)
 
 	rollouts map[string]*rolloutTrack // by Deployment "<ns>/<name>"
-	started  map[types2]string        // pods that went from unbound to bound -> node
+	started  map[incarnation]string   // pods that went from unbound to bound -> node
 	stuck    []stuckPod               // the unschedulable pods of the first step that left any
 	stuckWhy string                   // the verdict's words on them (explainStuck)
 }
 
-// types2 identifies one pod incarnation: a pod recreated under its name is
+// incarnation identifies one pod: a pod recreated under its name is
 // another one.
-type types2 struct{ key, uid string }
+type incarnation struct{ key, uid string }
 
 // rolloutTrack follows one Deployment through the simulation.
 type rolloutTrack struct {
@@ -64,7 +64,7 @@ type stuckPod struct {
 
 func simulate(next *manifest.Set, observed reconciler.Observed, now time.Time) *simulation {
 	s := &simulation{desired: next, now: now, tick: time.Second, o: observed,
-		nodes: make(map[string]bool, len(observed.Nodes)), rollouts: map[string]*rolloutTrack{}, started: map[types2]string{}}
+		nodes: make(map[string]bool, len(observed.Nodes)), rollouts: map[string]*rolloutTrack{}, started: map[incarnation]string{}}
 	for i := range observed.Nodes {
 		s.nodes[observed.Nodes[i].Name] = true
 	}
@@ -147,7 +147,7 @@ func (s *simulation) apply(actions []reconciler.Action) {
 				}
 			}
 			if p.Spec.NodeName != "" && !kube.PodReady(p) && !kube.PodFinished(p) {
-				id := types2{k, string(p.UID)}
+				id := incarnation{k, string(p.UID)}
 				if _, ok := s.started[id]; !ok && s.nodes[p.Spec.NodeName] {
 					s.started[id] = p.Spec.NodeName
 				}
