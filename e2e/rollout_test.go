@@ -322,7 +322,14 @@ func TestRollout(t *testing.T) {
 	})
 
 	t.Run("a newer commit supersedes a rollout in progress", func(t *testing.T) {
-		repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v2"))
+		// The 6 s deadline that makes the stall above quick would fail a
+		// rollout whose pods take longer to become ready on a loaded
+		// machine; a failed rollout rightly stops, which is not what this
+		// subtest is about.
+		patient := func(d string) string {
+			return strings.Replace(d, "progressDeadlineSeconds: 6", "progressDeadlineSeconds: 120", 1)
+		}
+		repo.write("web/deployment.yaml", patient(rolloutDeployment("localhost/bosun-hello:v2")))
 		first, _ := s.push("web v2 again")
 		s.waitFor("the v2 rollout to start", 30*time.Second, func() error {
 			for _, p := range withPrefix(s.pods(), "web-") {
@@ -332,7 +339,7 @@ func TestRollout(t *testing.T) {
 			}
 			return fmt.Errorf("no v2 pod yet")
 		})
-		repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v2", "GREETING=newest"))
+		repo.write("web/deployment.yaml", patient(rolloutDeployment("localhost/bosun-hello:v2", "GREETING=newest")))
 		second, _ := s.push("web v2, newest")
 		s.waitFor("every pod on the newest template", 60*time.Second, func() error {
 			all := withPrefix(s.pods(), "web-")
