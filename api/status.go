@@ -7,7 +7,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"bosun/kube"
 	"bosun/store"
@@ -169,18 +168,12 @@ func rolloutState(d *appsv1.Deployment, desired int32) string {
 	return "progressing"
 }
 
-// Endpoints returns the sorted IPs of the ready pods svc selects.
+// Endpoints returns the sorted IPs of svc's ready endpoints (kube.Endpoint
+// decides).
 func Endpoints(svc *corev1.Service, pods []*corev1.Pod) []string {
 	ips := []string{}
-	if len(svc.Spec.Selector) == 0 {
-		return ips
-	}
-	sel := labels.SelectorFromSet(svc.Spec.Selector)
 	for _, p := range pods {
-		if p.Namespace != svc.Namespace || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !kube.PodReady(p) {
-			continue
-		}
-		if sel.Matches(labels.Set(p.Labels)) {
+		if _, ready := kube.Endpoint(svc, p); ready {
 			ips = append(ips, p.Status.PodIP)
 		}
 	}

@@ -168,7 +168,7 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 						continue
 					}
 					for _, svc := range byOwner[owner] {
-						if svc.Namespace == p.Namespace && selects(svc.Spec.Selector, p.Labels) {
+						if svc.Namespace == p.Namespace && kube.Selects(svc.Spec.Selector, p.Labels) {
 							dirty[owner] = true
 							break
 						}
@@ -395,7 +395,7 @@ func sameService(a, b *corev1.Service) bool {
 }
 
 // dnsEqual reports whether a and b, the same pod (namespace and name), give
-// the same DNS records: everything endpoints and endpointPort read.
+// the same DNS records: everything endpoints and kube.EndpointPort read.
 func dnsEqual(a, b *corev1.Pod) bool {
 	if a == b {
 		return true

@@ -224,7 +224,7 @@ func (names nameSet) addService(svcName string, svc *corev1.Service, eps []endpo
 		se := names.add(srvName)
 		var targets []resolvedEndpoint
 		for _, ep := range eps {
-			if p, ok := endpointPort(port, ep.pod); ok {
+			if p, ok := kube.EndpointPort(port, ep.pod); ok {
 				targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
 			}
 		}
@@ -289,19 +289,12 @@ type resolvedEndpoint struct {
 	port uint16
 }
 
-// endpoints returns the ready pods the service selects (every running pod
-// with publishNotReadyAddresses, as Kubernetes' endpoints do), one per address,
-// sorted by address. A service without a selector has no endpoints, as in
-// Kubernetes (its endpoints would be managed by hand).
+// endpoints returns the ready endpoints of svc among pods (kube.Endpoint
+// decides), one per address, sorted by address.
 func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
-	sel := svc.Spec.Selector
-	if len(sel) == 0 {
-		return nil
-	}
 	var eps []endpoint
 	for _, p := range pods {
-		serves := kube.PodReady(p) || svc.Spec.PublishNotReadyAddresses && !kube.PodFinished(p)
-		if p.DeletionTimestamp != nil || !serves || !selects(sel, p.Labels) {
+		if _, ready := kube.Endpoint(svc, p); !ready {
 			continue
 		}
 		ip, err := netip.ParseAddr(p.Status.PodIP)
@@ -319,48 +312,6 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 	})
 	return slices.CompactFunc(eps, func(a, b endpoint) bool { return a.ip == b.ip })
 }
-
-func selects(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if lv, ok := labels[k]; !ok || lv != v {
-			return false
-		}
-	}
-	return true
-}
-
-// endpointPort resolves the port a client of a headless service connects to
-// on pod: targetPort as a number, targetPort as a container port name, or the
-// service port when targetPort is unset. ok is false when a named targetPort
-// is not declared by the pod (Kubernetes leaves such a pod out of that port).
-func endpointPort(sp corev1.ServicePort, pod *corev1.Pod) (uint16, bool) {
-	tp := sp.TargetPort
-	switch {
-	case tp.StrVal != "":
-		proto := sp.Protocol
-		if proto == "" {
-			proto = corev1.ProtocolTCP
-		}
-		for _, c := range pod.Spec.Containers {
-			for _, cp := range c.Ports {
-				cpProto := cp.Protocol
-				if cpProto == "" {
-					cpProto = corev1.ProtocolTCP
-				}
-				if cp.Name == tp.StrVal && cpProto == proto && validPort(cp.ContainerPort) {
-					return uint16(cp.ContainerPort), true
-				}
-			}
-		}
-		return 0, false
-	case tp.IntVal != 0:
-		return uint16(tp.IntVal), validPort(tp.IntVal)
-	default:
-		return uint16(sp.Port), validPort(sp.Port)
-	}
-}
-
-func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
 func addrRR(name string, ip netip.Addr, ttl uint32) mdns.RR {
 	if ip.Is4() {

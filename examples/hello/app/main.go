@@ -9,6 +9,7 @@
 //	DRAIN_FOR    a duration to keep running after SIGTERM (an app finishing its work)
 //	GRPC_PORT    also serve the gRPC health service (grpc.health.v1) on this port
 //	FAIL_GRPC    "1" makes the gRPC health service answer NOT_SERVING
+//	UDP_PORT     also answer every UDP datagram on this port with the pod's name
 //	REQUIRE_AT_START  a URL fetched once at start; the process exits 1 if it
 //	             does not answer 2xx (an app that needs its sidecar up first)
 //
@@ -21,6 +22,8 @@
 //	GET  /self                Uid, Gid, Groups, Cap*, NoNewPrivs and Seccomp of /proc/self/status
 //	GET  /sysctl?name=N       the value of /proc/sys/N (dots for slashes)
 //	POST /write?path=P        writes the body to P; 500 with the error when it cannot
+//	GET  /fetch?url=U         GETs U from inside the pod and relays the answer
+//	GET  /udp?addr=H:P        sends one UDP datagram from the pod and relays the answer
 //
 // `bosun-hello -probe URL` is a probe command for exec probes (the image
 // holds nothing but this binary): it GETs URL and exits 0 on a 2xx or 3xx
@@ -73,6 +76,9 @@ type config struct {
 	// GRPCPort, when set, serves the gRPC health service; FailGRPC makes
 	// it answer NOT_SERVING.
 	GRPCPort string
+	// UDPPort, when set, answers every UDP datagram on it with the pod's
+	// name (statsd-like traffic, for Service tests).
+	UDPPort  string
 	FailGRPC bool
 	// RequireAtStart is fetched once at start; the process exits 1 when it
 	// does not answer 2xx.
@@ -81,7 +87,7 @@ type config struct {
 
 func configFromEnv(getenv func(string) string) (config, error) {
 	c := config{Port: getenv("PORT"), Pod: getenv("POD_NAME"), Upstream: getenv("UPSTREAM"),
-		GRPCPort: getenv("GRPC_PORT"), FailGRPC: getenv("FAIL_GRPC") == "1", RequireAtStart: getenv("REQUIRE_AT_START")}
+		GRPCPort: getenv("GRPC_PORT"), UDPPort: getenv("UDP_PORT"), FailGRPC: getenv("FAIL_GRPC") == "1", RequireAtStart: getenv("REQUIRE_AT_START")}
 	if c.Port == "" {
 		c.Port = "8080"
 	}
@@ -140,6 +146,50 @@ func newHandler(c config, client *http.Client) http.Handler {
 		defer resp.Body.Close()
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
+	})
+	// /fetch?url=URL GETs any URL from inside the pod and relays the answer,
+	// to show what the pod reaches (a Service's virtual IP, itself).
+	mux.HandleFunc("GET /fetch", func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("url")
+		if target == "" {
+			http.Error(w, "url is required", http.StatusBadRequest)
+			return
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("fetch %s: %v", target, err), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	// /udp?addr=HOST:PORT sends one datagram from inside the pod and relays
+	// the first answer (empty: none within 2 s).
+	mux.HandleFunc("GET /udp", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := net.Dial("udp", r.URL.Query().Get("addr"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusGatewayTimeout)
+			return
+		}
+		w.Write(buf[:n])
 	})
 	// /resolve?name=web looks a name up with the pod's resolv.conf, to show
 	// that cluster names resolve inside pods.
@@ -371,6 +421,10 @@ func main() {
 		}()
 	}
 
+	if c.UDPPort != "" {
+		go func() { errc <- serveUDP(ctx, c.UDPPort, c.Pod) }()
+	}
+
 	var crash <-chan time.Time
 	if c.CrashAfter > 0 {
 		crash = time.After(c.CrashAfter)
@@ -392,5 +446,29 @@ func main() {
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
+	}
+}
+
+// serveUDP answers every datagram on port with the pod's name and a newline.
+func serveUDP(ctx context.Context, port, pod string) error {
+	conn, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	log.Printf("answering UDP on %s", conn.LocalAddr())
+	buf := make([]byte, 512)
+	for {
+		_, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("UDP: %w", err)
+		}
+		conn.WriteTo([]byte(pod+"\n"), from)
 	}
 }
