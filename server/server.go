@@ -19,6 +19,7 @@ import (
 	"bosun/gitsource"
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/proxy"
 	"bosun/store"
 )
 
@@ -60,6 +61,11 @@ type Config struct {
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
+	// Proxy runs the Service proxy (proxy.Runner) beside the agent, on the
+	// replica's cache: this node's Service virtual IPs. Without Agent it
+	// does nothing.
+	Proxy     bool
+	ProxyConf proxy.RunConfig
 	Logger    *slog.Logger
 }
 
@@ -140,8 +146,8 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// One cache of the cluster state per replica: the leader, DNS, the API
-	// and logs read it instead of etcd.
+	// One cache of the cluster state per replica: the leader, DNS, the API,
+	// logs and the Service proxy read it instead of etcd.
 	cache := store.NewCache(st, store.CacheConfig{Registerer: reg, Logger: log})
 
 	dnsListen := []string{cfg.DNSListen}
@@ -190,6 +196,11 @@ func Run(ctx context.Context, cfg Config) error {
 	start("dns", dnsSrv.Run)
 	if agent != nil {
 		start("agent", agent.Run)
+		if cfg.Proxy {
+			pc := cfg.ProxyConf
+			pc.Registerer, pc.Logger = reg, log
+			start("proxy", proxy.New(pc, cache).Run)
+		}
 	}
 	m := newMetrics(reg)
 	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, cache, m) })

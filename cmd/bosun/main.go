@@ -24,7 +24,8 @@ const usage = `bosun: run the Kubernetes manifests of a Git repository.
 
 Usage:
   bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s] ...
-  bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...]
+  bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...] [--proxy=true] [--proxy-table bosun]
+  bosun agent --cleanup [--proxy-table bosun]     remove the Service proxy's nftables table and exit
   bosun agent --etcd-endpoints URL[,URL] --simulate N [--simulate-start-delay 0] [--simulate-prefix sim]
       N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
   bosun status [-o json]

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -51,12 +54,21 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)
 	policyFlags(fs, &cfg.Policy)
+	var px proxyFlags
+	px.declare(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("server: unexpected argument %q", fs.Arg(0))}
 	}
+	if err := px.validate(); err != nil {
+		return err
+	}
+	if px.cleanup {
+		return px.runCleanup(newLogger(os.Stderr, level(debug)))
+	}
+	cfg.Proxy, cfg.ProxyConf.Table = px.on, px.table
 	if cfg.Repo == "" {
 		return &exitError{code: 2, err: fmt.Errorf("server: --repo is required")}
 	}
@@ -83,7 +95,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var debug bool
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (required)")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces)")
-	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
+	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	agentFlags(fs, &cfg, &labels)
@@ -93,8 +105,16 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	// containers, the same flags the server validates manifests with.
 	var pol manifest.Policy
 	policyFlags(fs, &pol)
+	var px proxyFlags
+	px.declare(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if err := px.validate(); err != nil {
+		return err
+	}
+	if px.cleanup {
+		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
 	if etcd == "" {
@@ -115,8 +135,10 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	st := store.New(cli)
 	defer st.Close()
 	if sim.nodes != 0 {
-		return sim.run(ctx, cfg, st)
+		return sim.run(ctx, cfg, st) // simulated nodes run no Service proxy
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var logs *http.Server
 	if *listen != "" {
 		l, err := net.Listen("tcp", *listen)
@@ -126,7 +148,10 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		p, _ := strconv.Atoi(port)
 		cfg.LogPort = int32(p)
-		logs = &http.Server{Handler: nodes.LogHandler(cfg.StateDir), ReadHeaderTimeout: 10 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/", nodes.LogHandler(cfg.StateDir))
+		logs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go logs.Serve(l)
 		defer logs.Close()
 	}
@@ -134,7 +159,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return agent.Run(ctx)
+	return runAgent(ctx, agent, st, px, reg, cfg.Logger)
 }
 
 // agentFlags declares the node agent's flags, shared by server and agent.

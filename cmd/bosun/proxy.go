@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"bosun/nodes"
+	"bosun/proxy"
+	"bosun/store"
+)
+
+// proxyFlags are the Service proxy's flags, shared by server and agent.
+type proxyFlags struct {
+	on      bool
+	table   string
+	cleanup bool
+}
+
+func (f *proxyFlags) declare(fs *flag.FlagSet) {
+	fs.BoolVar(&f.on, "proxy", true, "program this node's Service virtual IPs (ClusterIPs and node ports) in the nftables table --proxy-table; false: no Service VIPs on this node")
+	fs.StringVar(&f.table, "proxy-table", proxy.DefaultTable, "the Service proxy's nftables table (family ip); agents of different clusters that share a network namespace each need their own")
+	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the Service proxy's table (--proxy-table) from this machine and exit (0 also when there is none)")
+}
+
+func (f *proxyFlags) validate() error {
+	if err := proxy.CheckTableName(f.table); err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("--proxy-table: %w", err)}
+	}
+	return nil
+}
+
+// runCleanup removes the table, as --cleanup asks.
+func (f *proxyFlags) runCleanup(log *slog.Logger) error {
+	if err := proxy.Cleanup(proxy.Config{Table: f.table, Logger: log}); err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	log.Info("removed the Service proxy's table", "table", f.table)
+	return nil
+}
+
+// runAgent runs a node agent and, unless --proxy=false, the Service proxy
+// beside it on a cache of its own that holds only what the proxy reads
+// (services, pods and their statuses), until ctx ends.
+func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxyFlags, reg prometheus.Registerer, log *slog.Logger) error {
+	if !px.on {
+		return agent.Run(ctx)
+	}
+	cc := proxy.CacheConfig()
+	cc.Registerer, cc.Logger = reg, log
+	cache := store.NewCache(st, cc)
+	runner := proxy.New(proxy.RunConfig{Table: px.table, Registerer: reg, Logger: log}, cache)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { cache.Run(ctx) })
+	wg.Go(func() { runner.Run(ctx) })
+	err := agent.Run(ctx)
+	cancel()
+	wg.Wait()
+	return err
+}
