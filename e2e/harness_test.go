@@ -173,6 +173,7 @@ type stack struct {
 	hookAddr   string // --webhook-listen, when the test sets it
 	dnsAddr    string
 	etcdAddr   string
+	proxyTable string // the nftables table of its agent's Service proxy
 	args       []string
 	cmd        *exec.Cmd
 	exited     chan struct{}
@@ -282,7 +283,9 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		apiAddr:    freePort(t),
 		dnsAddr:    freePort(t),
 		etcdAddr:   freePort(t),
+		proxyTable: bridge, // reserved with the bridge: no other stack has it
 	}
+	removeProxyTable(t, s.proxyTable) // runs after bosun stops
 	// Runs after bosun stops and before the data dir is removed: pods'
 	// secret and memory volumes are tmpfs mounts that outlive the agent.
 	t.Cleanup(func() { unmountUnder(t, s.dataDir) })
@@ -304,12 +307,29 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--pod-cidr", cidr,
 		"--bridge", bridge,
 		"--netns-dir", netnsDir,
+		"--proxy-table", s.proxyTable,
 		"--restart-backoff", "200ms",
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",
 	}, extra...)
 	s.run()
 	return s
+}
+
+// removeProxyTable removes a stack's or agent's Service proxy table when
+// the test ends (bosun leaves it in place when it stops, as it should),
+// with `bosun agent --cleanup`, and fails the test if it is still there.
+// Register it before the process that programs the table, so that it runs
+// after that process has stopped.
+func removeProxyTable(t testing.TB, table string) {
+	t.Cleanup(func() {
+		if out, err := exec.Command(bosun(t), "agent", "--cleanup", "--proxy-table", table).CombinedOutput(); err != nil {
+			t.Errorf("bosun agent --cleanup --proxy-table %s: %v\n%s", table, err, out)
+		}
+		if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
+			t.Errorf("table ip %s left behind after cleanup:\n%s", table, out)
+		}
+	})
 }
 
 // sharedEtcd starts an etcd in the test process (with fast ticks), standing
@@ -330,7 +350,12 @@ func sharedEtcd(t testing.TB) string {
 func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 	t.Helper()
 	s := &stack{t: t, dataDir: t.TempDir(), apiAddr: freePort(t), dnsAddr: freePort(t), etcdAddr: freePort(t)}
-	s.args = append([]string{"server", "--agent=false",
+	// Without an agent there is no Service proxy; a table of its own all
+	// the same, in case a test turns the agent on.
+	_, port, _ := net.SplitHostPort(s.apiAddr)
+	s.proxyTable = "bosune2ecp" + port
+	removeProxyTable(t, s.proxyTable)
+	s.args = append([]string{"server", "--agent=false", "--proxy-table", s.proxyTable,
 		"--repo", repoURL, "--poll", "200ms",
 		"--data-dir", s.dataDir,
 		"--etcd-listen", s.etcdAddr,

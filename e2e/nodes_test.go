@@ -16,8 +16,9 @@ import (
 // agentProc is a `bosun agent` process: a second node with its own
 // containerd, bridge and subnet.
 type agentProc struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	proxyTable string // its Service proxy's nftables table
 }
 
 func startAgent(t *testing.T, s *stack, name string) *agentProc {
@@ -31,7 +32,8 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 			t.Fatalf("import: %v\n%s", err, out)
 		}
 	}
-	a := &agentProc{exited: make(chan struct{})}
+	a := &agentProc{exited: make(chan struct{}), proxyTable: bridge}
+	removeProxyTable(t, a.proxyTable) // runs after the agent stops
 	stateDir := t.TempDir()
 	t.Cleanup(func() { unmountUnder(t, stateDir) }) // after the agent stops
 	a.cmd = exec.Command(bosun(t), "agent",
@@ -39,6 +41,7 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 		"--node-name", name, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0",
 		"--state-dir", stateDir, "--containerd-address", address,
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir,
+		"--proxy-table", a.proxyTable,
 		"--restart-backoff", "200ms")
 	var log strings.Builder
 	a.cmd.Stdout, a.cmd.Stderr = &log, &log
