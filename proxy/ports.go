@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -36,17 +37,92 @@ type PortsStats struct {
 	// Services counts the Services with a virtual IP; Ports and Endpoints
 	// the service ports and endpoints of the result.
 	Services, Ports, Endpoints int
+	// Skipped says which service ports were left out, and why (see
+	// Ports).
+	Skipped []string
 }
 
 // Ports returns the service ports of services with their ready endpoints
 // among pods, computed from nothing. It is the definition a PortsBuilder
 // follows incrementally; see PortsBuilder.Update for the rules.
-func Ports(services []corev1.Service, pods []*corev1.Pod) []ServicePort {
+func Ports(services []corev1.Service, pods []*corev1.Pod) ([]ServicePort, []string) {
 	var out []ServicePort
 	for i := range services {
 		out = append(out, servicePorts(&services[i], pods)...)
 	}
-	return out
+	return dropConflicts(out, nil)
+}
+
+// dropConflicts leaves out the service ports that repeat an earlier one's
+// key (a port name twice in one Service), virtual IP, port and protocol
+// (two Services given one address), or node port and protocol, and says
+// which: the rules could not tell them apart. Validation and allocation
+// keep them from the store; this keeps one mistake from holding every
+// other Service's rules up. It works in place; seen may be reused between
+// calls (nil: a new one).
+func dropConflicts(ports []ServicePort, seen *conflictIndex) ([]ServicePort, []string) {
+	if seen == nil {
+		seen = &conflictIndex{}
+	}
+	seen.reset(len(ports))
+	var skipped []string
+	out := ports[:0]
+	for i := range ports {
+		sp := &ports[i]
+		key := portKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}
+		v := vipKey{sp.ClusterIP, sp.Port, sp.Protocol}
+		np := vipKey{port: sp.NodePort, proto: sp.Protocol}
+		if _, dup := seen.keys[key]; dup {
+			skipped = append(skipped, fmt.Sprintf("%s/%s: port %q/%s is declared twice", sp.Namespace, sp.Name, sp.PortName, sp.Protocol))
+			continue
+		}
+		if j, dup := seen.vips[v]; dup {
+			skipped = append(skipped, fmt.Sprintf("%s/%s: %s:%d/%s is also %s/%s's", sp.Namespace, sp.Name, sp.ClusterIP, sp.Port, sp.Protocol, out[j].Namespace, out[j].Name))
+			continue
+		}
+		if j, dup := seen.nodePorts[np]; dup && sp.NodePort != 0 {
+			skipped = append(skipped, fmt.Sprintf("%s/%s: node port %d/%s is also %s/%s's", sp.Namespace, sp.Name, sp.NodePort, sp.Protocol, out[j].Namespace, out[j].Name))
+			continue
+		}
+		seen.keys[key] = struct{}{}
+		seen.vips[v] = len(out)
+		if sp.NodePort != 0 {
+			seen.nodePorts[np] = len(out)
+		}
+		out = append(out, *sp)
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, skipped
+}
+
+// conflictIndex is dropConflicts' memory of the ports it kept.
+type conflictIndex struct {
+	keys      map[portKey]struct{}
+	vips      map[vipKey]int // -> index in the output
+	nodePorts map[vipKey]int
+}
+
+type portKey struct {
+	ns, name, port string
+	proto          corev1.Protocol
+}
+
+type vipKey struct {
+	addr  netip.Addr
+	port  uint16
+	proto corev1.Protocol
+}
+
+func (c *conflictIndex) reset(n int) {
+	if c.keys == nil {
+		c.keys, c.vips, c.nodePorts = make(map[portKey]struct{}, n), make(map[vipKey]int, n), map[vipKey]int{}
+		return
+	}
+	clear(c.keys)
+	clear(c.vips)
+	clear(c.nodePorts)
 }
 
 // servicePorts computes the ports of svc with its ready endpoints among
@@ -112,13 +188,26 @@ func servicePorts(svc *corev1.Service, candidates []*corev1.Pod) []ServicePort {
 			g.Weight = min(g.Weight, w)
 			g.Endpoints = append(g.Endpoints, Endpoint{IP: m.ip, Port: target})
 		}
+		// The same address and port twice (a pod listed under two keys for
+		// a moment) is one endpoint, in the first group by name.
+		var seen map[Endpoint]bool
+		if len(byName) > 1 {
+			seen = map[Endpoint]bool{}
+		}
 		for _, name := range slices.Sorted(maps.Keys(byName)) {
 			g := byName[name]
 			slices.SortFunc(g.Endpoints, compareEndpoints)
-			// The same address and port twice (a pod listed under two keys
-			// for a moment) is one endpoint.
-			g.Endpoints = slices.Clip(slices.Compact(g.Endpoints))
-			port.Groups = append(port.Groups, *g)
+			g.Endpoints = slices.Compact(g.Endpoints)
+			if seen != nil {
+				g.Endpoints = slices.DeleteFunc(g.Endpoints, func(e Endpoint) bool { return seen[e] })
+				for _, e := range g.Endpoints {
+					seen[e] = true
+				}
+			}
+			if len(g.Endpoints) > 0 {
+				g.Endpoints = slices.Clip(g.Endpoints)
+				port.Groups = append(port.Groups, *g)
+			}
 		}
 		out = append(out, port)
 	}
@@ -188,9 +277,16 @@ type PortsBuilder struct {
 	svcOrder   []*portsService  // the previous result's Services, in input order
 	bySelector map[labelPair][]*portsService
 
-	out   []ServicePort
-	stats PortsStats // of the previous result: Services, Ports, Endpoints
-	full  bool       // nothing computed yet
+	out []ServicePort
+	// claims counts the service ports (before conflicts are dropped) that
+	// claim each key, virtual IP and port, and node port; conflicts counts
+	// those claimed more than once. Without any, dropConflicts has nothing
+	// to do and is skipped.
+	claims    map[claim]int
+	conflicts int
+	seen      conflictIndex
+	stats     PortsStats // of the previous result: Services, Ports, Endpoints, Skipped
+	full      bool       // nothing computed yet
 }
 
 type portsPod struct {
@@ -226,10 +322,51 @@ func (b *PortsBuilder) Reset() {
 	b.svcInput, b.svcOrder = nil, nil
 	b.bySelector = map[labelPair][]*portsService{}
 	b.out, b.stats, b.full = nil, PortsStats{}, true
+	b.claims, b.conflicts = map[claim]int{}, 0
+}
+
+// claim is what two service ports must not share: a key (kind 0), a
+// virtual IP and port (1), a node port (2), with the protocol.
+type claim struct {
+	kind uint8
+	key  portKey
+	vip  vipKey
+}
+
+// claim adds (delta +1) or removes (-1) the claims of ports.
+func (b *PortsBuilder) claim(ports []ServicePort, delta int) {
+	for i := range ports {
+		sp := &ports[i]
+		cs := [3]claim{
+			{kind: 0, key: portKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}},
+			{kind: 1, vip: vipKey{sp.ClusterIP, sp.Port, sp.Protocol}},
+			{kind: 2, vip: vipKey{port: sp.NodePort, proto: sp.Protocol}},
+		}
+		n := len(cs)
+		if sp.NodePort == 0 {
+			n--
+		}
+		for _, c := range cs[:n] {
+			before := b.claims[c]
+			after := before + delta
+			if after == 0 {
+				delete(b.claims, c)
+			} else {
+				b.claims[c] = after
+			}
+			switch {
+			case before <= 1 && after > 1:
+				b.conflicts++
+			case before > 1 && after <= 1:
+				b.conflicts--
+			}
+		}
+	}
 }
 
 // Update returns the service ports of services (the store's, which name
-// each Service once) and their ready endpoints among pods, as Ports does:
+// each Service once) and their ready endpoints among pods, as Ports does
+// (stats.Skipped holds what Ports also returns):
 //
 //   - Only Services with a ClusterIP (an IPv4 address, not "" and not
 //     None) have ports, one per spec.ports entry of protocol TCP or UDP, in
@@ -239,7 +376,9 @@ func (b *PortsBuilder) Reset() {
 //     declare a named target port is left out of that port only. The same
 //     address and port twice counts once.
 //   - Endpoints are grouped by the pod label bosun.dev/track (absent: the
-//     group ""), groups sorted by name, endpoints by address and port. A
+//     group ""), groups sorted by name, endpoints by address and port (an
+//     endpoint in two groups, which only a pod listed twice with different
+//     labels could give, is in the first only). A
 //     group's Weight is its pods' annotation bosun.dev/weight (absent, or
 //     not a non-negative integer: 0); when its pods disagree (in the middle
 //     of a rollout that changes it), the smallest weight counts, so a group
@@ -248,6 +387,9 @@ func (b *PortsBuilder) Reset() {
 //     AffinityTimeout is set for sessionAffinity ClientIP, from
 //     sessionAffinityConfig.clientIP.timeoutSeconds or 10800 s (Kubernetes'
 //     default).
+//   - A service port whose name, virtual IP and port, or node port repeats
+//     an earlier one's (in the order above) is left out and named in
+//     stats.Skipped.
 func (b *PortsBuilder) Update(services []corev1.Service, pods []*corev1.Pod) ([]ServicePort, PortsStats) {
 	b.gen++
 	stats := PortsStats{Full: b.full}
@@ -269,7 +411,9 @@ func (b *PortsBuilder) Update(services []corev1.Service, pods []*corev1.Pod) ([]
 	}
 	stats.Recomputed = len(dirty)
 	for s := range dirty {
+		b.claim(s.ports, -1)
 		s.ports = servicePorts(s.svc, b.candidates(s.svc))
+		b.claim(s.ports, +1)
 	}
 	if b.full || len(dirty) > 0 || stats.Removed > 0 {
 		b.out = make([]ServicePort, 0, len(b.out)+len(dirty))
@@ -279,19 +423,22 @@ func (b *PortsBuilder) Update(services []corev1.Service, pods []*corev1.Pod) ([]
 				b.stats.Services++
 			}
 			b.out = append(b.out, s.ports...)
-			for i := range s.ports {
-				for _, g := range s.ports[i].Groups {
-					b.stats.Endpoints += len(g.Endpoints)
-				}
+		}
+		if b.conflicts > 0 {
+			// Rare: which ports go depends on the order of all of them.
+			b.out, b.stats.Skipped = dropConflicts(b.out, &b.seen)
+		} else if len(b.out) == 0 {
+			b.out = nil
+		}
+		for i := range b.out {
+			for _, g := range b.out[i].Groups {
+				b.stats.Endpoints += len(g.Endpoints)
 			}
 		}
 		b.stats.Ports = len(b.out)
-		if len(b.out) == 0 {
-			b.out = nil
-		}
 	}
 	b.full = false
-	stats.Services, stats.Ports, stats.Endpoints = b.stats.Services, b.stats.Ports, b.stats.Endpoints
+	stats.Services, stats.Ports, stats.Endpoints, stats.Skipped = b.stats.Services, b.stats.Ports, b.stats.Endpoints, b.stats.Skipped
 	return b.out, stats
 }
 
@@ -332,6 +479,7 @@ func (b *PortsBuilder) diffServices(services []corev1.Service, dirty map[*portsS
 		for k, s := range b.services {
 			if s.gen != b.gen {
 				delete(b.services, k)
+				b.claim(s.ports, -1)
 				stats.Removed++
 				moved = true
 			}

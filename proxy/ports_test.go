@@ -75,6 +75,7 @@ func TestPorts(t *testing.T) {
 		services []corev1.Service
 		pods     []*corev1.Pod
 		want     []ServicePort
+		skipped  []string
 	}{{
 		name:     "no ClusterIP yet, headless: no ports",
 		services: []corev1.Service{svcOf("a", "", web, tcpPort("", 80, named)), svcOf("b", "None", web, tcpPort("", 80, named))},
@@ -157,17 +158,42 @@ func TestPorts(t *testing.T) {
 			Namespace: "default", Name: "web", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
 			Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 8080)}}},
 		}},
+	}, {
+		name: "a port name twice, a VIP and port taken by an earlier Service, a node port taken: left out and said",
+		services: func() []corev1.Service {
+			a := svcOf("a", "10.96.0.10", web, tcpPort("", 80, named), tcpPort("", 81, named))
+			b := svcOf("b", "10.96.0.10", web, tcpPort("x", 80, named), tcpPort("y", 82, named))
+			c := svcOf("c", "10.96.0.11", web, corev1.ServicePort{Name: "x", Port: 80, NodePort: 30080, TargetPort: named},
+				corev1.ServicePort{Name: "y", Port: 81, NodePort: 30080, TargetPort: named},
+				corev1.ServicePort{Name: "z", Port: 82, NodePort: 30080, TargetPort: named, Protocol: corev1.ProtocolUDP})
+			c.Spec.Type = corev1.ServiceTypeNodePort
+			return []corev1.Service{a, b, c}
+		}(),
+		want: []ServicePort{
+			{Namespace: "default", Name: "a", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80},
+			{Namespace: "default", Name: "b", PortName: "y", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 82},
+			{Namespace: "default", Name: "c", PortName: "x", Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.11"), Port: 80, NodePort: 30080},
+			{Namespace: "default", Name: "c", PortName: "z", Protocol: corev1.ProtocolUDP, ClusterIP: netip.MustParseAddr("10.96.0.11"), Port: 82, NodePort: 30080},
+		},
+		skipped: []string{
+			`default/a: port ""/TCP is declared twice`,
+			`default/b: 10.96.0.10:80/TCP is also default/a's`,
+			`default/c: node port 30080/TCP is also default/c's`,
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Ports(tt.services, tt.pods)
+			got, skipped := Ports(tt.services, tt.pods)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Ports:\n got %+v\nwant %+v", got, tt.want)
 			}
+			if !slices.Equal(skipped, tt.skipped) {
+				t.Errorf("skipped:\n got %q\nwant %q", skipped, tt.skipped)
+			}
 			b := NewPortsBuilder()
 			inc, stats := b.Update(tt.services, tt.pods)
-			if !reflect.DeepEqual(inc, got) {
-				t.Errorf("PortsBuilder.Update:\n got %+v\nwant %+v", inc, got)
+			if !reflect.DeepEqual(inc, got) || !slices.Equal(stats.Skipped, skipped) {
+				t.Errorf("PortsBuilder.Update:\n got %+v %q\nwant %+v", inc, stats.Skipped, got)
 			}
 			if !stats.Full || stats.Ports != len(got) {
 				t.Errorf("stats %+v; want Full and %d ports", stats, len(got))
@@ -337,8 +363,8 @@ func TestPortsBuilder_equalsPorts(t *testing.T) {
 				b.Reset()
 			}
 			got, stats := b.Update(w.services, w.pods)
-			want := Ports(w.services, w.pods)
-			if !reflect.DeepEqual(got, want) {
+			want, skipped := Ports(w.services, w.pods)
+			if !reflect.DeepEqual(got, want) || !slices.Equal(stats.Skipped, skipped) {
 				t.Fatalf("seed %d, step %d (%v): incremental\n%+v\nfrom scratch\n%+v", seed, i, history[max(0, len(history)-5):], got, want)
 			}
 			eps := 0

@@ -44,9 +44,6 @@ type RunConfig struct {
 	Logger     *slog.Logger
 }
 
-// DefaultTable is the name of bosun's nftables table.
-const DefaultTable = "bosun"
-
 // Runner keeps a node's Service rules equal to the store: it follows the
 // store's cache, computes the service ports (PortsBuilder) and syncs them
 // into a Table. Create it with New and run it with Run.

@@ -32,3 +32,5 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) { return SyncStats{
 func (t *Table) Close() error { return nil }
 
 func Cleanup(cfg Config) error { return nil }
+
+const DefaultTable = "bosun"
