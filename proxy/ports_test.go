@@ -45,7 +45,7 @@ func podOf(name, ip string, labels map[string]string, opts ...podOpt) *corev1.Po
 
 func notReady(p *corev1.Pod) { p.Status.Conditions[0].Status = corev1.ConditionFalse }
 
-func weight(w string) podOpt {
+func weightAnn(w string) podOpt {
 	return func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationWeight: w} }
 }
 
@@ -55,11 +55,11 @@ func httpPort(port int32) podOpt {
 
 func noPorts(p *corev1.Pod) { p.Spec.Containers[0].Ports = nil }
 
-func ep(ip string, port uint16) Endpoint { return Endpoint{IP: netip.MustParseAddr(ip), Port: port} }
+func endpointAt(ip string, port uint16) Endpoint { return Endpoint{IP: netip.MustParseAddr(ip), Port: port} }
 
-var web = map[string]string{"app": "web"}
+var webSel = map[string]string{"app": "web"}
 
-func labels(kv ...string) map[string]string {
+func podLabels(kv ...string) map[string]string {
 	m := map[string]string{}
 	for i := 0; i < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
@@ -78,92 +78,92 @@ func TestPorts(t *testing.T) {
 		skipped  []string
 	}{{
 		name:     "no ClusterIP yet, headless: no ports",
-		services: []corev1.Service{svcOf("a", "", web, tcpPort("", 80, named)), svcOf("b", "None", web, tcpPort("", 80, named))},
-		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", web)},
+		services: []corev1.Service{svcOf("a", "", webSel, tcpPort("", 80, named)), svcOf("b", "None", webSel, tcpPort("", 80, named))},
+		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel)},
 	}, {
 		name:     "named target port resolved per pod; a pod without the name is left out; not ready left out",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", web, tcpPort("http", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("http", 80, named))},
 		pods: []*corev1.Pod{
-			podOf("w3", "10.88.0.4", web),
-			podOf("w1", "10.88.0.2", web, httpPort(9090)),
-			podOf("w2", "10.88.0.3", web, noPorts),
-			podOf("w4", "10.88.0.5", web, notReady),
-			podOf("other", "10.88.0.6", labels("app", "db")),
+			podOf("w3", "10.88.0.4", webSel),
+			podOf("w1", "10.88.0.2", webSel, httpPort(9090)),
+			podOf("w2", "10.88.0.3", webSel, noPorts),
+			podOf("w4", "10.88.0.5", webSel, notReady),
+			podOf("other", "10.88.0.6", podLabels("app", "db")),
 		},
 		want: []ServicePort{{
 			Namespace: "default", Name: "web", PortName: "http", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
-			Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 9090), ep("10.88.0.4", 8080)}}},
+			Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 9090), endpointAt("10.88.0.4", 8080)}}},
 		}},
 	}, {
 		name:     "no endpoints: the port is there without groups",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", web, tcpPort("", 80, intstr.FromInt32(8080)))},
-		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", web, notReady)},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, intstr.FromInt32(8080)))},
+		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel, notReady)},
 		want: []ServicePort{{
 			Namespace: "default", Name: "web", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
 		}},
 	}, {
 		name:     "unset target port is the service port; UDP; one entry per port",
-		services: []corev1.Service{svcOf("dns", "10.96.0.10", web, tcpPort("tcp", 53, intstr.IntOrString{}), corev1.ServicePort{Name: "udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)})},
-		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", web)},
+		services: []corev1.Service{svcOf("dns", "10.96.0.10", webSel, tcpPort("tcp", 53, intstr.IntOrString{}), corev1.ServicePort{Name: "udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)})},
+		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel)},
 		want: []ServicePort{
-			{Namespace: "default", Name: "dns", PortName: "tcp", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 53, Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 53)}}}},
-			{Namespace: "default", Name: "dns", PortName: "udp", Protocol: corev1.ProtocolUDP, ClusterIP: vip, Port: 53, Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 5353)}}}},
+			{Namespace: "default", Name: "dns", PortName: "tcp", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 53, Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 53)}}}},
+			{Namespace: "default", Name: "dns", PortName: "udp", Protocol: corev1.ProtocolUDP, ClusterIP: vip, Port: 53, Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 5353)}}}},
 		},
 	}, {
 		name:     "groups by track, weight from the annotation, the smallest when pods disagree, absent or invalid 0",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", web, tcpPort("", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, named))},
 		pods: []*corev1.Pod{
-			podOf("s1", "10.88.0.2", labels("app", "web", LabelTrack, "stable"), weight("90")),
-			podOf("s2", "10.88.0.3", labels("app", "web", LabelTrack, "stable"), weight("80")),
-			podOf("c1", "10.88.0.4", labels("app", "web", LabelTrack, "canary"), weight("10")),
-			podOf("x1", "10.88.0.5", web, weight("-3")),
-			podOf("x2", "10.88.0.6", web),
+			podOf("s1", "10.88.0.2", podLabels("app", "web", LabelTrack, "stable"), weightAnn("90")),
+			podOf("s2", "10.88.0.3", podLabels("app", "web", LabelTrack, "stable"), weightAnn("80")),
+			podOf("c1", "10.88.0.4", podLabels("app", "web", LabelTrack, "canary"), weightAnn("10")),
+			podOf("x1", "10.88.0.5", webSel, weightAnn("-3")),
+			podOf("x2", "10.88.0.6", webSel),
 		},
 		want: []ServicePort{{
 			Namespace: "default", Name: "web", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
 			Groups: []Group{
-				{Name: "", Weight: 0, Endpoints: []Endpoint{ep("10.88.0.5", 8080), ep("10.88.0.6", 8080)}},
-				{Name: "canary", Weight: 10, Endpoints: []Endpoint{ep("10.88.0.4", 8080)}},
-				{Name: "stable", Weight: 80, Endpoints: []Endpoint{ep("10.88.0.2", 8080), ep("10.88.0.3", 8080)}},
+				{Name: "", Weight: 0, Endpoints: []Endpoint{endpointAt("10.88.0.5", 8080), endpointAt("10.88.0.6", 8080)}},
+				{Name: "canary", Weight: 10, Endpoints: []Endpoint{endpointAt("10.88.0.4", 8080)}},
+				{Name: "stable", Weight: 80, Endpoints: []Endpoint{endpointAt("10.88.0.2", 8080), endpointAt("10.88.0.3", 8080)}},
 			},
 		}},
 	}, {
 		name: "node port for type NodePort only; ClientIP affinity with its default and its timeout",
 		services: func() []corev1.Service {
-			np := svcOf("np", "10.96.0.10", web, corev1.ServicePort{Port: 80, NodePort: 30080, TargetPort: named})
+			np := svcOf("np", "10.96.0.10", webSel, corev1.ServicePort{Port: 80, NodePort: 30080, TargetPort: named})
 			np.Spec.Type = corev1.ServiceTypeNodePort
 			np.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
-			cip := svcOf("plain", "10.96.0.11", web, corev1.ServicePort{Port: 80, NodePort: 30081, TargetPort: named})
+			cip := svcOf("plain", "10.96.0.11", webSel, corev1.ServicePort{Port: 80, NodePort: 30081, TargetPort: named})
 			cip.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 			cip.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: new(int32(60))}}
 			return []corev1.Service{np, cip}
 		}(),
-		pods: []*corev1.Pod{podOf("w1", "10.88.0.2", web)},
+		pods: []*corev1.Pod{podOf("w1", "10.88.0.2", webSel)},
 		want: []ServicePort{
 			{Namespace: "default", Name: "np", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80, NodePort: 30080, AffinityTimeout: 3 * time.Hour,
-				Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 8080)}}}},
+				Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 8080)}}}},
 			{Namespace: "default", Name: "plain", Protocol: corev1.ProtocolTCP, ClusterIP: netip.MustParseAddr("10.96.0.11"), Port: 80, AffinityTimeout: time.Minute,
-				Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 8080)}}}},
+				Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 8080)}}}},
 		},
 	}, {
 		name:     "the same address and port twice (one pod under two keys) is one endpoint; other namespaces and deleting pods are not endpoints",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", web, tcpPort("", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, named))},
 		pods: []*corev1.Pod{
-			podOf("w1", "10.88.0.2", web), podOf("w1", "10.88.0.2", web),
-			podOf("w2", "10.88.0.3", web, func(p *corev1.Pod) { p.Namespace = "other" }),
-			podOf("w3", "10.88.0.4", web, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }),
-			podOf("w4", "fd00::1", web),
+			podOf("w1", "10.88.0.2", webSel), podOf("w1", "10.88.0.2", webSel),
+			podOf("w2", "10.88.0.3", webSel, func(p *corev1.Pod) { p.Namespace = "other" }),
+			podOf("w3", "10.88.0.4", webSel, func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{} }),
+			podOf("w4", "fd00::1", webSel),
 		},
 		want: []ServicePort{{
 			Namespace: "default", Name: "web", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
-			Groups: []Group{{Endpoints: []Endpoint{ep("10.88.0.2", 8080)}}},
+			Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 8080)}}},
 		}},
 	}, {
 		name: "a port name twice, a VIP and port taken by an earlier Service, a node port taken: left out and said",
 		services: func() []corev1.Service {
-			a := svcOf("a", "10.96.0.10", web, tcpPort("", 80, named), tcpPort("", 81, named))
-			b := svcOf("b", "10.96.0.10", web, tcpPort("x", 80, named), tcpPort("y", 82, named))
-			c := svcOf("c", "10.96.0.11", web, corev1.ServicePort{Name: "x", Port: 80, NodePort: 30080, TargetPort: named},
+			a := svcOf("a", "10.96.0.10", webSel, tcpPort("", 80, named), tcpPort("", 81, named))
+			b := svcOf("b", "10.96.0.10", webSel, tcpPort("x", 80, named), tcpPort("y", 82, named))
+			c := svcOf("c", "10.96.0.11", webSel, corev1.ServicePort{Name: "x", Port: 80, NodePort: 30080, TargetPort: named},
 				corev1.ServicePort{Name: "y", Port: 81, NodePort: 30080, TargetPort: named},
 				corev1.ServicePort{Name: "z", Port: 82, NodePort: 30080, TargetPort: named, Protocol: corev1.ProtocolUDP})
 			c.Spec.Type = corev1.ServiceTypeNodePort
