@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"path/filepath"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
