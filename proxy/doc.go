@@ -113,7 +113,10 @@
 //     to be un-DNATed; that needs br_netfilter with
 //     net.bridge.bridge-nf-call-iptables=1 (kube-proxy needs the same). The
 //     agent's runner turns it on. A pod reaching its own Service (hairpin)
-//     is masqueraded by the endpoint chain, so its reply is routed too.
+//     is masqueraded by the endpoint chain, so its reply is routed too; its
+//     packet leaves the bridge by the port it came in by, which needs the
+//     port in hairpin mode (bosun's CNI bridge configuration sets
+//     hairpinMode).
 //   - Nothing else marks packets with the masquerade bit.
 //
 // Cleanup deletes the table; Close leaves it in place, so an agent restart
