@@ -23,7 +23,7 @@ func svcOf(name, clusterIP string, sel map[string]string, ports ...corev1.Servic
 	}
 }
 
-func tcpPort(name string, port int32, target intstr.IntOrString) corev1.ServicePort {
+func svcTCPPort(name string, port int32, target intstr.IntOrString) corev1.ServicePort {
 	return corev1.ServicePort{Name: name, Port: port, TargetPort: target, Protocol: corev1.ProtocolTCP}
 }
 
@@ -78,11 +78,11 @@ func TestPorts(t *testing.T) {
 		skipped  []string
 	}{{
 		name:     "no ClusterIP yet, headless: no ports",
-		services: []corev1.Service{svcOf("a", "", webSel, tcpPort("", 80, named)), svcOf("b", "None", webSel, tcpPort("", 80, named))},
+		services: []corev1.Service{svcOf("a", "", webSel, svcTCPPort("", 80, named)), svcOf("b", "None", webSel, svcTCPPort("", 80, named))},
 		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel)},
 	}, {
 		name:     "named target port resolved per pod; a pod without the name is left out; not ready left out",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("http", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, svcTCPPort("http", 80, named))},
 		pods: []*corev1.Pod{
 			podOf("w3", "10.88.0.4", webSel),
 			podOf("w1", "10.88.0.2", webSel, httpPort(9090)),
@@ -96,14 +96,14 @@ func TestPorts(t *testing.T) {
 		}},
 	}, {
 		name:     "no endpoints: the port is there without groups",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, intstr.FromInt32(8080)))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, svcTCPPort("", 80, intstr.FromInt32(8080)))},
 		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel, notReady)},
 		want: []ServicePort{{
 			Namespace: "default", Name: "web", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 80,
 		}},
 	}, {
 		name:     "unset target port is the service port; UDP; one entry per port",
-		services: []corev1.Service{svcOf("dns", "10.96.0.10", webSel, tcpPort("tcp", 53, intstr.IntOrString{}), corev1.ServicePort{Name: "udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)})},
+		services: []corev1.Service{svcOf("dns", "10.96.0.10", webSel, svcTCPPort("tcp", 53, intstr.IntOrString{}), corev1.ServicePort{Name: "udp", Port: 53, Protocol: corev1.ProtocolUDP, TargetPort: intstr.FromInt32(5353)})},
 		pods:     []*corev1.Pod{podOf("w1", "10.88.0.2", webSel)},
 		want: []ServicePort{
 			{Namespace: "default", Name: "dns", PortName: "tcp", Protocol: corev1.ProtocolTCP, ClusterIP: vip, Port: 53, Groups: []Group{{Endpoints: []Endpoint{endpointAt("10.88.0.2", 53)}}}},
@@ -111,7 +111,7 @@ func TestPorts(t *testing.T) {
 		},
 	}, {
 		name:     "groups by track, weight from the annotation, the smallest when pods disagree, absent or invalid 0",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, svcTCPPort("", 80, named))},
 		pods: []*corev1.Pod{
 			podOf("s1", "10.88.0.2", podLabels("app", "web", LabelTrack, "stable"), weightAnn("90")),
 			podOf("s2", "10.88.0.3", podLabels("app", "web", LabelTrack, "stable"), weightAnn("80")),
@@ -147,7 +147,7 @@ func TestPorts(t *testing.T) {
 		},
 	}, {
 		name:     "the same address and port twice (one pod under two keys) is one endpoint; other namespaces and deleting pods are not endpoints",
-		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, tcpPort("", 80, named))},
+		services: []corev1.Service{svcOf("web", "10.96.0.10", webSel, svcTCPPort("", 80, named))},
 		pods: []*corev1.Pod{
 			podOf("w1", "10.88.0.2", webSel), podOf("w1", "10.88.0.2", webSel),
 			podOf("w2", "10.88.0.3", webSel, func(p *corev1.Pod) { p.Namespace = "other" }),
@@ -161,8 +161,8 @@ func TestPorts(t *testing.T) {
 	}, {
 		name: "a port name twice, a VIP and port taken by an earlier Service, a node port taken: left out and said",
 		services: func() []corev1.Service {
-			a := svcOf("a", "10.96.0.10", webSel, tcpPort("", 80, named), tcpPort("", 81, named))
-			b := svcOf("b", "10.96.0.10", webSel, tcpPort("x", 80, named), tcpPort("y", 82, named))
+			a := svcOf("a", "10.96.0.10", webSel, svcTCPPort("", 80, named), svcTCPPort("", 81, named))
+			b := svcOf("b", "10.96.0.10", webSel, svcTCPPort("x", 80, named), svcTCPPort("y", 82, named))
 			c := svcOf("c", "10.96.0.11", webSel, corev1.ServicePort{Name: "x", Port: 80, NodePort: 30080, TargetPort: named},
 				corev1.ServicePort{Name: "y", Port: 81, NodePort: 30080, TargetPort: named},
 				corev1.ServicePort{Name: "z", Port: 82, NodePort: 30080, TargetPort: named, Protocol: corev1.ProtocolUDP})
@@ -419,7 +419,7 @@ func bigCluster(nsvc, npod int) ([]corev1.Service, []*corev1.Pod) {
 	for i := range nsvc {
 		app := fmt.Sprintf("svc-%04d", i)
 		services = append(services, svcOf(app, fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), map[string]string{"app": app},
-			tcpPort("http", 80, intstr.FromString("http"))))
+			svcTCPPort("http", 80, intstr.FromString("http"))))
 		for j := range npod {
 			var opts []podOpt
 			if j == npod-1 {

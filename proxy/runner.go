@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +108,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}()
 	builder := NewPortsBuilder()
+	var skipped []string // the last warned about
 	var (
 		dirty     bool      // the store changed (or a sync failed) since the last sync
 		pending   bool      // the table misses the builder's result: sync even if nothing was recomputed
@@ -145,6 +147,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil // only when ctx ended
 		}
 		ports, pstats := builder.Update(snap.Services, snap.Pods)
+		if !slices.Equal(pstats.Skipped, skipped) {
+			skipped = pstats.Skipped
+			if len(skipped) > 0 {
+				r.log.Warn("service ports left out of the rules", "skipped", skipped)
+			}
+		}
 		if !pending && !pstats.Full && pstats.Recomputed == 0 && pstats.Removed == 0 {
 			continue // nothing the rules see changed
 		}
