@@ -55,7 +55,9 @@ func httpPort(port int32) podOpt {
 
 func noPorts(p *corev1.Pod) { p.Spec.Containers[0].Ports = nil }
 
-func endpointAt(ip string, port uint16) Endpoint { return Endpoint{IP: netip.MustParseAddr(ip), Port: port} }
+func endpointAt(ip string, port uint16) Endpoint {
+	return Endpoint{IP: netip.MustParseAddr(ip), Port: port}
+}
 
 var webSel = map[string]string{"app": "web"}
 
