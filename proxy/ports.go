@@ -31,9 +31,10 @@ type PortsStats struct {
 	// counts twice: its old and its new version).
 	PodsChanged int
 	// Recomputed counts the Services whose ports were computed anew
-	// (added, changed, or selecting a pod that changed), Removed the
-	// Services gone.
-	Recomputed, Removed int
+	// (added, changed, or selecting a pod that changed), Changed those of
+	// them whose ports differ from before, Removed the Services gone. The
+	// result is the previous one when Changed and Removed are 0.
+	Recomputed, Changed, Removed int
 	// Services counts the Services with a virtual IP; Ports and Endpoints
 	// the service ports and endpoints of the result.
 	Services, Ports, Endpoints int
@@ -411,11 +412,16 @@ func (b *PortsBuilder) Update(services []corev1.Service, pods []*corev1.Pod) ([]
 	}
 	stats.Recomputed = len(dirty)
 	for s := range dirty {
+		ports := servicePorts(s.svc, b.candidates(s.svc))
+		if slices.EqualFunc(ports, s.ports, func(x, y ServicePort) bool { return equalPorts(&x, &y) }) {
+			continue // a pod changed in a way the rules do not see
+		}
+		stats.Changed++
 		b.claim(s.ports, -1)
-		s.ports = servicePorts(s.svc, b.candidates(s.svc))
+		s.ports = ports
 		b.claim(s.ports, +1)
 	}
-	if b.full || len(dirty) > 0 || stats.Removed > 0 {
+	if b.full || stats.Changed > 0 || stats.Removed > 0 {
 		b.out = make([]ServicePort, 0, len(b.out)+len(dirty))
 		b.stats = PortsStats{}
 		for _, s := range b.svcOrder {

@@ -402,8 +402,19 @@ func TestPortsBuilder_recomputesOnlyWhatChanged(t *testing.T) {
 	c.Status.Conditions[0].Status = corev1.ConditionTrue
 	pods[7] = &c
 	next, stats := b.Update(services, pods)
-	if stats.Full || stats.Recomputed != 1 || stats.PodsChanged != 2 || stats.Endpoints != 50*4-49 {
+	if stats.Full || stats.Recomputed != 1 || stats.Changed != 1 || stats.PodsChanged != 2 || stats.Endpoints != 50*4-49 {
 		t.Fatalf("one pod ready: %+v", stats)
+	}
+	// A pod changed in a way the rules do not see (its restart count): the
+	// result is the same slice.
+	pods = slices.Clone(pods)
+	c2 := *pods[7]
+	c2.Status = *c2.Status.DeepCopy()
+	c2.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", RestartCount: 1}}
+	pods[7] = &c2
+	again, stats := b.Update(services, pods)
+	if stats.Recomputed != 1 || stats.Changed != 0 || &again[0] != &next[0] {
+		t.Fatalf("a change the rules do not see: %+v (a new result: %v)", stats, &again[0] != &next[0])
 	}
 	for i := range next {
 		changed := !reflect.DeepEqual(next[i], first[i])

@@ -153,7 +153,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				r.log.Warn("service ports left out of the rules", "skipped", skipped)
 			}
 		}
-		if !pending && !pstats.Full && pstats.Recomputed == 0 && pstats.Removed == 0 {
+		if !pending && !pstats.Full && pstats.Changed == 0 && pstats.Removed == 0 {
 			continue // nothing the rules see changed
 		}
 		if table == nil {
@@ -181,7 +181,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.m.observe(sstats, took, pstats)
 		attrs := []any{"full", sstats.Full, "took", took, "revision", snap.Revision,
 			"services", pstats.Services, "ports", pstats.Ports, "endpoints", pstats.Endpoints,
-			"recomputed", pstats.Recomputed, "added", sstats.Added, "changed", sstats.Changed, "removed", sstats.Removed,
+			"recomputed", pstats.Recomputed, "servicesChanged", pstats.Changed, "added", sstats.Added, "changed", sstats.Changed, "removed", sstats.Removed,
 			"conntrackFlushed", sstats.ConntrackFlushed}
 		if sstats.Full {
 			r.log.Info("programmed the Service rules", attrs...)
