@@ -174,7 +174,11 @@ type stack struct {
 	dnsAddr    string
 	etcdAddr   string
 	proxyTable string // the nftables table of its agent's Service proxy
-	args       []string
+	// serviceCIDR and nodePorts are the stack's own Service addresses and
+	// node ports: every stack's VIPs are programmed in the host's one
+	// network namespace.
+	serviceCIDR, nodePorts string
+	args                   []string
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	log        *bytes.Buffer
@@ -285,6 +289,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		etcdAddr:   freePort(t),
 		proxyTable: bridge, // reserved with the bridge: no other stack has it
 	}
+	s.serviceCIDR, s.nodePorts = serviceRanges(bridge)
 	removeProxyTable(t, s.proxyTable) // runs after bosun stops
 	// Runs after bosun stops and before the data dir is removed: pods'
 	// secret and memory volumes are tmpfs mounts that outlive the agent.
@@ -314,6 +319,16 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 	}, extra...)
 	s.run()
 	return s
+}
+
+// serviceRanges are the service CIDR and node port range of the stack
+// whose bridge (see subnet) is given: a /24 and 10 node ports of its own.
+func serviceRanges(bridge string) (cidr, nodePorts string) {
+	var n int
+	if _, err := fmt.Sscanf(bridge, "bosune2e%d", &n); err != nil {
+		panic("not a test bridge: " + bridge)
+	}
+	return fmt.Sprintf("10.250.%d.0/24", n), fmt.Sprintf("%d-%d", 30000+10*n, 30000+10*n+9)
 }
 
 // removeProxyTable removes a stack's or agent's Service proxy table when

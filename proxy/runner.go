@@ -208,7 +208,7 @@ func bridgeNetfilter(ctx context.Context, ns netns.NsHandle) error {
 			return fmt.Errorf("load br_netfilter: %v: %s", err, strings.TrimSpace(string(out)))
 		}
 	}
-	if !ns.IsOpen() {
+	if ns <= 0 { // 0 or -1 (netns.None()): the current namespace
 		return writeSysctl(bridgeNetfilterPath, "1")
 	}
 	// /proc/sys/net is the namespace of the thread that opens it: write from
