@@ -179,10 +179,10 @@ type stack struct {
 	// network namespace.
 	serviceCIDR, nodePorts string
 	args                   []string
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	log        *bytes.Buffer
-	logMu      *sync.Mutex
+	cmd                    *exec.Cmd
+	exited                 chan struct{}
+	log                    *bytes.Buffer
+	logMu                  *sync.Mutex
 }
 
 // subnet reserves a pod network for one node of a test: a /24 and a bridge
