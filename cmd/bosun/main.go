@@ -30,7 +30,7 @@ Usage:
       N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
   bosun status [-o json]
   bosun get KIND [NAME] [-o json|yaml|wide] [-n NAMESPACE]
-      KIND: pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs
+      KIND: pods, deployments, services, endpoints [SERVICE], nodes, configmaps, secrets, namespaces, jobs, cronjobs
   bosun sync
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
