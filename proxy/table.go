@@ -1,0 +1,437 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Config says which table to program where.
+type Config struct {
+	// Table is the nftables table's name, family ip; default "bosun".
+	Table string
+	// NetNS is the network namespace to program; 0 or -1 (netns.None()):
+	// the current one.
+	NetNS netns.NsHandle
+	// MasqueradeMark is the packet mark bit that asks for masquerading;
+	// default DefaultMasqueradeMark (0x4000).
+	MasqueradeMark uint32
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// DefaultTable is the table bosun programs by default.
+const DefaultTable = "bosun"
+
+func (c *Config) defaults() error {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if len(c.Table) > maxNameLen {
+		return fmt.Errorf("proxy: table name %q is longer than %d bytes", c.Table, maxNameLen)
+	}
+	if c.MasqueradeMark == 0 {
+		c.MasqueradeMark = DefaultMasqueradeMark
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+func (c *Config) nsFD() int {
+	if c.NetNS <= 0 {
+		return 0
+	}
+	return int(c.NetNS)
+}
+
+// SyncStats tells what a Sync did. Added, Changed and Removed count
+// service ports (a full Sync counts every port it programmed as added);
+// ConntrackFlushed counts the UDP conntrack entries deleted.
+type SyncStats struct {
+	Full                    bool
+	Added, Changed, Removed int
+	ConntrackFlushed        int
+}
+
+// Table programs bosun's nftables table. Its methods may be called from
+// several goroutines; Syncs run one at a time.
+type Table struct {
+	cfg  Config
+	log  *slog.Logger
+	mu   sync.Mutex
+	conn *nftables.Conn
+	ct   *conntrack
+	// programmed holds the normalized service ports the kernel carries,
+	// by key; the model is a function of them. nil until the first
+	// successful Sync, and after a failed one: the next Sync rebuilds.
+	programmed map[string]*ServicePort
+	// last is what the kernel carried after the last successful Sync,
+	// kept across a failure for the conntrack flush of removed endpoints.
+	last   map[string]*ServicePort
+	nextID uint32
+}
+
+// Open connects to netfilter in cfg.NetNS. It changes nothing: the first
+// Sync builds the table.
+func Open(cfg Config) (*Table, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	conn, err := dial(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := openConntrack(cfg.NetNS)
+	if err != nil {
+		_ = conn.CloseLasting()
+		return nil, err
+	}
+	return &Table{cfg: cfg, log: cfg.Logger, conn: conn, ct: ct}, nil
+}
+
+// socketBuffer is the send and receive buffer of the nftables socket: a
+// full rebuild of 1,000 services x 10 endpoints is a batch of ~8 MB and
+// the kernel answers each of its ~45,000 messages.
+const socketBuffer = 64 << 20
+
+func dial(cfg *Config) (*nftables.Conn, error) {
+	conn, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(cfg.nsFD()),
+		nftables.WithSockOptions(func(c *netlink.Conn) error {
+			raw, err := c.SyscallConn()
+			if err != nil {
+				return err
+			}
+			var serr error
+			err = raw.Control(func(fd uintptr) {
+				serr = errors.Join(
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer),
+					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer))
+			})
+			return errors.Join(err, serr)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: netfilter socket: %w", err)
+	}
+	return conn, nil
+}
+
+// Close releases the netlink sockets; the table stays as it is.
+func (t *Table) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return errors.Join(t.conn.CloseLasting(), t.ct.close())
+}
+
+// Cleanup deletes cfg's table; nil when it is not there.
+func Cleanup(cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	conn, err := nftables.New(nftables.WithNetNSFd(cfg.nsFD()))
+	if err != nil {
+		return fmt.Errorf("proxy: netfilter socket: %w", err)
+	}
+	// Adding the table first makes the delete succeed when it is absent,
+	// in the same transaction.
+	tbl := &nftables.Table{Name: cfg.Table, Family: nftables.TableFamilyIPv4}
+	conn.AddTable(tbl)
+	conn.DelTable(tbl)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("proxy: delete table %s: %w", cfg.Table, err)
+	}
+	return nil
+}
+
+// Sync makes the table carry exactly ports. The first Sync after Open
+// rebuilds the table from nothing (delete if present, create everything)
+// in one transaction; later Syncs change only what differs from the last
+// programmed state, also in one transaction. After a failed Sync the next
+// one rebuilds. Invalid ports are refused before anything is changed.
+// Removed UDP endpoints get their conntrack entries flushed.
+func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
+	norm, err := normalize(ports)
+	if err != nil {
+		return SyncStats{}, fmt.Errorf("proxy: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	start := time.Now()
+	b := &batch{conn: t.conn, table: &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}, nextID: &t.nextID}
+	mcfg := modelConfig{Table: t.cfg.Table, Mark: t.cfg.MasqueradeMark}
+	next := make(map[string]*ServicePort, len(norm))
+	for i := range norm {
+		next[norm[i].Key()] = &norm[i]
+	}
+	var st SyncStats
+	if t.programmed == nil {
+		st.Full = true
+		st.Added = len(norm)
+		err = rebuild(b, build(mcfg, norm))
+	} else {
+		st, err = t.update(b, mcfg, norm, next)
+	}
+	if err == nil {
+		err = t.conn.Flush()
+	} else {
+		// Drop what was queued: google/nftables clears its queue on Flush
+		// only. Nothing was sent.
+		t.conn, err = t.redial(err)
+	}
+	if err != nil {
+		t.programmed = nil
+		return SyncStats{Full: st.Full}, fmt.Errorf("proxy: sync table %s: %w", t.cfg.Table, err)
+	}
+	elapsed := time.Since(start)
+	prev := t.last
+	t.programmed, t.last = next, next
+	st.ConntrackFlushed = t.flushConntrack(prev, next)
+	t.log.Debug("synced", "full", st.Full, "added", st.Added, "changed", st.Changed, "removed", st.Removed,
+		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm), "elapsed", elapsed)
+	return st, nil
+}
+
+// redial replaces the connection after a batch could not be built, so
+// that its queued messages never reach the kernel, and returns cause.
+func (t *Table) redial(cause error) (*nftables.Conn, error) {
+	_ = t.conn.CloseLasting()
+	conn, err := dial(&t.cfg)
+	if err != nil {
+		return t.conn, errors.Join(cause, err)
+	}
+	return conn, cause
+}
+
+// rebuild queues a transaction that replaces the table by rs.
+func rebuild(b *batch, rs *Ruleset) error {
+	b.conn.AddTable(b.table)
+	b.conn.DelTable(b.table)
+	b.conn.AddTable(b.table)
+	for i := range rs.Sets {
+		if err := b.addSet(&rs.Sets[i]); err != nil {
+			return err
+		}
+	}
+	for i := range rs.Chains {
+		b.addChain(&rs.Chains[i])
+	}
+	for i := range rs.Chains {
+		if err := b.addRules(&rs.Chains[i]); err != nil {
+			return err
+		}
+	}
+	for i := range rs.Sets {
+		if rs.Sets[i].Map {
+			if err := b.addElements(rs.Sets[i].Name, rs.Sets[i].Elements); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// update queues a transaction that turns the programmed ports into next.
+// Order matters inside the transaction: chains are created before
+// anything refers to them and deleted only after nothing does (their map
+// elements are deleted and the chains that jump to them flushed first).
+func (t *Table) update(b *batch, mcfg modelConfig, norm []ServicePort, next map[string]*ServicePort) (SyncStats, error) {
+	var st SyncStats
+	var d diff
+	for i := range norm {
+		sp := &norm[i]
+		old, ok := t.programmed[sp.Key()]
+		switch {
+		case !ok:
+			st.Added++
+			d.port(nil, ptrFragment(fragmentOf(mcfg, sp)))
+		case !equalPorts(old, sp):
+			st.Changed++
+			d.port(ptrFragment(fragmentOf(mcfg, old)), ptrFragment(fragmentOf(mcfg, sp)))
+		}
+	}
+	keys := make([]string, 0)
+	for k := range t.programmed {
+		if _, ok := next[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		st.Removed++
+		d.port(ptrFragment(fragmentOf(mcfg, t.programmed[k])), nil)
+	}
+	return st, d.queue(b)
+}
+
+func ptrFragment(f fragment) *fragment { return &f }
+
+// diff collects the changes of one transaction.
+type diff struct {
+	addChains, rewriteChains, deleteChains []*Chain
+	addSets, deleteSets                    []*Set
+	addElems, deleteElems                  map[string][]Element
+}
+
+// port adds the changes from old to new (either may be nil) of one
+// service port's fragment.
+func (d *diff) port(old, new *fragment) {
+	if d.addElems == nil {
+		d.addElems, d.deleteElems = map[string][]Element{}, map[string][]Element{}
+	}
+	oldChains, newChains := chainsByName(old), chainsByName(new)
+	oldSets, newSets := setsByName(old), setsByName(new)
+	// A set whose properties change is deleted and created again; every
+	// chain of the port that refers to it is rewritten with it.
+	setsChanged := false
+	for name, s := range oldSets {
+		if n, ok := newSets[name]; !ok || n.Timeout != s.Timeout {
+			d.deleteSets = append(d.deleteSets, s)
+			setsChanged = setsChanged || ok
+		}
+	}
+	for name, s := range newSets {
+		if o, ok := oldSets[name]; !ok || o.Timeout != s.Timeout {
+			d.addSets = append(d.addSets, s)
+		}
+	}
+	if new != nil {
+		for i := range new.Chains {
+			c := &new.Chains[i]
+			o, ok := oldChains[c.Name]
+			switch {
+			case !ok:
+				d.addChains = append(d.addChains, c)
+			case setsChanged || !equalRules(o.Rules, c.Rules):
+				d.rewriteChains = append(d.rewriteChains, c)
+			}
+		}
+	}
+	if old != nil {
+		for i := range old.Chains {
+			if _, ok := newChains[old.Chains[i].Name]; !ok {
+				d.deleteChains = append(d.deleteChains, &old.Chains[i])
+			}
+		}
+	}
+	oldElems, newElems := elemsOf(old), elemsOf(new)
+	for k, e := range oldElems {
+		if n, ok := newElems[k]; !ok || n.Verdict != e.Verdict {
+			d.deleteElems[e.Map] = append(d.deleteElems[e.Map], e.Element)
+		}
+	}
+	for k, e := range newElems {
+		if o, ok := oldElems[k]; !ok || o.Verdict != e.Verdict {
+			d.addElems[e.Map] = append(d.addElems[e.Map], e.Element)
+		}
+	}
+}
+
+type elemKey struct {
+	Map string
+	Key Element // Verdict zeroed
+}
+
+func elemsOf(f *fragment) map[elemKey]mapElement {
+	if f == nil {
+		return nil
+	}
+	m := make(map[elemKey]mapElement, len(f.Elements))
+	for _, e := range f.Elements {
+		k := e.Element
+		k.Verdict = Verdict{}
+		m[elemKey{e.Map, k}] = e
+	}
+	return m
+}
+
+func chainsByName(f *fragment) map[string]*Chain {
+	if f == nil {
+		return nil
+	}
+	m := make(map[string]*Chain, len(f.Chains))
+	for i := range f.Chains {
+		m[f.Chains[i].Name] = &f.Chains[i]
+	}
+	return m
+}
+
+func setsByName(f *fragment) map[string]*Set {
+	if f == nil {
+		return nil
+	}
+	m := make(map[string]*Set, len(f.Sets))
+	for i := range f.Sets {
+		m[f.Sets[i].Name] = &f.Sets[i]
+	}
+	return m
+}
+
+func equalRules(a, b []Rule) bool {
+	return slices.EqualFunc(a, b, func(x, y Rule) bool {
+		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil &&
+			(x.Numgen.Modulus != y.Numgen.Modulus || !slices.Equal(x.Numgen.Slots, y.Numgen.Slots))) {
+			return false
+		}
+		if (x.Verdict == nil) != (y.Verdict == nil) || (x.Verdict != nil && *x.Verdict != *y.Verdict) {
+			return false
+		}
+		if (x.VMap == nil) != (y.VMap == nil) || (x.VMap != nil && *x.VMap != *y.VMap) {
+			return false
+		}
+		x.Numgen, y.Numgen, x.Verdict, y.Verdict, x.VMap, y.VMap = nil, nil, nil, nil, nil, nil
+		return x == y
+	})
+}
+
+// mapOrder is the order element changes are queued in, for a
+// deterministic batch.
+var mapOrder = []string{mapNoEndpointNodePort, mapNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+
+func (d *diff) queue(b *batch) error {
+	for _, c := range d.addChains {
+		b.addChain(c)
+	}
+	for _, m := range mapOrder {
+		if err := b.deleteElements(m, d.deleteElems[m]); err != nil {
+			return err
+		}
+	}
+	for _, c := range d.rewriteChains {
+		b.conn.FlushChain(b.chain(c.Name))
+	}
+	for _, c := range d.deleteChains {
+		b.conn.FlushChain(b.chain(c.Name))
+	}
+	for _, s := range d.deleteSets {
+		b.conn.DelSet(b.setRef(s.Name))
+	}
+	for _, s := range d.addSets {
+		if err := b.addSet(s); err != nil {
+			return err
+		}
+	}
+	for _, c := range append(slices.Clip(d.addChains), d.rewriteChains...) {
+		if err := b.addRules(c); err != nil {
+			return err
+		}
+	}
+	for _, m := range mapOrder {
+		if err := b.addElements(m, d.addElems[m]); err != nil {
+			return err
+		}
+	}
+	for _, c := range d.deleteChains {
+		b.conn.DelChain(b.chain(c.Name))
+	}
+	return nil
+}
