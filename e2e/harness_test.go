@@ -313,6 +313,8 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--bridge", bridge,
 		"--netns-dir", netnsDir,
 		"--proxy-table", s.proxyTable,
+		"--service-cidr", s.serviceCIDR,
+		"--node-port-range", s.nodePorts,
 		"--restart-backoff", "200ms",
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",
