@@ -121,4 +121,56 @@
 //
 // Cleanup deletes the table; Close leaves it in place, so an agent restart
 // keeps Services reachable until its first Sync rebuilds the table.
+//
+// # The runner (every agent)
+//
+//	store.Cache --Changes(services, pods, podstatus)--> Runner.Run
+//	    Snapshot -> PortsBuilder.Update -> []ServicePort -> Table.Sync (one transaction)
+//
+// New(RunConfig, cache) and Run(ctx) keep a node's table equal to the
+// store. Ports (ports.go) is the definition of what the rules serve: for
+// every Service with a ClusterIP (not "", not None), one ServicePort per
+// TCP or UDP port; its endpoints are the pods kube.Endpoint calls ready,
+// at the port kube.EndpointPort resolves (a pod without a named target
+// port is left out of that port only), grouped by the pod label
+// bosun.dev/track, each group weighted by its pods' annotation
+// bosun.dev/weight (absent: 0; when the pods of a group disagree, the
+// smallest weight counts, so a group never gets more than all its pods ask
+// for); node ports for type NodePort; ClientIP affinity with its timeout
+// (10800 s by default). Ports that would collide in the table (a port
+// name twice, a VIP and port or a node port of two Services) are left out
+// and logged, the first by namespace/name kept, so that one mistake holds
+// no other Service up. A PortsBuilder computes the same thing
+// incrementally: it recomputes only the Services whose inputs changed
+// (the Service, or a pod it selects or selected, found through a
+// namespace/label index; pods are compared by pointer, the cache's being
+// immutable) and shares every other Service's ports with its previous
+// result; a property test checks it equals Ports after every step of
+// random changes. A change the rules do not see (a restart count) syncs
+// nothing.
+//
+// Run waits for the cache's first list, then syncs on every change: the
+// first change after a quiet time at once, later ones at most once per
+// MinSyncInterval (10 ms), so a burst costs a sync per interval, not per
+// write (the cache's notifications coalesce too). The first sync rebuilds
+// the table; a failed sync (or Open) is retried after 100 ms, doubling up
+// to 30 s, and the retry rebuilds. Run stops on ctx and leaves the table:
+// Services keep working while the agent restarts, and the next start
+// rebuilds the same table. At start it sets
+// net.bridge.bridge-nf-call-iptables=1 in its network namespace (loading
+// br_netfilter when the sysctl is missing; a warning when it cannot).
+// Metrics: bosun_proxy_sync_seconds{kind=full|incremental},
+// bosun_proxy_syncs_total{result=ok|error}, bosun_proxy_service_ports,
+// bosun_proxy_endpoints, bosun_proxy_last_sync_timestamp_seconds. bosun
+// server runs the runner beside its embedded agent on the replica's cache;
+// bosun agent on a cache of its own holding only services, pods and pod
+// statuses (CacheConfig); --proxy=false runs none, --proxy-table names the
+// table, --cleanup removes it and exits.
+//
+// Measured (go test -bench Runner_readyToReachable ./proxy/, 2-core
+// machine shared with other builds): from the write of a pod's Ready
+// status to the first connection through the VIP that reaches it, p50
+// 3.8 ms and p99 33 ms, of which the etcd write is about 2.8 ms; one pod
+// changing among 1,000 Services x 10 pods costs the PortsBuilder about
+// 0.1 ms (BenchmarkPortsBuilder_onePodReady).
 package proxy
