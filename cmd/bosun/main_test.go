@@ -64,3 +64,18 @@ func TestReadableDurations(t *testing.T) {
 		t.Errorf("log line = %s", buf.String())
 	}
 }
+
+func TestProxyFlags_badTableExits2(t *testing.T) {
+	for _, args := range [][]string{
+		{"agent", "--cleanup", "--proxy-table", "no spaces"},
+		{"agent", "--etcd-endpoints", "http://127.0.0.1:1", "--proxy-table", ""},
+		{"server", "--repo", ".", "--proxy-table", "1st"},
+	} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		var ee *exitError
+		if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "--proxy-table") {
+			t.Errorf("bosun %q: err %v, want exit 2 naming --proxy-table", args, err)
+		}
+	}
+}
