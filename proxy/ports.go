@@ -35,6 +35,9 @@ type PortsStats struct {
 	// them whose ports differ from before, Removed the Services gone. The
 	// result is the previous one when Changed and Removed are 0.
 	Recomputed, Changed, Removed int
+	// Which names the Services that changed or went (namespace/name,
+	// unordered), but for a full computation, where every Service is new.
+	Which []string
 	// Services counts the Services with a virtual IP; Ports and Endpoints
 	// the service ports and endpoints of the result.
 	Services, Ports, Endpoints int
@@ -417,6 +420,9 @@ func (b *PortsBuilder) Update(services []corev1.Service, pods []*corev1.Pod) ([]
 			continue // a pod changed in a way the rules do not see
 		}
 		stats.Changed++
+		if !stats.Full {
+			stats.Which = append(stats.Which, s.svc.Namespace+"/"+s.svc.Name)
+		}
 		b.claim(s.ports, -1)
 		s.ports = ports
 		b.claim(s.ports, +1)
@@ -487,6 +493,9 @@ func (b *PortsBuilder) diffServices(services []corev1.Service, dirty map[*portsS
 				delete(b.services, k)
 				b.claim(s.ports, -1)
 				stats.Removed++
+				if !stats.Full {
+					stats.Which = append(stats.Which, k.ns+"/"+k.name)
+				}
 				moved = true
 			}
 		}

@@ -402,7 +402,8 @@ func TestPortsBuilder_recomputesOnlyWhatChanged(t *testing.T) {
 	c.Status.Conditions[0].Status = corev1.ConditionTrue
 	pods[7] = &c
 	next, stats := b.Update(services, pods)
-	if stats.Full || stats.Recomputed != 1 || stats.Changed != 1 || stats.PodsChanged != 2 || stats.Endpoints != 50*4-49 {
+	if stats.Full || stats.Recomputed != 1 || stats.Changed != 1 || stats.PodsChanged != 2 || stats.Endpoints != 50*4-49 ||
+		!slices.Equal(stats.Which, []string{"default/svc-0001"}) {
 		t.Fatalf("one pod ready: %+v", stats)
 	}
 	// A pod changed in a way the rules do not see (its restart count): the

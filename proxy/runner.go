@@ -185,8 +185,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			"conntrackFlushed", sstats.ConntrackFlushed}
 		if sstats.Full {
 			r.log.Info("programmed the Service rules", attrs...)
-		} else {
-			r.log.Debug("synced the Service rules", attrs...)
+		} else if r.log.Enabled(ctx, slog.LevelDebug) {
+			slices.Sort(pstats.Which)
+			r.log.Debug("synced the Service rules", append(attrs, "which", pstats.Which)...)
 		}
 	}
 }
