@@ -59,11 +59,11 @@
 //	          masquerade mark (0x4000) are masqueraded (fully random ports)
 //
 //	service-<HASH>-ns/name/proto/port:
-//	          [node port]  ip daddr != ClusterIP jump mark-for-masquerade
+//	          [node port]  ip daddr != ClusterIP meta mark set meta mark | 0x4000
 //	          [affinity]   ip saddr @affinity-<ep> goto endpoint-<ep>   (each endpoint)
 //	          numgen random mod N vmap { slots : goto endpoint-<ep> }
 //	endpoint-<HASH>-ns/name/proto/port__ip/port:
-//	          ip saddr <ep> jump mark-for-masquerade    (hairpin)
+//	          ip saddr <ep> meta mark set meta mark | 0x4000    (hairpin)
 //	          [affinity] update @affinity-<ep> { ip saddr }
 //	          meta l4proto <proto> dnat to <ep>:<port>
 //

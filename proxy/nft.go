@@ -117,12 +117,33 @@ func (b *batch) elements(m string, elems []Element) []nftables.SetElement {
 	return out
 }
 
+// maxElemBytes bounds the elements of one message: their list is one
+// netlink attribute, whose length is 16 bits.
+const maxElemBytes = 48 << 10
+
+// elemChunks splits elements so that each chunk fits one message.
+func elemChunks(elems []Element) [][]Element {
+	var out [][]Element
+	start, size := 0, 0
+	for i, e := range elems {
+		n := 64 + len(e.Verdict.Chain) // key, verdict and attribute headers
+		if size+n > maxElemBytes && i > start {
+			out = append(out, elems[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, elems[start:])
+}
+
 func (b *batch) addElements(m string, elems []Element) error {
 	if len(elems) == 0 {
 		return nil
 	}
-	if err := b.conn.SetAddElements(b.setRef(m), b.elements(m, elems)); err != nil {
-		return fmt.Errorf("map %s: %w", m, err)
+	for _, c := range elemChunks(elems) {
+		if err := b.conn.SetAddElements(b.setRef(m), b.elements(m, c)); err != nil {
+			return fmt.Errorf("map %s: %w", m, err)
+		}
 	}
 	return nil
 }
@@ -131,8 +152,10 @@ func (b *batch) deleteElements(m string, elems []Element) error {
 	if len(elems) == 0 {
 		return nil
 	}
-	if err := b.conn.SetDeleteElements(b.setRef(m), b.elements(m, elems)); err != nil {
-		return fmt.Errorf("map %s: %w", m, err)
+	for _, c := range elemChunks(elems) {
+		if err := b.conn.SetDeleteElements(b.setRef(m), b.elements(m, c)); err != nil {
+			return fmt.Errorf("map %s: %w", m, err)
+		}
 	}
 	return nil
 }
