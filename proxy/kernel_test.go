@@ -88,6 +88,10 @@ func TestSync_incrementalEqualsRebuild(t *testing.T) {
 		ps[0].Groups[0].Endpoints = append(ps[0].Groups[0].Endpoints, ep("10.244.0.20", 8080))
 	})
 	mutate(func(ps []ServicePort) { ps[3].Groups[0].Weight, ps[3].Groups[1].Weight = 50, 50 })
+	// Equal shares: the slot map turns from an interval map into a plain
+	// one (recreated), and back.
+	mutate(func(ps []ServicePort) { ps[3].Groups[0].Weight, ps[3].Groups[1].Weight = 0, 0 })
+	mutate(func(ps []ServicePort) { ps[3].Groups[0].Weight, ps[3].Groups[1].Weight = 10, 90 })
 	mutate(func(ps []ServicePort) { ps[4].AffinityTimeout = 10 * time.Second })
 	mutate(func(ps []ServicePort) { ps[4].AffinityTimeout = 0 })
 	mutate(func(ps []ServicePort) { ps[0].AffinityTimeout = time.Minute; ps[0].NodePort = 30001 })

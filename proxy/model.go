@@ -43,6 +43,7 @@ const (
 	prefixService  = "service-"
 	prefixEndpoint = "endpoint-"
 	prefixAffinity = "affinity-"
+	prefixSlots    = "slots-"
 )
 
 // Priorities of the base chains: filtering runs before DNAT (it must see
@@ -68,6 +69,9 @@ const (
 	KeyAddrProtoPort KeyType = "ipv4_addr . inet_proto . inet_service"
 	KeyProtoPort     KeyType = "inet_proto . inet_service"
 	KeyAddr          KeyType = "ipv4_addr"
+	// KeySlot is a numgen value, converted to network order (interval
+	// maps compare their keys as big-endian bytes).
+	KeySlot KeyType = "integer"
 )
 
 // Set is a named set, or a verdict map when Map is set.
@@ -79,6 +83,10 @@ type Set struct {
 	// whose entries expire this long after they were last updated.
 	Timeout  time.Duration `json:"timeout,omitempty"`
 	Elements []Element     `json:"elements,omitempty"`
+	// Slots are the elements of a numgen map (Key KeySlot); Interval is
+	// set when a slot spans several values.
+	Interval bool   `json:"interval,omitempty"`
+	Slots    []Slot `json:"slots,omitempty"`
 }
 
 // Element is one entry of a verdict map: the key's parts that its KeyType
@@ -160,7 +168,7 @@ type Rule struct {
 	// Actions.
 	Verdict    *Verdict       `json:"verdict,omitempty"`
 	VMap       *VMap          `json:"vmap,omitempty"`       // KEY vmap @map
-	Numgen     *Numgen        `json:"numgen,omitempty"`     // numgen random mod N vmap {...}
+	Numgen     *Numgen        `json:"numgen,omitempty"`     // numgen random mod N vmap @map
 	MarkOr     uint32         `json:"markOr,omitempty"`     // meta mark set meta mark | MarkOr
 	MarkXor    uint32         `json:"markXor,omitempty"`    // meta mark set meta mark ^ MarkXor
 	Masquerade bool           `json:"masquerade,omitempty"` // masquerade fully-random
@@ -175,11 +183,11 @@ type VMap struct {
 	Map string  `json:"map"`
 }
 
-// Numgen picks a chain at random: a number in [0, Modulus) selects the
-// slot whose range [From, To] holds it.
+// Numgen picks a chain at random: a number in [0, Modulus) is looked up in
+// the slot map Map, whose slot [From, To] holding it names the chain.
 type Numgen struct {
 	Modulus uint32 `json:"modulus"`
-	Slots   []Slot `json:"slots"`
+	Map     string `json:"map"`
 }
 
 // Slot is a range of numgen values and the chain they go to.
@@ -318,7 +326,7 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 		svc.Rules = append(svc.Rules, Rule{DaddrIsNot: sp.ClusterIP, MarkOr: cfg.Mark})
 	}
 	affinity := sp.AffinityTimeout > 0
-	ng := &Numgen{Modulus: modulus}
+	slots := Set{Name: names.slots(), Key: KeySlot, Map: true}
 	var eps []Chain
 	var from uint32
 	for _, sh := range shares {
@@ -328,7 +336,8 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 			f.Sets = append(f.Sets, Set{Name: set, Key: KeyAddr, Timeout: sp.AffinityTimeout})
 			svc.Rules = append(svc.Rules, Rule{SaddrInSet: set, Verdict: &Verdict{Kind: VerdictGoto, Chain: ep}})
 		}
-		ng.Slots = append(ng.Slots, Slot{From: from, To: from + sh.Slots - 1, Goto: ep})
+		slots.Slots = append(slots.Slots, Slot{From: from, To: from + sh.Slots - 1, Goto: ep})
+		slots.Interval = slots.Interval || sh.Slots > 1
 		from += sh.Slots
 
 		c := Chain{Name: ep, Rules: []Rule{
@@ -343,7 +352,8 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 		c.Rules = append(c.Rules, Rule{L4Proto: proto, DNAT: netip.AddrPortFrom(sh.Endpoint.IP, sh.Endpoint.Port)})
 		eps = append(eps, c)
 	}
-	svc.Rules = append(svc.Rules, Rule{Numgen: ng})
+	svc.Rules = append(svc.Rules, Rule{Numgen: &Numgen{Modulus: modulus, Map: slots.Name}})
+	f.Sets = append(f.Sets, slots)
 	f.Chains = append(append(f.Chains, svc), eps...)
 	return f
 }
@@ -375,6 +385,8 @@ func namesOf(sp *ServicePort) portNames {
 func (n portNames) endpoint(ep Endpoint) string {
 	return hashedName(prefixEndpoint, n.base+"__"+ep.IP.String()+"/"+strconv.Itoa(int(ep.Port)))
 }
+
+func (n portNames) slots() string { return hashedName(prefixSlots, n.base) }
 
 func (n portNames) affinity(ep Endpoint) string {
 	return hashedName(prefixAffinity, n.base+"__"+ep.IP.String()+"/"+strconv.Itoa(int(ep.Port)))

@@ -197,10 +197,12 @@ func rebuild(b *batch, rs *Ruleset) error {
 		}
 	}
 	for i := range rs.Sets {
-		if rs.Sets[i].Map {
-			if err := b.addElements(rs.Sets[i].Name, rs.Sets[i].Elements); err != nil {
-				return err
-			}
+		s := &rs.Sets[i]
+		if err := b.addElements(s.Name, s.Elements); err != nil {
+			return err
+		}
+		if err := b.addSlots(s); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -245,6 +247,9 @@ func ptrFragment(f fragment) *fragment { return &f }
 type diff struct {
 	addChains, rewriteChains, deleteChains []*Chain
 	addSets, deleteSets                    []*Set
+	// fillSlots are new slot maps; refillSlots are slot maps whose
+	// elements are replaced (flushed, then added again).
+	fillSlots, refillSlots []*Set
 	addElems, deleteElems                  map[string][]Element
 }
 
@@ -260,14 +265,21 @@ func (d *diff) port(old, new *fragment) {
 	// chain of the port that refers to it is rewritten with it.
 	setsChanged := false
 	for name, s := range oldSets {
-		if n, ok := newSets[name]; !ok || n.Timeout != s.Timeout {
+		if n, ok := newSets[name]; !ok || !sameSetKind(n, s) {
 			d.deleteSets = append(d.deleteSets, s)
 			setsChanged = setsChanged || ok
 		}
 	}
 	for name, s := range newSets {
-		if o, ok := oldSets[name]; !ok || o.Timeout != s.Timeout {
+		o, ok := oldSets[name]
+		switch {
+		case !ok || !sameSetKind(o, s):
 			d.addSets = append(d.addSets, s)
+			if len(s.Slots) > 0 {
+				d.fillSlots = append(d.fillSlots, s)
+			}
+		case !slices.Equal(o.Slots, s.Slots):
+			d.refillSlots = append(d.refillSlots, s)
 		}
 	}
 	if new != nil {
@@ -342,10 +354,15 @@ func setsByName(f *fragment) map[string]*Set {
 	return m
 }
 
+// sameSetKind reports whether a set can stay as it is (only its elements
+// may change).
+func sameSetKind(a, b *Set) bool {
+	return a.Key == b.Key && a.Map == b.Map && a.Timeout == b.Timeout && a.Interval == b.Interval
+}
+
 func equalRules(a, b []Rule) bool {
 	return slices.EqualFunc(a, b, func(x, y Rule) bool {
-		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil &&
-			(x.Numgen.Modulus != y.Numgen.Modulus || !slices.Equal(x.Numgen.Slots, y.Numgen.Slots))) {
+		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil && *x.Numgen != *y.Numgen) {
 			return false
 		}
 		if (x.Verdict == nil) != (y.Verdict == nil) || (x.Verdict != nil && *x.Verdict != *y.Verdict) {
@@ -372,6 +389,9 @@ func (d *diff) queue(b *batch) error {
 			return err
 		}
 	}
+	for _, s := range d.refillSlots {
+		b.conn.FlushSet(b.setRef(s.Name))
+	}
 	for _, c := range d.rewriteChains {
 		b.conn.FlushChain(b.chain(c.Name))
 	}
@@ -393,6 +413,11 @@ func (d *diff) queue(b *batch) error {
 	}
 	for _, m := range mapOrder {
 		if err := b.addElements(m, d.addElems[m]); err != nil {
+			return err
+		}
+	}
+	for _, s := range append(slices.Clip(d.fillSlots), d.refillSlots...) {
+		if err := b.addSlots(s); err != nil {
 			return err
 		}
 	}
