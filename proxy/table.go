@@ -250,7 +250,7 @@ type diff struct {
 	// fillSlots are new slot maps; refillSlots are slot maps whose
 	// elements are replaced (flushed, then added again).
 	fillSlots, refillSlots []*Set
-	addElems, deleteElems                  map[string][]Element
+	addElems, deleteElems  map[string][]Element
 }
 
 // port adds the changes from old to new (either may be nil) of one
