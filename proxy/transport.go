@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,7 +100,11 @@ func (t *transport) flush(c *nftables.Conn) error {
 	}
 	// One buffer for the whole batch, kept for the next one (the library's
 	// SendMessages would grow a new one message by message).
-	b := t.buf[:0]
+	size := 0
+	for i := range msgs {
+		size += unix.NLMSG_HDRLEN + len(msgs[i].Data) + unix.NLMSG_ALIGNTO
+	}
+	b := slices.Grow(t.buf[:0], size)
 	var begin, last uint32
 	for i := range msgs {
 		m := &msgs[i]
