@@ -56,14 +56,21 @@ func BenchmarkSyncFull(b *testing.B) {
 }
 
 // BenchmarkSyncIncremental: one endpoint of one Service changes in a table
-// of 1,000 Services x 10 endpoints.
+// of 1,000 Services x 10 endpoints (and, to show how the kernel's share
+// grows with the table, of 100 and 3,000 Services).
 func BenchmarkSyncIncremental(b *testing.B) {
+	for _, n := range []int{benchServices, 100, 3000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) { benchIncremental(b, n) })
+	}
+}
+
+func benchIncremental(b *testing.B, services int) {
 	ns := newNS(b)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	tbl := openIn(b, ns)
-	states := [2][]ServicePort{benchPorts(benchServices, benchEndpoints, 0), benchPorts(benchServices, benchEndpoints, 1)}
+	states := [2][]ServicePort{benchPorts(services, benchEndpoints, 0), benchPorts(services, benchEndpoints, 1)}
 	mustSync(b, tbl, states[0])
 	runtime.GC()
 	runtime.ReadMemStats(&after)

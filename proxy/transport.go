@@ -58,6 +58,9 @@ func newTransport(cfg *Config) (*transport, error) {
 // one sendmsg.
 const socketBuffer = 64 << 20
 
+// maxKeptBuffer bounds the batch buffer kept between Syncs.
+const maxKeptBuffer = 1 << 20
+
 func bigBuffers(c *netlink.Conn) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
@@ -131,7 +134,11 @@ func (t *transport) flush(c *nftables.Conn) error {
 		}
 		m.Header.Sequence = t.seq
 	}
-	t.buf = b
+	if cap(b) <= maxKeptBuffer {
+		t.buf = b
+	} else {
+		t.buf = nil // a full rebuild's 8 MB are not kept for the next small change
+	}
 	raw, err := t.nl.SyscallConn()
 	if err != nil {
 		return err
