@@ -3,7 +3,6 @@ package ipalloc
 import (
 	"cmp"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -81,11 +80,13 @@ func Allocate(cfg Config, desired []corev1.Service, previous ...[]corev1.Service
 		out[i] = desired[i]
 		out[i].Spec.Ports = slices.Clone(desired[i].Spec.Ports)
 	}
+	a.keys = make([]string, len(out))
 	order := make([]int, len(out))
 	for i := range order {
 		order[i] = i
+		a.keys[i] = keyOf(&out[i])
 	}
-	slices.SortStableFunc(order, func(i, j int) int { return strings.Compare(keyOf(&out[i]), keyOf(&out[j])) })
+	slices.SortStableFunc(order, func(i, j int) int { return strings.Compare(a.keys[i], a.keys[j]) })
 	a.clusterIPs(out, order)
 	a.nodePorts(out, order)
 	slices.SortStableFunc(a.errs, func(x, y Error) int {
@@ -119,6 +120,7 @@ type allocation struct {
 	ipOwner   map[netip.Addr]owner
 	portOwner map[int32]portOwner
 	errs      []Error
+	keys      []string // namespace/name of each Service of the result
 }
 
 func keyOf(s *corev1.Service) string { return s.Namespace + "/" + s.Name }
@@ -158,7 +160,7 @@ func (a *allocation) clusterIPs(out []corev1.Service, order []int) {
 			}
 			asked = ip
 		}
-		p, had := a.prev[keyOf(s)]
+		p, had := a.prev[a.keys[i]]
 		if had {
 			if ip, err := netip.ParseAddr(p.svc.Spec.ClusterIP); err == nil && a.cfg.check(ip) == "" {
 				before = ip
@@ -189,7 +191,7 @@ func (a *allocation) clusterIPs(out []corev1.Service, order []int) {
 			give = append(give, claim{i: c.i})
 			continue
 		}
-		a.setIP(s, ip, true)
+		a.setIP(c.i, s, ip, true)
 	}
 	for _, c := range ask {
 		s := &out[c.i]
@@ -198,17 +200,17 @@ func (a *allocation) clusterIPs(out []corev1.Service, order []int) {
 			a.fail(s, "spec.clusterIP", "%s is taken by Service %s%s", ip, o.key, whyTaken(o))
 			continue
 		}
-		a.setIP(s, ip, false)
+		a.setIP(c.i, s, ip, false)
 	}
-	slices.SortStableFunc(give, func(x, y claim) int { return strings.Compare(keyOf(&out[x.i]), keyOf(&out[y.i])) })
+	slices.SortStableFunc(give, func(x, y claim) int { return strings.Compare(a.keys[x.i], a.keys[y.i]) })
 	for _, c := range give {
 		s := &out[c.i]
-		ip, ok := a.freeIP(keyOf(s))
+		ip, ok := a.freeIP(a.keys[c.i])
 		if !ok {
 			a.fail(s, "spec.clusterIP", "no free address left in the service CIDR %s (%d in use)", a.cfg.ServiceCIDR, len(a.ipOwner))
 			continue
 		}
-		a.setIP(s, ip, false)
+		a.setIP(c.i, s, ip, false)
 	}
 }
 
@@ -219,8 +221,8 @@ func whyTaken(o owner) string {
 	return ", which asks for it too"
 }
 
-func (a *allocation) setIP(s *corev1.Service, ip netip.Addr, kept bool) {
-	a.ipOwner[ip] = owner{key: keyOf(s), kept: kept}
+func (a *allocation) setIP(i int, s *corev1.Service, ip netip.Addr, kept bool) {
+	a.ipOwner[ip] = owner{key: a.keys[i], kept: kept}
 	s.Spec.ClusterIP = ip.String()
 	s.Spec.ClusterIPs = []string{ip.String()}
 }
@@ -241,10 +243,14 @@ func (a *allocation) freeIP(key string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// hash is FNV-1a (64 bits) of s.
 func hash(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 func portField(j int) string { return "spec.ports[" + strconv.Itoa(j) + "].nodePort" }
@@ -260,7 +266,7 @@ func (a *allocation) nodePorts(out []corev1.Service, order []int) {
 			}
 			continue
 		}
-		p, had := a.prev[keyOf(s)]
+		p, had := a.prev[a.keys[i]]
 		for j := range s.Spec.Ports {
 			sp := &s.Spec.Ports[j]
 			asked, before := sp.NodePort, int32(0)
@@ -291,7 +297,7 @@ func (a *allocation) nodePorts(out []corev1.Service, order []int) {
 	for _, c := range keep {
 		s := &out[c.i]
 		np := wants[[2]int{c.i, c.port}]
-		if !a.takePort(s, c.port, np, true) {
+		if !a.takePort(c.i, s, c.port, np, true) {
 			if s.Spec.Ports[c.port].NodePort != 0 {
 				a.fail(s, portField(c.port), "node port %d is taken by Service %s", np, a.portOwner[np].key)
 				continue
@@ -302,9 +308,9 @@ func (a *allocation) nodePorts(out []corev1.Service, order []int) {
 	for _, c := range ask {
 		s := &out[c.i]
 		np := wants[[2]int{c.i, c.port}]
-		if !a.takePort(s, c.port, np, false) {
+		if !a.takePort(c.i, s, c.port, np, false) {
 			o := a.portOwner[np]
-			if o.key == keyOf(s) {
+			if o.key == a.keys[c.i] {
 				a.fail(s, portField(c.port), "node port %d is given twice for %s", np, s.Spec.Ports[c.port].Protocol)
 				continue
 			}
@@ -312,33 +318,33 @@ func (a *allocation) nodePorts(out []corev1.Service, order []int) {
 		}
 	}
 	slices.SortStableFunc(give, func(x, y claim) int {
-		return cmp.Or(strings.Compare(keyOf(&out[x.i]), keyOf(&out[y.i])), cmp.Compare(x.port, y.port))
+		return cmp.Or(strings.Compare(a.keys[x.i], a.keys[y.i]), cmp.Compare(x.port, y.port))
 	})
 	for _, c := range give {
 		s := &out[c.i]
 		sp := &s.Spec.Ports[c.port]
-		if a.sharePort(s, c.port) {
+		if a.sharePort(c.i, s, c.port) {
 			continue
 		}
-		np, ok := a.freePort(keyOf(s) + "/" + sp.Name + "/" + string(sp.Protocol))
+		np, ok := a.freePort(a.keys[c.i] + "/" + sp.Name + "/" + string(sp.Protocol))
 		if !ok {
 			a.fail(s, portField(c.port), "no free node port left in the range %s (%d in use)", a.cfg.NodePorts, len(a.portOwner))
 			continue
 		}
-		a.takePort(s, c.port, np, false)
+		a.takePort(c.i, s, c.port, np, false)
 	}
 }
 
 // takePort gives np to port j of s when np is free, or held by s itself
 // for other protocols.
-func (a *allocation) takePort(s *corev1.Service, j int, np int32, kept bool) bool {
+func (a *allocation) takePort(i int, s *corev1.Service, j int, np int32, kept bool) bool {
 	proto := s.Spec.Ports[j].Protocol
 	o, taken := a.portOwner[np]
-	if taken && (o.key != keyOf(s) || slices.Contains(o.protocols, proto)) {
+	if taken && (o.key != a.keys[i] || slices.Contains(o.protocols, proto)) {
 		return false
 	}
 	if !taken {
-		o = portOwner{owner: owner{key: keyOf(s), kept: kept}}
+		o = portOwner{owner: owner{key: a.keys[i], kept: kept}}
 	}
 	o.protocols = append(o.protocols, proto)
 	a.portOwner[np] = o
@@ -348,11 +354,11 @@ func (a *allocation) takePort(s *corev1.Service, j int, np int32, kept bool) boo
 
 // sharePort gives port j of s the node port of another of its ports with
 // the same port number and another protocol, as Kubernetes does.
-func (a *allocation) sharePort(s *corev1.Service, j int) bool {
+func (a *allocation) sharePort(i int, s *corev1.Service, j int) bool {
 	sp := s.Spec.Ports[j]
 	for k, other := range s.Spec.Ports {
 		if k != j && other.NodePort != 0 && other.Port == sp.Port && other.Protocol != sp.Protocol &&
-			a.takePort(s, j, other.NodePort, false) {
+			a.takePort(i, s, j, other.NodePort, false) {
 			return true
 		}
 	}
