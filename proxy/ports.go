@@ -248,9 +248,6 @@ func podWeight(p *corev1.Pod) int32 {
 
 func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
-func compareEndpoints(a, b Endpoint) int {
-	return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
-}
 
 // PortsBuilder produces successive results of Ports from successive
 // snapshots of the store, recomputing only the Services whose inputs
