@@ -248,7 +248,6 @@ func podWeight(p *corev1.Pod) int32 {
 
 func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
-
 // PortsBuilder produces successive results of Ports from successive
 // snapshots of the store, recomputing only the Services whose inputs
 // changed: the Service itself, or a pod it selects or selected (added,
