@@ -26,10 +26,12 @@ import (
 // syncs one transaction), and from its NotReady status to the first
 // connection refused. A client in the runner's network namespace connects
 // to the VIP in a tight loop (a refused connect takes a few µs, so the
-// resolution is that fine). services=1000 runs it beside 999 other
-// Services of 10 ready endpoints each, and reports the memory the cache,
-// the runner and its Table hold for 1,000 Services x 10 endpoints (Go heap
-// after a collection, against before the cache listed) and the mean time
+// resolution is that fine). Each change follows a quiet time longer than
+// MinSyncInterval. services=1000 runs it beside 999 other Services of 10
+// ready endpoints each, and reports the memory an agent holds for 1,000
+// Services x 10 endpoints (Go heap after a collection: heap-MB in all,
+// cache-heap-MB for the cache of services, pods and statuses,
+// runner-heap-MB for the PortsBuilder and the Table), and the mean time
 // of the full and incremental syncs (bosun_proxy_sync_seconds).
 //
 //	go test -run XXX -bench Runner_readyToReachable -benchtime 200x ./proxy/
@@ -83,6 +85,12 @@ func benchReadyToReachable(b *testing.B, services int) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	c.cache = store.RunTestCache(b, st, CacheConfig())
+	if _, err := c.cache.Snapshot(ctx); err != nil { // listed, and the snapshot built
+		b.Fatal(err)
+	}
+	runtime.GC()
+	var cached runtime.MemStats
+	runtime.ReadMemStats(&cached)
 	reg := prometheus.NewRegistry()
 	startRunner(b, RunConfig{Table: "benchready", NetNS: ns, Registerer: reg, KeepBridgeNetfilter: true}, c.cache)
 	start := time.Now()
@@ -155,7 +163,10 @@ func benchReadyToReachable(b *testing.B, services int) {
 	b.ReportMetric(pct(write, 0.5), "write-p50-ms")
 	b.ReportMetric(0, "ns/op")
 	if services > 1 {
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MB")
+		mb := func(a, b runtime.MemStats) float64 { return float64(int64(a.HeapAlloc)-int64(b.HeapAlloc)) / (1 << 20) }
+		b.ReportMetric(mb(after, before), "heap-MB")
+		b.ReportMetric(mb(cached, before), "cache-heap-MB")
+		b.ReportMetric(mb(after, cached), "runner-heap-MB")
 	}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -168,8 +179,10 @@ func benchReadyToReachable(b *testing.B, services int) {
 		for _, m := range mf.Metric {
 			h := m.GetHistogram()
 			b.ReportMetric(1000*h.GetSampleSum()/float64(h.GetSampleCount()), "sync-"+m.GetLabel()[0].GetValue()+"-ms")
+			b.ReportMetric(float64(h.GetSampleCount()), "syncs-"+m.GetLabel()[0].GetValue())
 		}
 	}
+	b.ReportMetric(metric(b, reg, "bosun_proxy_syncs_total", "error"), "syncs-failed")
 }
 
 // background writes n Services of pods ready endpoints each (addresses in
