@@ -82,8 +82,13 @@ func TestServices(t *testing.T) {
 		}
 	})
 
-	t.Run("from the host, 300 connections spread over the 3 ready endpoints", func(t *testing.T) {
-		got := countAnswers(300, 10, func() (string, error) { return askHost("http://" + vip + ":80/") })
+	t.Run("from the host, 300 connections to the name spread over the 3 ready endpoints", func(t *testing.T) {
+		r, err := s.lookup(webName, mdns.TypeA) // the host resolves through the stack's DNS
+		if err != nil || len(aRecords(r)) != 1 {
+			t.Fatalf("A %s: %v, %v", webName, r, err)
+		}
+		addr := aRecords(r)[0]
+		got := countAnswers(300, 10, func() (string, error) { return askHost("http://" + addr + ":80/") })
 		checkSpread(t, got, web, 300)
 	})
 
