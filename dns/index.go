@@ -82,13 +82,18 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 
 	// Pods by namespace and label, so that a Service's candidates are the
 	// pods carrying the rarest pair of its selector, not its whole
-	// namespace: 500 Services over 30,000 pods stay cheap.
+	// namespace: 500 Services over 30,000 pods stay cheap. Only the
+	// namespaces of Services answering with their endpoints need them.
 	byLabel := make(map[string]map[string][]*corev1.Pod)
+	for i := range services {
+		if svc := &services[i]; !hasClusterIP(svc) && len(svc.Spec.Selector) > 0 && byLabel[svc.Namespace] == nil {
+			byLabel[svc.Namespace] = make(map[string][]*corev1.Pod)
+		}
+	}
 	for _, p := range pods {
 		m := byLabel[p.Namespace]
 		if m == nil {
-			m = make(map[string][]*corev1.Pod)
-			byLabel[p.Namespace] = m
+			continue
 		}
 		for k, v := range p.Labels {
 			m[k+"="+v] = append(m[k+"="+v], p)
@@ -223,23 +228,29 @@ func hasClusterIP(svc *corev1.Service) bool {
 
 // clusterIPs returns the virtual IPs of svc, a Service with hasClusterIP:
 // spec.clusterIPs, or spec.clusterIP when that is empty, without
-// duplicates; bad lists the entries that are not addresses.
-func clusterIPs(svc *corev1.Service) (ips []netip.Addr, bad []string) {
+// duplicates and without the entries that are not addresses
+// (serviceSkips reports those).
+func clusterIPs(svc *corev1.Service) []netip.Addr {
 	list := svc.Spec.ClusterIPs
 	if len(list) == 0 {
 		list = []string{svc.Spec.ClusterIP}
 	}
+	var ips []netip.Addr
 	for _, s := range list {
-		ip, err := netip.ParseAddr(s)
-		if err != nil || ip.Zone() != "" {
-			bad = append(bad, s)
+		if !isAddr(s) {
 			continue
 		}
-		if ip = ip.Unmap(); !slices.Contains(ips, ip) {
+		if ip := netip.MustParseAddr(s).Unmap(); !slices.Contains(ips, ip) {
 			ips = append(ips, ip)
 		}
 	}
-	return ips, bad
+	return ips
+}
+
+// isAddr reports whether s is an IP address without a zone.
+func isAddr(s string) bool {
+	ip, err := netip.ParseAddr(s)
+	return err == nil && ip.Zone() == ""
 }
 
 // serviceSkips appends to skipped what of svc has no DNS name ("ns/name:
@@ -252,9 +263,14 @@ func serviceSkips(svc *corev1.Service, skipped []string) []string {
 		}
 	}
 	if hasClusterIP(svc) {
-		_, bad := clusterIPs(svc)
-		for _, s := range bad {
-			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": clusterIP "+strconv.Quote(s)+": not an IP address")
+		list := svc.Spec.ClusterIPs
+		if len(list) == 0 {
+			list = []string{svc.Spec.ClusterIP}
+		}
+		for _, s := range list {
+			if !isAddr(s) {
+				skipped = append(skipped, svc.Namespace+"/"+svc.Name+": clusterIP "+strconv.Quote(s)+": not an IP address")
+			}
 		}
 	}
 	return skipped
@@ -284,7 +300,7 @@ func srvName(port corev1.ServicePort, owner string) (name string, ok bool) {
 func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoint, ttl uint32) {
 	e := names.add(owner)
 	if hasClusterIP(svc) {
-		ips, _ := clusterIPs(svc)
+		ips := clusterIPs(svc)
 		vips := make([]mdns.RR, len(ips))
 		for i, ip := range ips {
 			vips[i] = addrRR(owner, ip, ttl)
@@ -311,14 +327,14 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	// Every endpoint has its dashed name; one whose pod names this Service
 	// as its subdomain also has its hostname name, which is then the
 	// endpoint's SRV target.
-	targets := make([]string, len(eps))
+	targets := make([]mdns.RR, len(eps)) // the address record of each endpoint's SRV target
 	for i, ep := range eps {
 		e.addAddr(addrRR(owner, ep.ip, ttl))
-		targets[i] = dashed(ep.ip) + "." + owner
-		names.add(targets[i]).addAddrOnce(targets[i], ep.ip, ttl)
+		dn := dashed(ep.ip) + "." + owner
+		targets[i] = names.add(dn).addAddrOnce(addrRR(dn, ep.ip, ttl))
 		if h := kube.EndpointHostname(svc, ep.pod); h != "" && isLabel(h) {
-			targets[i] = lower(h) + "." + owner
-			names.add(targets[i]).addAddrOnce(targets[i], ep.ip, ttl)
+			hn := lower(h) + "." + owner
+			targets[i] = names.add(hn).addAddrOnce(addrRR(hn, ep.ip, ttl))
 		}
 	}
 	ports := make([]uint16, len(eps))
@@ -341,7 +357,7 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 		if n > 1 {
 			weight = uint16(max(1, 100/n))
 		}
-		for i, ep := range eps {
+		for i := range eps {
 			if ports[i] == 0 {
 				continue
 			}
@@ -350,9 +366,9 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 				Priority: 0,
 				Weight:   weight,
 				Port:     ports[i],
-				Target:   targets[i],
+				Target:   targets[i].Header().Name,
 			})
-			se.srvXtra = append(se.srvXtra, addrRR(targets[i], ep.ip, ttl))
+			se.srvXtra = append(se.srvXtra, targets[i])
 		}
 	}
 }
@@ -386,27 +402,35 @@ func (e *entry) addAddr(rr mdns.RR) {
 	}
 }
 
-// addAddrOnce adds the address record of ip to e, owner of name, unless e
-// has it already: two endpoints may share a name (two pods with one
-// hostname, or a hostname that reads as another pod's dashed address).
-func (e *entry) addAddrOnce(name string, ip netip.Addr, ttl uint32) {
+// addAddrOnce adds rr, an A or AAAA record of e's name, unless e has a
+// record of that address already, and returns the record e holds: two
+// endpoints may share a name (two pods with one hostname, or a hostname
+// that reads as another pod's dashed address).
+func (e *entry) addAddrOnce(rr mdns.RR) mdns.RR {
 	have := e.a
-	if !ip.Is4() {
+	if rr.Header().Rrtype == mdns.TypeAAAA {
 		have = e.aaaa
 	}
-	for _, rr := range have {
-		var got netip.Addr
-		switch r := rr.(type) {
-		case *mdns.A:
-			got, _ = netip.AddrFromSlice(r.A.To4())
-		case *mdns.AAAA:
-			got, _ = netip.AddrFromSlice(r.AAAA)
-		}
-		if got == ip {
-			return
+	ip := addrOf(rr)
+	for _, h := range have {
+		if addrOf(h) == ip {
+			return h
 		}
 	}
-	e.addAddr(addrRR(name, ip, ttl))
+	e.addAddr(rr)
+	return rr
+}
+
+// addrOf is the address of an A or AAAA record.
+func addrOf(rr mdns.RR) netip.Addr {
+	var ip netip.Addr
+	switch r := rr.(type) {
+	case *mdns.A:
+		ip, _ = netip.AddrFromSlice(r.A.To4())
+	case *mdns.AAAA:
+		ip, _ = netip.AddrFromSlice(r.AAAA)
+	}
+	return ip
 }
 
 type endpoint struct {
