@@ -11,8 +11,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"bosun/store"
 )
@@ -52,7 +54,9 @@ func seed(t *testing.T) *store.Store {
 		ops = append(ops, op)
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}}}
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Type: corev1.ServiceTypeClusterIP,
+			ClusterIP: "10.96.0.10", ClusterIPs: []string{"10.96.0.10"},
+			Ports: []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(8080)}}}}
 	op, _ := store.PutService(svc)
 	ops = append(ops, op)
 	if err := lead.Apply(ctx, ops); err != nil {
@@ -88,8 +92,9 @@ func TestStatus_endpointsAreReadyPodsOnly(t *testing.T) {
 	if s.Leader != "replica-1" {
 		t.Errorf("leader = %q", s.Leader)
 	}
-	if len(s.Services) != 1 || !reflect.DeepEqual(s.Services[0].Endpoints, []string{"10.88.0.2", "10.88.0.3"}) {
-		t.Errorf("services = %+v, want web with 10.88.0.2, 10.88.0.3", s.Services)
+	if len(s.Services) != 1 || !reflect.DeepEqual(s.Services[0], ServiceStatus{Namespace: "default", Name: "web", Type: "ClusterIP",
+		ClusterIP: "10.96.0.10", Ports: "80/TCP", Endpoints: []string{"10.88.0.2", "10.88.0.3"}, Ready: 2}) {
+		t.Errorf("services = %+v, want web 10.96.0.10 with 10.88.0.2, 10.88.0.3", s.Services)
 	}
 	if s.Pods.Total != 4 || s.Pods.ByPhase["Running"] != 4 {
 		t.Errorf("pods = %+v", s.Pods)
@@ -179,5 +184,45 @@ func TestRolloutState(t *testing.T) {
 		if got := rolloutState(d, 2); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestEndpoints_areEndpointSlices: GET /api/v1/endpoints[/{service}]
+// answers kube.EndpointSlices of each Service; a Service that does not
+// exist is 404.
+func TestEndpoints_areEndpointSlices(t *testing.T) {
+	st := seed(t)
+	h := newHandler(t, st)
+	var list struct {
+		APIVersion, Kind string
+		Items            []discoveryv1.EndpointSlice
+	}
+	for _, path := range []string{"/api/v1/endpoints", "/api/v1/endpoints/web", "/api/v1/endpoints/web?namespace=default"} {
+		if code := get(t, h, "GET", path, &list); code != 200 {
+			t.Fatalf("%s: code %d", path, code)
+		}
+		if list.Kind != "List" || len(list.Items) != 1 {
+			t.Fatalf("%s: %s with %d items", path, list.Kind, len(list.Items))
+		}
+		sl := list.Items[0]
+		var addrs []string
+		ready := 0
+		for _, ep := range sl.Endpoints {
+			addrs = append(addrs, ep.Addresses...)
+			if *ep.Conditions.Ready {
+				ready++
+			}
+		}
+		if sl.Kind != "EndpointSlice" || sl.Labels[discoveryv1.LabelServiceName] != "web" || len(sl.Ports) != 1 || *sl.Ports[0].Port != 8080 ||
+			!reflect.DeepEqual(addrs, []string{"10.88.0.2", "10.88.0.3", "10.88.0.4"}) || ready != 2 {
+			t.Errorf("%s: slice %+v", path, sl)
+		}
+	}
+	if code := get(t, h, "GET", "/api/v1/endpoints?namespace=other", &list); code != 200 || len(list.Items) != 0 {
+		t.Errorf("another namespace: code %d, %d items", code, len(list.Items))
+	}
+	var e Error
+	if code := get(t, h, "GET", "/api/v1/endpoints/nope", &e); code != 404 || e.Error != `service "nope" not found` {
+		t.Errorf("missing service: code %d, error %q", code, e.Error)
 	}
 }

@@ -16,9 +16,14 @@
 // pod's READY, STATUS and RESTARTS as kubectl prints them (Init:1/2,
 // Init:CrashLoopBackOff, PodInitializing, sidecars counted as containers),
 // for the CLI and the status summary, which lists pods still initializing.
+// Services are stored with the addresses the leader gave them
+// (spec.clusterIP(s), ports[].nodePort); their endpoints are served as
+// discovery.k8s.io/v1 EndpointSlices, from kube.EndpointSlices, the model
+// DNS and the Service proxy read.
 //
-//	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services)
+//	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints)
 //	GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
+//	GET  /api/v1/endpoints[/SERVICE][?namespace=NS]   the Services' EndpointSlices (kube.EndpointSlices)
 //	GET  /api/v1/history                the revisions seen, newest first
 //	POST /api/v1/plan                   preview a ref or a directory (PlanRequest)
 //	GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)

@@ -58,11 +58,21 @@ type PodCounts struct {
 	Initializing []string `json:"initializing,omitempty"`
 }
 
-// ServiceStatus lists a service's endpoints (ready pod IPs).
+// ServiceStatus is a Service's address and its endpoints.
 type ServiceStatus struct {
-	Namespace string   `json:"namespace"`
-	Name      string   `json:"name"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Type is ClusterIP or NodePort.
+	Type string `json:"type,omitempty"`
+	// ClusterIP is the Service's virtual IP, "None" for a headless
+	// Service, "" until the leader gave it one.
+	ClusterIP string `json:"clusterIP,omitempty"`
+	// Ports are its ports as `bosun get services` shows them.
+	Ports string `json:"ports,omitempty"`
+	// Endpoints are the IPs of its ready endpoints, sorted; Ready counts
+	// them.
 	Endpoints []string `json:"endpoints"`
+	Ready     int      `json:"ready"`
 }
 
 // BuildStatus summarises a snapshot.
@@ -111,8 +121,10 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 		}
 	}
 	for _, svc := range snap.Services {
+		eps := Endpoints(&svc, snap.Pods)
 		st.Services = append(st.Services, ServiceStatus{
-			Namespace: svc.Namespace, Name: svc.Name, Endpoints: Endpoints(&svc, snap.Pods),
+			Namespace: svc.Namespace, Name: svc.Name, Type: string(svc.Spec.Type), ClusterIP: svc.Spec.ClusterIP,
+			Ports: kube.ServicePorts(&svc), Endpoints: eps, Ready: len(eps),
 		})
 	}
 	return st

@@ -89,7 +89,7 @@ func validateJobSpec(spec *batchv1.JobSpec, path *field.Path, ps *problems) {
 		ps.add(path.Child("completionMode"), "unsupported value %q: bosun runs NonIndexed Jobs", *m)
 	}
 	tmpl := path.Child("template")
-	validateTemplateMeta(&spec.Template.ObjectMeta, tmpl.Child("metadata"), ps)
+	validateTemplateMeta(&spec.Template.ObjectMeta, tmpl.Child("metadata"), true, ps)
 	validatePodSpec(&spec.Template.Spec, tmpl.Child("spec"), ownerJob, ps)
 }
 
@@ -152,7 +152,7 @@ func validateCronJob(cj *batchv1.CronJob) problems {
 		}
 	}
 	jt := spec.Child("jobTemplate")
-	validateTemplateMeta(&cj.Spec.JobTemplate.ObjectMeta, jt.Child("metadata"), &ps)
+	validateTemplateMeta(&cj.Spec.JobTemplate.ObjectMeta, jt.Child("metadata"), false, &ps)
 	validateJobSpec(&cj.Spec.JobTemplate.Spec, jt.Child("spec"), &ps)
 	return ps
 }

@@ -117,6 +117,25 @@ func defaultService(svc *corev1.Service) {
 	if svc.Spec.SessionAffinity == "" {
 		svc.Spec.SessionAffinity = corev1.ServiceAffinityNone
 	}
+	if svc.Spec.SessionAffinity == corev1.ServiceAffinityClientIP {
+		c := svc.Spec.SessionAffinityConfig
+		if c == nil {
+			c = &corev1.SessionAffinityConfig{}
+			svc.Spec.SessionAffinityConfig = c
+		}
+		if c.ClientIP == nil {
+			c.ClientIP = &corev1.ClientIPConfig{}
+		}
+		if c.ClientIP.TimeoutSeconds == nil {
+			t := int32(DefaultClientIPTimeoutSeconds)
+			c.ClientIP.TimeoutSeconds = &t
+		}
+	}
+	// A manifest may give its address in clusterIPs only, as Kubernetes
+	// allows; the leader fills both.
+	if svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 1 {
+		svc.Spec.ClusterIP = svc.Spec.ClusterIPs[0]
+	}
 	for i := range svc.Spec.Ports {
 		p := &svc.Spec.Ports[i]
 		if p.Protocol == "" {

@@ -29,7 +29,12 @@
 //     a manifest never runs differently from what it says. The table is the
 //     one list of supported fields; the README's is generated from it.
 //   - Defaults, then validation of values: only the kinds in
-//     SupportedKinds; Services of type ClusterIP (or headless) only;
+//     SupportedKinds; Services of type ClusterIP (or headless) or
+//     NodePort, with an IPv4 clusterIP if any, sessionAffinity None or
+//     ClientIP (timeout 1 to 86400 s) and Cluster traffic policies
+//     (LoadBalancer and ExternalName refused with why); the pod annotation
+//     bosun.dev/weight (AnnotationWeight) a non-negative integer, on pods
+//     and pod templates only;
 //     container and port names unique across a whole pod (a named
 //     targetPort must resolve to one port); bosun.dev/ annotations only
 //     when bosun acts on them; the operator's Policy (hostPath prefixes,
@@ -46,8 +51,9 @@
 // pod restartPolicy Always (a Job's pods must name OnFailure or Never),
 // terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst; container
 // imagePullPolicy Always for ":latest" or untagged images and IfNotPresent
-// otherwise; port protocol TCP; Service type ClusterIP and targetPort
-// equal to port; Secret type Opaque, stringData merged into data; Job
+// otherwise; port protocol TCP; Service type ClusterIP, targetPort
+// equal to port, clusterIP from a clusterIPs of one address, and for
+// ClientIP affinity a timeout of 10800 s; Secret type Opaque, stringData merged into data; Job
 // parallelism and completions 1, backoffLimit 6; CronJob
 // concurrencyPolicy Allow and history limits 3 and 1.
 //
@@ -56,6 +62,11 @@
 // puts a keyed hash of the ConfigMaps and Secrets each Deployment template
 // and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
 // them out.
+//
+// The ranges a Service's clusterIP and node ports must fit, and whether
+// another Service keeps them, are checked once the revision is loaded, by
+// the allocation of addresses (package ipalloc), which names the line of
+// the field through Set.Where.
 //
 // TemplateHash gives the pod-template-hash label of a Deployment's template.
 //

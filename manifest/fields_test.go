@@ -153,7 +153,7 @@ func TestCheckFields_refusesWhatBosunDoesNotCarryOut(t *testing.T) {
 		{
 			name: "an unsupported value is refused with what bosun serves",
 			yaml: service + "  type: LoadBalancer\n",
-			want: []string{`m.yaml:12: spec.type: unsupported value "LoadBalancer": bosun serves ClusterIP and headless Services`},
+			want: []string{`m.yaml:12: spec.type: unsupported value "LoadBalancer": bosun has no load balancer provider; use type NodePort and point your load balancer at the nodes' ports`},
 		},
 		{
 			name: "status and cluster-set metadata are refused",

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -298,8 +299,30 @@ func kindOf[T any, PT interface {
 		l.addProblems(d, l.pol.check(obj))
 		if l.register(d, kind, obj.GetNamespace(), obj.GetName()) {
 			add(l.set, obj)
+			l.recordLines(d, ObjectKey{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}, obj)
 		}
 	}
+}
+
+// recordLines keeps the lines of the fields of obj that are checked after
+// loading (Set.Where).
+func (l *loader) recordLines(d *document, key ObjectKey, obj any) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return
+	}
+	paths := []string{"spec.clusterIP"}
+	for i := range svc.Spec.Ports {
+		paths = append(paths, "spec.ports["+strconv.Itoa(i)+"].nodePort")
+	}
+	lines := make(map[string]int, len(paths))
+	for _, p := range paths {
+		lines[p] = d.lineOf(parsePath(p))
+	}
+	if l.set.lines == nil {
+		l.set.lines = map[ObjectKey]map[string]int{}
+	}
+	l.set.lines[key] = lines
 }
 
 // stringField reads a required top-level string field, reporting its absence.

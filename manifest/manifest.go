@@ -30,6 +30,26 @@ type Set struct {
 	CronJobs   []batchv1.CronJob
 	// Sources records where each object was defined.
 	Sources map[ObjectKey]Source
+
+	// lines records, for the fields that are checked once the whole
+	// revision is loaded against the cluster (a Service's clusterIP and
+	// node ports), the line each is written on: see Where.
+	lines map[ObjectKey]map[string]int
+}
+
+// Where returns where the field at path (a JSON path such as
+// "spec.ports[1].nodePort") of the object key is written: the object's
+// file, and the line of the field, of its nearest enclosing field that is
+// written, or of the object. Lines of fields are known for the fields
+// checked after loading (a Service's spec.clusterIP and
+// spec.ports[i].nodePort); other paths, and sets not loaded from files,
+// give the object's line.
+func (s *Set) Where(key ObjectKey, path string) Source {
+	src := s.Sources[key]
+	if line, ok := s.lines[key][path]; ok {
+		src.Line = line
+	}
+	return src
 }
 
 // ObjectKey names one object of a Set.
@@ -107,6 +127,11 @@ func (es Errors) Error() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// SortErrors orders errors as LoadDir returns them: by file, then line,
+// then field and message. Checks made after loading (the server's
+// allocation of Service addresses) use it to list their errors the same way.
+func SortErrors(es Errors) { sortErrors(es) }
 
 // sortErrors orders errors by file, then line, then field and message so
 // that the same input always gives the same list.

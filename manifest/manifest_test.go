@@ -241,9 +241,9 @@ func TestDecode_rejectsBadManifestsWithExactMessages(t *testing.T) {
 			},
 		},
 		{
-			name: "service type other than ClusterIP",
-			yaml: service + "  type: NodePort\n",
-			want: []string{`m.yaml:12: spec.type: unsupported value "NodePort": bosun serves ClusterIP and headless Services`},
+			name: "service type other than ClusterIP or NodePort",
+			yaml: service + "  type: ExternalName\n",
+			want: []string{`m.yaml:12: spec.type: unsupported value "ExternalName": bosun serves Services with endpoints (ClusterIP, headless, NodePort); use a DNS CNAME outside the cluster`},
 		},
 		{
 			name: "duplicate object in one file",

@@ -36,10 +36,25 @@ const (
 // seems to ask for something bosun does not do.
 const annotationPrefix = "bosun.dev/"
 
-// honouredAnnotations are the bosun.dev/ annotations manifests may set,
-// with what they do. None yet: the canary annotations come with canary
-// releases.
+// honouredAnnotations are the bosun.dev/ annotations any object may set,
+// with what they do. None yet.
 var honouredAnnotations = map[string]string{}
+
+// AnnotationWeight on a pod (or a pod template) is the relative share of
+// new connections its endpoint group gets in the Services that select it:
+// a non-negative integer (proxy.Group.Weight).
+const AnnotationWeight = "bosun.dev/weight"
+
+// podAnnotations are the bosun.dev/ annotations of pods and pod templates,
+// each with the check of its value (it returns why a value is refused, or "").
+var podAnnotations = map[string]func(v string) string{
+	AnnotationWeight: func(v string) string {
+		if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 0 {
+			return fmt.Sprintf("invalid value %q: must be a non-negative integer (the pod's endpoint group's relative share of its Services' new connections)", v)
+		}
+		return ""
+	},
+}
 
 // pendingAnnotations are bosun.dev/ annotations of the design that bosun
 // does not carry out yet, with what they are waiting for.
@@ -81,7 +96,7 @@ func (ps *problems) addList(list field.ErrorList) {
 
 func validatePod(pod *corev1.Pod) problems {
 	var ps problems
-	validateObjectMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
+	validateMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, true, &ps)
 	validatePodSpec(&pod.Spec, field.NewPath("spec"), ownerNone, &ps)
 	return ps
 }
@@ -96,25 +111,84 @@ func validateDeployment(dep *appsv1.Deployment) problems {
 	if dep.Spec.MinReadySeconds < 0 {
 		ps.add(spec.Child("minReadySeconds"), "must be >= 0")
 	}
-	validateTemplateMeta(&dep.Spec.Template.ObjectMeta, spec.Child("template", "metadata"), &ps)
+	validateTemplateMeta(&dep.Spec.Template.ObjectMeta, spec.Child("template", "metadata"), true, &ps)
 	validateSelector(dep.Spec.Selector, dep.Spec.Template.Labels, spec.Child("selector"), &ps)
 	validateStrategy(&dep.Spec.Strategy, spec.Child("strategy"), &ps)
 	validatePodSpec(&dep.Spec.Template.Spec, spec.Child("template", "spec"), ownerDeployment, &ps)
 	return ps
 }
 
+// Limits of sessionAffinityConfig.clientIP.timeoutSeconds, as in
+// Kubernetes.
+const (
+	DefaultClientIPTimeoutSeconds = 10800
+	maxClientIPTimeoutSeconds     = 86400
+)
+
 func validateService(svc *corev1.Service) problems {
 	var ps problems
 	validateObjectMeta(&svc.ObjectMeta, validation.IsDNS1123Label, labelRule, &ps)
 	spec := field.NewPath("spec")
-	if svc.Spec.Type != corev1.ServiceTypeClusterIP {
-		ps.add(spec.Child("type"), "unsupported value %q: bosun serves ClusterIP and headless Services", svc.Spec.Type)
+	nodePort := svc.Spec.Type == corev1.ServiceTypeNodePort
+	switch t := svc.Spec.Type; t {
+	case corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort:
+	case corev1.ServiceTypeLoadBalancer:
+		ps.add(spec.Child("type"), "unsupported value %q: bosun has no load balancer provider; use type NodePort and point your load balancer at the nodes' ports", t)
+	case corev1.ServiceTypeExternalName:
+		ps.add(spec.Child("type"), "unsupported value %q: bosun serves Services with endpoints (ClusterIP, headless, NodePort); use a DNS CNAME outside the cluster", t)
+	default:
+		ps.add(spec.Child("type"), "unsupported value %q: must be ClusterIP or NodePort", t)
 	}
-	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-		ps.add(spec.Child("clusterIP"), "unsupported value %q: Services have no virtual IPs yet; leave clusterIP out, or None", ip)
+	switch ip := svc.Spec.ClusterIP; {
+	case ip == "":
+	case ip == corev1.ClusterIPNone:
+		if nodePort {
+			ps.add(spec.Child("clusterIP"), "must not be None when type is NodePort: a node port forwards to the Service's virtual IP")
+		}
+	default:
+		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
+			ps.add(spec.Child("clusterIP"), "invalid value %q: must be an IPv4 address from the service CIDR, None (headless), or left out (bosun gives one)", ip)
+		}
 	}
-	if a := svc.Spec.SessionAffinity; a != corev1.ServiceAffinityNone {
-		ps.add(spec.Child("sessionAffinity"), "unsupported value %q: must be None", a)
+	switch ips := svc.Spec.ClusterIPs; {
+	case len(ips) > 1:
+		ps.add(spec.Child("clusterIPs"), "at most one address: bosun serves IPv4 single-stack Services")
+	case len(ips) == 1 && ips[0] != svc.Spec.ClusterIP:
+		ps.add(spec.Child("clusterIPs").Index(0), "must be the same as spec.clusterIP (%q)", svc.Spec.ClusterIP)
+	}
+	sac := spec.Child("sessionAffinityConfig")
+	switch a := svc.Spec.SessionAffinity; a {
+	case corev1.ServiceAffinityNone:
+		if svc.Spec.SessionAffinityConfig != nil {
+			ps.add(sac, "must not be set when sessionAffinity is None")
+		}
+	case corev1.ServiceAffinityClientIP:
+		if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+			if t := *c.ClientIP.TimeoutSeconds; t < 1 || t > maxClientIPTimeoutSeconds {
+				ps.add(sac.Child("clientIP", "timeoutSeconds"), "%d is out of range: must be 1 to %d (a day)", t, maxClientIPTimeoutSeconds)
+			}
+		}
+		if svc.Spec.ClusterIP == corev1.ClusterIPNone {
+			ps.add(spec.Child("sessionAffinity"), "ClientIP needs a virtual IP: a headless Service has none")
+		}
+	default:
+		ps.add(spec.Child("sessionAffinity"), "unsupported value %q: must be None or ClientIP", a)
+	}
+	switch p := svc.Spec.ExternalTrafficPolicy; {
+	case p == "":
+	case !nodePort:
+		ps.add(spec.Child("externalTrafficPolicy"), "may only be set when type is NodePort")
+	case p == corev1.ServiceExternalTrafficPolicyLocal:
+		ps.add(spec.Child("externalTrafficPolicy"), "unsupported value %q: bosun's node ports forward to the endpoints on every node (Cluster); it does not keep the client's address by serving only a node's own endpoints", p)
+	case p != corev1.ServiceExternalTrafficPolicyCluster:
+		ps.add(spec.Child("externalTrafficPolicy"), "unsupported value %q: must be Cluster", p)
+	}
+	switch p := svc.Spec.InternalTrafficPolicy; {
+	case p == nil || *p == corev1.ServiceInternalTrafficPolicyCluster:
+	case *p == corev1.ServiceInternalTrafficPolicyLocal:
+		ps.add(spec.Child("internalTrafficPolicy"), "unsupported value %q: bosun sends a Service's traffic to its endpoints on every node (Cluster)", *p)
+	default:
+		ps.add(spec.Child("internalTrafficPolicy"), "unsupported value %q: must be Cluster", *p)
 	}
 	for i, f := range svc.Spec.IPFamilies {
 		if f != corev1.IPv4Protocol {
@@ -152,14 +226,24 @@ func validateService(svc *corev1.Service) problems {
 		}
 		validateProtocol(port.Protocol, p.Child("protocol"), &ps)
 		validateTargetPort(port.TargetPort, p.Child("targetPort"), &ps)
-		if port.NodePort != 0 {
-			ps.add(p.Child("nodePort"), "not supported: bosun serves ClusterIP Services only")
+		switch {
+		case port.NodePort == 0:
+		case !nodePort:
+			ps.add(p.Child("nodePort"), "may only be set when type is NodePort")
+		case len(validation.IsValidPortNum(int(port.NodePort))) > 0:
+			ps.add(p.Child("nodePort"), "%d %s", port.NodePort, portRange)
 		}
 	}
 	return ps
 }
 
 func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, ps *problems) {
+	validateMeta(meta, nameRule, ruleText, false, ps)
+}
+
+// validateMeta checks an object's metadata; pod says the object is a pod,
+// which may carry the pod annotations.
+func validateMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, pod bool, ps *problems) {
 	md := field.NewPath("metadata")
 	switch {
 	case meta.Name == "":
@@ -171,12 +255,13 @@ func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string,
 		ps.add(md.Child("namespace"), "invalid namespace %q: %s", meta.Namespace, labelRule)
 	}
 	validateLabels(meta.Labels, md.Child("labels"), ps)
-	validateAnnotations(meta.Annotations, md.Child("annotations"), ps)
+	validateAnnotations(meta.Annotations, md.Child("annotations"), pod, ps)
 }
 
 // validateTemplateMeta checks the metadata of a pod or job template: labels
-// and annotations only, since the owner names what it creates.
-func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, ps *problems) {
+// and annotations only, since the owner names what it creates. pod says it
+// is a pod template.
+func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, pod bool, ps *problems) {
 	if meta.Name != "" {
 		ps.add(path.Child("name"), "not supported by bosun: the owner names the pods and jobs it makes (Kubernetes ignores this name); remove it")
 	}
@@ -184,18 +269,26 @@ func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, ps *problem
 		ps.add(path.Child("namespace"), "not supported by bosun: a template's objects live in its owner's namespace")
 	}
 	validateLabels(meta.Labels, path.Child("labels"), ps)
-	validateAnnotations(meta.Annotations, path.Child("annotations"), ps)
+	validateAnnotations(meta.Annotations, path.Child("annotations"), pod, ps)
 }
 
 // validateAnnotations applies Kubernetes' rules, then bosun's own: a
-// bosun.dev/ annotation must be one bosun acts on.
-func validateAnnotations(ann map[string]string, path *field.Path, ps *problems) {
+// bosun.dev/ annotation must be one bosun acts on, where it acts on it.
+func validateAnnotations(ann map[string]string, path *field.Path, pod bool, ps *problems) {
 	ps.addList(apivalidation.ValidateAnnotations(ann, path))
 	for _, k := range slices.Sorted(maps.Keys(ann)) {
 		if !strings.HasPrefix(k, annotationPrefix) {
 			continue
 		}
 		if _, ok := honouredAnnotations[k]; ok {
+			continue
+		}
+		if check, ok := podAnnotations[k]; ok {
+			if !pod {
+				ps.add(path.Key(k), "only pods and pod templates may set it: it weighs a pod's endpoints in its Services")
+			} else if why := check(ann[k]); why != "" {
+				ps.add(path.Key(k), "%s", why)
+			}
 			continue
 		}
 		if why, ok := pendingAnnotations[k]; ok {

@@ -37,6 +37,10 @@
 // change carries a unified diff of the object's YAML (sigs.k8s.io/yaml, keys
 // sorted) with three lines of context, as `kubectl diff` shows, and the
 // changed field paths; a creation carries its whole YAML as "+" lines.
+// A created or changed Service also carries its Address ("10.96.4.7
+// 80:30080/TCP"): the server gives the next revision's Services their
+// addresses (ipalloc) before it previews, as the leader does before it
+// plans, so a plan shows the address a new Service will get.
 //
 // Pods are the first step reconciler.Plan takes towards next from observed:
 // its CreatePod actions as "start", DeletePod as "stop". UpdatePod (binding,

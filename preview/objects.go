@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"bosun/kube"
 	"bosun/manifest"
 )
 
@@ -64,6 +65,16 @@ type object struct {
 	// whose view hides the values that cmp (never shown) compares.
 	json, cmp []byte
 	secret    *corev1.Secret
+	address   string // ObjectChange.Address
+}
+
+// serviceAddress is a Service's ObjectChange.Address.
+func serviceAddress(svc *corev1.Service) string {
+	ip := svc.Spec.ClusterIP
+	if ip == "" {
+		ip = "<none>"
+	}
+	return ip + " " + kube.ServicePorts(svc)
 }
 
 func encode(apiVersion, kind string, meta *metav1.ObjectMeta, spec any) []byte {
@@ -124,7 +135,9 @@ func objectsOf(s *manifest.Set) map[manifest.ObjectKey]object {
 	}
 	for i := range s.Services {
 		svc := &s.Services[i]
-		add(manifest.KindService, "v1", &svc.ObjectMeta, &svc.Spec)
+		js := encode("v1", manifest.KindService, &svc.ObjectMeta, &svc.Spec)
+		put(manifest.ObjectKey{Kind: manifest.KindService, Namespace: svc.Namespace, Name: svc.Name},
+			object{json: js, cmp: js, address: serviceAddress(svc)})
 	}
 	for i := range s.Jobs {
 		j := &s.Jobs[i]
@@ -201,7 +214,8 @@ func Objects(current, next *manifest.Set) []ObjectChange {
 		switch {
 		case !ok:
 			y := toYAML(n.json)
-			out = append(out, ObjectChange{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Op: OpCreate, Source: n.source, Diff: prefixLines("+", y)})
+			out = append(out, ObjectChange{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Op: OpCreate, Source: n.source,
+				Address: n.address, Diff: prefixLines("+", y)})
 		case !bytes.Equal(c.cmp, n.cmp):
 			if n.secret != nil && c.secret != nil {
 				n.json = secretView(n.secret, changedValues(c.secret, n.secret))
@@ -209,7 +223,7 @@ func Objects(current, next *manifest.Set) []ObjectChange {
 			from, to := toYAML(c.json), toYAML(n.json)
 			name := k.Kind + "/" + k.Namespace + "/" + k.Name
 			out = append(out, ObjectChange{
-				Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Op: OpChange, Source: n.source,
+				Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Op: OpChange, Source: n.source, Address: n.address,
 				Diff:   unifiedDiff("current/"+name, "next/"+name, from, to),
 				Fields: changedFields(c.json, n.json),
 			})

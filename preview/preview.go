@@ -35,6 +35,13 @@ type ObjectChange struct {
 	// Source is where the object is defined, "file:line": in the next
 	// revision, or for a deletion in the current one; "" when unknown.
 	Source string `json:",omitempty"`
+	// Address is, for a Service created or changed, the virtual address
+	// and ports the revision gives it, as `bosun get services` shows them:
+	// "10.96.4.7 80/TCP", "10.96.4.7 80:30080/TCP", "None 5432/TCP"
+	// (headless). The leader fills addresses before planning, and a plan
+	// goes through the same allocation, so this is the address the Service
+	// will have.
+	Address string `json:",omitempty"`
 	// Diff is, for a change, a unified diff (---/+++ header, @@ hunks, three
 	// lines of context) of the object's YAML as it comes from Git: apiVersion,
 	// kind, metadata name, namespace, labels and annotations, and spec. For a

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
-# With "test": also what only the tests need (a container registry).
+# With "test": also what only the tests need (a container registry, nft,
+# conntrack).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -12,6 +13,10 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 if [ "${1:-}" = test ]; then
   command -v docker-registry >/dev/null || need+=(docker-registry)
+  # The Service proxy programs nftables over netlink; tests read the kernel's
+  # rules and connection tracking back with these.
+  command -v nft >/dev/null || need+=(nftables)
+  command -v conntrack >/dev/null || need+=(conntrack)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

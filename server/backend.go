@@ -18,6 +18,7 @@ import (
 
 	"bosun/api"
 	"bosun/gitsource"
+	"bosun/ipalloc"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/preview"
@@ -58,8 +59,12 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 		res.Current = &current.Revision
 		currentSet = setFromDesired(current)
 	}
+	snap, serr := b.cache.Snapshot(ctx)
+	if serr != nil {
+		return nil, serr
+	}
 	if err == nil {
-		set, err = b.finish(ctx, currentSet, set)
+		set, err = b.finish(ctx, currentSet, set, snap.Services)
 	}
 	var errs manifest.Errors
 	if errors.As(err, &errs) {
@@ -68,10 +73,6 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 		}
 		return res, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	snap, err := b.cache.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,7 @@ func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *stor
 }
 
 // finish takes a loaded revision the rest of the way, as the leader does.
-func (b *backend) finish(ctx context.Context, applied, next *manifest.Set) (*manifest.Set, error) {
+func (b *backend) finish(ctx context.Context, applied, next *manifest.Set, stored []corev1.Service) (*manifest.Set, error) {
 	b.keyMu.Lock()
 	defer b.keyMu.Unlock()
 	if b.key == nil {
@@ -114,17 +115,38 @@ func (b *backend) finish(ctx context.Context, applied, next *manifest.Set) (*man
 		}
 		b.key = key
 	}
-	return finishRevision(b.key, applied, next)
+	return finishRevision(b.key, b.cfg.Services, applied, next, stored)
 }
 
 // finishRevision takes a revision whose manifests are valid on their own
 // the rest of the way to being applied: it is refused (with Errors) when it
-// breaks an immutable ConfigMap or Secret of the applied revision, and its
-// pod templates get their configuration hashes. The leader and `bosun plan`
-// both go through it, so a plan shows what applying would do.
-func finishRevision(key []byte, applied, next *manifest.Set) (*manifest.Set, error) {
+// breaks an immutable ConfigMap or Secret of the applied revision, or when
+// its Services cannot have the addresses they ask for; its Services get
+// their ClusterIPs and node ports (ipalloc: kept from the applied revision,
+// else from the Services stored in etcd), and its pod templates their
+// configuration hashes. The leader and `bosun plan` both go through it, so
+// a plan shows what applying would do, addresses included.
+func finishRevision(key []byte, svc ipalloc.Config, applied, next *manifest.Set, stored []corev1.Service) (*manifest.Set, error) {
+	var errs manifest.Errors
 	if err := manifest.CheckUpdate(applied, next); err != nil {
-		return nil, err
+		if !errors.As(err, &errs) {
+			return nil, err
+		}
+	}
+	var prev []corev1.Service
+	if applied != nil {
+		prev = applied.Services
+	}
+	if err := ipalloc.Fill(svc, next, prev, stored); err != nil {
+		var more manifest.Errors
+		if !errors.As(err, &more) {
+			return nil, err
+		}
+		errs = append(errs, more...)
+	}
+	if len(errs) > 0 {
+		manifest.SortErrors(errs)
+		return nil, errs
 	}
 	next.StampConfigHashes(key)
 	return next, nil

@@ -2,7 +2,7 @@
 // or external), the API, the DNS server, the node agent for this machine,
 // and, while this replica leads, the Git source and the reconcile loop.
 //
-//	campaign ──won──> gitsource ─revision─> manifest.LoadDir ─valid─> desired
+//	campaign ──won──> gitsource ─revision─> manifest.LoadDir ─valid─> ipalloc (ClusterIPs, node ports) ─> desired
 //	                                              │invalid: status, keep last good
 //	     cache.Changes / wake ──> reconciler.Driver.Reconcile(desired) ──> fenced etcd writes
 //	                      ^──────── Result.Wake (minReadySeconds, deadlines, backoffs, CronJob runs, node grace) ──┘
@@ -18,6 +18,16 @@
 // skips nor doubles a run. Runs, skipped runs and Job outcomes are counted
 // in bosun_cronjob_runs_total, bosun_job_outcomes_total and
 // bosun_cronjob_start_delay_seconds.
+//
+// When it accepts a revision, the leader gives its Services their
+// addresses (finishRevision, ipalloc.Fill: --service-cidr,
+// --node-port-range) before anything is planned, keeping those of the last
+// good revision, else those of the Services stored in etcd; an address a
+// manifest asks for that is out of range or kept by another Service
+// rejects the revision with file:line. The addresses are part of the
+// desired state in etcd and of every Service the leader writes, and a new
+// leader reads them back (restore), so they survive restarts and
+// failovers. `bosun plan` goes through the same finishRevision.
 //
 // Each replica runs one store.Cache of the cluster state; the leader, DNS,
 // the API and logs read it. Before planning, the leader waits until the

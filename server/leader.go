@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"bosun/gitsource"
+	"bosun/ipalloc"
 	"bosun/manifest"
 	"bosun/reconciler"
 	"bosun/store"
@@ -247,9 +250,48 @@ func (l *leader) restore(ctx context.Context) error {
 		return err
 	}
 	if d != nil {
-		l.desired = setFromDesired(d)
+		set := setFromDesired(d)
+		if err := l.restoreAddresses(ctx, set); err != nil {
+			return err
+		}
+		l.desired = set
 		l.log.Info("restored the last good revision", "commit", short(d.Revision.Commit))
 	}
+	return nil
+}
+
+// restoreAddresses gives the restored revision's Services their addresses:
+// those it records, else (a revision stored by a bosun that did not
+// allocate) those of the Services stored in etcd, else new ones. Nothing
+// is written: the next pass stores the Services, and a restart finds the
+// same addresses in them.
+func (l *leader) restoreAddresses(ctx context.Context, set *manifest.Set) error {
+	var stored []corev1.Service
+	if !ipalloc.Complete(set.Services) {
+		rev, err := l.st.Revision(ctx)
+		if err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, readOwnWritesTimeout)
+		err = l.cache.WaitFor(wctx, rev)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read the stored Services: %w", err)
+		}
+		snap, err := l.cache.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		stored = snap.Services
+	}
+	out, errs := ipalloc.Allocate(l.cfg.Services, set.Services, set.Services, stored)
+	if len(errs) > 0 {
+		// The ranges changed since the revision was accepted: its Services
+		// keep what they have until a revision that fits is accepted.
+		l.log.Warn("the last good revision's Services do not fit the service CIDR or node port range; they keep their addresses until a revision that fits",
+			"service-cidr", l.cfg.Services.ServiceCIDR, "node-port-range", l.cfg.Services.NodePorts, "errors", len(errs), "first", errs[0].Error())
+	}
+	set.Services = out
 	return nil
 }
 
@@ -269,7 +311,11 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	var ops []store.Op
 	set, err := l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
 	if err == nil {
-		set, err = finishRevision(l.key, l.desired, set)
+		snap, serr := l.cache.Snapshot(ctx)
+		if serr != nil {
+			return serr
+		}
+		set, err = finishRevision(l.key, l.cfg.Services, l.desired, set, snap.Services)
 	}
 	if err != nil {
 		var errs manifest.Errors

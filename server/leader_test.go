@@ -47,7 +47,8 @@ func TestLeader_failedWriteChangesNothingAndIsRetried(t *testing.T) {
 	st := store.NewTest(t)
 	lead := newLeadership(t, st)
 	m := newMetrics(prometheus.NewRegistry())
-	l := &leader{cfg: Config{ID: "a", HistoryLimit: 10}, st: st, lead: lead, log: slog.New(slog.DiscardHandler), m: m}
+	l := &leader{cfg: Config{ID: "a", HistoryLimit: 10}, st: st, cache: store.RunTestCache(t, st, store.CacheConfig{}),
+		lead: lead, log: slog.New(slog.DiscardHandler), m: m}
 	if err := l.restore(ctx); err != nil {
 		t.Fatal(err)
 	}

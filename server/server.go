@@ -17,6 +17,7 @@ import (
 	"bosun/api"
 	"bosun/dns"
 	"bosun/gitsource"
+	"bosun/ipalloc"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/store"
@@ -57,6 +58,10 @@ type Config struct {
 	// Policy is what manifests may do beyond bosun's defaults (host paths,
 	// privileged containers); revisions are validated with it.
 	Policy manifest.Policy
+	// Services is where the leader gives Services their ClusterIPs and
+	// node ports from (--service-cidr, --node-port-range); the zero value
+	// is 10.96.0.0/16 and 30000-32767.
+	Services ipalloc.Config
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
@@ -97,13 +102,14 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Services = c.Services.WithDefaults()
 }
 
 func (c *Config) validate() error {
 	if c.Repo == "" {
 		return errors.New("--repo is required")
 	}
-	return nil
+	return c.Services.Validate()
 }
 
 // Run runs a replica until ctx ends. It stops cleanly: the leader resigns

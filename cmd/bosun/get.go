@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,9 +18,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/yaml"
 
 	"bosun/api"
+	"bosun/kube"
 	"bosun/nodes"
 )
 
@@ -33,10 +37,12 @@ var kinds = map[string]string{
 	"namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
 	"jobs": "jobs", "job": "jobs",
 	"cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
+	"endpoints": "endpoints", "endpoint": "endpoints", "ep": "endpoints",
+	"endpointslices": "endpoints", "endpointslice": "endpoints",
 }
 
 // kindList names the collections for usage messages.
-const kindList = "pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs"
+const kindList = "pods, deployments, services, endpoints, nodes, configmaps, secrets, namespaces, jobs, cronjobs"
 
 func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
@@ -65,8 +71,9 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := newClient(*server).do(ctx, "GET", path, nil, &raw); err != nil {
 		return err
 	}
-	if fs.NArg() == 2 && (*output == "json" || *output == "yaml") {
-		// A named object prints as itself, as kubectl prints it.
+	// A named object prints as itself, as kubectl prints it; but a
+	// Service's endpoints are a list of EndpointSlices (zero or more).
+	if fs.NArg() == 2 && kind != "endpoints" && (*output == "json" || *output == "yaml") {
 		var list struct{ Items []json.RawMessage }
 		if err := json.Unmarshal(raw, &list); err != nil || len(list.Items) != 1 {
 			return fmt.Errorf("decode %s %s: %v", kind, fs.Arg(1), err)
@@ -133,6 +140,7 @@ var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now
 	"pods":        printPods,
 	"deployments": printDeployments,
 	"services":    printServices,
+	"endpoints":   printEndpoints,
 	"nodes":       printNodes,
 	"configmaps":  printConfigMaps,
 	"secrets":     printSecrets,
@@ -196,26 +204,90 @@ func printDeployments(tw io.Writer, raw json.RawMessage, wide bool, now time.Tim
 	return nil
 }
 
+// printServices prints kubectl's columns for Services: TYPE, CLUSTER-IP
+// ("None" for a headless one) and PORT(S) (80/TCP, 80:30080/TCP).
 func printServices(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
 	var list struct{ Items []corev1.Service }
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}
-	head := "NAMESPACE\tNAME\tTYPE\tPORTS"
+	head := "NAMESPACE\tNAME\tTYPE\tCLUSTER-IP\tPORT(S)\tAGE"
 	if wide {
 		head += "\tSELECTOR"
 	}
 	fmt.Fprintln(tw, head)
 	for _, s := range list.Items {
-		var ports []string
-		for _, p := range s.Spec.Ports {
-			ports = append(ports, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
+		ip := s.Spec.ClusterIP
+		if ip == "" {
+			ip = "<none>"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s", s.Namespace, s.Name, "Headless", strings.Join(ports, ","))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", s.Namespace, s.Name, s.Spec.Type, ip, kube.ServicePorts(&s),
+			age(s.CreationTimestamp.Time, now))
 		if wide {
-			line += "\t" + labelString(s.Spec.Selector)
+			line += "\t" + dash(labelString(s.Spec.Selector))
 		}
 		fmt.Fprintln(tw, line)
+	}
+	return nil
+}
+
+// maxEndpoints is how many endpoints a row of `get endpoints` lists
+// before " + N more...", as kubectl does; -o wide lists them all.
+const maxEndpoints = 3
+
+// printEndpoints prints one row per Service from its EndpointSlices, as
+// kubectl prints Endpoints: the ready addresses with their ports, then
+// how many endpoints are not ready.
+func printEndpoints(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
+	var list struct{ Items []discoveryv1.EndpointSlice }
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	type row struct {
+		ready    []string
+		notReady int
+	}
+	rows := map[string]*row{}
+	var order []string
+	for _, sl := range list.Items {
+		key := sl.Namespace + "\t" + sl.Labels[discoveryv1.LabelServiceName]
+		r := rows[key]
+		if r == nil {
+			r = &row{}
+			rows[key] = r
+			order = append(order, key)
+		}
+		for _, ep := range sl.Endpoints {
+			if ep.Conditions.Ready == nil || !*ep.Conditions.Ready {
+				r.notReady++
+				continue
+			}
+			for _, a := range ep.Addresses {
+				if len(sl.Ports) == 0 {
+					r.ready = append(r.ready, a)
+				}
+				for _, p := range sl.Ports {
+					if p.Port != nil {
+						r.ready = append(r.ready, net.JoinHostPort(a, strconv.Itoa(int(*p.Port))))
+					}
+				}
+			}
+		}
+	}
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tENDPOINTS\tNOT READY")
+	for _, key := range order {
+		r := rows[key]
+		eps := r.ready
+		more := ""
+		if !wide && len(eps) > maxEndpoints {
+			more = fmt.Sprintf(" + %d more...", len(eps)-maxEndpoints)
+			eps = eps[:maxEndpoints]
+		}
+		shown := strings.Join(eps, ",") + more
+		if shown == "" {
+			shown = "<none>"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", key, shown, r.notReady)
 	}
 	return nil
 }

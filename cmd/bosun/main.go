@@ -23,18 +23,19 @@ import (
 const usage = `bosun: run the Kubernetes manifests of a Git repository.
 
 Usage:
-  bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s] ...
+  bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s]
+      [--service-cidr 10.96.0.0/16] [--node-port-range 30000-32767] ...
   bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...]
   bosun agent --etcd-endpoints URL[,URL] --simulate N [--simulate-start-delay 0] [--simulate-prefix sim]
       N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
   bosun status [-o json]
   bosun get KIND [NAME] [-o json|yaml|wide] [-n NAMESPACE]
-      KIND: pods, deployments, services, nodes, configmaps, secrets, namespaces, jobs, cronjobs
+      KIND: pods, deployments, services, endpoints [SERVICE], nodes, configmaps, secrets, namespaces, jobs, cronjobs
   bosun sync
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
   bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
-  bosun validate [--allow-host-path DIR,...] [--allow-privileged] DIR
+  bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] DIR
   bosun image import FILE...
   bosun version
 

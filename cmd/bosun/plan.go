@@ -98,7 +98,11 @@ func printPlan(w io.Writer, res *api.PlanResult, ref, dir string) {
 		fmt.Fprintln(w, "\nObjects:")
 		for _, o := range p.Objects {
 			sign := map[string]string{"create": "+", "change": "~", "delete": "-"}[o.Op]
-			fmt.Fprintf(w, "  %s %s %s/%s\n", sign, o.Kind, o.Namespace, o.Name)
+			fmt.Fprintf(w, "  %s %s %s/%s", sign, o.Kind, o.Namespace, o.Name)
+			if o.Address != "" {
+				fmt.Fprintf(w, "  (%s)", o.Address)
+			}
+			fmt.Fprintln(w)
 			if len(o.Fields) > 0 {
 				fmt.Fprintf(w, "      changed: %s\n", strings.Join(o.Fields, ", "))
 			}

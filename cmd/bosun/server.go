@@ -51,6 +51,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)
 	policyFlags(fs, &cfg.Policy)
+	serviceFlags(fs, &cfg.Services)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}

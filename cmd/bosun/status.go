@@ -62,13 +62,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	for _, d := range st.Deployments {
 		fmt.Fprintf(tw, "%s/%s\t%d/%d\t%d\t%s\n", d.Namespace, d.Name, d.Ready, d.Desired, d.Updated, d.Rollout)
 	}
-	fmt.Fprintf(tw, "\nSERVICE\tENDPOINTS\n")
+	fmt.Fprintf(tw, "\nSERVICE\tADDRESS\n")
 	for _, s := range st.Services {
-		eps := strings.Join(s.Endpoints, ",")
-		if eps == "" {
-			eps = "<none>"
-		}
-		fmt.Fprintf(tw, "%s/%s\t%s\n", s.Namespace, s.Name, eps)
+		fmt.Fprintf(tw, "%s/%s\t%s\n", s.Namespace, s.Name, serviceLine(s))
 	}
 	tw.Flush()
 	phases := []string{}
@@ -112,4 +108,25 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintln(stdout, "sync requested: the leader fetches the repository now")
 	return nil
+}
+
+// serviceLine is a Service's line in `bosun status`: its virtual IP (or
+// headless) and how many endpoints are ready, "10.96.0.12 -> 3 ready
+// endpoints".
+func serviceLine(s api.ServiceStatus) string {
+	addr := s.ClusterIP
+	switch addr {
+	case "None":
+		addr = "headless"
+	case "":
+		addr = "<no address yet>"
+	}
+	if s.Type == "NodePort" {
+		addr += " (" + s.Ports + ")"
+	}
+	noun := "endpoints"
+	if s.Ready == 1 {
+		noun = "endpoint"
+	}
+	return fmt.Sprintf("%s -> %d ready %s", addr, s.Ready, noun)
 }

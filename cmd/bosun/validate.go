@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"bosun/ipalloc"
 	"bosun/manifest"
 	"bosun/nodes"
 )
@@ -17,13 +18,21 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var pol manifest.Policy
 	policyFlags(fs, &pol)
-	if err := fs.Parse(reorder(args, "allow-host-path")); err != nil {
+	var svc ipalloc.Config
+	serviceFlags(fs, &svc)
+	if err := fs.Parse(reorder(args, "allow-host-path", "service-cidr", "node-port-range")); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 1 {
-		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] DIR")}
+		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range FIRST-LAST] DIR")}
 	}
 	set, err := pol.LoadDir(fs.Arg(0), "")
+	if err == nil {
+		// The addresses the manifests ask for must fit the ranges and not
+		// collide with each other; whether the cluster's other Services
+		// keep them, `bosun plan` tells.
+		err = ipalloc.Fill(svc, set)
+	}
 	if err != nil {
 		var errs manifest.Errors
 		if errors.As(err, &errs) {
