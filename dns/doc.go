@@ -22,11 +22,13 @@
 //	                                                      endpoint's hostname name, else its
 //	                                                      dashed name
 //
-// A Service whose spec.clusterIP is empty (its virtual IP not allocated yet,
-// or a store written before virtual IPs) answers as a headless Service, as
-// every Service did before virtual IPs, so clients keep working until the
-// leader gives it an address; once it has one, its name answers the address
-// alone. A clusterIP that is not an address is left out (Index.Skipped, the
+// The leader gives every Service that is not headless its address before
+// it stores it (package ipalloc). A Service stored without one all the same
+// (spec.clusterIP empty: written by a bosun before virtual IPs, until the
+// leader restores its revision with addresses) answers as a headless
+// Service, as every Service did before virtual IPs, so that clients keep
+// working in between; once it has its address, its name answers the
+// address alone. A clusterIP that is not an address is left out (Index.Skipped, the
 // server logs it) and the Service's name has no address records.
 //
 // Endpoints are what kube.Endpoint says: the pods of the Service's namespace

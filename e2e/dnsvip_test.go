@@ -29,6 +29,9 @@ spec:
   - name: stray
     image: localhost/bosun-hello:v1
     imagePullPolicy: IfNotPresent
+    readinessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
 `
 
 // TestDNS_serviceAndPodNames runs examples/dns on the real stack: a
@@ -38,9 +41,10 @@ spec:
 // the per-pod names of the headless Service and their SRV records, and
 // looks inside db-0 for its hostname and /etc/hosts.
 //
-// web answers its virtual IP once the leader allocates one (the Service
-// then shows spec.clusterIP in the API); until then, as a headless
-// Service, its ready pods: the test expects whichever the API shows.
+// web answers the virtual IP the leader gave it (the API shows it as
+// spec.clusterIP) and nothing else. (A Service stored without an address
+// answers its ready pods: TestServer_serviceAnswersItsVirtualIPOnceAllocated
+// in package dns.)
 func TestDNS_serviceAndPodNames(t *testing.T) {
 	t.Parallel()
 	repo := newGitRepo(t)
@@ -154,20 +158,13 @@ func TestDNS_serviceAndPodNames(t *testing.T) {
 		}
 	})
 
-	t.Run("web answers its virtual IP, or its ready pods until it has one", func(t *testing.T) {
+	t.Run("web answers its virtual IP, to the host and to a pod", func(t *testing.T) {
 		const webFQDN = "web.default.svc.cluster.local."
-		vip := webClusterIP(t, s)
-		want, srvWant := ips(web), []string{}
-		for _, p := range web {
-			srvWant = append(srvWant, strings.ReplaceAll(p.Status.PodIP, ".", "-")+"."+webFQDN+":8080")
+		vip := clusterIP(t, s, "default", "web")
+		if slices.Contains(ips(web), vip) {
+			t.Fatalf("web's clusterIP %s is a pod's address", vip)
 		}
-		if vip != "" {
-			t.Logf("web has the virtual IP %s", vip)
-			want, srvWant = []string{vip}, []string{webFQDN + ":80"}
-		} else {
-			t.Log("web has no virtual IP yet: DNS answers its ready pods")
-		}
-		sort.Strings(srvWant)
+		want, srvWant := []string{vip}, []string{webFQDN + ":80"}
 		s.waitFor("A "+webFQDN, 10*time.Second, func() error { return wantA(s, webFQDN, want) })
 		body, err := httpGet("http://" + ip("client") + ":8080/resolve?name=web")
 		if got := strings.Fields(body); err != nil || !reflect.DeepEqual(got, want) {
@@ -186,6 +183,14 @@ func TestDNS_serviceAndPodNames(t *testing.T) {
 		sort.Strings(got)
 		if !reflect.DeepEqual(got, srvWant) {
 			t.Errorf("SRV _http._tcp.%s = %v, want %v", webFQDN, got, srvWant)
+		}
+		if extra := aRecords(&mdns.Msg{Answer: r.Extra}); !reflect.DeepEqual(extra, want) {
+			t.Errorf("SRV additional records = %v, want %v", extra, want)
+		}
+		// A Service with a virtual IP has no per-pod names.
+		r, err = s.lookup(strings.ReplaceAll(web[0].Status.PodIP, ".", "-")+"."+webFQDN, mdns.TypeA)
+		if err != nil || r.Rcode != mdns.RcodeNameError {
+			t.Errorf("web's pod by its dashed address: %v, %v; want NXDOMAIN", r, err)
 		}
 	})
 
@@ -228,22 +233,21 @@ func wantA(s *stack, name string, want []string) error {
 	return nil
 }
 
-// webClusterIP returns the virtual IP the API shows for the Service web,
-// or "" while it has none.
-func webClusterIP(t *testing.T, s *stack) string {
+// clusterIP returns the virtual IP the API shows for the Service ns/name.
+func clusterIP(t *testing.T, s *stack, ns, name string) string {
 	t.Helper()
 	var list struct{ Items []corev1.Service }
 	if err := s.getJSON("/api/v1/services", &list); err != nil {
 		t.Fatal(err)
 	}
 	for _, svc := range list.Items {
-		if svc.Namespace == "default" && svc.Name == "web" {
-			if _, err := netip.ParseAddr(svc.Spec.ClusterIP); err == nil {
-				return svc.Spec.ClusterIP
+		if svc.Namespace == ns && svc.Name == name {
+			if _, err := netip.ParseAddr(svc.Spec.ClusterIP); err != nil {
+				t.Fatalf("%s/%s: clusterIP %q is not an address", ns, name, svc.Spec.ClusterIP)
 			}
-			return ""
+			return svc.Spec.ClusterIP
 		}
 	}
-	t.Fatalf("no Service web in %+v", list.Items)
+	t.Fatalf("no Service %s/%s in %+v", ns, name, list.Items)
 	return ""
 }
