@@ -62,7 +62,6 @@ func TestServices(t *testing.T) {
 	web := readyPods(s.pods(), "web-")
 	client := readyPods(s.pods(), "client-")[0]
 	vip := s.clusterIP("web")
-	webURL := "http://" + webName + "/"
 	// The proxy has programmed web's 3 endpoints once all 3 answer.
 	s.waitFor("the 3 web pods to answer through the VIP", 30*time.Second, func() error {
 		got := countAnswers(30, 1, func() (string, error) { return askHost("http://" + vip + "/") })
@@ -93,9 +92,18 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("from a pod, 300 requests to the Service's name spread over the 3 endpoints", func(t *testing.T) {
-		// The pod's HTTP client keeps 2 idle connections per host; asking
-		// 20 at a time makes most requests new connections.
-		got := countAnswers(300, 20, func() (string, error) { return askFrom(client, webURL) })
+		// The pod's HTTP client keeps connections per host name as spelled,
+		// so each request spells the (case-insensitive) name differently:
+		// every request is a new connection, a new choice of endpoint.
+		var mu sync.Mutex
+		n := 0
+		got := countAnswers(300, 10, func() (string, error) {
+			mu.Lock()
+			n++
+			i := n
+			mu.Unlock()
+			return askFrom(client, "http://"+caseVariant(webName, i)+"/")
+		})
 		checkSpread(t, got, web, 300)
 	})
 
@@ -422,6 +430,21 @@ func (s *stack) metric(sample string) float64 {
 		}
 	}
 	return -1
+}
+
+// caseVariant spells name with the letters chosen by the bits of i in
+// upper case: the same DNS name, another host to an HTTP client's pool.
+func caseVariant(name string, i int) string {
+	b := []byte(name)
+	for j := range b {
+		if b[j] >= 'a' && b[j] <= 'z' {
+			if i&1 == 1 {
+				b[j] -= 'a' - 'A'
+			}
+			i >>= 1
+		}
+	}
+	return string(b)
 }
 
 var helloRE = regexp.MustCompile(`hello from (\S+) version (\S+)`)
