@@ -27,7 +27,10 @@ import (
 // connection refused. A client in the runner's network namespace connects
 // to the VIP in a tight loop (a refused connect takes a few µs, so the
 // resolution is that fine). Each change follows a quiet time longer than
-// MinSyncInterval. services=1000 runs it beside 999 other Services of 10
+// MinSyncInterval. slow-connects counts the connects that took over
+// 500 ms (a SYN lost while the rules changed, answered only on its
+// retransmission 1 s later), hung-connects those that neither connected
+// nor were refused within 1 s. services=1000 runs it beside 999 other Services of 10
 // ready endpoints each, and reports the memory an agent holds for 1,000
 // Services x 10 endpoints (Go heap after a collection: heap-MB in all,
 // cache-heap-MB for the cache of services, pods and statuses,
@@ -106,19 +109,30 @@ func benchReadyToReachable(b *testing.B, services int) {
 
 	vip := "10.96.255.1:80"
 	// dial connects to the VIP from the namespace until the connection
-	// succeeds (want true) or is refused (want false), and returns when.
+	// succeeds (want true) or is refused (want false), and returns when. A
+	// connect that times out (1 s) instead is counted in hung.
+	hung, slow := 0, 0
 	dial := func(want bool) time.Time {
 		var at time.Time
 		err := inNS(b, ns, func() error {
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
+				d0 := time.Now()
 				conn, err := net.DialTimeout("tcp4", vip, time.Second)
+				if time.Since(d0) > 500*time.Millisecond {
+					slow++
+				}
 				if err == nil {
 					conn.Close()
 				}
 				if (err == nil) == want {
 					at = time.Now()
 					return nil
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					hung++
+					continue
 				}
 				if err != nil && !errors.Is(err, syscall.ECONNREFUSED) {
 					return err
@@ -161,6 +175,8 @@ func benchReadyToReachable(b *testing.B, services int) {
 	b.ReportMetric(pct(down, 0.5), "notready-p50-ms")
 	b.ReportMetric(pct(down, 0.99), "notready-p99-ms")
 	b.ReportMetric(pct(write, 0.5), "write-p50-ms")
+	b.ReportMetric(float64(hung), "hung-connects")
+	b.ReportMetric(float64(slow), "slow-connects")
 	b.ReportMetric(0, "ns/op")
 	if services > 1 {
 		mb := func(a, b runtime.MemStats) float64 { return float64(int64(a.HeapAlloc)-int64(b.HeapAlloc)) / (1 << 20) }
