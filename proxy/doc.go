@@ -193,16 +193,21 @@
 // table, --cleanup removes it and exits.
 //
 // Measured (go test -run XXX -bench Runner_readyToReachable -benchtime
-// 200x ./proxy/, as root, on the 2-core test machine shared with other
-// builds): from the write of a pod's Ready status to the store to the
-// first connection through its VIP that reaches it, p50 3.4 ms and p99 11
-// to 33 ms with one Service (the etcd write itself is about 2.5 ms), and
-// p50 31 ms and p99 62 to 173 ms among 1,000 Services x 10 endpoints,
-// where the incremental sync's kernel commit (about 30 ms on the loaded
-// machine, see Cost) is most of it; NotReady to refused takes the same.
-// One pod changing among 1,000 Services x 10 pods costs the PortsBuilder
-// about 0.15 ms (BenchmarkPortsBuilder_onePodReady; Ports from nothing,
-// 26 ms). An agent's memory for 1,000 Services x 10 endpoints: 44 MB of
-// Go heap for its cache of Services, pods and statuses, 3 MB for the
-// PortsBuilder and the Table.
+// 300x ./proxy/, as root, on the 2-core test machine shared with other
+// builds, load 1 to 3): from the write of a pod's Ready status to the
+// store to the first connection through its VIP that reaches it, p50
+// 2.8 ms and p99 5.3 ms with one Service (the etcd write itself is about
+// 2 ms), p50 21 ms and p99 34 ms among 1,000 Services x 10 endpoints,
+// where the incremental sync's kernel commit (about 20 ms, see Cost) is
+// most of it; under a load of 6 to 9 the p99 grows to 30 ms and 100 to
+// 200 ms. NotReady to refused takes as long at p50, but a connect sent at
+// the very moment a Service loses its last endpoint can lose its SYN and
+// be refused only on its retransmission 1 s later (4 to 9 of 300 in this
+// tight loop): the reject (filter, priority dstnat-10) and the DNAT (nat,
+// dstnat) are looked up in two hooks, which one transaction can fall
+// between. One pod changing among 1,000 Services x 10 pods costs the
+// PortsBuilder about 0.15 ms (BenchmarkPortsBuilder_onePodReady; Ports
+// from nothing: 26 ms). An agent's memory for 1,000 Services x 10
+// endpoints: 44 MB of Go heap for its cache of Services, pods and
+// statuses, 3 MB for the PortsBuilder and the Table.
 package proxy
