@@ -50,20 +50,23 @@ type staleFlow struct {
 // staleUDP lists the UDP endpoints (by address) of prev that next no
 // longer sends a service port's traffic to, including every endpoint of a
 // port that is gone or whose address or ports changed.
-func staleUDP(prev, next map[string]*ServicePort) []staleFlow {
+func staleUDP(prev, next map[portKey]*ServicePort) []staleFlow {
 	var out []staleFlow
 	for key, old := range prev {
 		if old.Protocol != corev1.ProtocolUDP {
 			continue
 		}
+		if next[key] == old { // unchanged, shared by normalize
+			continue
+		}
 		keep := map[netip.Addr]bool{}
 		if sp, ok := next[key]; ok && sp.ClusterIP == old.ClusterIP && sp.Port == old.Port && sp.NodePort == old.NodePort {
-			_, shares := split(sp.Groups)
+			shares := split(sp.Groups)
 			for _, s := range shares {
 				keep[s.Endpoint.IP] = true
 			}
 		}
-		_, shares := split(old.Groups)
+		shares := split(old.Groups)
 		for _, s := range shares {
 			if !keep[s.Endpoint.IP] {
 				keep[s.Endpoint.IP] = true // once per address
@@ -78,7 +81,7 @@ func staleUDP(prev, next map[string]*ServicePort) []staleFlow {
 // original destination is the ClusterIP:port (or the node port on any
 // address) and whose reply comes from the endpoint. It logs failures: the
 // rules are in place and a later flow gets a new endpoint either way.
-func (t *Table) flushConntrack(prev, next map[string]*ServicePort) int {
+func (t *Table) flushConntrack(prev, next map[portKey]*ServicePort) int {
 	stale := staleUDP(prev, next)
 	if len(stale) == 0 {
 		return 0

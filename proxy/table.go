@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -74,11 +75,14 @@ type Table struct {
 	// programmed holds the normalized service ports the kernel carries,
 	// by key; the model is a function of them. nil until the first
 	// successful Sync, and after a failed one: the next Sync rebuilds.
-	programmed map[string]*ServicePort
+	programmed map[portKey]*ServicePort
 	// last is what the kernel carried after the last successful Sync,
 	// kept across a failure for the conntrack flush of removed endpoints.
-	last   map[string]*ServicePort
-	nextID uint32
+	last map[portKey]*ServicePort
+	// hairpin counts, per endpoint address in the hairpin set, the
+	// programmed service ports that send traffic to it.
+	hairpin map[netip.Addr]int
+	nextID  uint32
 }
 
 // Open connects to netfilter in cfg.NetNS. It changes nothing: the first
@@ -147,17 +151,17 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	start := time.Now()
 	b := &batch{conn: t.conn, table: &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}, nextID: &t.nextID}
 	mcfg := modelConfig{Table: t.cfg.Table, Mark: t.cfg.MasqueradeMark}
-	next := make(map[string]*ServicePort, len(norm))
-	for _, sp := range norm {
-		next[sp.Key()] = sp
-	}
+	next := norm.byKey
 	var st SyncStats
+	var hairpin map[netip.Addr]int // the counts after this Sync, when rebuilt
+	var d diff
 	if t.programmed == nil {
 		st.Full = true
-		st.Added = len(norm)
-		err = rebuild(b, build(mcfg, norm))
+		st.Added = len(norm.ports)
+		hairpin = hairpinCounts(norm.ports)
+		err = rebuild(b, build(mcfg, norm.ports))
 	} else {
-		st, err = t.update(b, mcfg, norm, next)
+		st, d, err = t.update(b, mcfg, norm)
 	}
 	if err == nil {
 		err = t.tr.flush(t.conn)
@@ -172,9 +176,14 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	elapsed := time.Since(start)
 	prev := t.last
 	t.programmed, t.last = next, next
+	if hairpin != nil {
+		t.hairpin = hairpin
+	} else {
+		d.applyHairpin(t.hairpin)
+	}
 	st.ConntrackFlushed = t.flushConntrack(prev, next)
 	t.log.Debug("synced", "full", st.Full, "added", st.Added, "changed", st.Changed, "removed", st.Removed,
-		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm), "elapsed", elapsed)
+		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm.ports), "elapsed", elapsed)
 	return st, nil
 }
 
@@ -208,15 +217,16 @@ func rebuild(b *batch, rs *Ruleset) error {
 	return nil
 }
 
-// update queues a transaction that turns the programmed ports into next.
-// Order matters inside the transaction: chains are created before
-// anything refers to them and deleted only after nothing does (their map
-// elements are deleted and the chains that jump to them flushed first).
-func (t *Table) update(b *batch, mcfg modelConfig, norm []*ServicePort, next map[string]*ServicePort) (SyncStats, error) {
+// update queues a transaction that turns the programmed ports into next
+// and returns the diff it queued. Order matters inside the transaction:
+// chains are created before anything refers to them and deleted only
+// after nothing does (their map elements are deleted and the chains that
+// jump to them flushed first).
+func (t *Table) update(b *batch, mcfg modelConfig, norm *portSet) (SyncStats, diff, error) {
 	var st SyncStats
-	var d diff
-	for _, sp := range norm {
-		old, ok := t.programmed[sp.Key()]
+	d := diff{hairpinCount: t.hairpin}
+	for _, sp := range norm.ports {
+		old, ok := t.programmed[keyOf(sp)]
 		switch {
 		case old == sp: // unchanged, shared by normalize
 		case !ok:
@@ -227,18 +237,33 @@ func (t *Table) update(b *batch, mcfg modelConfig, norm []*ServicePort, next map
 			d.port(ptrFragment(fragmentOf(mcfg, old)), ptrFragment(fragmentOf(mcfg, sp)))
 		}
 	}
-	keys := make([]string, 0)
-	for k := range t.programmed {
-		if _, ok := next[k]; !ok {
-			keys = append(keys, k)
+	// Every port kept is in both; the others of programmed are removed.
+	if len(t.programmed) > len(norm.ports)-st.Added {
+		var keys []portKey
+		for k := range t.programmed {
+			if _, ok := norm.byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, comparePortKeys)
+		for _, k := range keys {
+			st.Removed++
+			d.port(ptrFragment(fragmentOf(mcfg, t.programmed[k])), nil)
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		st.Removed++
-		d.port(ptrFragment(fragmentOf(mcfg, t.programmed[k])), nil)
+	return st, d, d.queue(b)
+}
+
+// hairpinCounts counts, per endpoint address, the ports that send traffic
+// to it.
+func hairpinCounts(ports []*ServicePort) map[netip.Addr]int {
+	n := map[netip.Addr]int{}
+	for _, sp := range ports {
+		for _, a := range hairpinAddrs(split(sp.Groups)) {
+			n[a]++
+		}
 	}
-	return st, d.queue(b)
+	return n
 }
 
 func ptrFragment(f fragment) *fragment { return &f }
@@ -247,10 +272,14 @@ func ptrFragment(f fragment) *fragment { return &f }
 type diff struct {
 	addChains, rewriteChains, deleteChains []*Chain
 	addSets, deleteSets                    []*Set
-	// fillSlots are new slot maps; refillSlots are slot maps whose
+	// fillSlots are new numgen maps; refillSlots are numgen maps whose
 	// elements are replaced (flushed, then added again).
 	fillSlots, refillSlots []*Set
 	addElems, deleteElems  map[string][]Element
+	// hairpinCount is the programmed count of ports per hairpin address
+	// (read only); hairpinDelta what this diff changes in it.
+	hairpinCount map[netip.Addr]int
+	hairpinDelta map[netip.Addr]int
 }
 
 // port adds the changes from old to new (either may be nil) of one
@@ -258,6 +287,7 @@ type diff struct {
 func (d *diff) port(old, new *fragment) {
 	if d.addElems == nil {
 		d.addElems, d.deleteElems = map[string][]Element{}, map[string][]Element{}
+		d.hairpinDelta = map[netip.Addr]int{}
 	}
 	oldChains, newChains := chainsByName(old), chainsByName(new)
 	oldSets, newSets := setsByName(old), setsByName(new)
@@ -299,6 +329,16 @@ func (d *diff) port(old, new *fragment) {
 			if _, ok := newChains[old.Chains[i].Name]; !ok {
 				d.deleteChains = append(d.deleteChains, &old.Chains[i])
 			}
+		}
+	}
+	if old != nil {
+		for _, a := range old.Hairpin {
+			d.hairpinDelta[a]--
+		}
+	}
+	if new != nil {
+		for _, a := range new.Hairpin {
+			d.hairpinDelta[a]++
 		}
 	}
 	oldElems, newElems := elemsOf(old), elemsOf(new)
@@ -357,30 +397,68 @@ func setsByName(f *fragment) map[string]*Set {
 // sameSetKind reports whether a set can stay as it is (only its elements
 // may change).
 func sameSetKind(a, b *Set) bool {
-	return a.Key == b.Key && a.Map == b.Map && a.Timeout == b.Timeout && a.Interval == b.Interval
+	return a.Key == b.Key && a.Data == b.Data && a.Timeout == b.Timeout && a.Interval == b.Interval
 }
 
 func equalRules(a, b []Rule) bool {
 	return slices.EqualFunc(a, b, func(x, y Rule) bool {
-		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil && *x.Numgen != *y.Numgen) {
+		if !equalPtr(x.Numgen, y.Numgen) || !equalPtr(x.NumgenDNAT, y.NumgenDNAT) ||
+			!equalPtr(x.Verdict, y.Verdict) || !equalPtr(x.VMap, y.VMap) || !equalPtr(x.InSet, y.InSet) {
 			return false
 		}
-		if (x.Verdict == nil) != (y.Verdict == nil) || (x.Verdict != nil && *x.Verdict != *y.Verdict) {
-			return false
-		}
-		if (x.VMap == nil) != (y.VMap == nil) || (x.VMap != nil && *x.VMap != *y.VMap) {
-			return false
-		}
-		x.Numgen, y.Numgen, x.Verdict, y.Verdict, x.VMap, y.VMap = nil, nil, nil, nil, nil, nil
+		x.Numgen, x.NumgenDNAT, x.Verdict, x.VMap, x.InSet = nil, nil, nil, nil, nil
+		y.Numgen, y.NumgenDNAT, y.Verdict, y.VMap, y.InSet = nil, nil, nil, nil, nil
 		return x == y
 	})
 }
 
+func equalPtr[T comparable](a, b *T) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
 // mapOrder is the order element changes are queued in, for a
 // deterministic batch.
-var mapOrder = []string{mapNoEndpointNodePort, mapNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+var mapOrder = []string{setHairpin, setNoEndpointNodePort, setNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+
+// hairpinChanges turns the hairpin deltas into elements to add (the
+// address's first port) and to delete (its last), in address order.
+func (d *diff) hairpinChanges() {
+	addrs := make([]netip.Addr, 0, len(d.hairpinDelta))
+	for a, n := range d.hairpinDelta {
+		if n != 0 {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, a := range addrs {
+		before := d.hairpinCount[a]
+		after := before + d.hairpinDelta[a]
+		switch {
+		case before == 0 && after > 0:
+			d.addElems[setHairpin] = append(d.addElems[setHairpin], hairpinElement(a))
+		case before > 0 && after == 0:
+			d.deleteElems[setHairpin] = append(d.deleteElems[setHairpin], hairpinElement(a))
+		}
+	}
+}
+
+// applyHairpin adds the diff's deltas to counts, once its transaction is
+// committed.
+func (d *diff) applyHairpin(counts map[netip.Addr]int) {
+	for a, n := range d.hairpinDelta {
+		if c := counts[a] + n; c > 0 {
+			counts[a] = c
+		} else {
+			delete(counts, a)
+		}
+	}
+}
 
 func (d *diff) queue(b *batch) error {
+	if d.addElems == nil { // nothing changed
+		return nil
+	}
+	d.hairpinChanges()
 	for _, c := range d.addChains {
 		b.addChain(c)
 	}
