@@ -211,6 +211,16 @@ func TestSync_badInputChangesNothing(t *testing.T) {
 	if st := mustSync(t, tbl, good); st.Full || st.Added+st.Changed+st.Removed != 0 {
 		t.Errorf("Sync of the unchanged state after a refusal: %+v, want an empty incremental one", st)
 	}
+	// The same ports with a bad endpoint (the path that compares the
+	// ports in the caller's order).
+	bad = cloneState(good)
+	bad[0].Groups[0].Endpoints[1].Port = 0
+	if _, err := tbl.Sync(bad); err == nil || !strings.Contains(err.Error(), "service port 0 (default/web/http/TCP)") {
+		t.Fatalf("err = %v, want one naming service port 0", err)
+	}
+	if after := listTable(t, ns, "bosun"); after != before {
+		t.Fatal("a refused Sync changed the table")
+	}
 }
 
 // TestSync_encodingMatchesNft: the kernel's bytecode of bosun's table is

@@ -486,9 +486,10 @@ func comparePortKeys(a, b portKey) int {
 		strings.Compare(a.port, b.port), strings.Compare(string(a.protocol), string(b.protocol)))
 }
 
-// portSet is a normalized set of service ports: sorted by key, and by
-// key.
+// portSet is a normalized set of service ports: in the caller's order,
+// sorted by key, and by key.
 type portSet struct {
+	order []*ServicePort
 	ports []*ServicePort
 	byKey map[portKey]*ServicePort
 }
@@ -511,19 +512,12 @@ func normalize(ports []ServicePort, prev map[portKey]*ServicePort) (*portSet, er
 		sp := &ports[i]
 		key := keyOf(sp)
 		old, ok := prev[key]
-		unchanged := ok && sorted(sp) && equalPorts(old, sp)
+		unchanged := ok && equalPorts(old, sp) // old is in normal order: so is sp
 		if !unchanged {
 			if err := validatePort(sp); err != nil {
 				return nil, fmt.Errorf("%s: %w", where(i), err)
 			}
-			cp := *sp
-			cp.Groups = slices.Clone(sp.Groups)
-			for g := range cp.Groups {
-				cp.Groups[g].Endpoints = slices.Clone(cp.Groups[g].Endpoints)
-				slices.SortFunc(cp.Groups[g].Endpoints, compareEndpoints)
-			}
-			slices.SortStableFunc(cp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) })
-			old = &cp
+			old = normalCopy(sp)
 		}
 		if byKey[key] = old; len(byKey) == i {
 			j := slices.IndexFunc(ports[:i], func(p ServicePort) bool { return keyOf(&p) == key })
@@ -550,11 +544,108 @@ func normalize(ports []ServicePort, prev map[portKey]*ServicePort) (*portSet, er
 		}
 		out[i] = old
 	}
-	byName := func(a, b *ServicePort) int { return comparePortKeys(keyOf(a), keyOf(b)) }
-	if !slices.IsSortedFunc(out, byName) {
-		slices.SortFunc(out, byName)
+	ps := &portSet{order: out, ports: out, byKey: byKey}
+	if !slices.IsSortedFunc(out, keyOrder) {
+		ps.ports = slices.Clone(out)
+		slices.SortFunc(ps.ports, keyOrder)
 	}
-	return &portSet{ports: out, byKey: byKey}, nil
+	return ps, nil
+}
+
+// keyOrder orders normalized ports by key.
+func keyOrder(a, b *ServicePort) int { return comparePortKeys(keyOf(a), keyOf(b)) }
+
+// delta is one service port's change: old is nil for an added port, new
+// for a removed one.
+type delta struct{ old, new *ServicePort }
+
+// sameKeys is normalize for the common incremental Sync: the caller lists
+// the same service ports as last time (order, the normalized ports of the
+// last Sync in the caller's order), in the same order, and none changed
+// its address, port or node port. Then no key or address can clash, so
+// only the ports that changed are validated and copied, without a map.
+// It returns the changes (sorted by key) and the new order; ok is false
+// when the case does not apply.
+func sameKeys(ports []ServicePort, order []*ServicePort) (ds []delta, next []*ServicePort, ok bool, err error) {
+	if len(ports) != len(order) {
+		return nil, nil, false, nil
+	}
+	for i := range ports {
+		sp, old := &ports[i], order[i]
+		if keyOf(sp) != keyOf(old) || sp.ClusterIP != old.ClusterIP || sp.Port != old.Port || sp.NodePort != old.NodePort {
+			return nil, nil, false, nil
+		}
+		if equalPorts(old, sp) { // old is in normal order: so is sp
+			continue
+		}
+		if err := validatePort(sp); err != nil {
+			return nil, nil, false, fmt.Errorf("service port %d (%s): %w", i, sp.Key(), err)
+		}
+		cp := normalCopy(sp)
+		if equalPorts(old, cp) { // listed in another order
+			continue
+		}
+		if next == nil {
+			next = slices.Clone(order)
+		}
+		next[i] = cp
+		ds = append(ds, delta{old: old, new: cp})
+	}
+	if next == nil {
+		return nil, order, true, nil
+	}
+	slices.SortFunc(ds, func(a, b delta) int { return keyOrder(a.new, b.new) })
+	return ds, next, true, nil
+}
+
+// normalCopy is a deep copy of sp in normal order: groups by name,
+// endpoints by address.
+func normalCopy(sp *ServicePort) *ServicePort {
+	cp := *sp
+	cp.Groups = slices.Clone(sp.Groups)
+	for g := range cp.Groups {
+		cp.Groups[g].Endpoints = slices.Clone(cp.Groups[g].Endpoints)
+		slices.SortFunc(cp.Groups[g].Endpoints, compareEndpoints)
+	}
+	slices.SortStableFunc(cp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) })
+	return &cp
+}
+
+// changes lists what turns prev into ps: added and changed ports in key
+// order, then removed ones in key order.
+func changes(prev map[portKey]*ServicePort, ps *portSet) []delta {
+	var ds []delta
+	for _, sp := range ps.ports {
+		switch old, ok := prev[keyOf(sp)]; {
+		case old == sp: // unchanged, shared by normalize
+		case !ok:
+			ds = append(ds, delta{new: sp})
+		case !equalPorts(old, sp):
+			ds = append(ds, delta{old: old, new: sp})
+		}
+	}
+	// Every port kept is in both; the others of prev are removed.
+	if len(prev) > len(ps.ports)-countAdded(ds) {
+		var removed []delta
+		for k, old := range prev {
+			if _, ok := ps.byKey[k]; !ok {
+				removed = append(removed, delta{old: old})
+			}
+		}
+		slices.SortFunc(removed, func(a, b delta) int { return keyOrder(a.old, b.old) })
+		ds = append(ds, removed...)
+	}
+	return ds
+}
+
+func countAdded(ds []delta) int {
+	n := 0
+	for _, d := range ds {
+		if d.old == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func validatePort(sp *ServicePort) error {
@@ -606,19 +697,6 @@ func validatePort(sp *ServicePort) error {
 
 func compareEndpoints(a, b Endpoint) int {
 	return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
-}
-
-// sorted reports whether sp is already in normalized order.
-func sorted(sp *ServicePort) bool {
-	if !slices.IsSortedFunc(sp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) }) {
-		return false
-	}
-	for _, g := range sp.Groups {
-		if !slices.IsSortedFunc(g.Endpoints, compareEndpoints) {
-			return false
-		}
-	}
-	return true
 }
 
 // equalPorts reports whether two normalized service ports program the

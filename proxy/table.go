@@ -77,8 +77,11 @@ type Table struct {
 	// successful Sync, and after a failed one: the next Sync rebuilds.
 	programmed map[portKey]*ServicePort
 	// last is what the kernel carried after the last successful Sync,
-	// kept across a failure for the conntrack flush of removed endpoints.
+	// kept across a failure for the conntrack flush of removed endpoints
+	// (programmed is last, or nil).
 	last map[portKey]*ServicePort
+	// order is last's ports in the order the caller listed them.
+	order []*ServicePort
 	// hairpin counts, per endpoint address in the hairpin set, the
 	// programmed service ports that send traffic to it.
 	hairpin map[netip.Addr]int
@@ -144,24 +147,37 @@ func Cleanup(cfg Config) error {
 func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	norm, err := normalize(ports, t.last)
-	if err != nil {
-		return SyncStats{}, fmt.Errorf("proxy: %w", err)
+	var st SyncStats
+	var ds []delta
+	var order []*ServicePort
+	fast := false
+	if t.programmed != nil {
+		var err error
+		if ds, order, fast, err = sameKeys(ports, t.order); err != nil {
+			return SyncStats{}, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	var norm *portSet
+	if !fast {
+		var err error
+		if norm, err = normalize(ports, t.last); err != nil {
+			return SyncStats{}, fmt.Errorf("proxy: %w", err)
+		}
+		order, ds = norm.order, changes(t.last, norm)
 	}
 	start := time.Now()
 	b := &batch{conn: t.conn, table: &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}, nextID: &t.nextID}
 	mcfg := modelConfig{Table: t.cfg.Table, Mark: t.cfg.MasqueradeMark}
-	next := norm.byKey
-	var st SyncStats
 	var hairpin map[netip.Addr]int // the counts after this Sync, when rebuilt
 	var d diff
+	var err error
 	if t.programmed == nil {
 		st.Full = true
 		st.Added = len(norm.ports)
 		hairpin = hairpinCounts(norm.ports)
 		err = rebuild(b, build(mcfg, norm.ports))
 	} else {
-		st, d, err = t.update(b, mcfg, norm)
+		st, d, err = t.update(b, mcfg, ds)
 	}
 	if err == nil {
 		err = t.tr.flush(t.conn)
@@ -170,20 +186,26 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 		t.conn = conn
 	}
 	if err != nil {
-		t.programmed = nil
+		t.programmed, t.order = nil, nil
 		return SyncStats{Full: st.Full}, fmt.Errorf("proxy: sync table %s: %w", t.cfg.Table, err)
 	}
 	elapsed := time.Since(start)
-	prev := t.last
-	t.programmed, t.last = next, next
+	if fast {
+		for _, c := range ds { // last is programmed: changed in place
+			t.last[keyOf(c.new)] = c.new
+		}
+	} else {
+		t.last = norm.byKey
+	}
+	t.programmed, t.order = t.last, order
 	if hairpin != nil {
 		t.hairpin = hairpin
 	} else {
 		d.applyHairpin(t.hairpin)
 	}
-	st.ConntrackFlushed = t.flushConntrack(prev, next)
+	st.ConntrackFlushed = t.flushConntrack(ds)
 	t.log.Debug("synced", "full", st.Full, "added", st.Added, "changed", st.Changed, "removed", st.Removed,
-		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm.ports), "elapsed", elapsed)
+		"conntrackFlushed", st.ConntrackFlushed, "ports", len(order), "elapsed", elapsed)
 	return st, nil
 }
 
@@ -217,39 +239,31 @@ func rebuild(b *batch, rs *Ruleset) error {
 	return nil
 }
 
-// update queues a transaction that turns the programmed ports into next
-// and returns the diff it queued. Order matters inside the transaction:
-// chains are created before anything refers to them and deleted only
-// after nothing does (their map elements are deleted and the chains that
-// jump to them flushed first).
-func (t *Table) update(b *batch, mcfg modelConfig, norm *portSet) (SyncStats, diff, error) {
+// update queues a transaction that makes the changes ds to the
+// programmed ports and returns the diff it queued. Order matters inside
+// the transaction: chains are created before anything refers to them and
+// deleted only after nothing does (their map elements are deleted and the
+// chains that jump to them flushed first).
+func (t *Table) update(b *batch, mcfg modelConfig, ds []delta) (SyncStats, diff, error) {
 	var st SyncStats
 	d := diff{hairpinCount: t.hairpin}
-	for _, sp := range norm.ports {
-		old, ok := t.programmed[keyOf(sp)]
+	for _, c := range ds {
+		var old, new *fragment
 		switch {
-		case old == sp: // unchanged, shared by normalize
-		case !ok:
+		case c.old == nil:
 			st.Added++
-			d.port(nil, ptrFragment(fragmentOf(mcfg, sp)))
-		case !equalPorts(old, sp):
-			st.Changed++
-			d.port(ptrFragment(fragmentOf(mcfg, old)), ptrFragment(fragmentOf(mcfg, sp)))
-		}
-	}
-	// Every port kept is in both; the others of programmed are removed.
-	if len(t.programmed) > len(norm.ports)-st.Added {
-		var keys []portKey
-		for k := range t.programmed {
-			if _, ok := norm.byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.SortFunc(keys, comparePortKeys)
-		for _, k := range keys {
+		case c.new == nil:
 			st.Removed++
-			d.port(ptrFragment(fragmentOf(mcfg, t.programmed[k])), nil)
+		default:
+			st.Changed++
 		}
+		if c.old != nil {
+			old = ptrFragment(fragmentOf(mcfg, c.old))
+		}
+		if c.new != nil {
+			new = ptrFragment(fragmentOf(mcfg, c.new))
+		}
+		d.port(old, new)
 	}
 	return st, d, d.queue(b)
 }

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -23,6 +26,7 @@ func batchOf(t *testing.T, prev, next []ServicePort) ([]netlink.Message, SyncSta
 	if err != nil {
 		t.Fatal(err)
 	}
+	ds := changes(tbl.programmed, norm)
 	tr := recorder()
 	conn, err := tr.conn()
 	if err != nil {
@@ -30,7 +34,7 @@ func batchOf(t *testing.T, prev, next []ServicePort) ([]netlink.Message, SyncSta
 	}
 	var id uint32
 	b := &batch{conn: conn, table: &nftables.Table{Name: "bosun", Family: nftables.TableFamilyIPv4}, nextID: &id}
-	st, _, err := tbl.update(b, modelConfig{Table: "bosun", Mark: DefaultMasqueradeMark}, norm)
+	st, _, err := tbl.update(b, modelConfig{Table: "bosun", Mark: DefaultMasqueradeMark}, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,3 +150,75 @@ func TestUpdate_hairpinCountsSharedEndpoints(t *testing.T) {
 }
 
 func first[A, B any](a A, _ B) A { return a }
+
+// TestSameKeys_agreesWithNormalize: when the fast path of an incremental
+// Sync applies (same ports in the same order, only endpoints or affinity
+// changed), it finds the same changes as the general path.
+func TestSameKeys_agreesWithNormalize(t *testing.T) {
+	var base []ServicePort
+	for _, c := range goldenCases()[:7] { // the last repeats ports
+		base = append(base, c.ports...)
+	}
+	prev, err := normalize(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(8, 1))
+	fastCases := 0
+	nodePort := uint16(31000)
+	for i := range 500 {
+		next := cloneState(base)
+		for range r.IntN(3) + 1 {
+			sp := &next[r.IntN(len(next))]
+			switch r.IntN(6) {
+			case 0: // an endpoint more
+				sp.Groups = append(sp.Groups, Group{Name: "extra", Endpoints: []Endpoint{{IP: netip.AddrFrom4([4]byte{10, 9, 0, byte(r.IntN(200) + 1)}), Port: 80}}})
+			case 1: // endpoints gone
+				sp.Groups = nil
+			case 2: // affinity
+				sp.AffinityTimeout = time.Duration(r.IntN(3)) * time.Minute
+			case 3: // endpoints listed in another order: no change
+				for _, g := range sp.Groups {
+					r.Shuffle(len(g.Endpoints), func(a, b int) { g.Endpoints[a], g.Endpoints[b] = g.Endpoints[b], g.Endpoints[a] })
+				}
+			case 4: // a new node port: not the fast path
+				nodePort++
+				sp.NodePort = nodePort
+			case 5: // a weight
+				if len(sp.Groups) > 0 {
+					sp.Groups[0].Weight = int32(r.IntN(100))
+				}
+			}
+		}
+		want, err := normalize(next, prev.byKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDs := changes(prev.byKey, want)
+		gotDs, order, ok, err := sameKeys(next, prev.order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			continue
+		}
+		fastCases++
+		if len(gotDs) != len(wantDs) {
+			t.Fatalf("case %d: %d changes, want %d", i, len(gotDs), len(wantDs))
+		}
+		for k := range gotDs {
+			g, w := gotDs[k], wantDs[k]
+			if g.old != w.old || !equalPorts(g.new, w.new) {
+				t.Fatalf("case %d: change %d: %+v, want %+v", i, k, g, w)
+			}
+		}
+		for k := range order {
+			if !equalPorts(order[k], want.order[k]) {
+				t.Fatalf("case %d: port %d of the new order differs", i, k)
+			}
+		}
+	}
+	if fastCases < 100 {
+		t.Errorf("only %d of 500 cases took the fast path", fastCases)
+	}
+}
