@@ -55,6 +55,33 @@ func BenchmarkSyncFull(b *testing.B) {
 	reportTimes(b, start, user0, sys0)
 }
 
+// BenchmarkRebuildScale: BenchmarkSyncFull at other sizes. The kernel
+// finds a set by name by walking the table's list of sets (to refuse a
+// second set of the same name, then for each rule and element message
+// that names it), so creating one numgen map per service port grows with
+// the square of their number. Not matched by -bench Sync: a run at 4,000
+// Services takes a while.
+func BenchmarkRebuildScale(b *testing.B) {
+	for _, n := range []int{500, 2000, 4000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			ns := newNS(b)
+			tbl := openIn(b, ns)
+			ports := benchPorts(n, benchEndpoints, 0)
+			start := time.Now()
+			user0, sys0 := cpuTime()
+			for b.Loop() {
+				tbl.mu.Lock()
+				tbl.programmed = nil // as after Open or a failure: rebuild
+				tbl.mu.Unlock()
+				if st, err := tbl.Sync(ports); err != nil || !st.Full {
+					b.Fatal(st, err)
+				}
+			}
+			reportTimes(b, start, user0, sys0)
+		})
+	}
+}
+
 // BenchmarkSyncIncremental: one endpoint of one Service changes in a table
 // of 1,000 Services x 10 endpoints, and of 100, 3,000 and 10,000 Services
 // to show whether the cost grows with the table (the kernel validates the

@@ -252,13 +252,20 @@ func Build(table string, mark uint32, ports []ServicePort) (*Ruleset, error) {
 }
 
 func build(cfg modelConfig, ports []*ServicePort) *Ruleset {
+	rs, _ := buildCounting(cfg, ports)
+	return rs
+}
+
+// buildCounting is build that also counts, per address in the hairpin
+// set, the ports that send traffic to it.
+func buildCounting(cfg modelConfig, ports []*ServicePort) (*Ruleset, map[netip.Addr]int) {
 	rs := skeleton(cfg)
 	fixed := map[string]*Set{}
 	for i := range rs.Sets {
 		fixed[rs.Sets[i].Name] = &rs.Sets[i]
 	}
 	var own []Set
-	hairpin := map[netip.Addr]bool{}
+	hairpin := map[netip.Addr]int{}
 	for _, sp := range ports {
 		f := fragmentOf(cfg, sp)
 		rs.Chains = append(rs.Chains, f.Chains...)
@@ -267,16 +274,21 @@ func build(cfg modelConfig, ports []*ServicePort) *Ruleset {
 			fixed[e.Map].Elements = append(fixed[e.Map].Elements, e.Element)
 		}
 		for _, a := range f.Hairpin {
-			hairpin[a] = true
+			hairpin[a]++
 		}
 	}
-	hp := fixed[setHairpin]
+	addrs := make([]netip.Addr, 0, len(hairpin))
 	for a := range hairpin {
-		hp.Elements = append(hp.Elements, hairpinElement(a))
+		addrs = append(addrs, a)
 	}
-	slices.SortFunc(hp.Elements, func(a, b Element) int { return a.Addr.Compare(b.Addr) })
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	hp := fixed[setHairpin]
+	hp.Elements = make([]Element, len(addrs))
+	for i, a := range addrs {
+		hp.Elements[i] = hairpinElement(a)
+	}
 	rs.Sets = append(rs.Sets, own...)
-	return rs
+	return rs, hairpin
 }
 
 func hairpinElement(a netip.Addr) Element { return Element{Addr: a, Addr2: a} }

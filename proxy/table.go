@@ -174,8 +174,9 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	if t.programmed == nil {
 		st.Full = true
 		st.Added = len(norm.ports)
-		hairpin = hairpinCounts(norm.ports)
-		err = rebuild(b, build(mcfg, norm.ports))
+		var rs *Ruleset
+		rs, hairpin = buildCounting(mcfg, norm.ports)
+		err = rebuild(b, rs)
 	} else {
 		st, d, err = t.update(b, mcfg, ds)
 	}
@@ -266,18 +267,6 @@ func (t *Table) update(b *batch, mcfg modelConfig, ds []delta) (SyncStats, diff,
 		d.port(old, new)
 	}
 	return st, d, d.queue(b)
-}
-
-// hairpinCounts counts, per endpoint address, the ports that send traffic
-// to it.
-func hairpinCounts(ports []*ServicePort) map[netip.Addr]int {
-	n := map[netip.Addr]int{}
-	for _, sp := range ports {
-		for _, a := range hairpinAddrs(split(sp.Groups)) {
-			n[a]++
-		}
-	}
-	return n
 }
 
 func ptrFragment(f fragment) *fragment { return &f }

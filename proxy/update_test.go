@@ -21,7 +21,9 @@ func batchOf(t *testing.T, prev, next []ServicePort) ([]netlink.Message, SyncSta
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl := &Table{programmed: before.byKey, hairpin: hairpinCounts(before.ports)}
+	mcfg := modelConfig{Table: "bosun", Mark: DefaultMasqueradeMark}
+	_, counts := buildCounting(mcfg, before.ports)
+	tbl := &Table{programmed: before.byKey, hairpin: counts}
 	norm, err := normalize(next, tbl.programmed)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +36,7 @@ func batchOf(t *testing.T, prev, next []ServicePort) ([]netlink.Message, SyncSta
 	}
 	var id uint32
 	b := &batch{conn: conn, table: &nftables.Table{Name: "bosun", Family: nftables.TableFamilyIPv4}, nextID: &id}
-	st, _, err := tbl.update(b, modelConfig{Table: "bosun", Mark: DefaultMasqueradeMark}, ds)
+	st, _, err := tbl.update(b, mcfg, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
