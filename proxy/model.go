@@ -482,18 +482,18 @@ func hashedName(prefix, name string) string {
 	return s
 }
 
-// portKey identifies a service port as ServicePort.Key does, without
+// spKey identifies a service port as ServicePort.Key does, without
 // building a string.
-type portKey struct {
+type spKey struct {
 	namespace, name, port string
 	protocol              corev1.Protocol
 }
 
-func keyOf(sp *ServicePort) portKey {
-	return portKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}
+func keyOf(sp *ServicePort) spKey {
+	return spKey{sp.Namespace, sp.Name, sp.PortName, sp.Protocol}
 }
 
-func comparePortKeys(a, b portKey) int {
+func compareSPKeys(a, b spKey) int {
 	return cmp.Or(strings.Compare(a.namespace, b.namespace), strings.Compare(a.name, b.name),
 		strings.Compare(a.port, b.port), strings.Compare(string(a.protocol), string(b.protocol)))
 }
@@ -503,7 +503,7 @@ func comparePortKeys(a, b portKey) int {
 type portSet struct {
 	order []*ServicePort
 	ports []*ServicePort
-	byKey map[portKey]*ServicePort
+	byKey map[spKey]*ServicePort
 }
 
 // normalize validates ports and returns them sorted by key, each with its
@@ -512,9 +512,9 @@ type portSet struct {
 // the one prev holds under its key is returned as prev's (no copy, and no
 // second validation); the others are deep copies, so the caller's slices
 // are never kept.
-func normalize(ports []ServicePort, prev map[portKey]*ServicePort) (*portSet, error) {
+func normalize(ports []ServicePort, prev map[spKey]*ServicePort) (*portSet, error) {
 	out := make([]*ServicePort, len(ports))
-	byKey := make(map[portKey]*ServicePort, len(ports))
+	byKey := make(map[spKey]*ServicePort, len(ports))
 	// Service addresses and node ports, packed, to the index of the port
 	// that has them.
 	vips := make(map[uint64]int, len(ports))
@@ -565,7 +565,7 @@ func normalize(ports []ServicePort, prev map[portKey]*ServicePort) (*portSet, er
 }
 
 // keyOrder orders normalized ports by key.
-func keyOrder(a, b *ServicePort) int { return comparePortKeys(keyOf(a), keyOf(b)) }
+func keyOrder(a, b *ServicePort) int { return compareSPKeys(keyOf(a), keyOf(b)) }
 
 // delta is one service port's change: old is nil for an added port, new
 // for a removed one.
@@ -625,7 +625,7 @@ func normalCopy(sp *ServicePort) *ServicePort {
 
 // changes lists what turns prev into ps: added and changed ports in key
 // order, then removed ones in key order.
-func changes(prev map[portKey]*ServicePort, ps *portSet) []delta {
+func changes(prev map[spKey]*ServicePort, ps *portSet) []delta {
 	var ds []delta
 	for _, sp := range ps.ports {
 		switch old, ok := prev[keyOf(sp)]; {

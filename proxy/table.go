@@ -75,11 +75,11 @@ type Table struct {
 	// programmed holds the normalized service ports the kernel carries,
 	// by key; the model is a function of them. nil until the first
 	// successful Sync, and after a failed one: the next Sync rebuilds.
-	programmed map[portKey]*ServicePort
+	programmed map[spKey]*ServicePort
 	// last is what the kernel carried after the last successful Sync,
 	// kept across a failure for the conntrack flush of removed endpoints
 	// (programmed is last, or nil).
-	last map[portKey]*ServicePort
+	last map[spKey]*ServicePort
 	// order is last's ports in the order the caller listed them.
 	order []*ServicePort
 	// hairpin counts, per endpoint address in the hairpin set, the
