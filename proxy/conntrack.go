@@ -47,24 +47,23 @@ type staleFlow struct {
 	endpoint netip.Addr
 }
 
-// staleUDP lists the UDP endpoints (by address) of prev that next no
-// longer sends a service port's traffic to, including every endpoint of a
+// staleUDP lists the UDP endpoints (by address) that the changes ds no
+// longer send a service port's traffic to, including every endpoint of a
 // port that is gone or whose address or ports changed.
-func staleUDP(prev, next map[string]*ServicePort) []staleFlow {
+func staleUDP(ds []delta) []staleFlow {
 	var out []staleFlow
-	for key, old := range prev {
-		if old.Protocol != corev1.ProtocolUDP {
+	for _, c := range ds {
+		old := c.old
+		if old == nil || old.Protocol != corev1.ProtocolUDP {
 			continue
 		}
 		keep := map[netip.Addr]bool{}
-		if sp, ok := next[key]; ok && sp.ClusterIP == old.ClusterIP && sp.Port == old.Port && sp.NodePort == old.NodePort {
-			_, shares := split(sp.Groups)
-			for _, s := range shares {
+		if sp := c.new; sp != nil && sp.ClusterIP == old.ClusterIP && sp.Port == old.Port && sp.NodePort == old.NodePort {
+			for _, s := range split(sp.Groups) {
 				keep[s.Endpoint.IP] = true
 			}
 		}
-		_, shares := split(old.Groups)
-		for _, s := range shares {
+		for _, s := range split(old.Groups) {
 			if !keep[s.Endpoint.IP] {
 				keep[s.Endpoint.IP] = true // once per address
 				out = append(out, staleFlow{vip: old.ClusterIP, port: old.Port, nodePort: old.NodePort, endpoint: s.Endpoint.IP})
@@ -78,8 +77,8 @@ func staleUDP(prev, next map[string]*ServicePort) []staleFlow {
 // original destination is the ClusterIP:port (or the node port on any
 // address) and whose reply comes from the endpoint. It logs failures: the
 // rules are in place and a later flow gets a new endpoint either way.
-func (t *Table) flushConntrack(prev, next map[string]*ServicePort) int {
-	stale := staleUDP(prev, next)
+func (t *Table) flushConntrack(ds []delta) int {
+	stale := staleUDP(ds)
 	if len(stale) == 0 {
 		return 0
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -97,6 +98,16 @@ func TestSync_incrementalEqualsRebuild(t *testing.T) {
 	mutate(func(ps []ServicePort) { ps[0].AffinityTimeout = time.Minute; ps[0].NodePort = 30001 })
 	mutate(func(ps []ServicePort) { ps[0].Groups = nil })
 	mutate(func(ps []ServicePort) { ps[0].Groups = web.Groups })
+	// 10.244.0.2 serves web and web-np: the hairpin element stays while
+	// either does. The Services without endpoints get some, and lose
+	// them again.
+	mutate(func(ps []ServicePort) { ps[0].Groups[0].Endpoints = ps[0].Groups[0].Endpoints[1:] })
+	mutate(func(ps []ServicePort) { ps[7].Groups = nil })
+	mutate(func(ps []ServicePort) {
+		ps[5].Groups = []Group{{Endpoints: []Endpoint{ep("10.244.0.2", 8080)}}}
+		ps[6].Groups = []Group{{Endpoints: []Endpoint{ep("10.244.0.30", 53), ep("10.244.0.31", 53)}}}
+	})
+	mutate(func(ps []ServicePort) { ps[5].Groups, ps[6].Groups = nil, nil })
 	states = append(states, []ServicePort{web}, nil)
 
 	ns := newNS(t)
@@ -200,4 +211,60 @@ func TestSync_badInputChangesNothing(t *testing.T) {
 	if st := mustSync(t, tbl, good); st.Full || st.Added+st.Changed+st.Removed != 0 {
 		t.Errorf("Sync of the unchanged state after a refusal: %+v, want an empty incremental one", st)
 	}
+	// The same ports with a bad endpoint (the path that compares the
+	// ports in the caller's order).
+	bad = cloneState(good)
+	bad[0].Groups[0].Endpoints[1].Port = 0
+	if _, err := tbl.Sync(bad); err == nil || !strings.Contains(err.Error(), "service port 0 (default/web/http/TCP)") {
+		t.Fatalf("err = %v, want one naming service port 0", err)
+	}
+	if after := listTable(t, ns, "bosun"); after != before {
+		t.Fatal("a refused Sync changed the table")
+	}
+}
+
+// TestSync_encodingMatchesNft: the kernel's bytecode of bosun's table is
+// what nft itself writes for the same rules. Each golden case is
+// programmed, listed as nft text, loaded by nft into a second namespace,
+// and the two tables' bytecode (nft --debug=netlink list) compared.
+func TestSync_encodingMatchesNft(t *testing.T) {
+	for _, c := range goldenCases() {
+		t.Run(c.name, func(t *testing.T) {
+			ns := newNS(t)
+			mustSync(t, openIn(t, ns), c.ports)
+			// nft lists a named numgen map's key as "type 0" (no typeof
+			// in its user data), which it cannot read back: say it as nft
+			// would write it.
+			text := strings.NewReplacer(
+				"type 0 : verdict", fmt.Sprintf("typeof numgen random mod %d : verdict", Modulus),
+				"type 0 : ipv4_addr . inet_service", fmt.Sprintf("typeof numgen random mod %d : ip daddr . th dport", Modulus),
+			).Replace(run(t, ns, "nft", "list", "table", "ip", "bosun"))
+			ref := newNS(t)
+			cmd := cmdIn(ref, "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(text)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("nft -f of the listing: %v: %s\n%s", err, out, text)
+			}
+			got, want := bytecode(t, ns), bytecode(t, ref)
+			if got != want {
+				t.Errorf("bytecode differs from nft's (want nft's):\n%s", lineDiff(want, got))
+			}
+		})
+	}
+}
+
+// bytecode lists the rules of table bosun in ns as the kernel holds them,
+// one expression a line, without handles.
+func bytecode(t *testing.T, ns netns.NsHandle) string {
+	out := run(t, ns, "nft", "--debug=netlink", "list", "table", "ip", "bosun")
+	var b strings.Builder
+	for _, l := range strings.Split(out, "\n") {
+		switch f := strings.Fields(l); {
+		case len(f) >= 3 && f[0] == "ip" && f[1] == "bosun": // ip bosun CHAIN HANDLE [POSITION]
+			b.WriteString("rule in " + f[2] + "\n")
+		case strings.HasPrefix(l, "  ["):
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

@@ -64,7 +64,8 @@ func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // TestBuild_golden shows the model of each case: the skeleton (the part
 // that does not depend on the ports) once, then per case what the ports
-// add: map elements, affinity sets, chains.
+// add: elements of the fixed maps and sets, the ports' own maps and sets,
+// chains.
 func TestBuild_golden(t *testing.T) {
 	skel, err := Build("bosun", DefaultMasqueradeMark, nil)
 	if err != nil {
@@ -74,6 +75,9 @@ func TestBuild_golden(t *testing.T) {
 	fixed := map[string]bool{}
 	for _, c := range skel.Chains {
 		fixed[c.Name] = true
+	}
+	for _, s := range skel.Sets {
+		fixed[s.Name] = true
 	}
 	for _, c := range goldenCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,9 +93,9 @@ func TestBuild_golden(t *testing.T) {
 			d.Elements = map[string][]Element{}
 			for _, s := range rs.Sets {
 				switch {
-				case s.Map && len(s.Elements) > 0:
+				case fixed[s.Name] && len(s.Elements) > 0:
 					d.Elements[s.Name] = s.Elements
-				case !s.Map:
+				case !fixed[s.Name]:
 					d.Sets = append(d.Sets, s)
 				}
 			}

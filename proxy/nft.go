@@ -20,6 +20,8 @@ import (
 var (
 	typeAddrProtoPort = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
 	typeProtoPort     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	typeAddrAddr      = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeIPAddr)
+	typeAddrPort      = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 )
 
 // batch queues the messages of one transaction.
@@ -45,7 +47,7 @@ func (b *batch) chain(name string) *nftables.Chain {
 }
 
 func (b *batch) set(s *Set) *nftables.Set {
-	ns := &nftables.Set{Table: b.table, Name: s.Name, ID: b.id()}
+	ns := &nftables.Set{Table: b.table, Name: s.Name, ID: b.id(), Interval: s.Interval}
 	switch s.Key {
 	case KeyAddrProtoPort:
 		ns.KeyType = typeAddrProtoPort
@@ -53,14 +55,19 @@ func (b *batch) set(s *Set) *nftables.Set {
 		ns.KeyType = typeProtoPort
 	case KeyAddr:
 		ns.KeyType = nftables.TypeIPAddr
+	case KeyAddrAddr:
+		ns.KeyType = typeAddrAddr
 	case KeySlot:
 		ns.KeyType = nftables.TypeInteger
 		ns.KeyByteOrder = binaryutil.BigEndian
-		ns.Interval = s.Interval
 	}
-	if s.Map {
+	switch s.Data {
+	case DataVerdict:
 		ns.IsMap = true
 		ns.DataType = nftables.TypeVerdict
+	case DataAddrPort:
+		ns.IsMap = true
+		ns.DataType = typeAddrPort
 	}
 	if s.Timeout > 0 {
 		ns.HasTimeout = true
@@ -113,10 +120,13 @@ func (b *batch) addRules(c *Chain) error {
 	return nil
 }
 
-func (b *batch) elements(m string, elems []Element) []nftables.SetElement {
+func (b *batch) elements(elems []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(elems))
 	for i, e := range elems {
-		out[i] = nftables.SetElement{Key: elementKey(e), VerdictData: verdictExpr(e.Verdict)}
+		out[i] = nftables.SetElement{Key: elementKey(e)}
+		if e.Verdict.Kind != "" {
+			out[i].VerdictData = verdictExpr(e.Verdict)
+		}
 	}
 	return out
 }
@@ -145,7 +155,7 @@ func (b *batch) addElements(m string, elems []Element) error {
 		return nil
 	}
 	for _, c := range elemChunks(elems) {
-		if err := b.conn.SetAddElements(b.setRef(m), b.elements(m, c)); err != nil {
+		if err := b.conn.SetAddElements(b.setRef(m), b.elements(c)); err != nil {
 			return fmt.Errorf("map %s: %w", m, err)
 		}
 	}
@@ -157,7 +167,7 @@ func (b *batch) deleteElements(m string, elems []Element) error {
 		return nil
 	}
 	for _, c := range elemChunks(elems) {
-		if err := b.conn.SetDeleteElements(b.setRef(m), b.elements(m, c)); err != nil {
+		if err := b.conn.SetDeleteElements(b.setRef(m), b.elements(c)); err != nil {
 			return fmt.Errorf("map %s: %w", m, err)
 		}
 	}
@@ -167,14 +177,19 @@ func (b *batch) deleteElements(m string, elems []Element) error {
 // elementKey lays an element's key out as the kernel compares it: each
 // part of a concatenation padded to 4 bytes, ports in network order.
 func elementKey(e Element) []byte {
-	var k []byte
+	k := make([]byte, 0, 12)
 	if e.Addr.IsValid() {
-		a := e.Addr.As4()
-		k = append(k, a[:]...)
+		k = append(k, ip4(e.Addr)...)
 	}
-	k = append(k, byte(e.Proto), 0, 0, 0)
-	k = binary.BigEndian.AppendUint16(k, e.Port)
-	return append(k, 0, 0)
+	if e.Addr2.IsValid() {
+		k = append(k, ip4(e.Addr2)...)
+	}
+	if e.Proto != 0 {
+		k = append(k, byte(e.Proto), 0, 0, 0)
+		k = binary.BigEndian.AppendUint16(k, e.Port)
+		k = append(k, 0, 0)
+	}
+	return k
 }
 
 func verdictExpr(v Verdict) *expr.Verdict {
@@ -197,6 +212,9 @@ const (
 	reg10 = unix.NFT_REG32_02
 )
 
+// ctStatusDNAT is IPS_DST_NAT: the connection's destination was NATed.
+const ctStatusDNAT = 1 << 5
+
 func native32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
 
 func loadDaddr(reg uint32) expr.Any {
@@ -213,12 +231,34 @@ func loadDport(reg uint32) expr.Any {
 
 func ip4(a netip.Addr) []byte { b := a.As4(); return b[:] }
 
+// loadKey loads the packet fields a key type names into consecutive
+// registers from reg 1, as nft lays out a concatenation.
+func loadKey(k KeyType) ([]expr.Any, error) {
+	switch k {
+	case KeyAddrProtoPort:
+		return []expr.Any{loadDaddr(reg1), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg9}, loadDport(reg10)}, nil
+	case KeyProtoPort:
+		return []expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, loadDport(reg9)}, nil
+	case KeyAddr:
+		return []expr.Any{loadSaddr(reg1)}, nil
+	case KeyAddrAddr:
+		return []expr.Any{loadSaddr(reg1), loadDaddr(reg9)}, nil
+	}
+	return nil, fmt.Errorf("lookup key %q not supported", k)
+}
+
 func (b *batch) addRule(chain string, r *Rule) error {
 	var ex []expr.Any
 	if r.CTStateNew {
 		ex = append(ex,
 			&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(expr.CtStateBitNEW), Xor: native32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: native32(0)})
+	}
+	if r.CTStatusDNAT {
+		ex = append(ex,
+			&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(ctStatusDNAT), Xor: native32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: native32(0)})
 	}
 	if r.FibDaddrLocal {
@@ -233,14 +273,15 @@ func (b *batch) addRule(chain string, r *Rule) error {
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(r.L4Proto)}})
 	}
-	if r.SaddrIs.IsValid() {
-		ex = append(ex, loadSaddr(reg1), &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: ip4(r.SaddrIs)})
-	}
 	if r.DaddrIsNot.IsValid() {
 		ex = append(ex, loadDaddr(reg1), &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: ip4(r.DaddrIsNot)})
 	}
-	if r.SaddrInSet != "" {
-		ex = append(ex, loadSaddr(reg1), &expr.Lookup{SourceRegister: reg1, SetName: r.SaddrInSet})
+	if r.InSet != nil {
+		load, err := loadKey(r.InSet.Key)
+		if err != nil {
+			return err
+		}
+		ex = append(append(ex, load...), &expr.Lookup{SourceRegister: reg1, SetName: r.InSet.Set})
 	}
 	if r.MarkClear != 0 {
 		ex = append(ex,
@@ -256,23 +297,30 @@ func (b *batch) addRule(chain string, r *Rule) error {
 	}
 	if r.VMap != nil {
 		actions++
-		switch r.VMap.Key {
-		case KeyAddrProtoPort:
-			ex = append(ex, loadDaddr(reg1), &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg9}, loadDport(reg10))
-		case KeyProtoPort:
-			ex = append(ex, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1}, loadDport(reg9))
-		default:
-			return fmt.Errorf("vmap key %q not supported", r.VMap.Key)
+		load, err := loadKey(r.VMap.Key)
+		if err != nil {
+			return err
 		}
-		ex = append(ex, &expr.Lookup{SourceRegister: reg1, SetName: r.VMap.Map, IsDestRegSet: true, DestRegister: unix.NFT_REG_VERDICT})
+		ex = append(append(ex, load...), &expr.Lookup{SourceRegister: reg1, SetName: r.VMap.Set, IsDestRegSet: true, DestRegister: unix.NFT_REG_VERDICT})
 	}
 	if r.Numgen != nil {
 		actions++
-		e, err := b.numgen(r.Numgen)
+		e, err := numgen(r.Numgen, unix.NFT_REG_VERDICT)
 		if err != nil {
 			return err
 		}
 		ex = append(ex, e...)
+	}
+	if r.NumgenDNAT != nil {
+		actions++
+		e, err := numgen(r.NumgenDNAT, reg1)
+		if err != nil {
+			return err
+		}
+		// The map's value, address . port, lands in reg 1's first two
+		// 4-byte words: the address in reg32 8, the port in reg32 9.
+		ex = append(append(ex, e...),
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: reg1, RegProtoMin: reg9, Specified: true})
 	}
 	if r.MarkOr != 0 {
 		actions++
@@ -321,22 +369,24 @@ func (b *batch) addRule(chain string, r *Rule) error {
 	return nil
 }
 
-// numgen encodes `numgen random mod N vmap @slots-<port>`. The number is
-// converted to network order before the lookup, as nft does for interval
-// maps (their keys compare as big-endian bytes).
+// numgen encodes `numgen random mod N map @map` with the map's value
+// going to dreg: the verdict register for a verdict map (`vmap`), reg 1 for
+// a DNAT map. The number is converted to network order before the lookup,
+// as nft does for interval maps (their keys compare as big-endian bytes).
 //
-// The slot map is a named map of the service port rather than an anonymous
+// The map is a named map of the service port rather than an anonymous
 // one written inside the rule as kube-proxy does: the kernel binds each
 // anonymous set to its rule by scanning the whole transaction, which made
-// a full rebuild at 1,000 Services quadratic (78% of its time).
-func (b *batch) numgen(n *Numgen) ([]expr.Any, error) {
+// a full rebuild at 1,000 Services quadratic (78% of its time), and a
+// named map's elements change without touching the rule.
+func numgen(n *Numgen, dreg uint32) ([]expr.Any, error) {
 	if n.Modulus == 0 || n.Map == "" {
 		return nil, errors.New("numgen without modulus or map")
 	}
 	return []expr.Any{
 		&expr.Numgen{Register: reg1, Modulus: n.Modulus, Type: unix.NFT_NG_RANDOM},
 		&expr.Byteorder{SourceRegister: reg1, DestRegister: reg1, Op: expr.ByteorderHton, Len: 4, Size: 4},
-		&expr.Lookup{SourceRegister: reg1, SetName: n.Map, IsDestRegSet: true, DestRegister: unix.NFT_REG_VERDICT},
+		&expr.Lookup{SourceRegister: reg1, SetName: n.Map, IsDestRegSet: true, DestRegister: dreg},
 	}, nil
 }
 
@@ -349,7 +399,15 @@ func (b *batch) addSlots(s *Set) error {
 	}
 	elems := make([]nftables.SetElement, 0, 2*len(s.Slots))
 	for _, sl := range s.Slots {
-		elems = append(elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint32(sl.From), VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: sl.Goto}})
+		e := nftables.SetElement{Key: binaryutil.BigEndian.PutUint32(sl.From)}
+		if sl.Goto != "" {
+			e.VerdictData = &expr.Verdict{Kind: expr.VerdictGoto, Chain: sl.Goto}
+		} else {
+			// address . port, the port padded to 4 bytes as in a
+			// concatenation.
+			e.Val = append(binary.BigEndian.AppendUint16(ip4(sl.DNAT.Addr()), sl.DNAT.Port()), 0, 0)
+		}
+		elems = append(elems, e)
 		if s.Interval {
 			elems = append(elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint32(sl.To + 1), IntervalEnd: true})
 		}

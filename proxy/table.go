@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -74,11 +75,17 @@ type Table struct {
 	// programmed holds the normalized service ports the kernel carries,
 	// by key; the model is a function of them. nil until the first
 	// successful Sync, and after a failed one: the next Sync rebuilds.
-	programmed map[string]*ServicePort
+	programmed map[spKey]*ServicePort
 	// last is what the kernel carried after the last successful Sync,
-	// kept across a failure for the conntrack flush of removed endpoints.
-	last   map[string]*ServicePort
-	nextID uint32
+	// kept across a failure for the conntrack flush of removed endpoints
+	// (programmed is last, or nil).
+	last map[spKey]*ServicePort
+	// order is last's ports in the order the caller listed them.
+	order []*ServicePort
+	// hairpin counts, per endpoint address in the hairpin set, the
+	// programmed service ports that send traffic to it.
+	hairpin map[netip.Addr]int
+	nextID  uint32
 }
 
 // Open connects to netfilter in cfg.NetNS. It changes nothing: the first
@@ -140,24 +147,38 @@ func Cleanup(cfg Config) error {
 func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	norm, err := normalize(ports, t.last)
-	if err != nil {
-		return SyncStats{}, fmt.Errorf("proxy: %w", err)
+	var st SyncStats
+	var ds []delta
+	var order []*ServicePort
+	fast := false
+	if t.programmed != nil {
+		var err error
+		if ds, order, fast, err = sameKeys(ports, t.order); err != nil {
+			return SyncStats{}, fmt.Errorf("proxy: %w", err)
+		}
+	}
+	var norm *portSet
+	if !fast {
+		var err error
+		if norm, err = normalize(ports, t.last); err != nil {
+			return SyncStats{}, fmt.Errorf("proxy: %w", err)
+		}
+		order, ds = norm.order, changes(t.last, norm)
 	}
 	start := time.Now()
 	b := &batch{conn: t.conn, table: &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}, nextID: &t.nextID}
 	mcfg := modelConfig{Table: t.cfg.Table, Mark: t.cfg.MasqueradeMark}
-	next := make(map[string]*ServicePort, len(norm))
-	for _, sp := range norm {
-		next[sp.Key()] = sp
-	}
-	var st SyncStats
+	var hairpin map[netip.Addr]int // the counts after this Sync, when rebuilt
+	var d diff
+	var err error
 	if t.programmed == nil {
 		st.Full = true
-		st.Added = len(norm)
-		err = rebuild(b, build(mcfg, norm))
+		st.Added = len(norm.ports)
+		var rs *Ruleset
+		rs, hairpin = buildCounting(mcfg, norm.ports)
+		err = rebuild(b, rs)
 	} else {
-		st, err = t.update(b, mcfg, norm, next)
+		st, d, err = t.update(b, mcfg, ds)
 	}
 	if err == nil {
 		err = t.tr.flush(t.conn)
@@ -166,15 +187,26 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 		t.conn = conn
 	}
 	if err != nil {
-		t.programmed = nil
+		t.programmed, t.order = nil, nil
 		return SyncStats{Full: st.Full}, fmt.Errorf("proxy: sync table %s: %w", t.cfg.Table, err)
 	}
 	elapsed := time.Since(start)
-	prev := t.last
-	t.programmed, t.last = next, next
-	st.ConntrackFlushed = t.flushConntrack(prev, next)
+	if fast {
+		for _, c := range ds { // last is programmed: changed in place
+			t.last[keyOf(c.new)] = c.new
+		}
+	} else {
+		t.last = norm.byKey
+	}
+	t.programmed, t.order = t.last, order
+	if hairpin != nil {
+		t.hairpin = hairpin
+	} else {
+		d.applyHairpin(t.hairpin)
+	}
+	st.ConntrackFlushed = t.flushConntrack(ds)
 	t.log.Debug("synced", "full", st.Full, "added", st.Added, "changed", st.Changed, "removed", st.Removed,
-		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm), "elapsed", elapsed)
+		"conntrackFlushed", st.ConntrackFlushed, "ports", len(order), "elapsed", elapsed)
 	return st, nil
 }
 
@@ -208,37 +240,33 @@ func rebuild(b *batch, rs *Ruleset) error {
 	return nil
 }
 
-// update queues a transaction that turns the programmed ports into next.
-// Order matters inside the transaction: chains are created before
-// anything refers to them and deleted only after nothing does (their map
-// elements are deleted and the chains that jump to them flushed first).
-func (t *Table) update(b *batch, mcfg modelConfig, norm []*ServicePort, next map[string]*ServicePort) (SyncStats, error) {
+// update queues a transaction that makes the changes ds to the
+// programmed ports and returns the diff it queued. Order matters inside
+// the transaction: chains are created before anything refers to them and
+// deleted only after nothing does (their map elements are deleted and the
+// chains that jump to them flushed first).
+func (t *Table) update(b *batch, mcfg modelConfig, ds []delta) (SyncStats, diff, error) {
 	var st SyncStats
-	var d diff
-	for _, sp := range norm {
-		old, ok := t.programmed[sp.Key()]
+	d := diff{hairpinCount: t.hairpin}
+	for _, c := range ds {
+		var old, new *fragment
 		switch {
-		case old == sp: // unchanged, shared by normalize
-		case !ok:
+		case c.old == nil:
 			st.Added++
-			d.port(nil, ptrFragment(fragmentOf(mcfg, sp)))
-		case !equalPorts(old, sp):
+		case c.new == nil:
+			st.Removed++
+		default:
 			st.Changed++
-			d.port(ptrFragment(fragmentOf(mcfg, old)), ptrFragment(fragmentOf(mcfg, sp)))
 		}
-	}
-	keys := make([]string, 0)
-	for k := range t.programmed {
-		if _, ok := next[k]; !ok {
-			keys = append(keys, k)
+		if c.old != nil {
+			old = ptrFragment(fragmentOf(mcfg, c.old))
 		}
+		if c.new != nil {
+			new = ptrFragment(fragmentOf(mcfg, c.new))
+		}
+		d.port(old, new)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		st.Removed++
-		d.port(ptrFragment(fragmentOf(mcfg, t.programmed[k])), nil)
-	}
-	return st, d.queue(b)
+	return st, d, d.queue(b)
 }
 
 func ptrFragment(f fragment) *fragment { return &f }
@@ -247,10 +275,14 @@ func ptrFragment(f fragment) *fragment { return &f }
 type diff struct {
 	addChains, rewriteChains, deleteChains []*Chain
 	addSets, deleteSets                    []*Set
-	// fillSlots are new slot maps; refillSlots are slot maps whose
+	// fillSlots are new numgen maps; refillSlots are numgen maps whose
 	// elements are replaced (flushed, then added again).
 	fillSlots, refillSlots []*Set
 	addElems, deleteElems  map[string][]Element
+	// hairpinCount is the programmed count of ports per hairpin address
+	// (read only); hairpinDelta what this diff changes in it.
+	hairpinCount map[netip.Addr]int
+	hairpinDelta map[netip.Addr]int
 }
 
 // port adds the changes from old to new (either may be nil) of one
@@ -258,6 +290,7 @@ type diff struct {
 func (d *diff) port(old, new *fragment) {
 	if d.addElems == nil {
 		d.addElems, d.deleteElems = map[string][]Element{}, map[string][]Element{}
+		d.hairpinDelta = map[netip.Addr]int{}
 	}
 	oldChains, newChains := chainsByName(old), chainsByName(new)
 	oldSets, newSets := setsByName(old), setsByName(new)
@@ -299,6 +332,16 @@ func (d *diff) port(old, new *fragment) {
 			if _, ok := newChains[old.Chains[i].Name]; !ok {
 				d.deleteChains = append(d.deleteChains, &old.Chains[i])
 			}
+		}
+	}
+	if old != nil {
+		for _, a := range old.Hairpin {
+			d.hairpinDelta[a]--
+		}
+	}
+	if new != nil {
+		for _, a := range new.Hairpin {
+			d.hairpinDelta[a]++
 		}
 	}
 	oldElems, newElems := elemsOf(old), elemsOf(new)
@@ -357,30 +400,68 @@ func setsByName(f *fragment) map[string]*Set {
 // sameSetKind reports whether a set can stay as it is (only its elements
 // may change).
 func sameSetKind(a, b *Set) bool {
-	return a.Key == b.Key && a.Map == b.Map && a.Timeout == b.Timeout && a.Interval == b.Interval
+	return a.Key == b.Key && a.Data == b.Data && a.Timeout == b.Timeout && a.Interval == b.Interval
 }
 
 func equalRules(a, b []Rule) bool {
 	return slices.EqualFunc(a, b, func(x, y Rule) bool {
-		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil && *x.Numgen != *y.Numgen) {
+		if !equalPtr(x.Numgen, y.Numgen) || !equalPtr(x.NumgenDNAT, y.NumgenDNAT) ||
+			!equalPtr(x.Verdict, y.Verdict) || !equalPtr(x.VMap, y.VMap) || !equalPtr(x.InSet, y.InSet) {
 			return false
 		}
-		if (x.Verdict == nil) != (y.Verdict == nil) || (x.Verdict != nil && *x.Verdict != *y.Verdict) {
-			return false
-		}
-		if (x.VMap == nil) != (y.VMap == nil) || (x.VMap != nil && *x.VMap != *y.VMap) {
-			return false
-		}
-		x.Numgen, y.Numgen, x.Verdict, y.Verdict, x.VMap, y.VMap = nil, nil, nil, nil, nil, nil
+		x.Numgen, x.NumgenDNAT, x.Verdict, x.VMap, x.InSet = nil, nil, nil, nil, nil
+		y.Numgen, y.NumgenDNAT, y.Verdict, y.VMap, y.InSet = nil, nil, nil, nil, nil
 		return x == y
 	})
 }
 
+func equalPtr[T comparable](a, b *T) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
 // mapOrder is the order element changes are queued in, for a
 // deterministic batch.
-var mapOrder = []string{mapNoEndpointNodePort, mapNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+var mapOrder = []string{setHairpin, setNoEndpointNodePort, setNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+
+// hairpinChanges turns the hairpin deltas into elements to add (the
+// address's first port) and to delete (its last), in address order.
+func (d *diff) hairpinChanges() {
+	addrs := make([]netip.Addr, 0, len(d.hairpinDelta))
+	for a, n := range d.hairpinDelta {
+		if n != 0 {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	for _, a := range addrs {
+		before := d.hairpinCount[a]
+		after := before + d.hairpinDelta[a]
+		switch {
+		case before == 0 && after > 0:
+			d.addElems[setHairpin] = append(d.addElems[setHairpin], hairpinElement(a))
+		case before > 0 && after == 0:
+			d.deleteElems[setHairpin] = append(d.deleteElems[setHairpin], hairpinElement(a))
+		}
+	}
+}
+
+// applyHairpin adds the diff's deltas to counts, once its transaction is
+// committed.
+func (d *diff) applyHairpin(counts map[netip.Addr]int) {
+	for a, n := range d.hairpinDelta {
+		if c := counts[a] + n; c > 0 {
+			counts[a] = c
+		} else {
+			delete(counts, a)
+		}
+	}
+}
 
 func (d *diff) queue(b *batch) error {
+	if d.addElems == nil { // nothing changed
+		return nil
+	}
+	d.hairpinChanges()
 	for _, c := range d.addChains {
 		b.addChain(c)
 	}

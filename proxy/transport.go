@@ -32,6 +32,7 @@ type transport struct {
 	ack   []netlink.Message
 	seq   uint32
 	buf   []byte // the last batch's bytes, reused
+	rbuf  []byte // for the kernel's answers
 }
 
 func newTransport(cfg *Config) (*transport, error) {
@@ -47,10 +48,18 @@ func newTransport(cfg *Config) (*transport, error) {
 	// not carry the whole failing request back.
 	_ = nl.SetOption(netlink.ExtendedAcknowledge, true)
 	_ = nl.SetOption(netlink.CapAcknowledge, true)
-	return &transport{nl: nl, ack: []netlink.Message{{
+	t := recorder()
+	t.nl = nl
+	return t, nil
+}
+
+// recorder is a transport without a socket: conn's batches are recorded
+// (in batch) but not sent.
+func recorder() *transport {
+	return &transport{ack: []netlink.Message{{
 		Header: netlink.Header{Type: netlink.Error},
 		Data:   make([]byte, 4+16), // errno 0, then the request's header
-	}}}, nil
+	}}}
 }
 
 // socketBuffer is the send and receive buffer of the socket: a full
@@ -168,7 +177,10 @@ func (t *transport) wait(begin, last uint32, sent []netlink.Message) error {
 	}
 	types := make(map[uint32]netlink.HeaderType, 8)
 	var errs error
-	buf := make([]byte, 64<<10)
+	if t.rbuf == nil {
+		t.rbuf = make([]byte, 64<<10)
+	}
+	buf := t.rbuf
 	for {
 		var n int
 		var rerr error

@@ -6,117 +6,121 @@ import (
 	"slices"
 )
 
-// MaxModulus bounds the numgen modulus of a weighted service port. Below it
-// the split is exact (each endpoint's share is exactly its weight's fraction);
-// above it, shares are apportioned over MaxModulus slots by largest
-// remainder, a resolution of 1/MaxModulus (6e-8) of the traffic.
-const MaxModulus = 1 << 24
+// Modulus is the numgen modulus of every service port: a new connection
+// draws a number in [0, Modulus) and goes to the endpoint whose range of
+// slots holds it. It is one constant, rather than a function of the
+// endpoints, so that the rule that draws never changes: an endpoint
+// change only rewrites the elements of the port's map.
+//
+// 720,720,000 is lcm(1..16) x 1,000, so the split is exact (every share
+// an integer number of slots) for equal shares over any number of
+// endpoints that divides it (every count up to 16, and 18, 20, 24, ...),
+// and for weights that sum to a divisor of 1,000 (percentages, per mille)
+// over groups of up to 16 endpoints. Otherwise shares are apportioned by
+// largest remainder: each within 1/Modulus (1.4e-9) of its exact value.
+// The kernel maps its 32-bit random number onto [0, Modulus) by
+// multiplication (reciprocal_scale), which adds an error below 2^-32 to
+// every share.
+const Modulus = 720_720_000
 
 // share is an endpoint's part of a service port's new connections: Slots
-// out of the port's modulus.
+// out of Modulus.
 type share struct {
 	Endpoint Endpoint
 	Slots    uint32
 }
 
 // split divides a service port's new connections among its endpoints: it
-// returns the numgen modulus and, in group then endpoint order, the
-// endpoints that get a share and their slot counts, which sum to the
-// modulus.
+// returns, in group then endpoint order, the endpoints that get a share
+// and their slot counts, which sum to Modulus (nil without endpoints).
 //
-// When no non-empty group has a weight, every endpoint gets one slot of
-// len(endpoints) (equal shares, exactly). Otherwise a non-empty group g
-// with weight w_g gets w_g/W of the connections (W sums the weights of the
-// non-empty groups), split equally among its endpoints; groups without
-// endpoints or without weight get nothing. The modulus is W times the
-// least common multiple of the weighted groups' sizes, reduced by the
-// greatest common divisor of the slot counts, so the split is exact; when
-// that exceeds MaxModulus the shares are apportioned over MaxModulus slots
-// (largest remainder, ties to the earlier endpoint) and every endpoint of a
-// weighted group keeps at least one slot.
-func split(groups []Group) (modulus uint32, shares []share) {
+// When no non-empty group has a weight, every endpoint gets an equal
+// share. Otherwise a non-empty group g with weight w_g gets w_g/W of the
+// connections (W sums the weights of the non-empty groups), split equally
+// among its endpoints; groups without endpoints or without weight get
+// nothing. Every endpoint that gets a share gets at least one slot.
+func split(groups []Group) []share {
 	var total int
 	var weight uint64
-	lcm := uint64(1)
-	exact := true
 	for _, g := range groups {
 		total += len(g.Endpoints)
-		if g.Weight <= 0 || len(g.Endpoints) == 0 {
-			continue
-		}
-		weight += uint64(g.Weight)
-		if exact {
-			n := uint64(len(g.Endpoints))
-			lcm = lcm / gcd(lcm, n) * n
-			if lcm > MaxModulus {
-				exact = false
-			}
+		if g.Weight > 0 && len(g.Endpoints) > 0 {
+			weight += uint64(g.Weight)
 		}
 	}
 	if total == 0 {
-		return 0, nil
+		return nil
 	}
-	if weight == 0 {
-		shares = make([]share, 0, total)
-		for _, g := range groups {
-			for _, ep := range g.Endpoints {
-				shares = append(shares, share{Endpoint: ep, Slots: 1})
-			}
+	// Without weights every group weighs its size: 1/total each.
+	weightOf := func(g Group) uint64 {
+		if weight == 0 {
+			return uint64(len(g.Endpoints))
 		}
-		return uint32(total), shares
+		return uint64(max(g.Weight, 0))
 	}
-	if exact && weight*lcm <= MaxModulus {
-		var d uint64
-		for _, g := range groups {
-			if g.Weight <= 0 || len(g.Endpoints) == 0 {
-				continue
-			}
-			slots := uint64(g.Weight) * lcm / uint64(len(g.Endpoints))
-			for _, ep := range g.Endpoints {
-				shares = append(shares, share{Endpoint: ep, Slots: uint32(slots)})
-			}
-			d = gcd(d, slots)
-		}
-		for i := range shares {
-			shares[i].Slots /= uint32(d)
-		}
-		return uint32(weight * lcm / d), shares
+	sum := weight
+	if sum == 0 {
+		sum = uint64(total)
 	}
-	return MaxModulus, apportion(groups, weight)
+	shares := make([]share, 0, total)
+	exact := true
+	var given uint64
+	for _, g := range groups {
+		w := weightOf(g)
+		if w == 0 || len(g.Endpoints) == 0 {
+			continue
+		}
+		// Slots per endpoint: Modulus*w / (sum*n), when that divides.
+		num, den := Modulus*w, sum*uint64(len(g.Endpoints))
+		if w > 1<<32 || sum > 1<<32 || num%den != 0 {
+			exact = false
+		}
+		for _, ep := range g.Endpoints {
+			shares = append(shares, share{Endpoint: ep, Slots: uint32(num / den)})
+			given += num / den
+		}
+	}
+	if exact && given == Modulus {
+		return shares
+	}
+	return apportion(groups, shares, weightOf, sum)
 }
 
-// apportion splits MaxModulus slots by largest remainder: endpoint e of
-// group g is owed MaxModulus*w_g/(W*n_g) slots.
-func apportion(groups []Group, weight uint64) []share {
+// apportion splits Modulus slots by largest remainder among the endpoints
+// of shares (in the order split listed them): endpoint e of group g is
+// owed Modulus*w_g/(sum*n_g) slots.
+func apportion(groups []Group, shares []share, weightOf func(Group) uint64, sum uint64) []share {
 	type owed struct {
 		i   int
 		rem *big.Rat // fractional part of what the endpoint is owed
 	}
-	var shares []share
 	var rems []owed
 	var given uint64
+	i := 0
 	for _, g := range groups {
-		if g.Weight <= 0 || len(g.Endpoints) == 0 {
+		w := weightOf(g)
+		if w == 0 || len(g.Endpoints) == 0 {
 			continue
 		}
 		q := new(big.Rat).SetFrac(
-			new(big.Int).SetUint64(uint64(g.Weight)*MaxModulus),
-			new(big.Int).SetUint64(weight*uint64(len(g.Endpoints))))
+			new(big.Int).Mul(big.NewInt(Modulus), new(big.Int).SetUint64(w)),
+			new(big.Int).Mul(new(big.Int).SetUint64(sum), big.NewInt(int64(len(g.Endpoints)))))
 		whole := new(big.Int).Quo(q.Num(), q.Denom())
 		rem := new(big.Rat).Sub(q, new(big.Rat).SetInt(whole))
-		for _, ep := range g.Endpoints {
-			rems = append(rems, owed{i: len(shares), rem: rem})
-			shares = append(shares, share{Endpoint: ep, Slots: uint32(whole.Uint64())})
+		for range g.Endpoints {
+			rems = append(rems, owed{i: i, rem: rem})
+			shares[i].Slots = uint32(whole.Uint64())
 			given += whole.Uint64()
+			i++
 		}
 	}
 	slices.SortStableFunc(rems, func(a, b owed) int { return b.rem.Cmp(a.rem) })
-	for k := 0; given < MaxModulus; k++ {
+	for k := 0; given < Modulus; k++ {
 		shares[rems[k%len(rems)].i].Slots++
 		given++
 	}
-	// Every endpoint of a weighted group keeps a share: a slot comes from
-	// the endpoint with the most (the first of them on a tie).
+	// Every endpoint keeps a share: a slot comes from the endpoint with
+	// the most (the first of them on a tie).
 	for i := range shares {
 		if shares[i].Slots > 0 {
 			continue
@@ -131,11 +135,4 @@ func apportion(groups []Group, weight uint64) []share {
 		shares[i].Slots++
 	}
 	return shares
-}
-
-func gcd(a, b uint64) uint64 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }
