@@ -33,15 +33,15 @@ const (
 	chainNATOutput      = "nat-output"
 	chainNATPostrouting = "nat-postrouting"
 	chainServices       = "services"
-	chainEndpointsCheck = "endpoints-check"
+	chainNotDNATed      = "not-dnated"
 	chainMasquerading   = "masquerading"
 	chainReject         = "reject-chain"
 
-	mapServiceIPs         = "service-ips"
-	mapServiceNodePorts   = "service-nodeports"
-	setNoEndpointServices = "no-endpoint-services"
-	setNoEndpointNodePort = "no-endpoint-nodeports"
-	setHairpin            = "hairpin"
+	mapServiceIPs       = "service-ips"
+	mapServiceNodePorts = "service-nodeports"
+	setServiceIPs       = "all-service-ips"
+	setServiceNodePorts = "all-service-nodeports"
+	setHairpin          = "hairpin"
 
 	prefixService  = "service-"
 	prefixBackends = "backends-"
@@ -50,12 +50,15 @@ const (
 	prefixSlots    = "slots-"
 )
 
-// Priorities of the base chains: filtering runs before DNAT (it must see
-// the ClusterIP, not an endpoint), as in kube-proxy.
+// Priorities of the base chains. Filtering runs after DNAT (kube-proxy's
+// runs before): it refuses a new connection to a service port that the
+// nat chain did not DNAT, which it can only know once the nat chain has
+// run. In output this order matters (the nat and filter chains share the
+// hook); input and forward come after prerouting's DNAT anyway.
 const (
 	priorityDNAT   = -100
 	prioritySNAT   = 100
-	priorityFilter = priorityDNAT - 10
+	priorityFilter = priorityDNAT + 10
 )
 
 // Ruleset is the whole content of the table.
@@ -183,6 +186,7 @@ type Rule struct {
 	// Matches.
 	CTStateNew    bool       `json:"ctStateNew,omitempty"`    // ct state new
 	CTStatusDNAT  bool       `json:"ctStatusDNAT,omitempty"`  // ct status dnat
+	CTNotDNAT     bool       `json:"ctNotDNAT,omitempty"`     // ct status ! dnat
 	FibDaddrLocal bool       `json:"fibDaddrLocal,omitempty"` // fib daddr type local, ip daddr != 127.0.0.0/8
 	L4Proto       Proto      `json:"l4proto,omitempty"`       // meta l4proto
 	DaddrIsNot    netip.Addr `json:"daddrIsNot,omitzero"`     // ip daddr !=
@@ -300,13 +304,15 @@ func skeleton(cfg modelConfig) *Ruleset {
 	base := func(name, typ, hook string, prio int32, rules ...Rule) Chain {
 		return Chain{Name: name, Base: &BaseChain{Type: typ, Hook: hook, Priority: prio}, Rules: rules}
 	}
-	check := Rule{CTStateNew: true, Verdict: jump(chainEndpointsCheck)}
+	// A new connection the nat chain did not DNAT: refused if it was
+	// for a service port.
+	check := Rule{CTStateNew: true, CTNotDNAT: true, Verdict: jump(chainNotDNATed)}
 	return &Ruleset{
 		Table: cfg.Table,
 		Sets: []Set{
 			{Name: setHairpin, Key: KeyAddrAddr},
-			{Name: setNoEndpointNodePort, Key: KeyProtoPort},
-			{Name: setNoEndpointServices, Key: KeyAddrProtoPort},
+			{Name: setServiceIPs, Key: KeyAddrProtoPort},
+			{Name: setServiceNodePorts, Key: KeyProtoPort},
 			{Name: mapServiceIPs, Key: KeyAddrProtoPort, Data: DataVerdict},
 			{Name: mapServiceNodePorts, Key: KeyProtoPort, Data: DataVerdict},
 		},
@@ -317,9 +323,9 @@ func skeleton(cfg modelConfig) *Ruleset {
 			base(chainNATPrerouting, "nat", "prerouting", priorityDNAT, Rule{Verdict: jump(chainServices)}),
 			base(chainNATOutput, "nat", "output", priorityDNAT, Rule{Verdict: jump(chainServices)}),
 			base(chainNATPostrouting, "nat", "postrouting", prioritySNAT, Rule{Verdict: jump(chainMasquerading)}),
-			{Name: chainEndpointsCheck, Rules: []Rule{
-				{InSet: &Lookup{Key: KeyAddrProtoPort, Set: setNoEndpointServices}, Verdict: reject},
-				{FibDaddrLocal: true, InSet: &Lookup{Key: KeyProtoPort, Set: setNoEndpointNodePort}, Verdict: reject},
+			{Name: chainNotDNATed, Rules: []Rule{
+				{InSet: &Lookup{Key: KeyAddrProtoPort, Set: setServiceIPs}, Verdict: reject},
+				{FibDaddrLocal: true, InSet: &Lookup{Key: KeyProtoPort, Set: setServiceNodePorts}, Verdict: reject},
 			}},
 			{Name: chainServices, Rules: []Rule{
 				{VMap: &Lookup{Key: KeyAddrProtoPort, Set: mapServiceIPs}},
@@ -359,10 +365,10 @@ type mapElement struct {
 }
 
 // fragmentOf computes a service port's fragment. Its chains and its
-// elements of the fixed maps depend only on the port's identity, address,
-// node port and affinity, not on its endpoints: without affinity the
-// endpoints are only elements of the port's backends map (and of the
-// hairpin and no-endpoint sets), none of them a verdict.
+// elements of the fixed maps and sets depend only on the port's identity,
+// address, node port and affinity, not on its endpoints: without affinity
+// the endpoints are only elements of the port's backends map (and of the
+// hairpin set), none of them a verdict.
 func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 	var f fragment
 	proto := protoOf(sp.Protocol)
@@ -373,13 +379,12 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 	if sp.NodePort != 0 {
 		f.Elements = append(f.Elements, mapElement{mapServiceNodePorts, Element{Proto: proto, Port: sp.NodePort, Verdict: to}})
 	}
-	if len(shares) == 0 {
-		// New connections are rejected in the filter chains, before
-		// the service chain finds no backend.
-		f.Elements = append(f.Elements, mapElement{setNoEndpointServices, Element{Addr: sp.ClusterIP, Proto: proto, Port: sp.Port}})
-		if sp.NodePort != 0 {
-			f.Elements = append(f.Elements, mapElement{setNoEndpointNodePort, Element{Proto: proto, Port: sp.NodePort}})
-		}
+	// Whether or not it has endpoints: the filter chains refuse a new
+	// connection to it that the service chain did not DNAT (it found no
+	// backend in the rules it saw).
+	f.Elements = append(f.Elements, mapElement{setServiceIPs, Element{Addr: sp.ClusterIP, Proto: proto, Port: sp.Port}})
+	if sp.NodePort != 0 {
+		f.Elements = append(f.Elements, mapElement{setServiceNodePorts, Element{Proto: proto, Port: sp.NodePort}})
 	}
 	f.Hairpin = hairpinAddrs(shares)
 

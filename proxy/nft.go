@@ -261,6 +261,12 @@ func (b *batch) addRule(chain string, r *Rule) error {
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(ctStatusDNAT), Xor: native32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: native32(0)})
 	}
+	if r.CTNotDNAT {
+		ex = append(ex,
+			&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: native32(ctStatusDNAT), Xor: native32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: native32(0)})
+	}
 	if r.FibDaddrLocal {
 		ex = append(ex,
 			&expr.Fib{Register: reg1, ResultADDRTYPE: true, FlagDADDR: true},

@@ -421,7 +421,7 @@ func equalPtr[T comparable](a, b *T) bool {
 
 // mapOrder is the order element changes are queued in, for a
 // deterministic batch.
-var mapOrder = []string{setHairpin, setNoEndpointNodePort, setNoEndpointServices, mapServiceIPs, mapServiceNodePorts}
+var mapOrder = []string{setHairpin, setServiceIPs, setServiceNodePorts, mapServiceIPs, mapServiceNodePorts}
 
 // hairpinChanges turns the hairpin deltas into elements to add (the
 // address's first port) and to delete (its last), in address order.

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -425,4 +429,237 @@ func TestTraffic_clientIPAffinity(t *testing.T) {
 	if len(got) != 1 {
 		t.Errorf("node's connections went to %v, want one endpoint", got)
 	}
+}
+
+// TestTraffic_lastEndpointFlapsRefusedOrServedAtOnce hammers the moment a
+// Service loses its last endpoint and gets it back: clients connect in
+// tight loops from the node itself (nat and filter in the output hook),
+// from a pod (prerouting, then forward) and from a pod to a node port
+// (prerouting, then input when refused) while the only endpoint is removed
+// and restored hundreds of times. Every connect must be served or refused
+// at its first SYN, as the kernel counts it (TCP_INFO: no SYN sent
+// again), and none may take a second. When the refusal depended on the
+// endpoints (a set of ports without endpoints, looked up in another base
+// chain than the DNAT), a commit between the two lookups of one SYN let it
+// through neither DNATed nor refused: the client was refused on its
+// retransmission a second later, or never (this test failed 6 runs of 6
+// on that layout, from the node and from the pod).
+//
+// The connects' wall time is logged: over 100 ms it is the test process
+// waiting for a CPU (the shared test machine, -race), not the rules, whose
+// answer came to the first SYN.
+func TestTraffic_lastEndpointFlapsRefusedOrServedAtOnce(t *testing.T) {
+	l := newLab(t, 2)
+	web, client := l.pods[0], l.pods[1]
+	// The endpoint's answer must not depend on its accept loop keeping
+	// up: a full accept queue drops a SYN too.
+	listenDeep(t, web.ns, deepPort)
+	up := tcpService("flap", "10.96.0.30", Group{Endpoints: []Endpoint{web.ep(deepPort)}})
+	up.NodePort = 30030
+	down := up
+	down.Groups = nil
+	l.sync(up)
+
+	const cycles = 500
+	clients := []struct {
+		what string
+		ns   netns.NsHandle
+		addr netip.AddrPort
+	}{
+		{"from the node", l.node, netip.MustParseAddrPort("10.96.0.30:80")},
+		{"from a pod", client.ns, netip.MustParseAddrPort("10.96.0.30:80")},
+		{"node port from a pod", client.ns, netip.MustParseAddrPort(labNodeIP + ":30030")},
+	}
+	// The clients keep their Ps busy (their syscalls are short): a P
+	// each, or this goroutine's Syncs and sleeps wait behind them.
+	procs := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(procs + len(clients))
+	defer runtime.GOMAXPROCS(procs)
+	type tally struct {
+		served, refused int
+		took            []time.Duration
+		problems        []string
+	}
+	tallies := make([]tally, len(clients))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	stopClients := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopClients() // also when a Sync fails the test
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &tallies[i]
+			// Sockets belong to the namespace of the thread that creates
+			// them: the whole loop runs on a thread switched to c.ns.
+			err := inNS(t, c.ns, func() error {
+				for {
+					select {
+					case <-stop:
+						return nil
+					default:
+					}
+					start := time.Now()
+					res, err := connectOnce(c.addr, 3*time.Second)
+					took := time.Since(start)
+					r.took = append(r.took, took)
+					switch {
+					case err != nil:
+						r.problems = append(r.problems, fmt.Sprintf("after %v: %v", took.Round(time.Millisecond), err))
+						continue
+					case res.refused:
+						r.refused++
+					default:
+						r.served++
+					}
+					if res.retrans > 0 || took >= time.Second {
+						outcome := "served"
+						if res.refused {
+							outcome = "refused"
+						}
+						r.problems = append(r.problems, fmt.Sprintf("%s after %v and %d SYN retransmissions",
+							outcome, took.Round(time.Millisecond), res.retrans))
+					}
+				}
+			})
+			if err != nil {
+				t.Errorf("%s: %v", c.what, err)
+			}
+		}()
+	}
+	// Each state holds for a pseudo-random 0 to 1 ms, so that commits
+	// fall at every point of the clients' connects.
+	pause := func(i int) { time.Sleep(time.Duration((i*7919)%1000) * time.Microsecond) }
+	var syncs []time.Duration
+	began := time.Now()
+	for i := range cycles {
+		s0 := time.Now()
+		l.sync(down)
+		syncs = append(syncs, time.Since(s0))
+		pause(2 * i)
+		s0 = time.Now()
+		l.sync(up)
+		syncs = append(syncs, time.Since(s0))
+		pause(2*i + 1)
+	}
+	stopClients()
+	slices.Sort(syncs)
+	t.Logf("%d cycles in %v; Sync p50 %v, max %v", cycles, time.Since(began).Round(time.Millisecond),
+		syncs[len(syncs)/2].Round(time.Microsecond), syncs[len(syncs)-1].Round(time.Microsecond))
+	for i, c := range clients {
+		r := tallies[i]
+		slices.Sort(r.took)
+		q := func(f float64) time.Duration { return r.took[int(f*float64(len(r.took)-1))].Round(time.Microsecond) }
+		at100, _ := slices.BinarySearch(r.took, 100*time.Millisecond)
+		over := len(r.took) - at100
+		t.Logf("%s to %v: %d served, %d refused, %d not at once; wall time p50 %v p99 %v p99.9 %v max %v, %d of 100ms or more",
+			c.what, c.addr, r.served, r.refused, len(r.problems), q(0.5), q(0.99), q(0.999), q(1), over)
+		if len(r.problems) > 0 {
+			t.Errorf("%s: %d of %d connects not served or refused at their first SYN; first: %s",
+				c.what, len(r.problems), len(r.took), r.problems[0])
+		}
+		if r.served == 0 || r.refused == 0 {
+			t.Errorf("%s: %d served, %d refused: the loop did not see both states", c.what, r.served, r.refused)
+		}
+	}
+}
+
+// deepPort is the port of listenDeep's listener.
+const deepPort = 9090
+
+// listenDeep listens on port in ns with an accept queue of 2^20
+// connections (somaxconn raised to match), accepting and closing them.
+func listenDeep(t *testing.T, ns netns.NsHandle, port int) {
+	t.Helper()
+	const backlog = 1 << 20
+	var ln net.Listener
+	err := inNS(t, ns, func() error {
+		if err := os.WriteFile("/proc/sys/net/core/somaxconn", []byte(strconv.Itoa(backlog)), 0); err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "listener")
+		defer f.Close() // ln has its own descriptor
+		if err := errors.Join(
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+			unix.Bind(fd, &unix.SockaddrInet4{Port: port}),
+			unix.Listen(fd, backlog)); err != nil {
+			return err
+		}
+		ln, err = net.FileListener(f)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+}
+
+type connectResult struct {
+	refused bool
+	// retrans counts the SYNs the kernel sent again (TCP_INFO's
+	// tcpi_total_retrans): a SYN that got no answer.
+	retrans uint32
+}
+
+// connectOnce opens one TCP connection to addr from the calling thread's
+// network namespace and closes it with a reset (no TIME_WAIT, so a tight
+// loop never runs out of source ports). A refused connection is a result,
+// not an error; no answer within timeout is an error.
+func connectOnce(addr netip.AddrPort, timeout time.Duration) (connectResult, error) {
+	var res connectResult
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return res, err
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
+		return res, err
+	}
+	sa := &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())}
+	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
+		return res, err
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		if n == 0 {
+			return res, fmt.Errorf("connect to %v: no answer in %v", addr, timeout)
+		}
+		break
+	}
+	info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	if err != nil {
+		return res, err
+	}
+	res.retrans = info.Total_retrans
+	switch soErr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); {
+	case err != nil:
+		return res, err
+	case soErr == int(unix.ECONNREFUSED):
+		res.refused = true
+	case soErr != 0:
+		return res, fmt.Errorf("connect to %v: %w", addr, unix.Errno(soErr))
+	}
+	return res, nil
 }
