@@ -30,17 +30,17 @@
 //
 //	map service-ips           ip daddr . meta l4proto . th dport : goto service-<port>
 //	map service-nodeports     meta l4proto . th dport : goto service-<port>
-//	set no-endpoint-services  ip daddr . meta l4proto . th dport  (ports without endpoints)
-//	set no-endpoint-nodeports meta l4proto . th dport
+//	set all-service-ips       ip daddr . meta l4proto . th dport  (every service port)
+//	set all-service-nodeports meta l4proto . th dport            (every node port)
 //	set hairpin               ip saddr . ip daddr: ep . ep for every endpoint address
 //
 //	nat-prerouting, nat-output (nat, priority dstnat): jump services
 //	services: ip daddr . meta l4proto . th dport vmap @service-ips
 //	          fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports
-//	filter-input, filter-forward, filter-output (filter, priority dstnat-10):
-//	          ct state new jump endpoints-check
-//	endpoints-check: ip daddr . meta l4proto . th dport @no-endpoint-services goto reject-chain
-//	          fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @no-endpoint-nodeports goto reject-chain
+//	filter-input, filter-forward, filter-output (filter, priority dstnat+10):
+//	          ct state new ct status ! dnat jump not-dnated
+//	not-dnated: ip daddr . meta l4proto . th dport @all-service-ips goto reject-chain
+//	          fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @all-service-nodeports goto reject-chain
 //	reject-chain: TCP gets a reset, anything else ICMP port unreachable,
 //	          so a client of a Service without endpoints fails at once
 //	nat-postrouting (srcnat): jump masquerading:
@@ -53,9 +53,10 @@
 //	map backends-<...>: integer (numgen, interval) : ipv4_addr . inet_service
 //	          { 0-240239999 : 10.244.0.2 . 8080, 240240000-480479999 : 10.244.0.3 . 8080, ... }
 //
-// A port without endpoints keeps its chain and an empty backends map; its
-// address (and node port) is in the no-endpoint sets, so the filter chains
-// reject a new connection before NAT would find no backend.
+// A port without endpoints keeps its chain and an empty backends map: the
+// DNAT rule finds no backend and the connection leaves the nat chain as it
+// came; the filter chains, which run after it, refuse a new connection to
+// a service port that was not DNATed (see Refusing below).
 //
 // A port with sessionAffinity: ClientIP keeps kube-proxy's shape, a chain
 // per endpoint:
@@ -92,9 +93,9 @@
 // changed.
 //
 // Here an endpoint is an element of its port's backends map, whose data is
-// an address and a port, not a verdict; the hairpin and no-endpoint sets
-// have no data at all; the modulus is one constant (see Weights), so the
-// rule that draws never changes. An endpoint change, including a port's
+// an address and a port, not a verdict; the hairpin set has no data at
+// all; the modulus is one constant (see Weights), so the rule that draws
+// never changes. An endpoint change, including a port's
 // last endpoint leaving and its first one coming back, is element
 // deletions and additions in those maps and sets: no chain, no rule, no
 // verdict, no validation (TestUpdate_endpointChangesAreMapElementsOnly
@@ -107,6 +108,48 @@
 // 11,000). ClientIP affinity keeps the chain per endpoint: an endpoint's
 // affinity set must go with it, or its clients would stick to a removed
 // endpoint until their timeout.
+//
+// # Refusing connections to ports without endpoints
+//
+// The filter chains refuse a new connection whose destination is a
+// service port (a ClusterIP . protocol . port, or a node port on a local
+// address) and that the nat chain did not DNAT (ct status ! dnat): it had
+// no endpoint in the rules the nat chain saw. The sets they look up hold
+// every service port, with endpoints or not, and change only when a port
+// comes or goes; endpoints change only the backends maps. So one
+// generation of rules decides a connection's fate, the one its first
+// packet met in the nat chain: DNATed to an endpoint of that generation,
+// or refused, whatever generation the filter chain sees.
+//
+// kube-proxy (and this package's previous layout) instead puts the ports
+// without endpoints in a set that filter chains at priority dstnat-10 look
+// up, before the nat chain. Each base chain reads the generation of rules
+// current when the packet reaches it, and a commit can fall between the
+// two. In output, the filter chain ran first: it saw the port with
+// endpoints (pass), the nat chain then saw it without (no DNAT), and the
+// SYN left by the default route towards the ClusterIP, to be refused only
+// on its retransmission a second later, or not at all if the port had
+// endpoints again by then (conntrack kept the flow, without DNAT, and the
+// retransmissions followed the first SYN). From a pod (prerouting, then
+// forward) the same happened the other way round, when the port got its
+// first endpoint back. The runner's benchmark lost 4 to 9 SYNs of 300 such
+// changes. TestTraffic_lastEndpointFlapsRefusedOrServedAtOnce (clients
+// connecting in tight loops from the node, from a pod and to a node port
+// while the only endpoint leaves and comes back 500 times) failed 6 runs
+// of 6 on that layout, from the node and from the pod, and passes on this
+// one, every connect answered at its first SYN.
+//
+// The filter chains run at priority dstnat+10, after the nat chain in
+// output; input and forward come after prerouting anyway. A connection
+// DNATed to the node itself (an endpoint on the host's network whose port
+// is the node port's own number) is not refused: it was DNATed. A packet
+// the nat chain did not DNAT is dropped by the reject before conntrack
+// confirms its flow, so while a port exists no new flow to it is kept
+// without DNAT; only the commit that creates or removes a port can fall
+// between the two chains (a connection to a port just created is refused,
+// one to a port just removed goes by the routes, as it will after). A
+// packet to a ClusterIP at a port the Service does not have is not
+// refused: it follows the node's routes, as before.
 //
 // # Cost
 //
@@ -138,6 +181,15 @@
 // (BenchmarkRebuildScale). One shared interval map, each port drawing
 // from its own range of it (numgen ... offset), would make that linear at
 // the price of a coarser split and a cap on the number of ports; not done.
+//
+// Refusing after the nat chain (every service port in the filter chains'
+// sets, ct status ! dnat) changed none of these beyond the noise: medians
+// of eight interleaved runs of 100 Syncs each against the layout before
+// it, at a load of 2 to 5, one endpoint changed 0.24 -> 0.21 ms (3,000
+// Services: 0.36 -> 0.37 ms), a port's last endpoint goes and back 0.24 ->
+// 0.20 ms, and of five runs of 20 the full rebuild 102.8 -> 102.7 ms
+// (benchstat: no difference at p < 0.05; the full rebuild allocates 3 %
+// more for the 1,000 elements of all-service-ips).
 //
 // # The model
 //
@@ -275,12 +327,13 @@
 // 2 ms), p50 21 ms and p99 34 ms among 1,000 Services x 10 endpoints,
 // where the incremental sync's kernel commit (about 20 ms, see Cost) is
 // most of it; under a load of 6 to 9 the p99 grows to 30 ms and 100 to
-// 200 ms. NotReady to refused takes as long at p50, but a connect sent at
-// the very moment a Service loses its last endpoint can lose its SYN and
-// be refused only on its retransmission 1 s later (4 to 9 of 300 in this
-// tight loop): the reject (filter, priority dstnat-10) and the DNAT (nat,
-// dstnat) are looked up in two hooks, which one transaction can fall
-// between. One pod changing among 1,000 Services x 10 pods costs the
+// 200 ms. NotReady to refused takes as long at p50, and no connect loses
+// its SYN on the way: slow-connects and hung-connects are 0 in 5 runs of
+// 300 at a load of 0.2 to 2. In the same runs the previous layout, whose
+// reject could see another generation of rules than the DNAT (see
+// Refusing), lost 8 SYNs (6 connects refused on the retransmission, 2 not
+// answered within 1 s), and 4 to 9 per run at a higher load. One pod
+// changing among 1,000 Services x 10 pods costs the
 // PortsBuilder about 0.1 ms (BenchmarkPortsBuilder_onePodReady, most of it
 // copying the 1,000 ports into a new result; Ports from nothing: 20 ms). An agent's memory for 1,000 Services x 10
 // endpoints: 44 MB of Go heap for its cache of Services, pods and

@@ -89,7 +89,8 @@ func newLab(t *testing.T, n int) *lab {
 	}
 	// A device that just got its carrier drops what it sends until the
 	// kernel's link watcher activates it (up to a second later): wait for
-	// every veth end to be operationally up.
+	// every veth end, and the bridge the node answers pods by, to be
+	// operationally up.
 	waitUp(t, l.node)
 	for _, p := range l.pods {
 		waitUp(t, p.ns)
@@ -113,8 +114,11 @@ func waitUp(t *testing.T, ns netns.NsHandle) {
 		}
 		down := ""
 		for _, l := range links {
-			if _, veth := l.(*netlink.Veth); veth && l.Attrs().OperState != netlink.OperUp {
-				down = l.Attrs().Name
+			switch l.(type) {
+			case *netlink.Veth, *netlink.Bridge:
+				if l.Attrs().OperState != netlink.OperUp {
+					down = l.Attrs().Name
+				}
 			}
 		}
 		if down == "" {
