@@ -8,14 +8,38 @@
 // # Why google/nftables
 //
 // The rules are written with github.com/google/nftables: it speaks
-// netlink to the kernel directly and sends a whole change as one batch,
-// which the kernel applies as one atomic transaction. The alternative,
+// netlink to the kernel directly, and a whole change goes as one batch that
+// the kernel applies as one atomic transaction. The alternative,
 // sigs.k8s.io/knftables (kube-proxy's), writes rule text and runs the nft
 // binary for every change: a process start and a parse per sync, and rule
-// text built from strings. Here there is no nft process (an incremental
-// sync is a single netlink round trip, well under 5 ms at 1,000 Services)
-// and no rule text at all: every expression is a Go value the library
-// marshals. nft is only used by tests, to read the kernel's state back.
+// text built from strings. Here there is no nft process and no rule text at
+// all: every expression is a Go value the library marshals. nft is only
+// used by tests, to read the kernel's state back.
+//
+// The library's Flush asks the kernel to acknowledge every message and to
+// echo every rule, then reads the answers one at a time: ~75,000 answers
+// for a full rebuild at 1,000 Services x 10 endpoints, two recvmsg calls
+// each, several times the kernel's own work (a full rebuild took 14 s of
+// wall time on the loaded test machine; it takes about half a second now). transport.go therefore lets the library marshal
+// the batch (into its test dialer) and sends it itself: one sendmsg, one
+// acknowledgement (of the last message), every failing message still
+// reported with the kernel's reason.
+//
+// # Cost
+//
+// BenchmarkSyncFull and BenchmarkSyncIncremental (1,000 Services x 10
+// endpoints, 11,000 chains; `go test -run '^$' -bench Sync ./proxy`, as root)
+// report wall, user and system time per Sync. Two kernel costs dominate and
+// shaped the rules: the kernel binds an anonymous set to its rule by scanning
+// the whole transaction (quadratic: it was 78% of a full rebuild, so the
+// numgen maps are named, one per service port), and at every commit that
+// adds a jump, a goto or a NAT rule it validates every chain reachable from
+// the base chains, twice here (nat prerouting and output): an incremental
+// Sync of one endpoint costs that walk of the whole table (5 to 17 ms of
+// system time at 11,000 chains on the shared 2-core test machine, 0.4 ms at
+// 1,100 chains), whatever the change;
+// kube-proxy's nft pays the same walk plus a process start. A runner that
+// coalesces changes pays it once per batch.
 //
 // # The model
 //
@@ -59,11 +83,12 @@
 //	          masquerade mark (0x4000) are masqueraded (fully random ports)
 //
 //	service-<HASH>-ns/name/proto/port:
-//	          [node port]  ip daddr != ClusterIP jump mark-for-masquerade
+//	          [node port]  ip daddr != ClusterIP meta mark set meta mark | 0x4000
 //	          [affinity]   ip saddr @affinity-<ep> goto endpoint-<ep>   (each endpoint)
-//	          numgen random mod N vmap { slots : goto endpoint-<ep> }
+//	          numgen random mod N vmap @slots-<HASH>-ns/name/proto/port
+//	map slots-<...>: numgen value (or range) : goto endpoint-<ep>
 //	endpoint-<HASH>-ns/name/proto/port__ip/port:
-//	          ip saddr <ep> jump mark-for-masquerade    (hairpin)
+//	          ip saddr <ep> meta mark set meta mark | 0x4000    (hairpin)
 //	          [affinity] update @affinity-<ep> { ip saddr }
 //	          meta l4proto <proto> dnat to <ep>:<port>
 //
@@ -76,12 +101,12 @@
 //
 // Endpoints come in groups (tracks) with an optional weight. Without any
 // weight every endpoint gets one slot of N: exactly equal shares, a plain
-// map from 0..N-1 to the endpoint chains as kube-proxy writes it. With
+// map from 0..N-1 to the endpoint chains as kube-proxy has it. With
 // weights, a group's share is its weight over the sum of the weights of
 // the groups that have endpoints, split equally inside the group; the
 // modulus is chosen so that every share is an exact integer number of
 // slots (sum of weights times the lcm of the group sizes, reduced), and
-// the vmap is an interval map, one range per endpoint, whatever the
+// the slot map is an interval map, one range per endpoint, whatever the
 // modulus. Only beyond MaxModulus (2^24) slots are shares rounded (largest
 // remainder, resolution 2^-24). A group without endpoints drops out; if no
 // group with a weight has endpoints, the endpoints that exist share equally.

@@ -33,7 +33,6 @@ const (
 	chainServices       = "services"
 	chainEndpointsCheck = "endpoints-check"
 	chainMasquerading   = "masquerading"
-	chainMarkMasq       = "mark-for-masquerade"
 	chainReject         = "reject-chain"
 
 	mapServiceIPs         = "service-ips"
@@ -44,6 +43,7 @@ const (
 	prefixService  = "service-"
 	prefixEndpoint = "endpoint-"
 	prefixAffinity = "affinity-"
+	prefixSlots    = "slots-"
 )
 
 // Priorities of the base chains: filtering runs before DNAT (it must see
@@ -69,6 +69,9 @@ const (
 	KeyAddrProtoPort KeyType = "ipv4_addr . inet_proto . inet_service"
 	KeyProtoPort     KeyType = "inet_proto . inet_service"
 	KeyAddr          KeyType = "ipv4_addr"
+	// KeySlot is a numgen value, converted to network order (interval
+	// maps compare their keys as big-endian bytes).
+	KeySlot KeyType = "integer"
 )
 
 // Set is a named set, or a verdict map when Map is set.
@@ -80,6 +83,10 @@ type Set struct {
 	// whose entries expire this long after they were last updated.
 	Timeout  time.Duration `json:"timeout,omitempty"`
 	Elements []Element     `json:"elements,omitempty"`
+	// Slots are the elements of a numgen map (Key KeySlot); Interval is
+	// set when a slot spans several values.
+	Interval bool   `json:"interval,omitempty"`
+	Slots    []Slot `json:"slots,omitempty"`
 }
 
 // Element is one entry of a verdict map: the key's parts that its KeyType
@@ -161,7 +168,7 @@ type Rule struct {
 	// Actions.
 	Verdict    *Verdict       `json:"verdict,omitempty"`
 	VMap       *VMap          `json:"vmap,omitempty"`       // KEY vmap @map
-	Numgen     *Numgen        `json:"numgen,omitempty"`     // numgen random mod N vmap {...}
+	Numgen     *Numgen        `json:"numgen,omitempty"`     // numgen random mod N vmap @map
 	MarkOr     uint32         `json:"markOr,omitempty"`     // meta mark set meta mark | MarkOr
 	MarkXor    uint32         `json:"markXor,omitempty"`    // meta mark set meta mark ^ MarkXor
 	Masquerade bool           `json:"masquerade,omitempty"` // masquerade fully-random
@@ -176,11 +183,11 @@ type VMap struct {
 	Map string  `json:"map"`
 }
 
-// Numgen picks a chain at random: a number in [0, Modulus) selects the
-// slot whose range [From, To] holds it.
+// Numgen picks a chain at random: a number in [0, Modulus) is looked up in
+// the slot map Map, whose slot [From, To] holding it names the chain.
 type Numgen struct {
 	Modulus uint32 `json:"modulus"`
-	Slots   []Slot `json:"slots"`
+	Map     string `json:"map"`
 }
 
 // Slot is a range of numgen values and the chain they go to.
@@ -208,22 +215,22 @@ type modelConfig struct {
 // Build returns the ruleset of table for ports (validated and normalized
 // first): the model Sync programs.
 func Build(table string, mark uint32, ports []ServicePort) (*Ruleset, error) {
-	norm, err := normalize(ports)
+	norm, err := normalize(ports, nil)
 	if err != nil {
 		return nil, err
 	}
 	return build(modelConfig{Table: table, Mark: mark}, norm), nil
 }
 
-func build(cfg modelConfig, ports []ServicePort) *Ruleset {
+func build(cfg modelConfig, ports []*ServicePort) *Ruleset {
 	rs := skeleton(cfg)
 	maps := map[string]*Set{}
 	for i := range rs.Sets {
 		maps[rs.Sets[i].Name] = &rs.Sets[i]
 	}
 	var affinity []Set
-	for i := range ports {
-		f := fragmentOf(cfg, &ports[i])
+	for _, sp := range ports {
+		f := fragmentOf(cfg, sp)
 		rs.Chains = append(rs.Chains, f.Chains...)
 		affinity = append(affinity, f.Sets...)
 		for _, e := range f.Elements {
@@ -270,7 +277,6 @@ func skeleton(cfg modelConfig) *Ruleset {
 				{MarkXor: cfg.Mark},
 				{Masquerade: true},
 			}},
-			{Name: chainMarkMasq, Rules: []Rule{{MarkOr: cfg.Mark}}},
 			{Name: chainReject, Rules: []Rule{
 				{L4Proto: ProtoTCP, Reject: RejectTCPReset},
 				{Reject: RejectPortUnreachable},
@@ -317,10 +323,10 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 		// Only node port traffic reaches this chain with another
 		// destination than the ClusterIP: it is masqueraded so that
 		// replies come back through this node.
-		svc.Rules = append(svc.Rules, Rule{DaddrIsNot: sp.ClusterIP, Verdict: &Verdict{Kind: VerdictJump, Chain: chainMarkMasq}})
+		svc.Rules = append(svc.Rules, Rule{DaddrIsNot: sp.ClusterIP, MarkOr: cfg.Mark})
 	}
 	affinity := sp.AffinityTimeout > 0
-	ng := &Numgen{Modulus: modulus}
+	slots := Set{Name: names.slots(), Key: KeySlot, Map: true}
 	var eps []Chain
 	var from uint32
 	for _, sh := range shares {
@@ -330,14 +336,15 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 			f.Sets = append(f.Sets, Set{Name: set, Key: KeyAddr, Timeout: sp.AffinityTimeout})
 			svc.Rules = append(svc.Rules, Rule{SaddrInSet: set, Verdict: &Verdict{Kind: VerdictGoto, Chain: ep}})
 		}
-		ng.Slots = append(ng.Slots, Slot{From: from, To: from + sh.Slots - 1, Goto: ep})
+		slots.Slots = append(slots.Slots, Slot{From: from, To: from + sh.Slots - 1, Goto: ep})
+		slots.Interval = slots.Interval || sh.Slots > 1
 		from += sh.Slots
 
 		c := Chain{Name: ep, Rules: []Rule{
 			// Hairpin: a pod reaching its own Service is masqueraded, or
 			// it would answer itself directly and the client would see a
 			// reply from an address it never called.
-			{SaddrIs: sh.Endpoint.IP, Verdict: &Verdict{Kind: VerdictJump, Chain: chainMarkMasq}},
+			{SaddrIs: sh.Endpoint.IP, MarkOr: cfg.Mark},
 		}}
 		if affinity {
 			c.Rules = append(c.Rules, Rule{UpdateSet: names.affinity(sh.Endpoint)})
@@ -345,7 +352,8 @@ func fragmentOf(cfg modelConfig, sp *ServicePort) fragment {
 		c.Rules = append(c.Rules, Rule{L4Proto: proto, DNAT: netip.AddrPortFrom(sh.Endpoint.IP, sh.Endpoint.Port)})
 		eps = append(eps, c)
 	}
-	svc.Rules = append(svc.Rules, Rule{Numgen: ng})
+	svc.Rules = append(svc.Rules, Rule{Numgen: &Numgen{Modulus: modulus, Map: slots.Name}})
+	f.Sets = append(f.Sets, slots)
 	f.Chains = append(append(f.Chains, svc), eps...)
 	return f
 }
@@ -378,6 +386,8 @@ func (n portNames) endpoint(ep Endpoint) string {
 	return hashedName(prefixEndpoint, n.base+"__"+ep.IP.String()+"/"+strconv.Itoa(int(ep.Port)))
 }
 
+func (n portNames) slots() string { return hashedName(prefixSlots, n.base) }
+
 func (n portNames) affinity(ep Endpoint) string {
 	return hashedName(prefixAffinity, n.base+"__"+ep.IP.String()+"/"+strconv.Itoa(int(ep.Port)))
 }
@@ -391,36 +401,27 @@ func hashedName(prefix, name string) string {
 	return s
 }
 
-// normalize validates ports and returns a sorted deep copy: ports by key,
-// groups by name, endpoints by address, so that equal states compare
-// equal whatever order the caller used.
-func normalize(ports []ServicePort) ([]ServicePort, error) {
-	out := make([]ServicePort, len(ports))
+// normalize validates ports and returns them sorted by key, each with its
+// groups sorted by name and their endpoints by address, so that equal
+// states compare equal whatever order the caller used. A port equal to
+// the one prev holds under its key is returned as prev's (no copy); the
+// others are deep copies, so the caller's slices are never kept.
+func normalize(ports []ServicePort, prev map[string]*ServicePort) ([]*ServicePort, error) {
+	out := make([]*ServicePort, len(ports))
 	keys := make(map[string]int, len(ports))
 	vips := make(map[Element]int, len(ports))
 	nodePorts := map[Element]int{}
 	for i := range ports {
-		sp := ports[i]
-		where := fmt.Sprintf("service port %d (%s)", i, sp.Key())
-		if sp.Namespace == "" || sp.Name == "" {
-			return nil, fmt.Errorf("%s: namespace and name must be set", where)
+		sp := &ports[i]
+		key := sp.Key()
+		where := fmt.Sprintf("service port %d (%s)", i, key)
+		if err := validatePort(sp, where); err != nil {
+			return nil, err
 		}
-		if sp.Protocol != corev1.ProtocolTCP && sp.Protocol != corev1.ProtocolUDP {
-			return nil, fmt.Errorf("%s: protocol %q: only TCP and UDP are served", where, sp.Protocol)
-		}
-		if !sp.ClusterIP.Is4() {
-			return nil, fmt.Errorf("%s: clusterIP %v: must be an IPv4 address", where, sp.ClusterIP)
-		}
-		if sp.Port == 0 {
-			return nil, fmt.Errorf("%s: port must not be 0", where)
-		}
-		if sp.AffinityTimeout < 0 || (sp.AffinityTimeout > 0 && sp.AffinityTimeout < time.Millisecond) {
-			return nil, fmt.Errorf("%s: affinity timeout %v: must be 0 or at least 1ms", where, sp.AffinityTimeout)
-		}
-		if j, dup := keys[sp.Key()]; dup {
+		if j, dup := keys[key]; dup {
 			return nil, fmt.Errorf("%s: same service port as service port %d", where, j)
 		}
-		keys[sp.Key()] = i
+		keys[key] = i
 		proto := protoOf(sp.Protocol)
 		vip := Element{Addr: sp.ClusterIP, Proto: proto, Port: sp.Port}
 		if j, dup := vips[vip]; dup {
@@ -434,32 +435,85 @@ func normalize(ports []ServicePort) ([]ServicePort, error) {
 			}
 			nodePorts[np] = i
 		}
-		sp.Groups = slices.Clone(sp.Groups)
-		seen := map[Endpoint]bool{}
-		for g := range sp.Groups {
-			grp := &sp.Groups[g]
-			if grp.Weight < 0 {
-				return nil, fmt.Errorf("%s: group %q: weight %d must not be negative", where, grp.Name, grp.Weight)
+		if old, ok := prev[key]; ok && sorted(sp) && equalPorts(old, sp) {
+			out[i] = old
+			continue
+		}
+		cp := *sp
+		cp.Groups = slices.Clone(sp.Groups)
+		for g := range cp.Groups {
+			cp.Groups[g].Endpoints = slices.Clone(cp.Groups[g].Endpoints)
+			slices.SortFunc(cp.Groups[g].Endpoints, compareEndpoints)
+		}
+		slices.SortStableFunc(cp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) })
+		out[i] = &cp
+	}
+	slices.SortFunc(out, func(a, b *ServicePort) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out, nil
+}
+
+func validatePort(sp *ServicePort, where string) error {
+	if sp.Namespace == "" || sp.Name == "" {
+		return fmt.Errorf("%s: namespace and name must be set", where)
+	}
+	if sp.Protocol != corev1.ProtocolTCP && sp.Protocol != corev1.ProtocolUDP {
+		return fmt.Errorf("%s: protocol %q: only TCP and UDP are served", where, sp.Protocol)
+	}
+	if !sp.ClusterIP.Is4() {
+		return fmt.Errorf("%s: clusterIP %v: must be an IPv4 address", where, sp.ClusterIP)
+	}
+	if sp.Port == 0 {
+		return fmt.Errorf("%s: port must not be 0", where)
+	}
+	if sp.AffinityTimeout < 0 || (sp.AffinityTimeout > 0 && sp.AffinityTimeout < time.Millisecond) {
+		return fmt.Errorf("%s: affinity timeout %v: must be 0 or at least 1ms", where, sp.AffinityTimeout)
+	}
+	var seen map[Endpoint]bool
+	for _, g := range sp.Groups {
+		if g.Weight < 0 {
+			return fmt.Errorf("%s: group %q: weight %d must not be negative", where, g.Name, g.Weight)
+		}
+		for _, ep := range g.Endpoints {
+			if !ep.IP.Is4() || ep.Port == 0 {
+				return fmt.Errorf("%s: group %q: endpoint %v:%d: need an IPv4 address and a port", where, g.Name, ep.IP, ep.Port)
 			}
-			grp.Endpoints = slices.Clone(grp.Endpoints)
-			for _, ep := range grp.Endpoints {
-				if !ep.IP.Is4() || ep.Port == 0 {
-					return nil, fmt.Errorf("%s: group %q: endpoint %v:%d: need an IPv4 address and a port", where, grp.Name, ep.IP, ep.Port)
-				}
+		}
+		if len(sp.Groups) > 1 || !slices.IsSortedFunc(g.Endpoints, compareEndpoints) {
+			if seen == nil {
+				seen = map[Endpoint]bool{}
+			}
+			for _, ep := range g.Endpoints {
 				if seen[ep] {
-					return nil, fmt.Errorf("%s: endpoint %v:%d appears twice", where, ep.IP, ep.Port)
+					return fmt.Errorf("%s: endpoint %v:%d appears twice", where, ep.IP, ep.Port)
 				}
 				seen[ep] = true
 			}
-			slices.SortFunc(grp.Endpoints, func(a, b Endpoint) int {
-				return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
-			})
+			continue
 		}
-		slices.SortStableFunc(sp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) })
-		out[i] = sp
+		for i := 1; i < len(g.Endpoints); i++ { // sorted: duplicates are neighbours
+			if g.Endpoints[i] == g.Endpoints[i-1] {
+				return fmt.Errorf("%s: endpoint %v:%d appears twice", where, g.Endpoints[i].IP, g.Endpoints[i].Port)
+			}
+		}
 	}
-	slices.SortFunc(out, func(a, b ServicePort) int { return cmp.Compare(a.Key(), b.Key()) })
-	return out, nil
+	return nil
+}
+
+func compareEndpoints(a, b Endpoint) int {
+	return cmp.Or(a.IP.Compare(b.IP), cmp.Compare(a.Port, b.Port))
+}
+
+// sorted reports whether sp is already in normalized order.
+func sorted(sp *ServicePort) bool {
+	if !slices.IsSortedFunc(sp.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) }) {
+		return false
+	}
+	for _, g := range sp.Groups {
+		if !slices.IsSortedFunc(g.Endpoints, compareEndpoints) {
+			return false
+		}
+	}
+	return true
 }
 
 // equalPorts reports whether two normalized service ports program the

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -154,3 +156,52 @@ func TestBuild_refusesBadPorts(t *testing.T) {
 }
 
 func netipV6() netip.Addr { return netip.MustParseAddr("fd00::1") }
+
+func TestBuild_independentOfInputOrder(t *testing.T) {
+	var all []ServicePort
+	for _, c := range goldenCases()[:7] {
+		all = append(all, c.ports...)
+	}
+	want, err := Build("bosun", DefaultMasqueradeMark, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		ps := cloneState(all)
+		r.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+		for i := range ps {
+			gs := ps[i].Groups
+			r.Shuffle(len(gs), func(a, b int) { gs[a], gs[b] = gs[b], gs[a] })
+			for _, g := range gs {
+				r.Shuffle(len(g.Endpoints), func(a, b int) { g.Endpoints[a], g.Endpoints[b] = g.Endpoints[b], g.Endpoints[a] })
+			}
+		}
+		got, err := Build("bosun", DefaultMasqueradeMark, ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatal("Build depends on the order of ports, groups or endpoints")
+		}
+	}
+}
+
+func TestHashedName_uniqueAndBounded(t *testing.T) {
+	long := strings.Repeat("n", 63)
+	sp := port(long, long, strings.Repeat("p", 15), corev1.ProtocolTCP, "10.96.0.1", 80)
+	names := namesOf(&sp)
+	seen := map[string]bool{}
+	for i := range 300 {
+		e := Endpoint{IP: netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i%250 + 1)}), Port: 65535}
+		for _, n := range []string{names.endpoint(e), names.affinity(e)} {
+			if len(n) > maxNameLen || seen[n] {
+				t.Fatalf("name %q: too long or not unique", n)
+			}
+			seen[n] = true
+		}
+	}
+	if n := hashedName(prefixService, strings.Repeat("x", 400)); len(n) != maxNameLen || !strings.HasSuffix(n, "...") {
+		t.Errorf("long name cut to %d bytes: %q", len(n), n)
+	}
+}

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // Config says which table to program where.
@@ -70,7 +68,8 @@ type Table struct {
 	cfg  Config
 	log  *slog.Logger
 	mu   sync.Mutex
-	conn *nftables.Conn
+	tr   *transport
+	conn *nftables.Conn // records batches for tr
 	ct   *conntrack
 	// programmed holds the normalized service ports the kernel carries,
 	// by key; the model is a function of them. nil until the first
@@ -88,49 +87,28 @@ func Open(cfg Config) (*Table, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	conn, err := dial(&cfg)
+	tr, err := newTransport(&cfg)
 	if err != nil {
+		return nil, err
+	}
+	conn, err := tr.conn()
+	if err != nil {
+		tr.nl.Close()
 		return nil, err
 	}
 	ct, err := openConntrack(cfg.NetNS)
 	if err != nil {
-		_ = conn.CloseLasting()
+		tr.nl.Close()
 		return nil, err
 	}
-	return &Table{cfg: cfg, log: cfg.Logger, conn: conn, ct: ct}, nil
-}
-
-// socketBuffer is the send and receive buffer of the nftables socket: a
-// full rebuild of 1,000 services x 10 endpoints is a batch of ~8 MB and
-// the kernel answers each of its ~45,000 messages.
-const socketBuffer = 64 << 20
-
-func dial(cfg *Config) (*nftables.Conn, error) {
-	conn, err := nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(cfg.nsFD()),
-		nftables.WithSockOptions(func(c *netlink.Conn) error {
-			raw, err := c.SyscallConn()
-			if err != nil {
-				return err
-			}
-			var serr error
-			err = raw.Control(func(fd uintptr) {
-				serr = errors.Join(
-					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer),
-					unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer))
-			})
-			return errors.Join(err, serr)
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("proxy: netfilter socket: %w", err)
-	}
-	return conn, nil
+	return &Table{cfg: cfg, log: cfg.Logger, tr: tr, conn: conn, ct: ct}, nil
 }
 
 // Close releases the netlink sockets; the table stays as it is.
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return errors.Join(t.conn.CloseLasting(), t.ct.close())
+	return errors.Join(t.tr.nl.Close(), t.ct.close())
 }
 
 // Cleanup deletes cfg's table; nil when it is not there.
@@ -160,18 +138,18 @@ func Cleanup(cfg Config) error {
 // one rebuilds. Invalid ports are refused before anything is changed.
 // Removed UDP endpoints get their conntrack entries flushed.
 func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
-	norm, err := normalize(ports)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	norm, err := normalize(ports, t.last)
 	if err != nil {
 		return SyncStats{}, fmt.Errorf("proxy: %w", err)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	start := time.Now()
 	b := &batch{conn: t.conn, table: &nftables.Table{Name: t.cfg.Table, Family: nftables.TableFamilyIPv4}, nextID: &t.nextID}
 	mcfg := modelConfig{Table: t.cfg.Table, Mark: t.cfg.MasqueradeMark}
 	next := make(map[string]*ServicePort, len(norm))
-	for i := range norm {
-		next[norm[i].Key()] = &norm[i]
+	for _, sp := range norm {
+		next[sp.Key()] = sp
 	}
 	var st SyncStats
 	if t.programmed == nil {
@@ -182,11 +160,10 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 		st, err = t.update(b, mcfg, norm, next)
 	}
 	if err == nil {
-		err = t.conn.Flush()
-	} else {
-		// Drop what was queued: google/nftables clears its queue on Flush
-		// only. Nothing was sent.
-		t.conn, err = t.redial(err)
+		err = t.tr.flush(t.conn)
+	} else if conn, cerr := t.tr.conn(); cerr == nil {
+		// Drop what was queued before the error: nothing was sent.
+		t.conn = conn
 	}
 	if err != nil {
 		t.programmed = nil
@@ -199,17 +176,6 @@ func (t *Table) Sync(ports []ServicePort) (SyncStats, error) {
 	t.log.Debug("synced", "full", st.Full, "added", st.Added, "changed", st.Changed, "removed", st.Removed,
 		"conntrackFlushed", st.ConntrackFlushed, "ports", len(norm), "elapsed", elapsed)
 	return st, nil
-}
-
-// redial replaces the connection after a batch could not be built, so
-// that its queued messages never reach the kernel, and returns cause.
-func (t *Table) redial(cause error) (*nftables.Conn, error) {
-	_ = t.conn.CloseLasting()
-	conn, err := dial(&t.cfg)
-	if err != nil {
-		return t.conn, errors.Join(cause, err)
-	}
-	return conn, cause
 }
 
 // rebuild queues a transaction that replaces the table by rs.
@@ -231,10 +197,12 @@ func rebuild(b *batch, rs *Ruleset) error {
 		}
 	}
 	for i := range rs.Sets {
-		if rs.Sets[i].Map {
-			if err := b.addElements(rs.Sets[i].Name, rs.Sets[i].Elements); err != nil {
-				return err
-			}
+		s := &rs.Sets[i]
+		if err := b.addElements(s.Name, s.Elements); err != nil {
+			return err
+		}
+		if err := b.addSlots(s); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -244,13 +212,13 @@ func rebuild(b *batch, rs *Ruleset) error {
 // Order matters inside the transaction: chains are created before
 // anything refers to them and deleted only after nothing does (their map
 // elements are deleted and the chains that jump to them flushed first).
-func (t *Table) update(b *batch, mcfg modelConfig, norm []ServicePort, next map[string]*ServicePort) (SyncStats, error) {
+func (t *Table) update(b *batch, mcfg modelConfig, norm []*ServicePort, next map[string]*ServicePort) (SyncStats, error) {
 	var st SyncStats
 	var d diff
-	for i := range norm {
-		sp := &norm[i]
+	for _, sp := range norm {
 		old, ok := t.programmed[sp.Key()]
 		switch {
+		case old == sp: // unchanged, shared by normalize
 		case !ok:
 			st.Added++
 			d.port(nil, ptrFragment(fragmentOf(mcfg, sp)))
@@ -279,7 +247,10 @@ func ptrFragment(f fragment) *fragment { return &f }
 type diff struct {
 	addChains, rewriteChains, deleteChains []*Chain
 	addSets, deleteSets                    []*Set
-	addElems, deleteElems                  map[string][]Element
+	// fillSlots are new slot maps; refillSlots are slot maps whose
+	// elements are replaced (flushed, then added again).
+	fillSlots, refillSlots []*Set
+	addElems, deleteElems  map[string][]Element
 }
 
 // port adds the changes from old to new (either may be nil) of one
@@ -294,14 +265,21 @@ func (d *diff) port(old, new *fragment) {
 	// chain of the port that refers to it is rewritten with it.
 	setsChanged := false
 	for name, s := range oldSets {
-		if n, ok := newSets[name]; !ok || n.Timeout != s.Timeout {
+		if n, ok := newSets[name]; !ok || !sameSetKind(n, s) {
 			d.deleteSets = append(d.deleteSets, s)
 			setsChanged = setsChanged || ok
 		}
 	}
 	for name, s := range newSets {
-		if o, ok := oldSets[name]; !ok || o.Timeout != s.Timeout {
+		o, ok := oldSets[name]
+		switch {
+		case !ok || !sameSetKind(o, s):
 			d.addSets = append(d.addSets, s)
+			if len(s.Slots) > 0 {
+				d.fillSlots = append(d.fillSlots, s)
+			}
+		case !slices.Equal(o.Slots, s.Slots):
+			d.refillSlots = append(d.refillSlots, s)
 		}
 	}
 	if new != nil {
@@ -376,10 +354,15 @@ func setsByName(f *fragment) map[string]*Set {
 	return m
 }
 
+// sameSetKind reports whether a set can stay as it is (only its elements
+// may change).
+func sameSetKind(a, b *Set) bool {
+	return a.Key == b.Key && a.Map == b.Map && a.Timeout == b.Timeout && a.Interval == b.Interval
+}
+
 func equalRules(a, b []Rule) bool {
 	return slices.EqualFunc(a, b, func(x, y Rule) bool {
-		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil &&
-			(x.Numgen.Modulus != y.Numgen.Modulus || !slices.Equal(x.Numgen.Slots, y.Numgen.Slots))) {
+		if (x.Numgen == nil) != (y.Numgen == nil) || (x.Numgen != nil && *x.Numgen != *y.Numgen) {
 			return false
 		}
 		if (x.Verdict == nil) != (y.Verdict == nil) || (x.Verdict != nil && *x.Verdict != *y.Verdict) {
@@ -406,6 +389,9 @@ func (d *diff) queue(b *batch) error {
 			return err
 		}
 	}
+	for _, s := range d.refillSlots {
+		b.conn.FlushSet(b.setRef(s.Name))
+	}
 	for _, c := range d.rewriteChains {
 		b.conn.FlushChain(b.chain(c.Name))
 	}
@@ -427,6 +413,11 @@ func (d *diff) queue(b *batch) error {
 	}
 	for _, m := range mapOrder {
 		if err := b.addElements(m, d.addElems[m]); err != nil {
+			return err
+		}
+	}
+	for _, s := range append(slices.Clip(d.fillSlots), d.refillSlots...) {
+		if err := b.addSlots(s); err != nil {
 			return err
 		}
 	}

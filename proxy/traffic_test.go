@@ -83,8 +83,44 @@ func newLab(t *testing.T, n int) *lab {
 	for i := range n {
 		l.pods = append(l.pods, l.addPod(nh, br, i))
 	}
+	// A device that just got its carrier drops what it sends until the
+	// kernel's link watcher activates it (up to a second later): wait for
+	// every veth end to be operationally up.
+	waitUp(t, l.node)
+	for _, p := range l.pods {
+		waitUp(t, p.ns)
+	}
 	l.tbl = openIn(t, l.node)
 	return l
+}
+
+func waitUp(t *testing.T, ns netns.NsHandle) {
+	t.Helper()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		links, err := h.LinkList()
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := ""
+		for _, l := range links {
+			if _, veth := l.(*netlink.Veth); veth && l.Attrs().OperState != netlink.OperUp {
+				down = l.Attrs().Name
+			}
+		}
+		if down == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not up after 5s", down)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (l *lab) must(err error) {
