@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/klog/v2"
 	kubeproxyconfig "k8s.io/kubernetes/pkg/proxy/apis/config"
 	"k8s.io/kubernetes/pkg/proxy/metrics"
@@ -24,10 +25,15 @@ import (
 var (
 	nServices  = flag.Int("services", 1000, "Services (one TCP port each) in the benchmarks")
 	nEndpoints = flag.Int("endpoints", 10, "ready endpoints per Service in the benchmarks")
+	nlList     = flag.Bool("nftables-netlink", true, "kube-proxy's NFTablesNetlink feature gate (beta, on by default in v1.37): list chains and sets over netlink instead of running nft")
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if err := utilfeature.DefaultMutableFeatureGate.Set(fmt.Sprintf("NFTablesNetlink=%t", *nlList)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	klog.SetLogger(logr.New(kubeLog))
 	// As kube-proxy does at start: its sync metrics are observed on every sync.
 	metrics.RegisterMetrics(kubeproxyconfig.ProxyModeNFTables)
@@ -349,8 +355,8 @@ func printSummary() {
 	if len(parts) == 0 {
 		return
 	}
-	fmt.Printf("Summary (%d Services x %d endpoints, medians of %d runs; inputs: Service+EndpointSlice objects %.1f MB, ServicePorts %.1f MB): %s\n",
-		*nServices, *nEndpoints, runs, float64(objectsHeap)/(1<<20), float64(portsHeap)/(1<<20), strings.Join(parts, "; "))
+	fmt.Printf("Summary (%d Services x %d endpoints, kube-proxy NFTablesNetlink=%t, medians of %d runs; inputs: Service+EndpointSlice objects %.1f MB, ServicePorts %.1f MB): %s\n",
+		*nServices, *nEndpoints, *nlList, runs, float64(objectsHeap)/(1<<20), float64(portsHeap)/(1<<20), strings.Join(parts, "; "))
 }
 
 // cpuMeter adds up the CPU time (user and system) of this process and of
