@@ -138,7 +138,7 @@ func checkPlace(tb testing.TB, th *nsThread, e engine) {
 // Timed: for bosun, Table.Sync of all the ports; for kube-proxy, the
 // informer handler calls for every Service and EndpointSlice and the first
 // sync they lead to. Reported besides ns/op: the table's chains, rules,
-// set and map elements (nft -j list table), and heap-MB, the live heap the
+// set and map elements (nft -j list table), and heap-B, the live heap the
 // engine instance keeps after its sync (measured after a GC, without the
 // inputs, which are shared).
 func BenchmarkFullSync(b *testing.B) {
@@ -195,7 +195,7 @@ func BenchmarkFullSync(b *testing.B) {
 			b.ReportMetric(float64(st.Chains), "chains")
 			b.ReportMetric(float64(st.Rules), "rules")
 			b.ReportMetric(float64(st.Elements), "elements")
-			b.ReportMetric(float64(heap)/(1<<20), "heap-MB")
+			b.ReportMetric(float64(heap), "heap-B")
 			cpu.report(b)
 			record(b, "full", name, result{ns: b.Elapsed().Nanoseconds() / int64(b.N), cpu: cpu.total / time.Duration(b.N), stats: st, heap: heap})
 		})
@@ -350,12 +350,12 @@ func printSummary() {
 		r, _ := median(k, func(r result) float64 { return float64(r.stats.Rules) })
 		el, _ := median(k, func(r result) float64 { return float64(r.stats.Elements) })
 		h, _ := median(k, func(r result) float64 { return float64(r.heap) / (1 << 20) })
-		parts = append(parts, fmt.Sprintf("%s %.0f chains, %.0f rules, %.0f elements, heap %.1f MB", eng, c, r, el, h))
+		parts = append(parts, fmt.Sprintf("%s %.0f chains, %.0f rules, %.0f elements, heap %.1f MiB", eng, c, r, el, h))
 	}
 	if len(parts) == 0 {
 		return
 	}
-	fmt.Printf("Summary (%d Services x %d endpoints, kube-proxy NFTablesNetlink=%t, medians of %d runs; inputs: Service+EndpointSlice objects %.1f MB, ServicePorts %.1f MB): %s\n",
+	fmt.Printf("Summary (%d Services x %d endpoints, kube-proxy NFTablesNetlink=%t, medians of %d runs; inputs: Service+EndpointSlice objects %.1f MiB, ServicePorts %.1f MiB): %s\n",
 		*nServices, *nEndpoints, *nlList, runs, float64(objectsHeap)/(1<<20), float64(portsHeap)/(1<<20), strings.Join(parts, "; "))
 }
 

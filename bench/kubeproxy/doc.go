@@ -4,8 +4,8 @@
 // same inputs, each in a fresh network namespace: a full sync of 1,000
 // Services x 10 endpoints, an incremental sync after one endpoint of one
 // Service was replaced, the rules each table holds and the heap each
-// engine keeps. `make bench-kubeproxy` runs it (5 runs, benchstat); the
-// figures are in BENCHMARKS.md.
+// engine keeps. `make bench-kubeproxy` runs it (5 runs, benchstat);
+// README.md says how, and what it measured.
 //
 // It is a module of its own so that bosun's go.mod does not carry
 // Kubernetes; `go test ./...` at bosun's root does not enter it.
