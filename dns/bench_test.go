@@ -68,6 +68,7 @@ func BenchmarkAnswer(b *testing.B) {
 		{"SRV", "_http._tcp.web.prod.svc.cluster.local.", mdns.TypeSRV},
 		{"NXDOMAIN", "missing.prod.svc.cluster.local.", mdns.TypeA},
 		{"MixedCase", "Web.Prod.svc.cluster.local.", mdns.TypeA},
+		{"PodName", "10-0-0-2.web.prod.svc.cluster.local.", mdns.TypeA},
 	} {
 		q := query(bc.qname, bc.qtype)
 		b.Run(bc.name, func(b *testing.B) {
@@ -76,6 +77,31 @@ func BenchmarkAnswer(b *testing.B) {
 				ix.Answer(q)
 			}
 		})
+	}
+	withClusterIPs(services)
+	vip := BuildIndex("cluster.local", services, ptrs(pods))
+	for _, bc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"VirtualIP_A", "web.prod.svc.cluster.local.", mdns.TypeA},
+		{"VirtualIP_SRV", "_http._tcp.web.prod.svc.cluster.local.", mdns.TypeSRV},
+	} {
+		q := query(bc.qname, bc.qtype)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				vip.Answer(q)
+			}
+		})
+	}
+}
+
+// withClusterIPs gives every Service a virtual IP of its own.
+func withClusterIPs(services []corev1.Service) {
+	for i := range services {
+		services[i].Spec.ClusterIP = fmt.Sprintf("10.96.%d.%d", i>>8&255, i&255)
 	}
 }
 
@@ -195,4 +221,55 @@ func BenchmarkBuilder_full(b *testing.B) {
 		bl.Reset()
 		bl.Update(services, pods)
 	}
+}
+
+// BenchmarkBuildIndex_500Services30kPodsVirtualIPs is the scale test's
+// shape once every Service has its virtual IP: its pods no longer matter.
+func BenchmarkBuildIndex_500Services30kPodsVirtualIPs(b *testing.B) {
+	services, pods := scaleCluster(500, 60)
+	withClusterIPs(services)
+	b.ReportAllocs()
+	for b.Loop() {
+		BuildIndex("cluster.local", services, pods)
+	}
+}
+
+// BenchmarkIndexUpdate_onePodReadyVirtualIPs is
+// BenchmarkIndexUpdate_onePodReady once every Service has its virtual IP:
+// the pod's change recomputes nothing.
+func BenchmarkIndexUpdate_onePodReadyVirtualIPs(b *testing.B) {
+	services, ready := scaleCluster(500, 60)
+	withClusterIPs(services)
+	unready := slices.Clone(ready)
+	unready[12345] = notReadyPtr(ready[12345])
+	bl := NewBuilder("cluster.local")
+	bl.Update(services, ready)
+	inputs := [2][]*corev1.Pod{unready, ready}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, st := bl.Update(services, inputs[i%2]); st.Recomputed != 0 || st.PodsChanged != 1 {
+			b.Fatalf("%+v, want one pod changed and nothing recomputed", st)
+		}
+		i++
+	}
+}
+
+// BenchmarkIndexUpdate_onePodReadyHostnames is
+// BenchmarkIndexUpdate_onePodReady with headless Services whose pods all set
+// hostname and subdomain (a StatefulSet's shape): every endpoint has two
+// names.
+func BenchmarkIndexUpdate_onePodReadyHostnames(b *testing.B) {
+	services, ready := scaleCluster(500, 60)
+	for i := range services {
+		services[i].Spec.ClusterIP = corev1.ClusterIPNone
+	}
+	for i, p := range ready {
+		cp := p.DeepCopy()
+		cp.Spec.Hostname, cp.Spec.Subdomain = cp.Name, cp.Labels["app"]
+		ready[i] = cp
+	}
+	unready := slices.Clone(ready)
+	unready[12345] = notReadyPtr(ready[12345])
+	benchUpdates(b, services, ready, unready)
 }

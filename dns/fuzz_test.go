@@ -63,6 +63,10 @@ func FuzzServeDNS(f *testing.F) {
 		query("nope.cluster.local.", mdns.TypeAAAA),
 		query("example.com.", mdns.TypeA),
 		query("cluster.local.", mdns.TypeSOA).SetEdns0(4096, true),
+		query("_http._tcp.db.prod.svc.cluster.local.", mdns.TypeSRV),
+		query("db-0.db.prod.svc.cluster.local.", mdns.TypeA),
+		query("10-0-1-8.db.prod.svc.cluster.local.", mdns.TypeA),
+		query("dual.prod.svc.cluster.local.", mdns.TypeAAAA),
 	} {
 		b, err := q.Pack()
 		if err != nil {
@@ -72,40 +76,51 @@ func FuzzServeDNS(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte("\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01\x00\x01"))
-	s := handlerForTest(f)
+	// The table tests' indexes: pods' addresses, and virtual IPs with
+	// per-pod names.
+	servers := []*Server{handlerForTest(f), handlerForTest(f)}
+	servers[1].index.Store(vipIndex())
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		reply, fwd := s.servePacket(pkt, nil, false)
-		if fwd != nil {
-			reply = s.finishAndPack(fwd, s.forward(fwd, false), false, nil)
-		}
-		if reply == nil {
-			if len(pkt) >= 12 && pkt[2]&0x80 == 0 {
-				t.Fatalf("no reply to a query packet")
-			}
-			return
-		}
-		if len(reply) > maxUDPPayload {
-			t.Fatalf("UDP reply of %d bytes", len(reply))
-		}
-		r := new(mdns.Msg)
-		if err := r.Unpack(reply); err != nil {
-			t.Fatalf("reply does not unpack: %v", err)
-		}
-		if id := uint16(pkt[0])<<8 | uint16(pkt[1]); r.Id != id || !r.Response {
-			t.Fatalf("reply id %d response %v, want id %d and a response", r.Id, r.Response, id)
-		}
-
-		req := new(mdns.Msg)
-		if req.Unpack(pkt) != nil {
-			return
-		}
-		w := &recorder{tcp: true}
-		s.ServeDNS(w, req)
-		if len(w.sent) != 1 {
-			t.Fatalf("TCP handler sent %d replies, want 1", len(w.sent))
-		}
-		if err := new(mdns.Msg).Unpack(w.sent[0]); err != nil {
-			t.Fatalf("TCP reply does not unpack: %v", err)
+		for _, s := range servers {
+			fuzzServe(t, s, pkt)
 		}
 	})
+}
+
+// fuzzServe is one packet of FuzzServeDNS through s.
+func fuzzServe(t *testing.T, s *Server, pkt []byte) {
+	t.Helper()
+	reply, fwd := s.servePacket(pkt, nil, false)
+	if fwd != nil {
+		reply = s.finishAndPack(fwd, s.forward(fwd, false), false, nil)
+	}
+	if reply == nil {
+		if len(pkt) >= 12 && pkt[2]&0x80 == 0 {
+			t.Fatalf("no reply to a query packet")
+		}
+		return
+	}
+	if len(reply) > maxUDPPayload {
+		t.Fatalf("UDP reply of %d bytes", len(reply))
+	}
+	r := new(mdns.Msg)
+	if err := r.Unpack(reply); err != nil {
+		t.Fatalf("reply does not unpack: %v", err)
+	}
+	if id := uint16(pkt[0])<<8 | uint16(pkt[1]); r.Id != id || !r.Response {
+		t.Fatalf("reply id %d response %v, want id %d and a response", r.Id, r.Response, id)
+	}
+
+	req := new(mdns.Msg)
+	if req.Unpack(pkt) != nil {
+		return
+	}
+	w := &recorder{tcp: true}
+	s.ServeDNS(w, req)
+	if len(w.sent) != 1 {
+		t.Fatalf("TCP handler sent %d replies, want 1", len(w.sent))
+	}
+	if err := new(mdns.Msg).Unpack(w.sent[0]); err != nil {
+		t.Fatalf("TCP reply does not unpack: %v", err)
+	}
 }

@@ -14,7 +14,9 @@ import (
 // Builder produces successive Indexes from successive snapshots, recomputing
 // only the names of the Services whose inputs changed: the Service itself, or
 // a pod it selects (added, removed, changed, or relabelled into or out of
-// it). Every other name, and its records, is shared with the previous Index.
+// it) when it answers with its endpoints (a Service with a virtual IP
+// answers the same whatever its pods). Every other name, and its records,
+// is shared with the previous Index.
 // The Index it returns answers exactly as BuildIndex of the same input.
 //
 // A Builder is not safe for concurrent use: it belongs to the goroutine that
@@ -122,7 +124,7 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
 			continue
 		}
-		skipped = portSkips(svc, skipped)
+		skipped = serviceSkips(svc, skipped)
 		if _, ok := byOwner[owner]; !ok {
 			owners = append(owners, owner)
 		}
@@ -144,10 +146,15 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 		}
 	}
 	if len(removed) > 0 || len(dirty) > 0 {
-		// Selectors moved: index them again (a few hundred entries).
+		// Selectors moved: index them again (a few hundred entries). A
+		// Service with a virtual IP answers the same whatever its pods:
+		// pods never dirty it.
 		clear(b.bySelector)
 		for _, owner := range owners {
 			for _, svc := range byOwner[owner] {
+				if hasClusterIP(svc) {
+					continue
+				}
 				for k, v := range svc.Spec.Selector {
 					lk := labelKey{svc.Namespace, k, v}
 					b.bySelector[lk] = append(b.bySelector[lk], owner)
@@ -168,7 +175,7 @@ func (b *Builder) Update(services []corev1.Service, pods []*corev1.Pod) (*Index,
 						continue
 					}
 					for _, svc := range byOwner[owner] {
-						if svc.Namespace == p.Namespace && kube.Selects(svc.Spec.Selector, p.Labels) {
+						if svc.Namespace == p.Namespace && !hasClusterIP(svc) && kube.Selects(svc.Spec.Selector, p.Labels) {
 							dirty[owner] = true
 							break
 						}
@@ -264,8 +271,11 @@ func (b *Builder) computeGroup(owner string, services []*corev1.Service) *group 
 		names:    make(nameSet),
 	}
 	for _, svc := range services {
-		// Skipped ports are reported by Update, in input order.
-		g.names.addService(owner, svc, endpoints(svc, b.candidates(svc)), b.ttl, nil)
+		var eps []endpoint
+		if !hasClusterIP(svc) {
+			eps = endpoints(svc, b.candidates(svc))
+		}
+		g.names.addService(owner, svc, eps, b.ttl)
 	}
 	for name := range g.names {
 		for n := name; n != owner; {
@@ -369,17 +379,6 @@ func (b *Builder) unindexLabels(st *podState, labels map[string]string) {
 	}
 }
 
-// portSkips appends the named ports of svc that cannot be DNS labels, as
-// addService reports them.
-func portSkips(svc *corev1.Service, skipped []string) []string {
-	for _, port := range svc.Spec.Ports {
-		if port.Name != "" && !isLabel(port.Name) {
-			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
-		}
-	}
-	return skipped
-}
-
 // sameService reports whether a and b have the same DNS names and records
 // given the same pods: everything BuildIndex reads of a Service.
 func sameService(a, b *corev1.Service) bool {
@@ -388,6 +387,7 @@ func sameService(a, b *corev1.Service) bool {
 	}
 	return a.Namespace == b.Namespace && a.Name == b.Name &&
 		a.Spec.PublishNotReadyAddresses == b.Spec.PublishNotReadyAddresses &&
+		a.Spec.ClusterIP == b.Spec.ClusterIP && slices.Equal(a.Spec.ClusterIPs, b.Spec.ClusterIPs) &&
 		maps.Equal(a.Spec.Selector, b.Spec.Selector) &&
 		slices.EqualFunc(a.Spec.Ports, b.Spec.Ports, func(x, y corev1.ServicePort) bool {
 			return x.Name == y.Name && x.Protocol == y.Protocol && x.Port == y.Port && x.TargetPort == y.TargetPort
@@ -395,13 +395,15 @@ func sameService(a, b *corev1.Service) bool {
 }
 
 // dnsEqual reports whether a and b, the same pod (namespace and name), give
-// the same DNS records: everything endpoints and kube.EndpointPort read.
+// the same DNS records: everything endpoints, kube.EndpointPort and
+// kube.EndpointHostname read.
 func dnsEqual(a, b *corev1.Pod) bool {
 	if a == b {
 		return true
 	}
 	return a.UID == b.UID &&
 		a.Status.PodIP == b.Status.PodIP &&
+		a.Spec.Hostname == b.Spec.Hostname && a.Spec.Subdomain == b.Spec.Subdomain &&
 		kube.PodReady(a) == kube.PodReady(b) &&
 		kube.PodFinished(a) == kube.PodFinished(b) &&
 		(a.DeletionTimestamp == nil) == (b.DeletionTimestamp == nil) &&

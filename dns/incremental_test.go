@@ -74,7 +74,30 @@ var (
 	propSvcNames   = []string{"web", "Web", "api", "db", "Bad.Name", "x"}
 	propApps       = []string{"web", "api", "db"}
 	propIPs        = []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "fd00::1", "fd00::2", "", "not-an-ip"}
+	// Hostnames that collide: shared by pods, spelt in another case, read
+	// as another pod's dashed address, not a label at all.
+	propHostnames  = []string{"", "", "db-0", "db-1", "DB-0", "10-0-0-2", "fd00--1", "not.a.label"}
+	propClusterIPs = [][]string{{""}, {""}, {"None"}, {"10.96.0.1"}, {"10.96.0.2"}, {"10.96.0.1", "fd00:96::1"}, {"", "10.96.0.3"}, {"10.96.0.300"}}
 )
+
+// name sets a random hostname and subdomain (a Service name, or another).
+func (c *cluster) name(p *corev1.Pod) {
+	p.Spec.Hostname = c.pick(propHostnames)
+	p.Spec.Subdomain = c.pick(append([]string{"", "other"}, propSvcNames...))
+}
+
+// clusterIP sets a random clusterIP: none yet, None, an address, two
+// addresses (clusterIPs), not an address.
+func (c *cluster) clusterIP(svc *corev1.Service) {
+	ips := propClusterIPs[c.r.IntN(len(propClusterIPs))]
+	svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ips[0], nil
+	if len(ips) > 1 {
+		svc.Spec.ClusterIPs = ips[1:]
+		if ips[0] != "" {
+			svc.Spec.ClusterIPs = ips
+		}
+	}
+}
 
 func (c *cluster) pick(xs []string) string { return xs[c.r.IntN(len(xs))] }
 
@@ -96,6 +119,9 @@ func (c *cluster) newPod() *corev1.Pod {
 	}
 	if c.r.IntN(4) == 0 {
 		p.Status.Conditions[0].Status = corev1.ConditionFalse
+	}
+	if c.r.IntN(2) == 0 {
+		c.name(&p)
 	}
 	return &p
 }
@@ -120,6 +146,7 @@ func (c *cluster) newService(ns, name string) corev1.Service {
 	}
 	svc := service(ns, name, sel, ports...)
 	svc.Spec.PublishNotReadyAddresses = c.r.IntN(3) == 0
+	c.clusterIP(&svc)
 	return svc
 }
 
@@ -135,7 +162,7 @@ func (c *cluster) change() string {
 		c.pods = slices.Clone(c.pods)
 		c.pods[i] = p
 	}
-	switch op := c.r.IntN(16); {
+	switch op := c.r.IntN(19); {
 	case op == 0 || len(c.pods) == 0:
 		p := c.newPod()
 		c.pods = append(slices.Clone(c.pods), p)
@@ -204,6 +231,19 @@ func (c *cluster) change() string {
 		name := c.services[j].Name
 		c.services = slices.Delete(slices.Clone(c.services), j, j+1)
 		return "remove service " + name
+	case op == 14 || op == 15:
+		replace(func(p *corev1.Pod) { c.name(p) })
+		return "rename " + c.pods[i].Name + " " + c.pods[i].Spec.Hostname + "." + c.pods[i].Spec.Subdomain
+	case op == 16:
+		if len(c.services) == 0 {
+			return "nothing"
+		}
+		j := c.r.IntN(len(c.services))
+		c.services = slices.Clone(c.services)
+		svc := c.services[j].DeepCopy()
+		c.clusterIP(svc)
+		c.services[j] = *svc
+		return "clusterIP " + svc.Namespace + "/" + svc.Name + " " + svc.Spec.ClusterIP + " " + strings.Join(svc.Spec.ClusterIPs, ",")
 	default:
 		if len(c.services) == 0 {
 			return "nothing"

@@ -3,6 +3,7 @@ package dns
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -56,15 +57,20 @@ func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl
 // BuildIndex computes every answer of the domain from services and pods. It is
 // pure: the same input gives the same Index.
 //
-// A Service <svc> in namespace <ns> owns <svc>.<ns>.svc.<domain>, whose A (or
-// AAAA) records are the addresses of its endpoints: the pods of the same
-// namespace whose labels contain the (non-empty) selector, that are Ready
-// (or, with spec.publishNotReadyAddresses, not finished), have a PodIP and
-// are not being deleted. Every named port adds
-// _<port>._<proto>.<svc>.<ns>.svc.<domain> with one SRV per endpoint whose
-// target is <ip-with-dashes>.<svc>.<ns>.svc.<domain>, itself an A/AAAA name,
-// as Kubernetes does for headless services. The SRV port is the endpoint port
-// (the resolved targetPort), since every Service is headless for now.
+// A Service <svc> in namespace <ns> owns <svc>.<ns>.svc.<domain>. A Service
+// with a virtual IP (spec.clusterIP(s) set to addresses) answers A (or AAAA)
+// with its virtual IPs, and every named port adds
+// _<port>._<proto>.<svc>.<ns>.svc.<domain>, one SRV with the service port
+// whose target is the Service's own name, as Kubernetes does; its pods do
+// not matter. A headless Service (clusterIP None), and a Service whose
+// virtual IP is not allocated yet (clusterIP empty), answers with the
+// addresses of its ready endpoints (kube.Endpoint decides), and names each
+// endpoint: <ip-with-dashes>.<svc>.<ns>.svc.<domain>, and
+// <hostname>.<svc>.<ns>.svc.<domain> for a pod whose spec.hostname is set
+// and whose spec.subdomain is <svc> (kube.EndpointHostname). Its SRV names
+// hold one SRV per endpoint whose port resolves (kube.EndpointPort), with
+// the endpoint port and the endpoint's name as target: its hostname name
+// when it has one, else its dashed name.
 func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, opts ...IndexOption) *Index {
 	cfg := indexConfig{ttl: DefaultTTL}
 	for _, o := range opts {
@@ -76,13 +82,18 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 
 	// Pods by namespace and label, so that a Service's candidates are the
 	// pods carrying the rarest pair of its selector, not its whole
-	// namespace: 500 Services over 30,000 pods stay cheap.
+	// namespace: 500 Services over 30,000 pods stay cheap. Only the
+	// namespaces of Services answering with their endpoints need them.
 	byLabel := make(map[string]map[string][]*corev1.Pod)
+	for i := range services {
+		if svc := &services[i]; !hasClusterIP(svc) && len(svc.Spec.Selector) > 0 && byLabel[svc.Namespace] == nil {
+			byLabel[svc.Namespace] = make(map[string][]*corev1.Pod)
+		}
+	}
 	for _, p := range pods {
 		m := byLabel[p.Namespace]
 		if m == nil {
-			m = make(map[string][]*corev1.Pod)
-			byLabel[p.Namespace] = m
+			continue
 		}
 		for k, v := range p.Labels {
 			m[k+"="+v] = append(m[k+"="+v], p)
@@ -106,7 +117,12 @@ func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, op
 			ix.Skipped = append(ix.Skipped, svc.Namespace+"/"+svc.Name+": name or namespace is not a DNS label")
 			continue
 		}
-		ix.Skipped = names.addService(svcName, svc, endpoints(svc, candidates(svc)), cfg.ttl, ix.Skipped)
+		ix.Skipped = serviceSkips(svc, ix.Skipped)
+		var eps []endpoint
+		if !hasClusterIP(svc) {
+			eps = endpoints(svc, candidates(svc))
+		}
+		names.addService(svcName, svc, eps, cfg.ttl)
 	}
 
 	// Ancestors of every name exist (empty non-terminals answer NODATA, not
@@ -197,60 +213,167 @@ func serviceName(svc *corev1.Service, domain string) (string, bool) {
 	return strings.ToLower(svc.Name) + "." + strings.ToLower(svc.Namespace) + ".svc." + domain, true
 }
 
-// addService adds the names of svc, owner of svcName, whose endpoints are
-// eps: its A/AAAA records, and the SRV names of its named ports with their
-// targets. It appends the ports left out to skipped and returns it. Names
-// already present (another Service whose name differs only in case) get
-// the records appended, as BuildIndex has always done.
-func (names nameSet) addService(svcName string, svc *corev1.Service, eps []endpoint, ttl uint32, skipped []string) []string {
-	e := names.add(svcName)
-	for _, ep := range eps {
-		e.addAddr(addrRR(svcName, ep.ip, ttl))
+// hasClusterIP reports whether svc answers with a virtual IP: its
+// spec.clusterIP (or, when empty, the first of spec.clusterIPs) is set and
+// is not "None". A Service without one is headless, or waits for the leader
+// to allocate its address; either way DNS answers its ready endpoints, so
+// that nothing changes for clients until the address exists.
+func hasClusterIP(svc *corev1.Service) bool {
+	ip := svc.Spec.ClusterIP
+	if ip == "" && len(svc.Spec.ClusterIPs) > 0 {
+		ip = svc.Spec.ClusterIPs[0]
 	}
+	return ip != "" && ip != corev1.ClusterIPNone
+}
 
+// clusterIPs returns the virtual IPs of svc, a Service with hasClusterIP:
+// spec.clusterIPs, or spec.clusterIP when that is empty, without
+// duplicates and without the entries that are not addresses
+// (serviceSkips reports those).
+func clusterIPs(svc *corev1.Service) []netip.Addr {
+	list := svc.Spec.ClusterIPs
+	if len(list) == 0 {
+		list = []string{svc.Spec.ClusterIP}
+	}
+	var ips []netip.Addr
+	for _, s := range list {
+		if !isAddr(s) {
+			continue
+		}
+		if ip := netip.MustParseAddr(s).Unmap(); !slices.Contains(ips, ip) {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+// isAddr reports whether s is an IP address without a zone.
+func isAddr(s string) bool {
+	ip, err := netip.ParseAddr(s)
+	return err == nil && ip.Zone() == ""
+}
+
+// serviceSkips appends to skipped what of svc has no DNS name ("ns/name:
+// reason"): named ports that are not DNS labels and virtual IPs that are
+// not addresses, in that order.
+func serviceSkips(svc *corev1.Service, skipped []string) []string {
 	for _, port := range svc.Spec.Ports {
-		if port.Name == "" {
-			continue
-		}
-		if !isLabel(port.Name) {
+		if port.Name != "" && !isLabel(port.Name) {
 			skipped = append(skipped, svc.Namespace+"/"+svc.Name+": port "+port.Name+": not a DNS label")
-			continue
 		}
-		proto := strings.ToLower(string(port.Protocol))
-		if proto == "" {
-			proto = "tcp"
+	}
+	if hasClusterIP(svc) {
+		list := svc.Spec.ClusterIPs
+		if len(list) == 0 {
+			list = []string{svc.Spec.ClusterIP}
 		}
-		srvName := "_" + strings.ToLower(port.Name) + "._" + proto + "." + svcName
-		se := names.add(srvName)
-		var targets []resolvedEndpoint
-		for _, ep := range eps {
-			if p, ok := kube.EndpointPort(port, ep.pod); ok {
-				targets = append(targets, resolvedEndpoint{ip: ep.ip, port: p})
-			}
-		}
-		weight := uint16(100)
-		if len(targets) > 1 {
-			weight = uint16(max(1, 100/len(targets)))
-		}
-		for _, t := range targets {
-			target := dashed(t.ip) + "." + svcName
-			se.srv = append(se.srv, &mdns.SRV{
-				Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
-				Priority: 0,
-				Weight:   weight,
-				Port:     t.port,
-				Target:   target,
-			})
-			addr := addrRR(target, t.ip, ttl)
-			se.srvXtra = append(se.srvXtra, addr)
-			te := names.add(target)
-			if len(te.a)+len(te.aaaa) == 0 {
-				te.addAddr(addr)
+		for _, s := range list {
+			if !isAddr(s) {
+				skipped = append(skipped, svc.Namespace+"/"+svc.Name+": clusterIP "+strconv.Quote(s)+": not an IP address")
 			}
 		}
 	}
 	return skipped
 }
+
+// srvName is the owner name of the SRV records of port of the Service
+// owning owner: _<port>._<proto>.<owner>; ok is false for an unnamed port
+// or one whose name is not a DNS label (serviceSkips reports those).
+func srvName(port corev1.ServicePort, owner string) (name string, ok bool) {
+	if port.Name == "" || !isLabel(port.Name) {
+		return "", false
+	}
+	proto := strings.ToLower(string(port.Protocol))
+	if proto == "" {
+		proto = "tcp"
+	}
+	return "_" + strings.ToLower(port.Name) + "._" + proto + "." + owner, true
+}
+
+// addService adds the names of svc, owner of the name owner: with a virtual
+// IP, the address records and an SRV per named port pointing at owner;
+// otherwise (headless, or not allocated yet) the records of its ready
+// endpoints eps, a name per endpoint and an SRV per endpoint and named port
+// (see BuildIndex). Names already present (another Service whose name
+// differs only in case) get the records appended, as BuildIndex has always
+// done.
+func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoint, ttl uint32) {
+	e := names.add(owner)
+	if hasClusterIP(svc) {
+		ips := clusterIPs(svc)
+		vips := make([]mdns.RR, len(ips))
+		for i, ip := range ips {
+			vips[i] = addrRR(owner, ip, ttl)
+			e.addAddr(vips[i])
+		}
+		for _, port := range svc.Spec.Ports {
+			name, ok := srvName(port, owner)
+			if !ok || !validPort(port.Port) {
+				continue
+			}
+			se := names.add(name)
+			se.srv = append(se.srv, &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: name, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: 0,
+				Weight:   100,
+				Port:     uint16(port.Port),
+				Target:   owner,
+			})
+			se.srvXtra = append(se.srvXtra, vips...)
+		}
+		return
+	}
+
+	// Every endpoint has its dashed name; one whose pod names this Service
+	// as its subdomain also has its hostname name, which is then the
+	// endpoint's SRV target.
+	targets := make([]mdns.RR, len(eps)) // the address record of each endpoint's SRV target
+	for i, ep := range eps {
+		e.addAddr(addrRR(owner, ep.ip, ttl))
+		dn := dashed(ep.ip) + "." + owner
+		targets[i] = names.add(dn).addAddrOnce(addrRR(dn, ep.ip, ttl))
+		if h := kube.EndpointHostname(svc, ep.pod); h != "" && isLabel(h) {
+			hn := lower(h) + "." + owner
+			targets[i] = names.add(hn).addAddrOnce(addrRR(hn, ep.ip, ttl))
+		}
+	}
+	ports := make([]uint16, len(eps))
+	for _, port := range svc.Spec.Ports {
+		name, ok := srvName(port, owner)
+		if !ok {
+			continue
+		}
+		se := names.add(name)
+		n := 0
+		for i, ep := range eps {
+			if p, ok := kube.EndpointPort(port, ep.pod); ok {
+				ports[i] = p
+				n++
+			} else {
+				ports[i] = 0
+			}
+		}
+		weight := uint16(100)
+		if n > 1 {
+			weight = uint16(max(1, 100/n))
+		}
+		for i := range eps {
+			if ports[i] == 0 {
+				continue
+			}
+			se.srv = append(se.srv, &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: name, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: 0,
+				Weight:   weight,
+				Port:     ports[i],
+				Target:   targets[i].Header().Name,
+			})
+			se.srvXtra = append(se.srvXtra, targets[i])
+		}
+	}
+}
+
+func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
 // nameSet maps lowercased, fully qualified owner names to their records.
 type nameSet map[string]*entry
@@ -279,14 +402,40 @@ func (e *entry) addAddr(rr mdns.RR) {
 	}
 }
 
+// addAddrOnce adds rr, an A or AAAA record of e's name, unless e has a
+// record of that address already, and returns the record e holds: two
+// endpoints may share a name (two pods with one hostname, or a hostname
+// that reads as another pod's dashed address).
+func (e *entry) addAddrOnce(rr mdns.RR) mdns.RR {
+	have := e.a
+	if rr.Header().Rrtype == mdns.TypeAAAA {
+		have = e.aaaa
+	}
+	ip := addrOf(rr)
+	for _, h := range have {
+		if addrOf(h) == ip {
+			return h
+		}
+	}
+	e.addAddr(rr)
+	return rr
+}
+
+// addrOf is the address of an A or AAAA record.
+func addrOf(rr mdns.RR) netip.Addr {
+	var ip netip.Addr
+	switch r := rr.(type) {
+	case *mdns.A:
+		ip, _ = netip.AddrFromSlice(r.A.To4())
+	case *mdns.AAAA:
+		ip, _ = netip.AddrFromSlice(r.AAAA)
+	}
+	return ip
+}
+
 type endpoint struct {
 	ip  netip.Addr
 	pod *corev1.Pod
-}
-
-type resolvedEndpoint struct {
-	ip   netip.Addr
-	port uint16
 }
 
 // endpoints returns the ready endpoints of svc among pods (kube.Endpoint

@@ -132,15 +132,9 @@ func TestNamespaces(t *testing.T) {
 	})
 	for _, ns := range []string{"team-a", "team-b"} {
 		name := "web." + ns + ".svc.cluster.local"
+		vip := clusterIP(t, s, ns, "web")
 		s.waitFor("DNS of "+name, 10*time.Second, func() error {
-			r, err := s.lookup(name, mdns.TypeA)
-			if err != nil {
-				return err
-			}
-			if got, want := aRecords(r), ips(byNS[ns]); !slices.Equal(got, want) {
-				return fmt.Errorf("A %s = %v, want %v", name, got, want)
-			}
-			return nil
+			return wantA(s, name, []string{vip})
 		})
 		body, err := httpGet("http://" + byNS[ns][0].Status.PodIP + ":8080/")
 		if err != nil || !strings.Contains(body, "hello from "+ns) {

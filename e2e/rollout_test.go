@@ -68,11 +68,14 @@ spec:
 `
 }
 
+// webService is headless: the sampler reads the ready endpoints from DNS,
+// which answers a Service with a virtual IP with that address alone.
 const webService = `apiVersion: v1
 kind: Service
 metadata:
   name: web
 spec:
+  clusterIP: None
   selector: {app: web}
   ports:
   - {name: http, port: 8080}

@@ -74,6 +74,18 @@ func EndpointPort(sp corev1.ServicePort, pod *corev1.Pod) (port uint16, ok bool)
 	}
 }
 
+// EndpointHostname is the hostname of pod as an endpoint of svc: its
+// spec.hostname when its spec.subdomain names svc (same namespace, exact
+// name), else "". Kubernetes' EndpointSlice controller applies this rule;
+// DNS names such an endpoint of a headless Service
+// <hostname>.<svc>.<ns>.svc.<domain>.
+func EndpointHostname(svc *corev1.Service, pod *corev1.Pod) string {
+	if pod.Spec.Hostname == "" || pod.Spec.Subdomain != svc.Name || pod.Namespace != svc.Namespace {
+		return ""
+	}
+	return pod.Spec.Hostname
+}
+
 func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
 // EndpointSlices returns the endpoints of svc among pods, shaped as
@@ -122,8 +134,8 @@ func EndpointSlices(svc *corev1.Service, pods []*corev1.Pod) []discoveryv1.Endpo
 		if p.Spec.NodeName != "" {
 			ep.NodeName = new(p.Spec.NodeName)
 		}
-		if p.Spec.Hostname != "" {
-			ep.Hostname = new(p.Spec.Hostname)
+		if h := EndpointHostname(svc, p); h != "" {
+			ep.Hostname = new(h)
 		}
 		k := key.String()
 		groups[k] = append(groups[k], member{ep: ep, addr: addr})

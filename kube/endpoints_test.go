@@ -62,3 +62,29 @@ func TestEndpointSlices(t *testing.T) {
 		t.Errorf("a Service without a selector has endpoints: %+v", got)
 	}
 }
+
+// TestEndpointHostname pins Kubernetes' rule: an endpoint has a hostname
+// only when the pod's subdomain names the Service, in its namespace.
+func TestEndpointHostname(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}}
+	for _, tc := range []struct {
+		name                string
+		ns, host, subdomain string
+		want                string
+	}{
+		{"hostname and subdomain naming the Service", "default", "db-0", "db", "db-0"},
+		{"no subdomain", "default", "db-0", "", ""},
+		{"subdomain names another Service", "default", "db-0", "web", ""},
+		{"subdomain differs in case", "default", "db-0", "DB", ""},
+		{"other namespace", "staging", "db-0", "db", ""},
+		{"subdomain without hostname", "default", "", "db", ""},
+	} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tc.ns, Name: "p"},
+			Spec:       corev1.PodSpec{Hostname: tc.host, Subdomain: tc.subdomain},
+		}
+		if got := EndpointHostname(svc, pod); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -535,7 +535,7 @@ func validateTargetPort(tp intstr.IntOrString, path *field.Path, ps *problems) {
 
 // validatePodContents checks what a pod is given: its volumes, every
 // container's volumeMounts, env sources and securityContext, the pod's
-// securityContext, DNS settings, host aliases and hostname.
+// securityContext, DNS settings, host aliases, hostname and subdomain.
 func validatePodContents(spec *corev1.PodSpec, path *field.Path, ps *problems) {
 	vols := map[string]*corev1.Volume{}
 	for i := range spec.Volumes {
@@ -577,6 +577,9 @@ func validatePodContents(spec *corev1.PodSpec, path *field.Path, ps *problems) {
 	}
 	if spec.Hostname != "" && len(validation.IsDNS1123Label(spec.Hostname)) > 0 {
 		ps.add(path.Child("hostname"), "invalid hostname %q: %s", spec.Hostname, labelRule)
+	}
+	if spec.Subdomain != "" && len(validation.IsDNS1123Label(spec.Subdomain)) > 0 {
+		ps.add(path.Child("subdomain"), "invalid subdomain %q: %s", spec.Subdomain, labelRule)
 	}
 }
 

@@ -107,8 +107,8 @@ func TestDecode_podContentsValues(t *testing.T) {
 			},
 		},
 		{
-			name: "pod securityContext, DNS, host aliases, hostname",
-			yaml: podWith("", "  securityContext:\n    fsGroup: 4294967296\n    sysctls:\n    - {name: kernel.panic, value: '1'}\n    - {name: net.core.somaxconn, value: '1024'}\n    - {name: net/core/somaxconn, value: '1024'}\n  dnsPolicy: None\n  dnsConfig:\n    nameservers: [not-an-ip]\n  hostAliases:\n  - ip: 10.0.0.300\n    hostnames: [db]\n  hostname: Web_1\n"),
+			name: "pod securityContext, DNS, host aliases, hostname, subdomain",
+			yaml: podWith("", "  securityContext:\n    fsGroup: 4294967296\n    sysctls:\n    - {name: kernel.panic, value: '1'}\n    - {name: net.core.somaxconn, value: '1024'}\n    - {name: net/core/somaxconn, value: '1024'}\n  dnsPolicy: None\n  dnsConfig:\n    nameservers: [not-an-ip]\n  hostAliases:\n  - ip: 10.0.0.300\n    hostnames: [db]\n  hostname: Web_1\n  subdomain: db.svc\n"),
 			want: []string{
 				"m.yaml:10: spec.securityContext.fsGroup: 4294967296 is out of range (0-2147483647)",
 				`m.yaml:12: spec.securityContext.sysctls[0].name: sysctl "kernel.panic" is not namespaced: a pod may set only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*`,
@@ -116,6 +116,7 @@ func TestDecode_podContentsValues(t *testing.T) {
 				`m.yaml:17: spec.dnsConfig.nameservers[0]: invalid IP address "not-an-ip"`,
 				`m.yaml:19: spec.hostAliases[0].ip: invalid IP address "10.0.0.300"`,
 				`m.yaml:21: spec.hostname: invalid hostname "Web_1": must be a DNS-1123 label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)`,
+				`m.yaml:22: spec.subdomain: invalid subdomain "db.svc": must be a DNS-1123 label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)`,
 			},
 		},
 	}
@@ -166,6 +167,8 @@ func TestDecode_podContentsAccepted(t *testing.T) {
   dnsConfig:
     options: [{name: ndots, value: "2"}]
   hostAliases: [{ip: 10.1.2.3, hostnames: [db.local]}]
+  hostname: db-0
+  subdomain: db
   volumes:
   - name: cfg
     configMap:

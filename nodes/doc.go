@@ -32,7 +32,9 @@
 // resolv.conf follows dnsPolicy: ClusterFirst (the cluster's nameserver and
 // search path, ndots:5), Default (the node's ResolvConf) or None, with
 // dnsConfig merged in; /etc/hosts carries the pod's hostname (spec.hostname
-// or its name) and hostAliases. Each run of a container is a fresh
+// or its name; with spec.subdomain, preceded by the fully qualified
+// <hostname>.<subdomain>.<ns>.svc.<domain>, as kubelet writes it) and
+// hostAliases; the containers' hostname is that hostname. Each run of a container is a fresh
 // containerd container with its own snapshot; its stdout and stderr go to
 // StateDir/logs/<ns>_<pod>/<container>.log (LogPath), the previous run's to
 // <container>.log.1.

@@ -129,13 +129,18 @@ func (d dnsSettings) resolvConf() string {
 }
 
 // hostsFile is a pod's /etc/hosts, laid out as kubelet's: localhost, the
-// IPv6 names, the pod's own address and name, then its hostAliases.
-func hostsFile(hostname, podIP string, aliases []corev1.HostAlias) string {
+// IPv6 names, the pod's own address and name (with its domain, when it has
+// one, the fully qualified name first), then its hostAliases.
+func hostsFile(hostname, domain, podIP string, aliases []corev1.HostAlias) string {
 	var b strings.Builder
 	b.WriteString("# Kubernetes-managed hosts file (bosun).\n")
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	b.WriteString("fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
-	if podIP != "" {
+	switch {
+	case podIP == "":
+	case domain != "":
+		fmt.Fprintf(&b, "%s\t%s.%s\t%s\n", podIP, hostname, domain, hostname)
+	default:
 		fmt.Fprintf(&b, "%s\t%s\n", podIP, hostname)
 	}
 	if len(aliases) > 0 {
@@ -161,4 +166,15 @@ func podHostname(pod *corev1.Pod) string {
 		name = strings.TrimRight(name[:63], "-.")
 	}
 	return name
+}
+
+// podHostDomain is the domain of a pod of namespace with spec, as kubelet
+// gives it: <subdomain>.<namespace>.svc.<clusterDomain> when spec.subdomain
+// is set, else "". DNS answers <hostname>.<domain> while a headless Service
+// named subdomain selects the pod.
+func podHostDomain(spec *corev1.PodSpec, namespace, clusterDomain string) string {
+	if spec.Subdomain == "" {
+		return ""
+	}
+	return spec.Subdomain + "." + namespace + ".svc." + strings.TrimSuffix(clusterDomain, ".")
 }

@@ -38,14 +38,30 @@ func TestPodDNS_policies(t *testing.T) {
 }
 
 func TestHostsFile_podAndAliases(t *testing.T) {
-	got := hostsFile("web", "10.88.0.5", []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"foo.local", "bar.local"}}, {IP: "10.1.2.3", Hostnames: []string{"db"}}})
+	got := hostsFile("web", "", "10.88.0.5", []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"foo.local", "bar.local"}}, {IP: "10.1.2.3", Hostnames: []string{"db"}}})
 	for _, want := range []string{"127.0.0.1\tlocalhost\n", "10.88.0.5\tweb\n", "\n# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n10.1.2.3\tdb\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("hosts lacks %q:\n%s", want, got)
 		}
 	}
-	if strings.Contains(hostsFile("web", "10.88.0.5", nil), "HostAliases") {
+	if strings.Contains(hostsFile("web", "", "10.88.0.5", nil), "HostAliases") {
 		t.Error("alias header without aliases")
+	}
+}
+
+// TestHostsFile_subdomain: with spec.subdomain, the pod's line carries its
+// fully qualified name first, as kubelet writes it.
+func TestHostsFile_subdomain(t *testing.T) {
+	spec := &corev1.PodSpec{Hostname: "db-0", Subdomain: "db"}
+	domain := podHostDomain(spec, "prod", "cluster.local")
+	if domain != "db.prod.svc.cluster.local" {
+		t.Fatalf("domain %q", domain)
+	}
+	if got := hostsFile("db-0", domain, "10.88.0.5", nil); !strings.Contains(got, "\n10.88.0.5\tdb-0.db.prod.svc.cluster.local\tdb-0\n") {
+		t.Errorf("hosts lacks the fully qualified name:\n%s", got)
+	}
+	if got := podHostDomain(&corev1.PodSpec{Hostname: "db-0"}, "prod", "cluster.local"); got != "" {
+		t.Errorf("no subdomain: domain %q", got)
 	}
 }
 

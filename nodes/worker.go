@@ -343,7 +343,7 @@ func (w *podWorker) writePodFiles(r *podRun) error {
 	}
 	dns := podDNS(&r.pod.Spec, w.namespace, clusterDNS{Server: w.a.cfg.DNSServer, Domain: w.a.cfg.ClusterDomain}, host)
 	files := map[string]string{
-		"hosts":       hostsFile(podHostname(r.pod), r.podIP, r.pod.Spec.HostAliases),
+		"hosts":       hostsFile(podHostname(r.pod), podHostDomain(&r.pod.Spec, w.namespace, w.a.cfg.ClusterDomain), r.podIP, r.pod.Spec.HostAliases),
 		"resolv.conf": dns.resolvConf(),
 	}
 	for name, content := range files {
