@@ -6,7 +6,7 @@ IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
 DEMO_DIR ?= /tmp/bosun-demo
 export GOFLAGS ?= -mod=mod
 
-.PHONY: help build images test test-short bench bench-cron bench-scale demo lint deps clean
+.PHONY: help build images test test-short bench bench-cron bench-scale bench-kubeproxy demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,13 @@ bench-scale: ## 1,000 simulated nodes, 30,000 pods: 5 runs, medians with benchst
 	@mkdir -p build
 	$(GO) test -run '^$$' -bench Scale -benchtime 1x -count $${COUNT:-5} -timeout 180m ./e2e | tee build/bench-scale.txt
 	GOFLAGS= $(GO) run $(BENCHSTAT) build/bench-scale.txt
+
+bench-kubeproxy: ## bosun's Service rules against kube-proxy's nftables proxier, 1,000 Services x 10 endpoints: 5 runs, benchstat (separate module bench/kubeproxy)
+	@bash scripts/install-deps.sh test
+	@mkdir -p build
+	cd bench/kubeproxy && $(GO) test -count 1 -run TestSameDataPath .
+	set -o pipefail; cd bench/kubeproxy && $(GO) test -run '^$$' -bench . -count $${COUNT:-5} -timeout 60m . | tee ../../build/bench-kubeproxy.txt
+	GOFLAGS= $(GO) run $(BENCHSTAT) -col /engine build/bench-kubeproxy.txt
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh
