@@ -82,11 +82,15 @@ func statsOf(table string) (tableStats, error) {
 
 var (
 	vipRE = regexp.MustCompile(`(\d+\.\d+\.\d+\.\d+) \. tcp \. (\d+) : goto service-`)
-	// bosun: "dnat to 10.244.0.2:8080"; kube-proxy, for a service
-	// without affinity: "dnat ip to numgen random mod 10 map
-	// { 0 : 10.244.0.2 . 8080, ... }".
-	dnatRE   = regexp.MustCompile(`dnat (?:ip )?to ([^{\n]*\{[^}]*\}|\S+)`)
-	targetRE = regexp.MustCompile(`(\d+\.\d+\.\d+\.\d+)(?::| \. )(\d+)`)
+	// kube-proxy, for a service without affinity: "dnat ip to numgen
+	// random mod 10 map { 0 : 10.244.0.2 . 8080, ... }"; both, for an
+	// endpoint chain (affinity): "dnat to 10.244.0.2:8080".
+	dnatRE = regexp.MustCompile(`dnat (?:ip )?to ([^{@\n]*\{[^}]*\}|[^@\s]+\s)`)
+	// bosun, for a service without affinity: "dnat ip to numgen random mod
+	// 720720000 map @backends-<port>", whose elements are the targets:
+	// "map backends-<port> { ... elements = { 0-240239999 : 10.244.0.2 . 8080, ... } }".
+	backendsRE = regexp.MustCompile(`(?s)map backends-[^{]*\{.*?elements = \{([^}]*)\}`)
+	targetRE   = regexp.MustCompile(`(\d+\.\d+\.\d+\.\d+)(?::| \. )(\d+)`)
 )
 
 // dataPath is what a table does with the services, as far as both
@@ -100,7 +104,7 @@ func dataPath(table string) (vips, dnats []string, err error) {
 	for _, m := range vipRE.FindAllSubmatch(out, -1) {
 		vips = append(vips, string(m[1])+":"+string(m[2]))
 	}
-	for _, m := range dnatRE.FindAllSubmatch(out, -1) {
+	for _, m := range slices.Concat(dnatRE.FindAllSubmatch(out, -1), backendsRE.FindAllSubmatch(out, -1)) {
 		for _, t := range targetRE.FindAllSubmatch(m[1], -1) {
 			dnats = append(dnats, string(t[1])+":"+string(t[2]))
 		}
