@@ -35,10 +35,13 @@ test-short: ## unit tests only (no containerd, no root)
 	$(GO) test -short ./...
 
 bench: deps ## run the benchmarks recorded in BENCHMARKS.md
-	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest
+	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest ./ipalloc
 	$(GO) test -run '^$$' -bench 'CommitToReady|RevertByWebhook' -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench PlanRef1000Objects -benchtime 10x ./e2e
 	$(GO) test -run '^$$' -bench InitContainers -benchtime 10x ./nodes
+	$(GO) test -run '^$$' -bench 'Sync|PortsBuilder' -benchtime 20x ./proxy
+	$(GO) test -run '^$$' -bench Runner_readyToReachable -benchtime 300x ./proxy
+	$(GO) test -run '^$$' -bench ServiceLatency -benchtime 5000x ./e2e
 
 bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)
 	BOSUN_CRON_ACCURACY=20 $(GO) test -run TestCronScheduleAccuracy -v -timeout 40m ./e2e

@@ -319,23 +319,19 @@
 // statuses (CacheConfig); --proxy=false runs none, --proxy-table names the
 // table, --cleanup removes it and exits.
 //
-// Measured (go test -run XXX -bench Runner_readyToReachable -benchtime
-// 300x ./proxy/, as root, on the 2-core test machine shared with other
-// builds, load 1 to 3): from the write of a pod's Ready status to the
-// store to the first connection through its VIP that reaches it, p50
-// 2.8 ms and p99 5.3 ms with one Service (the etcd write itself is about
-// 2 ms), p50 21 ms and p99 34 ms among 1,000 Services x 10 endpoints,
-// where the incremental sync's kernel commit (about 20 ms, see Cost) is
-// most of it; under a load of 6 to 9 the p99 grows to 30 ms and 100 to
-// 200 ms. NotReady to refused takes as long at p50, and no connect loses
-// its SYN on the way: slow-connects and hung-connects are 0 in 5 runs of
-// 300 at a load of 0.2 to 2. In the same runs the previous layout, whose
-// reject could see another generation of rules than the DNAT (see
-// Refusing), lost 8 SYNs (6 connects refused on the retransmission, 2 not
-// answered within 1 s), and 4 to 9 per run at a higher load. One pod
-// changing among 1,000 Services x 10 pods costs the
-// PortsBuilder about 0.1 ms (BenchmarkPortsBuilder_onePodReady, most of it
-// copying the 1,000 ports into a new result; Ports from nothing: 20 ms). An agent's memory for 1,000 Services x 10
-// endpoints: 44 MB of Go heap for its cache of Services, pods and
-// statuses, 3 MB for the PortsBuilder and the Table.
+// Measured (go test -run '^$' -bench Runner_readyToReachable -benchtime
+// 300x ./proxy, as root, on the 2-core test machine, load 1 to 3; the
+// figures of record are in BENCHMARKS.md): from the write of a pod's
+// Ready status to the store to the first connection through its VIP that
+// reaches it, p50 3.1 ms and p99 7.0 ms with one Service (the etcd write
+// itself is p50 2.3 ms of it), p50 4.3 ms and p99 10.6 ms among 1,000
+// Services x 10 endpoints. NotReady to refused takes as long, and no
+// connect loses its SYN on the way (slow-connects and hung-connects are
+// 0); the previous layout, whose reject could see another generation of
+// rules than the DNAT (see Refusing), lost 4 to 9 SYNs in 300. One pod
+// changing among 1,000 Services x 10 pods costs the PortsBuilder about
+// 0.1 ms (BenchmarkPortsBuilder_onePodReady, most of it copying the 1,000
+// ports into a new result; Ports from nothing: 20 ms). An agent's memory
+// for 1,000 Services x 10 endpoints: 44.6 MB of Go heap for its cache of
+// Services, pods and statuses, 3.9 MB for the PortsBuilder and the Table.
 package proxy
