@@ -221,7 +221,7 @@ var fieldTable = []typeFields{
 	}},
 	{Type: reflect.TypeFor[corev1.ServicePort](), Where: "Service spec.ports", Fields: []fieldRule{
 		{"name", honoured, "SRV records"},
-		{"protocol", honoured, ""},
+		{"protocol", honoured, "TCP or UDP; SCTP on headless Services only"},
 		{"appProtocol", honoured, "informational, as in Kubernetes"},
 		{"port", honoured, ""},
 		{"targetPort", honoured, "a number or a container port name"},

@@ -38,6 +38,12 @@ func TestValidateService_addresses(t *testing.T) {
 				"m.yaml:26: spec.clusterIPs: at most one address: bosun serves IPv4 single-stack Services",
 			},
 		},
+		{name: "SCTP on a headless Service", yaml: service + "    protocol: SCTP\n  clusterIP: None\n"},
+		{
+			name: "SCTP on a Service with a virtual IP",
+			yaml: service + "    protocol: SCTP\n",
+			want: []string{`m.yaml:12: spec.ports[0].protocol: unsupported value "SCTP": bosun's Service proxy programs TCP and UDP; an SCTP port needs a headless Service (clusterIP: None), whose DNS names the pods`},
+		},
 		{
 			name: "LoadBalancer is refused with what to do instead",
 			yaml: service + "  type: LoadBalancer\n",

@@ -225,6 +225,9 @@ func validateService(svc *corev1.Service) problems {
 			numbers[key] = true
 		}
 		validateProtocol(port.Protocol, p.Child("protocol"), &ps)
+		if port.Protocol == corev1.ProtocolSCTP && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+			ps.add(p.Child("protocol"), "unsupported value \"SCTP\": bosun's Service proxy programs TCP and UDP; an SCTP port needs a headless Service (clusterIP: None), whose DNS names the pods")
+		}
 		validateTargetPort(port.TargetPort, p.Child("targetPort"), &ps)
 		switch {
 		case port.NodePort == 0:
