@@ -59,7 +59,10 @@ func (a *nodeAgent) start(flags ...string) {
 		"--node-name", a.name, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0",
 		"--state-dir", a.stateDir, "--containerd-address", a.address,
 		"--pod-cidr", a.cidr, "--bridge", a.bridge, "--netns-dir", a.ns,
-		"--restart-backoff", "200ms"}, flags...)
+		"--restart-backoff", "200ms",
+		// Placement needs no Service VIPs, and these extra nodes share the
+		// host's network namespace with every other stack's agents.
+		"--proxy=false"}, flags...)
 	a.cmd = exec.Command(bosun(a.t), args...)
 	w := &lockedWriter{mu: &a.mu, w: &a.log}
 	a.cmd.Stdout, a.cmd.Stderr = w, w

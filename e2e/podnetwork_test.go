@@ -152,7 +152,7 @@ func TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused(t *testing.T) {
 	out, err := exec.CommandContext(ctx, bosun(t), "agent",
 		"--etcd-endpoints", "http://"+s.etcdAddr, "--node-name", "node-b",
 		"--state-dir", stateDir, "--containerd-address", containerdtest.Start(t),
-		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir).CombinedOutput()
+		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir, "--proxy=false").CombinedOutput()
 	var ee *exec.ExitError
 	want := "bosun: node node-b: pod CIDR " + cidr + " overlaps node e2e-node's " + cidr + ", on this machine: pods of both would get the same addresses"
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {

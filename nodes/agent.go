@@ -36,6 +36,8 @@ type Agent struct {
 	// running, when set, is called once Run has registered the node and
 	// handed the pods bound to it to their workers.
 	running func()
+	// registered is closed once Run has registered the node.
+	registered chan struct{}
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -47,10 +49,17 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("nodes: config: %w", err)
 	}
-	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber()}
+	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber(),
+		registered: make(chan struct{})}
 	a.runner = containerdRunner{a}
 	return a, nil
 }
+
+// Registered is closed once Run has set up the node and registered it: what
+// belongs to a running node (its Service rules) waits for it, so that an
+// agent that refuses to start (a pod CIDR another node has) changes nothing
+// on the machine.
+func (a *Agent) Registered() <-chan struct{} { return a.registered }
 
 // StateDir is the agent's state directory (absolute); the logs of this
 // node's pods are under it (see WriteLogs).
@@ -96,6 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
 		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
+	close(a.registered)
 
 	// The pods bound to this node, and only those: a cache of the node's
 	// own prefix, listed once and then fed by its watch, so the agent's

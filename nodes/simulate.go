@@ -202,7 +202,7 @@ func newSimulatedAgent(cfg Config, st *store.Store, sim *Simulation, cidr netip.
 	if pods := cfg.Capacity.Pods().Value(); pods > 253 {
 		return nil, fmt.Errorf("max pods %d: a simulated node has a /24, 253 pod addresses", pods)
 	}
-	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}
+	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), registered: make(chan struct{})}
 	a.runner = &simRunner{a: a, sim: sim, cidr: cidr}
 	return a, nil
 }

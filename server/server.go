@@ -205,7 +205,15 @@ func Run(ctx context.Context, cfg Config) error {
 		if cfg.Proxy {
 			pc := cfg.ProxyConf
 			pc.Registerer, pc.Logger = reg, log
-			start("proxy", proxy.New(pc, cache).Run)
+			runner := proxy.New(pc, cache)
+			start("proxy", func(ctx context.Context) error {
+				select {
+				case <-agent.Registered():
+					return runner.Run(ctx)
+				case <-ctx.Done():
+					return nil
+				}
+			})
 		}
 	}
 	m := newMetrics(reg)

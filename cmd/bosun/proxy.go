@@ -57,7 +57,13 @@ func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxy
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { cache.Run(ctx) })
-	wg.Go(func() { runner.Run(ctx) })
+	wg.Go(func() {
+		select {
+		case <-agent.Registered(): // an agent that refuses to start changes nothing here
+			runner.Run(ctx)
+		case <-ctx.Done():
+		}
+	})
 	err := agent.Run(ctx)
 	cancel()
 	wg.Wait()
