@@ -176,18 +176,7 @@ func TestIndexAnswer(t *testing.T) {
 			if r.Id != q.Id || !r.Response || len(r.Question) != 1 || r.Question[0] != q.Question[0] {
 				t.Fatalf("reply header/question do not match the query: %+v", r.MsgHdr)
 			}
-			if r.Rcode != tt.rcode {
-				t.Errorf("rcode = %s, want %s", mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tt.rcode])
-			}
-			if got := values(r.Answer); !slices.Equal(got, tt.answer) {
-				t.Errorf("answer = %q\nwant %q", got, tt.answer)
-			}
-			if got := values(r.Ns); !slices.Equal(got, tt.ns) {
-				t.Errorf("authority = %q, want %q", got, tt.ns)
-			}
-			if got := values(r.Extra); !slices.Equal(got, tt.extra) {
-				t.Errorf("additional = %q\nwant %q", got, tt.extra)
-			}
+			checkReply(t, r, tt.rcode, tt.answer, tt.ns, tt.extra)
 			for _, rr := range slices.Concat(r.Answer, r.Ns, r.Extra) {
 				if rr.Header().Ttl != 7 {
 					t.Errorf("%s: ttl %d, want 7", rr.Header().Name, rr.Header().Ttl)
@@ -301,4 +290,22 @@ func ptrs(pods []corev1.Pod) []*corev1.Pod {
 		out[i] = &pods[i]
 	}
 	return out
+}
+
+// checkReply compares a reply's rcode and the values of its answer,
+// authority and additional sections with the expected ones.
+func checkReply(t *testing.T, r *mdns.Msg, rcode int, answer, ns, extra []string) {
+	t.Helper()
+	if r.Rcode != rcode {
+		t.Errorf("rcode = %s, want %s", mdns.RcodeToString[r.Rcode], mdns.RcodeToString[rcode])
+	}
+	if got := values(r.Answer); !slices.Equal(got, answer) {
+		t.Errorf("answer = %q\nwant %q", got, answer)
+	}
+	if got := values(r.Ns); !slices.Equal(got, ns) {
+		t.Errorf("authority = %q, want %q", got, ns)
+	}
+	if got := values(r.Extra); !slices.Equal(got, extra) {
+		t.Errorf("additional = %q\nwant %q", got, extra)
+	}
 }

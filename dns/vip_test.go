@@ -151,18 +151,7 @@ func TestIndexAnswer_virtualIPsAndPodNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ix.Answer(query(tt.q, tt.qtype))
-			if r.Rcode != tt.rcode {
-				t.Errorf("rcode = %s, want %s", mdns.RcodeToString[r.Rcode], mdns.RcodeToString[tt.rcode])
-			}
-			if got := values(r.Answer); !slices.Equal(got, tt.answer) {
-				t.Errorf("answer = %q\nwant %q", got, tt.answer)
-			}
-			if got := values(r.Ns); !slices.Equal(got, tt.ns) {
-				t.Errorf("authority = %q, want %q", got, tt.ns)
-			}
-			if got := values(r.Extra); !slices.Equal(got, tt.extra) {
-				t.Errorf("additional = %q\nwant %q", got, tt.extra)
-			}
+			checkReply(t, r, tt.rcode, tt.answer, tt.ns, tt.extra)
 			if _, err := r.Pack(); err != nil {
 				t.Errorf("reply does not pack: %v", err)
 			}
