@@ -75,6 +75,22 @@ func (h *harness) ctrFacts(cs corev1.ContainerStatus) (map[string]string, time.T
 	return info.Labels, info.CreatedAt
 }
 
+// exitedFacts is ctrFacts of an exited container once the agent has
+// labelled it with its exit: the agent writes the label while it reaps the
+// task, after the status reports the exit, so on a loaded machine the
+// status can come first.
+func (h *harness) exitedFacts(cs corev1.ContainerStatus) (map[string]string, time.Time) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		labels, created := h.ctrFacts(cs)
+		if labels[nodes.LabelFinishedAt] != "" || time.Now().After(deadline) {
+			return labels, created
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func finishedAt(t testing.TB, labels map[string]string) time.Time {
 	t.Helper()
 	at, err := time.Parse(time.RFC3339Nano, labels[nodes.LabelFinishedAt])
@@ -147,8 +163,8 @@ func TestAgent_initContainersSidecarsAndHooks(t *testing.T) {
 				t.Errorf("%s: %+v ready=%v", cs.Name, cs.State, cs.Ready)
 			}
 		}
-		oneLabels, _ := h.ctrFacts(one)
-		twoLabels, twoCreated := h.ctrFacts(two)
+		oneLabels, _ := h.exitedFacts(one)
+		twoLabels, twoCreated := h.exitedFacts(two)
 		_, appCreated := h.ctrFacts(app)
 		if oneDone, twoDone := finishedAt(t, oneLabels), finishedAt(t, twoLabels); !oneDone.Before(twoCreated) || !twoDone.Before(appCreated) {
 			t.Errorf("out of order: one finished %s, two created %s, finished %s, app created %s",
