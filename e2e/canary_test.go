@@ -383,4 +383,91 @@ func TestCanary(t *testing.T) {
 	t.Logf("canary history:\n%s", strings.Join(s.canaryEntries(), "\n"))
 }
 
-var _ = syscall.SIGKILL
+
+// TestCanary_failover: a branch that does not exist, or whose manifests
+// are invalid, fails the canary with the reason and leaves main alone; a
+// stepped canary goes on where it was after a SIGKILL of the leader, on
+// the other replica, and keeps stepping.
+func TestCanary_failover(t *testing.T) {
+	t.Parallel()
+	const branch = "canary/web-steps"
+	ann := []string{"bosun.dev/canary-branch: " + branch, `bosun.dev/canary-steps: "10,30,60"`, "bosun.dev/canary-step-interval: 15s"}
+	repo := newGitRepo(t)
+	repo.write("web.yaml", canaryWeb(4, "v1", "t1", "/healthz", ann...))
+	repo.write("svc.yaml", canaryService)
+	repo.commit("web v1, canary of a branch to come")
+	endpoints := sharedEtcd(t)
+	// b leads first and has no agent; a runs the node. SIGKILL of b moves
+	// the leadership to a, whose Git clone has never seen the branch.
+	b := startControlPlane(t, repo.dir, "--etcd-endpoints", endpoints, "--id", "replica-b")
+	b.waitFor("replica-b to lead", 30*time.Second, func() error {
+		if st, err := b.status(); err != nil || st.Leader != "replica-b" {
+			return fmt.Errorf("leader: %v", err)
+		}
+		return nil
+	})
+	a := startStack(t, repo, "--etcd-endpoints", endpoints, "--id", "replica-a")
+	a.waitFor("4 web pods ready", 90*time.Second, func() error {
+		if n := len(readyPods(a.pods(), "web-")); n != 4 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
+
+	t.Run("a missing branch fails the canary; main runs on", func(t *testing.T) {
+		a.waitEntry(store.ResultCanaryFailed, "", 15*time.Second)
+		e := a.canaryEntries()
+		if len(e) != 1 || !strings.Contains(e[0], "branch "+branch+" does not exist") {
+			t.Fatalf("history %q", e)
+		}
+		a.waitCanary(4, 0, "", 0, 5*time.Second)
+	})
+
+	t.Run("an invalid branch fails it with file:line", func(t *testing.T) {
+		bad := repo.onBranch(branch, map[string]string{"web.yaml": strings.Replace(canaryWeb(4, "v2", "t2", "/healthz", ann...), "replicas: 4", "replicas: -1", 1)}, "invalid")
+		entry := a.waitEntry(store.ResultCanaryFailed, bad, 20*time.Second)
+		if !strings.Contains(entry, "is invalid: web.yaml:") || !strings.Contains(entry, "spec.replicas: must be >= 0") {
+			t.Fatalf("history entry %q", entry)
+		}
+		a.waitCanary(4, 0, "", 0, 5*time.Second)
+	})
+
+	t.Run("SIGKILL of the leader mid-canary: it goes on at the same step", func(t *testing.T) {
+		good := repo.onBranch(branch, map[string]string{"web.yaml": canaryWeb(4, "v2", "t2", "/healthz", ann...)}, "web v2")
+		a.waitEntry(store.ResultCanaryStarted, good, 20*time.Second)
+		a.waitCanary(4, 1, "v2", 10, 60*time.Second)
+		stepped := a.waitEntry(store.ResultCanaryStepped, good, 30*time.Second)
+		if !strings.Contains(stepped, "10% -> 30%") {
+			t.Fatalf("first step: %s", stepped)
+		}
+		a.waitCanary(4, 2, "v2", 30, 30*time.Second)
+		killed := time.Now()
+		b.stop(syscall.SIGKILL)
+		a.waitFor("replica-a to lead", 20*time.Second, func() error {
+			if st, err := a.status(); err != nil || st.Leader != "replica-a" {
+				return fmt.Errorf("leader: %v", err)
+			}
+			return nil
+		})
+		t.Logf("replica-a leads %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
+		// The new leader fetches the branch, sees the same commit, and
+		// goes on from the stored state: 30 %, not back to 10 %.
+		time.Sleep(2 * time.Second)
+		_, cn := canaryPods(withPrefix(a.pods(), "web-"))
+		if len(cn) != 2 || cn[0].Annotations[canary.AnnotationPodWeight] != "30" {
+			t.Fatalf("after the failover: %d canary pods, weight %q", len(cn), cn[0].Annotations[canary.AnnotationPodWeight])
+		}
+		a.waitFor("the step to 60 %", 30*time.Second, func() error {
+			if e := a.canaryEntries(); !strings.Contains(e[len(e)-1], "30% -> 60%") {
+				return fmt.Errorf("history %q", e)
+			}
+			return nil
+		})
+		a.waitCanary(4, 3, "v2", 60, 30*time.Second)
+		e := strings.Join(a.canaryEntries(), "\n")
+		if n := strings.Count(e, fmt.Sprintf("%s %.7s", store.ResultCanaryStarted, good)); n != 1 {
+			t.Fatalf("the canary started %d times:\n%s", n, e)
+		}
+		t.Logf("canary history:\n%s", e)
+	})
+}
