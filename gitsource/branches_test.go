@@ -347,11 +347,13 @@ func TestFollow_brokenBranchFetchIsTheBranchsAlone(t *testing.T) {
 
 	// A commit whose blob is gone from the server: its ls-remote works, its
 	// fetch fails, main's fetch does not care.
+	s.fetchMu.Lock() // no poll between the push and the loss
 	up.commitOn("canary/a", "broken", map[string]string{"broken.yaml": "lost blob"})
 	blob := up.git(up.bare, "rev-parse", "canary/a:broken.yaml")
 	if err := os.Remove(filepath.Join(up.bare, "objects", blob[:2], blob[2:])); err != nil {
 		t.Fatalf("remove blob (was the push packed?): %v", err)
 	}
+	s.fetchMu.Unlock()
 	eventually(t, "an error for the branch", func() bool {
 		return s.Status().Branches["canary/a"].Error != ""
 	})
@@ -451,4 +453,42 @@ func TestFollow_concurrentWithRun(t *testing.T) {
 	stop()
 	cancel()
 	<-drained
+}
+
+func TestFollow_restartWithServerDownSendsBranchesFromTheClone(t *testing.T) {
+	up := newUpstream(t)
+	main1 := up.commit("main", nil)
+	a := up.commitOn("canary/a", "a", map[string]string{"f": "a"})
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := Config{URL: up.bare, Dir: dataDir, Poll: 20 * time.Millisecond}
+	s := newSource(t, cfg)
+	out, stop := runSource(t, s)
+	receiveFrom(t, out, "main")
+	s.Follow([]string{"canary/a", "canary/gone"})
+	receiveBranches(t, out, 2)
+	stop()
+
+	if err := os.Rename(up.bare, up.bare+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	s = newSource(t, cfg)
+	out, _ = runSource(t, s)
+	if rev := receiveFrom(t, out, "main"); rev.Commit != main1 {
+		t.Fatalf("main resumed at %s, want %s", rev.Commit, main1)
+	}
+	s.Follow([]string{"canary/a", "canary/gone"})
+	wantRevision(t, receiveFrom(t, out, "canary/a"), "canary/a", a, map[string]string{"f": "a"})
+	noRevision(t, out, 200*time.Millisecond) // nothing known of canary/gone until the server answers
+	bs := s.Status().Branches
+	if bs["canary/a"].Commit != a || !strings.Contains(bs["canary/a"].Error, "not fetched while the fetch of main fails") {
+		t.Errorf("canary/a status = %+v", bs["canary/a"])
+	}
+
+	if err := os.Rename(up.bare+".gone", up.bare); err != nil {
+		t.Fatal(err)
+	}
+	s.Trigger()
+	if rev := receiveFrom(t, out, "canary/gone"); !rev.Missing {
+		t.Errorf("canary/gone = %+v, want Missing once the server answers", rev)
+	}
 }
