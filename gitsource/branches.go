@@ -174,7 +174,10 @@ func (s *Source) syncBranches(ctx context.Context, network, triggered bool) []Re
 	var out []Revision
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.status.Branches = make(map[string]BranchStatus, len(want))
+	s.status.Branches = nil
+	if len(want) > 0 {
+		s.status.Branches = make(map[string]BranchStatus, len(want))
+	}
 	for _, name := range want {
 		b := s.branches[name]
 		s.status.Branches[name] = b.status

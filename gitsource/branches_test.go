@@ -3,6 +3,7 @@ package gitsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -490,5 +491,41 @@ func TestFollow_restartWithServerDownSendsBranchesFromTheClone(t *testing.T) {
 	s.Trigger()
 	if rev := receiveFrom(t, out, "canary/gone"); !rev.Missing {
 		t.Errorf("canary/gone = %+v, want Missing once the server answers", rev)
+	}
+}
+
+// BenchmarkFollow_triggerToBranchRevision measures a webhook's path for a
+// canary branch: from Trigger after a push to the branch to its revision on
+// Run's channel, with main and two other followed branches unchanged (so
+// one fetch of main, one ls-remote and one fetch of the moved branch, plus
+// the export of its tree).
+//
+//	go test -run '^$' -bench Follow_triggerToBranchRevision -benchtime 20x ./gitsource
+func BenchmarkFollow_triggerToBranchRevision(b *testing.B) {
+	up := newUpstream(b)
+	files := map[string]string{}
+	for i := range 20 {
+		files[fmt.Sprintf("deploy/app-%02d.yaml", i)] = strings.Repeat("kind: Deployment\n", 50)
+	}
+	up.commit("main", files)
+	for _, br := range []string{"canary/a", "canary/b", "canary/c"} {
+		up.commitOn(br, br, nil)
+	}
+	s := newSource(b, Config{URL: "file://" + up.bare, Poll: time.Hour})
+	out, _ := runSource(b, s)
+	receive(b, out)
+	s.Follow([]string{"canary/a", "canary/b", "canary/c"})
+	for range 3 {
+		receive(b, out)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		want := up.commitOn("canary/b", "move", map[string]string{"deploy/app-00.yaml": fmt.Sprint("n: ", i)})
+		b.StartTimer()
+		s.Trigger()
+		if rev := receive(b, out); rev.Branch != "canary/b" || rev.Commit != want {
+			b.Fatalf("revision %+v, want canary/b at %s", rev, want)
+		}
 	}
 }
