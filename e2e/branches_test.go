@@ -63,8 +63,8 @@ func commitOnBranch(repo *gitRepo, branch, deployment, msg string, amend bool) s
 	return repo.git("rev-parse", "HEAD")
 }
 
-// canaryPods returns web's pods on the canary track.
-func canaryPods(pods []corev1.Pod) []corev1.Pod {
+// trackCanaryPods returns web's pods on the canary track.
+func trackCanaryPods(pods []corev1.Pod) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range withPrefix(pods, "web-") {
 		if p.Labels["bosun.dev/track"] == "canary" && p.DeletionTimestamp == nil {
@@ -126,7 +126,7 @@ func TestBranches_webhookBringsCanaryBranchHeads(t *testing.T) {
 	})
 	var readyAt time.Time
 	s.waitFor("a ready canary pod of "+branch, 60*time.Second, func() error {
-		pods := canaryPods(s.pods())
+		pods := trackCanaryPods(s.pods())
 		ready := readyPods(pods, "web-")
 		if len(ready) == 0 {
 			return fmt.Errorf("%d canary pods, none ready", len(pods))
@@ -146,7 +146,7 @@ func TestBranches_webhookBringsCanaryBranchHeads(t *testing.T) {
 	}
 	sent = time.Now()
 	s.waitFor("the canary of the rewritten head", 60*time.Second, func() error {
-		ready := readyPods(canaryPods(s.pods()), "web-")
+		ready := readyPods(trackCanaryPods(s.pods()), "web-")
 		for _, p := range ready {
 			if envOf(&p, "TRACK") == "canary-2" {
 				readyAt = time.Now()
