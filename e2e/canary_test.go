@@ -35,8 +35,6 @@ metadata:
   name: web
 ` + ann + `spec:
   replicas: ` + fmt.Sprint(replicas) + `
-  strategy:
-    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
   selector:
     matchLabels: {app: web}
   template:
