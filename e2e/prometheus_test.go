@@ -17,21 +17,42 @@ import (
 
 // startPrometheus runs Debian's prometheus (see promtest) scraping the
 // stack every second (rules evaluated every second) until the test ends,
-// and returns its base URL (http://127.0.0.1:PORT). Job "bosun-pods" finds
-// the pods annotated prometheus.io/scrape: "true" through the stack's
-// GET /api/v1/prometheus/targets (http_sd_configs, refreshed every
-// second), with the labels namespace, pod, node, deployment, track and
-// label_<pod label>; job "bosun" scrapes the API's own /metrics. Without
-// the binary the test is skipped, or fails when CI=true.
+// and returns its base URL (http://127.0.0.1:PORT). Without the binary the
+// test is skipped, or fails when CI=true. See scrapeStacks for the jobs.
 func startPrometheus(t testing.TB, s *stack) string {
 	t.Helper()
-	return promtest.Start(t, promtest.Config{
-		Listen: freePort(t),
-		Jobs: []promtest.Job{
-			{Name: "bosun-pods", HTTPSD: "http://" + s.apiAddr + "/api/v1/prometheus/targets"},
-			{Name: "bosun", Targets: []string{s.apiAddr}},
-		},
-	})
+	p := newPrometheus(t)
+	scrapeStacks(t, p, s)
+	return p.URL
+}
+
+// newPrometheus starts Prometheus with nothing to scrape, for a test that
+// gives its URL to a stack it has yet to start:
+//
+//	p := newPrometheus(t)
+//	s := startStack(t, repo, "--prometheus-url", p.URL)
+//	scrapeStacks(t, p, s)
+func newPrometheus(t testing.TB) *promtest.Server {
+	t.Helper()
+	return promtest.Start(t, promtest.Config{Listen: freePort(t)})
+}
+
+// scrapeStacks points p at the stacks (replicas of one cluster) and
+// returns once it has loaded the jobs: "bosun-pods" finds the pods
+// annotated prometheus.io/scrape: "true" through the first stack's
+// GET /api/v1/prometheus/targets (http_sd_configs, refreshed every
+// second), with the labels namespace, pod, node, deployment, track and
+// label_<pod label>; "bosun" scrapes every stack's own /metrics.
+func scrapeStacks(t testing.TB, p *promtest.Server, stacks ...*stack) {
+	t.Helper()
+	apis := make([]string, 0, len(stacks))
+	for _, s := range stacks {
+		apis = append(apis, s.apiAddr)
+	}
+	p.Scrape(t,
+		promtest.Job{Name: "bosun-pods", HTTPSD: "http://" + apis[0] + "/api/v1/prometheus/targets"},
+		promtest.Job{Name: "bosun", Targets: apis},
+	)
 }
 
 // promQuery returns a promquery client of the Prometheus at url.
@@ -72,11 +93,16 @@ func TestPrometheus_scrapesPodsFoundThroughBosun(t *testing.T) {
 	repo := newGitRepo(t)
 	repo.copyDir("../examples/monitoring/web")
 	repo.commit("monitoring: web and flaky, scraped")
+	// Prometheus first, as a canary test that gives its URL to the server.
+	begin := time.Now()
+	prom := newPrometheus(t)
+	t.Logf("prometheus ready in %v at %s", time.Since(begin), prom.URL)
 	s := startStack(t, repo)
-	start := time.Now()
-	prom := startPrometheus(t, s)
-	t.Logf("prometheus ready in %v at %s", time.Since(start), prom)
-	q := promQuery(t, prom)
+	t.Logf("stack started in %v", time.Since(begin))
+	reload := time.Now()
+	scrapeStacks(t, prom, s)
+	t.Logf("jobs reloaded in %v", time.Since(reload))
+	q := promQuery(t, prom.URL)
 
 	var web, flaky []corev1.Pod
 	s.waitFor("2 web pods and 1 flaky pod running", 90*time.Second, func() error {
@@ -87,6 +113,7 @@ func TestPrometheus_scrapesPodsFoundThroughBosun(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("start -> 3 pods running: %v", time.Since(begin))
 
 	t.Run("discovered with their labels, and bosun itself", func(t *testing.T) {
 		found := time.Now()
