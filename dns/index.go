@@ -499,10 +499,21 @@ func isWeighted(groups map[string]groupWeight) bool {
 	return false
 }
 
+// oneGroup reports whether every endpoint of eps is in one group (the
+// common case, a Service without tracks, costs no map).
+func oneGroup(eps []endpoint) bool {
+	for i := 1; i < len(eps); i++ {
+		if eps[i].group != eps[0].group {
+			return false
+		}
+	}
+	return true
+}
+
 // weightedFamilies reports whether the IPv4 and the IPv6 endpoints of eps
 // are weighted (isWeighted among the endpoints of each family).
 func weightedFamilies(eps []endpoint) (v4, v6 bool) {
-	if len(eps) < 2 {
+	if oneGroup(eps) {
 		return false, false
 	}
 	g4, g6 := map[string]groupWeight{}, map[string]groupWeight{}
@@ -549,6 +560,9 @@ func newWeighted(eps []endpoint, byGroup map[string][]mdns.RR, v4 bool) *weighte
 // the group's endpoints of the port, at least 1 when the group's weight is
 // above 0, and 0 when it is 0. It reports whether they are weighted.
 func srvGroupWeights(eps []endpoint, ports, weights []uint16) bool {
+	if oneGroup(eps) {
+		return false
+	}
 	groups := map[string]groupWeight{}
 	for i := range eps {
 		if ports[i] != 0 {
