@@ -360,7 +360,7 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	if hasClusterIP(svc) {
 		ips := clusterIPs(svc)
 		if len(ips) > 0 {
-			e.wa, e.waaaa = nil, nil // records of two Services: not one model of groups
+			e.unweigh(ttl) // records of two Services: not one model of groups
 		}
 		vips := make([]mdns.RR, len(ips))
 		for i, ip := range ips {
@@ -392,8 +392,7 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	shared := len(e.a)+len(e.aaaa) > 0
 	wa, waaaa := weightedFamilies(eps)
 	if shared && len(eps) > 0 {
-		// Records of two Services: not one model of groups.
-		e.wa, e.waaaa = nil, nil
+		e.unweigh(ttl) // records of two Services: not one model of groups
 	}
 	var byGroup map[string][]mdns.RR // the owner's records by group, when weighted
 	if !shared && (wa || waaaa) {
@@ -401,11 +400,9 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	}
 	for i, ep := range eps {
 		rr := addrRR(owner, ep.ip, ttl)
-		if weighted := ep.ip.Is4() && wa || !ep.ip.Is4() && waaaa; weighted {
+		if weighted := ep.ip.Is4() && wa || !ep.ip.Is4() && waaaa; weighted && byGroup != nil {
 			rr.Header().Ttl = WeightedTTL
-			if byGroup != nil {
-				byGroup[ep.group] = append(byGroup[ep.group], rr)
-			}
+			byGroup[ep.group] = append(byGroup[ep.group], rr)
 		}
 		e.addAddr(rr)
 		dn := dashed(ep.ip) + "." + owner
@@ -424,7 +421,10 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 		}
 	}
 	ports := make([]uint16, len(eps))
-	srvWeights := make([]uint16, len(eps))
+	var srvWeights []uint16 // when groups may weigh the SRV records
+	if !oneGroup(eps) {
+		srvWeights = make([]uint16, len(eps))
+	}
 	for _, port := range svc.Spec.Ports {
 		name, ok := srvName(port, owner)
 		if !ok {
@@ -444,7 +444,7 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 		if n > 1 {
 			weight = uint16(max(1, 100/n))
 		}
-		weighted := srvGroupWeights(eps, ports, srvWeights)
+		weighted := srvWeights != nil && srvGroupWeights(eps, ports, srvWeights)
 		for i := range eps {
 			if ports[i] == 0 {
 				continue
@@ -560,9 +560,6 @@ func newWeighted(eps []endpoint, byGroup map[string][]mdns.RR, v4 bool) *weighte
 // the group's endpoints of the port, at least 1 when the group's weight is
 // above 0, and 0 when it is 0. It reports whether they are weighted.
 func srvGroupWeights(eps []endpoint, ports, weights []uint16) bool {
-	if oneGroup(eps) {
-		return false
-	}
 	groups := map[string]groupWeight{}
 	for i := range eps {
 		if ports[i] != 0 {
@@ -607,6 +604,18 @@ func (names nameSet) clip() {
 	for _, e := range names {
 		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
 	}
+}
+
+// unweigh drops the weighted answers of e, whose address records get ttl
+// back. It runs while the entry is built, before any reader sees it.
+func (e *entry) unweigh(ttl uint32) {
+	if e.wa == nil && e.waaaa == nil {
+		return
+	}
+	for _, rr := range slices.Concat(e.a, e.aaaa) {
+		rr.Header().Ttl = ttl
+	}
+	e.wa, e.waaaa = nil, nil
 }
 
 func (e *entry) addAddr(rr mdns.RR) {

@@ -237,7 +237,15 @@ func TestWeighted_nameOfTwoServicesIsNotWeighted(t *testing.T) {
 	other.Spec.Selector = map[string]string{"app": "other"}
 	pods := append(canaryPods(), readyPod("prod", "other", "10.0.0.20", map[string]string{"app": "other"}))
 	ix := BuildIndex("cluster.local", []corev1.Service{headlessWeb(), other}, ptrs(pods))
-	if r := ix.Answer(query(webName, mdns.TypeA)); len(r.Answer) != 6 {
-		t.Errorf("answers %q, want the 6 endpoints of both Services", values(r.Answer))
+	for range 50 {
+		r := ix.Answer(query(webName, mdns.TypeA))
+		if len(r.Answer) != 6 {
+			t.Fatalf("answers %q, want the 6 endpoints of both Services", values(r.Answer))
+		}
+		for _, rr := range r.Answer {
+			if rr.Header().Ttl != DefaultTTL {
+				t.Fatalf("%s: TTL %d, want %d", rr, rr.Header().Ttl, DefaultTTL)
+			}
+		}
 	}
 }
