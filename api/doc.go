@@ -24,6 +24,7 @@
 //	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints)
 //	GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
 //	GET  /api/v1/endpoints[/SERVICE][?namespace=NS]   the Services' EndpointSlices (kube.EndpointSlices)
+//	GET  /api/v1/prometheus/targets[?namespace=NS]   Prometheus HTTP service discovery (http_sd_configs): the pods annotated prometheus.io/scrape (PromTargets)
 //	GET  /api/v1/history                the revisions seen, newest first
 //	POST /api/v1/plan                   preview a ref or a directory (PlanRequest)
 //	GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)

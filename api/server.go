@@ -74,6 +74,7 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	s.mux.HandleFunc("POST /api/v1/plan", s.plan)
 	s.mux.HandleFunc("GET /api/v1/endpoints", s.endpoints)
 	s.mux.HandleFunc("GET /api/v1/endpoints/{name}", s.endpoints)
+	s.mux.HandleFunc("GET /api/v1/prometheus/targets", s.promTargets)
 	s.mux.HandleFunc("GET /api/v1/{kind}", s.list)
 	s.mux.HandleFunc("GET /api/v1/{kind}/{name}", s.list)
 	s.mux.HandleFunc("POST /api/v1/sync", s.sync)

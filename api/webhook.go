@@ -31,8 +31,15 @@ type WebhookConfig struct {
 	// logged once at warn level. The secret itself is never logged.
 	SecretFile string
 	// Branch is the tracked branch; pushes to other branches are accepted
-	// (202) but trigger nothing. Default "main".
+	// (202) but trigger nothing, unless Follows says otherwise. Default
+	// "main".
 	Branch string
+	// Follows, if set, says whether bosun follows branch besides Branch
+	// (canary branches); a push to such a branch triggers like a push to
+	// Branch, with the branch named in the reason. It is called once per
+	// push, from the request's goroutine, and must not block long. Default:
+	// no other branch is followed.
+	Follows func(branch string) bool
 	// Registerer, if set, receives the counter
 	// bosun_webhook_requests_total{provider,result}. Default: no metrics.
 	Registerer prometheus.Registerer
@@ -54,6 +61,7 @@ const secretRecheck = 2 * time.Second
 // webhook is the handler built by NewWebhookHandler.
 type webhook struct {
 	branch  string
+	follows func(branch string) bool // nil: only branch
 	log     *slog.Logger
 	secret  *secretFile
 	trigger func(ctx context.Context, reason string) error
@@ -73,11 +81,13 @@ type webhook struct {
 // (Forgejo and Gitea also send GitHub's headers, hence the order.) Answers:
 // 405 for methods other than POST; 413 for a body over 1 MiB; 401 for a
 // missing or wrong signature (or no secret configured); 202 "ignored: ..."
-// for other events, other branches and tags; 400 for a push whose body is
-// not JSON or has no "ref"; 202 {"result":"sync triggered"} once trigger
-// returned nil for a push of the tracked branch, 503 if it failed. trigger
-// is called with the request's context and a reason such as
-// "github push 1a2b3c4 by alice"; it must not block long.
+// for other events, tags and branches neither tracked nor followed (see
+// WebhookConfig.Follows); 400 for a push whose body is not JSON or has no
+// "ref"; 202 {"result":"sync triggered"} once trigger returned nil for a
+// push of the tracked branch or a followed one, 503 if it failed. trigger is
+// called with the request's context and a reason such as
+// "github push 1a2b3c4 by alice" ("github push 1a2b3c4 to canary/web-v2 by
+// alice" for a followed branch); it must not block long.
 func NewWebhookHandler(cfg WebhookConfig, trigger func(ctx context.Context, reason string) error) (http.Handler, error) {
 	var errs []error
 	if cfg.SecretFile == "" {
@@ -101,6 +111,7 @@ func NewWebhookHandler(cfg WebhookConfig, trigger func(ctx context.Context, reas
 	log := cfg.Logger.With("component", "webhook")
 	h := &webhook{
 		branch:  cfg.Branch,
+		follows: cfg.Follows,
 		log:     log,
 		secret:  &secretFile{path: cfg.SecretFile, log: log},
 		trigger: trigger,
@@ -242,12 +253,16 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !isBranch:
 		answer(http.StatusAccepted, "ignored", result{Result: "ignored: ref " + printable(push.ref, 200)})
 		return
-	case branch != h.branch:
+	case branch != h.branch && (h.follows == nil || !h.follows(branch)):
 		answer(http.StatusAccepted, "ignored", result{Result: "ignored: branch " + printable(branch, 200)})
 		return
 	}
 
-	reason := push.reason(p.name)
+	to := "" // the tracked branch goes unnamed, as before followed branches
+	if branch != h.branch {
+		to = branch
+	}
+	reason := push.reason(p.name, to)
 	if err := h.trigger(r.Context(), reason); err != nil {
 		h.log.Warn("webhook push not acted on", "provider", p.name, "reason", reason, "err", err)
 		fail(http.StatusServiceUnavailable, "trigger_failed", "sync not triggered: "+err.Error())
@@ -309,8 +324,9 @@ func firstString(m map[string]any, paths ...string) string {
 	return ""
 }
 
-// reason is the trigger's reason: "github push 1a2b3c4 by alice".
-func (p push) reason(provider string) string {
+// reason is the trigger's reason: "github push 1a2b3c4 by alice", or with
+// branch set "github push 1a2b3c4 to canary/web-v2 by alice".
+func (p push) reason(provider, branch string) string {
 	var b strings.Builder
 	b.WriteString(provider + " push")
 	if c := printable(p.after, 40); c != "" && strings.Trim(c, "0") != "" {
@@ -318,6 +334,9 @@ func (p push) reason(provider string) string {
 			c = c[:7]
 		}
 		b.WriteString(" " + c)
+	}
+	if branch != "" {
+		b.WriteString(" to " + printable(branch, 200))
 	}
 	if u := printable(p.pusher, 64); u != "" {
 		b.WriteString(" by " + u)

@@ -450,6 +450,66 @@ func TestWebhook_countsOutcomes(t *testing.T) {
 	}
 }
 
+func TestWebhook_pushToAFollowedBranchTriggers(t *testing.T) {
+	rec := &recorder{}
+	var logs syncBuffer
+	file := filepath.Join(t.TempDir(), "webhook-secret")
+	writeSecret(t, file, testSecret)
+	var asked []string
+	var mu sync.Mutex
+	h, err := NewWebhookHandler(WebhookConfig{
+		SecretFile: file,
+		Follows: func(branch string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, branch)
+			return branch == "canary/web-v2"
+		},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	}, rec.trigger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &webhookFixture{h: h, rec: rec, logs: &logs}
+	for _, h := range hooks {
+		for _, tc := range []struct {
+			ref, wantResult, wantReason string
+		}{
+			{"refs/heads/canary/web-v2", `"sync triggered"`, h.name + " push 1a2b3c4 to canary/web-v2 by alice"},
+			{"refs/heads/main", `"sync triggered"`, h.name + " push 1a2b3c4 by alice"},
+			{"refs/heads/canary/other", "ignored: branch canary/other", ""},
+			{"refs/tags/canary/web-v2", "ignored: ref refs/tags/canary/web-v2", ""},
+		} {
+			before := len(rec.calls())
+			body := pushBody(tc.ref)
+			header := http.Header{}
+			h.setEvent(header, h.push)
+			h.setSig(header, testSecret, body)
+			w := f.do(http.MethodPost, header, body)
+			if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), tc.wantResult) {
+				t.Errorf("%s %s: %d %s, want 202 %s", h.name, tc.ref, w.Code, w.Body, tc.wantResult)
+			}
+			calls := rec.calls()[before:]
+			switch {
+			case tc.wantReason == "" && len(calls) != 0:
+				t.Errorf("%s %s triggered %q", h.name, tc.ref, calls)
+			case tc.wantReason != "" && (len(calls) != 1 || calls[0] != tc.wantReason):
+				t.Errorf("%s %s: trigger calls %q, want one with reason %q", h.name, tc.ref, calls, tc.wantReason)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range asked {
+		if b == "main" {
+			t.Errorf("Follows asked about the tracked branch")
+		}
+	}
+	if !strings.Contains(logs.String(), "to canary/web-v2") {
+		t.Errorf("logs do not name the followed branch:\n%s", logs.String())
+	}
+}
+
 func TestNewWebhookHandler_validatesConfig(t *testing.T) {
 	_, err := NewWebhookHandler(WebhookConfig{Branch: "refs/heads/main"}, nil)
 	if err == nil {
@@ -479,7 +539,7 @@ func TestParsePush_readsEachProvidersFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.reason(tc.provider); got != tc.want {
+			if got := p.reason(tc.provider, ""); got != tc.want {
 				t.Errorf("reason = %q, want %q", got, tc.want)
 			}
 		})

@@ -1,15 +1,19 @@
-// Package gitsource follows one branch of a Git repository and hands out its
-// revisions.
+// Package gitsource follows one branch of a Git repository (main), and the
+// extra branches it is told to follow besides (canaries), and hands out
+// their revisions.
 //
-// A Source keeps a bare go-git clone under Config.Dir/repo and fetches the
-// branch with the forcing refspec +refs/heads/B:refs/remotes/origin/B, so a
-// force-pushed branch is followed like any other move of its head. Each
+// A Source keeps one bare go-git clone under Config.Dir/repo and fetches
+// each branch B with the forcing refspec +refs/heads/B:refs/remotes/origin/B,
+// so a force-pushed branch is followed like any other move of its head. Each
 // commit handed out is exported into its own directory,
 // Config.Dir/rev/<full hash>, written once and renamed into place; callers
 // read manifests from Revision.Dir while the next fetch runs without tearing
-// the files under them. The newest few snapshots are kept (see
-// keptRevisions); older ones are removed, so a caller must finish with a
-// revision before it falls that far behind.
+// the files under them. Each branch keeps the snapshots of its newest few
+// heads (see keptRevisions) and a snapshot is removed once no branch keeps
+// it: a busy canary branch never prunes main's current snapshot, nor main a
+// canary's, and a commit shared by two branches is exported once and stays
+// while either keeps it. A caller must finish with a revision before its
+// branch moves that far ahead.
 //
 // Contract of Run:
 //   - On start, if Dir already holds a clone of the same URL with the branch
@@ -27,6 +31,32 @@
 //   - Trigger asks for a fetch now (webhooks, `bosun sync`); triggers coalesce
 //     and also cut a backoff wait short.
 //   - Run returns ctx.Err() once ctx is done.
+//
+// Extra branches (Follow), on the same channel:
+//   - Follow sets the extra branches at any time, from any goroutine, without
+//     waiting for a fetch; Config.Branch and duplicates are ignored. A change
+//     triggers a fetch. Every Revision carries its Branch.
+//   - Main first: each poll fetches main and sends its revision as above;
+//     only then, and only if main's fetch succeeded, one ls-remote
+//     (Remote.ListContext) tells which extra branches exist and which moved,
+//     and one fetch with one forcing refspec per moved branch brings those.
+//     A poll with nothing new fetches no extra branch. Their failures are
+//     theirs: recorded in Status.Branches, never in main's Failures, retried
+//     after their own backoff (cut short by Trigger or a newly followed
+//     branch).
+//   - For each followed branch Run sends a Revision whenever its head
+//     differs from the last one sent for it, and once when it is newly
+//     followed, by this Run (a new leader needs it even if the clone had
+//     it). Extra branches are not sent from the clone before the network, as
+//     main is: they come after Follow and the first fetch.
+//   - A branch that is not on the remote, or whose name is invalid, is sent
+//     once as Revision{Branch: b, Missing: true, Err: reason} (no Commit, no
+//     Dir), and again if it disappears after having existed (its
+//     remote-tracking ref is then removed); when it appears later its
+//     revision is sent as usual.
+//   - A branch no longer followed has its remote-tracking ref and the
+//     snapshots only it kept removed at the next loop; nothing more is sent
+//     for it.
 //
 // Resolve (for `bosun plan --ref`) fetches any other branch, tag or commit
 // reachable from a branch into refs/bosun/resolve/ of the same clone and

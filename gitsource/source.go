@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -15,8 +18,20 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
-// Revision is one commit of the followed branch, exported to disk.
+// Revision is one commit of a followed branch, exported to disk, or the news
+// that a followed extra branch has no commit to give (Missing).
 type Revision struct {
+	// Branch is the branch this revision is the head of: Config.Branch for
+	// main's revisions, one of the names given to Follow for the others, and
+	// empty for revisions returned by Resolve.
+	Branch string
+	// Missing says that the extra branch Branch does not exist on the remote
+	// (or that its name is invalid); Err says why, and Commit, Dir and the
+	// commit's fields are empty. Main's revisions are never Missing: a main
+	// branch that cannot be fetched is a fetch error (see Status).
+	Missing bool
+	Err     string
+
 	Commit  string    // full hash
 	Author  string    // "Name <email>"
 	Message string    // full commit message (callers may take the first line)
@@ -33,6 +48,17 @@ type Status struct {
 	FetchError string    // last fetch error, redacted; empty after a success
 	Failures   int       // consecutive failed fetches
 	NextRetry  time.Time // when Run fetches next, backoff included (zero when Run is not running)
+	// Branches is the health of the extra branches given to Follow, by
+	// name, once Run has looked at them; main's is the fields above.
+	Branches map[string]BranchStatus
+}
+
+// BranchStatus is the health of one followed extra branch.
+type BranchStatus struct {
+	Commit    string    // head last exported; empty while none (or Missing)
+	Missing   bool      // not on the remote, or the name is invalid
+	Error     string    // why it is Missing, or the last fetch error (redacted); empty after a success
+	LastFetch time.Time // end of the last successful look at the remote for it
 }
 
 // Source follows one branch. Create it with New; all methods are safe for
@@ -42,10 +68,19 @@ type Source struct {
 	cfg     *settings
 	trigger chan struct{}
 
-	fetchMu sync.Mutex // serializes fetches; guards the fields below
-	repo    *git.Repository
-	current *Revision
-	kept    []string // snapshot hashes on disk, oldest first
+	fetchMu  sync.Mutex // serializes fetches; guards the fields below
+	repo     *git.Repository
+	current  *Revision
+	branches map[string]*branch // extra branches Run has taken up (branches.go)
+	snaps    retention          // snapshots under Dir/rev, by the branches keeping them
+	// extraFailures counts consecutive failed looks at the extra branches;
+	// they are not looked at again before extraNext (backoff), unless
+	// triggered.
+	extraFailures int
+	extraNext     time.Time
+	extraFetches  atomic.Int64 // fetches of extra branches (not the ls-remotes deciding them); read by tests
+
+	follow follows // extra branches asked for by Follow (branches.go)
 
 	resolved resolvedSnapshots // snapshots made by Resolve (resolve.go)
 
@@ -86,6 +121,9 @@ func (s *Source) Status() Status {
 	defer s.mu.Unlock()
 	st := s.status
 	st.Revision = copyRevision(st.Revision)
+	if st.Branches != nil {
+		st.Branches = maps.Clone(st.Branches)
+	}
 	return st
 }
 
@@ -116,6 +154,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 		}
 	}
 
+	s.startRun()
 	rev, err := s.resume()
 	if err != nil {
 		log.Warn("cannot reuse the existing clone; fetching afresh", "dir", s.cfg.Dir, "err", err)
@@ -128,6 +167,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		triggered := false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -135,6 +175,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 		case <-s.trigger:
 			log.Debug("fetch triggered")
 			timer.Stop()
+			triggered = true
 		}
 
 		rev, changed, err := s.Fetch(ctx)
@@ -151,10 +192,15 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 		if err != nil {
 			log.Warn("fetch failed; keeping the last revision", "url", s.cfg.displayURL, "branch", s.cfg.Branch,
 				"attempt", st.Failures, "retry_in", wait, "err", err)
-			continue
-		}
-		if changed {
+		} else if changed {
 			if err := send(rev); err != nil {
+				return err
+			}
+		}
+		// Main first: the extra branches are looked at only once main's
+		// revision is out, and not at all while its server fails.
+		for _, rev := range s.syncBranches(ctx, err == nil, triggered) {
+			if err := send(&rev); err != nil {
 				return err
 			}
 		}
@@ -224,10 +270,11 @@ func (s *Source) resume() (*Revision, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.remoteRef(), err)
 	}
-	rev, err := s.checkout(ref.Hash())
+	rev, err := s.checkout(s.cfg.Branch, ref.Hash())
 	if err != nil {
 		return nil, err
 	}
+	s.current = rev
 	s.cfg.Logger.Info("resuming revision from existing clone", revisionAttrs(rev)...)
 	s.mu.Lock()
 	s.status.Revision = rev
@@ -253,7 +300,7 @@ func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
 		s.repo = repo
 	}
 
-	spec := gitconfig.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(s.cfg.Branch), s.remoteRef()))
+	spec := branchRefSpec(s.cfg.Branch)
 	err = s.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
 		RefSpecs:   []gitconfig.RefSpec{spec},
@@ -271,16 +318,27 @@ func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
 	if s.current != nil && s.current.Commit == ref.Hash().String() {
 		return s.current, false, nil
 	}
-	rev, err := s.checkout(ref.Hash())
+	rev, err := s.checkout(s.cfg.Branch, ref.Hash())
 	if err != nil {
 		return nil, false, err
 	}
+	s.current = rev
 	s.cfg.Logger.Info("new revision", revisionAttrs(rev)...)
 	return rev, true, nil
 }
 
 func (s *Source) remoteRef() plumbing.ReferenceName {
-	return plumbing.NewRemoteReferenceName(remoteName, s.cfg.Branch)
+	return remoteRef(s.cfg.Branch)
+}
+
+// remoteRef is where a branch is fetched to in the clone.
+func remoteRef(branch string) plumbing.ReferenceName {
+	return plumbing.NewRemoteReferenceName(remoteName, branch)
+}
+
+// branchRefSpec is the forcing refspec that fetches branch.
+func branchRefSpec(branch string) gitconfig.RefSpec {
+	return gitconfig.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(branch), remoteRef(branch)))
 }
 
 func (s *Source) repoDir() string { return filepath.Join(s.cfg.Dir, "repo") }
@@ -324,16 +382,17 @@ func (s *Source) open(create bool) (*git.Repository, error) {
 	if _, err := repo.CreateRemote(&gitconfig.RemoteConfig{
 		Name:  remoteName,
 		URLs:  []string{s.cfg.URL},
-		Fetch: []gitconfig.RefSpec{gitconfig.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(s.cfg.Branch), s.remoteRef()))},
+		Fetch: []gitconfig.RefSpec{branchRefSpec(s.cfg.Branch)},
 	}); err != nil {
 		return nil, fmt.Errorf("init clone %s: %w", s.repoDir(), err)
 	}
 	return repo, nil
 }
 
-// checkout makes hash the current revision: exports its tree (unless a
-// snapshot already exists) and drops snapshots beyond keptRevisions.
-func (s *Source) checkout(hash plumbing.Hash) (*Revision, error) {
+// checkout exports hash (unless a snapshot already exists) as the head of
+// branch, records that branch keeps it, and drops the snapshots no branch
+// keeps any more (see retention).
+func (s *Source) checkout(branch string, hash plumbing.Hash) (*Revision, error) {
 	commit, err := s.repo.CommitObject(hash)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", hash, err)
@@ -347,41 +406,79 @@ func (s *Source) checkout(hash plumbing.Hash) (*Revision, error) {
 		return nil, fmt.Errorf("export commit %s: %w", hash, err)
 	}
 	rev := &Revision{
+		Branch:  branch,
 		Commit:  hash.String(),
 		Author:  fmt.Sprintf("%s <%s>", commit.Author.Name, commit.Author.Email),
 		Message: commit.Message,
 		Time:    commit.Author.When,
 		Dir:     dir,
 	}
-	s.current = rev
-	s.kept = s.prune(s.kept, rev.Commit)
+	s.keep(branch, rev.Commit)
 	return rev, nil
 }
 
-// prune records commit as the newest snapshot and removes the ones that fall
-// out of the window; on the first call (empty kept, e.g. after a restart) it
-// removes every snapshot but commit's.
-func (s *Source) prune(kept []string, commit string) []string {
-	var drop []string
-	if len(kept) == 0 {
-		entries, _ := os.ReadDir(s.revDir())
-		for _, e := range entries {
-			if e.Name() != commit {
-				drop = append(drop, e.Name())
-			}
-		}
+// retention says which snapshots under Dir/rev stay: each branch (main and
+// every followed extra) keeps its newest keptRevisions commits, and a
+// snapshot goes once no branch keeps it. So a busy branch never prunes the
+// current snapshot of another, and one commit shared by two branches stays
+// while either keeps it.
+type retention struct {
+	cleaned bool                // leftovers of an earlier process removed
+	kept    map[string][]string // by branch: commits, oldest first
+}
+
+// keep records commit as branch's newest snapshot and removes the snapshots
+// that no branch keeps any more. The first call (e.g. after a restart)
+// removes every snapshot on disk but commit's.
+func (s *Source) keep(branch, commit string) {
+	r := &s.snaps
+	if r.kept == nil {
+		r.kept = make(map[string][]string)
 	}
-	kept = append(removeString(kept, commit), commit)
+	old := r.kept[branch]
+	kept := append(removeString(old, commit), commit)
+	var dropped []string
 	if n := len(kept) - keptRevisions; n > 0 {
-		drop = append(drop, kept[:n]...)
+		dropped = kept[:n]
 		kept = append([]string(nil), kept[n:]...)
 	}
-	for _, name := range drop {
+	r.kept[branch] = kept
+	if !r.cleaned {
+		r.cleaned = true
+		entries, _ := os.ReadDir(s.revDir())
+		for _, e := range entries {
+			dropped = append(dropped, e.Name())
+		}
+	}
+	s.dropUnkept(dropped)
+}
+
+// forget drops everything branch keeps.
+func (s *Source) forget(branch string) {
+	dropped := s.snaps.kept[branch]
+	delete(s.snaps.kept, branch)
+	s.dropUnkept(dropped)
+}
+
+// dropUnkept removes the snapshots among names that no branch keeps.
+func (s *Source) dropUnkept(names []string) {
+	for _, name := range names {
+		if s.kept(name) {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(s.revDir(), name)); err != nil {
 			s.cfg.Logger.Warn("cannot remove old revision snapshot", "dir", name, "err", err)
 		}
 	}
-	return kept
+}
+
+func (s *Source) kept(commit string) bool {
+	for _, kept := range s.snaps.kept {
+		if slices.Contains(kept, commit) {
+			return true
+		}
+	}
+	return false
 }
 
 func removeString(list []string, v string) []string {

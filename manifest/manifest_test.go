@@ -251,10 +251,22 @@ func TestDecode_rejectsBadManifestsWithExactMessages(t *testing.T) {
 			want: []string{"m.yaml:22: metadata.name: duplicate Deployment default/web (first defined at m.yaml:1)"},
 		},
 		{
-			name: "same name in another namespace or kind is no duplicate; canary annotations are refused until canaries are carried out",
-			yaml: deployment + "---\n" + strings.Replace(deployment, "  name: web\n", "  name: web\n  namespace: staging\n  annotations:\n    bosun.dev/canary-weight: \"150\"\n", 1) + "---\n" + service,
+			name: "same name in another namespace or kind is no duplicate; canary annotations are checked",
+			yaml: deployment + "---\n" + strings.Replace(deployment, "  name: web\n", "  name: web\n  namespace: staging\n  annotations:\n    bosun.dev/canary-branch: canary/web\n    bosun.dev/canary-weight: \"150\"\n", 1) + "---\n" + service,
 			want: []string{
-				`m.yaml:25: metadata.annotations[bosun.dev/canary-weight]: not supported by bosun yet: canary releases are not carried out yet`,
+				`m.yaml:26: metadata.annotations[bosun.dev/canary-weight]: invalid value "150": must be a whole percentage from 1 to 99`,
+			},
+		},
+		{
+			name: "canary annotations: only on Deployments, consistent, valid",
+			yaml: strings.Replace(deployment, "  name: web\n", "  name: web\n  annotations:\n    bosun.dev/canary-branch: \"bad..branch\"\n    bosun.dev/canary-steps: \"5,50,25\"\n    bosun.dev/canary-step-interval: soon\n    bosun.dev/canary-max: \"0.1\"\n", 1) +
+				"---\n" + strings.Replace(service, "  name: web\n", "  name: web\n  annotations:\n    bosun.dev/canary-weight: \"10\"\n", 1),
+			want: []string{
+				`m.yaml:6: metadata.annotations[bosun.dev/canary-branch]: invalid branch "bad..branch": not a valid Git branch name`,
+				`m.yaml:7: metadata.annotations[bosun.dev/canary-steps]: invalid value "5,50,25": the steps must increase`,
+				`m.yaml:8: metadata.annotations[bosun.dev/canary-step-interval]: invalid value "soon": must be a duration of at least 1s, such as 30s or 2m`,
+				`m.yaml:9: metadata.annotations[bosun.dev/canary-max]: needs bosun.dev/canary-query: the query whose result it bounds`,
+				`m.yaml:29: metadata.annotations[bosun.dev/canary-weight]: only a Deployment may set it (in its own metadata): it asks for a canary of the Deployment's pods`,
 			},
 		},
 	}

@@ -21,13 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-)
 
-// Annotations of the canary design (see DESIGN.md). bosun does not carry
-// canaries out yet, so manifests that set them are refused.
-const (
-	AnnotationCanaryBranch = "bosun.dev/canary-branch"
-	AnnotationCanaryWeight = "bosun.dev/canary-weight"
+	"bosun/canary"
 )
 
 // annotationPrefix marks the annotations that are bosun's to read. Any of
@@ -57,16 +52,18 @@ var podAnnotations = map[string]func(v string) string{
 }
 
 // pendingAnnotations are bosun.dev/ annotations of the design that bosun
-// does not carry out yet, with what they are waiting for.
-var pendingAnnotations = map[string]string{
-	AnnotationCanaryBranch:           "canary releases are not carried out yet",
-	AnnotationCanaryWeight:           "canary releases are not carried out yet",
-	"bosun.dev/canary-steps":         "canary releases are not carried out yet",
-	"bosun.dev/canary-step-interval": "canary releases are not carried out yet",
-	"bosun.dev/canary-query":         "canary releases are not carried out yet",
-	"bosun.dev/canary-max":           "canary releases are not carried out yet",
-	"bosun.dev/canary-min":           "canary releases are not carried out yet",
-}
+// does not carry out yet, with what they are waiting for. None now.
+var pendingAnnotations = map[string]string{}
+
+// metaKind says whose metadata is validated: which bosun.dev/ annotations
+// it may carry.
+type metaKind int
+
+const (
+	metaOther      metaKind = iota
+	metaPod                 // pods and pod templates: AnnotationWeight
+	metaDeployment          // Deployments: the canary annotations
+)
 
 const (
 	subdomainRule = "must be a DNS-1123 subdomain (at most 253 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
@@ -96,14 +93,20 @@ func (ps *problems) addList(list field.ErrorList) {
 
 func validatePod(pod *corev1.Pod) problems {
 	var ps problems
-	validateMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, true, &ps)
+	validateMeta(&pod.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, metaPod, &ps)
 	validatePodSpec(&pod.Spec, field.NewPath("spec"), ownerNone, &ps)
 	return ps
 }
 
 func validateDeployment(dep *appsv1.Deployment) problems {
 	var ps problems
-	validateObjectMeta(&dep.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, &ps)
+	validateMeta(&dep.ObjectMeta, validation.IsDNS1123Subdomain, subdomainRule, metaDeployment, &ps)
+	if _, problems := canary.Parse(dep.Annotations); len(problems) > 0 {
+		ann := field.NewPath("metadata", "annotations")
+		for _, p := range problems {
+			ps.add(ann.Key(p.Annotation), "%s", p.Message)
+		}
+	}
 	spec := field.NewPath("spec")
 	if dep.Spec.Replicas != nil && *dep.Spec.Replicas < 0 {
 		ps.add(spec.Child("replicas"), "must be >= 0")
@@ -241,12 +244,12 @@ func validateService(svc *corev1.Service) problems {
 }
 
 func validateObjectMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, ps *problems) {
-	validateMeta(meta, nameRule, ruleText, false, ps)
+	validateMeta(meta, nameRule, ruleText, metaOther, ps)
 }
 
-// validateMeta checks an object's metadata; pod says the object is a pod,
-// which may carry the pod annotations.
-func validateMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, pod bool, ps *problems) {
+// validateMeta checks an object's metadata; kind says which bosun.dev/
+// annotations it may carry.
+func validateMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleText string, kind metaKind, ps *problems) {
 	md := field.NewPath("metadata")
 	switch {
 	case meta.Name == "":
@@ -258,7 +261,7 @@ func validateMeta(meta *metav1.ObjectMeta, nameRule func(string) []string, ruleT
 		ps.add(md.Child("namespace"), "invalid namespace %q: %s", meta.Namespace, labelRule)
 	}
 	validateLabels(meta.Labels, md.Child("labels"), ps)
-	validateAnnotations(meta.Annotations, md.Child("annotations"), pod, ps)
+	validateAnnotations(meta.Annotations, md.Child("annotations"), kind, ps)
 }
 
 // validateTemplateMeta checks the metadata of a pod or job template: labels
@@ -272,12 +275,17 @@ func validateTemplateMeta(meta *metav1.ObjectMeta, path *field.Path, pod bool, p
 		ps.add(path.Child("namespace"), "not supported by bosun: a template's objects live in its owner's namespace")
 	}
 	validateLabels(meta.Labels, path.Child("labels"), ps)
-	validateAnnotations(meta.Annotations, path.Child("annotations"), pod, ps)
+	kind := metaOther
+	if pod {
+		kind = metaPod
+	}
+	validateAnnotations(meta.Annotations, path.Child("annotations"), kind, ps)
 }
 
 // validateAnnotations applies Kubernetes' rules, then bosun's own: a
 // bosun.dev/ annotation must be one bosun acts on, where it acts on it.
-func validateAnnotations(ann map[string]string, path *field.Path, pod bool, ps *problems) {
+// The canary annotations are read (and checked) by canary.Parse.
+func validateAnnotations(ann map[string]string, path *field.Path, kind metaKind, ps *problems) {
 	ps.addList(apivalidation.ValidateAnnotations(ann, path))
 	for _, k := range slices.Sorted(maps.Keys(ann)) {
 		if !strings.HasPrefix(k, annotationPrefix) {
@@ -286,8 +294,14 @@ func validateAnnotations(ann map[string]string, path *field.Path, pod bool, ps *
 		if _, ok := honouredAnnotations[k]; ok {
 			continue
 		}
+		if slices.Contains(canary.Annotations, k) {
+			if kind != metaDeployment {
+				ps.add(path.Key(k), "only a Deployment may set it (in its own metadata): it asks for a canary of the Deployment's pods")
+			}
+			continue
+		}
 		if check, ok := podAnnotations[k]; ok {
-			if !pod {
+			if kind != metaPod {
 				ps.add(path.Key(k), "only pods and pod templates may set it: it weighs a pod's endpoints in its Services")
 			} else if why := check(ann[k]); why != "" {
 				ps.add(path.Key(k), "%s", why)

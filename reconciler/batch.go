@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bosun/canary"
 )
 
 // The actions of Jobs and CronJobs.
@@ -43,6 +45,12 @@ type Result struct {
 	// each is reported by the plan whose actions record it, so it is
 	// reported again only if those actions were not applied.
 	Events []Event
+	// Canaries summarise each Deployment's canary as the plan leaves it
+	// (Deployments with a canary annotation or a stored canary), in the
+	// order of the desired Set; CanaryEvents are what happened to them, for
+	// the history, reported like Events.
+	Canaries     []CanarySummary
+	CanaryEvents []canary.Event
 }
 
 // Event is a notable change of a Job or CronJob, named by its Kubernetes

@@ -90,6 +90,12 @@ func (d *Driver) logEvents(events []Event) {
 // Object names the object an action is about, for logs: never its
 // content, which for a Secret is secret.
 func (a Action) Object() string {
+	switch a.Type {
+	case PutCanary:
+		return "canary/" + a.Canary.Namespace + "/" + a.Canary.Name
+	case DeleteCanary:
+		return "canary/" + a.Namespace + "/" + a.Name
+	}
 	if m := a.meta(); m != nil {
 		kind := map[ActionType]string{CreatePod: "pod/", UpdatePod: "pod/", PutDeployment: "deployment/", PutService: "service/",
 			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/", PutJob: "job/", PutCronJob: "cronjob/"}[a.Type]

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/canary"
 	"bosun/kube"
 	"bosun/manifest"
 	"bosun/scheduler"
@@ -64,6 +65,13 @@ type Observed struct {
 	// Nodes ends (NodeGrace.Observe), zero if none is: Plan wakes then, when
 	// that node's pods count as lost.
 	NodeGraceExpires time.Time
+	// Canaries are the Deployments' canaries as stored. CanaryBranches is
+	// what each canary branch holds for its Deployment ("<ns>/<name>"), as
+	// the leader last fetched it (absent: not fetched yet), Measurements
+	// the latest evaluation of each canary's query.
+	Canaries       []canary.State
+	CanaryBranches map[string]canary.Candidate
+	Measurements   map[string]canary.Measurement
 }
 
 // TerminatingPod is a deleted pod its node is still tearing down.
@@ -115,6 +123,8 @@ type Action struct {
 	Job *batchv1.Job
 	// CronJob is the whole object to store, for PutCronJob.
 	CronJob *batchv1.CronJob
+	// Canary is the state to store, for PutCanary.
+	Canary *canary.State
 	// Namespace and Name identify the object of a Delete action (for
 	// DeleteNamespace, both are the namespace's name).
 	Namespace, Name string
@@ -150,12 +160,13 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) Result {
 		rollouts = append(rollouts, p.deploymentStatus(ds))
 	}
 	p.pruneDeployments(desired.Deployments)
+	p.pruneCanaries()
 	p.services(desired.Services)
 	if t, ok := NextEviction(observed, now); ok {
 		p.wakeAt(t)
 	}
 	p.wakeAt(observed.NodeGraceExpires)
-	return Result{Actions: p.result(), Rollouts: rollouts, Wake: p.wake, Events: p.events}
+	return Result{Actions: p.result(), Rollouts: rollouts, Wake: p.wake, Events: p.events, Canaries: p.canarySums, CanaryEvents: p.canaryEvents}
 }
 
 // podRef is an observed pod with what the planner derives from it once.
@@ -219,6 +230,11 @@ type planner struct {
 
 	wake   time.Time // the earliest time a plan decides something new by itself
 	events []Event
+
+	canaries     map[string]*canary.State // stored, by "<ns>/<deployment>"
+	canaryDone   map[string]bool          // decided by this plan
+	canaryEvents []canary.Event
+	canarySums   []CanarySummary
 }
 
 func key(namespace, name string) string { return namespace + "/" + name }
@@ -238,6 +254,12 @@ func newPlanner(o Observed, now time.Time) *planner {
 		observedServices:    o.Services,
 		deletes:             map[string]Action{},
 		changes:             map[string]*change{},
+		canaries:            make(map[string]*canary.State, len(o.Canaries)),
+		canaryDone:          map[string]bool{},
+	}
+	for i := range o.Canaries {
+		c := &o.Canaries[i]
+		p.canaries[key(c.Namespace, c.Name)] = c
 	}
 	for i := range o.Nodes {
 		p.nodes[o.Nodes[i].Name] = true
@@ -345,6 +367,8 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		minReady:       time.Duration(d.Spec.MinReadySeconds) * time.Second,
 	}
 	ds := &deploymentState{d: d, hash: hash, observed: od, rollout: rs}
+	cr := p.canaryFor(d, hash, replicas, p.byDeployment[dk])
+	var canaryPods []podRef
 	p.deploys = append(p.deploys, ds)
 	revisionOf := func(hash string) int64 {
 		for _, r := range rs.history {
@@ -378,6 +402,10 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	var replaced []string // why pods were deleted, to explain their replacements
 	for _, ref := range p.byDeployment[dk] {
 		pod := ref.pod
+		if isCanaryPod(pod, hash) {
+			canaryPods = append(canaryPods, ref)
+			continue
+		}
 		podHash := pod.Labels[LabelPodTemplateHash]
 		if podHash == hash {
 			if n, ok := ordinalOf(pod.Name, d, hash); ok {
@@ -469,6 +497,9 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		pod := newDeploymentPod(d, hash, ordinal)
 		ds.created = append(ds.created, p.createPod(pod, owner, reason))
 	}
+	p.canaryPods(d, cr, canaryPods, pinned)
+	p.stableTrack(ds, cr)
+	p.canarySummary(d, cr)
 }
 
 // deletionOrder sorts a Deployment's pods least useful first, the order they

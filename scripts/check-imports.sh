@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The decision packages stay pure: reconciler, scheduler, manifest, preview,
+# The decision packages stay pure: reconciler, scheduler, manifest, preview, canary,
 # kube and ipalloc must not depend on the packages of bosun that do I/O, must not
 # import the standard library's I/O packages (os, net, net/http, os/exec),
 # and must not read a clock or draw random numbers (time.Now, time.Since,
 # time.Until, rand.): time and randomness are passed in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pure="reconciler scheduler manifest preview kube ipalloc"
+pure="reconciler scheduler manifest preview kube ipalloc canary"
 # Files allowed to import os, each with why. manifest/load.go reads a
 # revision's directory (LoadDir, ReadFiles): the one edge of manifest that
 # touches the disk, until loading takes an fs.FS (go-git trees in place).

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/canary"
 	"bosun/reconciler"
 	"bosun/store"
 )
@@ -38,6 +39,9 @@ type cluster struct {
 	// takeover, so that a new leader never plans from a cache that has
 	// not yet seen the previous leader's last writes.
 	readFrom int64
+	// canaries gives what the leader knows of the canary branches and
+	// the canaries' queries (nil: nothing).
+	canaries func() (map[string]canary.Candidate, map[string]canary.Measurement)
 }
 
 // readOwnWritesTimeout bounds the wait for the cache to show the leader's
@@ -79,6 +83,9 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 		c.nodes = &g
 	}
 	o := observed(snap)
+	if c.canaries != nil {
+		o.CanaryBranches, o.Measurements = c.canaries()
+	}
 	// NodeGrace.Observe copies the node list: the snapshot is shared.
 	*c.nodes, o.Nodes, o.NodeGraceExpires = c.nodes.Observe(snap.Nodes, now)
 	return o, nil
@@ -99,7 +106,8 @@ func (c *cluster) podNode(namespace, name string) string {
 // observed is the planner's view of a snapshot.
 func observed(snap *store.Snapshot) reconciler.Observed {
 	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
-		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs}
+		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs,
+		Canaries: snap.Canaries}
 	for _, t := range snap.Terminating {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
@@ -197,6 +205,10 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 			op, err = store.PutCronJob(a.CronJob)
 		case reconciler.DeleteCronJob:
 			op = store.DeleteCronJob(a.Namespace, a.Name)
+		case reconciler.PutCanary:
+			op, err = store.PutCanary(a.Canary)
+		case reconciler.DeleteCanary:
+			op = store.DeleteCanary(a.Namespace, a.Name)
 		default:
 			return fmt.Errorf("unknown action %q", a.Type)
 		}

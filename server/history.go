@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"bosun/canary"
 	"bosun/manifest"
 	"bosun/preview"
 	"bosun/reconciler"
@@ -32,11 +33,42 @@ func (b *book) newest() *store.HistoryEntry {
 	return &b.entries[0]
 }
 
+// newestRevision returns the newest entry of a main revision (not of a
+// canary), or nil.
+func (b *book) newestRevision() *store.HistoryEntry {
+	for i := range b.entries {
+		if b.entries[i].Canary == "" {
+			return &b.entries[i]
+		}
+	}
+	return nil
+}
+
+// canaryResults are the history results of canary events.
+var canaryResults = map[string]string{
+	canary.EventStarted: store.ResultCanaryStarted, canary.EventStepped: store.ResultCanaryStepped,
+	canary.EventAborted: store.ResultCanaryAborted, canary.EventFailed: store.ResultCanaryFailed,
+	canary.EventPromoted: store.ResultCanaryPromoted, canary.EventEnded: store.ResultCanaryEnded,
+}
+
+// addCanary records canary events, at now.
+func (b *book) addCanary(events []canary.Event, now time.Time) []store.Op {
+	var ops []store.Op
+	for _, e := range events {
+		ops = append(ops, b.add(store.HistoryEntry{
+			Revision: store.Revision{Commit: e.Commit, Message: e.Subject},
+			SeenAt:   now, Result: canaryResults[e.Reason],
+			Canary: e.Namespace + "/" + e.Name, Branch: e.Branch, Detail: e.Message,
+		})...)
+	}
+	return ops
+}
+
 // add records a new revision. An applied revision supersedes a previous one
 // whose rollout has not finished: a newer commit always wins.
 func (b *book) add(e store.HistoryEntry) []store.Op {
 	var ops []store.Op
-	if e.Result != store.ResultRejected {
+	if e.Result != store.ResultRejected && e.Canary == "" {
 		for i := range b.entries {
 			if b.entries[i].Result == store.ResultProgressing {
 				b.entries[i].Result = store.ResultSuperseded

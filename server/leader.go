@@ -50,6 +50,11 @@ type leader struct {
 	sync    store.SyncStatus
 	history book
 
+	// canary is what the leader knows of the canary branches and queries;
+	// analyzer measures the queries.
+	canary   *canaries
+	analyzer *analyzer
+
 	// pending is a revision whose write failed, accepted again at retry.
 	pending *gitsource.Revision
 	// write is the leadership's fenced write; tests inject failures here.
@@ -82,6 +87,11 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
+	l.canary = newCanaries()
+	l.analyzer = newAnalyzer(l.cfg.Measure, l.log)
+	defer l.analyzer.wg.Wait()
+	defer l.analyzer.timer.Stop()
+	l.follow()
 
 	revs := make(chan gitsource.Revision, 1)
 	var wg sync.WaitGroup
@@ -113,7 +123,8 @@ func (l *leader) run(ctx context.Context) error {
 	defer retry.Stop()
 	l.m.leader.Set(1)
 	defer l.m.leader.Set(0)
-	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log}
+	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log,
+		canaries: l.canaryInput}
 	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
 	for {
 		select {
@@ -123,6 +134,10 @@ func (l *leader) run(ctx context.Context) error {
 			}
 			return ctx.Err()
 		case rev := <-revs:
+			if rev.Branch != "" && rev.Branch != l.cfg.Branch {
+				l.branchRevision(rev)
+				break
+			}
 			l.pending = &rev // a newer revision replaces one waiting for retry
 			if stop := l.acceptPending(ctx, retry); stop != nil {
 				return stop
@@ -136,6 +151,11 @@ func (l *leader) run(ctx context.Context) error {
 			continue
 		case <-changes:
 		case <-wake.C:
+		case <-l.analyzer.timer.C:
+			l.analyzer.fire(ctx)
+			continue
+		case r := <-l.analyzer.results:
+			l.measured(r)
 		case <-fetchTick.C:
 			if err := l.recordFetchStatus(ctx); err != nil {
 				if stop := l.failed(ctx, err); stop != nil {
@@ -156,8 +176,11 @@ func (l *leader) run(ctx context.Context) error {
 			} else {
 				wake.Reset(time.Until(res.Wake))
 			}
+			l.analyzer.plan(res.Canaries)
+			l.m.observeCanaries(res.Canaries, res.CanaryEvents)
 			hist := l.history.clone()
-			if err = l.apply(ctx, hist.settle(l.desired, observed, time.Now())); err == nil {
+			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
+			if err = l.apply(ctx, ops); err == nil {
 				l.history = hist
 			}
 		}
@@ -215,6 +238,7 @@ func (l *leader) acceptPending(ctx context.Context, retry *time.Timer) error {
 		return nil
 	}
 	l.pending = nil
+	l.follow()
 	return nil
 }
 
@@ -302,7 +326,7 @@ func (l *leader) restoreAddresses(ctx context.Context, set *manifest.Set) error 
 // once that write succeeded.
 func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	r := store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
-	if n := l.history.newest(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit {
+	if n := l.history.newestRevision(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit {
 		return nil // the Git source re-emits its head on start: nothing new
 	}
 	sync, hist, desired := l.sync, l.history.clone(), l.desired

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"bosun/canary"
 	"bosun/reconciler"
 )
 
@@ -26,6 +27,13 @@ type metrics struct {
 	cronRuns    *prometheus.CounterVec
 	jobOutcomes *prometheus.CounterVec
 	cronDelay   prometheus.Histogram
+	// Canaries: weight and phase per canary, events by reason, query
+	// evaluations by result.
+	canaryWeight *prometheus.GaugeVec
+	canaryPhase  *prometheus.GaugeVec
+	canaryReady  *prometheus.GaugeVec
+	canaryEvents *prometheus.CounterVec
+	canaryChecks *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -66,7 +74,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bosun_cronjob_start_delay_seconds", Help: "From a CronJob run's scheduled time to its Job written in etcd.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		canaryWeight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bosun_canary_weight_percent", Help: "Share of new connections a running canary receives (0 when it does not run).",
+		}, []string{"namespace", "deployment"}),
+		canaryPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bosun_canary_phase", Help: "1 for the phase each canary is in (Progressing, Aborted, Failed, Promoted, Idle), 0 for the others.",
+		}, []string{"namespace", "deployment", "phase"}),
+		canaryReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bosun_canary_ready_pods", Help: "Ready pods of each running canary.",
+		}, []string{"namespace", "deployment"}),
+		canaryEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_canary_events_total", Help: "Canary events by reason: CanaryStarted, CanaryStepped, CanaryAborted, CanaryFailed, CanaryPromoted, CanaryEnded.",
+		}, []string{"namespace", "deployment", "reason"}),
+		canaryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_canary_queries_total", Help: "Evaluations of canaries' Prometheus queries, by result (ok, error).",
+		}, []string{"result"}),
 	}
+	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
 	reg.MustRegister(m.leader, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m
 }
@@ -94,5 +118,32 @@ func (m *metrics) observeEvents(events []reconciler.Event, applied time.Time) {
 		case reconciler.ReasonDeadlineExceeded:
 			m.jobOutcomes.WithLabelValues("deadline").Inc()
 		}
+	}
+}
+
+// canaryPhases are the phases bosun_canary_phase reports.
+var canaryPhases = []canary.Phase{canary.Progressing, canary.Aborted, canary.Failed, canary.Promoted, canary.Idle}
+
+// observeCanaries records the canaries as a plan leaves them, and their
+// events. A canary no longer summarised keeps its last values until the
+// process restarts; its phase says where it ended.
+func (m *metrics) observeCanaries(sums []reconciler.CanarySummary, events []canary.Event) {
+	for _, s := range sums {
+		var w float64
+		if s.State.Active() {
+			w = float64(s.State.Weight)
+		}
+		m.canaryWeight.WithLabelValues(s.Namespace, s.Name).Set(w)
+		m.canaryReady.WithLabelValues(s.Namespace, s.Name).Set(float64(s.Ready))
+		for _, ph := range canaryPhases {
+			v := 0.0
+			if s.State != nil && s.State.Phase == ph {
+				v = 1
+			}
+			m.canaryPhase.WithLabelValues(s.Namespace, s.Name, string(ph)).Set(v)
+		}
+	}
+	for _, e := range events {
+		m.canaryEvents.WithLabelValues(e.Namespace, e.Name, e.Reason).Inc()
 	}
 }

@@ -71,7 +71,11 @@ type Config struct {
 	// does nothing.
 	Proxy     bool
 	ProxyConf proxy.RunConfig
-	Logger    *slog.Logger
+	// Measure evaluates canaries' queries (bosun.dev/canary-query) against
+	// Prometheus (--prometheus-url); nil fails every query, with that
+	// reason.
+	Measure Measurer
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -177,7 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	apiSrv, err := api.New(api.Config{
 		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: log.With("component", "api"),
-		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch},
+		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch, Follows: canaryBranch(cache)},
 	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent})
 	if err != nil {
 		return err

@@ -19,12 +19,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/canary"
 )
 
 // snapshotKinds are the sub-prefixes a Snapshot is made of (syncKey is a
 // single key).
 var snapshotKinds = []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
-	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, syncKey}
+	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, syncKey}
 
 // CacheConfig configures a Cache. The zero value caches everything a
 // Snapshot holds.
@@ -447,6 +449,7 @@ type cacheState struct {
 	namespaces  table[corev1.Namespace]
 	jobs        table[batchv1.Job]
 	cronJobs    table[batchv1.CronJob]
+	canaries    table[canary.State]
 	sync        SyncStatus
 
 	// pods by etcd key, the names they answer to, statuses by
@@ -473,7 +476,7 @@ func newCacheState() *cacheState {
 	return &cacheState{
 		nodes: newTable[corev1.Node](), deployments: newTable[appsv1.Deployment](), services: newTable[corev1.Service](),
 		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
-		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](),
+		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](), canaries: newTable[canary.State](),
 		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]*PodStatus{},
 		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{},
 		podAdded: map[string]bool{}, podRemoved: map[string]bool{}, podsDirty: true, termDirty: true,
@@ -483,7 +486,8 @@ func newCacheState() *cacheState {
 func (st *cacheState) counts() map[string]int {
 	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": len(st.statuses),
 		"deployments": len(st.deployments.objs), "services": len(st.services.objs), "configmaps": len(st.configMaps.objs),
-		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs)}
+		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs),
+		"canaries": len(st.canaries.objs)}
 }
 
 // apply puts (value) or deletes (del) one key.
@@ -506,6 +510,8 @@ func (st *cacheState) apply(key string, value []byte, del bool) error {
 		return st.jobs.apply(rest, value, del)
 	case CronJobsPrefix:
 		return st.cronJobs.apply(rest, value, del)
+	case CanariesPrefix:
+		return st.canaries.apply(rest, value, del)
 	case syncKey:
 		st.sync = SyncStatus{}
 		if del {
@@ -618,6 +624,7 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	s.Namespaces = st.namespaces.list()
 	s.Jobs = st.jobs.list()
 	s.CronJobs = st.cronJobs.list()
+	s.Canaries = st.canaries.list()
 	s.Sync = st.sync
 	if st.podsDirty {
 		st.podList = st.buildPods()

@@ -100,6 +100,14 @@ const (
 	ResultRejected      = "rejected"
 	ResultSuperseded    = "superseded"
 	ResultRolloutFailed = "rollout failed"
+	// Canary entries (HistoryEntry.Canary set): the commit is the canary
+	// branch's.
+	ResultCanaryStarted  = "canary started"
+	ResultCanaryStepped  = "canary stepped"
+	ResultCanaryAborted  = "canary aborted"
+	ResultCanaryFailed   = "canary failed"
+	ResultCanaryPromoted = "canary promoted"
+	ResultCanaryEnded    = "canary ended"
 )
 
 // ObjectChange is one line of a revision's change summary.
@@ -127,6 +135,12 @@ type HistoryEntry struct {
 	// ReadyAfter is how long it took from SeenAt until every pod of the
 	// revision was ready; zero until then.
 	ReadyAfter Duration `json:"readyAfter,omitzero"`
+	// Canary names the Deployment ("<ns>/<name>") of a canary entry, Branch
+	// its branch and Detail what happened (the weights of a step, the
+	// reason of an abort).
+	Canary string `json:"canary,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as a string ("1.5s").

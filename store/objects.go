@@ -7,6 +7,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/canary"
 )
 
 // Sub-prefixes of the kinds that carry configuration and batch work,
@@ -17,6 +19,9 @@ const (
 	NamespacesPrefix = "namespaces/"
 	JobsPrefix       = "jobs/"
 	CronJobsPrefix   = "cronjobs/"
+	// CanariesPrefix holds the state of each Deployment's canary
+	// (canary.State), written by the leader only.
+	CanariesPrefix = "canaries/"
 )
 
 // ConfigMapKey is the etcd key of a ConfigMap.
@@ -39,6 +44,17 @@ func JobKey(namespace, name string) string { return Prefix + JobsPrefix + nsName
 func CronJobKey(namespace, name string) string {
 	return Prefix + CronJobsPrefix + nsName(namespace, name)
 }
+
+// CanaryKey is the etcd key of a Deployment's canary.
+func CanaryKey(namespace, name string) string {
+	return Prefix + CanariesPrefix + nsName(namespace, name)
+}
+
+// PutCanary writes a canary's state.
+func PutCanary(c *canary.State) (Op, error) { return putOp(CanaryKey(c.Namespace, c.Name), c) }
+
+// DeleteCanary deletes a canary's state.
+func DeleteCanary(namespace, name string) Op { return Op{key: CanaryKey(namespace, name)} }
 
 // PutConfigMap writes a ConfigMap.
 func PutConfigMap(cm *corev1.ConfigMap) (Op, error) {

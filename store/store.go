@@ -15,6 +15,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/canary"
 )
 
 // Prefix is the root of every key bosun writes.
@@ -186,7 +188,9 @@ type Snapshot struct {
 	Namespaces  []corev1.Namespace
 	Jobs        []batchv1.Job
 	CronJobs    []batchv1.CronJob
-	Sync        SyncStatus
+	// Canaries are the Deployments' canaries, as the leader stored them.
+	Canaries []canary.State
+	Sync     SyncStatus
 	// Terminating are pods deleted from the store that their node still
 	// reports (it is stopping them).
 	Terminating []TerminatingPod
@@ -202,7 +206,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// without reading the history and the desired revision every time.
 	var gets []clientv3.Op
 	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
-		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix} {
+		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix} {
 		gets = append(gets, clientv3.OpGet(Prefix+p, clientv3.WithPrefix()))
 	}
 	gets = append(gets, clientv3.OpGet(Prefix+syncKey))
@@ -256,6 +260,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			err = appendDecoded(kv.Value, &snap.Jobs)
 		case strings.HasPrefix(key, CronJobsPrefix):
 			err = appendDecoded(kv.Value, &snap.CronJobs)
+		case strings.HasPrefix(key, CanariesPrefix):
+			err = appendDecoded(kv.Value, &snap.Canaries)
 		case key == syncKey:
 			err = json.Unmarshal(kv.Value, &snap.Sync)
 		}

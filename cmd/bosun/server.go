@@ -22,6 +22,7 @@ import (
 
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/promquery"
 	"bosun/server"
 	"bosun/store"
 )
@@ -32,7 +33,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg server.Config
 	var etcd, labels string
 	var debug bool
-	var pprofListen string
+	var pprofListen, promURL string
 	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
@@ -50,6 +51,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
 	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
+	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)
@@ -80,6 +82,13 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	// The same flags let validation accept and the node run them.
 	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
 	cfg.EtcdEndpoints = splitList(etcd)
+	if promURL != "" {
+		prom, err := promquery.New(promURL, 0)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("server: --prometheus-url: %w", err)}
+		}
+		cfg.Measure = prom.Scalar
+	}
 	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
 	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {

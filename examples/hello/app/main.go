@@ -12,6 +12,15 @@
 //	UDP_PORT     also answer every UDP datagram on this port with the pod's name
 //	REQUIRE_AT_START  a URL fetched once at start; the process exits 1 if it
 //	             does not answer 2xx (an app that needs its sidecar up first)
+//	ERROR_RATE   a share (0 to 1, default 0) of requests to / answered 500
+//	             "injected error", at random: 0.5 fails about half (a bad
+//	             canary for metric gates)
+//
+// GET /metrics serves Prometheus metrics in the text format:
+// hello_http_requests_total{code="200"|"500"|...} counts every request the
+// app serves on PORT, by status code (both codes start at 0), except the
+// scrapes of /metrics themselves, which promhttp_metric_handler_requests_total
+// counts (a scraper must not dilute the error rate it measures).
 //
 // GET /resolve?name=N looks N up through the pod's resolv.conf. Endpoints
 // that show what the pod was given (the image has no shell to look with):
@@ -45,16 +54,20 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -83,6 +96,8 @@ type config struct {
 	// RequireAtStart is fetched once at start; the process exits 1 when it
 	// does not answer 2xx.
 	RequireAtStart string
+	// ErrorRate is the share of requests to / answered 500, 0 to 1.
+	ErrorRate float64
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -113,12 +128,50 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		}
 		c.DrainFor = d
 	}
+	if s := getenv("ERROR_RATE"); s != "" {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(r >= 0 && r <= 1) {
+			return c, fmt.Errorf("ERROR_RATE=%q: want a number from 0 to 1", s)
+		}
+		c.ErrorRate = r
+	}
 	return c, nil
 }
 
+// instrument counts the requests h serves in hello_http_requests_total by
+// status code and serves /metrics beside h, from a registry of its own.
+func instrument(h http.Handler) http.Handler {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hello_http_requests_total",
+		Help: "HTTP requests served, by status code (scrapes of /metrics excepted).",
+	}, []string{"code"})
+	// Both series exist from the start, so a rate over the first failures
+	// is not lost to a series that appears late.
+	requests.WithLabelValues("200")
+	requests.WithLabelValues("500")
+	reg.MustRegister(requests)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("/", promhttp.InstrumentHandlerCounter(requests, h))
+	return mux
+}
+
+// newHandler serves the app's endpoints with their metrics; a request to /
+// fails with the probability c.ErrorRate.
 func newHandler(c config, client *http.Client) http.Handler {
+	return instrument(routes(c, client, func() bool { return c.ErrorRate > 0 && rand.Float64() < c.ErrorRate }))
+}
+
+// routes are the app's endpoints; fail decides whether a request to /
+// answers 500 "injected error".
+func routes(c config, client *http.Client, fail func() bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if fail() {
+			http.Error(w, "injected error", http.StatusInternalServerError)
+			return
+		}
 		fmt.Fprintf(w, "hello from %s version %s\n", c.Pod, version)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

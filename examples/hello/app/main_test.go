@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +197,82 @@ func TestGRPCHealth_servesAndFails(t *testing.T) {
 		}
 		if err != nil || resp.GetStatus() != want {
 			t.Fatalf("fail=%v: Check = %v, %v; want %v", fail, resp.GetStatus(), err, want)
+		}
+	}
+}
+
+func TestConfigFromEnv_errorRate(t *testing.T) {
+	c, err := configFromEnv(env(map[string]string{"ERROR_RATE": "0.25"}))
+	if err != nil || c.ErrorRate != 0.25 {
+		t.Fatalf("ERROR_RATE=0.25: got %v, %v", c.ErrorRate, err)
+	}
+	for _, bad := range []string{"x", "-0.1", "1.5", "NaN"} {
+		if _, err := configFromEnv(env(map[string]string{"ERROR_RATE": bad})); err == nil || !strings.Contains(err.Error(), "ERROR_RATE") {
+			t.Errorf("ERROR_RATE=%s: err = %v, want one naming ERROR_RATE", bad, err)
+		}
+	}
+}
+
+// metric reads hello_http_requests_total{code} from the app's /metrics.
+func metric(t *testing.T, base, code string) string {
+	t.Helper()
+	_, body := get(t, base+"/metrics")
+	prefix := `hello_http_requests_total{code="` + code + `"} `
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in /metrics:\n%s", prefix, body)
+	return ""
+}
+
+func TestMetrics_countRequestsByCodeButNotScrapes(t *testing.T) {
+	c, _ := configFromEnv(env(nil))
+	srv := httptest.NewServer(newHandler(c, http.DefaultClient))
+	defer srv.Close()
+	if v := metric(t, srv.URL, "500"); v != "0" {
+		t.Fatalf("500 before any request = %s, want 0 (the series exists from the start)", v)
+	}
+	for range 3 {
+		get(t, srv.URL+"/")
+	}
+	get(t, srv.URL+"/healthz")
+	get(t, srv.URL+"/nope")
+	if v := metric(t, srv.URL, "200"); v != "4" {
+		t.Errorf("200 = %s, want 4 (3 x / and /healthz; scrapes not counted)", v)
+	}
+	if v := metric(t, srv.URL, "404"); v != "1" {
+		t.Errorf("404 = %s, want 1", v)
+	}
+}
+
+func TestErrorRate_failsThatShareOfRoot(t *testing.T) {
+	for _, tc := range []struct {
+		rate     float64
+		min, max int
+	}{{0, 0, 0}, {1, 1000, 1000}, {0.5, 400, 600}} { // 0.5: 6 standard deviations either side
+		c, _ := configFromEnv(env(map[string]string{"ERROR_RATE": strconv.FormatFloat(tc.rate, 'f', -1, 64)}))
+		srv := httptest.NewServer(newHandler(c, http.DefaultClient))
+		failed := 0
+		for range 1000 {
+			code, body := get(t, srv.URL+"/")
+			if code == 500 {
+				if body != "injected error\n" {
+					t.Fatalf("500 body %q", body)
+				}
+				failed++
+			}
+		}
+		if code, _ := get(t, srv.URL+"/healthz"); code != 200 {
+			t.Errorf("rate %v: /healthz = %d: only / fails", tc.rate, code)
+		}
+		if got := metric(t, srv.URL, "500"); got != strconv.Itoa(failed) {
+			t.Errorf("rate %v: 500 counter %s, %d answered", tc.rate, got, failed)
+		}
+		srv.Close()
+		if failed < tc.min || failed > tc.max {
+			t.Errorf("ERROR_RATE=%v: %d of 1000 failed, want %d..%d", tc.rate, failed, tc.min, tc.max)
 		}
 	}
 }
