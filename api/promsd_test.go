@@ -80,8 +80,8 @@ func TestPromTargets(t *testing.T) {
 			}),
 			scrapedPod("web-2", "10.88.0.3", func(p *corev1.Pod) { delete(p.Annotations, "prometheus.io/port") }), // no port at all
 		}, []TargetGroup{{Targets: []string{"[fd00::2]:8080", "[fd00::2]:9090"}, Labels: webLabels("web-1", nil)}}},
-		{"deployment from the owner annotation; a standalone pod has none; no track label is empty", []*corev1.Pod{
-			scrapedPod("web-1", "10.88.0.2", func(p *corev1.Pod) { p.OwnerReferences = nil }),
+		{"deployment from the controller reference; a standalone pod has none; no track label is empty", []*corev1.Pod{
+			scrapedPod("web-1", "10.88.0.2", nil),
 			scrapedPod("solo", "10.88.0.3", func(p *corev1.Pod) {
 				p.OwnerReferences = nil
 				delete(p.Annotations, "bosun.dev/owner")
