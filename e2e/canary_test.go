@@ -382,7 +382,6 @@ func TestCanary(t *testing.T) {
 	t.Logf("canary history:\n%s", strings.Join(s.canaryEntries(), "\n"))
 }
 
-
 // TestCanary_failover: a branch that does not exist, or whose manifests
 // are invalid, fails the canary with the reason and leaves main alone; a
 // stepped canary goes on where it was after a SIGKILL of the leader, on
