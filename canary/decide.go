@@ -110,6 +110,14 @@ func Decide(in Input) Decision {
 			Subject: s.Subject, Reason: reason, Message: fmt.Sprintf(format, args...)})
 	}
 	spec := in.Spec
+	// A merge that also drops the annotations still promotes; the next
+	// decision deletes the state.
+	if st.Active() && st.Hash == in.StableHash {
+		st.Phase, st.EndedAt, st.Reason = Promoted, in.Now, ""
+		ev(st, EventPromoted, "main runs the canary's template %s: its pods are stable now", st.Hash)
+		d.State = st
+		return d
+	}
 	if spec == nil {
 		if st.Active() {
 			ev(st, EventEnded, "the Deployment names no canary branch any more: canary removed, 100%% stable")
@@ -121,12 +129,6 @@ func Decide(in Input) Decision {
 			ev(st, EventEnded, "the canary branch changed from %s to %s", st.Branch, spec.Branch)
 		}
 		st = nil
-	}
-	if st.Active() && st.Hash == in.StableHash {
-		st.Phase, st.EndedAt, st.Reason = Promoted, in.Now, ""
-		ev(st, EventPromoted, "main runs the canary's template %s: its pods are stable now", st.Hash)
-		d.State = st
-		return d
 	}
 	cand := in.Candidate
 	if cand != nil && cand.Branch == spec.Branch && changed(st, cand) {

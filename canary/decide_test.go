@@ -1,6 +1,7 @@
 package canary
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,21 @@ func TestDecide_stepsWhileHealthyThenHoldsUntilMerge(t *testing.T) {
 	r.at(12 * time.Minute)
 	if r.last.Run || len(r.last.Events) != 0 || r.last.State.Phase != Promoted {
 		t.Fatalf("after promotion: %+v", r.last)
+	}
+}
+
+func TestDecide_aMergeThatDropsTheAnnotationsStillPromotes(t *testing.T) {
+	s := spec(t, map[string]string{AnnotationBranch: "canary/web", AnnotationWeight: "10"})
+	r := &run{t: t, in: Input{Namespace: "default", Name: "web", Spec: s, Candidate: cand("c1", "h1"), StableHash: "h0", Replicas: 4}}
+	r.at(0)
+	r.in.Spec, r.in.StableHash = nil, "h1"
+	r.at(time.Minute)
+	if r.last.Run || r.last.State.Phase != Promoted || !strings.HasPrefix(reasons(r.last.Events), "CanaryPromoted") {
+		t.Fatalf("merge without annotations: %+v %s", r.last, reasons(r.last.Events))
+	}
+	r.at(2 * time.Minute)
+	if r.last.State != nil || len(r.last.Events) != 0 {
+		t.Fatalf("the promoted canary's state must go once main names none: %+v", r.last)
 	}
 }
 
@@ -264,4 +280,10 @@ func TestParse(t *testing.T) {
 	if s.CanaryReplicas(4, 10) != 1 || s.CanaryReplicas(20, 10) != 2 || s.CanaryReplicas(0, 10) != 1 || s.Interval != DefaultInterval || s.FailureLimit != 1 {
 		t.Fatalf("defaults: %+v", s)
 	}
+}
+
+func sameJSON(a, b *State) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
 }
