@@ -137,6 +137,20 @@ func (s *Source) syncBranches(ctx context.Context, network, triggered bool) []Re
 			if mainErr != "" {
 				b.status.Error = "not fetched while the fetch of " + s.cfg.Branch + " fails: " + mainErr
 			}
+			if b.rev == nil && b.missing == "" {
+				// As main resumes from the clone while its server is down,
+				// so does a branch the clone already has.
+				if s.repo == nil {
+					if s.repo, _ = s.open(false); s.repo == nil {
+						continue
+					}
+				}
+				if _, err := s.repo.Reference(remoteRef(b.name), true); err == nil {
+					if err := s.takeHead(b); err == nil {
+						b.status.Commit = b.rev.Commit
+					}
+				}
+			}
 		}
 	}
 	if network && len(valid) > 0 && (triggered || fresh || !now.Before(s.extraNext)) {
@@ -160,7 +174,10 @@ func (s *Source) syncBranches(ctx context.Context, network, triggered bool) []Re
 	var out []Revision
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.status.Branches = make(map[string]BranchStatus, len(want))
+	s.status.Branches = nil
+	if len(want) > 0 {
+		s.status.Branches = make(map[string]BranchStatus, len(want))
+	}
 	for _, name := range want {
 		b := s.branches[name]
 		s.status.Branches[name] = b.status

@@ -3,6 +3,7 @@ package gitsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,11 +348,13 @@ func TestFollow_brokenBranchFetchIsTheBranchsAlone(t *testing.T) {
 
 	// A commit whose blob is gone from the server: its ls-remote works, its
 	// fetch fails, main's fetch does not care.
+	s.fetchMu.Lock() // no poll between the push and the loss
 	up.commitOn("canary/a", "broken", map[string]string{"broken.yaml": "lost blob"})
 	blob := up.git(up.bare, "rev-parse", "canary/a:broken.yaml")
 	if err := os.Remove(filepath.Join(up.bare, "objects", blob[:2], blob[2:])); err != nil {
 		t.Fatalf("remove blob (was the push packed?): %v", err)
 	}
+	s.fetchMu.Unlock()
 	eventually(t, "an error for the branch", func() bool {
 		return s.Status().Branches["canary/a"].Error != ""
 	})
@@ -451,4 +454,78 @@ func TestFollow_concurrentWithRun(t *testing.T) {
 	stop()
 	cancel()
 	<-drained
+}
+
+func TestFollow_restartWithServerDownSendsBranchesFromTheClone(t *testing.T) {
+	up := newUpstream(t)
+	main1 := up.commit("main", nil)
+	a := up.commitOn("canary/a", "a", map[string]string{"f": "a"})
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := Config{URL: up.bare, Dir: dataDir, Poll: 20 * time.Millisecond}
+	s := newSource(t, cfg)
+	out, stop := runSource(t, s)
+	receiveFrom(t, out, "main")
+	s.Follow([]string{"canary/a", "canary/gone"})
+	receiveBranches(t, out, 2)
+	stop()
+
+	if err := os.Rename(up.bare, up.bare+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	s = newSource(t, cfg)
+	out, _ = runSource(t, s)
+	if rev := receiveFrom(t, out, "main"); rev.Commit != main1 {
+		t.Fatalf("main resumed at %s, want %s", rev.Commit, main1)
+	}
+	s.Follow([]string{"canary/a", "canary/gone"})
+	wantRevision(t, receiveFrom(t, out, "canary/a"), "canary/a", a, map[string]string{"f": "a"})
+	noRevision(t, out, 200*time.Millisecond) // nothing known of canary/gone until the server answers
+	bs := s.Status().Branches
+	if bs["canary/a"].Commit != a || !strings.Contains(bs["canary/a"].Error, "not fetched while the fetch of main fails") {
+		t.Errorf("canary/a status = %+v", bs["canary/a"])
+	}
+
+	if err := os.Rename(up.bare+".gone", up.bare); err != nil {
+		t.Fatal(err)
+	}
+	s.Trigger()
+	if rev := receiveFrom(t, out, "canary/gone"); !rev.Missing {
+		t.Errorf("canary/gone = %+v, want Missing once the server answers", rev)
+	}
+}
+
+// BenchmarkFollow_triggerToBranchRevision measures a webhook's path for a
+// canary branch: from Trigger after a push to the branch to its revision on
+// Run's channel, with main and two other followed branches unchanged (so
+// one fetch of main, one ls-remote and one fetch of the moved branch, plus
+// the export of its tree).
+//
+//	go test -run '^$' -bench Follow_triggerToBranchRevision -benchtime 20x ./gitsource
+func BenchmarkFollow_triggerToBranchRevision(b *testing.B) {
+	up := newUpstream(b)
+	files := map[string]string{}
+	for i := range 20 {
+		files[fmt.Sprintf("deploy/app-%02d.yaml", i)] = strings.Repeat("kind: Deployment\n", 50)
+	}
+	up.commit("main", files)
+	for _, br := range []string{"canary/a", "canary/b", "canary/c"} {
+		up.commitOn(br, br, nil)
+	}
+	s := newSource(b, Config{URL: "file://" + up.bare, Poll: time.Hour})
+	out, _ := runSource(b, s)
+	receive(b, out)
+	s.Follow([]string{"canary/a", "canary/b", "canary/c"})
+	for range 3 {
+		receive(b, out)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		want := up.commitOn("canary/b", "move", map[string]string{"deploy/app-00.yaml": fmt.Sprint("n: ", i)})
+		b.StartTimer()
+		s.Trigger()
+		if rev := receive(b, out); rev.Branch != "canary/b" || rev.Commit != want {
+			b.Fatalf("revision %+v, want canary/b at %s", rev, want)
+		}
+	}
 }

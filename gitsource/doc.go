@@ -48,7 +48,8 @@
 //     differs from the last one sent for it, and once when it is newly
 //     followed, by this Run (a new leader needs it even if the clone had
 //     it). Extra branches are not sent from the clone before the network, as
-//     main is: they come after Follow and the first fetch.
+//     main is: they come after Follow and the first fetch; if that fetch
+//     (main's) fails, a branch the clone already has is sent from it.
 //   - A branch that is not on the remote, or whose name is invalid, is sent
 //     once as Revision{Branch: b, Missing: true, Err: reason} (no Commit, no
 //     Dir), and again if it disappears after having existed (its

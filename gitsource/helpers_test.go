@@ -18,13 +18,13 @@ import (
 // upstream is a real bare repository (root/repo.git) plus a working clone
 // used to push commits into it.
 type upstream struct {
-	t    *testing.T
+	t    testing.TB
 	root string // parent of repo.git: base path for git daemon / http-backend
 	bare string
 	work string
 }
 
-func newUpstream(t *testing.T) *upstream {
+func newUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{t: t, root: t.TempDir(), work: t.TempDir()}
 	u.bare = filepath.Join(u.root, "repo.git")
@@ -177,7 +177,7 @@ func startHTTPGit(t *testing.T, root, user, pass string) *httptest.Server {
 	return srv
 }
 
-func gitExecPath(t *testing.T) string {
+func gitExecPath(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -186,7 +186,7 @@ func gitExecPath(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-func newSource(t *testing.T, cfg Config) *Source {
+func newSource(t testing.TB, cfg Config) *Source {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = filepath.Join(t.TempDir(), "data")
@@ -220,7 +220,7 @@ func readRevFile(t *testing.T, rev *Revision, name string) string {
 
 // runSource starts Run in the background; the returned stop cancels it and
 // returns Run's error.
-func runSource(t *testing.T, s *Source) (<-chan Revision, func() error) {
+func runSource(t testing.TB, s *Source) (<-chan Revision, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan Revision)
@@ -240,7 +240,7 @@ func runSource(t *testing.T, s *Source) (<-chan Revision, func() error) {
 	return out, stop
 }
 
-func receive(t *testing.T, ch <-chan Revision) Revision {
+func receive(t testing.TB, ch <-chan Revision) Revision {
 	t.Helper()
 	select {
 	case rev := <-ch:

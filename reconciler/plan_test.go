@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"bosun/canary"
 	"bosun/kube"
 	"bosun/manifest"
 	"bosun/scheduler"
@@ -127,6 +128,10 @@ func apply(t testing.TB, o Observed, actions []Action) Observed {
 	for _, s := range o.Services {
 		svcs[key(s.Namespace, s.Name)] = *s.DeepCopy()
 	}
+	canaries := map[string]canary.State{}
+	for _, c := range o.Canaries {
+		canaries[key(c.Namespace, c.Name)] = c
+	}
 	for _, a := range actions {
 		switch a.Type {
 		case CreatePod, UpdatePod:
@@ -150,11 +155,18 @@ func apply(t testing.TB, o Observed, actions []Action) Observed {
 			svcs[key(a.Service.Namespace, a.Service.Name)] = roundTrip(t, a.Service)
 		case DeleteService:
 			delete(svcs, key(a.Namespace, a.Name))
+		case PutCanary:
+			canaries[key(a.Canary.Namespace, a.Canary.Name)] = roundTrip(t, a.Canary)
+		case DeleteCanary:
+			delete(canaries, key(a.Namespace, a.Name))
 		default:
 			t.Fatalf("unknown action %q", a.Type)
 		}
 	}
-	out := Observed{Nodes: slices.Clone(o.Nodes)}
+	out := Observed{Nodes: slices.Clone(o.Nodes), CanaryBranches: o.CanaryBranches, Measurements: o.Measurements}
+	for _, k := range sortedKeys(canaries) {
+		out.Canaries = append(out.Canaries, canaries[k])
+	}
 	for _, k := range sortedKeys(pods) {
 		out.Pods = append(out.Pods, pods[k])
 	}
