@@ -27,14 +27,6 @@ const (
 	AnnotationPromScheme = "prometheus.io/scheme"
 )
 
-// Where promTargets finds a pod's Deployment and track; the planner writes
-// both (reconciler.AnnotationOwner; the canary track label that proxy
-// reads as proxy.LabelTrack).
-const (
-	annotationOwner = "bosun.dev/owner"
-	labelTrack      = "bosun.dev/track"
-)
-
 // TargetGroup is one entry of Prometheus HTTP service discovery's answer
 // (https://prometheus.io/docs/prometheus/latest/http_sd/).
 type TargetGroup struct {
@@ -90,7 +82,7 @@ func PromTargets(pods []*corev1.Pod) []TargetGroup {
 			"pod":        p.Name,
 			"node":       p.Spec.NodeName,
 			"deployment": deploymentOf(p),
-			"track":      p.Labels[labelTrack],
+			"track":      p.Labels[kube.LabelTrack],
 		}}
 		for _, port := range ports {
 			g.Targets = append(g.Targets, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)))
@@ -147,19 +139,11 @@ func scrapePorts(p *corev1.Pod) []int {
 	return ports
 }
 
-// deploymentOf names p's Deployment: its controller reference, else the
-// planner's bosun.dev/owner annotation ("Deployment/<ns>/<name>").
+// deploymentOf names p's Deployment: its controller reference, which the
+// planner gives every pod of a Deployment.
 func deploymentOf(p *corev1.Pod) string {
-	if kind, name := kube.Controller(p); kind != "" {
-		if kind == "Deployment" {
-			return name
-		}
-		return ""
-	}
-	if rest, ok := strings.CutPrefix(p.Annotations[annotationOwner], "Deployment/"); ok {
-		if _, name, ok := strings.Cut(rest, "/"); ok {
-			return name
-		}
+	if kind, name := kube.Controller(p); kind == "Deployment" {
+		return name
 	}
 	return ""
 }

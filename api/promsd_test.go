@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,8 +80,8 @@ func TestPromTargets(t *testing.T) {
 			}),
 			scrapedPod("web-2", "10.88.0.3", func(p *corev1.Pod) { delete(p.Annotations, "prometheus.io/port") }), // no port at all
 		}, []TargetGroup{{Targets: []string{"[fd00::2]:8080", "[fd00::2]:9090"}, Labels: webLabels("web-1", nil)}}},
-		{"deployment from the owner annotation; a standalone pod has none; no track label is empty", []*corev1.Pod{
-			scrapedPod("web-1", "10.88.0.2", func(p *corev1.Pod) { p.OwnerReferences = nil }),
+		{"deployment from the controller reference; a standalone pod has none; no track label is empty", []*corev1.Pod{
+			scrapedPod("web-1", "10.88.0.2", nil),
 			scrapedPod("solo", "10.88.0.3", func(p *corev1.Pod) {
 				p.OwnerReferences = nil
 				delete(p.Annotations, "bosun.dev/owner")
@@ -163,4 +165,33 @@ func TestPromTargetsHandler_servesHTTPSDFromTheStore(t *testing.T) {
 	if body := rec.Body.String(); rec.Code != 200 || body != "[]\n" {
 		t.Errorf("no pods: %d %q, want 200 []", rec.Code, body)
 	}
+}
+
+var promLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// FuzzPromTargets: whatever labels a pod has, every label name in the
+// answer is one Prometheus accepts, and each pod label is carried.
+func FuzzPromTargets(f *testing.F) {
+	for _, s := range []string{"app", "app.kubernetes.io/name", "9lives", "ü", "a-b", ""} {
+		f.Add(s, "v")
+	}
+	f.Fuzz(func(t *testing.T, key, value string) {
+		p := scrapedPod("web-1", "10.88.0.2", func(p *corev1.Pod) { p.Labels = map[string]string{key: value} })
+		groups := PromTargets([]*corev1.Pod{p})
+		if len(groups) != 1 {
+			t.Fatalf("%d groups", len(groups))
+		}
+		carried := false
+		for name, v := range groups[0].Labels {
+			if !promLabelName.MatchString(name) {
+				t.Errorf("label name %q from pod label %q", name, key)
+			}
+			if strings.HasPrefix(name, "label_") && v == value {
+				carried = true
+			}
+		}
+		if !carried {
+			t.Errorf("pod label %q=%q not carried: %v", key, value, groups[0].Labels)
+		}
+	})
 }

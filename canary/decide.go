@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -268,7 +269,7 @@ func builtIn(spec *Spec, st *State, pods []*corev1.Pod, now time.Time, d *Decisi
 func judge(spec *Spec, m *Measurement) Check {
 	c := Check{At: m.At, Signal: "metric", OK: true}
 	if m.Err != "" {
-		c.OK, c.Message = false, "metric: "+spec.Query+": "+m.Err
+		c.OK, c.Message = false, "metric: "+oneLine(spec.Query)+": "+m.Err
 		return c
 	}
 	v := m.Value
@@ -276,11 +277,11 @@ func judge(spec *Spec, m *Measurement) Check {
 	val := strconv.FormatFloat(v, 'g', 6, 64)
 	switch {
 	case spec.Max != nil && v > *spec.Max:
-		c.OK, c.Message = false, fmt.Sprintf("metric: %s = %s, above %s %s", spec.Query, val, AnnotationMax, strconv.FormatFloat(*spec.Max, 'g', -1, 64))
+		c.OK, c.Message = false, fmt.Sprintf("metric: %s = %s, above %s %s", oneLine(spec.Query), val, AnnotationMax, strconv.FormatFloat(*spec.Max, 'g', -1, 64))
 	case spec.Min != nil && v < *spec.Min:
-		c.OK, c.Message = false, fmt.Sprintf("metric: %s = %s, below %s %s", spec.Query, val, AnnotationMin, strconv.FormatFloat(*spec.Min, 'g', -1, 64))
+		c.OK, c.Message = false, fmt.Sprintf("metric: %s = %s, below %s %s", oneLine(spec.Query), val, AnnotationMin, strconv.FormatFloat(*spec.Min, 'g', -1, 64))
 	default:
-		c.Message = fmt.Sprintf("metric: %s = %s, within bounds", spec.Query, val)
+		c.Message = fmt.Sprintf("metric: %s = %s, within bounds", oneLine(spec.Query), val)
 	}
 	return c
 }
@@ -333,4 +334,14 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// oneLine is a query as messages show it: its lines joined by one space
+// (a query written as a YAML block keeps its newlines for Prometheus).
+func oneLine(q string) string {
+	lines := strings.Split(q, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(slices.DeleteFunc(lines, func(l string) bool { return l == "" }), " ")
 }

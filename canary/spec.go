@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"bosun/kube"
 )
 
 // The annotations of a Deployment on the main branch that ask for a canary.
@@ -43,13 +45,13 @@ const (
 const (
 	// LabelTrack says which track a pod is on: TrackStable or TrackCanary.
 	// The Service proxy groups a Service's endpoints by it.
-	LabelTrack  = "bosun.dev/track"
+	LabelTrack  = kube.LabelTrack
 	TrackStable = "stable"
 	TrackCanary = "canary"
 	// AnnotationPodWeight is the relative share of new connections the
 	// pod's track receives (proxy.Group.Weight): the canary's weight on
 	// canary pods, 100 minus it on stable ones.
-	AnnotationPodWeight = "bosun.dev/weight"
+	AnnotationPodWeight = kube.AnnotationWeight
 )
 
 // DefaultInterval is the step and analysis interval when none is given.

@@ -78,6 +78,25 @@ func BenchmarkAnswer(b *testing.B) {
 			}
 		})
 	}
+	// A headless Service of 4 stable pods (weight 90) and a canary (10):
+	// each A answer is one group, picked at random.
+	weighted := BuildIndex("cluster.local", []corev1.Service{headlessWeb()}, ptrs(canaryPods()))
+	for _, bc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+	}{
+		{"Weighted_A", webName, mdns.TypeA},
+		{"Weighted_SRV", "_http._tcp." + webName, mdns.TypeSRV},
+	} {
+		q := query(bc.qname, bc.qtype)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				weighted.Answer(q)
+			}
+		})
+	}
 	withClusterIPs(services)
 	vip := BuildIndex("cluster.local", services, ptrs(pods))
 	for _, bc := range []struct {

@@ -395,8 +395,8 @@ func sameService(a, b *corev1.Service) bool {
 }
 
 // dnsEqual reports whether a and b, the same pod (namespace and name), give
-// the same DNS records: everything endpoints, kube.EndpointPort and
-// kube.EndpointHostname read.
+// the same DNS records: everything endpoints, kube.EndpointPort,
+// kube.EndpointHostname and kube.EndpointGroup read.
 func dnsEqual(a, b *corev1.Pod) bool {
 	if a == b {
 		return true
@@ -408,6 +408,7 @@ func dnsEqual(a, b *corev1.Pod) bool {
 		kube.PodFinished(a) == kube.PodFinished(b) &&
 		(a.DeletionTimestamp == nil) == (b.DeletionTimestamp == nil) &&
 		maps.Equal(a.Labels, b.Labels) &&
+		a.Annotations[kube.AnnotationWeight] == b.Annotations[kube.AnnotationWeight] &&
 		slices.EqualFunc(a.Spec.Containers, b.Spec.Containers, func(x, y corev1.Container) bool {
 			return slices.EqualFunc(x.Ports, y.Ports, func(p, q corev1.ContainerPort) bool {
 				return p.Name == q.Name && p.Protocol == q.Protocol && p.ContainerPort == q.ContainerPort

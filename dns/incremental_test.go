@@ -3,6 +3,7 @@ package dns
 import (
 	"fmt"
 	"iter"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -15,10 +16,22 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"bosun/kube"
 )
 
+// picks are random sources for answer that make weighted answers
+// deterministic: the first group, the last, and ones between.
+var picks = []func(n uint64) uint64{
+	func(uint64) uint64 { return 0 },
+	func(n uint64) uint64 { return n - 1 },
+	func(n uint64) uint64 { return n / 3 },
+	func(n uint64) uint64 { return n * 2 / 3 },
+}
+
 // sameAnswers fails t unless got and want have the same names, the same
-// skipped objects, and the same answer to A, AAAA, SRV and ANY of every name.
+// skipped objects, and the same answer to A, AAAA, SRV and ANY of every name
+// (weighted answers: the same for each of picks).
 func sameAnswers(t *testing.T, step string, got, want *Index) {
 	t.Helper()
 	if got.Len() != want.Len() {
@@ -31,10 +44,12 @@ func sameAnswers(t *testing.T, step string, got, want *Index) {
 	}
 	for name := range want.all() {
 		for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeSRV, mdns.TypeANY, mdns.TypeSOA} {
-			g, w := got.Answer(query(name, qt)), want.Answer(query(name, qt))
-			if g.Rcode != w.Rcode || !slices.Equal(rrStrings(g.Answer), rrStrings(w.Answer)) ||
-				!slices.Equal(rrStrings(g.Extra), rrStrings(w.Extra)) || !slices.Equal(rrStrings(g.Ns), rrStrings(w.Ns)) {
-				t.Errorf("%s: %s %s:\n got %s\nwant %s", step, name, mdns.TypeToString[qt], g, w)
+			for i, rnd := range picks {
+				g, w := got.answer(query(name, qt), rnd), want.answer(query(name, qt), rnd)
+				if g.Rcode != w.Rcode || !slices.Equal(rrStrings(g.Answer), rrStrings(w.Answer)) ||
+					!slices.Equal(rrStrings(g.Extra), rrStrings(w.Extra)) || !slices.Equal(rrStrings(g.Ns), rrStrings(w.Ns)) {
+					t.Errorf("%s: %s %s (pick %d):\n got %s\nwant %s", step, name, mdns.TypeToString[qt], i, g, w)
+				}
 			}
 		}
 	}
@@ -106,7 +121,23 @@ func (c *cluster) labels() map[string]string {
 	if c.r.IntN(2) == 0 {
 		l["tier"] = c.pick([]string{"front", "back"})
 	}
+	if c.r.IntN(3) != 0 {
+		l[kube.LabelTrack] = c.pick([]string{"stable", "canary", "stable"})
+	}
 	return l
+}
+
+// weigh sets a random bosun.dev/weight (or none), keeping other annotations.
+func (c *cluster) weigh(p *corev1.Pod) {
+	p.Annotations = maps.Clone(p.Annotations)
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	if w := c.pick([]string{"", "0", "10", "10", "90", "90", "90", "x"}); w != "" {
+		p.Annotations[kube.AnnotationWeight] = w
+	} else {
+		delete(p.Annotations, kube.AnnotationWeight)
+	}
 }
 
 func (c *cluster) newPod() *corev1.Pod {
@@ -122,6 +153,9 @@ func (c *cluster) newPod() *corev1.Pod {
 	}
 	if c.r.IntN(2) == 0 {
 		c.name(&p)
+	}
+	if c.r.IntN(4) != 0 {
+		c.weigh(&p)
 	}
 	return &p
 }
@@ -162,8 +196,8 @@ func (c *cluster) change() string {
 		c.pods = slices.Clone(c.pods)
 		c.pods[i] = p
 	}
-	switch op := c.r.IntN(19); {
-	case op == 0 || len(c.pods) == 0:
+	switch op := c.r.IntN(23); {
+	case op == 0 || op >= 21 || len(c.pods) == 0: // pods come more often than they go: groups form
 		p := c.newPod()
 		c.pods = append(slices.Clone(c.pods), p)
 		return "add pod " + p.Name
@@ -196,8 +230,23 @@ func (c *cluster) change() string {
 		replace(func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded })
 		return "finished " + c.pods[i].Name
 	case op == 9:
-		replace(func(p *corev1.Pod) { p.Annotations = map[string]string{"n": strconv.Itoa(c.r.IntN(100))} })
+		replace(func(p *corev1.Pod) {
+			p.Annotations = maps.Clone(p.Annotations)
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
+			}
+			p.Annotations["n"] = strconv.Itoa(c.r.IntN(100))
+		})
 		return "annotate " + c.pods[i].Name // no DNS change
+	case op == 19:
+		replace(c.weigh)
+		return "weigh " + c.pods[i].Name + " " + c.pods[i].Annotations[kube.AnnotationWeight]
+	case op == 20:
+		replace(func(p *corev1.Pod) {
+			p.Labels = maps.Clone(p.Labels)
+			p.Labels[kube.LabelTrack] = c.pick([]string{"stable", "canary"})
+		})
+		return "track " + c.pods[i].Name + " " + c.pods[i].Labels[kube.LabelTrack]
 	case op == 10:
 		// The pre-pointer cache: every pod is a fresh copy.
 		pods := make([]*corev1.Pod, len(c.pods))
@@ -260,6 +309,13 @@ func (c *cluster) change() string {
 // Builder.Update with BuildIndex of the same input after each, answer by
 // answer; every Index returned earlier must keep its answers.
 func TestBuilder_updateAnswersAsBuildIndex(t *testing.T) {
+	weightedSteps := 0 // steps whose index has weighted answers
+	defer func() {
+		t.Logf("%d steps had weighted answers", weightedSteps)
+		if !t.Failed() && weightedSteps < 100 {
+			t.Errorf("only %d steps had weighted answers: the model does not exercise them", weightedSteps)
+		}
+	}()
 	for seed := range uint64(40) {
 		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
 			c := &cluster{r: rand.New(rand.NewPCG(seed, 7))}
@@ -274,6 +330,9 @@ func TestBuilder_updateAnswersAsBuildIndex(t *testing.T) {
 				got, stats := b.Update(c.services, c.pods)
 				want := BuildIndex("Cluster.Local", c.services, c.pods, WithTTL(9))
 				sameAnswers(t, label, got, want)
+				if hasWeighted(want) {
+					weightedSteps++
+				}
 				if prevGot != nil {
 					sameAnswers(t, label+": previous index", prevGot, prevWant)
 				}
@@ -347,6 +406,15 @@ func readyPtr(p *corev1.Pod) *corev1.Pod {
 	cp := p.DeepCopy()
 	cp.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	return cp
+}
+
+func hasWeighted(ix *Index) bool {
+	for name := range ix.all() {
+		if e, _ := ix.lookup(name); e.wa != nil || e.waaaa != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // all yields every name of ix.

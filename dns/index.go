@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -14,6 +16,17 @@ import (
 
 // DefaultTTL is the TTL of every record when no other is configured.
 const DefaultTTL uint32 = 5
+
+// WeightedTTL is the TTL of the address records of a headless Service whose
+// answers are weighted (see BuildIndex), whatever the configured TTL: each
+// answer names one endpoint group picked at random, so resolvers should
+// ask again soon for the shares to hold across a client's connections.
+const WeightedTTL uint32 = 1
+
+// srvWeightScale is the sum of the SRV weights of a weighted Service's
+// port (give or take rounding): each endpoint gets its group's share of it,
+// divided among the group's endpoints.
+const srvWeightScale = 10000
 
 // soaSerial is fixed: the zone is never transferred, so nothing compares
 // serials, and a fixed value keeps BuildIndex a pure function of its input.
@@ -43,6 +56,35 @@ type entry struct {
 	a, aaaa []mdns.RR
 	srv     []mdns.RR
 	srvXtra []mdns.RR // A/AAAA records of the SRV targets
+	// wa and waaaa, when not nil, answer A and AAAA queries in place of a
+	// and aaaa: the records of one endpoint group, picked at random by
+	// weight for each query.
+	wa, waaaa *weighted
+}
+
+// weighted is the address records of a headless Service's name split by
+// endpoint group (kube.EndpointGroup), the groups of weight 0 left out: an
+// answer names the records of one group, picked with a probability
+// proportional to its weight. Each group's records are those of the name
+// (shared with entry.a or entry.aaaa), in the same order.
+type weighted struct {
+	total  uint64          // sum of the groups' weights, > 0
+	groups []weightedGroup // with weight > 0, by group name
+}
+
+type weightedGroup struct {
+	upto uint64 // the weights of this group and those before it
+	rrs  []mdns.RR
+}
+
+// pick returns the records of the group that n, in [0, total), falls in.
+func (w *weighted) pick(n uint64) []mdns.RR {
+	for i := range w.groups {
+		if n < w.groups[i].upto {
+			return w.groups[i].rrs
+		}
+	}
+	return w.groups[len(w.groups)-1].rrs
 }
 
 // IndexOption adjusts BuildIndex.
@@ -71,6 +113,22 @@ func WithTTL(ttl uint32) IndexOption { return func(c *indexConfig) { c.ttl = ttl
 // hold one SRV per endpoint whose port resolves (kube.EndpointPort), with
 // the endpoint port and the endpoint's name as target: its hostname name
 // when it has one, else its dashed name.
+//
+// A headless Service's ready endpoints fall into groups by their pods'
+// label bosun.dev/track, each group weighted by the smallest of its pods'
+// annotations bosun.dev/weight (kube.EndpointGroup, the rule of the
+// Service proxy). When the endpoints of one address family fall into more
+// than one group and one of them has a weight above 0, its name's answers
+// of that family are weighted: each answer holds the records of one group,
+// picked at random in proportion to the weights (a group of weight 0 is
+// never picked), with TTL WeightedTTL. In the SRV records of such a
+// Service, the weight of each endpoint is its group's share of
+// srvWeightScale divided among the group's endpoints of that port (at
+// least 1 for a group of weight above 0; 0 for a group of weight 0), so
+// that clients weighting by RFC 2782 reach each group in proportion; the
+// records stay complete. One group, or weights all 0, keep the answers of
+// every endpoint. A name shared by Services whose names differ only in
+// case, or with a Service that has a virtual IP, is not weighted.
 func BuildIndex(domain string, services []corev1.Service, pods []*corev1.Pod, opts ...IndexOption) *Index {
 	cfg := indexConfig{ttl: DefaultTTL}
 	for _, o := range opts {
@@ -301,6 +359,9 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	e := names.add(owner)
 	if hasClusterIP(svc) {
 		ips := clusterIPs(svc)
+		if len(ips) > 0 {
+			e.unweigh(ttl) // records of two Services: not one model of groups
+		}
 		vips := make([]mdns.RR, len(ips))
 		for i, ip := range ips {
 			vips[i] = addrRR(owner, ip, ttl)
@@ -328,8 +389,22 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 	// as its subdomain also has its hostname name, which is then the
 	// endpoint's SRV target.
 	targets := make([]mdns.RR, len(eps)) // the address record of each endpoint's SRV target
+	shared := len(e.a)+len(e.aaaa) > 0
+	wa, waaaa := weightedFamilies(eps)
+	if shared && len(eps) > 0 {
+		e.unweigh(ttl) // records of two Services: not one model of groups
+	}
+	var byGroup map[string][]mdns.RR // the owner's records by group, when weighted
+	if !shared && (wa || waaaa) {
+		byGroup = make(map[string][]mdns.RR)
+	}
 	for i, ep := range eps {
-		e.addAddr(addrRR(owner, ep.ip, ttl))
+		rr := addrRR(owner, ep.ip, ttl)
+		if weighted := ep.ip.Is4() && wa || !ep.ip.Is4() && waaaa; weighted && byGroup != nil {
+			rr.Header().Ttl = WeightedTTL
+			byGroup[ep.group] = append(byGroup[ep.group], rr)
+		}
+		e.addAddr(rr)
 		dn := dashed(ep.ip) + "." + owner
 		targets[i] = names.add(dn).addAddrOnce(addrRR(dn, ep.ip, ttl))
 		if h := kube.EndpointHostname(svc, ep.pod); h != "" && isLabel(h) {
@@ -337,7 +412,19 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 			targets[i] = names.add(hn).addAddrOnce(addrRR(hn, ep.ip, ttl))
 		}
 	}
+	if byGroup != nil {
+		if wa {
+			e.wa = newWeighted(eps, byGroup, true)
+		}
+		if waaaa {
+			e.waaaa = newWeighted(eps, byGroup, false)
+		}
+	}
 	ports := make([]uint16, len(eps))
+	var srvWeights []uint16 // when groups may weigh the SRV records
+	if !oneGroup(eps) {
+		srvWeights = make([]uint16, len(eps))
+	}
 	for _, port := range svc.Spec.Ports {
 		name, ok := srvName(port, owner)
 		if !ok {
@@ -357,14 +444,19 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 		if n > 1 {
 			weight = uint16(max(1, 100/n))
 		}
+		weighted := srvWeights != nil && srvGroupWeights(eps, ports, srvWeights)
 		for i := range eps {
 			if ports[i] == 0 {
 				continue
 			}
+			w := weight
+			if weighted {
+				w = srvWeights[i]
+			}
 			se.srv = append(se.srv, &mdns.SRV{
 				Hdr:      mdns.RR_Header{Name: name, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
 				Priority: 0,
-				Weight:   weight,
+				Weight:   w,
 				Port:     ports[i],
 				Target:   targets[i].Header().Name,
 			})
@@ -374,6 +466,126 @@ func (names nameSet) addService(owner string, svc *corev1.Service, eps []endpoin
 }
 
 func validPort(p int32) bool { return p > 0 && p <= 65535 }
+
+// groupWeight is one endpoint group's weight (the smallest of its
+// endpoints') and count of endpoints among those considered.
+type groupWeight struct {
+	weight int32
+	n      int
+}
+
+// addTo adds ep to its group in groups.
+func (ep *endpoint) addTo(groups map[string]groupWeight) {
+	g, ok := groups[ep.group]
+	if !ok {
+		g.weight = ep.weight
+	}
+	g.weight = min(g.weight, ep.weight)
+	g.n++
+	groups[ep.group] = g
+}
+
+// isWeighted reports whether endpoints in groups split by weight: more than
+// one group, and one of weight above 0.
+func isWeighted(groups map[string]groupWeight) bool {
+	if len(groups) < 2 {
+		return false
+	}
+	for _, g := range groups {
+		if g.weight > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// oneGroup reports whether every endpoint of eps is in one group (the
+// common case, a Service without tracks, costs no map).
+func oneGroup(eps []endpoint) bool {
+	for i := 1; i < len(eps); i++ {
+		if eps[i].group != eps[0].group {
+			return false
+		}
+	}
+	return true
+}
+
+// weightedFamilies reports whether the IPv4 and the IPv6 endpoints of eps
+// are weighted (isWeighted among the endpoints of each family).
+func weightedFamilies(eps []endpoint) (v4, v6 bool) {
+	if oneGroup(eps) {
+		return false, false
+	}
+	g4, g6 := map[string]groupWeight{}, map[string]groupWeight{}
+	for i := range eps {
+		if eps[i].ip.Is4() {
+			eps[i].addTo(g4)
+		} else {
+			eps[i].addTo(g6)
+		}
+	}
+	return isWeighted(g4), isWeighted(g6)
+}
+
+// newWeighted returns the weighted answers of one family (IPv4 when v4)
+// of eps, whose records byGroup holds by group.
+func newWeighted(eps []endpoint, byGroup map[string][]mdns.RR, v4 bool) *weighted {
+	groups := map[string]groupWeight{}
+	for i := range eps {
+		if eps[i].ip.Is4() == v4 {
+			eps[i].addTo(groups)
+		}
+	}
+	w := &weighted{}
+	for _, name := range slices.Sorted(maps.Keys(groups)) {
+		g := groups[name]
+		if g.weight == 0 {
+			continue
+		}
+		var rrs []mdns.RR
+		for _, rr := range byGroup[name] {
+			if (rr.Header().Rrtype == mdns.TypeA) == v4 {
+				rrs = append(rrs, rr)
+			}
+		}
+		w.total += uint64(g.weight)
+		w.groups = append(w.groups, weightedGroup{upto: w.total, rrs: slices.Clip(rrs)})
+	}
+	return w
+}
+
+// srvGroupWeights sets weights[i], for each endpoint eps[i] whose port
+// ports[i] is not 0, to its SRV weight when the endpoints of the port are
+// weighted (isWeighted): its group's share of srvWeightScale divided among
+// the group's endpoints of the port, at least 1 when the group's weight is
+// above 0, and 0 when it is 0. It reports whether they are weighted.
+func srvGroupWeights(eps []endpoint, ports, weights []uint16) bool {
+	groups := map[string]groupWeight{}
+	for i := range eps {
+		if ports[i] != 0 {
+			eps[i].addTo(groups)
+		}
+	}
+	if !isWeighted(groups) {
+		return false
+	}
+	var total uint64
+	for _, g := range groups {
+		total += uint64(g.weight)
+	}
+	for i := range eps {
+		if ports[i] == 0 {
+			continue
+		}
+		g := groups[eps[i].group]
+		weights[i] = 0
+		if g.weight > 0 {
+			w := uint64(g.weight) * srvWeightScale / (total * uint64(g.n))
+			weights[i] = uint16(max(1, w))
+		}
+	}
+	return true
+}
 
 // nameSet maps lowercased, fully qualified owner names to their records.
 type nameSet map[string]*entry
@@ -392,6 +604,18 @@ func (names nameSet) clip() {
 	for _, e := range names {
 		e.a, e.aaaa, e.srv, e.srvXtra = slices.Clip(e.a), slices.Clip(e.aaaa), slices.Clip(e.srv), slices.Clip(e.srvXtra)
 	}
+}
+
+// unweigh drops the weighted answers of e, whose address records get ttl
+// back. It runs while the entry is built, before any reader sees it.
+func (e *entry) unweigh(ttl uint32) {
+	if e.wa == nil && e.waaaa == nil {
+		return
+	}
+	for _, rr := range slices.Concat(e.a, e.aaaa) {
+		rr.Header().Ttl = ttl
+	}
+	e.wa, e.waaaa = nil, nil
 }
 
 func (e *entry) addAddr(rr mdns.RR) {
@@ -434,8 +658,10 @@ func addrOf(rr mdns.RR) netip.Addr {
 }
 
 type endpoint struct {
-	ip  netip.Addr
-	pod *corev1.Pod
+	ip     netip.Addr
+	pod    *corev1.Pod
+	group  string // kube.EndpointGroup
+	weight int32
 }
 
 // endpoints returns the ready endpoints of svc among pods (kube.Endpoint
@@ -450,7 +676,8 @@ func endpoints(svc *corev1.Service, pods []*corev1.Pod) []endpoint {
 		if err != nil {
 			continue
 		}
-		eps = append(eps, endpoint{ip: ip.Unmap(), pod: p})
+		group, weight := kube.EndpointGroup(p)
+		eps = append(eps, endpoint{ip: ip.Unmap(), pod: p, group: group, weight: weight})
 	}
 	slices.SortFunc(eps, func(a, b endpoint) int {
 		if c := a.ip.Compare(b.ip); c != 0 {
@@ -542,13 +769,19 @@ func lower(s string) string {
 }
 
 // Answer returns the reply to q, a query for a name inside the domain. It is
-// pure and safe for concurrent use.
+// safe for concurrent use, and a function of q and the index but for the
+// weighted answers of a headless Service (see BuildIndex), whose group is
+// picked at random for each query.
 //
 // The reply carries the first question of q and the records of the index;
 // the records are shared with the index and must not be modified (the slices
 // holding them are the reply's own). EDNS0 and truncation are the transport's
 // business and are not handled here.
-func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg {
+func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg { return ix.answer(q, rand.Uint64N) }
+
+// answer is Answer with the random source of weighted answers: rnd(n)
+// returns a number in [0, n).
+func (ix *Index) answer(q *mdns.Msg, rnd func(n uint64) uint64) *mdns.Msg {
 	m := new(mdns.Msg)
 	m.Id = q.Id
 	m.Response = true
@@ -584,9 +817,17 @@ func (ix *Index) Answer(q *mdns.Msg) *mdns.Msg {
 	}
 	switch qu.Qtype {
 	case mdns.TypeA:
-		m.Answer = slices.Clone(e.a)
+		if e.wa != nil {
+			m.Answer = slices.Clone(e.wa.pick(rnd(e.wa.total)))
+		} else {
+			m.Answer = slices.Clone(e.a)
+		}
 	case mdns.TypeAAAA:
-		m.Answer = slices.Clone(e.aaaa)
+		if e.waaaa != nil {
+			m.Answer = slices.Clone(e.waaaa.pick(rnd(e.waaaa.total)))
+		} else {
+			m.Answer = slices.Clone(e.aaaa)
+		}
 	case mdns.TypeSRV:
 		m.Answer = slices.Clone(e.srv)
 		m.Extra = slices.Clone(e.srvXtra)

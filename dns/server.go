@@ -57,7 +57,8 @@ type Config struct {
 	// /etc/resolv.conf (also when empty). Listen addresses are never used as
 	// upstreams. With none, such queries get SERVFAIL.
 	Upstreams []string
-	// TTL of every answer, and of negative answers. Default DefaultTTL.
+	// TTL of every answer, and of negative answers, but the weighted
+	// answers of a headless Service (WeightedTTL). Default DefaultTTL.
 	TTL uint32
 	// Logger receives rebuild and lifecycle logs. Default: discarded.
 	Logger *slog.Logger

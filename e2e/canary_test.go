@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -35,8 +36,6 @@ metadata:
   name: web
 ` + ann + `spec:
   replicas: ` + fmt.Sprint(replicas) + `
-  strategy:
-    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
   selector:
     matchLabels: {app: web}
   template:
@@ -383,7 +382,6 @@ func TestCanary(t *testing.T) {
 	t.Logf("canary history:\n%s", strings.Join(s.canaryEntries(), "\n"))
 }
 
-
 // TestCanary_failover: a branch that does not exist, or whose manifests
 // are invalid, fails the canary with the reason and leaves main alone; a
 // stepped canary goes on where it was after a SIGKILL of the leader, on
@@ -470,4 +468,92 @@ func TestCanary_failover(t *testing.T) {
 		}
 		t.Logf("canary history:\n%s", e)
 	})
+}
+
+// exampleCanary is examples/canary/web.yaml with shorter times for a
+// test: steps every interval, the error rate over window.
+func exampleCanary(t *testing.T, interval, window string) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/canary/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "bosun.dev/canary-step-interval: 2m", "bosun.dev/canary-step-interval: "+interval, 1)
+	return strings.ReplaceAll(s, "[1m]", "["+window+"]")
+}
+
+// trafficTo asks url from the host, on new connections, every few
+// milliseconds until the test ends: the canary's share of real traffic,
+// for Prometheus to count.
+func trafficTo(t *testing.T, url string) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			askHost(url)
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
+// TestCanary_metricGate runs examples/canary against a real Prometheus
+// (Debian's), which finds the pods through bosun's HTTP service discovery:
+// a canary that fails half its requests is aborted by the error-rate gate,
+// naming the value; a clean one steps 5 -> 25 -> 50 %.
+func TestCanary_metricGate(t *testing.T) {
+	t.Parallel()
+	const branch = "canary/web-v2"
+	web := exampleCanary(t, "6s", "10s")
+	repo := newGitRepo(t)
+	repo.write("web.yaml", web)
+	repo.commit("web v1, canary of " + branch)
+	p := newPrometheus(t)
+	s := startWebhookStackTB(t, repo)
+	s.stop(syscall.SIGTERM)
+	s.args = append(s.args, "--prometheus-url", p.URL)
+	s.start()
+	scrapeStacks(t, p, s)
+	s.waitFor("4 web pods", 120*time.Second, func() error {
+		if n := len(readyPods(s.pods(), "web-")); n != 4 {
+			return fmt.Errorf("%d ready", n)
+		}
+		return nil
+	})
+	trafficTo(t, "http://"+s.clusterIP("web")+"/")
+
+	flaky := strings.Replace(strings.Replace(web, "bosun-hello:v1", "bosun-hello:v2", 1),
+		"        ports:\n", "        env:\n        - {name: ERROR_RATE, value: \"0.5\"}\n        ports:\n", 1)
+	bad := repo.onBranch(branch, map[string]string{"web.yaml": flaky}, "web v2, failing half its requests")
+	s.notifyBranch(branch, bad)
+	s.waitEntry(store.ResultCanaryStarted, bad, 20*time.Second)
+	entry := s.waitEntry(store.ResultCanaryAborted, bad, 60*time.Second)
+	t.Log(entry)
+	if !strings.Contains(entry, "metric: sum(rate(hello_http_requests_total") || !strings.Contains(entry, "above bosun.dev/canary-max 0.05 (2 of 2 checks failed in a row)") {
+		t.Fatalf("the abort does not name the signal, the value and the bound: %s", entry)
+	}
+	s.waitCanary(4, 0, "", 0, 20*time.Second)
+
+	clean := strings.Replace(web, "bosun-hello:v1", "bosun-hello:v2", 1)
+	good := repo.onBranch(branch, map[string]string{"web.yaml": clean}, "web v2")
+	s.notifyBranch(branch, good)
+	s.waitEntry(store.ResultCanaryStarted, good, 20*time.Second)
+	s.waitFor("the canary to step 5 -> 25 -> 50 %", 90*time.Second, func() error {
+		e := s.canaryEntries()
+		if !strings.Contains(e[len(e)-1], "25% -> 50%") {
+			return fmt.Errorf("history %q", e)
+		}
+		return nil
+	})
+	s.waitCanary(4, 2, "v2", 50, 20*time.Second)
+	e := s.canaryEntries()
+	t.Logf("canary history:\n%s", strings.Join(e, "\n"))
+	if strings.Contains(strings.Join(e, "\n"), fmt.Sprintf("%s %.7s", store.ResultCanaryAborted, good)) {
+		t.Fatalf("the clean canary was aborted")
+	}
 }

@@ -88,6 +88,37 @@ func EndpointHostname(svc *corev1.Service, pod *corev1.Pod) string {
 
 func validPort(p int32) bool { return p > 0 && p <= 65535 }
 
+const (
+	// LabelTrack is the pod label that names a pod's endpoint group (its
+	// track: stable or canary). Pods without it form the group "".
+	LabelTrack = "bosun.dev/track"
+	// AnnotationWeight is the pod annotation that gives its endpoint group's
+	// weight: a non-negative integer.
+	AnnotationWeight = "bosun.dev/weight"
+)
+
+// EndpointGroup returns the endpoint group of pod, its label
+// bosun.dev/track ("" when absent), and the weight it asks for that group,
+// its annotation bosun.dev/weight (0 when absent, and when it is not a
+// non-negative integer: validation refuses such a manifest). A group's
+// weight is the smallest its pods ask for, so that a group never takes
+// more traffic than every one of its pods asks for (in the middle of a
+// rollout that changes it, they disagree). The Service proxy splits new
+// connections to a virtual IP by these weights, and DNS the answers of a
+// headless Service.
+func EndpointGroup(pod *corev1.Pod) (group string, weight int32) {
+	group = pod.Labels[LabelTrack]
+	v, ok := pod.Annotations[AnnotationWeight]
+	if !ok {
+		return group, 0
+	}
+	w, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || w < 0 {
+		return group, 0
+	}
+	return group, int32(w)
+}
+
 // EndpointSlices returns the endpoints of svc among pods, shaped as
 // Kubernetes' EndpointSlices (discovery.k8s.io/v1): one slice per distinct
 // set of resolved ports (pods that name their target ports differently land

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"bosun/canary"
+	"bosun/kube"
 )
 
 // annotationPrefix marks the annotations that are bosun's to read. Any of
@@ -38,7 +39,7 @@ var honouredAnnotations = map[string]string{}
 // AnnotationWeight on a pod (or a pod template) is the relative share of
 // new connections its endpoint group gets in the Services that select it:
 // a non-negative integer (proxy.Group.Weight).
-const AnnotationWeight = "bosun.dev/weight"
+const AnnotationWeight = kube.AnnotationWeight
 
 // podAnnotations are the bosun.dev/ annotations of pods and pod templates,
 // each with the check of its value (it returns why a value is refused, or "").

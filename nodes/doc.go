@@ -134,7 +134,11 @@
 // with exec (a process in the container's task), httpGet (from the agent to
 // podIP:port; 2xx and 3xx pass), tcpSocket and grpc (grpc.health.v1 Check
 // of the named service on podIP:port, plaintext or TLS without
-// verification; SERVING passes), with Kubernetes' defaults.
+// verification; SERVING passes), with Kubernetes' defaults. One difference
+// makes pods ready sooner: a readiness probe that has not passed yet is
+// retried 50 ms after a failure, doubling up to its period (nextProbe), so
+// a container that listens a moment after it starts is ready then, not a
+// whole period later.
 // Each active probe of a running container instance is one goroutine owned
 // by the pod worker (stopped with the instance); it only reports results.
 // The worker feeds them to the instance's prober state machine

@@ -1,6 +1,7 @@
 package nodes
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,34 @@ func TestBuildStatus_probesDriveReadinessAndConditions(t *testing.T) {
 	st3 := buildStatus(statusInput{Pod: pod, Records: recs, Prev: &st2, Now: t1.Add(time.Minute)})
 	if !statusEqual(&st2, &st3) {
 		t.Error("a probe success that changes nothing changed the status")
+	}
+}
+
+func TestNextProbe_readinessRetriesSoonerUntilItFirstPasses(t *testing.T) {
+	ready := timingOf(&corev1.Probe{PeriodSeconds: 1}, probeReadiness)
+	var got []time.Duration
+	for failed := 1; failed <= 6; failed++ {
+		got = append(got, nextProbe(probeReadiness, ready, false, failed))
+	}
+	want := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("retries %v, want %v", got, want)
+	}
+	for _, tt := range []struct {
+		name   string
+		k      probeKind
+		timing probeTiming
+		passed bool
+		failed int
+	}{
+		{"passed once: the period", probeReadiness, ready, true, 3},
+		{"no failure yet: the period", probeReadiness, ready, false, 0},
+		{"liveness: the period", probeLiveness, timingOf(&corev1.Probe{PeriodSeconds: 1}, probeLiveness), false, 1},
+		{"startup: the period", probeStartup, timingOf(&corev1.Probe{PeriodSeconds: 1}, probeStartup), false, 1},
+		{"successThreshold 2: the period", probeReadiness, timingOf(&corev1.Probe{PeriodSeconds: 1, SuccessThreshold: 2}, probeReadiness), false, 1},
+	} {
+		if d := nextProbe(tt.k, tt.timing, tt.passed, tt.failed); d != time.Second {
+			t.Errorf("%s: %v", tt.name, d)
+		}
 	}
 }

@@ -54,10 +54,11 @@ func (w *podWorker) startProbes(r *podRun, c *corev1.Container, rec *containerRe
 }
 
 // probeLoop runs one probe of one container instance every period, from
-// first on, and reports each result to the worker.
+// first on, and reports each result to the worker (see nextProbe).
 func (w *podWorker) probeLoop(ctx context.Context, t probeTarget, k probeKind, container, id string, timing probeTiming, first time.Duration) {
 	timer := time.NewTimer(first)
 	defer timer.Stop()
+	passed, failed := false, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -73,8 +74,33 @@ func (w *podWorker) probeLoop(ctx context.Context, t probeTarget, k probeKind, c
 		case <-ctx.Done():
 			return
 		}
-		timer.Reset(timing.Period)
+		if ok {
+			passed = true
+		} else {
+			failed++
+		}
+		timer.Reset(nextProbe(k, timing, passed, failed))
 	}
+}
+
+// firstReadyRetry is the first wait before a readiness probe that has never
+// passed runs again.
+const firstReadyRetry = 50 * time.Millisecond
+
+// nextProbe is how long until a probe runs again: its period, but a
+// readiness probe (successThreshold 1) that has not passed yet is retried
+// sooner, 50 ms after its first failure, doubling up to the period: a
+// container that listens a moment after it started is ready within about
+// that moment, not a whole period later (kubelet waits the period). Until
+// it first passes the container is not ready either way, so the failures
+// change nothing else; liveness and startup probes, whose failures count
+// toward a kill, keep their period.
+func nextProbe(k probeKind, t probeTiming, passed bool, failed int) time.Duration {
+	if k != probeReadiness || t.Success != 1 || passed || failed < 1 {
+		return t.Period
+	}
+	d := firstReadyRetry << min(failed-1, 10)
+	return min(d, t.Period)
 }
 
 // handleProbe feeds a probe result to the instance's prober state and acts

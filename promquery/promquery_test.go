@@ -33,8 +33,10 @@ func scraped(t *testing.T) *promquery.Client {
 	reg.MustRegister(requests)
 	app := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(app.Close)
-	url := promtest.Start(t, promtest.Config{Jobs: []promtest.Job{{Name: "app", Targets: []string{strings.TrimPrefix(app.URL, "http://")}}}})
-	c, err := promquery.New(url, 5*time.Second)
+	// Started without jobs and given one: Scrape's reload is tested too.
+	prom := promtest.Start(t, promtest.Config{})
+	prom.Scrape(t, promtest.Job{Name: "app", Targets: []string{strings.TrimPrefix(app.URL, "http://")}})
+	c, err := promquery.New(prom.URL, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestScalar_realPrometheus(t *testing.T) {
 }
 
 func TestScalar_prometheusErrorIsPassedThrough(t *testing.T) {
-	url := promtest.Start(t, promtest.Config{})
+	url := promtest.Start(t, promtest.Config{}).URL
 	c, err := promquery.New(url, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

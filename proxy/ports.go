@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,12 +14,12 @@ import (
 )
 
 const (
-	// LabelTrack is the pod label that names a pod's endpoint group (its
-	// track: stable or canary). Pods without it form the group "".
-	LabelTrack = "bosun.dev/track"
+	// LabelTrack is the pod label that names a pod's endpoint group
+	// (kube.EndpointGroup).
+	LabelTrack = kube.LabelTrack
 	// AnnotationWeight is the pod annotation that gives its endpoint group's
-	// weight: a non-negative integer.
-	AnnotationWeight = "bosun.dev/weight"
+	// weight (kube.EndpointGroup).
+	AnnotationWeight = kube.AnnotationWeight
 )
 
 // PortsStats says what a PortsBuilder.Update did; the runner logs it.
@@ -182,8 +181,7 @@ func servicePorts(svc *corev1.Service, candidates []*corev1.Pod) []ServicePort {
 			if !ok {
 				continue // a named target port this pod does not declare
 			}
-			name := m.pod.Labels[LabelTrack]
-			w := podWeight(m.pod)
+			name, w := kube.EndpointGroup(m.pod)
 			g := byName[name]
 			if g == nil {
 				g = &Group{Name: name, Weight: w}
@@ -230,20 +228,6 @@ func clusterIP(svc *corev1.Service) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
-}
-
-// podWeight is the pod's bosun.dev/weight: 0 when absent, and when it is
-// not a non-negative integer (validation refuses such a manifest).
-func podWeight(p *corev1.Pod) int32 {
-	v, ok := p.Annotations[AnnotationWeight]
-	if !ok {
-		return 0
-	}
-	w, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || w < 0 {
-		return 0
-	}
-	return int32(w)
 }
 
 func validPort(p int32) bool { return p > 0 && p <= 65535 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
 # With "test": also what only the tests need (a container registry, nft,
-# conntrack).
+# conntrack, Prometheus).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -17,6 +17,8 @@ if [ "${1:-}" = test ]; then
   # rules and connection tracking back with these.
   command -v nft >/dev/null || need+=(nftables)
   command -v conntrack >/dev/null || need+=(conntrack)
+  # Canary metric gates are tested against a real Prometheus.
+  command -v prometheus >/dev/null || need+=(prometheus)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

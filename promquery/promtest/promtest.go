@@ -4,6 +4,11 @@
 //
 // Without the binary a test is skipped, unless CI=true, where that is a
 // failure (as containerdtest does with containerd).
+//
+// A test that needs Prometheus's URL before the targets exist (a server
+// started with the URL as a flag, whose own API is the service discovery)
+// starts Prometheus first and gives it its jobs later with Server.Scrape,
+// a configuration reload (SIGHUP).
 package promtest
 
 import (
@@ -19,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,9 +58,20 @@ type Job struct {
 	MetricsPath string
 }
 
-// Start runs prometheus with cfg until the test ends and returns its base
-// URL, http://127.0.0.1:PORT, once it answers /-/ready.
-func Start(t testing.TB, cfg Config) string {
+// Server is a running prometheus.
+type Server struct {
+	// URL is the base URL, http://127.0.0.1:PORT.
+	URL string
+
+	cmd      *exec.Cmd
+	conf     string
+	interval time.Duration
+	log      *syncBuffer
+}
+
+// Start runs prometheus with cfg until the test ends, and returns it once
+// it answers /-/ready.
+func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	bin := cfg.Binary
 	if bin == "" {
@@ -85,9 +102,10 @@ func Start(t testing.TB, cfg Config) string {
 		if listen == "" {
 			listen = freeLoopback(t)
 		}
-		url, err := start(t, path, conf, dir, listen)
+		srv, err := start(t, path, conf, dir, listen)
 		if err == nil {
-			return url
+			srv.interval = cfg.Interval
+			return srv
 		}
 		if !errors.Is(err, errAddrInUse) || cfg.Listen != "" || attempt == 3 {
 			t.Fatal(err)
@@ -97,10 +115,10 @@ func Start(t testing.TB, cfg Config) string {
 
 var errAddrInUse = errors.New("address already in use")
 
-func start(t testing.TB, bin, conf, dir, listen string) (string, error) {
+func start(t testing.TB, bin, conf, dir, listen string) (*Server, error) {
 	storage, err := os.MkdirTemp(dir, "data")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	log := &syncBuffer{}
 	cmd := exec.Command(bin,
@@ -111,7 +129,7 @@ func start(t testing.TB, bin, conf, dir, listen string) (string, error) {
 	)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start prometheus: %w", err)
+		return nil, fmt.Errorf("start prometheus: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
@@ -133,14 +151,14 @@ func start(t testing.TB, bin, conf, dir, listen string) (string, error) {
 		select {
 		case <-exited:
 			if strings.Contains(log.String(), "address already in use") {
-				return "", fmt.Errorf("prometheus on %s: %w", listen, errAddrInUse)
+				return nil, fmt.Errorf("prometheus on %s: %w", listen, errAddrInUse)
 			}
-			return "", fmt.Errorf("prometheus exited at start (%s); its log:\n%s", cmd.ProcessState, log.tail(40))
+			return nil, fmt.Errorf("prometheus exited at start (%s); its log:\n%s", cmd.ProcessState, log.tail(40))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("prometheus on %s not ready within 60s; its log:\n%s", listen, log.tail(40))
+			return nil, fmt.Errorf("prometheus on %s not ready within 60s; its log:\n%s", listen, log.tail(40))
 		}
 	}
 	t.Cleanup(func() {
@@ -149,7 +167,57 @@ func start(t testing.TB, bin, conf, dir, listen string) (string, error) {
 			t.Logf("prometheus log (last 40 lines):\n%s", log.tail(40))
 		}
 	})
-	return url, nil
+	return &Server{URL: url, cmd: cmd, conf: conf, log: log}, nil
+}
+
+// Scrape replaces the server's jobs with jobs (its listen address and
+// interval stay) and returns once prometheus has loaded them.
+func (s *Server) Scrape(t testing.TB, jobs ...Job) {
+	t.Helper()
+	b, err := configFile(Config{Jobs: jobs, Interval: s.interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.conf, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("reload prometheus: %v", err)
+	}
+	Wait(t, "prometheus to load its new jobs", 30*time.Second, func(ctx context.Context) error {
+		return s.loaded(ctx, jobs)
+	})
+}
+
+// loaded reports whether the configuration prometheus runs has exactly
+// the jobs named.
+func (s *Server) loaded(ctx context.Context, jobs []Job) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/api/v1/status/config", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			YAML string `json:"yaml"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("GET /api/v1/status/config: %w", err)
+	}
+	if n := strings.Count(body.Data.YAML, "job_name: "); n != len(jobs) {
+		return fmt.Errorf("%d jobs loaded, want %d; log:\n%s", n, len(jobs), s.log.tail(5))
+	}
+	for _, j := range jobs {
+		if !strings.Contains(body.Data.YAML, "job_name: "+j.Name+"\n") {
+			return fmt.Errorf("job %s not loaded; log:\n%s", j.Name, s.log.tail(5))
+		}
+	}
+	return nil
 }
 
 // configFile is cfg as a prometheus.yml (JSON is YAML).
