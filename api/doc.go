@@ -20,12 +20,22 @@
 // (spec.clusterIP(s), ports[].nodePort); their endpoints are served as
 // discovery.k8s.io/v1 EndpointSlices, from kube.EndpointSlices, the model
 // DNS and the Service proxy read.
+// Canaries (BuildCanaries) are served from the stored canary.State, never
+// its pod template (env values from Git; the hash names it), with the spec
+// parsed from main's Deployment annotations, the canary's pods and the
+// stable ones from the cache, the weights and when the next step is due; a
+// Deployment that asks for a canary whose branch the leader has not
+// fetched yet shows as PhaseWaiting. Status carries one CanarySummary per
+// canary. A plan of a canary branch (PlanResult.Canaries) says what the
+// canary would run.
 //
-//	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints)
+//	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints, canaries)
 //	GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
 //	GET  /api/v1/endpoints[/SERVICE][?namespace=NS]   the Services' EndpointSlices (kube.EndpointSlices)
 //	GET  /api/v1/prometheus/targets[?namespace=NS]   Prometheus HTTP service discovery (http_sd_configs): the pods annotated prometheus.io/scrape (PromTargets)
-//	GET  /api/v1/history                the revisions seen, newest first
+//	GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
+//	GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
+//	GET  /api/v1/history                the revisions seen and canary events, newest first
 //	POST /api/v1/plan                   preview a ref or a directory (PlanRequest)
 //	GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
 //	POST /api/v1/sync                   ask the leader to fetch the repository now

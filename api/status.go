@@ -20,6 +20,9 @@ type Status struct {
 	Deployments []DeploymentStatus `json:"deployments"`
 	Pods        PodCounts          `json:"pods"`
 	Services    []ServiceStatus    `json:"services"`
+	// Canaries summarises each canary (BuildCanaries), sorted by namespace
+	// and name.
+	Canaries []CanarySummary `json:"canaries,omitempty"`
 	// FailedJobs lists the Jobs that failed, "<ns>/<name>: <reason>:
 	// <message>".
 	FailedJobs []string `json:"failedJobs,omitempty"`
@@ -119,6 +122,9 @@ func BuildStatus(leader string, snap *store.Snapshot) Status {
 				st.FailedJobs = append(st.FailedJobs, j.Namespace+"/"+j.Name+": "+c.Reason+": "+c.Message)
 			}
 		}
+	}
+	for _, c := range BuildCanaries(snap) {
+		st.Canaries = append(st.Canaries, c.Summary())
 	}
 	for _, svc := range snap.Services {
 		eps := Endpoints(&svc, snap.Pods)

@@ -40,16 +40,13 @@ type backend struct {
 }
 
 // Plan previews a ref of the tracked repository, or files sent by the CLI,
-// against the revision the cluster runs and the observed cluster.
+// against the revision the cluster runs and the observed cluster. A ref
+// that is a branch the running revision names in bosun.dev/canary-branch
+// also gets, per Deployment naming it, what its canary would run
+// (canaryPlans); the rest of the result is then what merging the branch
+// would do.
 func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResult, error) {
 	res := &api.PlanResult{}
-	var set *manifest.Set
-	var err error
-	if req.Ref != "" {
-		set, res.Revision, err = b.loadRef(ctx, req.Ref)
-	} else {
-		set, err = loadFiles(b.cfg.Policy, req.Files)
-	}
 	current, cerr := b.st.Desired(ctx)
 	if cerr != nil {
 		return nil, cerr
@@ -62,6 +59,39 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	snap, serr := b.cache.Snapshot(ctx)
 	if serr != nil {
 		return nil, serr
+	}
+	var set *manifest.Set
+	var err error
+	if req.Ref != "" {
+		branch := branchOfRef(req.Ref)
+		deps := canaryDeployments(currentSet, branch)
+		var rev *gitsource.Revision
+		rev, err = b.resolve(ctx, req.Ref)
+		if err != nil {
+			if len(deps) == 0 || !errors.Is(err, gitsource.ErrRefNotFound) {
+				return nil, err
+			}
+			// The canary's branch is missing: that is the plan.
+			missing := gitsource.Revision{Branch: branch, Missing: true, Err: "branch " + branch + " does not exist"}
+			res.Canaries = canaryPlans(b.cfg.Policy, b.cfg.Path, nil, currentSet, deps, missing, loadedBranch{}, snap, time.Now())
+			return res, nil
+		}
+		defer b.planSrc.Release(rev)
+		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
+		set, err = b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
+		if len(deps) > 0 {
+			key, kerr := b.clusterKey(ctx)
+			if kerr != nil {
+				return nil, kerr
+			}
+			r := *rev
+			r.Branch = branch
+			// Before finish: the candidate is the branch's template as
+			// loaded, stamped with main's configuration.
+			res.Canaries = canaryPlans(b.cfg.Policy, b.cfg.Path, key, currentSet, deps, r, loadedBranch{set: set, err: err}, snap, time.Now())
+		}
+	} else {
+		set, err = loadFiles(b.cfg.Policy, req.Files)
 	}
 	if err == nil {
 		set, err = b.finish(ctx, currentSet, set, snap.Services)
@@ -80,9 +110,9 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	return res, nil
 }
 
-// loadRef fetches a ref of the tracked repository into a clone of its own
-// (the leader's clone belongs to its Git source) and loads its manifests.
-func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *store.Revision, error) {
+// resolve fetches a ref into a clone of its own (the leader's clone
+// belongs to its Git source); the caller releases the revision.
+func (b *backend) resolve(ctx context.Context, ref string) (*gitsource.Revision, error) {
 	b.planMu.Lock()
 	defer b.planMu.Unlock()
 	if b.planSrc == nil {
@@ -91,21 +121,19 @@ func (b *backend) loadRef(ctx context.Context, ref string) (*manifest.Set, *stor
 			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		b.planSrc = src
 	}
 	rev, err := b.planSrc.Resolve(ctx, ref)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
-	r := &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
-	set, err := b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
-	return set, r, err
+	return rev, nil
 }
 
-// finish takes a loaded revision the rest of the way, as the leader does.
-func (b *backend) finish(ctx context.Context, applied, next *manifest.Set, stored []corev1.Service) (*manifest.Set, error) {
+// clusterKey reads the cluster key once.
+func (b *backend) clusterKey(ctx context.Context) ([]byte, error) {
 	b.keyMu.Lock()
 	defer b.keyMu.Unlock()
 	if b.key == nil {
@@ -115,7 +143,16 @@ func (b *backend) finish(ctx context.Context, applied, next *manifest.Set, store
 		}
 		b.key = key
 	}
-	return finishRevision(b.key, b.cfg.Services, applied, next, stored)
+	return b.key, nil
+}
+
+// finish takes a loaded revision the rest of the way, as the leader does.
+func (b *backend) finish(ctx context.Context, applied, next *manifest.Set, stored []corev1.Service) (*manifest.Set, error) {
+	key, err := b.clusterKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return finishRevision(key, b.cfg.Services, applied, next, stored)
 }
 
 // finishRevision takes a revision whose manifests are valid on their own

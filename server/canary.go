@@ -118,21 +118,34 @@ func (l *leader) updateCandidates() {
 	}
 }
 
-// candidate is what rev holds for main's Deployment d: its pod template
-// as main would run it (configuration hash from main's ConfigMaps and
-// Secrets, which are what the canary's pods mount), or why it cannot run.
+// candidate is what rev holds for main's Deployment d (canaryCandidate),
+// the branch's manifests loaded once per commit.
 func (l *leader) candidate(d *appsv1.Deployment, rev gitsource.Revision) canary.Candidate {
+	return canaryCandidate(l.cfg.Policy, l.cfg.Path, l.key, l.desired, d, rev, l.canary.loaded)
+}
+
+// canaryCandidate is what rev, the head of a canary branch, holds for
+// main's Deployment d of the desired revision: its pod template as main
+// would run it (configuration hash from main's ConfigMaps and Secrets,
+// which are what the canary's pods mount), or why it cannot run (the
+// branch is missing, its manifests are invalid, it has no such Deployment,
+// its template does not match main's selector). loaded caches the
+// branch's manifests by commit; a commit not in it is loaded from rev.Dir
+// (under path) with policy and added. The leader and `bosun plan --ref
+// BRANCH` both call it.
+func canaryCandidate(policy manifest.Policy, path string, key []byte, desired *manifest.Set, d *appsv1.Deployment,
+	rev gitsource.Revision, loaded map[string]loadedBranch) canary.Candidate {
 	cand := canary.Candidate{Branch: rev.Branch, Commit: rev.Commit, Subject: firstLine(rev.Message)}
 	if rev.Missing {
 		cand.Err = cmp(rev.Err, "branch "+rev.Branch+" does not exist")
 		return cand
 	}
 	at := fmt.Sprintf("branch %s at %s", rev.Branch, short(rev.Commit))
-	lb, ok := l.canary.loaded[rev.Commit]
+	lb, ok := loaded[rev.Commit]
 	if !ok {
-		set, err := l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+		set, err := policy.LoadDir(rev.Dir, path)
 		lb = loadedBranch{set: set, err: err}
-		l.canary.loaded[rev.Commit] = lb
+		loaded[rev.Commit] = lb
 	}
 	if lb.err != nil {
 		lines := strings.Split(lb.err.Error(), "\n")
@@ -160,9 +173,9 @@ func (l *leader) candidate(d *appsv1.Deployment, rev gitsource.Revision) canary.
 	// Stamp as main would: main's configuration, this template.
 	md := d.DeepCopy()
 	md.Spec.Template = *bd.Spec.Template.DeepCopy()
-	stamp := *l.desired
+	stamp := *desired
 	stamp.Deployments, stamp.Pods = []appsv1.Deployment{*md}, nil
-	stamp.StampConfigHashes(l.key)
+	stamp.StampConfigHashes(key)
 	t := stamp.Deployments[0].Spec.Template
 	cand.Template, cand.Hash = &t, manifest.TemplateHash(&t)
 	return cand

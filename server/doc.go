@@ -29,6 +29,15 @@
 // leader reads them back (restore), so they survive restarts and
 // failovers. `bosun plan` goes through the same finishRevision.
 //
+// What a canary branch holds for a Deployment of main (its template
+// stamped with main's configuration, or why it cannot run) is worked out
+// in one place, canaryCandidate, which the leader calls for the branches
+// it follows and `bosun plan --ref BRANCH` for a branch the running
+// revision names in bosun.dev/canary-branch: the plan then runs
+// reconciler.Plan once over the observed cluster with that candidate, as
+// the leader's next plan would, and shows the canary's template changes
+// (env names, never values), pods, node and weights (canaryPlans).
+//
 // Each replica runs one store.Cache of the cluster state; the leader, DNS,
 // the API and logs read it. Before planning, the leader waits until the
 // cache shows its own last write (Leadership.Revision), so a plan never

@@ -39,6 +39,10 @@ func printHistory(w io.Writer, items []store.HistoryEntry, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMMIT\tAGE\tAUTHOR\tRESULT\tREADY AFTER\tCHANGES\tMESSAGE")
 	for _, e := range items {
+		if e.Canary != "" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\tcanary %s\t%s\n", shortHash(e.Commit), age(e.SeenAt, now), e.Result, e.Canary, canaryDetail(e))
+			continue
+		}
 		ready := "-"
 		if e.ReadyAfter > 0 {
 			ready = time.Duration(e.ReadyAfter).Round(time.Millisecond).String()
@@ -50,6 +54,17 @@ func printHistory(w io.Writer, items []store.HistoryEntry, now time.Time) {
 		}
 	}
 	tw.Flush()
+}
+
+// canaryDetail is a canary entry's MESSAGE: "canary/web-v2@1a2b3c4d5e
+// aborted: readiness: pod web-x not ready for 30s".
+func canaryDetail(e store.HistoryEntry) string {
+	what := strings.TrimPrefix(e.Result, "canary ")
+	out := branchAt(e.Branch, e.Commit) + " " + what
+	if e.Detail != "" {
+		out += ": " + e.Detail
+	}
+	return out
 }
 
 // summarize lists changes as "+Deployment/web ~Service/web", at most a few.

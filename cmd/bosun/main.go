@@ -4,7 +4,7 @@
 //	bosun server --repo URL|PATH [flags]   a control-plane replica (and, by default, this machine's node)
 //	bosun agent --etcd-endpoints ... --node-name NAME   a node only
 //	bosun agent --etcd-endpoints ... --simulate N      N simulated nodes (scale tests: they run nothing)
-//	bosun status | get | plan | history | logs | sync | validate | image import   the CLI
+//	bosun status | get | canary | plan | history | logs | sync | validate | image import   the CLI
 package main
 
 import (
@@ -32,9 +32,12 @@ Usage:
   bosun status [-o json]
   bosun get KIND [NAME] [-o json|yaml|wide] [-n NAMESPACE]
       KIND: pods, deployments, services, endpoints [SERVICE], nodes, configmaps, secrets, namespaces, jobs, cronjobs
+  bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]
+      the canaries (bosun.dev/canary-branch): a table, or one canary's spec, state, pods and checks
   bosun sync
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
+      a canary branch (named by a Deployment's bosun.dev/canary-branch) also shows what its canary would run
   bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
   bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] DIR
   bosun image import FILE...
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "get":
 		return cmdGet(ctx, rest, stdout, stderr)
+	case "canary", "canaries":
+		return cmdCanary(ctx, rest, stdout, stderr)
 	case "sync":
 		return cmdSync(ctx, rest, stdout, stderr)
 	case "history":

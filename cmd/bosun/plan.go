@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"bosun/api"
+	"bosun/canary"
 	"bosun/manifest"
 )
 
@@ -46,10 +47,17 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		printPlan(stdout, &res, *ref, *dir)
 	}
+	starts := false
+	for _, c := range res.Canaries {
+		if c.Phase == canary.Failed {
+			return &exitError{code: 1, err: fmt.Errorf("the canary of %s/%s would fail: %s", c.Namespace, c.Name, c.Reason)}
+		}
+		starts = starts || len(c.Pods) > 0
+	}
 	switch {
 	case len(res.Errors) > 0:
 		return &exitError{code: 1, err: fmt.Errorf("the revision is invalid: %d error(s); it would be rejected", len(res.Errors))}
-	case res.Preview != nil && res.Preview.Changed():
+	case starts, res.Preview != nil && res.Preview.Changed():
 		return &exitError{code: 2}
 	}
 	return nil
@@ -82,6 +90,13 @@ func printPlan(w io.Writer, res *api.PlanResult, ref, dir string) {
 		against = fmt.Sprintf("%s %q", shortHash(c.Commit), c.Message)
 	}
 	fmt.Fprintf(w, "Plan for %s against %s\n", what, against)
+	if len(res.Canaries) > 0 {
+		printCanaryPlans(w, res.Canaries)
+		if res.Revision == nil {
+			return
+		}
+		fmt.Fprintf(w, "\nIf %s were merged into main:\n", ref)
+	}
 	if len(res.Errors) > 0 {
 		fmt.Fprintf(w, "\nInvalid: this revision would be rejected whole:\n")
 		for _, e := range res.Errors {
@@ -130,4 +145,55 @@ func printPlan(w io.Writer, res *api.PlanResult, ref, dir string) {
 		}
 	}
 	fmt.Fprintf(w, "\nCapacity: %s\n", p.Verdict)
+}
+
+// printCanaryPlans shows what a canary branch would run beside each
+// Deployment that names it.
+func printCanaryPlans(w io.Writer, plans []api.CanaryPlan) {
+	for _, c := range plans {
+		fmt.Fprintf(w, "\nCanary of Deployment %s/%s from branch %s:\n", c.Namespace, c.Name, branchAt(c.Branch, c.Commit))
+		if c.Current != "" {
+			fmt.Fprintf(w, "  now:      %s\n", c.Current)
+		}
+		switch c.Phase {
+		case canary.Progressing:
+			steps := make([]string, len(c.Steps))
+			for i, v := range c.Steps {
+				steps[i] = fmt.Sprintf("%d%%", v)
+			}
+			fmt.Fprintf(w, "  runs:     %d canary %s of template %s beside %d stable (%s), canary %d%% / stable %d%% of new connections",
+				c.Replicas, plural(c.Replicas, "pod"), c.Hash, c.StableReplicas, c.StableHash, c.Weight, c.StableWeight)
+			if len(steps) > 1 {
+				fmt.Fprintf(w, " (steps %s)", strings.Join(steps, " -> "))
+			}
+			fmt.Fprintln(w)
+		default:
+			fmt.Fprintf(w, "  would not run: %s: %s\n", c.Phase, c.Reason)
+		}
+		if len(c.Changes) > 0 {
+			fmt.Fprintf(w, "  template: differs from main's:\n")
+			for _, ch := range c.Changes {
+				fmt.Fprintf(w, "    %s\n", ch)
+			}
+		} else if c.Hash != "" {
+			fmt.Fprintf(w, "  template: the same as main's\n")
+		}
+		for _, p := range c.Pods {
+			fmt.Fprintf(w, "  %-5s %s/%s", p.Op, c.Namespace, p.Name)
+			if p.Node != "" {
+				fmt.Fprintf(w, " on %s", p.Node)
+			}
+			if p.Reason != "" {
+				fmt.Fprintf(w, "  (%s)", p.Reason)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

@@ -67,6 +67,12 @@ func printStatus(w io.Writer, st *api.Status) {
 		fmt.Fprintf(tw, "%s/%s\t%s\n", s.Namespace, s.Name, serviceLine(s))
 	}
 	tw.Flush()
+	if len(st.Canaries) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		printCanaryTable(tw, st.Canaries)
+		tw.Flush()
+	}
 	phases := []string{}
 	for p, n := range st.Pods.ByPhase {
 		phases = append(phases, fmt.Sprintf("%d %s", n, p))
