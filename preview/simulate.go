@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"bosun/canary"
 	"bosun/kube"
 	"bosun/manifest"
 	"bosun/reconciler"
@@ -185,6 +186,10 @@ func (s *simulation) apply(actions []reconciler.Action) {
 			}
 		case reconciler.DeleteCronJob:
 			crons.del(a.Namespace, a.Name)
+		case reconciler.PutCanary:
+			o.Canaries = putCanary(o.Canaries, *a.Canary, false)
+		case reconciler.DeleteCanary:
+			o.Canaries = putCanary(o.Canaries, canary.State{Namespace: a.Namespace, Name: a.Name}, true)
 		}
 	}
 	o.Deployments, o.Services, o.ConfigMaps, o.Secrets = deps.apply(o.Deployments), svcs.apply(o.Services), cms.apply(o.ConfigMaps), secrets.apply(o.Secrets)
@@ -211,6 +216,21 @@ func (s *simulation) apply(actions []reconciler.Action) {
 		}
 	}
 	o.Pods = pods
+}
+
+// putCanary stores (or, with del, deletes) a canary's state in list, a
+// new slice: the observed one is shared.
+func putCanary(list []canary.State, c canary.State, del bool) []canary.State {
+	out := make([]canary.State, 0, len(list)+1)
+	for _, x := range list {
+		if x.Namespace != c.Namespace || x.Name != c.Name {
+			out = append(out, x)
+		}
+	}
+	if !del {
+		out = append(out, c)
+	}
+	return out
 }
 
 // run starts a bound pod: Running, every container ready, Ready since now.
