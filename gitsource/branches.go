@@ -261,15 +261,7 @@ func (s *Source) fetchBranches(ctx context.Context, bs []*branch) error {
 	var fetchErr error
 	if len(specs) > 0 {
 		s.extraFetches.Add(1)
-		err := s.repo.FetchContext(ctx, &git.FetchOptions{
-			RemoteName: remoteName,
-			RefSpecs:   specs,
-			Auth:       auth,
-			Tags:       git.NoTags,
-			Force:      true,
-		})
-		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			fetchErr = fmt.Errorf("fetch %s: %w", url, scrub(err, secrets...))
+		if fetchErr = s.fetchRefs(ctx, auth, url, secrets, specs); fetchErr != nil {
 			s.branchesFailed(moved, fetchErr)
 		}
 	}

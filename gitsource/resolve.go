@@ -204,17 +204,7 @@ func (s *Source) resolve(ctx context.Context, q refQuery) (plumbing.Hash, error)
 	}
 
 	fetch := func(specs ...gitconfig.RefSpec) error {
-		err := s.repo.FetchContext(ctx, &git.FetchOptions{
-			RemoteName: remoteName,
-			RefSpecs:   specs,
-			Auth:       auth,
-			Tags:       git.NoTags,
-			Force:      true,
-		})
-		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			return fmt.Errorf("fetch %s: %w", url, scrub(err, secrets...))
-		}
-		return nil
+		return s.fetchRefs(ctx, auth, url, secrets, specs)
 	}
 	fetchOne := func(name plumbing.ReferenceName) (plumbing.Hash, error) {
 		local := plumbing.ReferenceName(resolveNamespace + strings.TrimPrefix(name.String(), "refs/"))
@@ -378,3 +368,20 @@ func (s *Source) dropResolved(commit string) {
 }
 
 func (s *Source) resolvedDir() string { return filepath.Join(s.cfg.Dir, "resolved") }
+
+// fetchRefs fetches specs (forcing refspecs) from the remote into the
+// clone; "already up to date" is no error, and an error names url (safe to
+// show) and is scrubbed of secrets.
+func (s *Source) fetchRefs(ctx context.Context, auth transport.AuthMethod, url string, secrets []string, specs []gitconfig.RefSpec) error {
+	err := s.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   specs,
+		Auth:       auth,
+		Tags:       git.NoTags,
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetch %s: %w", url, scrub(err, secrets...))
+	}
+	return nil
+}
