@@ -67,6 +67,11 @@ func exampleDirs(t *testing.T) []string {
 			return nil
 		})
 		if found {
+			// monitoring's prometheus.yml is Prometheus's configuration:
+			// its manifests are under web/ (bosun server --path web).
+			if e.Name() == "monitoring" {
+				dir = filepath.Join(dir, "web")
+			}
 			dirs = append(dirs, dir)
 		}
 	}
