@@ -199,7 +199,13 @@ func start(ns, name string, prev *State, c *Candidate, spec *Spec, stable string
 	st := &State{Namespace: ns, Name: name, Branch: c.Branch, Commit: c.Commit, Subject: c.Subject}
 	if prev != nil {
 		st.AbortedCommits = prev.AbortedCommits
-		if prev.Active() {
+		switch {
+		case !prev.Active():
+		case prev.Commit == c.Commit:
+			// Same commit, another template: main's ConfigMaps or Secrets
+			// that the template uses changed (their hash is stamped on it).
+			ev(prev, EventEnded, "main's configuration changed: the branch's template is %s now, not %s", c.Hash, prev.Hash)
+		default:
 			ev(prev, EventEnded, "superseded by commit %s of %s", short(c.Commit), c.Branch)
 		}
 	}
