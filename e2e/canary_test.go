@@ -236,6 +236,13 @@ func TestCanary(t *testing.T) {
 
 	cn := s.waitCanary(4, 1, "v2", 10, 120*time.Second)
 	s.waitEntry(store.ResultCanaryStarted, c2, 10*time.Second)
+	s.waitFor("the status to show the followed branch", 15*time.Second, func() error {
+		st, err := s.status()
+		if err != nil || len(st.Sync.Branches) != 1 || st.Sync.Branches[0] != (store.BranchStatus{Name: branch, Commit: c2}) {
+			return fmt.Errorf("branches %+v, %v", st.Sync.Branches, err)
+		}
+		return nil
+	})
 	client := readyPods(s.pods(), "client-")[0]
 	s.clusterIP("web")
 

@@ -297,9 +297,20 @@ func (l *leader) measured(r measurement) {
 	l.log.Info("canary measured", "canary", r.key, "value", r.m.Value, "err", r.m.Err)
 }
 
+// branchStatus is the health of the canary branches set names, as the
+// Git source last fetched them, for the sync status.
+func (l *leader) branchStatus(set *manifest.Set, gs gitsource.Status) []store.BranchStatus {
+	var out []store.BranchStatus
+	for _, b := range branchesOf(set) {
+		st := gs.Branches[b]
+		out = append(out, store.BranchStatus{Name: b, Commit: st.Commit, Error: st.Error})
+	}
+	return out
+}
+
 // canaryBranch tells the webhook receiver whether a pushed branch is a
-// canary's: one that a stored canary follows. (A branch newly named by a
-// revision is fetched as soon as the revision is accepted.)
+// canary's: one that the applied revision names (the sync status, written
+// with the revision) or a stored canary follows.
 func canaryBranch(cache *store.Cache) func(branch string) bool {
 	return func(branch string) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -307,6 +318,11 @@ func canaryBranch(cache *store.Cache) func(branch string) bool {
 		snap, err := cache.Snapshot(ctx)
 		if err != nil {
 			return false
+		}
+		for _, b := range snap.Sync.Branches {
+			if b.Name == branch {
+				return true
+			}
 		}
 		for _, c := range snap.Canaries {
 			if c.Branch == branch {

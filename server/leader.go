@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -363,6 +364,11 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 		desired = set
 		sync.Applied = &r
 		sync.Errors = nil
+		var gs gitsource.Status
+		if l.src != nil { // nil in tests of accept alone
+			gs = l.src.Status()
+		}
+		sync.Branches = l.branchStatus(set, gs)
 	}
 	ops = append(ops, hist.add(entry)...)
 	sync.UpdatedAt = time.Now()
@@ -391,12 +397,14 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 func (l *leader) recordFetchStatus(ctx context.Context) error {
 	gs := l.src.Status()
 	l.m.fetchFails.Set(float64(gs.Failures))
-	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute {
+	branches := l.branchStatus(l.desired, gs)
+	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute && slices.Equal(branches, l.sync.Branches) {
 		return nil
 	}
 	sync := l.sync
 	sync.FetchError = gs.FetchError
 	sync.LastFetch = gs.LastFetch
+	sync.Branches = branches
 	sync.UpdatedAt = time.Now()
 	op, err := store.PutSyncStatus(&sync)
 	if err != nil {

@@ -106,6 +106,18 @@ type SyncStatus struct {
 	FetchError string    `json:"fetchError,omitempty"`
 	LastFetch  time.Time `json:"lastFetch,omitzero"`
 	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
+	// Branches are the canary branches the applied revision names, which
+	// the leader follows, with their last fetch.
+	Branches []BranchStatus `json:"branches,omitempty"`
+}
+
+// BranchStatus is a followed canary branch as last fetched.
+type BranchStatus struct {
+	Name string `json:"name"`
+	// Commit is its head, "" until fetched or while missing; Error why it
+	// is missing or why its last fetch failed (redacted).
+	Commit string `json:"commit,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Key helpers.

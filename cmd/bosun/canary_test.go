@@ -73,8 +73,16 @@ func TestPrintCanaryTable_andStatusSection(t *testing.T) {
 		Reason: "readiness: pod api-x-0 not ready for 30s", LastCheck: "readiness: pod api-x-0 not ready for 30s"}
 	waiting := api.CanarySummary{Namespace: "prod", Name: "db", Branch: "canary/db", Phase: api.PhaseWaiting, Reason: "waiting for the leader to fetch branch canary/db"}
 	st := api.Status{Leader: "r1", Canaries: []api.CanarySummary{c.Summary(), aborted, waiting}}
+	st.Sync.Branches = []store.BranchStatus{{Name: "canary/web-v2", Commit: "abc123def4567890"}, {Name: "canary/api"},
+		{Name: "canary/gone", Error: "branch canary/gone does not exist in https://git.example/app.git"}}
 	var b bytes.Buffer
 	printStatus(&b, &st)
+	for _, line := range []string{"Branch:   canary/web-v2 at abc123def4\n", "Branch:   canary/api: not fetched yet\n",
+		"Branch:   canary/gone: branch canary/gone does not exist in https://git.example/app.git\n"} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("bosun status lacks %q:\n%s", line, b.String())
+		}
+	}
 	want := `CANARY       BRANCH@COMMIT             PHASE        WEIGHT  STEP  PODS  ANALYSIS
 default/web  canary/web-v2@abc123def4  Progressing  25%     2/3   1/2   metric: errors = 0.02, within bounds
 prod/api     canary/api@9988776655     Aborted      -       -     -     readiness: pod api-x-0 not ready for 30s

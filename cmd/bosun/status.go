@@ -53,6 +53,16 @@ func printStatus(w io.Writer, st *api.Status) {
 	if st.Sync.FetchError != "" {
 		fmt.Fprintf(w, "Fetch:    failing: %s\n", st.Sync.FetchError)
 	}
+	for _, b := range st.Sync.Branches {
+		switch {
+		case b.Error != "":
+			fmt.Fprintf(w, "Branch:   %s: %s\n", b.Name, b.Error)
+		case b.Commit != "":
+			fmt.Fprintf(w, "Branch:   %s at %s\n", b.Name, shortHash(b.Commit))
+		default:
+			fmt.Fprintf(w, "Branch:   %s: not fetched yet\n", b.Name)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\nNODE\tREADY\tPODS\tCPU\tMEMORY\n")
 	for _, n := range st.Nodes {
