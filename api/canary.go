@@ -9,7 +9,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 
 	"bosun/canary"
 	"bosun/kube"
@@ -36,8 +35,10 @@ type CanaryStatus struct {
 	Spec *CanarySpec `json:"spec,omitempty"`
 	// Pods are the canary's pods (bosun.dev/track: canary), by name.
 	Pods []CanaryPod `json:"pods"`
-	// Desired is how many canary pods run while the canary progresses.
+	// Desired is how many canary pods run while the canary progresses;
+	// Ready how many of Pods are ready.
 	Desired int `json:"desired"`
+	Ready   int `json:"ready"`
 	// Stable counts the Deployment's other pods; StableReady the ready
 	// ones; StableDesired is its spec.replicas.
 	Stable        int   `json:"stable"`
@@ -115,7 +116,7 @@ func BuildCanaries(snap *store.Snapshot) []CanaryStatus {
 	seen := map[string]bool{}
 	for _, st := range snap.Canaries {
 		seen[st.Key()] = true
-		out = append(out, canaryStatus(st, deps[st.Key()], snap.Pods))
+		out = append(out, canaryStatus(st, deps[st.Key()], snap))
 	}
 	for k, d := range deps {
 		if seen[k] {
@@ -124,7 +125,7 @@ func BuildCanaries(snap *store.Snapshot) []CanaryStatus {
 		if spec, _ := canary.Parse(d.Annotations); spec != nil {
 			st := canary.State{Namespace: d.Namespace, Name: d.Name, Branch: spec.Branch, Phase: PhaseWaiting,
 				Reason: "waiting for the leader to fetch branch " + spec.Branch}
-			out = append(out, canaryStatus(st, d, snap.Pods))
+			out = append(out, canaryStatus(st, d, snap))
 		}
 	}
 	slices.SortFunc(out, func(a, b CanaryStatus) int {
@@ -133,7 +134,7 @@ func BuildCanaries(snap *store.Snapshot) []CanaryStatus {
 	return out
 }
 
-func canaryStatus(st canary.State, d *appsv1.Deployment, pods []*corev1.Pod) CanaryStatus {
+func canaryStatus(st canary.State, d *appsv1.Deployment, snap *store.Snapshot) CanaryStatus {
 	st.Template = nil // env values from Git: the hash names it
 	st.Checks = slices.Clone(st.Checks)
 	st.AbortedCommits = slices.Clone(st.AbortedCommits)
@@ -150,19 +151,16 @@ func canaryStatus(st canary.State, d *appsv1.Deployment, pods []*corev1.Pod) Can
 		cs.Spec = &CanarySpec{Branch: spec.Branch, Steps: spec.Steps, Interval: spec.Interval.String(), Replicas: spec.Replicas,
 			Query: spec.Query, Max: spec.Max, Min: spec.Min, FailureLimit: spec.FailureLimit}
 	}
-	for _, p := range pods {
-		if p.Namespace != st.Namespace {
-			continue
-		}
-		if kind, name := kube.Controller(p); kind != "Deployment" || name != st.Name {
-			continue
-		}
+	for _, p := range snap.PodsOwnedBy("Deployment/" + st.Key()) {
 		if p.Labels[canary.LabelTrack] != canary.TrackCanary {
 			cs.Stable++
 			if kube.PodReady(p) {
 				cs.StableReady++
 			}
 			continue
+		}
+		if kube.PodReady(p) {
+			cs.Ready++
 		}
 		sum := SummarizePod(p)
 		cs.Pods = append(cs.Pods, CanaryPod{Name: p.Name, Ready: kube.PodReady(p), Status: sum.Status, Restarts: sum.Restarts,
@@ -183,17 +181,12 @@ func canaryStatus(st canary.State, d *appsv1.Deployment, pods []*corev1.Pod) Can
 // Summary is the canary's line in Status.
 func (c *CanaryStatus) Summary() CanarySummary {
 	s := CanarySummary{Namespace: c.Namespace, Name: c.Name, Branch: c.State.Branch, Commit: shortCommit(c.State.Commit),
-		Phase: c.State.Phase, Weight: c.Weight, Step: c.State.Step + 1, Desired: c.Desired, Reason: c.State.Reason}
+		Phase: c.State.Phase, Weight: c.Weight, Step: c.State.Step + 1, Ready: c.Ready, Desired: c.Desired, Reason: c.State.Reason}
 	if c.Spec != nil {
 		s.Steps = len(c.Spec.Steps)
 	}
 	if !c.State.Active() {
 		s.Step = 0
-	}
-	for _, p := range c.Pods {
-		if p.Ready {
-			s.Ready++
-		}
 	}
 	if n := len(c.State.Checks); n > 0 {
 		s.LastCheck = c.State.Checks[n-1].Message

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/validation"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"bosun/kube"
 )
@@ -198,19 +198,16 @@ func percent(v string) (int32, string) {
 	return int32(n), ""
 }
 
-// checkBranch applies Git's rules for branch names that matter here.
+// checkBranch applies Git's rules for branch names (go-git's, which
+// gitsource applies when it follows the branch).
 func checkBranch(b string) string {
 	switch {
 	case b == "":
 		return "must not be empty"
 	case strings.HasPrefix(b, "refs/"):
 		return "give the branch name, not a ref"
-	case strings.HasPrefix(b, "-") || strings.HasPrefix(b, "/") || strings.HasSuffix(b, "/") || strings.HasSuffix(b, ".lock") || strings.HasSuffix(b, "."),
-		strings.Contains(b, "..") || strings.Contains(b, "//") || strings.Contains(b, "@{"),
-		strings.ContainsAny(b, " ~^:?*[\\\x7f") || strings.IndexFunc(b, func(r rune) bool { return r < 0x20 }) >= 0:
+	case plumbing.NewBranchReferenceName(b).Validate() != nil:
 		return "not a valid Git branch name"
-	case len(b) > validation.DNS1123SubdomainMaxLength:
-		return "longer than 253 characters"
 	}
 	return ""
 }

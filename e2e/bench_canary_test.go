@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,12 +32,7 @@ func BenchmarkCanary(b *testing.B) {
 	repo.write("svc.yaml", canaryService)
 	repo.commit("web")
 	s := startWebhookStackTB(b, repo)
-	s.waitFor("4 web pods", 120*time.Second, func() error {
-		if n := len(readyPods(s.pods(), "web-")); n != 4 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	s.waitWeb(4)
 	vip := s.clusterIP("web")
 	var traffic, promote time.Duration
 	b.ResetTimer()
@@ -116,18 +110,7 @@ func BenchmarkCanaryAbort(b *testing.B) {
 	repo.write("web.yaml", web)
 	repo.write("svc.yaml", canaryService)
 	repo.commit("web")
-	p := newPrometheus(b)
-	s := startWebhookStackTB(b, repo)
-	s.stop(syscall.SIGTERM)
-	s.args = append(s.args, "--prometheus-url", p.URL)
-	s.start()
-	scrapeStacks(b, p, s)
-	s.waitFor("4 web pods", 120*time.Second, func() error {
-		if n := len(readyPods(s.pods(), "web-")); n != 4 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	s := startGatedStack(b, repo)
 	vip := s.clusterIP("web")
 	cli, err := store.Dial([]string{"http://" + s.etcdAddr})
 	if err != nil {

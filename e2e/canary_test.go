@@ -208,6 +208,28 @@ func (s *stack) waitEntry(result, commit string, timeout time.Duration) string {
 	return found
 }
 
+// startGatedStack runs Prometheus (promtest) and a webhook stack that asks
+// it (--prometheus-url) and that it scrapes, and waits for web's 4 pods.
+func startGatedStack(t testing.TB, repo *gitRepo) *stack {
+	t.Helper()
+	p := newPrometheus(t)
+	s := startWebhookStackTB(t, repo, "--prometheus-url", p.URL)
+	scrapeStacks(t, p, s)
+	s.waitWeb(4)
+	return s
+}
+
+// waitWeb waits until n web pods are ready.
+func (s *stack) waitWeb(n int) {
+	s.t.Helper()
+	s.waitFor(fmt.Sprintf("%d web pods ready", n), 120*time.Second, func() error {
+		if got := len(readyPods(s.pods(), "web-")); got != n {
+			return fmt.Errorf("%d ready", got)
+		}
+		return nil
+	})
+}
+
 // notifyBranch delivers the webhook of a push to branch.
 func (s *stack) notifyBranch(branch, commit string) time.Time {
 	s.t.Helper()
@@ -412,12 +434,7 @@ func TestCanary_failover(t *testing.T) {
 		return nil
 	})
 	a := startStack(t, repo, "--etcd-endpoints", endpoints, "--id", "replica-a")
-	a.waitFor("4 web pods ready", 90*time.Second, func() error {
-		if n := len(readyPods(a.pods(), "web-")); n != 4 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	a.waitWeb(4)
 
 	t.Run("a missing branch fails the canary; main runs on", func(t *testing.T) {
 		a.waitEntry(store.ResultCanaryFailed, "", 15*time.Second)
@@ -520,18 +537,7 @@ func TestCanary_metricGate(t *testing.T) {
 	repo := newGitRepo(t)
 	repo.write("web.yaml", web)
 	repo.commit("web v1, canary of " + branch)
-	p := newPrometheus(t)
-	s := startWebhookStackTB(t, repo)
-	s.stop(syscall.SIGTERM)
-	s.args = append(s.args, "--prometheus-url", p.URL)
-	s.start()
-	scrapeStacks(t, p, s)
-	s.waitFor("4 web pods", 120*time.Second, func() error {
-		if n := len(readyPods(s.pods(), "web-")); n != 4 {
-			return fmt.Errorf("%d ready", n)
-		}
-		return nil
-	})
+	s := startGatedStack(t, repo)
 	trafficTo(t, "http://"+s.clusterIP("web")+"/")
 
 	flaky := strings.Replace(strings.Replace(web, "bosun-hello:v1", "bosun-hello:v2", 1),

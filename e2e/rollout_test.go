@@ -85,12 +85,12 @@ spec:
 // bosun sync) bring new commits in.
 func startWebhookStack(t *testing.T, repo *gitRepo) *stack { return startWebhookStackTB(t, repo) }
 
-func startWebhookStackTB(t testing.TB, repo *gitRepo) *stack {
+func startWebhookStackTB(t testing.TB, repo *gitRepo, extra ...string) *stack {
 	secretFile := filepath.Join(t.TempDir(), "webhook-secret")
 	if err := os.WriteFile(secretFile, []byte(webhookSecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startStack(t, repo, "--poll", "1h", "--webhook-secret-file", secretFile)
+	return startStack(t, repo, append([]string{"--poll", "1h", "--webhook-secret-file", secretFile}, extra...)...)
 }
 
 // webhook delivers a GitHub push event for branch, signed with secret.

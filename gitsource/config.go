@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -94,8 +93,8 @@ func validate(cfg Config) (*settings, error) {
 	if s.FetchTimeout < 0 {
 		errs = append(errs, fmt.Errorf("fetch_timeout: must be positive, got %s", s.FetchTimeout))
 	}
-	if err := plumbing.NewBranchReferenceName(s.Branch).Validate(); err != nil || strings.HasPrefix(s.Branch, "refs/") {
-		errs = append(errs, fmt.Errorf("branch: %q is not a valid branch name", s.Branch))
+	if why := validBranchName(s.Branch); why != "" {
+		errs = append(errs, fmt.Errorf("branch: %s", why))
 	}
 	if s.Dir == "" {
 		errs = append(errs, errors.New("dir: required"))

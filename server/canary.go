@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -137,7 +138,7 @@ func canaryCandidate(policy manifest.Policy, path string, key []byte, desired *m
 	rev gitsource.Revision, loaded map[string]loadedBranch) canary.Candidate {
 	cand := canary.Candidate{Branch: rev.Branch, Commit: rev.Commit, Subject: firstLine(rev.Message)}
 	if rev.Missing {
-		cand.Err = cmp(rev.Err, "branch "+rev.Branch+" does not exist")
+		cand.Err = cmp.Or(rev.Err, "branch "+rev.Branch+" does not exist")
 		return cand
 	}
 	at := fmt.Sprintf("branch %s at %s", rev.Branch, short(rev.Commit))
@@ -179,13 +180,6 @@ func canaryCandidate(policy manifest.Policy, path string, key []byte, desired *m
 	t := stamp.Deployments[0].Spec.Template
 	cand.Template, cand.Hash = &t, manifest.TemplateHash(&t)
 	return cand
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // canaryInput is what the planner is given of the canaries.
@@ -289,7 +283,7 @@ func (a *analyzer) fire(ctx context.Context) {
 	a.arm()
 }
 
-// done records a measurement handed back.
+// measured records a measurement handed back by the analyzer.
 func (l *leader) measured(r measurement) {
 	delete(l.analyzer.running, r.key)
 	l.canary.measured[r.key] = r.m

@@ -205,7 +205,7 @@ func printCanary(w io.Writer, c *api.CanaryStatus, now time.Time) {
 	} else {
 		fmt.Fprintf(w, "Spec:      (main's Deployment names no canary branch any more)\n")
 	}
-	fmt.Fprintf(w, "Pods:      canary %d/%d ready, stable %d/%d ready (%d desired)\n", readyPods(c.Pods), c.Desired, c.StableReady, c.Stable, c.StableDesired)
+	fmt.Fprintf(w, "Pods:      canary %d/%d ready, stable %d/%d ready (%d desired)\n", c.Ready, c.Desired, c.StableReady, c.Stable, c.StableDesired)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(c.Pods) > 0 {
 		fmt.Fprintf(tw, "\nPOD\tREADY\tSTATUS\tRESTARTS\tNODE\tIP\n")
@@ -232,14 +232,4 @@ func printCanary(w io.Writer, c *api.CanaryStatus, now time.Time) {
 		}
 		fmt.Fprintf(w, "\nAborted commits (never run again; push a new commit to retry): %s\n", strings.Join(short, ", "))
 	}
-}
-
-func readyPods(pods []api.CanaryPod) int {
-	n := 0
-	for _, p := range pods {
-		if p.Ready {
-			n++
-		}
-	}
-	return n
 }

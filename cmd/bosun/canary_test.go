@@ -33,7 +33,7 @@ func plantedCanary() api.CanaryStatus {
 		Spec: &api.CanarySpec{Branch: "canary/web-v2", Steps: []int32{5, 25, 50}, Interval: "2m0s", Query: "errors", Max: &max, FailureLimit: 2},
 		Pods: []api.CanaryPod{{Name: "web-c4n4ry-0", Ready: true, Status: "Running", Node: "n1", IP: "10.88.0.7"},
 			{Name: "web-c4n4ry-1", Status: "Running", Restarts: 0, Node: "n1", IP: "10.88.0.8"}},
-		Desired: 2, Stable: 4, StableReady: 4, StableDesired: 4, Weight: 25, StableWeight: 75,
+		Desired: 2, Ready: 1, Stable: 4, StableReady: 4, StableDesired: 4, Weight: 25, StableWeight: 75,
 		NextStepAt: started.Add(7*time.Minute + 30*time.Second), NextStepNeedsCheck: true,
 	}
 }
