@@ -27,6 +27,10 @@ type document struct {
 
 	parsed bool
 	root   *yamlv3.Node // nil when yaml.v3 cannot parse the text
+
+	// lines, for a document decrypted from a SOPS file, maps lines of
+	// text (the plaintext) to the lines of the same fields in the file.
+	lines lineMap
 }
 
 var bom = []byte("\xEF\xBB\xBF")
@@ -89,6 +93,12 @@ func hasContent(line []byte) bool {
 // fileLine maps a 1-based line of d.text to a line of the file.
 func (d *document) fileLine(textLine int) int {
 	if textLine < 1 {
+		return d.first
+	}
+	if d.lines != nil {
+		if n, ok := d.lines.fileLine(textLine); ok {
+			return n
+		}
 		return d.first
 	}
 	return d.start + textLine - 1

@@ -35,6 +35,15 @@ type Policy struct {
 	AllowHostPaths []string
 	// AllowPrivileged allows securityContext.privileged (--allow-privileged).
 	AllowPrivileged bool
+	// Decrypter decrypts the files whose documents carry SOPS metadata
+	// (--sops-age-key-file). Without one, such a document is an error, or
+	// with SkipEncrypted a note in Set.Encrypted.
+	Decrypter Decrypter
+	// SkipEncrypted, without a Decrypter, loads the rest of a revision and
+	// lists its encrypted documents in Set.Encrypted, unchecked, instead
+	// of refusing them: `bosun validate` without a key. The server never
+	// sets it: a revision it cannot decrypt is rejected.
+	SkipEncrypted bool
 }
 
 // LoadDir loads the manifests under root/sub with the zero Policy.
@@ -208,6 +217,15 @@ type loader struct {
 	// docs is where each registered object was written, for errors found
 	// once every object is loaded (references between objects).
 	docs map[ObjectKey]*document
+	// secrets are, by file, the values encrypted in Git (SOPS) that
+	// errors must not show.
+	secrets map[string][]string
+	// opaque are the ConfigMaps and Secrets defined by encrypted documents
+	// skipped without a key (Policy.SkipEncrypted), their keys unknown;
+	// unknownEncrypted is set when a skipped document's kind or name is
+	// itself encrypted, so that any might be defined.
+	opaque           map[ObjectKey]bool
+	unknownEncrypted bool
 }
 
 func newLoader(pol Policy) *loader {
@@ -217,6 +235,7 @@ func newLoader(pol Policy) *loader {
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
 	if len(l.errs) > 0 {
+		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)
 		return nil, l.errs
 	}
@@ -225,7 +244,12 @@ func (l *loader) finish() (*Set, error) {
 }
 
 func (l *loader) decodeFile(file string, data []byte) {
-	for _, d := range splitDocuments(file, data) {
+	docs := splitDocuments(file, data)
+	if slices.ContainsFunc(docs, (*document).encrypted) {
+		l.decodeEncrypted(file, data, docs)
+		return
+	}
+	for _, d := range docs {
 		l.decodeDocument(d)
 	}
 }

@@ -30,6 +30,9 @@ type Set struct {
 	CronJobs   []batchv1.CronJob
 	// Sources records where each object was defined.
 	Sources map[ObjectKey]Source
+	// Encrypted lists the SOPS-encrypted documents loaded without a key
+	// (Policy.SkipEncrypted): not checked, and not in the Set.
+	Encrypted []Source
 
 	// lines records, for the fields that are checked once the whole
 	// revision is loaded against the cluster (a Service's clusterIP and

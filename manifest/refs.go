@@ -235,6 +235,9 @@ func (l *loader) checkReferences() {
 					continue
 				}
 				keys, ok := ix.keys(namespace, r)
+				if !ok && l.definedEncrypted(ObjectKey{Kind: r.kind, Namespace: namespace, Name: r.name}) {
+					continue // perhaps in an encrypted document not checked
+				}
 				if !ok {
 					l.errs = append(l.errs, d.errorAt(r.path.String(), fmt.Sprintf(
 						"%s %s/%s does not exist (%s %s/%s uses it; set optional: true if it may be missing)",

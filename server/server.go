@@ -21,6 +21,7 @@ import (
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/proxy"
+	"bosun/sopsfile"
 	"bosun/store"
 )
 
@@ -59,6 +60,11 @@ type Config struct {
 	// Policy is what manifests may do beyond bosun's defaults (host paths,
 	// privileged containers); revisions are validated with it.
 	Policy manifest.Policy
+	// SOPSAgeKeyFile holds the age identities that decrypt SOPS-encrypted
+	// manifests, in memory (--sops-age-key-file); Run reads it once into
+	// Policy.Decrypter. Empty: a revision with an encrypted manifest is
+	// rejected.
+	SOPSAgeKeyFile string
 	// Services is where the leader gives Services their ClusterIPs and
 	// node ports from (--service-cidr, --node-port-range); the zero value
 	// is 10.96.0.0/16 and 30000-32767.
@@ -122,6 +128,25 @@ func (c *Config) validate() error {
 	return c.Services.Validate()
 }
 
+// loadSOPSKey reads the SOPS age identities into the policy every loader
+// of revisions uses (the leader, plans, canary branches).
+func (c *Config) loadSOPSKey() error {
+	if c.SOPSAgeKeyFile == "" {
+		return nil
+	}
+	dec, err := sopsfile.ReadKeyFile(c.SOPSAgeKeyFile)
+	if err != nil {
+		return fmt.Errorf("--sops-age-key-file: %w", err)
+	}
+	c.Policy.Decrypter = dec
+	attrs := []any{"file", c.SOPSAgeKeyFile, "recipients", dec.Recipients()}
+	if fi, err := os.Stat(c.SOPSAgeKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		c.Logger.Warn("the SOPS age key file is readable by other users; chmod 600 it", append(attrs, "mode", fi.Mode().Perm().String())...)
+	}
+	c.Logger.Info("SOPS-encrypted manifests are decrypted with age identities", attrs...)
+	return nil
+}
+
 // Run runs a replica until ctx ends. It stops cleanly: the leader resigns
 // so another replica takes over at once, the node is deregistered, and the
 // pods keep running for the next start to adopt.
@@ -131,6 +156,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
+	if err := cfg.loadSOPSKey(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

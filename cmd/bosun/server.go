@@ -39,6 +39,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
 	fs.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "private key file for ssh:// repositories")
+	fs.StringVar(&cfg.SOPSAgeKeyFile, "sops-age-key-file", "", "age identity file (as age-keygen writes it) that decrypts SOPS-encrypted manifests, in memory; empty: a revision with an encrypted manifest is rejected")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")

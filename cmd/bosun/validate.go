@@ -11,6 +11,7 @@ import (
 	"bosun/ipalloc"
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/sopsfile"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
@@ -20,11 +21,21 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	policyFlags(fs, &pol)
 	var svc ipalloc.Config
 	serviceFlags(fs, &svc)
-	if err := fs.Parse(reorder(args, "allow-host-path", "service-cidr", "node-port-range")); err != nil {
+	keyFile := fs.String("sops-age-key-file", "", "age identity file that decrypts SOPS-encrypted manifests, to check them too; without it they are listed as not checked")
+	if err := fs.Parse(reorder(args, "allow-host-path", "service-cidr", "node-port-range", "sops-age-key-file")); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 1 {
-		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range FIRST-LAST] DIR")}
+		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range FIRST-LAST] [--sops-age-key-file FILE] DIR")}
+	}
+	if *keyFile != "" {
+		dec, err := sopsfile.ReadKeyFile(*keyFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--sops-age-key-file: %w", err)}
+		}
+		pol.Decrypter = dec
+	} else {
+		pol.SkipEncrypted = true
 	}
 	set, err := pol.LoadDir(fs.Arg(0), "")
 	if err == nil {
@@ -55,6 +66,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		if c.n > 0 || c.kind == "pod" || c.kind == "deployment" || c.kind == "service" {
 			counts = append(counts, fmt.Sprintf("%d %s(s)", c.n, c.kind))
 		}
+	}
+	for _, src := range set.Encrypted {
+		fmt.Fprintf(stdout, "%s: encrypted, not checked (give --sops-age-key-file to decrypt and check it)\n", src)
+	}
+	if n := len(set.Encrypted); n > 0 {
+		counts = append(counts, fmt.Sprintf("%d encrypted document(s) not checked", n))
 	}
 	fmt.Fprintf(stdout, "%s: valid: %s\n", fs.Arg(0), strings.Join(counts, ", "))
 	return nil
