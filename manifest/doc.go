@@ -46,6 +46,26 @@
 // A Secret's values never appear in an error: messages name keys, and a
 // value of the wrong type is described by its JSON kind only.
 //
+// # Encrypted files (SOPS)
+//
+// A file any of whose documents has a top-level "sops" key is encrypted
+// with SOPS. Policy.Decrypter (package sopsfile, --sops-age-key-file)
+// decrypts it whole, in memory, as sops encrypted it (one MAC over all its
+// documents); every plaintext document is then decoded like any other.
+// Keys are never encrypted, so each field has a line in the file in Git:
+// errors and Sources name those lines, not the plaintext's. Errors of an
+// encrypted file never show a value that was encrypted (other than an
+// object's apiVersion, kind, name and namespace, which status and plans
+// show anyway): it reads "(encrypted value)". A file that cannot be
+// decrypted (no Decrypter, no matching key, a MAC that does not verify,
+// malformed metadata, a plain document beside encrypted ones) is one error
+// on the line of its first document, and the revision is refused; the
+// objects it would define are not reported missing as well. With
+// Policy.SkipEncrypted instead of a Decrypter (`bosun validate` without a
+// key), encrypted documents are listed in Set.Encrypted, not checked, and
+// references to the ConfigMaps and Secrets they define (when their kind and
+// name are in plain text; any, when not) are taken as satisfied.
+//
 // Defaults applied, as Kubernetes does: namespace "default"; Deployment
 // replicas 1 and strategy RollingUpdate with 25% surge and unavailability;
 // pod restartPolicy Always (a Job's pods must name OnFailure or Never),
@@ -70,7 +90,7 @@
 //
 // TemplateHash gives the pod-template-hash label of a Deployment's template.
 //
-// The package is pure apart from LoadDir's reading of files: no clocks, no
-// network, no logging. It never follows symbolic links, skips files and
+// The package is pure apart from LoadDir's reading of files (and what a
+// Decrypter given to it does): no clocks, no network, no logging. It never follows symbolic links, skips files and
 // directories whose names start with ".", and refuses files over 4 MiB.
 package manifest

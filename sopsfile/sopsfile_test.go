@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"bosun/manifest"
 	"bosun/sopsfile"
 	"bosun/sopsfile/sopstest"
 )
@@ -54,9 +55,6 @@ func TestDecrypt_roundTrips(t *testing.T) {
 			enc := sopstest.Encrypt(t, []byte(tc.plain), tc.opts, id.Recipient)
 			if bytes.Contains(enc, []byte(planted)) {
 				t.Fatalf("the encrypted file holds the value:\n%s", enc)
-			}
-			if !sopsfile.Encrypted(enc) {
-				t.Fatal("Encrypted: false for an encrypted file")
 			}
 			plain, err := dec.Decrypt("x.yaml", enc)
 			if err != nil {
@@ -190,5 +188,33 @@ func TestDecrypt_ignoresEnvironment(t *testing.T) {
 	enc := sopstest.Encrypt(t, []byte(secretYAML), sopstest.Options{}, id.Recipient)
 	if _, err := decrypter(t, sopstest.NewIdentity(t)).Decrypt("x.yaml", enc); !errors.Is(err, sopsfile.ErrNoKey) {
 		t.Fatalf("decrypted with the environment's key: %v", err)
+	}
+}
+
+// TestDecrypt_recoversPanics: a panic inside sops becomes an error naming
+// the file, without the panic's value (which may quote the file), and the
+// revision is refused with the file and line like any decryption failure.
+func TestDecrypt_recoversPanics(t *testing.T) {
+	id := sopstest.NewIdentity(t)
+	dec := decrypter(t, id)
+	enc := sopstest.Encrypt(t, []byte(secretYAML), sopstest.Options{}, id.Recipient)
+	defer sopsfile.SetPanicHook(func(data []byte) {
+		if bytes.Contains(data, []byte("index")) {
+			var s []int
+			_ = s[len(data)] // a runtime error
+		}
+		panic("cannot handle " + planted)
+	})()
+	_, err := dec.Decrypt("deploy/x.yaml", enc)
+	if !errors.Is(err, sopsfile.ErrPanic) || !strings.Contains(err.Error(), "deploy/x.yaml") || strings.Contains(err.Error(), planted) {
+		t.Errorf("got %v", err)
+	}
+	_, err = dec.Decrypt("deploy/x.yaml", append([]byte("# index\n"), enc...))
+	if !errors.Is(err, sopsfile.ErrPanic) || !strings.Contains(err.Error(), "index out of range") {
+		t.Errorf("got %v", err)
+	}
+	_, err = manifest.Policy{Decrypter: dec}.Decode("deploy/x.yaml", enc)
+	if err == nil || !strings.HasPrefix(err.Error(), "deploy/x.yaml:1: cannot decrypt (SOPS): sops panicked reading deploy/x.yaml") {
+		t.Errorf("got %v", err)
 	}
 }
