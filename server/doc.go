@@ -43,6 +43,15 @@
 // cache shows its own last write (Leadership.Revision), so a plan never
 // repeats the creations of the one before.
 //
+// The API's credentials live in DataDir/api unless flags name files
+// (apiSecurity): "tokens", a tokens file created at the first start with
+// one generated admin token (only its hash; the token goes to
+// Config.OnAdminToken once, which the CLI prints and saves to
+// ~/.config/bosun/token), and "tls.crt"/"tls.key", the self-signed
+// certificate, generated at the first start (again when expired) and
+// reused, whose fingerprint the API logs. Replicas generate their own:
+// a cluster of several shares one --tokens-file.
+//
 // Losing the leadership stops the leader's work and campaigns again; the
 // API, DNS and the agent keep running on every replica throughout.
 package server

@@ -71,6 +71,15 @@ type Config struct {
 	// does nothing.
 	Proxy     bool
 	ProxyConf proxy.RunConfig
+	// API security (issue 10). TokensFile lists the API's bearer tokens
+	// (api.ParseTokens), read again when it changes; empty: DataDir/api/tokens,
+	// created on the first start with one generated admin token, which is
+	// handed to OnAdminToken (once: later starts reuse the stored hash).
+	// TLSCertFile and TLSKeyFile are the API's certificate; empty: a
+	// self-signed one generated into DataDir/api on the first start.
+	TokensFile              string
+	OnAdminToken            func(token string)
+	TLSCertFile, TLSKeyFile string
 	// Measure evaluates canaries' queries (bosun.dev/canary-query) against
 	// Prometheus (--prometheus-url); nil fails every query, with that
 	// reason.
@@ -179,9 +188,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	apiLog := log.With("component", "api")
+	tokens, cert, err := apiSecurity(cfg, apiLog)
+	if err != nil {
+		return err
+	}
 	apiSrv, err := api.New(api.Config{
-		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: log.With("component", "api"),
+		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: apiLog,
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch, Follows: canaryBranch(cache)},
+		Tokens:  tokens, Certificate: cert,
 	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent})
 	if err != nil {
 		return err

@@ -159,8 +159,9 @@ No changes.
 // the right canary, the list passes its namespace, -o json prints the
 // answer, and bad usage exits 2.
 func TestCmdCanary_pathsAndUsage(t *testing.T) {
+	userHome(t) // the CLI pins the test server's certificate there
 	var asked []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked = append(asked, r.URL.RequestURI())
 		if r.URL.Path == "/api/v1/canaries" {
 			json.NewEncoder(w).Encode(api.CanaryList{Items: []api.CanaryStatus{plantedCanary()}})

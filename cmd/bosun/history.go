@@ -22,7 +22,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 2, err: err}
 	}
 	var h api.HistoryList
-	if err := newClient(*server).do(ctx, "GET", "/api/v1/history", nil, &h); err != nil {
+	if err := newClient(server).do(ctx, "GET", "/api/v1/history", nil, &h); err != nil {
 		return err
 	}
 	switch *output {

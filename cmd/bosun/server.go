@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"bosun/api"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/promquery"
@@ -50,6 +51,10 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 100, "revisions kept in the history")
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
 	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
+	// The API's security (issue 10): tokens and TLS.
+	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "API bearer tokens, one role:name:sha256:<hex> per line (bosun token create prints them), read again when it changes; empty: an admin token generated at the first start into the data directory, printed once and saved to ~/.config/bosun/token")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, with --tls-key; empty: a self-signed one generated at the first start into the data directory (the CLI pins it)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
@@ -89,6 +94,15 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.Measure = prom.Scalar
 	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return &exitError{code: 2, err: fmt.Errorf("server: --tls-cert and --tls-key go together")}
+	}
+	if cfg.TokensFile != "" {
+		if _, err := api.LoadTokens(cfg.TokensFile, nil); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("server: --tokens-file: %w", err)}
+		}
+	}
+	cfg.OnAdminToken = func(token string) { announceAdminToken(stderr, cfg.DataDir, token) }
 	cfg.Logger = newLogger(os.Stderr, level(debug))
 	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
 	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {
