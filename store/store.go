@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -48,10 +49,16 @@ type Store struct {
 func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
 
 // Dial connects to an etcd cluster.
-func Dial(endpoints []string) (*clientv3.Client, error) {
+func Dial(endpoints []string) (*clientv3.Client, error) { return DialTLS(endpoints, nil) }
+
+// DialTLS connects to an etcd cluster over TLS with tlsCfg (its client
+// certificate is the identity etcd checks permissions against); nil is
+// plain Dial.
+func DialTLS(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
+		TLS:         tlsCfg,
 		Logger:      quietZap(),
 	})
 	if err != nil {
