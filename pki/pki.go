@@ -388,3 +388,41 @@ func serial() *big.Int {
 	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	return n
 }
+
+// ServerTLS is the TLS configuration of a server that answers only the
+// client identity want (a Common Name), with a certificate of the CA.
+func ServerTLS(cert tls.Certificate, pool *x509.CertPool, want string) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+		MinVersion:   tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return expect(pool, cs, x509.ExtKeyUsageClientAuth, want)
+		},
+	}
+}
+
+// ClientTLS is the TLS configuration of a client that talks only to the
+// server identity want, presenting cert. Host names are not checked: the
+// identity is.
+func ClientTLS(cert tls.Certificate, pool *x509.CertPool, want string) *tls.Config {
+	return &tls.Config{
+		Certificates:       []tls.Certificate{cert},
+		InsecureSkipVerify: true, // VerifyConnection checks the chain and the identity
+		MinVersion:         tls.VersionTLS12,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return expect(pool, cs, x509.ExtKeyUsageServerAuth, want)
+		},
+	}
+}
+
+func expect(pool *x509.CertPool, cs tls.ConnectionState, usage x509.ExtKeyUsage, want string) error {
+	cn, err := VerifyPeer(pool, cs, usage)
+	if err != nil {
+		return err
+	}
+	if cn != want {
+		return fmt.Errorf("peer is %q, want %q", cn, want)
+	}
+	return nil
+}
