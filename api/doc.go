@@ -32,11 +32,14 @@
 // # Authentication, roles, TLS and audit
 //
 // The API serves HTTPS only (Run refuses to start without
-// Config.Certificate): a certificate from files (LoadCertificate), or a
-// self-signed ECDSA P-256 one generated on the first start and reused
-// (SelfSignedCertificate; its names are CertificateHosts). Run logs the
-// certificate's Fingerprint ("SHA256:" and base64, as SSH prints keys),
-// which the CLI pins on first use like SSH's known_hosts.
+// Config.Certificate): a certificate from files (LoadCertificate), or one
+// generated on the first start and reused until a third of its validity
+// is left (GeneratedCertificate): ECDSA P-256, naming CertificateHosts,
+// issued by an Issuer (in a replica the cluster CA, served after the
+// certificate, so that a machine joining with a token that names the CA
+// can check the API) or else self-signed. Run logs the certificate's
+// Fingerprint ("SHA256:" and base64, as SSH prints keys), which the CLI
+// pins on first use like SSH's known_hosts.
 //
 // Every request goes through authorize. Each route declares its Access
 // in one table (routes.go; Routes lists it): Public (no token: /healthz,

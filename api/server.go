@@ -43,11 +43,13 @@ type Config struct {
 	// (default 10, then one every 6 s).
 	AuthLimit AuthLimit
 	// Certificate is what the API serves HTTPS with (LoadCertificate or
-	// SelfSignedCertificate). Run requires it: the API serves HTTPS only.
+	// GeneratedCertificate). Run requires it: the API serves HTTPS only.
 	Certificate *tls.Certificate
+	// Join serves POST /api/v1/join (machines joining the cluster with
+	// their own token), a Public route; nil: not served.
+	Join http.Handler
 	// Routes are routes beyond the API's own (Routes), each with its
-	// Access: the place for endpoints with credentials of their own, such
-	// as the cluster's join endpoint (Public).
+	// Access: the place for endpoints with credentials of their own.
 	Routes []Route
 	// Now is the clock of the failed-attempts limit; default time.Now.
 	Now    func() time.Time
@@ -121,7 +123,12 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 		}
 		s.hook = h
 	}
-	if err := s.register(cfg.Routes); err != nil {
+	extra := cfg.Routes
+	if cfg.Join != nil {
+		// Its own token (a join token), checked by the handler.
+		extra = append([]Route{{Pattern: "POST /api/v1/join", Access: Public, Handler: cfg.Join}}, extra...)
+	}
+	if err := s.register(extra); err != nil {
 		return nil, fmt.Errorf("api routes: %w", err)
 	}
 	return s, nil

@@ -57,65 +57,89 @@ func leafOf(c *tls.Certificate) (*x509.Certificate, error) {
 	return leaf, nil
 }
 
-// The files of the self-signed certificate in its directory.
+// The files of the generated certificate in its directory.
 const (
-	SelfSignedCertFile = "tls.crt"
-	SelfSignedKeyFile  = "tls.key"
+	GeneratedCertFile = "tls.crt"
+	GeneratedKeyFile  = "tls.key"
 )
 
-// selfSignedValidity is how long a generated certificate is valid: clients
-// pin it like an SSH host key, so it is long; one that has expired is
-// replaced at the next start.
+// selfSignedValidity is how long a self-signed certificate is valid:
+// clients pin it like an SSH host key, so it is long.
 const selfSignedValidity = 10 * 365 * 24 * time.Hour
 
-// SelfSigned is the outcome of SelfSignedCertificate.
-type SelfSigned struct {
+// Issuer signs the API's generated certificate: in a replica, the cluster
+// CA, so that machines joining with a token that names the CA can check
+// the API they talk to (the chain served holds the CA).
+type Issuer struct {
+	// CA is the issuing certificate, served after the API's own.
+	CA *x509.Certificate
+	// Issue returns a server certificate for hosts (DNS names and IP
+	// addresses) signed by CA, and its private key, PEM-encoded.
+	Issue func(hosts []string) (certPEM, keyPEM []byte, err error)
+}
+
+// Generated is the outcome of GeneratedCertificate.
+type Generated struct {
 	Certificate *tls.Certificate
-	// CertFile is the PEM certificate: what a client that does not pin
-	// (Prometheus, curl --cacert) trusts.
+	// CertFile is the PEM certificate, then its issuer's when there is
+	// one: what a client that does not pin (Prometheus, curl --cacert)
+	// trusts.
 	CertFile string
-	// Created is set when this call generated the certificate (first
-	// start, or the one before had expired: clients that pinned it must
-	// pin the new one).
-	Created bool
-	// Expired is set when an expired certificate was replaced.
-	Expired bool
+	// Created is set when this call generated the certificate: at the
+	// first start, and when the one before was renewed (Renewed) or had
+	// another issuer (Reissued). Clients that pinned the one before must
+	// trust the new one.
+	Created, Renewed, Reissued bool
 	// Missing are hosts the existing certificate does not name (the
 	// listen address changed): clients that verify names reject it for
 	// those; delete the files to generate a new one.
 	Missing []string
 }
 
-// SelfSignedCertificate returns the self-signed certificate in dir
-// (tls.crt, tls.key), generating it when absent or expired: ECDSA P-256,
-// valid ten years from now, naming hosts (DNS names and IP addresses) as
-// its subject alternative names. The key is written with mode 0600 and
-// dir created 0700.
-func SelfSignedCertificate(dir string, hosts []string, now time.Time) (SelfSigned, error) {
-	certFile, keyFile := filepath.Join(dir, SelfSignedCertFile), filepath.Join(dir, SelfSignedKeyFile)
-	out := SelfSigned{CertFile: certFile}
+// GeneratedCertificate returns the API certificate in dir (tls.crt,
+// tls.key), generating it when absent, when less than a third of its
+// validity is left, or when issuer is set and did not sign it: ECDSA
+// P-256, naming hosts as its subject alternative names, signed by issuer,
+// or self-signed (valid ten years) when issuer is nil. The key is written
+// with mode 0600 and dir created 0700. Reusing it keeps its fingerprint,
+// which clients pin.
+func GeneratedCertificate(dir string, hosts []string, now time.Time, issuer *Issuer) (Generated, error) {
+	certFile, keyFile := filepath.Join(dir, GeneratedCertFile), filepath.Join(dir, GeneratedKeyFile)
+	out := Generated{CertFile: certFile}
 	_, statErr := os.Stat(certFile)
 	if statErr == nil {
 		cert, err := LoadCertificate(certFile, keyFile)
 		if err != nil {
 			return out, err
 		}
-		if now.Before(cert.Leaf.NotAfter) {
+		leaf := cert.Leaf
+		switch {
+		case issuer != nil && leaf.CheckSignatureFrom(issuer.CA) != nil:
+			out.Reissued = true
+		case now.After(leaf.NotAfter.Add(-leaf.NotAfter.Sub(leaf.NotBefore) / 3)):
+			out.Renewed = true
+		default:
 			out.Certificate = cert
 			for _, h := range hosts {
-				if cert.Leaf.VerifyHostname(h) != nil {
+				if leaf.VerifyHostname(h) != nil {
 					out.Missing = append(out.Missing, h)
 				}
 			}
 			return out, nil
 		}
-		out.Expired = true
 	} else if !errors.Is(statErr, os.ErrNotExist) {
 		return out, fmt.Errorf("api certificate: %w", statErr)
 	}
-	certPEM, keyPEM, err := generateSelfSigned(hosts, now)
+	var certPEM, keyPEM []byte
+	var err error
+	if issuer != nil {
+		certPEM, keyPEM, err = issuer.Issue(hosts)
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.CA.Raw})...)
+	} else {
+		certPEM, keyPEM, err = generateSelfSigned(hosts, now)
+	}
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("api certificate: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return out, fmt.Errorf("api certificate: %w", err)
@@ -177,7 +201,7 @@ func generateSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, 
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil
 }
 
-// CertificateHosts are the names a self-signed certificate of an API
+// CertificateHosts are the names a generated certificate of an API
 // listening on listen gets: localhost, 127.0.0.1, ::1, the listen
 // address's host unless it is empty or unspecified (0.0.0.0, ::), and
 // hostname unless empty.

@@ -1,11 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,18 +24,18 @@ import (
 	"log/slog"
 )
 
-func TestSelfSignedCertificate_generatedOnceThenReused(t *testing.T) {
+func TestGeneratedCertificate_selfSignedOnceThenReused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "api")
 	now := time.Now()
 	hosts := CertificateHosts("10.1.2.3:7070", "node-1")
 	if want := []string{"localhost", "127.0.0.1", "::1", "10.1.2.3", "node-1"}; !slices.Equal(hosts, want) {
 		t.Fatalf("hosts = %v, want %v", hosts, want)
 	}
-	first, err := SelfSignedCertificate(dir, hosts, now)
+	first, err := GeneratedCertificate(dir, hosts, now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !first.Created || first.Expired || len(first.Missing) != 0 {
+	if !first.Created || first.Renewed || first.Reissued || len(first.Missing) != 0 {
 		t.Errorf("first: %+v", first)
 	}
 	leaf := first.Certificate.Leaf
@@ -40,7 +47,7 @@ func TestSelfSignedCertificate_generatedOnceThenReused(t *testing.T) {
 	if leaf.PublicKeyAlgorithm != x509.ECDSA || leaf.NotAfter.Before(now.Add(9*365*24*time.Hour)) {
 		t.Errorf("key %v, valid until %v", leaf.PublicKeyAlgorithm, leaf.NotAfter)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, SelfSignedKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, GeneratedKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v %v", fi.Mode(), err)
 	}
 	// The PEM file is a trust anchor for clients that verify.
@@ -53,7 +60,7 @@ func TestSelfSignedCertificate_generatedOnceThenReused(t *testing.T) {
 		t.Errorf("verify against itself: %v", err)
 	}
 
-	again, err := SelfSignedCertificate(dir, hosts, now.Add(time.Hour))
+	again, err := GeneratedCertificate(dir, hosts, now.Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,14 +68,67 @@ func TestSelfSignedCertificate_generatedOnceThenReused(t *testing.T) {
 		t.Errorf("second start made a new certificate")
 	}
 	// A new listen address is named as missing, not silently re-keyed.
-	moved, err := SelfSignedCertificate(dir, CertificateHosts("10.9.9.9:7070", "node-1"), now)
+	moved, err := GeneratedCertificate(dir, CertificateHosts("10.9.9.9:7070", "node-1"), now, nil)
 	if err != nil || moved.Created || !slices.Equal(moved.Missing, []string{"10.9.9.9"}) {
 		t.Errorf("moved: created %v missing %v err %v", moved.Created, moved.Missing, err)
 	}
-	// Expired: replaced.
-	later, err := SelfSignedCertificate(dir, hosts, leaf.NotAfter.Add(time.Minute))
-	if err != nil || !later.Created || !later.Expired || Fingerprint(later.Certificate.Leaf.Raw) == Fingerprint(leaf.Raw) {
-		t.Errorf("expired: %+v %v", later, err)
+	// Two thirds of its life gone: still served; then renewed.
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	if kept, err := GeneratedCertificate(dir, hosts, leaf.NotBefore.Add(life*2/3-time.Hour), nil); err != nil || kept.Created {
+		t.Errorf("before two thirds: %+v %v", kept, err)
+	}
+	later, err := GeneratedCertificate(dir, hosts, leaf.NotBefore.Add(life*2/3+time.Hour), nil)
+	if err != nil || !later.Created || !later.Renewed || Fingerprint(later.Certificate.Leaf.Raw) == Fingerprint(leaf.Raw) {
+		t.Errorf("after two thirds: %+v %v", later, err)
+	}
+}
+
+// TestGeneratedCertificate_issuedByACA: with an Issuer, the certificate is
+// the CA's, served with the CA after it (what a joining machine checks);
+// one the CA did not sign (a self-signed one from before, another
+// cluster's) is issued again.
+func TestGeneratedCertificate_issuedByACA(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	if _, err := GeneratedCertificate(dir, []string{"127.0.0.1"}, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: now.Add(-time.Hour),
+		NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	issued := 0
+	issuer := &Issuer{CA: ca, Issue: func(hosts []string) ([]byte, []byte, error) {
+		issued++
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "api"}, NotBefore: now.Add(-time.Hour),
+			NotAfter: now.Add(12 * time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, DNSNames: hosts}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		k, _ := x509.MarshalPKCS8PrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: k}), nil
+	}}
+	g, err := GeneratedCertificate(dir, []string{"api.test"}, now, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.Created || !g.Reissued || issued != 1 || len(g.Certificate.Certificate) != 2 || !bytes.Equal(g.Certificate.Certificate[1], ca.Raw) {
+		t.Fatalf("the self-signed one was not replaced by the CA's: %+v, issued %d, chain %d", g, issued, len(g.Certificate.Certificate))
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	if _, err := g.Certificate.Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "api.test"}); err != nil {
+		t.Errorf("verify against the CA: %v", err)
+	}
+	again, err := GeneratedCertificate(dir, []string{"api.test"}, now.Add(time.Hour), issuer)
+	if err != nil || again.Created || issued != 1 || Fingerprint(again.Certificate.Leaf.Raw) != Fingerprint(g.Certificate.Leaf.Raw) {
+		t.Errorf("second start: %+v %v, issued %d", again, err, issued)
 	}
 }
 
@@ -103,7 +163,7 @@ func TestLoadCertificate_errorsNameTheFiles(t *testing.T) {
 // fails, and nothing is left running after Run returns.
 func TestRun_servesHTTPSOnly(t *testing.T) {
 	st := seed(t)
-	ss, err := SelfSignedCertificate(t.TempDir(), CertificateHosts("127.0.0.1:0", ""), time.Now())
+	ss, err := GeneratedCertificate(t.TempDir(), CertificateHosts("127.0.0.1:0", ""), time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -343,11 +343,11 @@ func TestAPIAuth_generatedTokenAndCertificatePinning(t *testing.T) {
 	}
 
 	// Back on the same address with another certificate: refused.
-	other, err := api.SelfSignedCertificate(t.TempDir(), api.CertificateHosts(s.apiAddr, ""), time.Now())
+	other, err := api.GeneratedCertificate(t.TempDir(), api.CertificateHosts(s.apiAddr, ""), time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(filepath.Dir(other.CertFile), api.SelfSignedKeyFile)
+	keyFile := filepath.Join(filepath.Dir(other.CertFile), api.GeneratedKeyFile)
 	s.stop(syscall.SIGTERM)
 	s.args = append(s.args, "--tls-cert", other.CertFile, "--tls-key", keyFile)
 	s.start()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,10 +192,13 @@ type stack struct {
 	// test with --tokens-file sets it); "" reads the generated one.
 	token       string
 	httpc, tlsc *http.Client // reset at every start: a restart may bring a new certificate
-	cmd         *exec.Cmd
-	exited      chan struct{}
-	log         *bytes.Buffer
-	logMu       *sync.Mutex
+	// wrap runs bosun through a command, e.g. ip netns exec NS for a
+	// server on a test host of its own (see testHost).
+	wrap   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 // subnet reserves a pod network for one node of a test: a /24 and a bridge
@@ -410,8 +414,12 @@ func (s *stack) run() {
 
 func (s *stack) start() {
 	s.t.Helper()
+	if s.home == "" {
+		s.home = s.t.TempDir()
+	}
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
-	s.cmd = exec.Command(bosun(s.t), s.args...)
+	argv := append(append(slices.Clone(s.wrap), bosun(s.t)), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = s.env()
 	s.httpc, s.tlsc = nil, nil
 	var out io.Writer = s.log
@@ -466,7 +474,7 @@ func (s *stack) certFile() string {
 			return v
 		}
 	}
-	return filepath.Join(s.dataDir, "api", api.SelfSignedCertFile)
+	return filepath.Join(s.dataDir, "api", api.GeneratedCertFile)
 }
 
 // tlsClient trusts the API's certificate (and nothing else) and sends no

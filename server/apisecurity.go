@@ -4,18 +4,21 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"bosun/api"
+	"bosun/pki"
 )
 
 // apiSecurity returns the API's tokens and certificate: from the files
 // the configuration names, or generated into DataDir/api on the first
-// start (an admin token, whose hash alone is kept, and a self-signed
-// certificate), reused afterwards.
-func apiSecurity(cfg Config, log *slog.Logger) (*api.Tokens, *tls.Certificate, error) {
+// start and reused afterwards: an admin token, whose hash alone is kept,
+// and a certificate issued by the cluster CA (ca; self-signed without
+// one), served with the CA so that joining machines can check it.
+func apiSecurity(cfg Config, ca *pki.CA, log *slog.Logger) (*api.Tokens, *tls.Certificate, error) {
 	dir := filepath.Join(cfg.DataDir, "api")
 	tokensFile := cfg.TokensFile
 	if tokensFile == "" {
@@ -46,20 +49,38 @@ func apiSecurity(cfg Config, log *slog.Logger) (*api.Tokens, *tls.Certificate, e
 		return tokens, cert, nil
 	}
 	host, _ := os.Hostname()
-	ss, err := api.SelfSignedCertificate(dir, api.CertificateHosts(cfg.APIListen, host), time.Now())
+	var issuer *api.Issuer
+	if ca != nil {
+		issuer = &api.Issuer{CA: ca.Cert, Issue: func(hosts []string) ([]byte, []byte, error) {
+			req := pki.Request{CommonName: "bosun-api", Server: true}
+			for _, h := range hosts {
+				if ip := net.ParseIP(h); ip != nil {
+					req.IPs = append(req.IPs, ip)
+				} else {
+					req.DNSNames = append(req.DNSNames, h)
+				}
+			}
+			return ca.Issue(req)
+		}}
+	}
+	g, err := api.GeneratedCertificate(dir, api.CertificateHosts(cfg.APIListen, host), time.Now(), issuer)
 	if err != nil {
 		return nil, nil, err
 	}
-	fp := api.Fingerprint(ss.Certificate.Leaf.Raw)
+	fp := api.Fingerprint(g.Certificate.Leaf.Raw)
 	switch {
-	case ss.Expired:
-		log.Warn("the API's self-signed certificate had expired and was replaced: clients that pinned it must trust the new fingerprint", "file", ss.CertFile, "fingerprint", fp)
-	case ss.Created:
-		log.Info("generated a self-signed certificate for the API", "file", ss.CertFile, "fingerprint", fp)
+	case g.Renewed || g.Reissued:
+		why := "it neared its end"
+		if g.Reissued {
+			why = "the cluster CA did not sign it"
+		}
+		log.Warn("issued the API a new certificate because "+why+": clients that pinned the one before must trust the new fingerprint", "file", g.CertFile, "fingerprint", fp)
+	case g.Created:
+		log.Info("issued the API a certificate of the cluster CA", "file", g.CertFile, "fingerprint", fp)
 	}
-	if len(ss.Missing) > 0 {
-		log.Warn("the API's self-signed certificate does not name these hosts: clients that verify names (Prometheus, curl) refuse it there; delete it and its key to generate one that does (pinned clients then see a new fingerprint)",
-			"missing", ss.Missing, "file", ss.CertFile)
+	if len(g.Missing) > 0 {
+		log.Warn("the API's certificate does not name these hosts: clients that verify names (Prometheus, curl) refuse it there; delete it and its key to issue one that does (pinned clients then see a new fingerprint)",
+			"missing", g.Missing, "file", g.CertFile)
 	}
-	return tokens, ss.Certificate, nil
+	return tokens, g.Certificate, nil
 }

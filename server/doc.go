@@ -47,9 +47,10 @@
 // (apiSecurity): "tokens", a tokens file created at the first start with
 // one generated admin token (only its hash; the token goes to
 // Config.OnAdminToken once, which the CLI prints and saves to
-// ~/.config/bosun/token), and "tls.crt"/"tls.key", the self-signed
-// certificate, generated at the first start (again when expired) and
-// reused, whose fingerprint the API logs. Replicas generate their own:
+// ~/.config/bosun/token), and "tls.crt"/"tls.key", the API's
+// certificate, issued by the cluster CA at the first start (again when a
+// third of its validity is left, or when the CA did not sign it) and
+// reused, served with the CA, whose fingerprint the API logs. Replicas generate their own:
 // a cluster of several shares one --tokens-file.
 //
 // Losing the leadership stops the leader's work and campaigns again; the

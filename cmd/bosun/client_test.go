@@ -116,7 +116,7 @@ func TestClient_pinsOnFirstUseAndRefusesAChangedCertificate(t *testing.T) {
 		t.Errorf("--ca-file: %v %q", err, errOut)
 	}
 	// ... and a CA that does not vouch for it fails, without pinning.
-	ss, err := api.SelfSignedCertificate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
+	ss, err := api.GeneratedCertificate(t.TempDir(), []string{"127.0.0.1"}, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
