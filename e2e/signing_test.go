@@ -198,6 +198,11 @@ func TestSigning(t *testing.T) {
 			if err != nil || !strings.Contains(out, want) {
 				t.Errorf("bosun status does not say %q: %v\n%s", want, err, out)
 			}
+			// bosun plan of the commit says the same, before any push.
+			out, err = s.cli("plan", "--ref", c)
+			if err == nil || !strings.Contains(out, want) {
+				t.Errorf("bosun plan --ref %.7s does not say %q: %v\n%s", c, want, err, out)
+			}
 			if now := podNames(readyPods(s.pods(), "web-")); strings.Join(now, ",") != strings.Join(running, ",") {
 				t.Fatalf("web pods %v, want the last good revision's %v untouched", now, running)
 			}

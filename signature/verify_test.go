@@ -23,7 +23,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 const payload = "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@example.com> 1772366400 +0000\ncommitter A <a@example.com> 1772366400 +0000\n\nmessage\n"
 
 // pgpKey makes an OpenPGP key created at t0, valid for life (0: forever).
-func pgpKey(t *testing.T, name, email string, life time.Duration) *openpgp.Entity {
+func pgpKey(t testing.TB, name, email string, life time.Duration) *openpgp.Entity {
 	t.Helper()
 	cfg := &packet.Config{Time: func() time.Time { return t0 }, KeyLifetimeSecs: uint32(life.Seconds()), Algorithm: packet.PubKeyAlgoEdDSA}
 	e, err := openpgp.NewEntity(name, "", email, cfg)
@@ -33,7 +33,7 @@ func pgpKey(t *testing.T, name, email string, life time.Duration) *openpgp.Entit
 	return e
 }
 
-func armoredPublic(t *testing.T, e *openpgp.Entity) []byte {
+func armoredPublic(t testing.TB, e *openpgp.Entity) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
@@ -47,7 +47,7 @@ func armoredPublic(t *testing.T, e *openpgp.Entity) []byte {
 	return buf.Bytes()
 }
 
-func pgpSign(t *testing.T, e *openpgp.Entity, msg string, at time.Time) []byte {
+func pgpSign(t testing.TB, e *openpgp.Entity, msg string, at time.Time) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	cfg := &packet.Config{Time: func() time.Time { return at }}
@@ -62,7 +62,7 @@ type sshKey struct {
 	line   string // "key-type base64"
 }
 
-func newSSHKey(t *testing.T) sshKey {
+func newSSHKey(t testing.TB) sshKey {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -75,7 +75,7 @@ func newSSHKey(t *testing.T) sshKey {
 	return sshKey{signer: s, line: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))}
 }
 
-func sshSign(t *testing.T, k sshKey, msg, namespace string) []byte {
+func sshSign(t testing.TB, k sshKey, msg, namespace string) []byte {
 	t.Helper()
 	sig, err := sshsig.Sign(strings.NewReader(msg), k.signer, sshsig.HashSHA512, namespace)
 	if err != nil {
@@ -84,7 +84,7 @@ func sshSign(t *testing.T, k sshKey, msg, namespace string) []byte {
 	return sshsig.Armor(sig)
 }
 
-func writeDir(t *testing.T, files map[string][]byte) string {
+func writeDir(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, b := range files {
@@ -268,5 +268,29 @@ func TestLoadDir_errors(t *testing.T) {
 	}
 	if _, err := LoadDir("", nil); err == nil {
 		t.Error("empty dir name: no error")
+	}
+}
+
+// BenchmarkVerify measures one verification of each kind against a
+// keyring of 1 OpenPGP key and 1 SSH key: the cost bosun adds to each new
+// head. go test -run XXX -bench Verify ./signature
+func BenchmarkVerify(b *testing.B) {
+	alice := pgpKey(b, "Alice", "alice@example.com", 0)
+	bob := newSSHKey(b)
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "alice.asc"), armoredPublic(b, alice), 0o644)
+	os.WriteFile(filepath.Join(dir, "allowed_signers"), []byte("bob "+bob.line+"\n"), 0o644)
+	k, err := LoadDir(dir, time.UTC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, sig := range map[string][]byte{"openpgp": pgpSign(b, alice, payload, t0), "ssh": sshSign(b, bob, payload, "git")} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := k.Verify([]byte(payload), sig, t0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
