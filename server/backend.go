@@ -31,6 +31,7 @@ type backend struct {
 	st    *store.Store
 	cache *store.Cache // the replica's cache: plans and logs read it
 	agent *nodes.Agent // this machine's agent, nil without one
+	trust *trust       // how to reach other nodes' log servers
 
 	planMu  sync.Mutex // one plan fetch at a time
 	planSrc *gitsource.Source
@@ -283,12 +284,13 @@ func (b *backend) remoteLogs(ctx context.Context, snap *store.Snapshot, nodeName
 	if opt.TailLines > 0 {
 		q.Set("tail", strconv.Itoa(opt.TailLines))
 	}
-	u := fmt.Sprintf("http://%s/logs/%s/%s/%s?%s", addr, url.PathEscape(opt.Namespace), url.PathEscape(opt.Pod), url.PathEscape(opt.Container), q.Encode())
+	client, scheme := b.trust.logClient(nodeName)
+	u := fmt.Sprintf("%s://%s/logs/%s/%s/%s?%s", scheme, addr, url.PathEscape(opt.Namespace), url.PathEscape(opt.Pod), url.PathEscape(opt.Container), q.Encode())
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := client.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("logs from node %s: %w", nodeName, err)
 	}

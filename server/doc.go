@@ -38,7 +38,7 @@
 // the leader's next plan would, and shows the canary's template changes
 // (env names, never values), pods, node and weights (canaryPlans).
 //
-// Signed commits (trust.go): with --verify-commits the keys of
+// Signed commits (signing.go): with --verify-commits the keys of
 // --trusted-keys are loaded once, when Run starts (a bad directory stops
 // the start), and given to the Git source, which verifies each head it
 // exports. The leader rejects a main head that is not trusted whole,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -42,8 +43,15 @@ type Config struct {
 	// EtcdEndpoints selects an external etcd; empty starts an embedded one.
 	EtcdEndpoints []string
 	// EtcdListen is the embedded etcd's client address, default
-	// 127.0.0.1:2379.
+	// 127.0.0.1:2379. Beyond loopback, etcd serves mutual TLS with the
+	// cluster CA (see trust), unless Insecure.
 	EtcdListen string
+	// Insecure lets etcd be reached beyond loopback in plain text without
+	// authentication (--insecure); every start warns.
+	Insecure bool
+	// Stderr receives what is printed once, outside the log (the join
+	// token when it is created); default os.Stderr.
+	Stderr io.Writer
 	// DNSListen default 127.0.0.1:5353; APIListen default 127.0.0.1:7070.
 	DNSListen, APIListen string
 	// Domain is the cluster domain, default cluster.local.
@@ -124,6 +132,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
+	}
 	c.Services = c.Services.WithDefaults()
 }
 
@@ -174,24 +185,33 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	trust, err := setupTrust(cfg, log, cfg.Stderr)
+	if err != nil {
+		return err
+	}
 	endpoints := cfg.EtcdEndpoints
 	if len(endpoints) == 0 {
 		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
-			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen,
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen, TLS: trust.etcd,
 			Logger: log.With("component", "etcd"),
 		})
 		if err != nil {
 			return err
 		}
 		defer e.Close()
-		endpoints = e.Endpoints()
+		endpoints = localEndpoints(e.Endpoints())
 	}
-	cli, err := store.Dial(endpoints)
+	cli, err := store.DialTLS(endpoints, trust.etcdTLS())
 	if err != nil {
 		return err
 	}
 	st := store.New(cli)
 	defer st.Close()
+	if trust.secure {
+		if err := store.EnableAuth(ctx, cli); err != nil {
+			return fmt.Errorf("%w (an external etcd must trust the cluster CA in %s: copy that directory from the first server)", err, trust.dir)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -218,10 +238,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	apiSrv, err := api.New(api.Config{
+	joinHandler, err := trust.joinHandler(cfg, cli, reg, log)
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.New(api.Config{Join: joinHandler,
 		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: log.With("component", "api"),
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch, Follows: canaryBranch(cache)},
-	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent})
+	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent, trust: trust})
 	if err != nil {
 		return err
 	}
