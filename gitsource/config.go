@@ -14,6 +14,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	gossh "golang.org/x/crypto/ssh"
+
+	"bosun/signature"
 )
 
 // Config says which branch of which repository to follow. The zero value of
@@ -48,6 +50,12 @@ type Config struct {
 	// stripped. Its content never appears in logs or errors.
 	Username     string
 	PasswordFile string
+
+	// TrustedKeys, when set, verifies the signature of every commit handed
+	// out (branch heads and Resolve's): Revision.Verification says who
+	// signed it, or why it is not to be trusted. nil: commits are not
+	// verified.
+	TrustedKeys *signature.Keyring
 
 	// Logger receives the package's logs, tagged component=gitsource.
 	// Default: discard.

@@ -78,7 +78,7 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 			return res, nil
 		}
 		defer b.planSrc.Release(rev)
-		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
+		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time, Signer: signerOf(*rev)}
 		set, err = b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
 		if len(deps) > 0 {
 			key, kerr := b.clusterKey(ctx)
@@ -90,6 +90,10 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 			// Before finish: the candidate is the branch's template as
 			// loaded, stamped with main's configuration.
 			res.Canaries = canaryPlans(b.cfg.Policy, b.cfg.Path, key, currentSet, deps, r, loadedBranch{set: set, err: err}, snap, time.Now())
+		}
+		if why := untrusted(*rev); why != "" {
+			res.Errors = []string{why} // the leader would reject it whole
+			return res, nil
 		}
 	} else {
 		set, err = loadFiles(b.cfg.Policy, req.Files)
@@ -119,7 +123,7 @@ func (b *backend) resolve(ctx context.Context, ref string) (*gitsource.Revision,
 	if b.planSrc == nil {
 		src, err := gitsource.New(gitsource.Config{
 			URL: b.cfg.Repo, Branch: b.cfg.Branch, Dir: filepath.Join(b.cfg.DataDir, "git-plan"),
-			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger,
+			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger, TrustedKeys: b.cfg.trustedKeys,
 		})
 		if err != nil {
 			return nil, err

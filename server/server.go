@@ -22,6 +22,7 @@ import (
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/proxy"
+	"bosun/signature"
 	"bosun/store"
 )
 
@@ -92,7 +93,18 @@ type Config struct {
 	// Prometheus (--prometheus-url); nil fails every query, with that
 	// reason.
 	Measure Measurer
-	Logger  *slog.Logger
+
+	// VerifyCommits (--verify-commits) runs only commits signed by a key
+	// of TrustedKeysDir (--trusted-keys; see signature.LoadDir): main's
+	// head is rejected whole otherwise, like an invalid revision, and a
+	// canary branch's head fails its canary. The keys are read once, when
+	// Run starts: a bad or empty directory stops the start, and changing
+	// the keys takes a restart (which judges a rejected head again).
+	VerifyCommits  bool
+	TrustedKeysDir string
+	trustedKeys    *signature.Keyring // loaded by Run
+
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -139,7 +151,34 @@ func (c *Config) validate() error {
 	if c.Repo == "" {
 		return errors.New("--repo is required")
 	}
+	if err := c.loadTrustedKeys(); err != nil {
+		return err
+	}
 	return c.Services.Validate()
+}
+
+// loadTrustedKeys reads TrustedKeysDir when commits are verified, and logs
+// what is trusted.
+func (c *Config) loadTrustedKeys() error {
+	switch {
+	case c.VerifyCommits && c.TrustedKeysDir == "":
+		return errors.New("--verify-commits needs --trusted-keys DIR (OpenPGP public keys and an SSH allowed_signers file)")
+	case !c.VerifyCommits && c.TrustedKeysDir != "":
+		return errors.New("--trusted-keys is given without --verify-commits: add --verify-commits to verify commits against them")
+	case !c.VerifyCommits:
+		c.Logger.Info("commit signatures are not verified (see --verify-commits)")
+		return nil
+	}
+	keys, err := signature.LoadDir(c.TrustedKeysDir, time.Local)
+	if err != nil {
+		return fmt.Errorf("--trusted-keys: %w", err)
+	}
+	for _, f := range keys.Ignored() {
+		c.Logger.Warn("--trusted-keys: not a key file, ignored (want *.asc, *.gpg, *.pub or allowed_signers)", "file", f)
+	}
+	c.Logger.Info("verifying commit signatures; the trusted keys are read at start only", "dir", c.TrustedKeysDir, "keys", keys.Keys())
+	c.trustedKeys = keys
+	return nil
 }
 
 // Run runs a replica until ctx ends. It stops cleanly: the leader resigns
@@ -290,6 +329,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
 			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger,
+			TrustedKeys: cfg.trustedKeys,
 		})
 		if err != nil {
 			lead.Resign(context.WithoutCancel(ctx))

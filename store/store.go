@@ -98,6 +98,13 @@ type Revision struct {
 	Author  string    `json:"author,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time,omitzero"`
+	// Signer is what the trusted keys said of the commit's signature when
+	// commits are verified (--verify-commits): who signed it ("Alice
+	// <alice@example.com> (OpenPGP key 0123...)", "alice@example.com (SSH
+	// key SHA256:... ed25519)"), or "unsigned", "untrusted <key>" or
+	// "invalid signature" for a commit rejected for it. Empty when commits
+	// are not verified.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncStatus is the leader's account of the last sync with Git.
