@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"bosun/audit"
 )
 
 // Access is who may call a route. Every route declares one in the route
@@ -255,8 +258,9 @@ func unauthorized(w http.ResponseWriter, code string, err error) {
 	writeError(w, http.StatusUnauthorized, err)
 }
 
-// audit logs one call of an Admin route: the audit line of the call, with
-// who made it (the token's name) and from where.
+// audit logs one call of an Admin route: the audit line of the call
+// (audit.Log: event the route's Event, actor the token's name), with the
+// client's address and the outcome.
 func (s *Server) audit(r *http.Request, rt Route, tok Token, code int) {
 	result := "done"
 	switch {
@@ -265,8 +269,8 @@ func (s *Server) audit(r *http.Request, rt Route, tok Token, code int) {
 	case code >= 400:
 		result = "failed"
 	}
-	s.log.Info("audit: api call", "audit", true, "event", rt.Event, "actor", tok.Name, "role", string(tok.Role),
-		"remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "status", code, "result", result)
+	audit.Log(r.Context(), s.log, rt.Event, tok.Name, slog.String("role", string(tok.Role)), slog.String("remote", r.RemoteAddr),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", code), slog.String("result", result))
 }
 
 // statusWriter remembers the status an Admin route answered, for its

@@ -312,8 +312,8 @@ func TestAudit_adminCallsNameTheirActor(t *testing.T) {
 		t.Fatalf("%d audit lines, want 2:\n%s", len(audits), f.logs)
 	}
 	want := []map[string]any{
-		{"event": "sync", "actor": "ops", "role": "admin", "remote": "192.0.2.10:4242", "result": "done", "status": float64(202)},
-		{"event": "sync", "actor": "ci", "role": "read-only", "remote": "192.0.2.11:4343", "result": "forbidden", "status": float64(403)},
+		{"event": "api.sync", "actor": "ops", "role": "admin", "remote": "192.0.2.10:4242", "result": "done", "status": float64(202)},
+		{"event": "api.sync", "actor": "ci", "role": "read-only", "remote": "192.0.2.11:4343", "result": "forbidden", "status": float64(403)},
 	}
 	for i, w := range want {
 		for k, v := range w {

@@ -65,17 +65,16 @@
 // malformed, invalid_token, forbidden, rate_limited). TokenFrom gives a
 // handler the caller's token (role and name, never the token).
 //
-// Audit: every call of an Admin route logs one Info line "audit: api call"
-// with audit=true, event (the route's Event, e.g. "sync"), actor (the
-// token's name), role, remote (the client's address), method, path,
+// Audit (package audit: audit=true, event, actor): every call of an Admin
+// route logs one line, event the route's Event ("api.sync"), actor the
+// token's name, with role, remote (the client's address), method, path,
 // status and result (done, failed, forbidden: a read-only token's attempt
-// is audited too). Every webhook, accepted or refused, logs "audit:
-// webhook" with audit=true, event=webhook, actor=webhook:<provider>,
-// remote, delivery (X-GitHub-Delivery, X-Gitea-Delivery,
+// is audited too). Every webhook, accepted or refused, logs one line,
+// event webhook.accepted or webhook.refused, actor webhook:<provider>,
+// with remote, delivery (X-GitHub-Delivery, X-Gitea-Delivery,
 // X-Forgejo-Delivery, X-Gitlab-Event-UUID, X-Gitlab-Webhook-UUID or
-// X-Bosun-Delivery), status, result and detail; refusals at warn level.
-// Tokens, token hashes and the webhook secret never appear in a log line
-// or an answer.
+// X-Bosun-Delivery), status, result and detail. Tokens, token hashes and
+// the webhook secret never appear in a log line or an answer.
 //
 // Routes (R: read-only, A: admin, P: public):
 //

@@ -11,8 +11,8 @@ import (
 type Route struct {
 	Pattern string
 	Access  Access
-	// Event names the calls of an Admin route in the audit log ("sync");
-	// required for Admin routes.
+	// Event names the calls of an Admin route in the audit log
+	// ("api.sync", see package audit); required for Admin routes.
 	Event   string
 	Handler http.Handler
 }
@@ -48,7 +48,7 @@ var routeTable = []struct {
 	{"GET /metrics", ReadOnly, "", (*Server).metrics},
 
 	// Admin: every call is audited.
-	{"POST /api/v1/sync", Admin, "sync", (*Server).sync},
+	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
 }
 
 // Routes lists the API's own routes with their Access (without handlers),

@@ -19,6 +19,8 @@ import (
 	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"bosun/audit"
 )
 
 // WebhookConfig configures the receiver of Git push webhooks
@@ -291,17 +293,17 @@ func deliveryID(h http.Header) string {
 	return ""
 }
 
-// audit logs the audit line of one webhook, accepted or refused: where
-// it came from (the source address, the provider and its delivery id) and
-// what became of it. Refusals are warnings: a Git host with a stale secret,
-// or somebody probing.
+// audit logs the audit line of one webhook, accepted or refused
+// (audit.Log: event webhook.accepted or webhook.refused, actor
+// webhook:<provider>): where it came from (the source address and the Git
+// host's delivery id) and what became of it.
 func (h *webhook) audit(r *http.Request, p provider, delivery string, code int, result, detail string) {
-	level := slog.LevelInfo
-	if code == http.StatusUnauthorized {
-		level = slog.LevelWarn
+	event := "webhook.accepted"
+	if code >= 400 {
+		event = "webhook.refused"
 	}
-	h.log.Log(r.Context(), level, "audit: webhook", "audit", true, "event", "webhook", "actor", "webhook:"+p.name,
-		"remote", r.RemoteAddr, "delivery", delivery, "status", code, "result", result, "detail", detail)
+	audit.Log(r.Context(), h.log, event, "webhook:"+p.name, slog.String("remote", r.RemoteAddr), slog.String("delivery", delivery),
+		slog.Int("status", code), slog.String("result", result), slog.String("detail", detail))
 }
 
 type result struct {

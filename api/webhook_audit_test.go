@@ -13,13 +13,13 @@ func TestWebhook_auditLinesNameSourceAndDelivery(t *testing.T) {
 	f := newWebhookFixture(t, testSecret)
 	body := pushBody("refs/heads/main")
 	for _, tc := range []struct {
-		name, deliveryHeader, delivery, wantResult string
-		sign                                       bool
+		name, deliveryHeader, delivery, wantResult, wantEvent string
+		sign                                                  bool
 	}{
-		{"github", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "result=triggered", true},
-		{"github", "X-GitHub-Delivery", "0b9f0c2a-bad-signature", "result=unauthorized", false},
-		{"gitlab", "X-Gitlab-Event-UUID", "13792a34-cac6-4fda-95a8-c58e00a3954e", "result=triggered", true},
-		{"gitea", "X-Gitea-Delivery", "c5a0e6f1-gitea", "result=triggered", true},
+		{"github", "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958", "result=triggered", "event=webhook.accepted", true},
+		{"github", "X-GitHub-Delivery", "0b9f0c2a-bad-signature", "result=unauthorized", "event=webhook.refused", false},
+		{"gitlab", "X-Gitlab-Event-UUID", "13792a34-cac6-4fda-95a8-c58e00a3954e", "result=triggered", "event=webhook.accepted", true},
+		{"gitea", "X-Gitea-Delivery", "c5a0e6f1-gitea", "result=triggered", "event=webhook.accepted", true},
 	} {
 		h := http.Header{}
 		for _, hk := range hooks {
@@ -40,7 +40,7 @@ func TestWebhook_auditLinesNameSourceAndDelivery(t *testing.T) {
 				line = l
 			}
 		}
-		for _, want := range []string{"audit=true", "event=webhook", "actor=webhook:" + tc.name, "remote=192.0.2.1:1234", tc.wantResult} {
+		for _, want := range []string{"audit=true", tc.wantEvent, "actor=webhook:" + tc.name, "remote=192.0.2.1:1234", tc.wantResult} {
 			if !strings.Contains(line, want) {
 				t.Errorf("%s delivery %s: audit line %q lacks %q", tc.name, tc.delivery, line, want)
 			}

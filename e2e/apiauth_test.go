@@ -174,7 +174,7 @@ func TestAPIAuth_rolesTokensAuditAndRateLimit(t *testing.T) {
 		s.waitFor("the audit lines of both syncs", 10*time.Second, func() error {
 			var got []string
 			for _, a := range auditLines(s.logTail(100000)) {
-				if a["event"] == "sync" && strings.HasPrefix(fmt.Sprint(a["remote"]), "127.0.0.1:") {
+				if a["event"] == "api.sync" && strings.HasPrefix(fmt.Sprint(a["remote"]), "127.0.0.1:") {
 					got = append(got, fmt.Sprintf("%v/%v/%v", a["actor"], a["result"], a["status"]))
 				}
 			}
@@ -207,11 +207,11 @@ func TestAPIAuth_rolesTokensAuditAndRateLimit(t *testing.T) {
 		if code := send("e2e-delivery-refused", "not the secret"); code != http.StatusUnauthorized {
 			t.Errorf("badly signed webhook: %d", code)
 		}
-		want := map[string]string{"e2e-delivery-accepted": "triggered", "e2e-delivery-refused": "unauthorized"}
+		want := map[string]string{"e2e-delivery-accepted": "webhook.accepted/triggered", "e2e-delivery-refused": "webhook.refused/unauthorized"}
 		s.waitFor("the webhooks' audit lines", 10*time.Second, func() error {
 			for _, a := range auditLines(s.logTail(100000)) {
 				d := fmt.Sprint(a["delivery"])
-				if want[d] == a["result"] && a["event"] == "webhook" && a["actor"] == "webhook:github" && strings.HasPrefix(fmt.Sprint(a["remote"]), "127.0.0.1:") {
+				if want[d] == fmt.Sprintf("%v/%v", a["event"], a["result"]) && a["actor"] == "webhook:github" && strings.HasPrefix(fmt.Sprint(a["remote"]), "127.0.0.1:") {
 					delete(want, d)
 				}
 			}
