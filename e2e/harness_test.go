@@ -190,8 +190,12 @@ type stack struct {
 	home string
 	// token, when set, is the API token the harness and the CLI use (a
 	// test with --tokens-file sets it); "" reads the generated one.
-	token       string
-	httpc, tlsc *http.Client // reset at every start: a restart may bring a new certificate
+	token string
+	// The harness's clients of the API, made at first use and dropped at
+	// every start (a restart may bring a new certificate); tests use them
+	// from several goroutines.
+	clientMu    sync.Mutex
+	httpc, tlsc *http.Client
 	// wrap runs bosun through a command, e.g. ip netns exec NS for a
 	// server on a test host of its own (see testHost).
 	wrap   []string
@@ -421,7 +425,7 @@ func (s *stack) start() {
 	argv := append(append(slices.Clone(s.wrap), bosun(s.t)), s.args...)
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Env = s.env()
-	s.httpc, s.tlsc = nil, nil
+	s.resetClients()
 	var out io.Writer = s.log
 	if dir := os.Getenv("BOSUN_E2E_LOGDIR"); dir != "" {
 		// Keep every server's whole log, for debugging a run.
@@ -442,7 +446,7 @@ func (s *stack) start() {
 	s.waitFor("the API to answer", 30*time.Second, func() error {
 		resp, err := s.tlsClient().Get(s.url("/readyz"))
 		if err != nil {
-			s.tlsc = nil // the certificate may not have been written yet
+			s.resetClients() // the certificate may not have been written yet
 			return err
 		}
 		resp.Body.Close()
@@ -480,6 +484,12 @@ func (s *stack) certFile() string {
 // tlsClient trusts the API's certificate (and nothing else) and sends no
 // token: for public routes (webhooks, /readyz) and tests of refusals.
 func (s *stack) tlsClient() *http.Client {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	return s.tlsClientLocked()
+}
+
+func (s *stack) tlsClientLocked() *http.Client {
 	if s.tlsc != nil {
 		return s.tlsc
 	}
@@ -494,11 +504,21 @@ func (s *stack) tlsClient() *http.Client {
 
 // client is tlsClient sending the stack's admin token (stack.token).
 func (s *stack) client() *http.Client {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
 	if s.httpc == nil {
-		base := s.tlsClient()
+		base := s.tlsClientLocked()
 		s.httpc = &http.Client{Timeout: base.Timeout, Transport: bearer{s.apiToken(), base.Transport}}
 	}
 	return s.httpc
+}
+
+// resetClients drops the clients: the next use reads the certificate and
+// the token again.
+func (s *stack) resetClients() {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	s.httpc, s.tlsc = nil, nil
 }
 
 // apiToken is stack.token, or the admin token the server generated at its

@@ -264,6 +264,9 @@ func TestSigning(t *testing.T) {
 	t.Run("every revision applied or rejected has one audit line", func(t *testing.T) {
 		var got []string
 		for _, l := range s.auditLines() {
+			if !strings.Contains(fmt.Sprint(l["event"]), "revision.") {
+				continue // the webhooks' and API calls' audit lines
+			}
 			got = append(got, fmt.Sprintf("%v %.7v signer=%v actor=%v trigger=%v", l["event"], l["commit"], l["signer"], l["actor"], l["trigger"]))
 			if l["author"] != "e2e <e2e@bosun.test>" || l["commit"] == "" {
 				t.Errorf("audit line %v", l)
