@@ -71,6 +71,11 @@ type Config struct {
 	// does nothing.
 	Proxy     bool
 	ProxyConf proxy.RunConfig
+	// EncryptionKeyFile holds the keys Secret data is encrypted with in
+	// etcd (AES-256-GCM; the first encrypts, all decrypt); default
+	// <DataDir>/secrets.key, created with one key on a cluster's first
+	// start. Every server of a cluster needs the same file.
+	EncryptionKeyFile string
 	// Measure evaluates canaries' queries (bosun.dev/canary-query) against
 	// Prometheus (--prometheus-url); nil fails every query, with that
 	// reason.
@@ -151,7 +156,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	keys, err := openKeyring(ctx, cli, cfg.keyFile(), log.With("component", "store"))
+	if err != nil {
+		cli.Close()
+		return err
+	}
+	st := store.New(cli, store.WithKeyring(keys))
 	defer st.Close()
 
 	reg := prometheus.NewRegistry()

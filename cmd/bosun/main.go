@@ -41,6 +41,8 @@ Usage:
   bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
   bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] DIR
   bosun image import FILE...
+  bosun secrets init|keys|rotate-key|promote-key NAME|remove-key NAME [--data-dir DIR | --encryption-key-file FILE]
+      the keys Secret data is encrypted with in etcd (see examples/encryption-at-rest)
   bosun version
 
 The CLI talks to the API of a server: --server URL or $BOSUN_SERVER
@@ -105,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(rest, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, stdout, stderr)
+	case "secrets":
+		return cmdSecrets(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bosun", version)
 		return nil

@@ -50,6 +50,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 100, "revisions kept in the history")
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
 	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
+	fs.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys Secret data is encrypted with in etcd (default: <data-dir>/secrets.key, created on a cluster's first start; every server needs the same file)")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
@@ -108,6 +109,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
+	keyFile := fs.String("encryption-key-file", "", "the servers' key file of Secrets at rest (their <data-dir>/secrets.key), for pods that mount or read Secrets; empty: such pods fail to start")
 	agentFlags(fs, &cfg, &labels)
 	var sim simFlags
 	sim.declare(fs)
@@ -138,11 +140,19 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if sim.nodes == 0 && (sim.metricsListen != "" || sim.set) {
 		return &exitError{code: 2, err: fmt.Errorf("agent: --simulate-* and --metrics-listen go with --simulate N")}
 	}
+	var opts []store.Option
+	if *keyFile != "" {
+		keys, err := store.LoadKeyring(*keyFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("agent: --encryption-key-file: %w", err)}
+		}
+		opts = append(opts, store.WithKeyring(keys))
+	}
 	cli, err := store.Dial(splitList(etcd))
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	st := store.New(cli, opts...)
 	defer st.Close()
 	if sim.nodes != 0 {
 		return sim.run(ctx, cfg, st) // simulated nodes run no Service proxy
