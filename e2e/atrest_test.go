@@ -319,3 +319,62 @@ func (s *stack) checkEtcdFiles(t *testing.T, planted string) {
 	}
 }
 
+
+// TestSecretsAtRest_remoteAgent: a node run by `bosun agent` reads an
+// encrypted Secret with the servers' key file (--encryption-key-file);
+// without it, the pod stays pending with a message that names the
+// Secret's key in etcd and the encryption key it needs, never the value.
+func TestSecretsAtRest_remoteAgent(t *testing.T) {
+	t.Parallel()
+	planted := "planted-secret-" + rand.Text()[:12]
+	onNode := func(reader, node string) string {
+		return strings.NewReplacer("PLANTED", planted, "READER", reader).Replace(atRestApp) +
+			"  nodeSelector: {kubernetes.io/hostname: " + node + "}\n"
+	}
+	repo := newGitRepo(t)
+	repo.write("app.yaml", onNode("keyless", "atrest-keyless")+"---\n"+strings.SplitN(onNode("keyed", "atrest-keyed"), "---\n", 2)[1])
+	repo.commit("readers on two agents")
+	s := startStack(t, repo)
+	key := primaryKey(t, s)
+	// The agent's copy of the servers' key file.
+	keyCopy := filepath.Join(t.TempDir(), "secrets.key")
+	b, err := os.ReadFile(filepath.Join(s.dataDir, "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyCopy, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startAgent(t, s, "atrest-keyless")
+	startAgent(t, s, "atrest-keyed", "--encryption-key-file", keyCopy)
+
+	// The pod's volumes cannot be set up: its status says why.
+	s.waitFor("keyless pending, naming the key it needs", 120*time.Second, func() error {
+		for _, p := range s.pods() {
+			if p.Name != "keyless" {
+				continue
+			}
+			if msg := p.Status.Message; strings.Contains(msg, "/bosun/secrets/default/db") && strings.Contains(msg, "key "+key) {
+				for _, bad := range leaks(planted) {
+					if strings.Contains(msg, bad) {
+						t.Errorf("the pod's message shows the value: %q", msg)
+					}
+				}
+				t.Logf("keyless: %s: %s", p.Status.Phase, msg)
+				return nil
+			}
+			return fmt.Errorf("keyless: %s %q", p.Status.Phase, p.Status.Message)
+		}
+		return fmt.Errorf("no keyless status: %v", s.podMessages())
+	})
+	s.waitFor("keyed reading the Secret", 120*time.Second, func() error {
+		pods := readyPods(s.pods(), "keyed")
+		if len(pods) != 1 {
+			return fmt.Errorf("keyed not ready: %v", s.podMessages())
+		}
+		if got, err := httpGet("http://" + pods[0].Status.PodIP + ":8080/file?path=/etc/db/password"); err != nil || got != planted {
+			return fmt.Errorf("secret file: %d bytes, %v", len(got), err)
+		}
+		return nil
+	})
+}

@@ -21,7 +21,7 @@ type agentProc struct {
 	proxyTable string // its Service proxy's nftables table
 }
 
-func startAgent(t *testing.T, s *stack, name string) *agentProc {
+func startAgent(t *testing.T, s *stack, name string, extra ...string) *agentProc {
 	t.Helper()
 	cidr, bridge := subnet(t)
 	netnsDir := t.TempDir()
@@ -43,6 +43,7 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir,
 		"--proxy-table", a.proxyTable,
 		"--restart-backoff", "200ms")
+	a.cmd.Args = append(a.cmd.Args, extra...)
 	var log strings.Builder
 	a.cmd.Stdout, a.cmd.Stderr = &log, &log
 	if err := a.cmd.Start(); err != nil {
