@@ -399,3 +399,30 @@ func BenchmarkKeyring(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSealOps_1kSecrets is the CPU cost of encryption alone in the
+// leader's write of BenchmarkLeadershipApply_1kSecrets' plan: sealing its
+// 1,000 Secrets and the desired state.
+func BenchmarkSealOps_1kSecrets(b *testing.B) {
+	kr, _ := testKeyring(b, "k1")
+	s := &Store{keys: kr}
+	d := &Desired{Revision: Revision{Commit: "c1"}}
+	var ops []Op
+	for i := range 1000 {
+		sec := secret("default", fmt.Sprintf("secret-%04d", i), strings.Repeat("p", 64))
+		sec.Data["cert.pem"] = bytes.Repeat([]byte("c"), 1024)
+		ops = append(ops, mustOp(PutSecret(sec)))
+		d.Secrets = append(d.Secrets, *sec)
+	}
+	ops = append(ops, mustOp(PutDesired(d)))
+	size := 0
+	for _, o := range ops {
+		size += len(o.value)
+	}
+	b.SetBytes(int64(size))
+	for range b.N {
+		if _, err := s.sealOps(ops); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
