@@ -33,8 +33,9 @@ type Config struct {
 	Repo, Branch, Path string
 	// Poll is the fetch interval, default 5s.
 	Poll time.Duration
-	// SSHKeyFile authenticates ssh:// repositories.
-	SSHKeyFile string
+	// GitAuth is how the repository's server is reached and trusted: ssh
+	// key, known_hosts, HTTPS credentials and CA (see gitsource.Auth).
+	GitAuth gitsource.Auth
 	// DataDir holds the embedded etcd, the clone and the agent's state;
 	// default /var/lib/bosun.
 	DataDir string
@@ -250,7 +251,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		log.Info("elected leader", "id", cfg.ID)
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger,
+			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
 		})
 		if err != nil {
 			lead.Resign(context.WithoutCancel(ctx))

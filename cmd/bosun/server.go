@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"bosun/gitsource"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/promquery"
@@ -38,7 +39,17 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
-	fs.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "private key file for ssh:// repositories")
+	// Git transport (gitsource.Auth): secrets come from files, re-read at each fetch; ssh host keys are verified.
+	fs.StringVar(&cfg.GitAuth.SSHKeyFile, "ssh-key", "", "unencrypted private key `FILE` for ssh repositories (a deploy key); default: the keys of the ssh-agent at $SSH_AUTH_SOCK")
+	fs.Func("ssh-known-hosts", "known_hosts `FILE` the ssh server's host key must be in (repeatable, or comma-separated; default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those that exist); add a server with ssh-keyscan", func(v string) error {
+		cfg.GitAuth.SSHKnownHosts = append(cfg.GitAuth.SSHKnownHosts, splitList(v)...)
+		return nil
+	})
+	fs.BoolVar(&cfg.GitAuth.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "accept any ssh host key: INSECURE, whoever sits between this machine and the Git server can make bosun run anything; warns at every start")
+	fs.StringVar(&cfg.GitAuth.Username, "git-username", "", "user name for HTTPS basic auth, with --git-password-file")
+	fs.StringVar(&cfg.GitAuth.PasswordFile, "git-password-file", "", "`FILE` holding the HTTPS password or access token; GitHub, GitLab and Bitbucket take their tokens this way (GitHub: your user name, or x-access-token for an app token; GitLab: any name, oauth2 for OAuth tokens)")
+	fs.StringVar(&cfg.GitAuth.TokenFile, "git-token-file", "", "`FILE` holding a bearer token sent as 'Authorization: Bearer' (Azure DevOps Entra ID tokens, a proxy checking bearer tokens); not with --git-username: tokens a host takes as a password go in --git-password-file")
+	fs.StringVar(&cfg.GitAuth.CAFile, "git-ca-file", "", "PEM `FILE` of CA certificates trusted for the HTTPS Git server besides the system's (a private CA)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
@@ -89,8 +100,15 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.Measure = prom.Scalar
 	}
+	gitWarnings, err := gitsource.Check(gitsource.Config{URL: cfg.Repo, Branch: cfg.Branch, Dir: cfg.DataDir, Auth: cfg.GitAuth})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("server: --repo and its Git flags: %w", err)}
+	}
 	cfg.Logger = newLogger(os.Stderr, level(debug))
-	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	cfg.Logger.Info("bosun server starting", "version", version, "repo", gitsource.RedactURL(cfg.Repo), "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	for _, w := range gitWarnings {
+		cfg.Logger.Warn(w)
+	}
 	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {
 		return &exitError{code: 2, err: err}
 	}
