@@ -7,8 +7,18 @@ import (
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
+
+// Given a CA bundle, go-git's default https client builds a new
+// http.Transport for every fetch, whose idle connections then linger until
+// they time out: a new set every poll. This client caches transports by
+// bundle, so fetches reuse their connections. Nothing else changes: without
+// a bundle the default transport serves, as before.
+func init() {
+	client.InstallProtocol("https", githttp.NewClientWithOptions(nil, &githttp.ClientOptions{CacheMaxEntries: 8}))
+}
 
 // access is what one conversation with the server needs (a fetch, an
 // ls-remote), with Auth's files read now: the auth method, the CA bundle,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -23,6 +25,8 @@ type httpsGit struct {
 	URL    string
 	CAFile string
 
+	conns atomic.Int64 // connections accepted
+
 	mu      sync.Mutex
 	allowed func(*http.Request) bool
 }
@@ -34,7 +38,7 @@ func startHTTPSGit(t *testing.T, root string, allowed func(*http.Request) bool) 
 		Path: filepath.Join(gitExecPath(t), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"},
 	}
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.mu.Lock()
 		ok := g.allowed(r)
 		g.mu.Unlock()
@@ -45,6 +49,12 @@ func startHTTPSGit(t *testing.T, root string, allowed func(*http.Request) bool) 
 		}
 		backend.ServeHTTP(w, r)
 	}))
+	srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			g.conns.Add(1)
+		}
+	}
+	srv.StartTLS()
 	// Closing the server closes the client's idle connections too, so the
 	// transports go-git made for the CA bundle leave no goroutine behind.
 	t.Cleanup(srv.Close)
@@ -112,6 +122,21 @@ func TestHTTPS_privateCAAndRotatedPasswordFile(t *testing.T) {
 	next := up.commit("after rotation", nil)
 	if rev, _ := mustFetch(t, s); rev.Commit != next {
 		t.Errorf("after rotation commit = %s, want %s", rev.Commit, next)
+	}
+}
+
+func TestHTTPS_fetchesWithACAFileReuseConnections(t *testing.T) {
+	up := newUpstream(t)
+	up.commit("x", nil)
+	srv := startHTTPSGit(t, up.root, func(*http.Request) bool { return true })
+	s := newSource(t, Config{URL: srv.URL + "/repo.git", Auth: Auth{CAFile: srv.CAFile}})
+	for range 5 {
+		mustFetch(t, s)
+	}
+	// Without the transport cache, go-git makes a transport per fetch,
+	// whose idle connection lingers: 5 fetches, 5 connections.
+	if n := srv.conns.Load(); n > 2 {
+		t.Errorf("5 fetches opened %d connections, want them reused", n)
 	}
 }
 
