@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"bosun/signature"
 )
 
 // Config says which branch of which repository to follow. The zero value of
@@ -43,6 +45,12 @@ type Config struct {
 	// checks the server. The zero value verifies ssh host keys against the
 	// default known_hosts files and offers no credentials but an ssh-agent's.
 	Auth Auth
+
+	// TrustedKeys, when set, verifies the signature of every commit handed
+	// out (branch heads and Resolve's): Revision.Verification says who
+	// signed it, or why it is not to be trusted. nil: commits are not
+	// verified.
+	TrustedKeys *signature.Keyring
 
 	// Logger receives the package's logs, tagged component=gitsource.
 	// Default: discard.

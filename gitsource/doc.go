@@ -59,6 +59,16 @@
 //     snapshots only it kept removed at the next loop; nothing more is sent
 //     for it.
 //
+// Signed commits and triggers (verify.go, trigger.go):
+//   - With Config.TrustedKeys, every commit exported (a branch's head, or
+//     Resolve's) is verified once, when exported, against those keys:
+//     Revision.Verification carries the signer or why the commit is not to
+//     be trusted (signature.Keyring.Verify, at the time of the export). The
+//     Source only reports; callers decide (the leader rejects).
+//   - Revision.Trigger says what made Run send a revision: "start" (from
+//     the clone, before the network), "poll", "trigger" (Trigger), or the
+//     reason given to TriggerBy (a webhook's, `bosun sync`'s).
+//
 // Resolve (for `bosun plan --ref`) fetches any other branch, tag or commit
 // reachable from a branch into refs/bosun/resolve/ of the same clone and
 // exports it under Config.Dir/resolved; it never changes what Run follows.

@@ -348,6 +348,8 @@ func (s *Source) snapshot(hash plumbing.Hash) (*Revision, error) {
 		Message: commit.Message,
 		Time:    commit.Author.When,
 		Dir:     filepath.Join(root, name),
+
+		Verification: s.verify(commit),
 	}
 	r.holders[name][rev] = struct{}{}
 	r.order = append(removeString(r.order, name), name)
