@@ -40,7 +40,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	var etcd, labels string
 	var debug bool
 	var pprofListen, promURL string
-	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
+	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required); a password goes in --git-password-file, not in the URL, which ps shows")
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
