@@ -34,7 +34,10 @@ type Config struct {
 	WebhookListen string
 	// State serves status and get: in a replica the process's store.Cache,
 	// so a request reads memory, not etcd; default the store itself.
-	State  State
+	State State
+	// Join serves POST /api/v1/join (machines joining the cluster with
+	// their own token); nil: not served.
+	Join   http.Handler
 	Logger *slog.Logger
 }
 
@@ -82,6 +85,9 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/{kind}/{name}", s.list)
 	s.mux.HandleFunc("POST /api/v1/sync", s.sync)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Join != nil {
+		s.mux.Handle("POST /api/v1/join", cfg.Join)
+	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	if cfg.Webhook.SecretFile != "" {
 		if cfg.Webhook.Logger == nil {

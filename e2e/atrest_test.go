@@ -346,7 +346,8 @@ func TestSecretsAtRest_remoteAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	startAgent(t, s, "atrest-keyless")
-	startAgent(t, s, "atrest-keyed", "--encryption-key-file", keyCopy)
+	startAgentWith(t, "atrest-keyed", "--etcd-endpoints", "http://"+s.etcdAddr, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0",
+		"--encryption-key-file", keyCopy)
 
 	// The pod's volumes cannot be set up: its status says why.
 	s.waitFor("keyless pending, naming the key it needs", 120*time.Second, func() error {

@@ -180,10 +180,13 @@ type stack struct {
 	// network namespace.
 	serviceCIDR, nodePorts string
 	args                   []string
-	cmd                    *exec.Cmd
-	exited                 chan struct{}
-	log                    *bytes.Buffer
-	logMu                  *sync.Mutex
+	// wrap runs bosun through a command, e.g. ip netns exec NS for a
+	// server on a test host of its own (see testHost).
+	wrap   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 // subnet reserves a pod network for one node of a test: a /24 and a bridge
@@ -427,7 +430,8 @@ func (s *stack) run() {
 func (s *stack) start() {
 	s.t.Helper()
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
-	s.cmd = exec.Command(bosun(s.t), s.args...)
+	argv := append(append(slices.Clone(s.wrap), bosun(s.t)), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	var out io.Writer = s.log
 	if dir := os.Getenv("BOSUN_E2E_LOGDIR"); dir != "" {
 		// Keep every server's whole log, for debugging a run.

@@ -38,6 +38,21 @@
 // the leader's next plan would, and shows the canary's template changes
 // (env names, never values), pods, node and weights (canaryPlans).
 //
+// Signed commits (signing.go): with --verify-commits the keys of
+// --trusted-keys are loaded once, when Run starts (a bad directory stops
+// the start), and given to the Git source, which verifies each head it
+// exports. The leader rejects a main head that is not trusted whole,
+// before reading its manifests (accept: status and history say why, the
+// last good revision keeps running), and canaryCandidate fails a canary
+// whose branch head is not trusted. Revisions record their signer
+// (store.Revision.Signer); a rejected head sent again, e.g. after a
+// restart with other keys, is judged again when the keys' verdict on it
+// changed. Every revision accepted or rejected, on main or a canary
+// branch, writes one audit line (auditRevision, package audit) naming its
+// commit, branch, author, signer and trigger (poll, start, or the sync
+// request's reason: the leader passes the reason of each new request to
+// gitsource.TriggerBy).
+//
 // Each replica runs one store.Cache of the cluster state; the leader, DNS,
 // the API and logs read it. Before planning, the leader waits until the
 // cache shows its own last write (Leadership.Revision), so a plan never

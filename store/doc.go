@@ -7,7 +7,7 @@
 //	/bosun/nodes/<name>             corev1.Node, put by a node agent under its lease
 //	/bosun/pods/<node>/<ns>/<name>  corev1.Pod (metadata and spec) bound to <node>, put by the leader
 //	/bosun/pods/-/<ns>/<name>       corev1.Pod not bound yet ("-" is never a node name: names are DNS subdomains)
-//	/bosun/podstatus/<ns>/<name>    PodStatus, put by the node agent that runs the pod
+//	/bosun/podstatus/<node>/<ns>/<name>  PodStatus, put by the agent of <node>, which runs the pod
 //	/bosun/deployments/<ns>/<name>  appsv1.Deployment with its computed status, put by the leader
 //	/bosun/services/<ns>/<name>     corev1.Service, put by the leader
 //	/bosun/configmaps/<ns>/<name>   corev1.ConfigMap, put by the leader, read by agents
@@ -86,9 +86,13 @@
 // Op of a delete and a put, and Leadership.Apply never splits an Op across
 // transactions, so a pod is never absent nor stored twice. Deleting a pod
 // needs its node; the leader finds it in the snapshot it planned from.
-// Statuses stay at /bosun/podstatus/<ns>/<name>: the agent writes only its
-// own pods' and reads, at start, only the statuses of the pods it adopts
-// (PodStatusesOf, one transaction of Gets per 120 keys).
+// Statuses are keyed by the node that reports them, so that etcd itself
+// lets a node write only its own (see AllowNode): readers merge a pod with
+// the status its own node reported, and only that one; a status no pod on
+// its node claims is a terminating pod's. An agent reads, at start, only
+// the statuses of the pods it adopts (PodStatusesOf, one transaction of
+// Gets per 120 keys). Statuses of the older layout
+// (/bosun/podstatus/<ns>/<name>) are not read; agents write them anew.
 //
 // Keys of the older layout (/bosun/pods/<ns>/<name>) are read
 // transparently by Snapshot and Cache (a key with two segments after

@@ -97,6 +97,27 @@ func (s *Store) RequestSync(ctx context.Context, reason string) error {
 	return nil
 }
 
+// SyncRequest returns the reason of the last sync request and the etcd
+// revision it was written at; 0 and "" when there was none. The leader
+// compares the revision with the last one it took, since a watch of
+// SyncRequestPrefix also fires when it starts.
+func (s *Store) SyncRequest(ctx context.Context) (reason string, rev int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+syncRequestKey)
+	if err != nil {
+		return "", 0, fmt.Errorf("read sync request: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", 0, nil
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(resp.Kvs[0].Value, &req) // a request without a reason is still one
+	return req.Reason, resp.Kvs[0].ModRevision, nil
+}
+
 // History results.
 const (
 	ResultProgressing   = "progressing"

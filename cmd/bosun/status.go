@@ -41,6 +41,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "Leader:   %s\n", leader)
 	if a := st.Sync.Applied; a != nil {
 		fmt.Fprintf(w, "Synced:   %s %q by %s\n", shortHash(a.Commit), a.Message, a.Author)
+		if a.Signer != "" {
+			fmt.Fprintf(w, "Signed:   %s\n", a.Signer)
+		}
 	} else {
 		fmt.Fprintf(w, "Synced:   (nothing applied yet)\n")
 	}
