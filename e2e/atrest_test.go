@@ -319,7 +319,6 @@ func (s *stack) checkEtcdFiles(t *testing.T, planted string) {
 	}
 }
 
-
 // TestSecretsAtRest_remoteAgent: a node run by `bosun agent` reads an
 // encrypted Secret with the servers' key file (--encryption-key-file);
 // without it, the pod stays pending with a message that names the
