@@ -119,7 +119,7 @@ func (c *cluster) reencrypt(ctx context.Context) error {
 		}
 		c.log.Info("re-encrypted values holding Secret data with the primary key", "key", r.Key, "values", n, "from", strings.Join(from, ", "))
 	}
-	if len(r.Unreadable) == 0 {
+	if len(r.Unreadable) == 0 && (r.Rewritten() > 0 || len(c.st.Keyring().Names()) > 1) {
 		c.log.Info("every value holding Secret data is encrypted with the primary key; older keys can be removed from the key file", "key", r.Key)
 	}
 	return nil
