@@ -196,6 +196,14 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var etcdTLS *tls.Config
 	if id != nil {
 		etcdTLS = id.EtcdTLS()
+		if *keyFile == "" && id.SecretKeysFile != "" {
+			// The servers' keys, as the join gave them.
+			keys, err := store.LoadKeyring(id.SecretKeysFile)
+			if err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			opts = append(opts, store.WithKeyring(keys))
+		}
 	}
 	cli, err := store.DialTLS(endpoints, etcdTLS)
 	if err != nil {
