@@ -339,7 +339,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--restart-backoff", "200ms",
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",
-	}, extra...)
+	}, withSharedKeyFile(extra)...)
 	s.run()
 	return s
 }
@@ -380,7 +380,35 @@ func sharedEtcd(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(etcd.Close)
+	keys := filepath.Join(t.TempDir(), "secrets.key")
+	if _, err := store.CreateKeyFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sharedKeyFiles.Store(etcd.Endpoints()[0], keys)
 	return etcd.Endpoints()[0]
+}
+
+// sharedKeyFiles maps a shared etcd's endpoint to the key file of Secrets
+// at rest that every replica on it is given: the servers of a cluster
+// share one (a replica whose file lacks the key etcd's values need refuses
+// to start).
+var sharedKeyFiles sync.Map
+
+// withSharedKeyFile adds --encryption-key-file to a replica's flags that
+// name a shared etcd, unless they name a key file.
+func withSharedKeyFile(extra []string) []string {
+	if slices.Contains(extra, "--encryption-key-file") {
+		return extra
+	}
+	for i, a := range extra {
+		if a != "--etcd-endpoints" || i+1 == len(extra) {
+			continue
+		}
+		if f, ok := sharedKeyFiles.Load(extra[i+1]); ok {
+			return append(slices.Clone(extra), "--encryption-key-file", f.(string))
+		}
+	}
+	return extra
 }
 
 // startControlPlane runs bosun without a node agent: etcd, the leader,
@@ -400,7 +428,7 @@ func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 		"--api-listen", s.apiAddr,
 		"--dns-listen", s.dnsAddr,
 		"--id", "e2e-cp",
-	}, extra...)
+	}, withSharedKeyFile(extra)...)
 	s.run()
 	return s
 }

@@ -297,14 +297,11 @@ func (s *Source) resume() (*Revision, error) {
 }
 
 func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
-	auth, secrets, err := s.cfg.auth()
+	acc, err := s.cfg.access()
 	if err != nil {
 		return nil, false, err
 	}
-	secrets = append(secrets, s.cfg.urlPassword)
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("%s %s: %w", what, s.cfg.displayURL, scrub(err, secrets...))
-	}
+	defer acc.release()
 
 	if s.repo == nil {
 		repo, err := s.open(true)
@@ -314,20 +311,13 @@ func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
 		s.repo = repo
 	}
 
-	spec := branchRefSpec(s.cfg.Branch)
-	err = s.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []gitconfig.RefSpec{spec},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
+	err = s.repo.FetchContext(ctx, acc.fetchOptions([]gitconfig.RefSpec{branchRefSpec(s.cfg.Branch)}))
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, false, wrap("fetch", err)
+		return nil, false, acc.wrap("fetch", err)
 	}
 	ref, err := s.repo.Reference(s.remoteRef(), true)
 	if err != nil {
-		return nil, false, wrap("fetch", fmt.Errorf("branch %s: %w", s.cfg.Branch, err))
+		return nil, false, acc.wrap("fetch", fmt.Errorf("branch %s: %w", s.cfg.Branch, err))
 	}
 	if s.current != nil && s.current.Commit == ref.Hash().String() {
 		return s.current, false, nil

@@ -42,6 +42,9 @@ type response struct {
 	Certificate   string   `json:"certificate"`
 	CA            string   `json:"ca"`
 	EtcdEndpoints []string `json:"etcdEndpoints"`
+	// SecretKeys is the content of the servers' key file (Secret data is
+	// encrypted with it in etcd; the node decrypts its pods' Secrets).
+	SecretKeys string `json:"secretKeys,omitempty"`
 }
 
 // HandlerConfig configures the servers' side.
@@ -54,6 +57,10 @@ type HandlerConfig struct {
 	// gets https://<the address it reached the server at>:EtcdPort.
 	EtcdEndpoints []string
 	EtcdPort      string
+	// SecretKeys returns the servers' key file (store.MarshalKeys), read
+	// at each join so that a node joining after a rotation gets the new
+	// key; nil: none given.
+	SecretKeys func() ([]byte, error)
 	// Burst failed attempts from one address are answered, then one per
 	// Every; default 5 and 10s.
 	Burst int
@@ -146,10 +153,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(endpoints) == 0 {
 		endpoints = []string{"https://" + net.JoinHostPort(localHost(r), h.cfg.EtcdPort)}
 	}
+	var keys []byte
+	if h.cfg.SecretKeys != nil {
+		if keys, err = h.cfg.SecretKeys(); err != nil {
+			h.requests.WithLabelValues("failed").Inc()
+			h.log.Error("join: read the secret keys", "err", err)
+			http.Error(w, "cannot read the servers' secret keys", http.StatusInternalServerError)
+			return
+		}
+	}
 	h.requests.WithLabelValues("joined").Inc()
 	h.log.Info("node joined", "audit", true, "event", "node.join", "actor", pki.NodeCN(req.Node), "remote", r.RemoteAddr, "result", "joined")
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(response{Certificate: string(cert), CA: string(h.cfg.CA.CertPEM), EtcdEndpoints: endpoints})
+	json.NewEncoder(w).Encode(response{Certificate: string(cert), CA: string(h.cfg.CA.CertPEM), EtcdEndpoints: endpoints, SecretKeys: string(keys)})
 }
 
 // localHost is the address the request reached this server at.
@@ -191,6 +207,8 @@ const (
 	certFile      = "node.crt"
 	keyFile       = "node.key"
 	endpointsFile = "etcd-endpoints"
+	// SecretKeysFile holds the servers' key file, as the join gave it.
+	SecretKeysFile = "secrets.key"
 )
 
 // Config configures a node's side.
@@ -211,6 +229,9 @@ type Identity struct {
 	Cert      tls.Certificate
 	Pool      *x509.CertPool
 	Endpoints []string
+	// SecretKeysFile is the servers' key file as the join gave it; ""
+	// when it gave none.
+	SecretKeysFile string
 }
 
 // EtcdTLS is the client configuration for etcd, which names its servers
@@ -222,14 +243,17 @@ func (id *Identity) EtcdTLS() *tls.Config {
 // LogServerTLS serves the node's logs to the servers only.
 func (id *Identity) LogServerTLS() *tls.Config { return pki.ServerTLS(id.Cert, id.Pool, pki.RootCN) }
 
-// Ensure returns the node's identity from cfg.Dir, joining first when the
-// directory holds none for cfg.Node, or its certificate nears its end.
+// Ensure returns the node's identity from cfg.Dir, joining first when a
+// token is given (so that every start with one refreshes the certificate
+// and the secret keys, after a rotation say), when the directory holds
+// none for cfg.Node, or when its certificate nears its end.
 func Ensure(ctx context.Context, cfg Config) (*Identity, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	id, err := load(cfg.Dir, cfg.Node)
 	switch {
+	case cfg.Token != "" && cfg.Server != "":
 	case err == nil && !pki.NeedsRenewal(id.Cert.Leaf, time.Now()):
 		return id, nil
 	case err == nil:
@@ -274,7 +298,11 @@ func load(dir, node string) (*Identity, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("cluster CA in %s: no certificate", dir)
 	}
-	return &Identity{Node: node, Cert: cert, Pool: pool, Endpoints: strings.Fields(string(eps))}, nil
+	id := &Identity{Node: node, Cert: cert, Pool: pool, Endpoints: strings.Fields(string(eps))}
+	if _, err := os.Stat(filepath.Join(dir, SecretKeysFile)); err == nil {
+		id.SecretKeysFile = filepath.Join(dir, SecretKeysFile)
+	}
+	return id, nil
 }
 
 // join trades the token for a certificate and writes the identity.
@@ -322,8 +350,12 @@ func join(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return err
 	}
-	for name, data := range map[string][]byte{keyFile: key, certFile: []byte(out.Certificate), pki.CACertFile: []byte(out.CA),
-		endpointsFile: []byte(strings.Join(out.EtcdEndpoints, "\n") + "\n")} {
+	files := map[string][]byte{keyFile: key, certFile: []byte(out.Certificate), pki.CACertFile: []byte(out.CA),
+		endpointsFile: []byte(strings.Join(out.EtcdEndpoints, "\n") + "\n")}
+	if out.SecretKeys != "" {
+		files[SecretKeysFile] = []byte(out.SecretKeys)
+	}
+	for name, data := range files {
 		if err := pki.WriteFile(filepath.Join(cfg.Dir, name), data); err != nil {
 			return fmt.Errorf("keep the node's identity: %w", err)
 		}

@@ -66,7 +66,8 @@ func startCluster(t *testing.T) *cluster {
 	}
 	tok := pki.NewJoinToken(ca)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(e.Endpoints()[0], "https://"))
-	h, err := NewHandler(HandlerConfig{CA: ca, Token: tok, Etcd: root, EtcdPort: port, Burst: 2, Every: time.Hour})
+	h, err := NewHandler(HandlerConfig{CA: ca, Token: tok, Etcd: root, EtcdPort: port, Burst: 2, Every: time.Hour,
+		SecretKeys: func() ([]byte, error) { return []byte("# keys\nkey-1:c2VjcmV0\n"), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,9 +112,14 @@ func TestJoin(t *testing.T) {
 	if id.Cert.Leaf.Subject.CommonName != "node:n1" || len(id.Endpoints) != 1 || id.Endpoints[0] != c.etcd[0] {
 		t.Fatalf("identity %q endpoints %v, want node:n1 and %v", id.Cert.Leaf.Subject.CommonName, id.Endpoints, c.etcd)
 	}
-	st, _ := os.Stat(filepath.Join(dir, keyFile))
-	if st.Mode().Perm() != 0o600 {
-		t.Fatalf("key mode %v", st.Mode())
+	for _, f := range []string{keyFile, SecretKeysFile} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v mode %v", f, err, st.Mode())
+		}
+	}
+	if b, _ := os.ReadFile(id.SecretKeysFile); string(b) != "# keys\nkey-1:c2VjcmV0\n" {
+		t.Fatalf("the servers' keys: %q", b)
 	}
 	cli, err := store.DialTLS(id.Endpoints, id.EtcdTLS())
 	if err != nil {

@@ -123,7 +123,7 @@ func (b *backend) resolve(ctx context.Context, ref string) (*gitsource.Revision,
 	if b.planSrc == nil {
 		src, err := gitsource.New(gitsource.Config{
 			URL: b.cfg.Repo, Branch: b.cfg.Branch, Dir: filepath.Join(b.cfg.DataDir, "git-plan"),
-			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger, TrustedKeys: b.cfg.trustedKeys,
+			Auth: b.cfg.GitAuth, Logger: b.cfg.Logger, TrustedKeys: b.cfg.trustedKeys,
 		})
 		if err != nil {
 			return nil, err

@@ -35,8 +35,9 @@ type Config struct {
 	Repo, Branch, Path string
 	// Poll is the fetch interval, default 5s.
 	Poll time.Duration
-	// SSHKeyFile authenticates ssh:// repositories.
-	SSHKeyFile string
+	// GitAuth is how the repository's server is reached and trusted: ssh
+	// key, known_hosts, HTTPS credentials and CA (see gitsource.Auth).
+	GitAuth gitsource.Auth
 	// DataDir holds the embedded etcd, the clone and the agent's state;
 	// default /var/lib/bosun.
 	DataDir string
@@ -84,11 +85,16 @@ type Config struct {
 	// (api.ParseTokens), read again when it changes; empty: DataDir/api/tokens,
 	// created on the first start with one generated admin token, which is
 	// handed to OnAdminToken (once: later starts reuse the stored hash).
-	// TLSCertFile and TLSKeyFile are the API's certificate; empty: a
-	// self-signed one generated into DataDir/api on the first start.
+	// TLSCertFile and TLSKeyFile are the API's certificate; empty: one
+	// issued by the cluster CA into DataDir/api on the first start.
 	TokensFile              string
 	OnAdminToken            func(token string)
 	TLSCertFile, TLSKeyFile string
+	// EncryptionKeyFile holds the keys Secret data is encrypted with in
+	// etcd (AES-256-GCM; the first encrypts, all decrypt); default
+	// <DataDir>/secrets.key, created with one key on a cluster's first
+	// start. Every server of a cluster needs the same file.
+	EncryptionKeyFile string
 	// Measure evaluates canaries' queries (bosun.dev/canary-query) against
 	// Prometheus (--prometheus-url); nil fails every query, with that
 	// reason.
@@ -214,7 +220,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	keys, err := openKeyring(ctx, cli, cfg.keyFile(), log.With("component", "store"))
+	if err != nil {
+		cli.Close()
+		return err
+	}
+	st := store.New(cli, store.WithKeyring(keys))
 	defer st.Close()
 	if trust.secure {
 		if err := store.EnableAuth(ctx, cli); err != nil {
@@ -328,7 +339,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		log.Info("elected leader", "id", cfg.ID)
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger,
+			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
 			TrustedKeys: cfg.trustedKeys,
 		})
 		if err != nil {

@@ -236,6 +236,8 @@ func (t *trust) joinHandler(cfg Config, root *clientv3.Client, reg prometheus.Re
 		return nil, nil
 	}
 	_, port, _ := net.SplitHostPort(cfg.EtcdListen)
+	keyFile := cfg.keyFile()
 	return join.NewHandler(join.HandlerConfig{CA: t.ca, Token: t.token, Etcd: root, EtcdEndpoints: cfg.EtcdEndpoints,
-		EtcdPort: port, Registerer: reg, Logger: log})
+		EtcdPort: port, Registerer: reg, Logger: log,
+		SecretKeys: func() ([]byte, error) { return os.ReadFile(keyFile) }})
 }

@@ -54,6 +54,7 @@ type CacheConfig struct {
 // once. Create one per process with NewCache and run it with Run.
 type Cache struct {
 	cli      *clientv3.Client
+	keys     *Keyring // opens Secrets: they are decrypted here, once
 	prefixes []string
 	watch    string // the one prefix watched (a common prefix of prefixes)
 	log      *slog.Logger
@@ -98,7 +99,7 @@ func NewCache(st *Store, cfg CacheConfig) *Cache {
 		name = "state"
 	}
 	return &Cache{
-		cli: st.cli, prefixes: slices.Clone(prefixes), watch: watch, log: log.With("component", "cache", "cache", name),
+		cli: st.cli, keys: st.keys, prefixes: slices.Clone(prefixes), watch: watch, log: log.With("component", "cache", "cache", name),
 		m: newCacheMetrics(cfg.Registerer, name), synced: make(chan struct{}),
 		state: newCacheState(), advanced: make(chan struct{}), subs: map[*cacheSub]struct{}{},
 		restart: make(chan struct{}, 1),
@@ -306,10 +307,19 @@ func kindOfKey(rest string) string {
 	return ""
 }
 
-// apply puts (or deletes) one key in st. A value that does not decode is
-// logged and left out, like a deleted key.
+// apply puts (or deletes) one key in st, decrypting a Secret. A value that
+// does not decrypt or decode is logged (its key and, for a Secret, the
+// encryption key it needs; never the value) and left out, like a deleted
+// key.
 func (c *Cache) apply(st *cacheState, key string, value []byte, del bool) {
-	if err := st.apply(key, value, del); err != nil {
+	var err error
+	if !del && encrypted(key) {
+		value, err = c.keys.open(key, value)
+	}
+	if err == nil {
+		err = st.apply(key, value, del)
+	}
+	if err != nil {
 		c.m.decodeErrors.Inc()
 		c.log.Warn("cannot decode; left out", "key", key, "err", err)
 		st.apply(key, nil, true)

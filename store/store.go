@@ -41,12 +41,19 @@ const requestTimeout = 10 * time.Second
 
 // Store reads and writes bosun's state in etcd. It is safe for concurrent use.
 type Store struct {
-	cli *clientv3.Client
+	cli  *clientv3.Client
+	keys *Keyring // encrypts Secret data at rest; nil: none (see WithKeyring)
 }
 
 // New returns a Store on an etcd client. The caller keeps ownership of cli
 // unless it calls Close.
-func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+func New(cli *clientv3.Client, opts ...Option) *Store {
+	s := &Store{cli: cli}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Dial connects to an etcd cluster.
 func Dial(endpoints []string) (*clientv3.Client, error) { return DialTLS(endpoints, nil) }
@@ -282,7 +289,10 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		case strings.HasPrefix(key, ConfigMapsPrefix):
 			err = appendDecoded(kv.Value, &snap.ConfigMaps)
 		case strings.HasPrefix(key, SecretsPrefix):
-			err = appendDecoded(kv.Value, &snap.Secrets)
+			var v []byte
+			if v, err = s.open(string(kv.Key), kv.Value); err == nil {
+				err = appendDecoded(v, &snap.Secrets)
+			}
 		case strings.HasPrefix(key, NamespacesPrefix):
 			err = appendDecoded(kv.Value, &snap.Namespaces)
 		case strings.HasPrefix(key, JobsPrefix):

@@ -43,6 +43,8 @@ Usage:
   bosun image import FILE...
   bosun token create --role admin|read-only --name NAME [-o json]
       a new API token and the line of --tokens-file that lets it in
+  bosun secrets init|keys|rotate-key|promote-key NAME|remove-key NAME [--data-dir DIR | --encryption-key-file FILE]
+      the keys Secret data is encrypted with in etcd (see examples/encryption-at-rest)
   bosun version
 
 The CLI talks to the API of a server over HTTPS: --server URL or $BOSUN_SERVER
@@ -113,6 +115,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdToken(ctx, rest, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, stdout, stderr)
+	case "secrets":
+		return cmdSecrets(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bosun", version)
 		return nil

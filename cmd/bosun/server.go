@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"bosun/api"
+	"bosun/gitsource"
 	"bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
@@ -40,11 +41,21 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	var etcd, labels string
 	var debug bool
 	var pprofListen, promURL string
-	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
+	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required); a password goes in --git-password-file, not in the URL, which ps shows")
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
-	fs.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "private key file for ssh:// repositories")
+	// Git transport (gitsource.Auth): secrets come from files, re-read at each fetch; ssh host keys are verified.
+	fs.StringVar(&cfg.GitAuth.SSHKeyFile, "ssh-key", "", "unencrypted private key `FILE` for ssh repositories (a deploy key); default: the keys of the ssh-agent at $SSH_AUTH_SOCK")
+	fs.Func("ssh-known-hosts", "known_hosts `FILE` the ssh server's host key must be in (repeatable, or comma-separated; default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those that exist); add a server with ssh-keyscan", func(v string) error {
+		cfg.GitAuth.SSHKnownHosts = append(cfg.GitAuth.SSHKnownHosts, splitList(v)...)
+		return nil
+	})
+	fs.BoolVar(&cfg.GitAuth.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "accept any ssh host key: INSECURE, whoever sits between this machine and the Git server can make bosun run anything; warns at every start")
+	fs.StringVar(&cfg.GitAuth.Username, "git-username", "", "user name for HTTPS basic auth, with --git-password-file")
+	fs.StringVar(&cfg.GitAuth.PasswordFile, "git-password-file", "", "`FILE` holding the HTTPS password or access token; GitHub, GitLab and Bitbucket take their tokens this way (GitHub: your user name, or x-access-token for an app token; GitLab: any name, oauth2 for OAuth tokens)")
+	fs.StringVar(&cfg.GitAuth.TokenFile, "git-token-file", "", "`FILE` holding a bearer token sent as 'Authorization: Bearer' (Azure DevOps Entra ID tokens, a proxy checking bearer tokens); not with --git-username: tokens a host takes as a password go in --git-password-file")
+	fs.StringVar(&cfg.GitAuth.CAFile, "git-ca-file", "", "PEM `FILE` of CA certificates trusted for the HTTPS Git server besides the system's (a private CA)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd; beyond loopback it serves mutual TLS with the cluster CA, and machines join with the token the server prints")
@@ -61,6 +72,7 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "API bearer tokens, one role:name:sha256:<hex> per line (bosun token create prints them), read again when it changes; empty: an admin token generated at the first start into the data directory, printed once and saved to ~/.config/bosun/token")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, with --tls-key; empty: one issued by the cluster CA at the first start into the data directory and reused (the CLI pins it)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys Secret data is encrypted with in etcd (default: <data-dir>/secrets.key, created on a cluster's first start; every server needs the same file)")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&cfg.VerifyCommits, "verify-commits", false, "run only commits signed by a key of --trusted-keys (main's head and canary branches' heads); others are rejected")
@@ -111,8 +123,15 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	cfg.OnAdminToken = func(token string) { announceAdminToken(stderr, cfg.DataDir, token) }
+	gitWarnings, err := gitsource.Check(gitsource.Config{URL: cfg.Repo, Branch: cfg.Branch, Dir: cfg.DataDir, Auth: cfg.GitAuth})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("server: --repo and its Git flags: %w", err)}
+	}
 	cfg.Logger = newLogger(os.Stderr, level(debug))
-	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	cfg.Logger.Info("bosun server starting", "version", version, "repo", gitsource.RedactURL(cfg.Repo), "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	for _, w := range gitWarnings {
+		cfg.Logger.Warn(w)
+	}
 	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -137,6 +156,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250; mutual TLS once joined (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
+	keyFile := fs.String("encryption-key-file", "", "the servers' key file of Secrets at rest (their <data-dir>/secrets.key), for pods that mount or read Secrets; empty: such pods fail to start")
 	agentFlags(fs, &cfg, &labels)
 	var sim simFlags
 	sim.declare(fs)
@@ -164,6 +184,14 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if sim.nodes == 0 && (sim.metricsListen != "" || sim.set) {
 		return &exitError{code: 2, err: fmt.Errorf("agent: --simulate-* and --metrics-listen go with --simulate N")}
 	}
+	var opts []store.Option
+	if *keyFile != "" {
+		keys, err := store.LoadKeyring(*keyFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("agent: --encryption-key-file: %w", err)}
+		}
+		opts = append(opts, store.WithKeyring(keys))
+	}
 	if tokenFile != "" {
 		if jc.Token != "" {
 			return &exitError{code: 2, err: fmt.Errorf("agent: give --token or --token-file, not both")}
@@ -182,12 +210,20 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var etcdTLS *tls.Config
 	if id != nil {
 		etcdTLS = id.EtcdTLS()
+		if *keyFile == "" && id.SecretKeysFile != "" {
+			// The servers' keys, as the join gave them.
+			keys, err := store.LoadKeyring(id.SecretKeysFile)
+			if err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			opts = append(opts, store.WithKeyring(keys))
+		}
 	}
 	cli, err := store.DialTLS(endpoints, etcdTLS)
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	st := store.New(cli, opts...)
 	defer st.Close()
 	if sim.nodes != 0 {
 		return sim.run(ctx, cfg, st) // simulated nodes run no Service proxy
