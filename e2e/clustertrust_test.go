@@ -83,7 +83,16 @@ func startServerOn(t *testing.T, h *testHost, repo *gitRepo, extra ...string) *s
 	return s
 }
 
+// joinedPod prints a Secret's value: the node decrypts it with the keys
+// the join gave it.
 const joinedPod = `apiVersion: v1
+kind: Secret
+metadata:
+  name: greeting
+stringData:
+  word: hello
+---
+apiVersion: v1
 kind: Pod
 metadata:
   name: hi
@@ -92,7 +101,11 @@ spec:
   containers:
   - name: hi
     image: localhost/bosun-hello:v1
-    args: ["-print", "hello from the joined node"]
+    env:
+    - name: WORD
+      valueFrom:
+        secretKeyRef: {name: greeting, key: word}
+    args: ["-print", "$(WORD) from the joined node"]
 `
 
 // TestClusterTrust: a server whose etcd listens beyond loopback serves it
@@ -164,7 +177,7 @@ func TestClusterTrust(t *testing.T) {
 	a := startAgentWith(t, "node-j", "--server", "https://"+s.apiAddr, "--token-file", tokenFile,
 		"--node-ip", h.hostIP, "--listen", h.hostIP+":0")
 
-	t.Run("the joined node runs the pod and serves its log to the server", func(t *testing.T) {
+	t.Run("the joined node runs the pod, with its Secret, and serves its log to the server", func(t *testing.T) {
 		s.waitFor("the pod to have run on node-j", 60*time.Second, func() error {
 			for _, p := range s.pods() {
 				if p.Name == "hi" && p.Spec.NodeName == "node-j" && p.Status.Phase == "Succeeded" {
