@@ -149,7 +149,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var insecure bool
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (default: those the server gave at join)")
 	fs.StringVar(&jc.Server, "server", "", "a server's API URL to join the cluster through, e.g. https://10.0.0.1:7070")
-	fs.StringVar(&jc.Token, "token", "", "the join token `bosun server` printed (or --token-file); needed at the first start only")
+	fs.StringVar(&jc.Token, "token", "", "the join token `bosun server` printed (or --token-file); needed at the first start; given at every start, it refreshes the node's certificate and the Secret keys")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the join token")
 	fs.BoolVar(&insecure, "insecure", false, "reach etcd beyond loopback in plain text, without a node certificate (warns at every start)")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces, the node's certificate)")
