@@ -132,13 +132,24 @@ func TestList_isKubernetesShaped(t *testing.T) {
 	}
 }
 
+// testAdminToken is the admin token of newHandler's server.
+const testAdminToken = "bosun_test-admin-token"
+
+// newHandler returns the API's handler on st, with every request that
+// carries no Authorization header sent with testAdminToken.
 func newHandler(t *testing.T, st *store.Store) http.Handler {
 	t.Helper()
-	s, err := New(Config{}, st, nil)
+	s, err := New(Config{Tokens: StaticTokens(Token{Role: RoleAdmin, Name: "test-admin", Hash: HashToken(testAdminToken)})}, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Handler()
+	h := s.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			r.Header.Set("Authorization", "Bearer "+testAdminToken)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func TestSync_recordsARequestForTheLeader(t *testing.T) {

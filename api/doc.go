@@ -1,6 +1,6 @@
 // Package api serves bosun's HTTP API: the read side of the cluster state
-// for the CLI (status and every kind bosun runs), a sync trigger, /healthz
-// and /metrics.
+// for the CLI (status and every kind bosun runs), a sync trigger, /healthz,
+// /readyz and /metrics, over HTTPS, with bearer tokens of two roles.
 //
 // Every replica serves the API from its own view of etcd, so the CLI can
 // talk to any of them: status and get read the replica's store.Cache
@@ -29,17 +29,67 @@
 // canary. A plan of a canary branch (PlanResult.Canaries) says what the
 // canary would run.
 //
-//	GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints, canaries)
-//	GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
-//	GET  /api/v1/endpoints[/SERVICE][?namespace=NS]   the Services' EndpointSlices (kube.EndpointSlices)
-//	GET  /api/v1/prometheus/targets[?namespace=NS]   Prometheus HTTP service discovery (http_sd_configs): the pods annotated prometheus.io/scrape (PromTargets)
-//	GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
-//	GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
-//	GET  /api/v1/history                the revisions seen and canary events, newest first
-//	POST /api/v1/plan                   preview a ref or a directory (PlanRequest)
-//	GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
-//	POST /api/v1/sync                   ask the leader to fetch the repository now
-//	POST /api/v1/webhooks/git           Git push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC)
-//	GET  /healthz                       200 once etcd answers
-//	GET  /metrics                       Prometheus metrics
+// # Authentication, roles, TLS and audit
+//
+// The API serves HTTPS only (Run refuses to start without
+// Config.Certificate): a certificate from files (LoadCertificate), or one
+// generated on the first start and reused until a third of its validity
+// is left (GeneratedCertificate): ECDSA P-256, naming CertificateHosts,
+// issued by an Issuer (in a replica the cluster CA, served after the
+// certificate, so that a machine joining with a token that names the CA
+// can check the API) or else self-signed. Run logs the certificate's
+// Fingerprint ("SHA256:" and base64, as SSH prints keys), which the CLI
+// pins on first use like SSH's known_hosts.
+//
+// Every request goes through authorize. Each route declares its Access
+// in one table (routes.go; Routes lists it): Public (no token: /healthz,
+// /readyz, the webhook receiver, which checks its own HMAC, and
+// Config.Routes with credentials of their own, such as the cluster's join
+// endpoint), ReadOnly (any valid token) or Admin (an admin token). A
+// route registered on the mux outside the table is refused to everybody
+// (500), and a path no route serves needs a token too (401 before 404).
+// Tokens are bearer tokens (Authorization: Bearer TOKEN) listed by their
+// SHA-256 in a tokens file, one role:name:sha256:<hex> per line
+// (ParseTokens; role admin or read-only; the name is the actor in audit
+// lines). Tokens re-reads the file when it changes, so a token is added
+// or revoked without a restart; an edit that does not parse changes
+// nothing and is logged. A presented token is hashed and compared with
+// every hash in constant time. Answers: 401 with WWW-Authenticate: Bearer
+// without a valid token, 403 when the token's role does not allow the
+// route, 429 with Retry-After once a client address (an IPv4 address, an
+// IPv6 /64) has failed AuthLimit times (10, then one more every 6 s; a
+// request without any Authorization header is refused but does not
+// count). While blocked, a client is refused whatever token it sends:
+// otherwise the limit would not limit guessing. The counter
+// bosun_api_auth_failures_total{reason} counts refusals (missing_token,
+// malformed, invalid_token, forbidden, rate_limited). TokenFrom gives a
+// handler the caller's token (role and name, never the token).
+//
+// Audit (package audit: audit=true, event, actor): every call of an Admin
+// route logs one line, event the route's Event ("api.sync"), actor the
+// token's name, with role, remote (the client's address), method, path,
+// status and result (done, failed, forbidden: a read-only token's attempt
+// is audited too). Every webhook, accepted or refused, logs one line,
+// event webhook.accepted or webhook.refused, actor webhook:<provider>,
+// with remote, delivery (X-GitHub-Delivery, X-Gitea-Delivery,
+// X-Forgejo-Delivery, X-Gitlab-Event-UUID, X-Gitlab-Webhook-UUID or
+// X-Bosun-Delivery), status, result and detail. Tokens, token hashes and
+// the webhook secret never appear in a log line or an answer.
+//
+// Routes (R: read-only, A: admin, P: public):
+//
+//	R GET  /api/v1/status                 Status (leader, sync, nodes, deployments, services with their ClusterIP and ready endpoints, canaries)
+//	R GET  /api/v1/{pods,deployments,services,nodes,configmaps,secrets,namespaces,jobs,cronjobs}[/NAME][?namespace=NS]
+//	R GET  /api/v1/endpoints[/SERVICE][?namespace=NS]   the Services' EndpointSlices (kube.EndpointSlices)
+//	R GET  /api/v1/prometheus/targets[?namespace=NS]   Prometheus HTTP service discovery (http_sd_configs): the pods annotated prometheus.io/scrape (PromTargets)
+//	R GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
+//	R GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
+//	R GET  /api/v1/history                the revisions seen and canary events, newest first
+//	R POST /api/v1/plan                   preview a ref or a directory (PlanRequest); it changes nothing
+//	R GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
+//	A POST /api/v1/sync                   ask the leader to fetch the repository now
+//	P POST /api/v1/webhooks/git           Git push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC)
+//	P GET  /healthz                       200 once etcd answers
+//	P GET  /readyz                        200 once etcd answers and this replica's cache holds the state
+//	R GET  /metrics                       Prometheus metrics
 package api

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,12 +30,29 @@ type Config struct {
 	// webhooks are off (404).
 	Webhook WebhookConfig
 	// WebhookListen, when set, also serves the webhook receiver, and
-	// nothing else, on this address: expose it to the Git host while the
-	// API stays on loopback (the API has no authentication).
+	// nothing else, on this address (HTTPS with the same certificate):
+	// expose it to the Git host while the API stays on loopback.
 	WebhookListen string
 	// State serves status and get: in a replica the process's store.Cache,
 	// so a request reads memory, not etcd; default the store itself.
-	State  State
+	State State
+	// Tokens are the bearer tokens the API accepts (LoadTokens); nil
+	// accepts none: every route but the Public ones answers 401.
+	Tokens *Tokens
+	// AuthLimit bounds failed authentication attempts per client address
+	// (default 10, then one every 6 s).
+	AuthLimit AuthLimit
+	// Certificate is what the API serves HTTPS with (LoadCertificate or
+	// GeneratedCertificate). Run requires it: the API serves HTTPS only.
+	Certificate *tls.Certificate
+	// Join serves POST /api/v1/join (machines joining the cluster with
+	// their own token), a Public route; nil: not served.
+	Join http.Handler
+	// Routes are routes beyond the API's own (Routes), each with its
+	// Access: the place for endpoints with credentials of their own.
+	Routes []Route
+	// Now is the clock of the failed-attempts limit; default time.Now.
+	Now    func() time.Time
 	Logger *slog.Logger
 }
 
@@ -45,12 +63,19 @@ type State interface {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg     Config
-	st      *store.Store
-	backend Backend
-	mux     *http.ServeMux
-	ready   chan struct{}
-	addr    string
+	cfg            Config
+	st             *store.Store
+	backend        Backend
+	mux            *http.ServeMux
+	routes         map[string]Route // by pattern: what authorize enforces
+	hook           http.Handler     // the webhook receiver; nil when webhooks are off
+	metricsHandler http.Handler
+	limiter        *failureLimiter
+	authFailures   *prometheus.CounterVec
+	now            func() time.Time
+	log            *slog.Logger
+	ready          chan struct{}
+	addr           string
 }
 
 // New returns an API server on the store and the backend.
@@ -67,22 +92,24 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	if cfg.State == nil {
 		cfg.State = st
 	}
-	s := &Server{cfg: cfg, st: st, backend: backend, mux: http.NewServeMux(), ready: make(chan struct{})}
-	s.mux.HandleFunc("GET /api/v1/status", s.status)
-	s.mux.HandleFunc("GET /api/v1/history", s.history)
-	s.mux.HandleFunc("GET /api/v1/logs/{namespace}/{pod}", s.logs)
-	s.mux.HandleFunc("POST /api/v1/plan", s.plan)
-	s.mux.HandleFunc("GET /api/v1/endpoints", s.endpoints)
-	s.mux.HandleFunc("GET /api/v1/endpoints/{name}", s.endpoints)
-	s.mux.HandleFunc("GET /api/v1/prometheus/targets", s.promTargets)
-	s.mux.HandleFunc("GET /api/v1/canaries", s.canaries)
-	s.mux.HandleFunc("GET /api/v1/canaries/{name}", s.canary)
-	s.mux.HandleFunc("GET /api/v1/canaries/{namespace}/{name}", s.canary)
-	s.mux.HandleFunc("GET /api/v1/{kind}", s.list)
-	s.mux.HandleFunc("GET /api/v1/{kind}/{name}", s.list)
-	s.mux.HandleFunc("POST /api/v1/sync", s.sync)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg, st: st, backend: backend, mux: http.NewServeMux(), routes: map[string]Route{},
+		metricsHandler: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
+		limiter:        newFailureLimiter(cfg.AuthLimit),
+		now:            cfg.Now,
+		log:            cfg.Logger,
+		ready:          make(chan struct{}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_api_auth_failures_total",
+			Help: "API requests refused by authentication or authorization, by reason (missing_token, malformed, invalid_token, forbidden, rate_limited).",
+		}, []string{"reason"}),
+	}
+	if err := cfg.Registry.Register(s.authFailures); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
 	if cfg.Webhook.SecretFile != "" {
 		if cfg.Webhook.Logger == nil {
 			cfg.Webhook.Logger = cfg.Logger
@@ -94,17 +121,22 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.mux.Handle("POST /api/v1/webhooks/git", h)
-	} else {
-		s.mux.HandleFunc("POST /api/v1/webhooks/git", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, errors.New("webhooks are off: start the server with --webhook-secret-file"))
-		})
+		s.hook = h
+	}
+	extra := cfg.Routes
+	if cfg.Join != nil {
+		// Its own token (a join token), checked by the handler.
+		extra = append([]Route{{Pattern: "POST /api/v1/join", Access: Public, Handler: cfg.Join}}, extra...)
+	}
+	if err := s.register(extra); err != nil {
+		return nil, fmt.Errorf("api routes: %w", err)
 	}
 	return s, nil
 }
 
-// Handler returns the API's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the API's HTTP handler: every request goes through
+// authorize.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.authorize) }
 
 // Ready is closed once the server listens.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
@@ -115,12 +147,19 @@ func (s *Server) Addr() string { return s.addr }
 // Run serves until ctx ends: the API on Listen and, when WebhookListen is
 // set, the webhook receiver alone on that address.
 func (s *Server) Run(ctx context.Context) error {
+	if s.cfg.Certificate == nil {
+		return errors.New("api: no TLS certificate: the API serves HTTPS only")
+	}
+	fingerprint := ""
+	if leaf, err := leafOf(s.cfg.Certificate); err == nil {
+		fingerprint = Fingerprint(leaf.Raw)
+	}
 	l, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = l.Addr().String()
-	servers := []*http.Server{s.httpServer(ctx, s.mux)}
+	servers := []*http.Server{s.httpServer(ctx, s.Handler())}
 	listeners := []net.Listener{l}
 	if s.cfg.WebhookListen != "" {
 		wl, err := net.Listen("tcp", s.cfg.WebhookListen)
@@ -129,16 +168,16 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("api: listen %s: %w", s.cfg.WebhookListen, err)
 		}
 		hooks := http.NewServeMux()
-		hooks.Handle("POST /api/v1/webhooks/git", s.mux)
+		hooks.Handle("POST /api/v1/webhooks/git", s.Handler())
 		servers = append(servers, s.httpServer(ctx, hooks))
 		listeners = append(listeners, wl)
-		s.cfg.Logger.Info("webhooks listening", "addr", wl.Addr().String())
+		s.log.Info("webhooks listening", "addr", wl.Addr().String(), "scheme", "https")
 	}
 	close(s.ready)
-	s.cfg.Logger.Info("api listening", "addr", s.addr)
+	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint)
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
-		go func() { errc <- srv.Serve(listeners[i]) }()
+		go func() { errc <- srv.ServeTLS(listeners[i], "", "") }()
 	}
 	var first error
 	select {
@@ -168,6 +207,10 @@ func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*s.cfg.Certificate}, MinVersion: tls.VersionTLS12},
+		// TLS handshakes that fail (a client that does not trust the
+		// certificate yet) are the client's business, not log lines.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
 
@@ -230,11 +273,42 @@ type List struct {
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
-	if err := s.st.RequestSync(r.Context(), "bosun sync from "+r.RemoteAddr); err != nil {
+	reason := "bosun sync from " + r.RemoteAddr
+	if tok, ok := TokenFrom(r.Context()); ok {
+		reason = "bosun sync by " + tok.Name + " from " + r.RemoteAddr
+	}
+	if err := s.st.RequestSync(r.Context(), reason); err != nil {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"result": "sync requested"})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	s.metricsHandler.ServeHTTP(w, r)
+}
+
+// webhook serves the Git webhook receiver, 404 when webhooks are off.
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	if s.hook == nil {
+		writeError(w, http.StatusNotFound, errors.New("webhooks are off: start the server with --webhook-secret-file"))
+		return
+	}
+	s.hook.ServeHTTP(w, r)
+}
+
+// readyz answers 200 once this replica serves current state: etcd answers
+// and, when the State has one, its first list is in.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if st, ok := s.cfg.State.(interface{ Synced() <-chan struct{} }); ok {
+		select {
+		case <-st.Synced():
+		default:
+			writeError(w, http.StatusServiceUnavailable, errors.New("the cluster state is not loaded yet"))
+			return
+		}
+	}
+	s.healthz(w, r)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

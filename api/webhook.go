@@ -19,6 +19,8 @@ import (
 	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"bosun/audit"
 )
 
 // WebhookConfig configures the receiver of Git push webhooks
@@ -194,13 +196,17 @@ func (p provider) verify(h http.Header, body, secret []byte) error {
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := detect(r.Header)
+	delivery := deliveryID(r.Header)
+	detail := "" // what the audit line says beyond the result
 	answer := func(code int, result string, body any) {
 		if h.count != nil {
 			h.count.WithLabelValues(p.name, result).Inc()
 		}
+		h.audit(r, p, delivery, code, result, detail)
 		writeJSON(w, code, body)
 	}
 	fail := func(code int, result, msg string) {
+		detail = msg
 		answer(code, result, Error{Error: msg})
 	}
 
@@ -225,7 +231,6 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := p.verify(r.Header, body, secret); err != nil {
-		h.log.Warn("webhook refused", "provider", p.name, "remote", r.RemoteAddr, "reason", err.Error())
 		fail(http.StatusUnauthorized, "unauthorized", err.Error())
 		return
 	}
@@ -239,7 +244,8 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if event == "" {
 			event = "(none)"
 		}
-		answer(http.StatusAccepted, "ignored", result{Result: "ignored: event " + printable(event, 64)})
+		detail = "event " + printable(event, 64)
+		answer(http.StatusAccepted, "ignored", result{Result: "ignored: " + detail})
 		return
 	}
 
@@ -251,10 +257,12 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	branch, isBranch := strings.CutPrefix(push.ref, "refs/heads/")
 	switch {
 	case !isBranch:
-		answer(http.StatusAccepted, "ignored", result{Result: "ignored: ref " + printable(push.ref, 200)})
+		detail = "ref " + printable(push.ref, 200)
+		answer(http.StatusAccepted, "ignored", result{Result: "ignored: " + detail})
 		return
 	case branch != h.branch && (h.follows == nil || !h.follows(branch)):
-		answer(http.StatusAccepted, "ignored", result{Result: "ignored: branch " + printable(branch, 200)})
+		detail = "branch " + printable(branch, 200)
+		answer(http.StatusAccepted, "ignored", result{Result: "ignored: " + detail})
 		return
 	}
 
@@ -264,12 +272,38 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := push.reason(p.name, to)
 	if err := h.trigger(r.Context(), reason); err != nil {
-		h.log.Warn("webhook push not acted on", "provider", p.name, "reason", reason, "err", err)
-		fail(http.StatusServiceUnavailable, "trigger_failed", "sync not triggered: "+err.Error())
+		fail(http.StatusServiceUnavailable, "trigger_failed", "sync not triggered ("+reason+"): "+err.Error())
 		return
 	}
-	h.log.Info("webhook triggered sync", "provider", p.name, "reason", reason)
+	detail = reason
 	answer(http.StatusAccepted, "triggered", result{Result: "sync triggered"})
+}
+
+// deliveryHeaders carry the id Git hosts give each delivery, the one
+// their webhook settings show: the audit line names it.
+var deliveryHeaders = []string{"X-GitHub-Delivery", "X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID", "X-Bosun-Delivery"}
+
+// deliveryID is the request's delivery id, "" when it has none.
+func deliveryID(h http.Header) string {
+	for _, name := range deliveryHeaders {
+		if v := h.Get(name); v != "" {
+			return printable(v, 100)
+		}
+	}
+	return ""
+}
+
+// audit logs the audit line of one webhook, accepted or refused
+// (audit.Log: event webhook.accepted or webhook.refused, actor
+// webhook:<provider>): where it came from (the source address and the Git
+// host's delivery id) and what became of it.
+func (h *webhook) audit(r *http.Request, p provider, delivery string, code int, result, detail string) {
+	event := "webhook.accepted"
+	if code >= 400 {
+		event = "webhook.refused"
+	}
+	audit.Log(r.Context(), h.log, event, "webhook:"+p.name, slog.String("remote", r.RemoteAddr), slog.String("delivery", delivery),
+		slog.Int("status", code), slog.String("result", result), slog.String("detail", detail))
 }
 
 type result struct {

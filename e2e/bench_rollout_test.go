@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -89,10 +88,10 @@ func BenchmarkPlanRef1000Objects(b *testing.B) {
 		}
 		return nil
 	})
-	c := &http.Client{Timeout: time.Minute}
+	c := s.client()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		resp, err := c.Post("http://"+s.apiAddr+"/api/v1/plan", "application/json", strings.NewReader(`{"ref":"next"}`))
+		resp, err := c.Post(s.url("/api/v1/plan"), "application/json", strings.NewReader(`{"ref":"next"}`))
 		if err != nil {
 			b.Fatal(err)
 		}

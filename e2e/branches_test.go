@@ -30,10 +30,10 @@ func (s *stack) webhookResult(branch, after string) (int, string, error) {
 	body, _ := json.Marshal(map[string]any{"ref": "refs/heads/" + branch, "after": after, "pusher": map[string]string{"name": "e2e"}})
 	mac := hmac.New(sha256.New, []byte(webhookSecret))
 	mac.Write(body)
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.apiAddr+"/api/v1/webhooks/git", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, s.url("/api/v1/webhooks/git"), bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.tlsClient().Do(req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -3,8 +3,6 @@ package e2e
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,11 +105,9 @@ func TestFailover(t *testing.T) {
 // metrics returns the replica's /metrics page.
 func (s *stack) metrics() string {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.apiAddr + "/metrics")
+	body, err := s.getText("/metrics")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
+	return body
 }

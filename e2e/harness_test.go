@@ -3,7 +3,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -179,10 +183,26 @@ type stack struct {
 	// network namespace.
 	serviceCIDR, nodePorts string
 	args                   []string
-	cmd                    *exec.Cmd
-	exited                 chan struct{}
-	log                    *bytes.Buffer
-	logMu                  *sync.Mutex
+	// home is the HOME of the server and of the CLI run against it: the
+	// server writes its generated admin token to home/.config/bosun/token,
+	// the harness pins its certificate in home/.config/bosun/known_servers,
+	// and the test machine's own ~/.config/bosun is never touched.
+	home string
+	// token, when set, is the API token the harness and the CLI use (a
+	// test with --tokens-file sets it); "" reads the generated one.
+	token string
+	// The harness's clients of the API, made at first use and dropped at
+	// every start (a restart may bring a new certificate); tests use them
+	// from several goroutines.
+	clientMu    sync.Mutex
+	httpc, tlsc *http.Client
+	// wrap runs bosun through a command, e.g. ip netns exec NS for a
+	// server on a test host of its own (see testHost).
+	wrap   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
+	logMu  *sync.Mutex
 }
 
 // subnet reserves a pod network for one node of a test: a /24 and a bridge
@@ -283,6 +303,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		t:          t,
 		containerd: containerdtest.Start(t),
 		dataDir:    t.TempDir(),
+		home:       t.TempDir(),
 		repo:       repo,
 		apiAddr:    freePort(t),
 		dnsAddr:    freePort(t),
@@ -318,7 +339,7 @@ func startStack(t testing.TB, repo *gitRepo, extra ...string) *stack {
 		"--restart-backoff", "200ms",
 		"--max-restart-backoff", "1s",
 		"--id", "e2e",
-	}, extra...)
+	}, withSharedKeyFile(extra)...)
 	s.run()
 	return s
 }
@@ -359,14 +380,42 @@ func sharedEtcd(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(etcd.Close)
+	keys := filepath.Join(t.TempDir(), "secrets.key")
+	if _, err := store.CreateKeyFile(keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sharedKeyFiles.Store(etcd.Endpoints()[0], keys)
 	return etcd.Endpoints()[0]
+}
+
+// sharedKeyFiles maps a shared etcd's endpoint to the key file of Secrets
+// at rest that every replica on it is given: the servers of a cluster
+// share one (a replica whose file lacks the key etcd's values need refuses
+// to start).
+var sharedKeyFiles sync.Map
+
+// withSharedKeyFile adds --encryption-key-file to a replica's flags that
+// name a shared etcd, unless they name a key file.
+func withSharedKeyFile(extra []string) []string {
+	if slices.Contains(extra, "--encryption-key-file") {
+		return extra
+	}
+	for i, a := range extra {
+		if a != "--etcd-endpoints" || i+1 == len(extra) {
+			continue
+		}
+		if f, ok := sharedKeyFiles.Load(extra[i+1]); ok {
+			return append(slices.Clone(extra), "--encryption-key-file", f.(string))
+		}
+	}
+	return extra
 }
 
 // startControlPlane runs bosun without a node agent: etcd, the leader,
 // the API and DNS only.
 func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, dataDir: t.TempDir(), apiAddr: freePort(t), dnsAddr: freePort(t), etcdAddr: freePort(t)}
+	s := &stack{t: t, dataDir: t.TempDir(), home: t.TempDir(), apiAddr: freePort(t), dnsAddr: freePort(t), etcdAddr: freePort(t)}
 	// Without an agent there is no Service proxy; a table of its own all
 	// the same, in case a test turns the agent on.
 	_, port, _ := net.SplitHostPort(s.apiAddr)
@@ -379,7 +428,7 @@ func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 		"--api-listen", s.apiAddr,
 		"--dns-listen", s.dnsAddr,
 		"--id", "e2e-cp",
-	}, extra...)
+	}, withSharedKeyFile(extra)...)
 	s.run()
 	return s
 }
@@ -397,8 +446,14 @@ func (s *stack) run() {
 
 func (s *stack) start() {
 	s.t.Helper()
+	if s.home == "" {
+		s.home = s.t.TempDir()
+	}
 	s.log, s.logMu = &bytes.Buffer{}, &sync.Mutex{}
-	s.cmd = exec.Command(bosun(s.t), s.args...)
+	argv := append(append(slices.Clone(s.wrap), bosun(s.t)), s.args...)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	s.cmd.Env = s.env()
+	s.resetClients()
 	var out io.Writer = s.log
 	if dir := os.Getenv("BOSUN_E2E_LOGDIR"); dir != "" {
 		// Keep every server's whole log, for debugging a run.
@@ -417,9 +472,129 @@ func (s *stack) start() {
 	s.exited = make(chan struct{})
 	go func() { s.cmd.Wait(); close(s.exited) }()
 	s.waitFor("the API to answer", 30*time.Second, func() error {
-		_, err := s.status()
-		return err
+		resp, err := s.tlsClient().Get(s.url("/readyz"))
+		if err != nil {
+			s.resetClients() // the certificate may not have been written yet
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /readyz: %s", resp.Status)
+		}
+		return nil
 	})
+	s.pin()
+}
+
+// env is the environment of the processes of this stack: its own HOME
+// (see stack.home).
+func (s *stack) env() []string {
+	return append(os.Environ(), "HOME="+s.home, "XDG_CONFIG_HOME="+filepath.Join(s.home, ".config"))
+}
+
+// url is the API's URL of path.
+func (s *stack) url(path string) string { return "https://" + s.apiAddr + path }
+
+// certFile is the certificate the API serves: --tls-cert when the test
+// gives one, else the self-signed one in the data directory.
+func (s *stack) certFile() string {
+	for i, a := range s.args {
+		if (a == "--tls-cert" || a == "-tls-cert") && i+1 < len(s.args) {
+			return s.args[i+1]
+		}
+		if v, ok := strings.CutPrefix(a, "--tls-cert="); ok {
+			return v
+		}
+	}
+	return filepath.Join(s.dataDir, "api", api.GeneratedCertFile)
+}
+
+// tlsClient trusts the API's certificate (and nothing else) and sends no
+// token: for public routes (webhooks, /readyz) and tests of refusals.
+func (s *stack) tlsClient() *http.Client {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	return s.tlsClientLocked()
+}
+
+func (s *stack) tlsClientLocked() *http.Client {
+	if s.tlsc != nil {
+		return s.tlsc
+	}
+	pool := x509.NewCertPool()
+	if b, err := os.ReadFile(s.certFile()); err == nil {
+		pool.AppendCertsFromPEM(b)
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	s.tlsc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	return s.tlsc
+}
+
+// client is tlsClient sending the stack's admin token (stack.token).
+func (s *stack) client() *http.Client {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	if s.httpc == nil {
+		base := s.tlsClientLocked()
+		s.httpc = &http.Client{Timeout: base.Timeout, Transport: bearer{s.apiToken(), base.Transport}}
+	}
+	return s.httpc
+}
+
+// resetClients drops the clients: the next use reads the certificate and
+// the token again.
+func (s *stack) resetClients() {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	s.httpc, s.tlsc = nil, nil
+}
+
+// apiToken is stack.token, or the admin token the server generated at its
+// first start into home/.config/bosun/token.
+func (s *stack) apiToken() string {
+	if s.token != "" {
+		return s.token
+	}
+	b, err := os.ReadFile(filepath.Join(s.home, ".config", "bosun", "token"))
+	if err != nil {
+		s.t.Fatalf("the stack's API token: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// bearer adds an Authorization header to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+// pin writes the API's fingerprint into the CLI's known_servers, so that
+// the CLI of this stack trusts it without a first-use notice in the
+// output tests read.
+func (s *stack) pin() {
+	s.t.Helper()
+	b, err := os.ReadFile(s.certFile())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		s.t.Fatalf("%s: not PEM", s.certFile())
+	}
+	dir := filepath.Join(s.home, ".config", "bosun")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	line := s.apiAddr + " " + api.Fingerprint(block.Bytes) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "known_servers"), []byte(line), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // stop signals the server and waits for it to exit.
@@ -464,14 +639,43 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // cli runs the bosun CLI against this stack.
 func (s *stack) cli(args ...string) (string, error) {
-	cmd := exec.Command(bosun(s.t), args...)
-	cmd.Env = append(os.Environ(), "BOSUN_SERVER=http://"+s.apiAddr)
-	out, err := cmd.CombinedOutput()
+	out, err := s.cliCmd(args...).CombinedOutput()
 	return string(out), err
 }
 
+// cliCmd is the command of the bosun CLI against this stack: its server,
+// its HOME (where the CLI finds the token and the pinned certificate) and,
+// when the test set one, stack.token.
+func (s *stack) cliCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(bosun(s.t), args...)
+	cmd.Env = append(s.env(), "BOSUN_SERVER=https://"+s.apiAddr)
+	if s.token != "" {
+		cmd.Env = append(cmd.Env, "BOSUN_TOKEN="+s.token)
+	}
+	return cmd
+}
+
+// get answers GET path of the API with the stack's token.
+func (s *stack) get(path string) (*http.Response, error) {
+	return s.client().Get(s.url(path))
+}
+
+// getText returns the body of GET path (the API's /metrics).
+func (s *stack) getText(path string) (string, error) {
+	resp, err := s.get(path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return string(b), err
+}
+
 func (s *stack) getJSON(path string, out any) error {
-	resp, err := http.Get("http://" + s.apiAddr + path)
+	resp, err := s.get(path)
 	if err != nil {
 		return err
 	}

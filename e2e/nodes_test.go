@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +20,26 @@ type agentProc struct {
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	proxyTable string // its Service proxy's nftables table
+	stateDir   string
+	logMu      sync.Mutex
+	log        strings.Builder
+}
+
+func (a *agentProc) logText() string {
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
+	return a.log.String()
 }
 
 func startAgent(t *testing.T, s *stack, name string) *agentProc {
+	t.Helper()
+	return startAgentWith(t, name, "--etcd-endpoints", "http://"+s.etcdAddr, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0")
+}
+
+// startAgentWith starts a node with how it reaches the cluster given by
+// args (--etcd-endpoints, or --server and --token), and where it serves
+// logs.
+func startAgentWith(t *testing.T, name string, args ...string) *agentProc {
 	t.Helper()
 	cidr, bridge := subnet(t)
 	netnsDir := t.TempDir()
@@ -35,16 +53,16 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 	a := &agentProc{exited: make(chan struct{}), proxyTable: bridge}
 	removeProxyTable(t, a.proxyTable) // runs after the agent stops
 	stateDir := t.TempDir()
+	a.stateDir = stateDir
 	t.Cleanup(func() { unmountUnder(t, stateDir) }) // after the agent stops
-	a.cmd = exec.Command(bosun(t), "agent",
-		"--etcd-endpoints", "http://"+s.etcdAddr,
-		"--node-name", name, "--node-ip", "127.0.0.1", "--listen", "127.0.0.1:0",
+	a.cmd = exec.Command(bosun(t), append([]string{"agent",
+		"--node-name", name,
 		"--state-dir", stateDir, "--containerd-address", address,
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir,
 		"--proxy-table", a.proxyTable,
-		"--restart-backoff", "200ms")
-	var log strings.Builder
-	a.cmd.Stdout, a.cmd.Stderr = &log, &log
+		"--restart-backoff", "200ms"}, args...)...)
+	log := &lockedWriter{mu: &a.logMu, w: &a.log}
+	a.cmd.Stdout, a.cmd.Stderr = log, log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +71,7 @@ func startAgent(t *testing.T, s *stack, name string) *agentProc {
 		a.cmd.Process.Signal(syscall.SIGTERM)
 		<-a.exited
 		if t.Failed() {
-			t.Logf("agent %s log:\n%s", name, log.String())
+			t.Logf("agent %s log:\n%s", name, a.logText())
 		}
 	})
 	return a

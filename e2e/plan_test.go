@@ -38,8 +38,7 @@ spec:
 // plan runs `bosun plan` and returns its output and exit code.
 func (s *stack) plan(args ...string) (string, int) {
 	s.t.Helper()
-	cmd := exec.Command(bosun(s.t), append([]string{"plan"}, args...)...)
-	cmd.Env = append(cmd.Environ(), "BOSUN_SERVER=http://"+s.apiAddr)
+	cmd := s.cliCmd(append([]string{"plan"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
@@ -157,7 +156,7 @@ func TestWebhookSecurity(t *testing.T) {
 	s := startControlPlane(t, repo.dir, "--poll", "1h", "--webhook-secret-file", secretFile, "--webhook-listen", hookAddr)
 	s.hookAddr = hookAddr
 	// The webhook address serves webhooks and nothing else.
-	if resp, err := http.Get("http://" + hookAddr + "/api/v1/status"); err != nil || resp.StatusCode != http.StatusNotFound {
+	if resp, err := s.client().Get("https://" + hookAddr + "/api/v1/status"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /api/v1/status on the webhook address: %v, %v; want 404", resp.Status, err)
 	}
 	applied := func() string {
@@ -190,11 +189,11 @@ func TestWebhookSecurity(t *testing.T) {
 			t.Errorf("%s: %d, %v; want %d", tc.name, code, err, tc.want)
 		}
 	}
-	resp, err := http.Post("http://"+hookAddr+"/api/v1/webhooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
+	resp, err := s.tlsClient().Post("https://"+hookAddr+"/api/v1/webhooks/git", "application/json", strings.NewReader(`{"ref":"refs/heads/main"}`))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("unsigned webhook: %v, %v; want 401", resp.Status, err)
 	}
-	resp, err = http.Post("http://"+hookAddr+"/api/v1/webhooks/git", "application/json", bytes.NewReader(make([]byte, 2<<20)))
+	resp, err = s.tlsClient().Post("https://"+hookAddr+"/api/v1/webhooks/git", "application/json", bytes.NewReader(make([]byte, 2<<20)))
 	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB webhook: %v, %v; want 413", resp.Status, err)
 	}

@@ -144,7 +144,7 @@ func TestProbesAndLogs(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		cmd := exec.CommandContext(ctx, bosun(t), "logs", "-f", "not-ready")
-		cmd.Env = append(cmd.Environ(), "BOSUN_SERVER=http://"+s.apiAddr)
+		cmd.Env = s.cliCmd().Env
 		var mu sync.Mutex
 		var buf strings.Builder
 		cmd.Stdout = writerFunc(func(p []byte) (int, error) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,16 +44,35 @@ func newPrometheus(t testing.TB) *promtest.Server {
 // annotated prometheus.io/scrape: "true" through the first stack's
 // GET /api/v1/prometheus/targets (http_sd_configs, refreshed every
 // second), with the labels namespace, pod, node, deployment, track and
-// label_<pod label>; "bosun" scrapes every stack's own /metrics.
+// label_<pod label>; "bosun" scrapes every stack's own /metrics. Both
+// reach the API over HTTPS with the stacks' token and certificates (the
+// stacks must share a token: one job has one).
 func scrapeStacks(t testing.TB, p *promtest.Server, stacks ...*stack) {
 	t.Helper()
 	apis := make([]string, 0, len(stacks))
+	var certs []byte
 	for _, s := range stacks {
 		apis = append(apis, s.apiAddr)
+		if s.apiToken() != stacks[0].apiToken() {
+			t.Fatal("scrapeStacks: the stacks have different API tokens; give them one --tokens-file")
+		}
+		b, err := os.ReadFile(s.certFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, b...)
+	}
+	dir := t.TempDir()
+	auth := &promtest.Auth{BearerTokenFile: filepath.Join(dir, "token"), CAFile: filepath.Join(dir, "ca.pem")}
+	if err := os.WriteFile(auth.BearerTokenFile, []byte(stacks[0].apiToken()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(auth.CAFile, certs, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	p.Scrape(t,
-		promtest.Job{Name: "bosun-pods", HTTPSD: "http://" + apis[0] + "/api/v1/prometheus/targets"},
-		promtest.Job{Name: "bosun", Targets: apis},
+		promtest.Job{Name: "bosun-pods", HTTPSD: stacks[0].url("/api/v1/prometheus/targets"), HTTPSDAuth: auth},
+		promtest.Job{Name: "bosun", Targets: apis, Scheme: "https", TargetAuth: auth},
 	)
 }
 

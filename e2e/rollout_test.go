@@ -102,11 +102,11 @@ func (s *stack) webhook(branch, after, secret string) (int, error) {
 	if s.hookAddr != "" {
 		addr = s.hookAddr
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/webhooks/git", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/api/v1/webhooks/git", bytes.NewReader(body))
 	req.Header.Set("X-GitHub-Event", "push")
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.tlsClient().Do(req)
 	if err != nil {
 		return 0, err
 	}

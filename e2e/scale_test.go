@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"io"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -553,7 +552,7 @@ func apiGetPodsMS(b *testing.B, s *stack) float64 {
 	var ms []float64
 	for range 5 {
 		start := time.Now()
-		resp, err := http.Get("http://" + s.apiAddr + "/api/v1/pods")
+		resp, err := s.get("/api/v1/pods")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -419,7 +419,7 @@ func (s *stack) nodeAddress(name string) string {
 // metric reads one sample (name and labels as /metrics writes them) of the
 // stack's metrics; -1 when it is not there.
 func (s *stack) metric(sample string) float64 {
-	body, err := httpGet("http://" + s.apiAddr + "/metrics")
+	body, err := s.getText("/metrics")
 	if err != nil {
 		return -1
 	}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -199,12 +198,12 @@ func (s *Source) syncBranches(ctx context.Context, network, triggered bool) []Re
 // there as missing, fetches the ones whose head moved and exports their new
 // heads. It runs under fetchMu.
 func (s *Source) fetchBranches(ctx context.Context, bs []*branch) error {
-	auth, secrets, err := s.cfg.auth()
+	acc, err := s.cfg.access()
 	if err != nil {
 		s.branchesFailed(bs, err)
 		return err
 	}
-	secrets = append(secrets, s.cfg.urlPassword)
+	defer acc.release()
 	url := s.cfg.displayURL
 	if s.repo == nil {
 		repo, err := s.open(true)
@@ -220,9 +219,9 @@ func (s *Source) fetchBranches(ctx context.Context, bs []*branch) error {
 		s.branchesFailed(bs, err)
 		return err
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, PeelingOption: git.IgnorePeeled})
+	refs, err := remote.ListContext(ctx, acc.listOptions())
 	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		err = fmt.Errorf("list refs of %s: %w", url, scrub(err, secrets...))
+		err = acc.wrap("list refs of", err)
 		s.branchesFailed(bs, err)
 		s.repo = nil
 		return err
@@ -261,7 +260,7 @@ func (s *Source) fetchBranches(ctx context.Context, bs []*branch) error {
 	var fetchErr error
 	if len(specs) > 0 {
 		s.extraFetches.Add(1)
-		if fetchErr = s.fetchRefs(ctx, auth, url, secrets, specs); fetchErr != nil {
+		if fetchErr = s.fetchRefs(ctx, acc, specs); fetchErr != nil {
 			s.branchesFailed(moved, fetchErr)
 		}
 	}

@@ -1,19 +1,23 @@
 package gitsource
 
 import (
+	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
-	gossh "golang.org/x/crypto/ssh"
+
+	"bosun/signature"
 )
 
 // Config says which branch of which repository to follow. The zero value of
@@ -22,7 +26,8 @@ type Config struct {
 	// URL of the repository: a local path, file://, http(s)://, git://,
 	// ssh://user@host/path or scp-like user@host:path. User and password
 	// embedded in an http(s) URL are used as basic auth, kept out of the
-	// clone's config and redacted everywhere.
+	// clone's config and redacted everywhere (prefer Auth.PasswordFile: a
+	// URL given on a command line is visible to every user of the machine).
 	URL string
 	// Branch to follow. Default "main".
 	Branch string
@@ -36,28 +41,75 @@ type Config struct {
 	// and then stalls must not stop polling forever). Default 2m.
 	FetchTimeout time.Duration
 
-	// SSHKeyFile is an unencrypted private key for ssh URLs. Without it,
-	// go-git's defaults apply (ssh-agent, ~/.ssh/known_hosts).
-	SSHKeyFile string
-	// SSHKnownHostsFile verifies the server's host key. Without it host keys
-	// are not checked, and New logs a warning saying so. Requires SSHKeyFile.
-	SSHKnownHostsFile string
+	// Auth says how the Source proves itself to the Git server and how it
+	// checks the server. The zero value verifies ssh host keys against the
+	// default known_hosts files and offers no credentials but an ssh-agent's.
+	Auth Auth
 
-	// Username and PasswordFile give HTTP basic auth. The file is re-read on
-	// every fetch (so a rotated token is picked up); trailing newlines are
-	// stripped. Its content never appears in logs or errors.
-	Username     string
-	PasswordFile string
+	// TrustedKeys, when set, verifies the signature of every commit handed
+	// out (branch heads and Resolve's): Revision.Verification says who
+	// signed it, or why it is not to be trusted. nil: commits are not
+	// verified.
+	TrustedKeys *signature.Keyring
 
 	// Logger receives the package's logs, tagged component=gitsource.
 	// Default: discard.
 	Logger *slog.Logger
 }
 
+// Auth is the transport's credentials and trust. Every file is re-read at
+// each fetch, so a rotated key, password, token, CA bundle or known_hosts
+// takes effect without a restart; New (and Check) read them once to fail
+// early. Secrets read from files never appear in logs, errors or Status.
+type Auth struct {
+	// SSHKeyFile is an unencrypted private key for ssh URLs (a deploy key).
+	// Without it, the keys of the ssh-agent at $SSH_AUTH_SOCK are offered.
+	// The ssh user is the URL's, or "git".
+	SSHKeyFile string
+	// SSHKnownHosts are OpenSSH known_hosts files; an ssh server's host key
+	// must be in one of them, with or without SSHKeyFile. An unknown key
+	// and a changed key are refused with a *HostKeyError. Default: those of
+	// DefaultKnownHosts() that exist at the time of each fetch. Files given
+	// here must exist.
+	SSHKnownHosts []string
+	// InsecureIgnoreHostKey accepts any ssh host key: whoever sits between
+	// bosun and the Git server can then serve it any commit. It is the only
+	// way to skip the check; Check warns about it.
+	InsecureIgnoreHostKey bool
+
+	// Username and PasswordFile give HTTP basic auth. Trailing newlines of
+	// the file are stripped. Most hosts take their access tokens this way,
+	// as the password: GitHub (with the account's user name, or
+	// x-access-token for a GitHub App's installation token), GitLab (any
+	// user name; oauth2 for an OAuth token), Bitbucket (x-token-auth for
+	// an access token).
+	Username     string
+	PasswordFile string
+	// TokenFile holds a bearer token, sent as "Authorization: Bearer", for
+	// servers that take one (Azure DevOps with a Microsoft Entra ID token,
+	// a reverse proxy in front of git-http-backend that checks bearer
+	// tokens). Not with Username or PasswordFile.
+	TokenFile string
+	// CAFile is a PEM bundle of CA certificates trusted for https besides
+	// the system's, for a Git server with a private CA.
+	CAFile string
+}
+
+// DefaultKnownHosts are the known_hosts files OpenSSH reads: the user's
+// ~/.ssh/known_hosts and the system's /etc/ssh/ssh_known_hosts.
+func DefaultKnownHosts() []string {
+	files := []string{"/etc/ssh/ssh_known_hosts"}
+	if home, err := os.UserHomeDir(); err == nil {
+		files = append([]string{filepath.Join(home, ".ssh", "known_hosts")}, files...)
+	}
+	return files
+}
+
 const (
 	defaultBranch       = "main"
 	defaultPoll         = 5 * time.Second
 	defaultFetchTimeout = 2 * time.Minute
+	defaultSSHUser      = "git"
 )
 
 // settings is a validated Config plus what was derived from it.
@@ -66,10 +118,12 @@ type settings struct {
 	protocol    string // go-git endpoint protocol: file, git, http, https, ssh
 	displayURL  string // URL safe to log
 	urlPassword string // password taken out of an http(s) URL
-	sshAuth     *gitssh.PublicKeys
+	sshUser     string // user of an ssh URL, default "git"
+	sshHost     string // host:port an ssh URL dials
 }
 
-// validate fills defaults and checks cfg; errors name the field.
+// validate fills defaults and checks cfg, reading the files Auth names;
+// errors name the field.
 func validate(cfg Config) (*settings, error) {
 	s := &settings{Config: cfg}
 	if s.Branch == "" {
@@ -101,8 +155,7 @@ func validate(cfg Config) (*settings, error) {
 	}
 	if err := s.parseURL(); err != nil {
 		errs = append(errs, err)
-	}
-	if err := s.checkAuth(); err != nil {
+	} else if err := s.checkAuth(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -111,13 +164,18 @@ func validate(cfg Config) (*settings, error) {
 	return s, nil
 }
 
+// errBadURL never quotes the URL: a password that is not percent-encoded
+// is exactly what makes a URL unparsable, and the parser's message would
+// show part of it.
+var errBadURL = errors.New("url: not a valid URL (a password in it must be percent-encoded; better, put it in a password file)")
+
 func (s *settings) parseURL() error {
 	if s.URL == "" {
 		return errors.New("url: required")
 	}
 	ep, err := transport.NewEndpoint(s.URL)
 	if err != nil {
-		return fmt.Errorf("url: %s", redact(err.Error(), passwordOf(s.URL)))
+		return errBadURL
 	}
 	s.protocol = ep.Protocol
 	switch ep.Protocol {
@@ -134,21 +192,35 @@ func (s *settings) parseURL() error {
 	case "http", "https":
 		u, err := url.Parse(s.URL)
 		if err != nil {
-			return fmt.Errorf("url: %s", redact(err.Error(), passwordOf(s.URL)))
+			return errBadURL
+		}
+		_, rest, _ := strings.Cut(s.URL, "://")
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 && strings.Contains(rest[end:], "@") {
+			// An '@' past the authority is a password with an unescaped
+			// '/', '?' or '#': https://bob:1/x@host/r parses as host
+			// "bob", port 1, and would be shown whole.
+			return errBadURL
 		}
 		if u.User != nil {
 			// Credentials travel as basic auth, never in the clone's config.
 			if name := u.User.Username(); name != "" {
-				if s.Username != "" && s.Username != name {
-					return fmt.Errorf("url: user %q differs from username %q", name, s.Username)
+				if s.Auth.Username != "" && s.Auth.Username != name {
+					return fmt.Errorf("url: user %q differs from username %q", name, s.Auth.Username)
 				}
-				s.Username = name
+				s.Auth.Username = name
 			}
 			s.urlPassword, _ = u.User.Password()
 			u.User = nil
 			s.URL = u.String()
 		}
-	case "git", "ssh":
+	case "ssh":
+		s.sshUser = cmp.Or(ep.User, defaultSSHUser)
+		port := ep.Port
+		if port <= 0 {
+			port = 22
+		}
+		s.sshHost = net.JoinHostPort(ep.Host, strconv.Itoa(port))
+	case "git":
 	default:
 		return fmt.Errorf("url: unsupported protocol %q (want a path, file, git, http, https or ssh)", ep.Protocol)
 	}
@@ -156,77 +228,85 @@ func (s *settings) parseURL() error {
 	return nil
 }
 
+// checkAuth checks that Auth fits the URL's protocol and reads its files.
 func (s *settings) checkAuth() error {
+	a := s.Auth
 	var errs []error
 	isHTTP := s.protocol == "http" || s.protocol == "https"
-	if !isHTTP && (s.Username != "" || s.PasswordFile != "") {
-		errs = append(errs, fmt.Errorf("username, password_file: only for http(s) URLs, not %s", s.protocol))
+	if !isHTTP {
+		if set := setFields(map[string]bool{"username": a.Username != "", "password_file": a.PasswordFile != "",
+			"token_file": a.TokenFile != "", "ca_file": a.CAFile != ""}); set != "" {
+			errs = append(errs, fmt.Errorf("%s: only for http(s) URLs, not %s", set, s.protocol))
+		}
+	}
+	if s.protocol != "ssh" {
+		if set := setFields(map[string]bool{"ssh_key_file": a.SSHKeyFile != "", "ssh_known_hosts": len(a.SSHKnownHosts) > 0,
+			"insecure_ignore_host_key": a.InsecureIgnoreHostKey}); set != "" {
+			errs = append(errs, fmt.Errorf("%s: only for ssh URLs, not %s", set, s.protocol))
+		}
 	}
 	if isHTTP {
-		if s.PasswordFile != "" && s.Username == "" {
+		switch {
+		case a.PasswordFile != "" && a.Username == "":
 			errs = append(errs, errors.New("password_file: needs username"))
-		}
-		if s.PasswordFile != "" && s.urlPassword != "" {
+		case a.PasswordFile != "" && s.urlPassword != "":
 			errs = append(errs, errors.New("password_file: the URL already carries a password; give one or the other"))
+		case a.TokenFile != "" && (a.PasswordFile != "" || s.urlPassword != ""):
+			errs = append(errs, errors.New("token_file: a bearer token replaces the password; give one or the other"))
+		case a.TokenFile != "" && a.Username != "":
+			errs = append(errs, errors.New("token_file: a bearer token goes without a username; for a token your server takes as a password (GitHub, GitLab), give username and password_file instead"))
 		}
-		if s.PasswordFile != "" {
-			if _, err := readPassword(s.PasswordFile); err != nil {
+		if a.PasswordFile != "" {
+			if _, err := readSecret(a.PasswordFile); err != nil {
 				errs = append(errs, fmt.Errorf("password_file: %w", err))
 			}
 		}
-	}
-	if s.protocol != "ssh" && (s.SSHKeyFile != "" || s.SSHKnownHostsFile != "") {
-		errs = append(errs, fmt.Errorf("ssh_key_file, ssh_known_hosts_file: only for ssh URLs, not %s", s.protocol))
+		if a.TokenFile != "" {
+			if _, err := readSecret(a.TokenFile); err != nil {
+				errs = append(errs, fmt.Errorf("token_file: %w", err))
+			}
+		}
+		if a.CAFile != "" {
+			if s.protocol != "https" {
+				errs = append(errs, fmt.Errorf("ca_file: only for https URLs, not %s", s.protocol))
+			} else if _, err := readCABundle(a.CAFile); err != nil {
+				errs = append(errs, fmt.Errorf("ca_file: %w", err))
+			}
+		}
 	}
 	if s.protocol == "ssh" {
-		if s.SSHKnownHostsFile != "" && s.SSHKeyFile == "" {
-			errs = append(errs, errors.New("ssh_known_hosts_file: needs ssh_key_file"))
-		}
-		if s.SSHKeyFile != "" {
-			auth, err := sshAuth(s.URL, s.SSHKeyFile, s.SSHKnownHostsFile)
-			if err != nil {
+		if a.SSHKeyFile != "" {
+			if _, err := loadSSHKey(s.sshUser, a.SSHKeyFile); err != nil {
 				errs = append(errs, err)
 			}
-			s.sshAuth = auth
-			if auth != nil && s.SSHKnownHostsFile == "" {
-				s.Logger.Warn("ssh host key of the git server is not verified; set a known_hosts file", "url", s.displayURL)
-			}
+		}
+		if a.InsecureIgnoreHostKey && len(a.SSHKnownHosts) > 0 {
+			errs = append(errs, errors.New("insecure_ignore_host_key: ssh_known_hosts given too; give one or the other"))
+		} else if _, _, err := s.hostKeyCheck(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// sshAuth builds public-key auth from an unencrypted private key file. The
-// user is the one in the URL, or "git". With knownHosts empty, host keys are
-// not checked.
-func sshAuth(rawURL, keyFile, knownHosts string) (*gitssh.PublicKeys, error) {
-	ep, err := transport.NewEndpoint(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
-	}
-	user := ep.User
-	if user == "" {
-		user = "git"
-	}
-	auth, err := gitssh.NewPublicKeysFromFile(user, keyFile, "")
-	if err != nil {
-		// The parse error never quotes key material, only the file name.
-		return nil, fmt.Errorf("ssh_key_file %s: %w (passphrase-protected keys are not supported)", keyFile, err)
-	}
-	if knownHosts != "" {
-		cb, err := gitssh.NewKnownHostsCallback(knownHosts)
-		if err != nil {
-			return nil, fmt.Errorf("ssh_known_hosts_file %s: %w", knownHosts, err)
+// setFields lists, sorted and comma-separated, the names whose value is
+// true.
+func setFields(fields map[string]bool) string {
+	var set []string
+	for name, ok := range fields {
+		if ok {
+			set = append(set, name)
 		}
-		auth.HostKeyCallback = cb
-	} else {
-		auth.HostKeyCallback = gossh.InsecureIgnoreHostKey()
 	}
-	return auth, nil
+	if len(set) == 0 {
+		return ""
+	}
+	slices.Sort(set)
+	return strings.Join(set, ", ")
 }
 
-// readPassword returns the file's content without trailing newlines.
-func readPassword(file string) (string, error) {
+// readSecret returns the file's content without trailing newlines.
+func readSecret(file string) (string, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return "", err // names the file, never the content
@@ -238,38 +318,49 @@ func readPassword(file string) (string, error) {
 	return p, nil
 }
 
-// passwordOf returns the password of a URL-looking string, if any; used to
-// scrub it from parse errors.
-func passwordOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
+// readCABundle reads a PEM file holding at least one certificate.
+func readCABundle(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
 	}
-	p, _ := u.User.Password()
-	return p
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
+	}
+	return b, nil
 }
 
-// auth returns the transport auth for one fetch and the secrets to scrub
-// from its errors.
-func (s *settings) auth() (transport.AuthMethod, []string, error) {
-	switch s.protocol {
-	case "ssh":
-		if s.sshAuth != nil {
-			return s.sshAuth, nil, nil
-		}
-	case "http", "https":
-		switch {
-		case s.PasswordFile != "":
-			p, err := readPassword(s.PasswordFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("password_file: %w", err)
-			}
-			return &githttp.BasicAuth{Username: s.Username, Password: p}, []string{p}, nil
-		case s.urlPassword != "":
-			return &githttp.BasicAuth{Username: s.Username, Password: s.urlPassword}, []string{s.urlPassword}, nil
-		case s.Username != "":
-			return &githttp.BasicAuth{Username: s.Username}, nil, nil
+// Check validates cfg as New does, reading the files of cfg.Auth but not
+// the network, and returns what a server should warn about at every start:
+// host keys not verified, a password in the URL (visible to every user in
+// the process list when given as a flag), credentials over plain http,
+// secret files other users can read, ssh without any known_hosts file.
+func Check(cfg Config) (warnings []string, err error) {
+	s, err := validate(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := s.Auth
+	if s.protocol == "ssh" {
+		if a.InsecureIgnoreHostKey {
+			warnings = append(warnings, fmt.Sprintf("ssh host keys of %s are NOT verified (--insecure-ignore-host-key): whoever sits between this machine and the Git server can serve it any commit, and bosun runs it", s.displayURL))
+		} else if files, _ := s.knownHosts(); len(files) == 0 {
+			warnings = append(warnings, fmt.Sprintf("no known_hosts file (%s): every ssh host key is refused until the server's key is added (ssh-keyscan) or --ssh-known-hosts names a file", strings.Join(DefaultKnownHosts(), ", ")))
 		}
 	}
-	return nil, nil, nil
+	if s.urlPassword != "" {
+		warnings = append(warnings, "the repository URL carries a password: flag values are visible to every user of this machine (ps, /proc/PID/cmdline); put it in a file and use --git-username with --git-password-file")
+	}
+	if s.protocol == "http" && (s.urlPassword != "" || a.PasswordFile != "" || a.TokenFile != "") {
+		warnings = append(warnings, fmt.Sprintf("credentials for %s travel over plain http, unencrypted; use https", s.displayURL))
+	}
+	for _, f := range []struct{ flag, file string }{{"--ssh-key", a.SSHKeyFile}, {"--git-password-file", a.PasswordFile}, {"--git-token-file", a.TokenFile}} {
+		if f.file == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s %s is readable by other users (mode %04o); chmod 600 it", f.flag, f.file, fi.Mode().Perm()))
+		}
+	}
+	return warnings, nil
 }

@@ -59,15 +59,50 @@
 //     snapshots only it kept removed at the next loop; nothing more is sent
 //     for it.
 //
+// Signed commits and triggers (verify.go, trigger.go):
+//   - With Config.TrustedKeys, every commit exported (a branch's head, or
+//     Resolve's) is verified once, when exported, against those keys:
+//     Revision.Verification carries the signer or why the commit is not to
+//     be trusted (signature.Keyring.Verify, at the time of the export). The
+//     Source only reports; callers decide (the leader rejects).
+//   - Revision.Trigger says what made Run send a revision: "start" (from
+//     the clone, before the network), "poll", "trigger" (Trigger), or the
+//     reason given to TriggerBy (a webhook's, `bosun sync`'s).
+//
 // Resolve (for `bosun plan --ref`) fetches any other branch, tag or commit
 // reachable from a branch into refs/bosun/resolve/ of the same clone and
 // exports it under Config.Dir/resolved; it never changes what Run follows.
 // Its snapshots are freed by Release or once keptResolved newer ones exist.
 //
 // Transports are go-git's: local paths and file:// (which run the git
-// binary's git-upload-pack), git://, http(s):// with optional basic auth, and
-// ssh:// or scp-like user@host:path with a private key file. Secrets
-// (passwords from PasswordFile or embedded in the URL) never appear in logs,
-// errors or Status: URLs are shown as https://user:***@host and any error
-// text is scrubbed of the secret values before it leaves the package.
+// binary's git-upload-pack), git://, http(s):// and ssh:// or scp-like
+// user@host:path. Config.Auth says how the server is reached and trusted,
+// and every conversation with the server (main's fetch, the extra
+// branches' ls-remote and fetch, Resolve) reads it afresh from its files,
+// so a rotated key, password, token, CA bundle or known_hosts needs no
+// restart:
+//   - ssh: the key of Auth.SSHKeyFile, or else the ssh-agent's. The
+//     server's host key is always checked against known_hosts
+//     (Auth.SSHKnownHosts, default DefaultKnownHosts: ~/.ssh/known_hosts
+//     and /etc/ssh/ssh_known_hosts, those that exist), read with
+//     github.com/skeema/knownhosts; the host key algorithms asked for are
+//     those known_hosts has for the host. An unknown, changed or @revoked
+//     key is a *HostKeyError whose message (in Status.FetchError and
+//     BranchStatus.Error) says which, with the presented fingerprint, the
+//     known_hosts line it differs from, or the ssh-keyscan command that adds
+//     it. Auth.InsecureIgnoreHostKey is the only way to skip the check.
+//   - http(s): basic auth from Auth.Username and Auth.PasswordFile (or the
+//     URL's userinfo, taken out of the URL before go-git or the clone's
+//     config see it), or a bearer token from Auth.TokenFile; Auth.CAFile
+//     adds a private CA to the system's. A server's refusal names the
+//     credentials refused (user and file), never their value.
+//
+// Secrets (the URL's password, the password and token files' content)
+// never appear in logs, errors or Status: URLs are shown as
+// https://user:***@host (RedactURL does it for callers), error text is
+// scrubbed of every secret value, raw and URL-escaped, before it leaves the
+// package, and a URL that does not parse is refused without quoting it.
+// Check validates a Config without the network and returns what a server
+// should warn about at every start (host keys not verified, a password in
+// the URL, credentials over plain http, secret files others can read).
 package gitsource

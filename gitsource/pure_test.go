@@ -1,6 +1,8 @@
 package gitsource
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,19 @@ func TestRedact_hidesURLPasswordsAndSecrets(t *testing.T) {
 		{"server said: tok-123 is bad", []string{"tok-123"}, "server said: *** is bad"},
 		{"escaped a%2Fb+c", []string{"a/b c"}, "escaped ***"},
 		{"nothing secret", []string{""}, "nothing secret"},
+		{"https://u:p%40ss%3Aw0rd@h/x", nil, "https://u:***@h/x"},
+		{"https://u:p@ss@h/x", nil, "https://u:***@h/x"},
+		{"https://u:pa:ss@h/x", nil, "https://u:***@h/x"},
+		{"https://:pw@h/x", nil, "https://:***@h/x"},
+		{"https://u:p@h: connection refused", nil, "https://u:***@h: connection refused"},
+		{"a https://u:p1@h1/x and http://v:p2@h2:8080/y?q=1, then git@h3:r", nil, "a https://u:***@h1/x and http://v:***@h2:8080/y?q=1, then git@h3:r"},
+		{`{"url":"https://u:p@h","e":'http://w:q@h'}`, nil, `{"url":"https://u:***@h","e":'http://w:***@h'}`},
+		{"x://a:https://u:p@h/r", nil, "x://a:https://u:***@h/r"},
+		{"https://token@h/x", nil, "https://token@h/x"},
+		{"https://u:my pass@h/", []string{"my pass"}, "https://u:***@h/"},
+		{"https://u:a%20b%2Fc%40d@h/ and a+b%2Fc%40d", []string{"a b/c@d"}, "https://u:***@h/ and ***"},
+		{"**[r", []string{"*[r"}, "[redacted]edacted]"},
+		{"aaa", []string{"aa"}, "***a"},
 	} {
 		if got := redact(tc.msg, tc.secrets...); got != tc.want {
 			t.Errorf("redact(%q, %q) = %q, want %q", tc.msg, tc.secrets, got, tc.want)
@@ -52,6 +67,10 @@ func TestRedact_hidesURLPasswordsAndSecrets(t *testing.T) {
 
 func TestNew_rejectsInvalidConfigNamingTheField(t *testing.T) {
 	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not-pem")
+	os.WriteFile(notPEM, []byte("host ssh-ed25519 not-base64!\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -62,12 +81,25 @@ func TestNew_rejectsInvalidConfigNamingTheField(t *testing.T) {
 		{"bad branch", Config{URL: "/srv/repo", Dir: dir, Branch: "a..b"}, "branch:"},
 		{"negative poll", Config{URL: "/srv/repo", Dir: dir, Poll: -time.Second}, "poll:"},
 		{"unsupported scheme", Config{URL: "ftp://host/repo", Dir: dir}, "unsupported protocol"},
-		{"password file for git://", Config{URL: "git://host/repo", Dir: dir, Username: "u", PasswordFile: "/p"}, "username, password_file: only for http(s)"},
-		{"password file without user", Config{URL: "https://host/repo", Dir: dir, PasswordFile: "/p"}, "password_file: needs username"},
-		{"missing password file", Config{URL: "https://host/repo", Dir: dir, Username: "u", PasswordFile: dir + "/none"}, "password_file:"},
-		{"ssh key for https", Config{URL: "https://host/repo", Dir: dir, SSHKeyFile: "/k"}, "ssh_key_file, ssh_known_hosts_file: only for ssh"},
-		{"known hosts without key", Config{URL: "git@host:repo", Dir: dir, SSHKnownHostsFile: "/kh"}, "ssh_known_hosts_file: needs ssh_key_file"},
-		{"missing key file", Config{URL: "git@host:repo", Dir: dir, SSHKeyFile: dir + "/none"}, "ssh_key_file"},
+		{"password file for git://", Config{URL: "git://host/repo", Dir: dir, Auth: Auth{Username: "u", PasswordFile: "/p"}}, "password_file, username: only for http(s)"},
+		{"ca file for ssh", Config{URL: "git@host:repo", Dir: dir, Auth: Auth{CAFile: "/ca", InsecureIgnoreHostKey: true}}, "ca_file: only for http(s)"},
+		{"ca file for http", Config{URL: "http://host/repo", Dir: dir, Auth: Auth{CAFile: "/ca"}}, "ca_file: only for https"},
+		{"bad ca file", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{CAFile: notPEM}}, "ca_file: " + notPEM + ": no PEM certificate"},
+		{"password file without user", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{PasswordFile: "/p"}}, "password_file: needs username"},
+		{"missing password file", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{Username: "u", PasswordFile: dir + "/none"}}, "password_file:"},
+		{"empty password file", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{Username: "u", PasswordFile: empty}}, "password_file: " + empty + ": empty"},
+		{"token and password", Config{URL: "https://u:p@host/repo", Dir: dir, Auth: Auth{TokenFile: "/t"}}, "token_file: a bearer token replaces the password"},
+		{"token with username", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{Username: "u", TokenFile: "/t"}}, "token_file: a bearer token goes without a username"},
+		{"missing token file", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{TokenFile: dir + "/none"}}, "token_file:"},
+		{"ssh key for https", Config{URL: "https://host/repo", Dir: dir, Auth: Auth{SSHKeyFile: "/k"}}, "ssh_key_file: only for ssh"},
+		{"known hosts for git://", Config{URL: "git://host/repo", Dir: dir, Auth: Auth{SSHKnownHosts: []string{"/kh"}, InsecureIgnoreHostKey: true}}, "insecure_ignore_host_key, ssh_known_hosts: only for ssh"},
+		{"missing known hosts", Config{URL: "git@host:repo", Dir: dir, Auth: Auth{SSHKnownHosts: []string{dir + "/none"}}}, "ssh_known_hosts: stat " + dir + "/none"},
+		{"bad known hosts", Config{URL: "git@host:repo", Dir: dir, Auth: Auth{SSHKnownHosts: []string{notPEM}}}, "ssh_known_hosts: knownhosts: " + notPEM + ":1:"},
+		{"known hosts and insecure", Config{URL: "git@host:repo", Dir: dir, Auth: Auth{SSHKnownHosts: []string{notPEM}, InsecureIgnoreHostKey: true}}, "insecure_ignore_host_key: ssh_known_hosts given too"},
+		{"missing key file", Config{URL: "git@host:repo", Dir: dir, Auth: Auth{SSHKeyFile: dir + "/none", InsecureIgnoreHostKey: true}}, "ssh_key_file"},
+		{"unparsable URL with password", Config{URL: "https://u:pa/ss@host/repo", Dir: dir}, "url: not a valid URL"},
+		{"password with a slash that parses as a port", Config{URL: "https://u:1/ss@host/repo", Dir: dir}, "url: not a valid URL"},
+		{"password with a hash that parses as a fragment", Config{URL: "https://u:@0#@host/repo", Dir: dir}, "url: not a valid URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(tc.cfg)
@@ -83,8 +115,8 @@ func TestNew_urlPasswordIsTakenOutOfTheURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.URL != "https://git.example.com/r.git" || s.cfg.Username != "bot" || s.cfg.urlPassword != "t0ken" {
-		t.Errorf("url=%q user=%q", s.cfg.URL, s.cfg.Username)
+	if s.cfg.URL != "https://git.example.com/r.git" || s.cfg.Auth.Username != "bot" || s.cfg.urlPassword != "t0ken" {
+		t.Errorf("url=%q user=%q", s.cfg.URL, s.cfg.Auth.Username)
 	}
 	if strings.Contains(s.cfg.displayURL, "t0ken") {
 		t.Errorf("display URL %q shows the password", s.cfg.displayURL)
@@ -104,6 +136,14 @@ func TestSafePath_rejectsEscapesAndGitDirs(t *testing.T) {
 	} {
 		if got := safePath(p); got != want {
 			t.Errorf("safePath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
+func TestNew_acceptsURLsWithCredentialsAndNoPath(t *testing.T) {
+	for _, raw := range []string{"https://u:p@git.example.com", "https://u:p%2Fq@git.example.com:8443/r.git?x=1"} {
+		if _, err := New(Config{URL: raw, Dir: t.TempDir()}); err != nil {
+			t.Errorf("New(%q): %v", raw, err)
 		}
 	}
 }

@@ -169,12 +169,12 @@ func isHexPrefix(s string) bool {
 // resolve finds q on the server, fetches what it needs and returns the
 // commit. It runs under fetchMu.
 func (s *Source) resolve(ctx context.Context, q refQuery) (plumbing.Hash, error) {
-	auth, secrets, err := s.cfg.auth()
+	acc, err := s.cfg.access()
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
-	secrets = append(secrets, s.cfg.urlPassword)
-	url := s.cfg.displayURL
+	defer acc.release()
+	url := acc.url
 
 	if s.repo == nil {
 		repo, err := s.open(true)
@@ -187,9 +187,9 @@ func (s *Source) resolve(ctx context.Context, q refQuery) (plumbing.Hash, error)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("clone %s: %w", s.repoDir(), err)
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, PeelingOption: git.IgnorePeeled})
+	refs, err := remote.ListContext(ctx, acc.listOptions())
 	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return plumbing.ZeroHash, fmt.Errorf("list refs of %s: %w", url, scrub(err, secrets...))
+		return plumbing.ZeroHash, acc.wrap("list refs of", err)
 	}
 	listed := make(map[plumbing.ReferenceName]plumbing.Hash, len(refs))
 	var heads []plumbing.Hash
@@ -204,7 +204,7 @@ func (s *Source) resolve(ctx context.Context, q refQuery) (plumbing.Hash, error)
 	}
 
 	fetch := func(specs ...gitconfig.RefSpec) error {
-		return s.fetchRefs(ctx, auth, url, secrets, specs)
+		return s.fetchRefs(ctx, acc, specs)
 	}
 	fetchOne := func(name plumbing.ReferenceName) (plumbing.Hash, error) {
 		local := plumbing.ReferenceName(resolveNamespace + strings.TrimPrefix(name.String(), "refs/"))
@@ -348,6 +348,8 @@ func (s *Source) snapshot(hash plumbing.Hash) (*Revision, error) {
 		Message: commit.Message,
 		Time:    commit.Author.When,
 		Dir:     filepath.Join(root, name),
+
+		Verification: s.verify(commit),
 	}
 	r.holders[name][rev] = struct{}{}
 	r.order = append(removeString(r.order, name), name)
@@ -370,18 +372,12 @@ func (s *Source) dropResolved(commit string) {
 func (s *Source) resolvedDir() string { return filepath.Join(s.cfg.Dir, "resolved") }
 
 // fetchRefs fetches specs (forcing refspecs) from the remote into the
-// clone; "already up to date" is no error, and an error names url (safe to
-// show) and is scrubbed of secrets.
-func (s *Source) fetchRefs(ctx context.Context, auth transport.AuthMethod, url string, secrets []string, specs []gitconfig.RefSpec) error {
-	err := s.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   specs,
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
+// clone; "already up to date" is no error, and an error names the URL (safe
+// to show) and is scrubbed of secrets.
+func (s *Source) fetchRefs(ctx context.Context, acc *access, specs []gitconfig.RefSpec) error {
+	err := s.repo.FetchContext(ctx, acc.fetchOptions(specs))
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetch %s: %w", url, scrub(err, secrets...))
+		return acc.wrap("fetch", err)
 	}
 	return nil
 }

@@ -39,6 +39,15 @@ type Revision struct {
 	// Dir is the snapshot of this commit's tree. Callers must not write to
 	// it; it is removed once keptRevisions newer revisions exist.
 	Dir string
+
+	// Verification is the verdict of Config.TrustedKeys on the commit's
+	// signature (verify.go); nil when commits are not verified, and for
+	// Missing revisions.
+	Verification *Verification
+	// Trigger says what made Run send the revision: TriggerStart,
+	// TriggerPoll, TriggerRequested or a reason given to TriggerBy. Empty
+	// for revisions returned by Fetch and Resolve.
+	Trigger string
 }
 
 // Status is a point-in-time view of a Source.
@@ -80,7 +89,8 @@ type Source struct {
 	extraNext     time.Time
 	extraFetches  atomic.Int64 // fetches of extra branches (not the ls-remotes deciding them); read by tests
 
-	follow follows // extra branches asked for by Follow (branches.go)
+	follow follows       // extra branches asked for by Follow (branches.go)
+	why    triggerReason // reason of the pending Trigger (trigger.go)
 
 	resolved resolvedSnapshots // snapshots made by Resolve (resolve.go)
 
@@ -159,6 +169,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 	if err != nil {
 		log.Warn("cannot reuse the existing clone; fetching afresh", "dir", s.cfg.Dir, "err", err)
 	} else if rev != nil {
+		rev.Trigger = TriggerStart
 		if err := send(rev); err != nil {
 			return err
 		}
@@ -167,13 +178,14 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		triggered := false
+		triggered, why := false, TriggerPoll
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
 		case <-s.trigger:
-			log.Debug("fetch triggered")
+			why = s.takeReason()
+			log.Debug("fetch triggered", "reason", why)
 			timer.Stop()
 			triggered = true
 		}
@@ -193,6 +205,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 			log.Warn("fetch failed; keeping the last revision", "url", s.cfg.displayURL, "branch", s.cfg.Branch,
 				"attempt", st.Failures, "retry_in", wait, "err", err)
 		} else if changed {
+			rev.Trigger = why
 			if err := send(rev); err != nil {
 				return err
 			}
@@ -200,6 +213,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 		// Main first: the extra branches are looked at only once main's
 		// revision is out, and not at all while its server fails.
 		for _, rev := range s.syncBranches(ctx, err == nil, triggered) {
+			rev.Trigger = why
 			if err := send(&rev); err != nil {
 				return err
 			}
@@ -283,14 +297,11 @@ func (s *Source) resume() (*Revision, error) {
 }
 
 func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
-	auth, secrets, err := s.cfg.auth()
+	acc, err := s.cfg.access()
 	if err != nil {
 		return nil, false, err
 	}
-	secrets = append(secrets, s.cfg.urlPassword)
-	wrap := func(what string, err error) error {
-		return fmt.Errorf("%s %s: %w", what, s.cfg.displayURL, scrub(err, secrets...))
-	}
+	defer acc.release()
 
 	if s.repo == nil {
 		repo, err := s.open(true)
@@ -300,20 +311,13 @@ func (s *Source) fetch(ctx context.Context) (*Revision, bool, error) {
 		s.repo = repo
 	}
 
-	spec := branchRefSpec(s.cfg.Branch)
-	err = s.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   []gitconfig.RefSpec{spec},
-		Auth:       auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
+	err = s.repo.FetchContext(ctx, acc.fetchOptions([]gitconfig.RefSpec{branchRefSpec(s.cfg.Branch)}))
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, false, wrap("fetch", err)
+		return nil, false, acc.wrap("fetch", err)
 	}
 	ref, err := s.repo.Reference(s.remoteRef(), true)
 	if err != nil {
-		return nil, false, wrap("fetch", fmt.Errorf("branch %s: %w", s.cfg.Branch, err))
+		return nil, false, acc.wrap("fetch", fmt.Errorf("branch %s: %w", s.cfg.Branch, err))
 	}
 	if s.current != nil && s.current.Commit == ref.Hash().String() {
 		return s.current, false, nil
@@ -412,6 +416,8 @@ func (s *Source) checkout(branch string, hash plumbing.Hash) (*Revision, error) 
 		Message: commit.Message,
 		Time:    commit.Author.When,
 		Dir:     dir,
+
+		Verification: s.verify(commit),
 	}
 	s.keep(branch, rev.Commit)
 	return rev, nil

@@ -222,7 +222,7 @@ func TestHTTP_smartHTTPWithBasicAuth(t *testing.T) {
 	os.WriteFile(bad, []byte("wrong-Pa55word\n"), 0o600)
 
 	t.Run("password file", func(t *testing.T) {
-		s := newSource(t, Config{URL: srv.URL + "/repo.git", Username: "deployer", PasswordFile: good})
+		s := newSource(t, Config{URL: srv.URL + "/repo.git", Auth: Auth{Username: "deployer", PasswordFile: good}})
 		rev, _ := mustFetch(t, s)
 		if rev.Commit != head || readRevFile(t, rev, "x.yaml") != "x" {
 			t.Errorf("revision = %+v", rev)
@@ -230,7 +230,7 @@ func TestHTTP_smartHTTPWithBasicAuth(t *testing.T) {
 	})
 
 	t.Run("wrong password is rejected and not disclosed", func(t *testing.T) {
-		s := newSource(t, Config{URL: srv.URL + "/repo.git", Username: "deployer", PasswordFile: bad})
+		s := newSource(t, Config{URL: srv.URL + "/repo.git", Auth: Auth{Username: "deployer", PasswordFile: bad}})
 		_, _, err := s.Fetch(context.Background())
 		if !errors.Is(err, transport.ErrAuthenticationRequired) {
 			t.Fatalf("err = %v, want ErrAuthenticationRequired", err)
@@ -422,7 +422,7 @@ func TestRun_logsFailedAttemptsWithoutThePassword(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	url := strings.Replace(srv.URL, "http://", "http://deployer@", 1) + "/repo.git"
-	s := newSource(t, Config{URL: url, PasswordFile: pwFile, Poll: 20 * time.Millisecond, Logger: logger})
+	s := newSource(t, Config{URL: url, Auth: Auth{PasswordFile: pwFile}, Poll: 20 * time.Millisecond, Logger: logger})
 
 	_, stop := runSource(t, s)
 	eventually(t, "two failures", func() bool { return s.Status().Failures >= 2 })

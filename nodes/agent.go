@@ -131,7 +131,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for key := range found {
 		keys = append(keys, key)
 	}
-	prior, err := a.st.PodStatusesOf(ctx, keys)
+	prior, err := a.st.PodStatusesOf(ctx, a.cfg.NodeName, keys)
 	if err != nil {
 		return fmt.Errorf("read pod statuses: %w", err)
 	}

@@ -14,7 +14,7 @@
 //	store pods/<ns>/<name> --watch--> Run loop --set(pod)--> pod worker
 //	                                                         |  netns + CNI bridge (eth0, IP)
 //	                                                         |  containers joined to the netns
-//	store podstatus/<ns>/<name> <--PutPodStatus (on change)--+  exits, restarts, backoff
+//	store podstatus/<node>/<ns>/<name> <--PutPodStatus (on change)--+  exits, restarts, backoff
 //
 // A pod gets a named network namespace (NetnsDir/bosun-<ns>-<pod>-<uid8>)
 // attached to a Linux bridge through CNI (bridge + host-local IPAM), and a

@@ -77,7 +77,7 @@ func runPodOnce(b *testing.B, h *harness, name string, n int) time.Duration {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := h.st.Client().Watch(ctx, store.PodStatusKey("default", name))
+	w := h.st.Client().Watch(ctx, store.PodStatusKey(h.cfg.NodeName, "default", name))
 	b.StartTimer()
 	start := time.Now()
 	h.putPod(p)

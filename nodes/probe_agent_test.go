@@ -112,7 +112,7 @@ func TestAgent_probesAndLogs(t *testing.T) {
 	}
 	// Probe successes that change nothing are not written: the status key
 	// keeps its revision over three periods of two probes.
-	key := store.PodStatusKey("default", "ready")
+	key := store.PodStatusKey(h.cfg.NodeName, "default", "ready")
 	rev := func() int64 {
 		resp, err := h.st.Client().Get(context.Background(), key)
 		if err != nil || len(resp.Kvs) != 1 {

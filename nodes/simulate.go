@@ -464,7 +464,7 @@ func (w *simWorker) step(ctx context.Context, desired *corev1.Pod, now time.Time
 		// Like a real agent: the status goes with the pod; a pod replaced
 		// under the same name gets its status overwritten.
 		if desired == nil {
-			if err := st.DeletePodStatus(ctx, w.namespace, w.name, w.cur.uid); err != nil {
+			if err := st.DeletePodStatus(ctx, w.r.a.cfg.NodeName, w.namespace, w.name, w.cur.uid); err != nil {
 				if ctx.Err() == nil {
 					w.log.Warn("delete pod status", "err", err)
 				}

@@ -817,5 +817,5 @@ func terminatedState(rec *containerRecord, code int32, at time.Time) *corev1.Con
 
 // deleteStatus removes the pod's status key if it still describes uid.
 func (w *podWorker) deleteStatus(ctx context.Context, uid types.UID) error {
-	return w.a.st.DeletePodStatus(ctx, w.namespace, w.name, uid)
+	return w.a.st.DeletePodStatus(ctx, w.a.cfg.NodeName, w.namespace, w.name, uid)
 }

@@ -224,7 +224,7 @@ func background(b testing.TB, c *cluster, n, pods int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			statuses = append(statuses, clientv3.OpPut(store.PodStatusKey(p.Namespace, p.Name), string(v)))
+			statuses = append(statuses, clientv3.OpPut(store.PodStatusKey("n1", p.Namespace, p.Name), string(v)))
 		}
 	}
 	c.apply(ops...)

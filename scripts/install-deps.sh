@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
 # With "test": also what only the tests need (a container registry, nft,
-# conntrack, Prometheus).
+# conntrack, Prometheus, sshd, etcdctl).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -19,6 +19,11 @@ if [ "${1:-}" = test ]; then
   command -v conntrack >/dev/null || need+=(conntrack)
   # Canary metric gates are tested against a real Prometheus.
   command -v prometheus >/dev/null || need+=(prometheus)
+  # Git over ssh is tested against OpenSSH's sshd (ssh-keygen and
+  # ssh-keyscan come with it, in openssh-client).
+  [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+  # Tests read etcd with etcdctl: Secret values are encrypted there.
+  command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -31,6 +31,7 @@ type backend struct {
 	st    *store.Store
 	cache *store.Cache // the replica's cache: plans and logs read it
 	agent *nodes.Agent // this machine's agent, nil without one
+	trust *trust       // how to reach other nodes' log servers
 
 	planMu  sync.Mutex // one plan fetch at a time
 	planSrc *gitsource.Source
@@ -77,7 +78,7 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 			return res, nil
 		}
 		defer b.planSrc.Release(rev)
-		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
+		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time, Signer: signerOf(*rev)}
 		set, err = b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
 		if len(deps) > 0 {
 			key, kerr := b.clusterKey(ctx)
@@ -89,6 +90,10 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 			// Before finish: the candidate is the branch's template as
 			// loaded, stamped with main's configuration.
 			res.Canaries = canaryPlans(b.cfg.Policy, b.cfg.Path, key, currentSet, deps, r, loadedBranch{set: set, err: err}, snap, time.Now())
+		}
+		if why := untrusted(*rev); why != "" {
+			res.Errors = []string{why} // the leader would reject it whole
+			return res, nil
 		}
 	} else {
 		set, err = loadFiles(b.cfg.Policy, req.Files)
@@ -118,7 +123,7 @@ func (b *backend) resolve(ctx context.Context, ref string) (*gitsource.Revision,
 	if b.planSrc == nil {
 		src, err := gitsource.New(gitsource.Config{
 			URL: b.cfg.Repo, Branch: b.cfg.Branch, Dir: filepath.Join(b.cfg.DataDir, "git-plan"),
-			SSHKeyFile: b.cfg.SSHKeyFile, Logger: b.cfg.Logger,
+			Auth: b.cfg.GitAuth, Logger: b.cfg.Logger, TrustedKeys: b.cfg.trustedKeys,
 		})
 		if err != nil {
 			return nil, err
@@ -279,12 +284,13 @@ func (b *backend) remoteLogs(ctx context.Context, snap *store.Snapshot, nodeName
 	if opt.TailLines > 0 {
 		q.Set("tail", strconv.Itoa(opt.TailLines))
 	}
-	u := fmt.Sprintf("http://%s/logs/%s/%s/%s?%s", addr, url.PathEscape(opt.Namespace), url.PathEscape(opt.Pod), url.PathEscape(opt.Container), q.Encode())
+	client, scheme := b.trust.logClient(nodeName)
+	u := fmt.Sprintf("%s://%s/logs/%s/%s/%s?%s", scheme, addr, url.PathEscape(opt.Namespace), url.PathEscape(opt.Pod), url.PathEscape(opt.Container), q.Encode())
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := client.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("logs from node %s: %w", nodeName, err)
 	}

@@ -78,7 +78,7 @@ func (l *leader) follow() {
 }
 
 // branchRevision takes a new head (or the absence) of a canary branch.
-func (l *leader) branchRevision(rev gitsource.Revision) {
+func (l *leader) branchRevision(ctx context.Context, rev gitsource.Revision) {
 	if !slices.Contains(branchesOf(l.desired), rev.Branch) {
 		return // no longer named
 	}
@@ -89,6 +89,18 @@ func (l *leader) branchRevision(rev gitsource.Revision) {
 	}
 	l.canary.revs[rev.Branch] = rev
 	l.updateCandidates()
+	if !rev.Missing {
+		// One audit line per head: rejected if it cannot run for any of
+		// the Deployments that name its branch.
+		result, reason := "accepted", ""
+		for _, k := range slices.Sorted(maps.Keys(l.canary.candidates)) {
+			if c := l.canary.candidates[k]; c.Branch == rev.Branch && c.Err != "" {
+				result, reason = "rejected", c.Err
+				break
+			}
+		}
+		auditRevision(ctx, l.log, rev, true, result, reason)
+	}
 }
 
 // updateCandidates works out what each canary branch holds for the
@@ -139,6 +151,10 @@ func canaryCandidate(policy manifest.Policy, path string, key []byte, desired *m
 	cand := canary.Candidate{Branch: rev.Branch, Commit: rev.Commit, Subject: firstLine(rev.Message)}
 	if rev.Missing {
 		cand.Err = cmp.Or(rev.Err, "branch "+rev.Branch+" does not exist")
+		return cand
+	}
+	if why := untrusted(rev); why != "" {
+		cand.Err = "branch " + rev.Branch + ": " + why // its manifests are not read
 		return cand
 	}
 	at := fmt.Sprintf("branch %s at %s", rev.Branch, short(rev.Commit))

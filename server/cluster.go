@@ -61,6 +61,9 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 		if n > 0 && c.log != nil {
 			c.log.Info("moved pods to the per-node key layout", "pods", n)
 		}
+		if err := c.reencrypt(ctx); err != nil {
+			return reconciler.Observed{}, err
+		}
 		if c.readFrom, err = c.st.Revision(ctx); err != nil {
 			return reconciler.Observed{}, err
 		}

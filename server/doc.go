@@ -38,10 +38,35 @@
 // the leader's next plan would, and shows the canary's template changes
 // (env names, never values), pods, node and weights (canaryPlans).
 //
+// Signed commits (signing.go): with --verify-commits the keys of
+// --trusted-keys are loaded once, when Run starts (a bad directory stops
+// the start), and given to the Git source, which verifies each head it
+// exports. The leader rejects a main head that is not trusted whole,
+// before reading its manifests (accept: status and history say why, the
+// last good revision keeps running), and canaryCandidate fails a canary
+// whose branch head is not trusted. Revisions record their signer
+// (store.Revision.Signer); a rejected head sent again, e.g. after a
+// restart with other keys, is judged again when the keys' verdict on it
+// changed. Every revision accepted or rejected, on main or a canary
+// branch, writes one audit line (auditRevision, package audit) naming its
+// commit, branch, author, signer and trigger (poll, start, or the sync
+// request's reason: the leader passes the reason of each new request to
+// gitsource.TriggerBy).
+//
 // Each replica runs one store.Cache of the cluster state; the leader, DNS,
 // the API and logs read it. Before planning, the leader waits until the
 // cache shows its own last write (Leadership.Revision), so a plan never
 // repeats the creations of the one before.
+//
+// The API's credentials live in DataDir/api unless flags name files
+// (apiSecurity): "tokens", a tokens file created at the first start with
+// one generated admin token (only its hash; the token goes to
+// Config.OnAdminToken once, which the CLI prints and saves to
+// ~/.config/bosun/token), and "tls.crt"/"tls.key", the API's
+// certificate, issued by the cluster CA at the first start (again when a
+// third of its validity is left, or when the CA did not sign it) and
+// reused, served with the CA, whose fingerprint the API logs. Replicas generate their own:
+// a cluster of several shares one --tokens-file.
 //
 // Losing the leadership stops the leader's work and campaigns again; the
 // API, DNS and the agent keep running on every replica throughout.

@@ -56,6 +56,10 @@ type leader struct {
 	canary   *canaries
 	analyzer *analyzer
 
+	// syncRev is the etcd revision of the last sync request taken, whose
+	// reason the fetch it triggers is attributed to (triggerSync).
+	syncRev int64
+
 	// pending is a revision whose write failed, accepted again at retry.
 	pending *gitsource.Revision
 	// write is the leadership's fenced write; tests inject failures here.
@@ -110,6 +114,11 @@ func (l *leader) run(ctx context.Context) error {
 	// changes bring the pass that settles the revision's outcome.
 	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix,
 		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix)
+	// The watch fires once as it starts: requests up to now are not news.
+	var err error
+	if _, l.syncRev, err = l.st.SyncRequest(ctx); err != nil {
+		l.log.Warn("read the last sync request", "err", err)
+	}
 	syncRequests := l.st.Changes(ctx, store.SyncRequestPrefix)
 	fetchTick := time.NewTicker(fetchStatusInterval)
 	defer fetchTick.Stop()
@@ -136,7 +145,7 @@ func (l *leader) run(ctx context.Context) error {
 			return ctx.Err()
 		case rev := <-revs:
 			if rev.Branch != "" && rev.Branch != l.cfg.Branch {
-				l.branchRevision(rev)
+				l.branchRevision(ctx, rev)
 				break
 			}
 			l.pending = &rev // a newer revision replaces one waiting for retry
@@ -148,7 +157,7 @@ func (l *leader) run(ctx context.Context) error {
 				return stop
 			}
 		case <-syncRequests:
-			l.src.Trigger()
+			l.triggerSync(ctx)
 			continue
 		case <-changes:
 		case <-wake.C:
@@ -326,15 +335,25 @@ func (l *leader) restoreAddresses(ctx context.Context, set *manifest.Set) error 
 // in one fenced transaction, and the leader's memory of them changes only
 // once that write succeeded.
 func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
-	r := store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time}
-	if n := l.history.newestRevision(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit {
-		return nil // the Git source re-emits its head on start: nothing new
+	r := store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time, Signer: signerOf(rev)}
+	if n := l.history.newestRevision(); n != nil && n.Commit == r.Commit && l.sync.Seen != nil && l.sync.Seen.Commit == r.Commit &&
+		(n.Result != store.ResultRejected || n.Signer == r.Signer) {
+		// The Git source re-emits its head on start: nothing new. A head
+		// rejected is judged again when the keys' verdict on it changed
+		// (they are read at start).
+		return nil
 	}
 	sync, hist, desired := l.sync, l.history.clone(), l.desired
 	sync.Seen = &r
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
 	var ops []store.Op
-	set, err := l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+	var set *manifest.Set
+	var err error
+	if why := untrusted(rev); why != "" {
+		err = errors.New(why) // rejected whole, before its manifests are read
+	} else {
+		set, err = l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+	}
 	if err == nil {
 		snap, serr := l.cache.Snapshot(ctx)
 		if serr != nil {
@@ -381,11 +400,13 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	}
 	l.sync, l.history, l.desired = sync, hist, desired
 	if entry.Result == store.ResultRejected {
+		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
 		l.m.revisions.WithLabelValues("rejected").Inc()
 		l.log.Error("revision rejected; keeping the last good revision",
 			"commit", short(rev.Commit), "errors", len(sync.Errors), "first", sync.Errors[0])
 		return nil
 	}
+	auditRevision(ctx, l.log, rev, false, "accepted", "")
 	l.m.revisions.WithLabelValues("accepted").Inc()
 	l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),
 		"pods", len(set.Pods), "deployments", len(set.Deployments), "services", len(set.Services))

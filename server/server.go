@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/proxy"
+	"bosun/signature"
 	"bosun/sopsfile"
 	"bosun/store"
 )
@@ -34,16 +36,24 @@ type Config struct {
 	Repo, Branch, Path string
 	// Poll is the fetch interval, default 5s.
 	Poll time.Duration
-	// SSHKeyFile authenticates ssh:// repositories.
-	SSHKeyFile string
+	// GitAuth is how the repository's server is reached and trusted: ssh
+	// key, known_hosts, HTTPS credentials and CA (see gitsource.Auth).
+	GitAuth gitsource.Auth
 	// DataDir holds the embedded etcd, the clone and the agent's state;
 	// default /var/lib/bosun.
 	DataDir string
 	// EtcdEndpoints selects an external etcd; empty starts an embedded one.
 	EtcdEndpoints []string
 	// EtcdListen is the embedded etcd's client address, default
-	// 127.0.0.1:2379.
+	// 127.0.0.1:2379. Beyond loopback, etcd serves mutual TLS with the
+	// cluster CA (see trust), unless Insecure.
 	EtcdListen string
+	// Insecure lets etcd be reached beyond loopback in plain text without
+	// authentication (--insecure); every start warns.
+	Insecure bool
+	// Stderr receives what is printed once, outside the log (the join
+	// token when it is created); default os.Stderr.
+	Stderr io.Writer
 	// DNSListen default 127.0.0.1:5353; APIListen default 127.0.0.1:7070.
 	DNSListen, APIListen string
 	// Domain is the cluster domain, default cluster.local.
@@ -77,11 +87,36 @@ type Config struct {
 	// does nothing.
 	Proxy     bool
 	ProxyConf proxy.RunConfig
+	// API security (issue 10). TokensFile lists the API's bearer tokens
+	// (api.ParseTokens), read again when it changes; empty: DataDir/api/tokens,
+	// created on the first start with one generated admin token, which is
+	// handed to OnAdminToken (once: later starts reuse the stored hash).
+	// TLSCertFile and TLSKeyFile are the API's certificate; empty: one
+	// issued by the cluster CA into DataDir/api on the first start.
+	TokensFile              string
+	OnAdminToken            func(token string)
+	TLSCertFile, TLSKeyFile string
+	// EncryptionKeyFile holds the keys Secret data is encrypted with in
+	// etcd (AES-256-GCM; the first encrypts, all decrypt); default
+	// <DataDir>/secrets.key, created with one key on a cluster's first
+	// start. Every server of a cluster needs the same file.
+	EncryptionKeyFile string
 	// Measure evaluates canaries' queries (bosun.dev/canary-query) against
 	// Prometheus (--prometheus-url); nil fails every query, with that
 	// reason.
 	Measure Measurer
-	Logger  *slog.Logger
+
+	// VerifyCommits (--verify-commits) runs only commits signed by a key
+	// of TrustedKeysDir (--trusted-keys; see signature.LoadDir): main's
+	// head is rejected whole otherwise, like an invalid revision, and a
+	// canary branch's head fails its canary. The keys are read once, when
+	// Run starts: a bad or empty directory stops the start, and changing
+	// the keys takes a restart (which judges a rejected head again).
+	VerifyCommits  bool
+	TrustedKeysDir string
+	trustedKeys    *signature.Keyring // loaded by Run
+
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -118,12 +153,21 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Stderr == nil {
+		c.Stderr = os.Stderr
+	}
 	c.Services = c.Services.WithDefaults()
 }
 
 func (c *Config) validate() error {
 	if c.Repo == "" {
 		return errors.New("--repo is required")
+	}
+	if err := c.loadTrustedKeys(); err != nil {
+		return err
+	}
+	if err := c.loadSOPSKey(); err != nil {
+		return err
 	}
 	return c.Services.Validate()
 }
@@ -147,6 +191,30 @@ func (c *Config) loadSOPSKey() error {
 	return nil
 }
 
+// loadTrustedKeys reads TrustedKeysDir when commits are verified, and logs
+// what is trusted.
+func (c *Config) loadTrustedKeys() error {
+	switch {
+	case c.VerifyCommits && c.TrustedKeysDir == "":
+		return errors.New("--verify-commits needs --trusted-keys DIR (OpenPGP public keys and an SSH allowed_signers file)")
+	case !c.VerifyCommits && c.TrustedKeysDir != "":
+		return errors.New("--trusted-keys is given without --verify-commits: add --verify-commits to verify commits against them")
+	case !c.VerifyCommits:
+		c.Logger.Info("commit signatures are not verified (see --verify-commits)")
+		return nil
+	}
+	keys, err := signature.LoadDir(c.TrustedKeysDir, time.Local)
+	if err != nil {
+		return fmt.Errorf("--trusted-keys: %w", err)
+	}
+	for _, f := range keys.Ignored() {
+		c.Logger.Warn("--trusted-keys: not a key file, ignored (want *.asc, *.gpg, *.pub or allowed_signers)", "file", f)
+	}
+	c.Logger.Info("verifying commit signatures; the trusted keys are read at start only", "dir", c.TrustedKeysDir, "keys", keys.Keys())
+	c.trustedKeys = keys
+	return nil
+}
+
 // Run runs a replica until ctx ends. It stops cleanly: the leader resigns
 // so another replica takes over at once, the node is deregistered, and the
 // pods keep running for the next start to adopt.
@@ -156,31 +224,42 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log := cfg.Logger
-	if err := cfg.loadSOPSKey(); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	trust, err := setupTrust(cfg, log, cfg.Stderr)
+	if err != nil {
+		return err
+	}
 	endpoints := cfg.EtcdEndpoints
 	if len(endpoints) == 0 {
 		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
-			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen,
+			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen, TLS: trust.etcd,
 			Logger: log.With("component", "etcd"),
 		})
 		if err != nil {
 			return err
 		}
 		defer e.Close()
-		endpoints = e.Endpoints()
+		endpoints = localEndpoints(e.Endpoints())
 	}
-	cli, err := store.Dial(endpoints)
+	cli, err := store.DialTLS(endpoints, trust.etcdTLS())
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	keys, err := openKeyring(ctx, cli, cfg.keyFile(), log.With("component", "store"))
+	if err != nil {
+		cli.Close()
+		return err
+	}
+	st := store.New(cli, store.WithKeyring(keys))
 	defer st.Close()
+	if trust.secure {
+		if err := store.EnableAuth(ctx, cli); err != nil {
+			return fmt.Errorf("%w (an external etcd must trust the cluster CA in %s: copy that directory from the first server)", err, trust.dir)
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -207,10 +286,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	apiSrv, err := api.New(api.Config{
-		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: log.With("component", "api"),
+	joinHandler, err := trust.joinHandler(cfg, cli, reg, log)
+	if err != nil {
+		return err
+	}
+	apiLog := log.With("component", "api")
+	tokens, cert, err := apiSecurity(cfg, trust.ca, apiLog)
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.New(api.Config{Join: joinHandler,
+		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: apiLog,
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch, Follows: canaryBranch(cache)},
-	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent})
+		Tokens:  tokens, Certificate: cert,
+	}, st, &backend{cfg: cfg, st: st, cache: cache, agent: agent, trust: trust})
 	if err != nil {
 		return err
 	}
@@ -278,7 +367,8 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		log.Info("elected leader", "id", cfg.ID)
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
-			Poll: cfg.Poll, SSHKeyFile: cfg.SSHKeyFile, Logger: cfg.Logger,
+			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
+			TrustedKeys: cfg.trustedKeys,
 		})
 		if err != nil {
 			lead.Resign(context.WithoutCancel(ctx))

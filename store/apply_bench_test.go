@@ -100,7 +100,7 @@ func BenchmarkStoreSnapshot30kPods(b *testing.B) {
 		pods = append(pods, mustOp(PutPod(p)))
 		sv, _ := json.Marshal(PodStatus{UID: p.UID, Node: p.Spec.NodeName, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
-		statuses = append(statuses, clientv3.OpPut(PodStatusKey(p.Namespace, p.Name), string(sv)))
+		statuses = append(statuses, clientv3.OpPut(PodStatusKey(p.Spec.NodeName, p.Namespace, p.Name), string(sv)))
 	}
 	if err := lead.Apply(ctx, pods); err != nil {
 		b.Fatal(err)

@@ -54,6 +54,7 @@ type CacheConfig struct {
 // once. Create one per process with NewCache and run it with Run.
 type Cache struct {
 	cli      *clientv3.Client
+	keys     *Keyring // opens Secrets: they are decrypted here, once
 	prefixes []string
 	watch    string // the one prefix watched (a common prefix of prefixes)
 	log      *slog.Logger
@@ -98,7 +99,7 @@ func NewCache(st *Store, cfg CacheConfig) *Cache {
 		name = "state"
 	}
 	return &Cache{
-		cli: st.cli, prefixes: slices.Clone(prefixes), watch: watch, log: log.With("component", "cache", "cache", name),
+		cli: st.cli, keys: st.keys, prefixes: slices.Clone(prefixes), watch: watch, log: log.With("component", "cache", "cache", name),
 		m: newCacheMetrics(cfg.Registerer, name), synced: make(chan struct{}),
 		state: newCacheState(), advanced: make(chan struct{}), subs: map[*cacheSub]struct{}{},
 		restart: make(chan struct{}, 1),
@@ -306,10 +307,19 @@ func kindOfKey(rest string) string {
 	return ""
 }
 
-// apply puts (or deletes) one key in st. A value that does not decode is
-// logged and left out, like a deleted key.
+// apply puts (or deletes) one key in st, decrypting a Secret. A value that
+// does not decrypt or decode is logged (its key and, for a Secret, the
+// encryption key it needs; never the value) and left out, like a deleted
+// key.
 func (c *Cache) apply(st *cacheState, key string, value []byte, del bool) {
-	if err := st.apply(key, value, del); err != nil {
+	var err error
+	if !del && encrypted(key) {
+		value, err = c.keys.open(key, value)
+	}
+	if err == nil {
+		err = st.apply(key, value, del)
+	}
+	if err != nil {
 		c.m.decodeErrors.Inc()
 		c.log.Warn("cannot decode; left out", "key", key, "err", err)
 		st.apply(key, nil, true)
@@ -453,13 +463,15 @@ type cacheState struct {
 	sync        SyncStatus
 
 	// pods by etcd key, the names they answer to, statuses by
-	// namespace/name, and each pod merged with its status.
+	// namespace/name and then by the node that reported them, and each pod
+	// merged with the status its own node reported.
 	pods     map[string]*corev1.Pod
 	names    map[string][]string // namespace/name -> pod keys (one, but for a moment two)
-	statuses map[string]*PodStatus
+	statuses map[string]map[string]*PodStatus
+	nstatus  int
 	merged   map[string]*corev1.Pod // by pod key
-	// terminating are namespace/name of statuses no pod of the same UID
-	// claims.
+	// terminating are the status keys (node/namespace/name) of statuses no
+	// pod of the same UID on the same node claims.
 	terminating map[string]bool
 	podOrder    []string        // pod keys sorted by namespace/name; nil until built
 	podPos      map[string]int  // pod key -> index in podOrder and podList
@@ -477,14 +489,14 @@ func newCacheState() *cacheState {
 		nodes: newTable[corev1.Node](), deployments: newTable[appsv1.Deployment](), services: newTable[corev1.Service](),
 		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
 		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](), canaries: newTable[canary.State](),
-		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]*PodStatus{},
+		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]map[string]*PodStatus{},
 		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{},
 		podAdded: map[string]bool{}, podRemoved: map[string]bool{}, podsDirty: true, termDirty: true,
 	}
 }
 
 func (st *cacheState) counts() map[string]int {
-	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": len(st.statuses),
+	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": st.nstatus,
 		"deployments": len(st.deployments.objs), "services": len(st.services.objs), "configmaps": len(st.configMaps.objs),
 		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs),
 		"canaries": len(st.canaries.objs)}
@@ -563,52 +575,87 @@ func (st *cacheState) applyPod(key string, value []byte, del bool) error {
 	return nil
 }
 
-func (st *cacheState) applyStatus(nn string, value []byte, del bool) error {
+// applyStatus applies a status key's change. rest is node/namespace/name:
+// the node is the key's, whatever the value says, because a node can
+// write only under its own name (see Store.AllowNode). Keys of another
+// shape (the old namespace/name layout) are not read.
+func (st *cacheState) applyStatus(rest string, value []byte, del bool) error {
+	node, nn, ok := parseStatusKey(rest)
+	if !ok {
+		return nil
+	}
 	var s *PodStatus
 	if !del {
 		s = new(PodStatus)
 		if err := json.Unmarshal(value, s); err != nil {
 			return err
 		}
+		s.Node = node
 	}
+	byNode := st.statuses[nn]
 	if s == nil {
-		if _, ok := st.statuses[nn]; !ok {
+		if _, ok := byNode[node]; !ok {
 			return nil
 		}
-		delete(st.statuses, nn)
+		delete(byNode, node)
+		st.nstatus--
+		if len(byNode) == 0 {
+			delete(st.statuses, nn)
+		}
+		if st.terminating[rest] {
+			delete(st.terminating, rest)
+			st.termDirty = true
+		}
 	} else {
-		st.statuses[nn] = s
+		if byNode == nil {
+			byNode = map[string]*PodStatus{}
+			st.statuses[nn] = byNode
+		}
+		if _, had := byNode[node]; !had {
+			st.nstatus++
+		}
+		byNode[node] = s
 	}
 	st.podsDirty = true
 	st.remerge(nn)
 	return nil
 }
 
-// remerge recomputes the merged pods of one name and whether its status
-// is a terminating pod's.
+// parseStatusKey splits node/namespace/name.
+func parseStatusKey(rest string) (node, nn string, ok bool) {
+	node, nn, _ = strings.Cut(rest, "/")
+	ns, name, _ := strings.Cut(nn, "/")
+	return node, nn, node != "" && ns != "" && name != "" && !strings.Contains(name, "/")
+}
+
+// remerge recomputes the merged pods of one name and which of its
+// statuses are terminating pods'.
 func (st *cacheState) remerge(nn string) {
-	s := st.statuses[nn]
-	claimed := false
+	byNode := st.statuses[nn]
+	var claimed []string
 	for _, key := range st.names[nn] {
 		p := st.pods[key]
-		if s != nil && s.UID == p.UID {
+		if s := byNode[p.Spec.NodeName]; s != nil && p.Spec.NodeName != "" && s.UID == p.UID {
 			m := *p
 			mergeStatus(&m, s.Status)
 			st.merged[key] = &m
-			claimed = true
+			claimed = append(claimed, p.Spec.NodeName)
 		} else {
 			st.merged[key] = p
 		}
 		st.podChanged[key] = true
 	}
-	term := s != nil && !claimed
-	if term || st.terminating[nn] {
-		st.termDirty = true
-	}
-	if term {
-		st.terminating[nn] = true
-	} else {
-		delete(st.terminating, nn)
+	for node := range byNode {
+		sk := node + "/" + nn
+		term := !slices.Contains(claimed, node)
+		if term || st.terminating[sk] {
+			st.termDirty = true // its value may have changed too
+		}
+		if term {
+			st.terminating[sk] = true
+		} else {
+			delete(st.terminating, sk)
+		}
 	}
 }
 
@@ -634,15 +681,13 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	s.Pods = st.podList
 	if st.termDirty {
 		st.termList = nil
-		for nn := range st.terminating {
-			ps := st.statuses[nn]
+		for sk := range st.terminating {
+			node, nn, _ := parseStatusKey(sk)
+			ps := st.statuses[nn][node]
 			ns, name, _ := strings.Cut(nn, "/")
 			st.termList = append(st.termList, TerminatingPod{Namespace: ns, Name: name, UID: ps.UID, Node: ps.Node, Owner: ps.Owner})
 		}
-		sort.Slice(st.termList, func(i, j int) bool {
-			a, b := st.termList[i], st.termList[j]
-			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-		})
+		sortTerminating(st.termList)
 		st.termList = slices.Clip(st.termList)
 		st.termDirty = false
 	}

@@ -134,7 +134,7 @@ func randomWrites(t testing.TB, s *Store, lead *Leadership, rng *rand.Rand, n in
 				t.Fatal(err)
 			}
 		case 5:
-			if err := s.DeletePodStatus(ctx, ns, name, typesUID(uid)); err != nil {
+			if err := s.DeletePodStatus(ctx, nodes[1+rng.IntN(3)], ns, name, typesUID(uid)); err != nil {
 				t.Fatal(err)
 			}
 		case 6:
@@ -464,13 +464,13 @@ func BenchmarkCacheSnapshot30kPods_afterOneStatusChange(b *testing.B) {
 		}
 		sv, _ := json.Marshal(PodStatus{UID: p.UID, Node: p.Spec.NodeName, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}})
-		if err := st.apply(PodStatusKey(p.Namespace, p.Name), sv, false); err != nil {
+		if err := st.apply(PodStatusKey(p.Spec.NodeName, p.Namespace, p.Name), sv, false); err != nil {
 			b.Fatal(err)
 		}
 	}
 	st.snapshot(1)
 	sv, _ := json.Marshal(PodStatus{UID: "uid-7", Node: "sim-0007", Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.2"}})
-	key := PodStatusKey("ns7", "web-7")
+	key := PodStatusKey("sim-0007", "ns7", "web-7")
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -69,7 +69,11 @@ func (s *Store) Desired(ctx context.Context) (*Desired, error) {
 	if len(resp.Kvs) == 0 {
 		return nil, nil
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(resp.Kvs[0].Value))
+	value, err := s.open(Prefix+desiredKey, resp.Kvs[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("read desired state: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(value))
 	if err != nil {
 		return nil, fmt.Errorf("read desired state: %w", err)
 	}
@@ -91,6 +95,27 @@ func (s *Store) RequestSync(ctx context.Context, reason string) error {
 		return fmt.Errorf("request sync: %w", err)
 	}
 	return nil
+}
+
+// SyncRequest returns the reason of the last sync request and the etcd
+// revision it was written at; 0 and "" when there was none. The leader
+// compares the revision with the last one it took, since a watch of
+// SyncRequestPrefix also fires when it starts.
+func (s *Store) SyncRequest(ctx context.Context) (reason string, rev int64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, Prefix+syncRequestKey)
+	if err != nil {
+		return "", 0, fmt.Errorf("read sync request: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", 0, nil
+	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(resp.Kvs[0].Value, &req) // a request without a reason is still one
+	return req.Reason, resp.Kvs[0].ModRevision, nil
 }
 
 // History results.
@@ -192,7 +217,9 @@ func (s *Store) History(ctx context.Context) ([]HistoryEntry, error) {
 // ClusterKey returns the cluster's secret key, creating it on first use:
 // 32 random bytes kept in etcd, the same for every replica and every
 // leader. It keys the configuration hashes put on pod templates, so that a
-// hash of a Secret reveals nothing of its value.
+// hash of a Secret reveals nothing of its value; it is encrypted at rest
+// like the Secrets, and a Store without a keyring may read a plain one but
+// creates none.
 func (s *Store) ClusterKey(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -201,20 +228,36 @@ func (s *Store) ClusterKey(ctx context.Context) ([]byte, error) {
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, fmt.Errorf("cluster key: %w", err)
 	}
+	// A Store without a keyring may read the key, never create it.
+	var create []clientv3.Op
+	sealed, serr := s.seal(key, fresh)
+	if serr == nil {
+		create = append(create, clientv3.OpPut(key, string(sealed)))
+	}
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(fresh))).
+		Then(create...).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil {
 		return nil, fmt.Errorf("cluster key: %w", err)
 	}
 	if resp.Succeeded {
+		if serr != nil {
+			return nil, fmt.Errorf("cluster key: %w", serr)
+		}
 		return fresh, nil
 	}
 	kvs := resp.Responses[0].GetResponseRange().Kvs
-	if len(kvs) != 1 || len(kvs[0].Value) == 0 {
+	if len(kvs) != 1 {
 		return nil, fmt.Errorf("cluster key: stored key is empty")
 	}
-	return kvs[0].Value, nil
+	value, err := s.open(key, kvs[0].Value)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key: %w", err)
+	}
+	if len(value) == 0 {
+		return nil, fmt.Errorf("cluster key: stored key is empty")
+	}
+	return value, nil
 }

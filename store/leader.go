@@ -188,6 +188,10 @@ func PutSyncStatus(st *SyncStatus) (Op, error) { return putOp(Prefix+syncKey, st
 // is recorded (Revision), so the leader can wait for its cache to have
 // applied its own writes before planning again.
 //
+// The values of keys that carry Secret data (Secrets, the desired state,
+// the cluster key) are encrypted here with the Store's keyring; without
+// one, such a write is refused and nothing is written.
+//
 // A key written more than once keeps its last write (a pod recreated under
 // its name is a delete then a put): etcd refuses a transaction that names a
 // key twice, and the last write is what the sequence would leave anyway.
@@ -197,6 +201,10 @@ func PutSyncStatus(st *SyncStatus) (Op, error) { return putOp(Prefix+syncKey, st
 // txnsInFlight at a time, so etcd commits several in one disk write;
 // everything else keeps its order.
 func (l *Leadership) Apply(ctx context.Context, ops []Op) error {
+	ops, err := l.s.sealOps(ops)
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
 	bs := batches(lastWrites(ops))
 	for len(bs) > 0 {
 		n := 1

@@ -123,7 +123,11 @@ func (s *Store) get(ctx context.Context, key string, out any) (bool, error) {
 	if len(resp.Kvs) == 0 {
 		return false, nil
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, out); err != nil {
+	value, err := s.open(key, resp.Kvs[0].Value)
+	if err != nil {
+		return false, fmt.Errorf("read %w", err)
+	}
+	if err := json.Unmarshal(value, out); err != nil {
 		return false, fmt.Errorf("decode %s: %w", key, err)
 	}
 	return true, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -40,18 +41,31 @@ const requestTimeout = 10 * time.Second
 
 // Store reads and writes bosun's state in etcd. It is safe for concurrent use.
 type Store struct {
-	cli *clientv3.Client
+	cli  *clientv3.Client
+	keys *Keyring // encrypts Secret data at rest; nil: none (see WithKeyring)
 }
 
 // New returns a Store on an etcd client. The caller keeps ownership of cli
 // unless it calls Close.
-func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+func New(cli *clientv3.Client, opts ...Option) *Store {
+	s := &Store{cli: cli}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Dial connects to an etcd cluster.
-func Dial(endpoints []string) (*clientv3.Client, error) {
+func Dial(endpoints []string) (*clientv3.Client, error) { return DialTLS(endpoints, nil) }
+
+// DialTLS connects to an etcd cluster over TLS with tlsCfg (its client
+// certificate is the identity etcd checks permissions against); nil is
+// plain Dial.
+func DialTLS(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
+		TLS:         tlsCfg,
 		Logger:      quietZap(),
 	})
 	if err != nil {
@@ -91,6 +105,13 @@ type Revision struct {
 	Author  string    `json:"author,omitempty"`
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time,omitzero"`
+	// Signer is what the trusted keys said of the commit's signature when
+	// commits are verified (--verify-commits): who signed it ("Alice
+	// <alice@example.com> (OpenPGP key 0123...)", "alice@example.com (SSH
+	// key SHA256:... ed25519)"), or "unsigned", "untrusted <key>" or
+	// "invalid signature" for a commit rejected for it. Empty when commits
+	// are not verified.
+	Signer string `json:"signer,omitempty"`
 }
 
 // SyncStatus is the leader's account of the last sync with Git.
@@ -168,9 +189,9 @@ func parsePodKey(rest string) (node, namespace, name string, legacy bool, ok boo
 	return "", "", "", false, false
 }
 
-// PodStatusKey is the etcd key of a pod's status.
-func PodStatusKey(namespace, name string) string {
-	return Prefix + PodStatusPrefix + nsName(namespace, name)
+// PodStatusKey is the etcd key of the status node reports for a pod.
+func PodStatusKey(node, namespace, name string) string {
+	return Prefix + PodStatusPrefix + node + "/" + nsName(namespace, name)
 }
 
 // DeploymentKey is the etcd key of a deployment.
@@ -248,9 +269,12 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 				snap.Pods = append(snap.Pods, p)
 			}
 		case strings.HasPrefix(key, PodStatusPrefix):
+			rest := strings.TrimPrefix(key, PodStatusPrefix)
+			node, _, ok := parseStatusKey(rest)
 			var st PodStatus
-			if err = json.Unmarshal(kv.Value, &st); err == nil {
-				statuses[strings.TrimPrefix(key, PodStatusPrefix)] = st
+			if err = json.Unmarshal(kv.Value, &st); err == nil && ok {
+				st.Node = node
+				statuses[rest] = st
 			}
 		case strings.HasPrefix(key, DeploymentsPrefix):
 			var d appsv1.Deployment
@@ -265,7 +289,10 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		case strings.HasPrefix(key, ConfigMapsPrefix):
 			err = appendDecoded(kv.Value, &snap.ConfigMaps)
 		case strings.HasPrefix(key, SecretsPrefix):
-			err = appendDecoded(kv.Value, &snap.Secrets)
+			var v []byte
+			if v, err = s.open(string(kv.Key), kv.Value); err == nil {
+				err = appendDecoded(v, &snap.Secrets)
+			}
 		case strings.HasPrefix(key, NamespacesPrefix):
 			err = appendDecoded(kv.Value, &snap.Namespaces)
 		case strings.HasPrefix(key, JobsPrefix):
@@ -282,20 +309,18 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		}
 	}
 	for _, p := range snap.Pods {
-		key := nsName(p.Namespace, p.Name)
-		if st, ok := statuses[key]; ok && st.UID == p.UID {
+		key := p.Spec.NodeName + "/" + nsName(p.Namespace, p.Name)
+		if st, ok := statuses[key]; ok && p.Spec.NodeName != "" && st.UID == p.UID {
 			mergeStatus(p, st.Status)
 			delete(statuses, key)
 		}
 	}
 	for key, st := range statuses {
-		ns, name, _ := strings.Cut(key, "/")
+		_, nn, _ := parseStatusKey(key)
+		ns, name, _ := strings.Cut(nn, "/")
 		snap.Terminating = append(snap.Terminating, TerminatingPod{Namespace: ns, Name: name, UID: st.UID, Node: st.Node, Owner: st.Owner})
 	}
-	sort.Slice(snap.Terminating, func(i, j int) bool {
-		a, b := snap.Terminating[i], snap.Terminating[j]
-		return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
-	})
+	sortTerminating(snap.Terminating)
 	// etcd returns keys in byte order, which is namespace/name order within
 	// a prefix; nodes are sorted by name likewise. Pods' keys start with
 	// their node, so they are sorted here. Keep the contract explicit.
@@ -381,9 +406,10 @@ func (s *Store) Nodes(ctx context.Context) ([]corev1.Node, error) {
 	return nodes, nil
 }
 
-// PodStatuses returns every reported pod status, keyed "namespace/name".
-// It reads the whole prefix: tools and tests only; an agent reads the
-// statuses of its own pods with PodStatusesOf.
+// PodStatuses returns every reported pod status, keyed "namespace/name"
+// (a name reported by two nodes, for the moment a pod moves, gives one of
+// them). It reads the whole prefix: tools and tests only; an agent reads
+// the statuses of its own pods with PodStatusesOf.
 func (s *Store) PodStatuses(ctx context.Context) (map[string]PodStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -393,25 +419,31 @@ func (s *Store) PodStatuses(ctx context.Context) (map[string]PodStatus, error) {
 	}
 	out := make(map[string]PodStatus, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		node, nn, ok := parseStatusKey(strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix))
+		if !ok {
+			continue
+		}
 		var st PodStatus
 		if err := json.Unmarshal(kv.Value, &st); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 		}
-		out[strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix)] = st
+		st.Node = node
+		out[nn] = st
 	}
 	return out, nil
 }
 
-// PodStatusesOf reads the statuses of the pods named by keys
-// ("namespace/name"), in transactions of at most maxOpsPerTxn reads; pods
-// without a status are absent from the result.
-func (s *Store) PodStatusesOf(ctx context.Context, keys []string) (map[string]PodStatus, error) {
+// PodStatusesOf reads the statuses node reported for the pods named by
+// keys ("namespace/name"), in transactions of at most maxOpsPerTxn reads;
+// pods without a status are absent from the result.
+func (s *Store) PodStatusesOf(ctx context.Context, node string, keys []string) (map[string]PodStatus, error) {
 	out := make(map[string]PodStatus, len(keys))
+	prefix := Prefix + PodStatusPrefix + node + "/"
 	for len(keys) > 0 {
 		n := min(len(keys), maxOpsPerTxn)
 		gets := make([]clientv3.Op, n)
 		for i, k := range keys[:n] {
-			gets[i] = clientv3.OpGet(Prefix + PodStatusPrefix + k)
+			gets[i] = clientv3.OpGet(prefix + k)
 		}
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		resp, err := s.cli.Txn(rctx).Then(gets...).Commit()
@@ -425,7 +457,7 @@ func (s *Store) PodStatusesOf(ctx context.Context, keys []string) (map[string]Po
 				if err := json.Unmarshal(kv.Value, &st); err != nil {
 					return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
 				}
-				out[strings.TrimPrefix(string(kv.Key), Prefix+PodStatusPrefix)] = st
+				out[strings.TrimPrefix(string(kv.Key), prefix)] = st
 			}
 		}
 		keys = keys[n:]
@@ -433,27 +465,32 @@ func (s *Store) PodStatusesOf(ctx context.Context, keys []string) (map[string]Po
 	return out, nil
 }
 
-// PutPodStatus records a node agent's report for a pod.
+// PutPodStatus records a node agent's report for a pod, under the key of
+// st.Node, the reporting node.
 func (s *Store) PutPodStatus(ctx context.Context, namespace, name string, st PodStatus) error {
+	if st.Node == "" {
+		return fmt.Errorf("put status of pod %s/%s: no node", namespace, name)
+	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode status of pod %s/%s: %w", namespace, name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if _, err := s.cli.Put(ctx, PodStatusKey(namespace, name), string(b)); err != nil {
+	if _, err := s.cli.Put(ctx, PodStatusKey(st.Node, namespace, name), string(b)); err != nil {
 		return fmt.Errorf("put status of pod %s/%s: %w", namespace, name, err)
 	}
 	return nil
 }
 
-// DeletePodStatus removes a pod's status once its node has torn it down,
-// but only while the status still describes the pod instance uid: the pod
-// may meanwhile have been recreated under the same name, on another node.
-func (s *Store) DeletePodStatus(ctx context.Context, namespace, name string, uid types.UID) error {
+// DeletePodStatus removes the status node reported for a pod once it has
+// torn the pod down, but only while the status still describes the pod
+// instance uid: the pod may meanwhile have been recreated under the same
+// name on the same node.
+func (s *Store) DeletePodStatus(ctx context.Context, node, namespace, name string, uid types.UID) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	key := PodStatusKey(namespace, name)
+	key := PodStatusKey(node, namespace, name)
 	resp, err := s.cli.Get(ctx, key)
 	if err != nil {
 		return fmt.Errorf("read status of pod %s/%s: %w", namespace, name, err)
@@ -571,4 +608,15 @@ func (s *Store) Changes(ctx context.Context, prefixes ...string) <-chan int64 {
 		}
 	}()
 	return out
+}
+
+// sortTerminating orders terminating pods by namespace, name and node.
+func sortTerminating(list []TerminatingPod) {
+	sort.Slice(list, func(i, j int) bool {
+		a, b := list[i], list[j]
+		if a.Namespace+"/"+a.Name != b.Namespace+"/"+b.Name {
+			return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+		}
+		return a.Node < b.Node
+	})
 }

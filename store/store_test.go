@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -250,14 +251,18 @@ func TestDeletePodStatus_onlyForTheSameInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The old instance's node finishes its teardown late: the new
-	// instance's status must survive.
-	if err := s.DeletePodStatus(ctx, "default", "a", "old"); err != nil {
+	// instance's status must survive, whether the old instance ran on
+	// another node or on the same one.
+	if err := s.DeletePodStatus(ctx, "n1", "default", "a", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePodStatus(ctx, "n2", "default", "a", "old"); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.PodStatuses(ctx); st["default/a"].UID != "new" {
 		t.Fatalf("statuses = %v, want the new instance's kept", st)
 	}
-	if err := s.DeletePodStatus(ctx, "default", "a", "new"); err != nil {
+	if err := s.DeletePodStatus(ctx, "n2", "default", "a", "new"); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.PodStatuses(ctx); len(st) != 0 {
@@ -318,4 +323,43 @@ func leadFor(t testing.TB, s *Store) *Leadership {
 	}
 	t.Cleanup(func() { lead.Resign(context.Background()) })
 	return lead
+}
+
+// A node writes statuses only under its own name (AllowNode); a status
+// another node reports for a pod that is not bound to it is never merged
+// into the pod, by the Snapshot or by the Cache.
+func TestStatus_onlyFromThePodsOwnNode(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	lead := leadFor(t, s)
+	if err := lead.Apply(ctx, []Op{mustOp(PutPod(pod("default", "a", "u1", "n1")))}); err != nil {
+		t.Fatal(err)
+	}
+	forged := PodStatus{UID: "u1", Node: "n1", Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.9.9.9"}}
+	b, _ := json.Marshal(forged)
+	if _, err := s.Client().Put(ctx, PodStatusKey("n2", "default", "a"), string(b)); err != nil {
+		t.Fatal(err)
+	}
+	c := NewCache(s, CacheConfig{})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	rev, _ := s.Revision(ctx)
+	if err := c.WaitFor(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, _ := c.Snapshot(ctx)
+	for what, sn := range map[string]*Snapshot{"snapshot": snap, "cache": cached} {
+		if len(sn.Pods) != 1 || sn.Pods[0].Status.PodIP != "" {
+			t.Errorf("%s: pod a got n2's status: %+v", what, sn.Pods[0].Status)
+		}
+		if len(sn.Terminating) != 1 || sn.Terminating[0].Node != "n2" {
+			t.Errorf("%s: terminating = %+v, want n2's report alone", what, sn.Terminating)
+		}
+	}
 }

@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // NewTest starts an embedded etcd (with fast ticks) in a temporary
-// directory and returns a Store on it; both are closed when the test ends.
+// directory and returns a Store on it, with a keyring of one fresh key
+// (Secret data is encrypted as a server stores it); both are closed when
+// the test ends.
 func NewTest(t testing.TB) *Store {
 	t.Helper()
 	return NewTestWith(t, EmbeddedConfig{FastTicks: true})
@@ -28,7 +31,15 @@ func NewTestWith(t testing.TB, cfg EmbeddedConfig) *Store {
 		e.Close()
 		t.Fatal(err)
 	}
-	s := New(cli)
+	key, err := GenerateKey("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := NewKeyring("test keyring", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(cli, WithKeyring(keys))
 	t.Cleanup(func() {
 		s.Close()
 		e.Close()

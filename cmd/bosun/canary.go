@@ -23,7 +23,7 @@ func cmdCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	server := serverFlag(fs)
 	output := fs.String("o", "", "output: json (default text)")
 	namespace := fs.String("n", "", "namespace (default: all)")
-	if err := fs.Parse(reorder(args, "o", "n", "server")); err != nil {
+	if err := fs.Parse(reorder(args, append([]string{"o", "n"}, clientValueFlags...)...)); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() > 1 {
@@ -32,7 +32,7 @@ func cmdCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *output != "" && *output != "json" {
 		return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
 	}
-	c := newClient(*server)
+	c := newClient(server)
 	if fs.NArg() == 0 {
 		path := "/api/v1/canaries"
 		if *namespace != "" {

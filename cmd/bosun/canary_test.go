@@ -159,8 +159,9 @@ No changes.
 // the right canary, the list passes its namespace, -o json prints the
 // answer, and bad usage exits 2.
 func TestCmdCanary_pathsAndUsage(t *testing.T) {
+	userHome(t) // the CLI pins the test server's certificate there
 	var asked []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked = append(asked, r.URL.RequestURI())
 		if r.URL.Path == "/api/v1/canaries" {
 			json.NewEncoder(w).Encode(api.CanaryList{Items: []api.CanaryStatus{plantedCanary()}})
@@ -190,5 +191,28 @@ func TestCmdCanary_pathsAndUsage(t *testing.T) {
 		if !errors.As(err, &ee) || ee.code != 2 {
 			t.Errorf("bosun %q: err %v, want exit 2", args, err)
 		}
+	}
+}
+
+func TestPrintHistory_signerColumnWhenVerified(t *testing.T) {
+	items := []store.HistoryEntry{
+		{Revision: store.Revision{Commit: "2222222222bbbb", Author: "Mallory <m@example.com>", Message: "sneak", Signer: "unsigned"},
+			SeenAt: canaryNow.Add(-time.Minute), Result: store.ResultRejected, Errors: []string{"commit 2222222: not signed (--verify-commits is on)"}},
+		{Revision: store.Revision{Commit: "1111111111aaaa", Author: "Ada <ada@example.com>", Message: "web", Signer: "ada@example.com (SSH key SHA256:abc ed25519)"},
+			SeenAt: canaryNow.Add(-5 * time.Minute), Result: store.ResultApplied},
+		{Revision: store.Revision{Commit: "0000000000aaaa", Author: "Ada <ada@example.com>", Message: "before verification"},
+			SeenAt: canaryNow.Add(-9 * time.Minute), Result: store.ResultSuperseded},
+	}
+	var b bytes.Buffer
+	printHistory(&b, items, canaryNow)
+	// (An error line widens RESULT, as it always has.)
+	want := `COMMIT      AGE  AUTHOR   RESULT                                                 READY AFTER  CHANGES  MESSAGE              SIGNER
+2222222222  60s  Mallory  rejected                                               -            -        sneak                unsigned
+                            commit 2222222: not signed (--verify-commits is on)                                             
+1111111111  5m   Ada      applied                                                -            -        web                  ada@example.com (SSH key SHA256:abc ed25519)
+0000000000  9m   Ada      superseded                                             -            -        before verification  -
+`
+	if got := b.String(); got != want {
+		t.Errorf("bosun history:\n%s\nwant:\n%s", got, want)
 	}
 }

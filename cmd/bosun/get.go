@@ -50,7 +50,7 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	server := serverFlag(fs)
 	output := fs.String("o", "", "output: json, yaml or wide (default a table)")
 	namespace := fs.String("n", "", "namespace (default: all)")
-	if err := fs.Parse(reorder(args, "o", "n", "server")); err != nil {
+	if err := fs.Parse(reorder(args, append([]string{"o", "n"}, clientValueFlags...)...)); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
@@ -68,7 +68,7 @@ func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		path += "?namespace=" + url.QueryEscape(*namespace)
 	}
 	var raw json.RawMessage
-	if err := newClient(*server).do(ctx, "GET", path, nil, &raw); err != nil {
+	if err := newClient(server).do(ctx, "GET", path, nil, &raw); err != nil {
 		return err
 	}
 	// A named object prints as itself, as kubectl prints it; but a

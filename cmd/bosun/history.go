@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,7 +24,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return &exitError{code: 2, err: err}
 	}
 	var h api.HistoryList
-	if err := newClient(*server).do(ctx, "GET", "/api/v1/history", nil, &h); err != nil {
+	if err := newClient(server).do(ctx, "GET", "/api/v1/history", nil, &h); err != nil {
 		return err
 	}
 	switch *output {
@@ -35,22 +37,36 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
 }
 
+// printHistory prints the entries as a table; a SIGNER column (last, as
+// its values are long) appears when any entry was verified
+// (--verify-commits).
 func printHistory(w io.Writer, items []store.HistoryEntry, now time.Time) {
+	signed := slices.ContainsFunc(items, func(e store.HistoryEntry) bool { return e.Signer != "" })
+	signer := func(e store.HistoryEntry) string {
+		if !signed {
+			return ""
+		}
+		return "\t" + cmp.Or(e.Signer, "-")
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMMIT\tAGE\tAUTHOR\tRESULT\tREADY AFTER\tCHANGES\tMESSAGE")
+	header := "COMMIT\tAGE\tAUTHOR\tRESULT\tREADY AFTER\tCHANGES\tMESSAGE"
+	if signed {
+		header += "\tSIGNER"
+	}
+	fmt.Fprintln(tw, header)
 	for _, e := range items {
 		if e.Canary != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\tcanary %s\t%s\n", shortHash(e.Commit), age(e.SeenAt, now), e.Result, e.Canary, canaryDetail(e))
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s\t-\tcanary %s\t%s%s\n", shortHash(e.Commit), age(e.SeenAt, now), e.Result, e.Canary, canaryDetail(e), signer(e))
 			continue
 		}
 		ready := "-"
 		if e.ReadyAfter > 0 {
 			ready = time.Duration(e.ReadyAfter).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", shortHash(e.Commit), age(e.SeenAt, now), authorName(e.Author),
-			e.Result, ready, summarize(e.Changes), e.Message)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", shortHash(e.Commit), age(e.SeenAt, now), authorName(e.Author),
+			e.Result, ready, summarize(e.Changes), e.Message, signer(e))
 		for _, msg := range e.Errors {
-			fmt.Fprintf(tw, "\t\t\t  %s\t\t\t\n", msg)
+			fmt.Fprintf(tw, "\t\t\t  %s\t\t\t%s\n", msg, map[bool]string{true: "\t"}[signed])
 		}
 	}
 	tw.Flush()

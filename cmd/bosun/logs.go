@@ -26,7 +26,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	previous := fs.Bool("previous", false, "the log of the previous run of the container")
 	tail := fs.Int("tail", 0, "only the last N lines (0: all)")
 	namespace := fs.String("n", "default", "namespace")
-	if err := fs.Parse(reorder(args, "c", "tail", "n", "server")); err != nil {
+	if err := fs.Parse(reorder(args, append([]string{"c", "tail", "n"}, clientValueFlags...)...)); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 1 {
@@ -39,7 +39,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		pod = name
 	case kind == "job" || kind == "jobs":
 		var err error
-		if pod, err = newestJobPod(ctx, newClient(*server), *namespace, name, stderr); err != nil {
+		if pod, err = newestJobPod(ctx, newClient(server), *namespace, name, stderr); err != nil {
 			return err
 		}
 	default:
@@ -59,7 +59,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		q.Set("tail", strconv.Itoa(*tail))
 	}
 	path := fmt.Sprintf("/api/v1/logs/%s/%s?%s", url.PathEscape(*namespace), url.PathEscape(pod), q.Encode())
-	err := newClient(*server).stream(ctx, path, stdout)
+	err := newClient(server).streamTo(ctx, path, stdout)
 	if errors.Is(err, context.Canceled) {
 		return nil // ^C ends a follow
 	}

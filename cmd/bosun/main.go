@@ -4,7 +4,7 @@
 //	bosun server --repo URL|PATH [flags]   a control-plane replica (and, by default, this machine's node)
 //	bosun agent --etcd-endpoints ... --node-name NAME   a node only
 //	bosun agent --etcd-endpoints ... --simulate N      N simulated nodes (scale tests: they run nothing)
-//	bosun status | get | canary | plan | history | logs | sync | validate | image import   the CLI
+//	bosun status | get | canary | plan | history | logs | sync | validate | image import | token create   the CLI
 package main
 
 import (
@@ -41,10 +41,18 @@ Usage:
   bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
   bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] DIR
   bosun image import FILE...
+  bosun token create --role admin|read-only --name NAME [-o json]
+      a new API token and the line of --tokens-file that lets it in
+  bosun secrets init|keys|rotate-key|promote-key NAME|remove-key NAME [--data-dir DIR | --encryption-key-file FILE]
+      the keys Secret data is encrypted with in etcd (see examples/encryption-at-rest)
   bosun version
 
-The CLI talks to the API of a server: --server URL or $BOSUN_SERVER
-(default http://127.0.0.1:7070). Run "bosun COMMAND -h" for a command's flags.
+The CLI talks to the API of a server over HTTPS: --server URL or $BOSUN_SERVER
+(default https://127.0.0.1:7070), with a token: --token, $BOSUN_TOKEN or
+~/.config/bosun/token (written by the server's first start). A certificate no CA
+of this machine (or --ca-file) vouches for is pinned on first use in
+~/.config/bosun/known_servers, like SSH's known_hosts.
+Run "bosun COMMAND -h" for a command's flags.
 `
 
 var version = "dev"
@@ -103,8 +111,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdLogs(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
+	case "token":
+		return cmdToken(ctx, rest, stdout, stderr)
 	case "image":
 		return cmdImage(ctx, rest, stdout, stderr)
+	case "secrets":
+		return cmdSecrets(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bosun", version)
 		return nil

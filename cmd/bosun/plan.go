@@ -37,7 +37,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		req.Files = files
 	}
 	var res api.PlanResult
-	if err := newClient(*server).do(ctx, "POST", "/api/v1/plan", req, &res); err != nil {
+	if err := newClient(server).do(ctx, "POST", "/api/v1/plan", req, &res); err != nil {
 		return &exitError{code: 1, err: err}
 	}
 	if *output == "json" {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +24,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"bosun/api"
+	"bosun/gitsource"
+	"bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/promquery"
@@ -34,15 +41,26 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	var etcd, labels string
 	var debug bool
 	var pprofListen, promURL string
-	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required)")
+	fs.StringVar(&cfg.Repo, "repo", "", "Git repository: a path or a file://, http(s)://, git:// or ssh:// URL (required); a password goes in --git-password-file, not in the URL, which ps shows")
 	fs.StringVar(&cfg.Branch, "branch", "main", "branch to follow")
 	fs.StringVar(&cfg.Path, "path", "", "directory of the manifests inside the repository (default: the root)")
 	fs.DurationVar(&cfg.Poll, "poll", 5*time.Second, "how often to fetch the repository")
-	fs.StringVar(&cfg.SSHKeyFile, "ssh-key", "", "private key file for ssh:// repositories")
-	fs.StringVar(&cfg.SOPSAgeKeyFile, "sops-age-key-file", "", "age identity file (as age-keygen writes it) that decrypts SOPS-encrypted manifests, in memory; empty: a revision with an encrypted manifest is rejected")
+	// Git transport (gitsource.Auth): secrets come from files, re-read at each fetch; ssh host keys are verified.
+	fs.StringVar(&cfg.GitAuth.SSHKeyFile, "ssh-key", "", "unencrypted private key `FILE` for ssh repositories (a deploy key); default: the keys of the ssh-agent at $SSH_AUTH_SOCK")
+	fs.Func("ssh-known-hosts", "known_hosts `FILE` the ssh server's host key must be in (repeatable, or comma-separated; default: ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts, those that exist); add a server with ssh-keyscan", func(v string) error {
+		cfg.GitAuth.SSHKnownHosts = append(cfg.GitAuth.SSHKnownHosts, splitList(v)...)
+		return nil
+	})
+	fs.BoolVar(&cfg.GitAuth.InsecureIgnoreHostKey, "insecure-ignore-host-key", false, "accept any ssh host key: INSECURE, whoever sits between this machine and the Git server can make bosun run anything; warns at every start")
+	fs.StringVar(&cfg.GitAuth.Username, "git-username", "", "user name for HTTPS basic auth, with --git-password-file")
+	fs.StringVar(&cfg.GitAuth.PasswordFile, "git-password-file", "", "`FILE` holding the HTTPS password or access token; GitHub, GitLab and Bitbucket take their tokens this way (GitHub: your user name, or x-access-token for an app token; GitLab: any name, oauth2 for OAuth tokens)")
+	fs.StringVar(&cfg.GitAuth.TokenFile, "git-token-file", "", "`FILE` holding a bearer token sent as 'Authorization: Bearer' (Azure DevOps Entra ID tokens, a proxy checking bearer tokens); not with --git-username: tokens a host takes as a password go in --git-password-file")
+	fs.StringVar(&cfg.GitAuth.CAFile, "git-ca-file", "", "PEM `FILE` of CA certificates trusted for the HTTPS Git server besides the system's (a private CA)")
+	fs.StringVar(&cfg.SOPSAgeKeyFile, "sops-age-key-file", "", "age identity `FILE` (as age-keygen writes it) that decrypts SOPS-encrypted manifests, in memory; empty: a revision with an encrypted manifest is rejected")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
-	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
+	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd; beyond loopback it serves mutual TLS with the cluster CA, and machines join with the token the server prints")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "let etcd be reached beyond loopback in plain text, without authentication (warns at every start)")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
 	fs.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:7070", "HTTP API listen address")
 	fs.StringVar(&cfg.Domain, "domain", "cluster.local", "cluster DNS domain")
@@ -51,8 +69,15 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.HistoryLimit, "history-limit", 100, "revisions kept in the history")
 	fs.StringVar(&cfg.WebhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of Git push webhooks (POST /api/v1/webhooks/git); empty: webhooks off")
 	fs.StringVar(&cfg.WebhookListen, "webhook-listen", "", "also serve the webhook receiver, and nothing else, on this address (e.g. 0.0.0.0:7071), so the API can stay on loopback")
+	// The API's security (issue 10): tokens and TLS.
+	fs.StringVar(&cfg.TokensFile, "tokens-file", "", "API bearer tokens, one role:name:sha256:<hex> per line (bosun token create prints them), read again when it changes; empty: an admin token generated at the first start into the data directory, printed once and saved to ~/.config/bosun/token")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, with --tls-key; empty: one issued by the cluster CA at the first start into the data directory and reused (the CLI pins it)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys Secret data is encrypted with in etcd (default: <data-dir>/secrets.key, created on a cluster's first start; every server needs the same file)")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
+	fs.BoolVar(&cfg.VerifyCommits, "verify-commits", false, "run only commits signed by a key of --trusted-keys (main's head and canary branches' heads); others are rejected")
+	fs.StringVar(&cfg.TrustedKeysDir, "trusted-keys", "", "directory of the keys --verify-commits trusts: OpenPGP public keys (*.asc, *.gpg, *.pub) and an SSH allowed_signers file; read at start")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)
@@ -90,8 +115,24 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		cfg.Measure = prom.Scalar
 	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return &exitError{code: 2, err: fmt.Errorf("server: --tls-cert and --tls-key go together")}
+	}
+	if cfg.TokensFile != "" {
+		if _, err := api.LoadTokens(cfg.TokensFile, nil); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("server: --tokens-file: %w", err)}
+		}
+	}
+	cfg.OnAdminToken = func(token string) { announceAdminToken(stderr, cfg.DataDir, token) }
+	gitWarnings, err := gitsource.Check(gitsource.Config{URL: cfg.Repo, Branch: cfg.Branch, Dir: cfg.DataDir, Auth: cfg.GitAuth})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("server: --repo and its Git flags: %w", err)}
+	}
 	cfg.Logger = newLogger(os.Stderr, level(debug))
-	cfg.Logger.Info("bosun server starting", "version", version, "repo", cfg.Repo, "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	cfg.Logger.Info("bosun server starting", "version", version, "repo", gitsource.RedactURL(cfg.Repo), "branch", cfg.Branch, "data-dir", cfg.DataDir)
+	for _, w := range gitWarnings {
+		cfg.Logger.Warn(w)
+	}
 	if err := servePprof(ctx, pprofListen, cfg.Logger); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -104,11 +145,19 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg nodes.Config
 	var etcd, labels string
 	var debug bool
-	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (required)")
-	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces)")
-	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250 (empty: off; `bosun logs` then works only for pods on a server's own node)")
+	var jc join.Config
+	var tokenFile string
+	var insecure bool
+	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs (default: those the server gave at join)")
+	fs.StringVar(&jc.Server, "server", "", "a server's API URL to join the cluster through, e.g. https://10.0.0.1:7070")
+	fs.StringVar(&jc.Token, "token", "", "the join token `bosun server` printed (or --token-file); needed at the first start; given at every start, it refreshes the node's certificate and the Secret keys")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the join token")
+	fs.BoolVar(&insecure, "insecure", false, "reach etcd beyond loopback in plain text, without a node certificate (warns at every start)")
+	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces, the node's certificate)")
+	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250; mutual TLS once joined (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
+	keyFile := fs.String("encryption-key-file", "", "the servers' key file of Secrets at rest (their <data-dir>/secrets.key), for pods that mount or read Secrets; empty: such pods fail to start")
 	agentFlags(fs, &cfg, &labels)
 	var sim simFlags
 	sim.declare(fs)
@@ -128,9 +177,6 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
-	if etcd == "" {
-		return &exitError{code: 2, err: fmt.Errorf("agent: --etcd-endpoints is required")}
-	}
 	var err error
 	if cfg.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
@@ -139,11 +185,46 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if sim.nodes == 0 && (sim.metricsListen != "" || sim.set) {
 		return &exitError{code: 2, err: fmt.Errorf("agent: --simulate-* and --metrics-listen go with --simulate N")}
 	}
-	cli, err := store.Dial(splitList(etcd))
+	var opts []store.Option
+	if *keyFile != "" {
+		keys, err := store.LoadKeyring(*keyFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("agent: --encryption-key-file: %w", err)}
+		}
+		opts = append(opts, store.WithKeyring(keys))
+	}
+	if tokenFile != "" {
+		if jc.Token != "" {
+			return &exitError{code: 2, err: fmt.Errorf("agent: give --token or --token-file, not both")}
+		}
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("agent: --token-file: %w", err)}
+		}
+		jc.Token = strings.TrimSpace(string(b))
+	}
+	jc.Node, jc.Dir, jc.Logger = cfg.NodeName, filepath.Join(cfg.StateDir, "pki"), cfg.Logger
+	id, endpoints, err := agentIdentity(ctx, jc, splitList(etcd), *listen, insecure, cfg.Logger)
 	if err != nil {
 		return err
 	}
-	st := store.New(cli)
+	var etcdTLS *tls.Config
+	if id != nil {
+		etcdTLS = id.EtcdTLS()
+		if *keyFile == "" && id.SecretKeysFile != "" {
+			// The servers' keys, as the join gave them.
+			keys, err := store.LoadKeyring(id.SecretKeysFile)
+			if err != nil {
+				return fmt.Errorf("agent: %w", err)
+			}
+			opts = append(opts, store.WithKeyring(keys))
+		}
+	}
+	cli, err := store.DialTLS(endpoints, etcdTLS)
+	if err != nil {
+		return err
+	}
+	st := store.New(cli, opts...)
 	defer st.Close()
 	if sim.nodes != 0 {
 		return sim.run(ctx, cfg, st) // simulated nodes run no Service proxy
@@ -163,6 +244,11 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.Handle("/", nodes.LogHandler(cfg.StateDir))
 		logs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		if id != nil {
+			// Only the servers read logs: mutual TLS with the node's
+			// certificate, and the servers' (CN root) required.
+			l = tls.NewListener(l, id.LogServerTLS())
+		}
 		go logs.Serve(l)
 		defer logs.Close()
 	}
@@ -297,4 +383,58 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	go srv.Serve(l)
 	log.Info("serving profiles", "addr", "http://"+addr+"/debug/pprof/")
 	return nil
+}
+
+// agentIdentity decides how an agent reaches etcd: as a joined node (its
+// certificate from the state directory, joining first with --server and
+// --token), or, for etcd on loopback or with --insecure, in plain text.
+func agentIdentity(ctx context.Context, jc join.Config, endpoints []string, listen string, insecure bool, log *slog.Logger) (*join.Identity, []string, error) {
+	_, statErr := os.Stat(filepath.Join(jc.Dir, "node.crt"))
+	if jc.Server != "" || jc.Token != "" || statErr == nil {
+		if insecure {
+			return nil, nil, &exitError{code: 2, err: errors.New("agent: --insecure and joining (--server, --token, or a joined state directory) exclude each other")}
+		}
+		id, err := join.Ensure(ctx, jc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("agent: %w", err)
+		}
+		if len(endpoints) == 0 {
+			endpoints = id.Endpoints
+		}
+		return id, endpoints, nil
+	}
+	if len(endpoints) == 0 {
+		return nil, nil, &exitError{code: 2, err: errors.New("agent: join a cluster with --server URL --token TOKEN (as `bosun server` printed them), or give --etcd-endpoints of a local etcd")}
+	}
+	var beyond []string
+	for _, e := range endpoints {
+		u, err := url.Parse(e)
+		host := e
+		if err == nil && u.Host != "" {
+			host = u.Host
+		}
+		if !loopbackAddr(host) {
+			beyond = append(beyond, e)
+		}
+	}
+	if listen != "" && !loopbackAddr(listen) {
+		beyond = append(beyond, "--listen "+listen)
+	}
+	switch {
+	case len(beyond) > 0 && !insecure:
+		return nil, nil, &exitError{code: 2, err: fmt.Errorf("agent: %s is beyond loopback: join the cluster with --server URL --token TOKEN for mutual TLS, or pass --insecure for plain text", strings.Join(beyond, ", "))}
+	case len(beyond) > 0:
+		log.Warn("INSECURE: reaching etcd and serving logs in plain text without authentication beyond loopback; join with --server and --token instead", "addresses", strings.Join(beyond, ", "))
+	}
+	return nil, endpoints, nil
+}
+
+// loopbackAddr says whether host[:port] is loopback or localhost.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }

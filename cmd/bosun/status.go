@@ -20,7 +20,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &exitError{code: 2, err: err}
 	}
 	var st api.Status
-	if err := newClient(*server).do(ctx, "GET", "/api/v1/status", nil, &st); err != nil {
+	if err := newClient(server).do(ctx, "GET", "/api/v1/status", nil, &st); err != nil {
 		return err
 	}
 	if *output == "json" {
@@ -41,6 +41,9 @@ func printStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "Leader:   %s\n", leader)
 	if a := st.Sync.Applied; a != nil {
 		fmt.Fprintf(w, "Synced:   %s %q by %s\n", shortHash(a.Commit), a.Message, a.Author)
+		if a.Signer != "" {
+			fmt.Fprintf(w, "Signed:   %s\n", a.Signer)
+		}
 	} else {
 		fmt.Fprintf(w, "Synced:   (nothing applied yet)\n")
 	}
@@ -119,7 +122,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if err := newClient(*server).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
+	if err := newClient(server).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "sync requested: the leader fetches the repository now")

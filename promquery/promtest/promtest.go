@@ -56,6 +56,36 @@ type Job struct {
 	// MetricsPath is the default path of the job's targets, default
 	// /metrics (a discovered target's __metrics_path__ overrides it).
 	MetricsPath string
+	// Scheme is how the targets are scraped, http (default) or https;
+	// TargetAuth, if set, how Prometheus authenticates to them.
+	Scheme     string
+	TargetAuth *Auth
+	// HTTPSDAuth, if set, is how Prometheus authenticates to HTTPSD
+	// (credentials of the discovery endpoint are not sent to the targets
+	// it finds).
+	HTTPSDAuth *Auth
+}
+
+// Auth is a bearer token and the CA of an HTTPS endpoint, as files that
+// Prometheus reads.
+type Auth struct {
+	// BearerTokenFile holds the token sent as Authorization: Bearer.
+	BearerTokenFile string
+	// CAFile holds the PEM certificates that verify the endpoint.
+	CAFile string
+}
+
+// config is a as Prometheus's HTTP client configuration.
+func (a *Auth) config(into map[string]any) {
+	if a == nil {
+		return
+	}
+	if a.BearerTokenFile != "" {
+		into["authorization"] = map[string]any{"type": "Bearer", "credentials_file": a.BearerTokenFile}
+	}
+	if a.CAFile != "" {
+		into["tls_config"] = map[string]any{"ca_file": a.CAFile}
+	}
 }
 
 // Server is a running prometheus.
@@ -235,11 +265,17 @@ func configFile(cfg Config) ([]byte, error) {
 		if j.MetricsPath != "" {
 			job["metrics_path"] = j.MetricsPath
 		}
+		if j.Scheme != "" {
+			job["scheme"] = j.Scheme
+		}
+		j.TargetAuth.config(job)
 		if len(j.Targets) > 0 {
 			job["static_configs"] = []m{{"targets": j.Targets}}
 		}
 		if j.HTTPSD != "" {
-			job["http_sd_configs"] = []m{{"url": j.HTTPSD, "refresh_interval": interval}}
+			sd := m{"url": j.HTTPSD, "refresh_interval": interval}
+			j.HTTPSDAuth.config(sd)
+			job["http_sd_configs"] = []m{sd}
 		}
 		jobs = append(jobs, job)
 	}

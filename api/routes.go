@@ -1,0 +1,96 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Route is one route of the API: a ServeMux pattern (with its method),
+// who may call it, and for an Admin route the event its audit lines name.
+type Route struct {
+	Pattern string
+	Access  Access
+	// Event names the calls of an Admin route in the audit log
+	// ("api.sync", see package audit); required for Admin routes.
+	Event   string
+	Handler http.Handler
+}
+
+// routeTable is every route of the API with its Access: the one place a
+// route is registered (New registers nothing else), so a new route cannot
+// go without a role. Reads are ReadOnly, changes Admin (audited), and
+// Public is for routes with credentials of their own or none needed.
+var routeTable = []struct {
+	pattern string
+	access  Access
+	event   string
+	serve   func(*Server, http.ResponseWriter, *http.Request)
+}{
+	// Public: probes, and the webhook receiver, which checks its HMAC.
+	{"GET /healthz", Public, "", (*Server).healthz},
+	{"GET /readyz", Public, "", (*Server).readyz},
+	{"POST /api/v1/webhooks/git", Public, "", (*Server).webhook},
+
+	// Read-only.
+	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
+	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
+	{"GET /api/v1/logs/{namespace}/{pod}", ReadOnly, "", (*Server).logs},
+	{"POST /api/v1/plan", ReadOnly, "", (*Server).plan}, // a preview: it changes nothing
+	{"GET /api/v1/endpoints", ReadOnly, "", (*Server).endpoints},
+	{"GET /api/v1/endpoints/{name}", ReadOnly, "", (*Server).endpoints},
+	{"GET /api/v1/prometheus/targets", ReadOnly, "", (*Server).promTargets},
+	{"GET /api/v1/canaries", ReadOnly, "", (*Server).canaries},
+	{"GET /api/v1/canaries/{name}", ReadOnly, "", (*Server).canary},
+	{"GET /api/v1/canaries/{namespace}/{name}", ReadOnly, "", (*Server).canary},
+	{"GET /api/v1/{kind}", ReadOnly, "", (*Server).list},
+	{"GET /api/v1/{kind}/{name}", ReadOnly, "", (*Server).list},
+	{"GET /metrics", ReadOnly, "", (*Server).metrics},
+
+	// Admin: every call is audited.
+	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
+}
+
+// Routes lists the API's own routes with their Access (without handlers),
+// for documentation and tests; a Server also serves Config.Routes.
+func Routes() []Route {
+	out := make([]Route, 0, len(routeTable))
+	for _, rt := range routeTable {
+		out = append(out, Route{Pattern: rt.pattern, Access: rt.access, Event: rt.event})
+	}
+	return out
+}
+
+// register adds the route table and extra to the mux, refusing a route
+// without an Access, an Admin route without an Event, and a pattern given
+// twice.
+func (s *Server) register(extra []Route) error {
+	all := make([]Route, 0, len(routeTable)+len(extra))
+	for _, rt := range routeTable {
+		serve := rt.serve
+		all = append(all, Route{Pattern: rt.pattern, Access: rt.access, Event: rt.event,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(s, w, r) })})
+	}
+	all = append(all, extra...)
+	var errs []error
+	for _, rt := range all {
+		switch {
+		case rt.Access != Public && rt.Access != ReadOnly && rt.Access != Admin:
+			errs = append(errs, fmt.Errorf("route %q: no access (Public, ReadOnly or Admin)", rt.Pattern))
+			continue
+		case rt.Access == Admin && rt.Event == "":
+			errs = append(errs, fmt.Errorf("route %q: an Admin route needs an Event for its audit lines", rt.Pattern))
+			continue
+		case rt.Handler == nil:
+			errs = append(errs, fmt.Errorf("route %q: no handler", rt.Pattern))
+			continue
+		}
+		if _, dup := s.routes[rt.Pattern]; dup {
+			errs = append(errs, fmt.Errorf("route %q: registered twice", rt.Pattern))
+			continue
+		}
+		s.routes[rt.Pattern] = rt
+		s.mux.Handle(rt.Pattern, rt.Handler)
+	}
+	return errors.Join(errs...)
+}
