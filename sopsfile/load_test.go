@@ -29,7 +29,7 @@ func testdataDecrypter(t testing.TB) *sopsfile.Decrypter {
 	return d
 }
 
-func readTestdata(t *testing.T, name string) []byte {
+func readTestdata(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {

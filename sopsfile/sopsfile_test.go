@@ -27,6 +27,10 @@ stringData:
 `
 
 func decrypter(t *testing.T, ids ...sopstest.Identity) *sopsfile.Decrypter {
+	return decrypterTB(t, ids...)
+}
+
+func decrypterTB(t testing.TB, ids ...sopstest.Identity) *sopsfile.Decrypter {
 	t.Helper()
 	d, err := sopsfile.ReadKeyFile(sopstest.KeyFile(t, t.TempDir(), ids...))
 	if err != nil {
