@@ -18,6 +18,8 @@ func FuzzDecode(f *testing.F) {
 		pod + "---\n" + deployment + "---\n" + service,
 		"--- {a: b}\n", "a: b: c\n", "- a\n", "apiVersion: v1\nkind: Pod\nmetadata: &a\n  name: *a\n",
 		pod + "    resources:\n      limits:\n        cpu: [1]\n", "\xEF\xBB\xBF...\n%YAML 1.2\n---\n",
+		// SOPS-encrypted documents, which without a Decrypter are errors.
+		pod + "sops:\n  mac: x\n", pod + "---\n" + service + "sops: {}\n", "sops: 1\n---\n# only a comment\n",
 	} {
 		f.Add([]byte(s))
 	}
