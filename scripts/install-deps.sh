@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
 # With "test": also what only the tests need (a container registry, nft,
-# conntrack, Prometheus, sshd, etcdctl).
+# conntrack, Prometheus, sshd, etcdctl, gpg).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -24,6 +24,9 @@ if [ "${1:-}" = test ]; then
   [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   # Tests read etcd with etcdctl: Secret values are encrypted there.
   command -v etcdctl >/dev/null || need+=(etcd-client)
+  # Signed commits are made with gpg (and ssh-keygen) in the tests.
+  command -v gpg >/dev/null || need+=(gnupg)
+  command -v gpgconf >/dev/null || need+=(gpgconf)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
