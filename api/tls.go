@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"bosun/atomicfile"
 )
 
 // Fingerprint is the SHA-256 fingerprint of a DER certificate as SSH
@@ -145,10 +147,10 @@ func GeneratedCertificate(dir string, hosts []string, now time.Time, issuer *Iss
 		return out, fmt.Errorf("api certificate: %w", err)
 	}
 	// The key first: a certificate file is only ever beside its key.
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, keyPEM, 0o600); err != nil {
 		return out, fmt.Errorf("api certificate key: %w", err)
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certFile, certPEM, 0o644); err != nil {
 		return out, fmt.Errorf("api certificate: %w", err)
 	}
 	cert, err := LoadCertificate(certFile, keyFile)
@@ -219,29 +221,4 @@ func CertificateHosts(listen, hostname string) []string {
 	}
 	add(hostname)
 	return hosts
-}
-
-// writeFileAtomic replaces path with data through a temporary file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

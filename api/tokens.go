@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"bosun/atomicfile"
 )
 
 // Role is what a token may do.
@@ -313,36 +315,8 @@ func EnsureAdminToken(path string) (string, error) {
 	fmt.Fprintf(&b, "# bosun API tokens: role:name:sha256:<hex of the token's SHA-256>, one per line.\n")
 	fmt.Fprintf(&b, "# Generated at the first start; bosun token create prints more lines.\n")
 	fmt.Fprintf(&b, "%s\n", line)
-	if err := writeFileExcl(path, b.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Create(path, b.Bytes(), 0o600); err != nil {
 		return "", fmt.Errorf("tokens file: %w", err)
 	}
 	return token, nil
-}
-
-// writeFileExcl writes a new file at path through a temporary file and a
-// hard link, so path either does not exist or is complete, and an existing
-// path is never replaced (two replicas sharing a data directory by mistake
-// do not overwrite each other's token).
-func writeFileExcl(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path)
 }

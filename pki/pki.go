@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"bosun/atomicfile"
 )
 
 // Identities carried in certificates' Common Names.
@@ -272,31 +274,8 @@ func NeedsRenewal(cert *x509.Certificate, now time.Time) bool {
 	return now.Before(cert.NotBefore) || cert.NotAfter.Sub(now) < life/3
 }
 
-// WriteFile writes data to file with mode 0600, atomically (a rename of a
-// temporary file in the same directory).
-func WriteFile(file string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+filepath.Base(file))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
-}
+// WriteFile writes data to file with mode 0600, atomically.
+func WriteFile(file string, data []byte) error { return atomicfile.Write(file, data, 0o600) }
 
 // JoinToken is a parsed join token.
 type JoinToken struct {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"bosun/atomicfile"
 )
 
 // A key file holds the keys of a Keyring, one a line, the primary first:
@@ -217,26 +219,7 @@ func writeKeyFile(path string, keys []Key) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("encryption key file: %w", err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("encryption key file: %w", err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(MarshalKeys(keys))
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(path, MarshalKeys(keys), 0o600); err != nil {
 		return fmt.Errorf("encryption key file %s: %w", path, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"bosun/api"
+	"bosun/atomicfile"
 )
 
 // cmdToken is `bosun token create --role ROLE --name NAME [-o json]`: a
@@ -91,17 +92,5 @@ func writeUserFile(path, content string) error {
 	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := io.WriteString(f, content); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return atomicfile.Write(path, []byte(content), 0o600)
 }
