@@ -33,18 +33,10 @@ func startGitDaemon(t testing.TB, base, port string) *gitDaemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("git daemon on port %s: %v", port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitListening("127.0.0.1:"+port, 10*time.Second); err != nil {
+		t.Fatalf("git daemon on port %s: %v", port, err)
 	}
+	return d
 }
 
 func (d *gitDaemon) stop() {

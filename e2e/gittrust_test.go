@@ -104,18 +104,10 @@ LogLevel VERBOSE
 		t.Fatal(err)
 	}
 	t.Cleanup(d.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd on port %s: %v\n%s", port, err, d.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitListening("127.0.0.1:"+port, 10*time.Second); err != nil {
+		t.Fatalf("sshd on port %s: %v\n%s", port, err, d.log.String())
 	}
+	return d
 }
 
 func (d *sshd) stop() {

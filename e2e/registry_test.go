@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,18 +46,11 @@ func startRegistry(t *testing.T) string {
 		cmd.Wait()
 		logf.Close()
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("registry on %s did not start:\n%s", addr, log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitListening(addr, 10*time.Second); err != nil {
+		log, _ := os.ReadFile(logf.Name())
+		t.Fatalf("registry on %s did not start: %v\n%s", addr, err, log)
 	}
+	return addr
 }
 
 // pushImage imports an OCI archive into a scratch namespace of containerd
