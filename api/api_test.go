@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -63,7 +64,7 @@ func seed(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	for _, p := range pods {
-		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: p.Status}); err != nil {
+		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: cmp.Or(p.Spec.NodeName, "n1"), Status: p.Status}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -83,7 +84,7 @@ func seedCanary(t *testing.T) *store.Store {
 		t.Fatal(err)
 	}
 	for _, p := range pods {
-		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: p.Status}); err != nil {
+		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: cmp.Or(p.Spec.NodeName, "n1"), Status: p.Status}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http/httptest"
@@ -143,7 +144,7 @@ func TestPromTargetsHandler_servesHTTPSDFromTheStore(t *testing.T) {
 		if err := lead.Apply(ctx, []store.Op{op}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: p.Status}); err != nil {
+		if err := st.PutPodStatus(ctx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: cmp.Or(p.Spec.NodeName, "n1"), Status: p.Status}); err != nil {
 			t.Fatal(err)
 		}
 	}

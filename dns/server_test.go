@@ -96,6 +96,9 @@ func putPod(t *testing.T, st *store.Store, p corev1.Pod) {
 	if p.UID == "" {
 		p.UID = types.UID("uid-" + p.Namespace + "-" + p.Name)
 	}
+	if p.Spec.NodeName == "" {
+		p.Spec.NodeName = "n1" // a status counts only from the pod's own node
+	}
 	status := p.Status
 	p.Status = corev1.PodStatus{}
 	put(t, st, store.PodKey(p.Spec.NodeName, p.Namespace, p.Name), p)
@@ -391,7 +394,7 @@ func TestServer_followsStoreChanges(t *testing.T) {
 	waitAnswer(t, addr, name, mdns.RcodeSuccess, nil) // NODATA: no endpoints yet
 
 	p := readyPod("prod", "web-1", "10.0.0.1", webLabels)
-	p.UID = "uid-1"
+	p.UID, p.Spec.NodeName = "uid-1", "n1"
 	putPod(t, st, notReady(p))
 	waitAnswer(t, addr, name, mdns.RcodeSuccess, nil) // not ready: still NODATA
 

@@ -297,7 +297,8 @@ func TestObjectsOf_coversEveryKindOfSet(t *testing.T) {
 	var kinds []string
 	typ := reflect.TypeFor[manifest.Set]()
 	for i := range typ.NumField() {
-		if f := typ.Field(i); f.Type.Kind() == reflect.Slice {
+		// Encrypted lists the files not decrypted (no key): no objects.
+		if f := typ.Field(i); f.Type.Kind() == reflect.Slice && f.Name != "Encrypted" {
 			kinds = append(kinds, f.Name)
 		}
 	}

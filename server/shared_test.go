@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -101,7 +102,7 @@ spec:
 			if i/len(bound)%2 == 1 {
 				cond = corev1.ConditionFalse
 			}
-			err := st.PutPodStatus(actx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: "n1", Status: corev1.PodStatus{
+			err := st.PutPodStatus(actx, p.Namespace, p.Name, store.PodStatus{UID: p.UID, Node: cmp.Or(p.Spec.NodeName, "n1"), Status: corev1.PodStatus{
 				Phase: corev1.PodRunning, PodIP: fmt.Sprintf("10.0.0.%d", i%250+1),
 				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: cond}}}})
 			if err != nil && actx.Err() == nil {
