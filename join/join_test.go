@@ -3,6 +3,7 @@ package join
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,7 @@ type cluster struct {
 	etcd  []string
 }
 
-func pair(t *testing.T, ca *pki.CA, req pki.Request) tls.Certificate {
+func pair(t testing.TB, ca *pki.CA, req pki.Request) tls.Certificate {
 	t.Helper()
 	c, k, err := ca.Issue(req)
 	if err != nil {
@@ -40,7 +41,7 @@ func pair(t *testing.T, ca *pki.CA, req pki.Request) tls.Certificate {
 	return p
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	ca, _, err := pki.LoadOrCreateCA(dir)
@@ -192,5 +193,18 @@ func TestLogServerTLS_answersOnlyServers(t *testing.T) {
 	}
 	if _, err := http.Get(srv.URL); err == nil {
 		t.Fatal("a client without a certificate read logs")
+	}
+}
+
+// BenchmarkJoin: a node joining (TLS with the CA pinned, CSR, the node's
+// etcd user and role created, certificate signed, identity written).
+func BenchmarkJoin(b *testing.B) {
+	c := startCluster(b)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := Ensure(ctx, Config{Server: c.url, Token: c.token.String(), Node: fmt.Sprintf("n%d", i), Dir: b.TempDir()}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
