@@ -25,7 +25,9 @@ const usage = `bosun: run the Kubernetes manifests of a Git repository.
 Usage:
   bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s]
       [--service-cidr 10.96.0.0/16] [--node-port-range 30000-32767] [--proxy=true] [--proxy-table bosun] ...
-  bosun agent --etcd-endpoints URL[,URL] --node-name NAME [--labels k=v,...] [--proxy=true] [--proxy-table bosun]
+      [--ssh-known-hosts FILE] [--git-password-file FILE] [--verify-commits --trusted-keys DIR] [--sops-age-key-file FILE]
+  bosun agent --server URL --token TOKEN --node-name NAME [--labels k=v,...] [--proxy=true] [--proxy-table bosun]
+      join the cluster with the token the server printed (--etcd-endpoints URL for an etcd on loopback)
   bosun agent --cleanup [--proxy-table bosun]     remove the Service proxy's nftables table and exit
   bosun agent --etcd-endpoints URL[,URL] --simulate N [--simulate-start-delay 0] [--simulate-prefix sim]
       N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
@@ -39,7 +41,7 @@ Usage:
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
       a canary branch (named by a Deployment's bosun.dev/canary-branch) also shows what its canary would run
   bosun logs POD|job/NAME [-c CONTAINER] [-f] [--previous] [--tail N]
-  bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] DIR
+  bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range A-B] [--sops-age-key-file FILE] DIR
   bosun image import FILE...
   bosun token create --role admin|read-only --name NAME [-o json]
       a new API token and the line of --tokens-file that lets it in
