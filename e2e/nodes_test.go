@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,14 +20,7 @@ type agentProc struct {
 	exited     chan struct{}
 	proxyTable string // its Service proxy's nftables table
 	stateDir   string
-	logMu      sync.Mutex
-	log        strings.Builder
-}
-
-func (a *agentProc) logText() string {
-	a.logMu.Lock()
-	defer a.logMu.Unlock()
-	return a.log.String()
+	log        lockedBuffer
 }
 
 func startAgent(t *testing.T, s *stack, name string) *agentProc {
@@ -61,8 +53,7 @@ func startAgentWith(t *testing.T, name string, args ...string) *agentProc {
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir,
 		"--proxy-table", a.proxyTable,
 		"--restart-backoff", "200ms"}, args...)...)
-	log := &lockedWriter{mu: &a.logMu, w: &a.log}
-	a.cmd.Stdout, a.cmd.Stderr = log, log
+	a.cmd.Stdout, a.cmd.Stderr = &a.log, &a.log
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +62,7 @@ func startAgentWith(t *testing.T, name string, args ...string) *agentProc {
 		a.cmd.Process.Signal(syscall.SIGTERM)
 		<-a.exited
 		if t.Failed() {
-			t.Logf("agent %s log:\n%s", name, a.logText())
+			t.Logf("agent %s log:\n%s", name, a.log.String())
 		}
 	})
 	return a
