@@ -32,7 +32,11 @@ type Input struct {
 	Pods []*corev1.Pod
 	// Measurement is the latest evaluation of Spec.Query, nil if none.
 	Measurement *Measurement
-	Now         time.Time
+	// StartDeadline is how long a scheduled canary pod may take to start
+	// its containers (the Deployment's progressDeadlineSeconds); zero for
+	// no limit but Interval.
+	StartDeadline time.Duration
+	Now           time.Time
 }
 
 // Decision is what the planner does with a canary.
@@ -89,7 +93,10 @@ type Event struct {
 //     it: its pods become stable pods, untouched.
 //   - Analysis of a running canary. Built-in signals abort at once: a
 //     canary pod failed, a container restarted or crash-looping, a pod not
-//     ready for a whole Interval. The metric gate: each Measurement of the
+//     ready for a whole Interval after its containers started (or after
+//     it lost its readiness), unschedulable for an Interval, or not started
+//     within StartDeadline: a slow image pull or a busy node is not the
+//     commit's fault. The metric gate: each Measurement of the
 //     running commit newer than the last is checked against Max/Min, and
 //     FailureLimit failed checks in a row abort. An abort records the
 //     commit, which is never run again, and names the signal and value.
@@ -139,7 +146,7 @@ func Decide(in Input) Decision {
 		return d
 	}
 	st.Weight = spec.Weight(st.Step)
-	if why, ok := builtIn(spec, st, in.Pods, in.Now, &d); !ok {
+	if why, ok := builtIn(spec, st, in.Pods, in.StartDeadline, in.Now, &d); !ok {
 		abort(st, why, in.Now)
 		ev(st, EventAborted, "%s", why.Message)
 		return d
@@ -229,7 +236,7 @@ func start(ns, name string, prev *State, c *Candidate, spec *Spec, stable string
 
 // builtIn checks the canary's pods; it returns the failed check when one
 // fails, and wakes d when a pod's readiness runs out.
-func builtIn(spec *Spec, st *State, pods []*corev1.Pod, now time.Time, d *Decision) (Check, bool) {
+func builtIn(spec *Spec, st *State, pods []*corev1.Pod, startDeadline time.Duration, now time.Time, d *Decision) (Check, bool) {
 	pods = slices.SortedFunc(slices.Values(pods), func(a, b *corev1.Pod) int { return cmp.Compare(a.Name, b.Name) })
 	fail := func(signal, format string, args ...any) (Check, bool) {
 		return Check{At: now, Signal: signal, Message: signal + ": " + fmt.Sprintf(format, args...)}, false
@@ -249,18 +256,8 @@ func builtIn(spec *Spec, st *State, pods []*corev1.Pod, now time.Time, d *Decisi
 		if kube.PodReady(p) {
 			continue
 		}
-		since := laterOf(p.CreationTimestamp.Time, st.StartedAt)
-		why := ""
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
-				since = laterOf(since, c.LastTransitionTime.Time)
-				why = c.Message
-			}
-			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				why = c.Reason + ": " + c.Message
-			}
-		}
-		if at := since.Add(spec.Interval); now.Before(at) {
+		since, limit, why := readinessClock(p, st.StartedAt, spec.Interval, startDeadline)
+		if at := since.Add(limit); now.Before(at) {
 			d.wakeAt(at)
 			continue
 		}
@@ -271,6 +268,41 @@ func builtIn(spec *Spec, st *State, pods []*corev1.Pod, now time.Time, d *Decisi
 		return fail("readiness", "%s", msg)
 	}
 	return Check{}, true
+}
+
+// readinessClock says since when a canary pod that is not ready has been
+// given time, how long it has, and why it is not ready. A pod has an
+// Interval from when its last container started or its readiness was
+// lost, and from its creation when it cannot be scheduled; a scheduled pod
+// whose containers have not all started yet (an image pull, a busy node)
+// has startDeadline from its creation.
+func readinessClock(p *corev1.Pod, started time.Time, interval, startDeadline time.Duration) (since time.Time, limit time.Duration, why string) {
+	since, limit = laterOf(p.CreationTimestamp.Time, started), interval
+	unscheduled := false
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
+			since = laterOf(since, c.LastTransitionTime.Time)
+			why = c.Message
+		}
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			why, unscheduled = c.Reason+": "+c.Message, true
+		}
+	}
+	if unscheduled {
+		return since, limit, why
+	}
+	running := len(p.Status.ContainerStatuses) > 0 && len(p.Status.ContainerStatuses) >= len(p.Spec.Containers)
+	for _, cs := range p.Status.ContainerStatuses {
+		if r := cs.State.Running; r != nil {
+			since = laterOf(since, r.StartedAt.Time)
+		} else {
+			running = false
+		}
+	}
+	if !running && startDeadline > interval {
+		limit = startDeadline
+	}
+	return since, limit, why
 }
 
 // judge checks a Measurement against the gate's bounds.

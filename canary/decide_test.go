@@ -35,7 +35,7 @@ func readyPod(name string, ready bool, since time.Time, restarts int32) *corev1.
 		Status: corev1.PodStatus{
 			Phase:             corev1.PodRunning,
 			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: st, LastTransitionTime: metav1.NewTime(since), Message: "containers with unready status: [web]"}},
-			ContainerStatuses: []corev1.ContainerStatus{{Name: "web", RestartCount: restarts}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "web", RestartCount: restarts, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(since)}}}},
 		},
 	}
 }
@@ -127,6 +127,23 @@ func TestDecide_builtInSignalsAbortAndTheCommitIsNeverRetried(t *testing.T) {
 		want  string
 	}{
 		{"not ready for an interval", readyPod("p", false, t0, 0), 30 * time.Second, "readiness: pod p not ready for 30s (containers with unready status: [web])"},
+		{"not ready for an interval after a slow start", func() *corev1.Pod {
+			p := readyPod("p", false, t0, 0)
+			p.Status.ContainerStatuses[0].State.Running.StartedAt = metav1.NewTime(t0.Add(45 * time.Second))
+			return p
+		}(), 75 * time.Second, "readiness: pod p not ready for 30s (containers with unready status: [web])"},
+		{"containers not started within the progress deadline", func() *corev1.Pod {
+			p := readyPod("p", false, t0, 0)
+			p.Status.Phase = corev1.PodPending
+			p.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+			return p
+		}(), 10 * time.Minute, "readiness: pod p not ready for 10m0s (containers with unready status: [web])"},
+		{"unschedulable for an interval", func() *corev1.Pod {
+			p := readyPod("p", false, t0, 0)
+			p.Status.Phase, p.Status.ContainerStatuses = corev1.PodPending, nil
+			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/1 nodes have enough cpu"})
+			return p
+		}(), 30 * time.Second, "readiness: pod p not ready for 30s (Unschedulable: 0/1 nodes have enough cpu)"},
 		{"restarted", readyPod("p", true, t0, 2), time.Second, "restarts: pod p container web restarted 2 times"},
 		{"crash loop", func() *corev1.Pod {
 			p := readyPod("p", false, t0, 3)
@@ -140,7 +157,7 @@ func TestDecide_builtInSignalsAbortAndTheCommitIsNeverRetried(t *testing.T) {
 		}(), time.Second, "pod failed: pod p failed: exit code 1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &run{t: t, in: Input{Namespace: "default", Name: "web", Spec: s, Candidate: cand("c1", "h1"), StableHash: "h0", Replicas: 4}}
+			r := &run{t: t, in: Input{Namespace: "default", Name: "web", Spec: s, Candidate: cand("c1", "h1"), StableHash: "h0", Replicas: 4, StartDeadline: 10 * time.Minute}}
 			r.at(0)
 			r.in.Pods = []*corev1.Pod{tt.pod}
 			if tt.after > time.Second {

@@ -58,6 +58,7 @@ func (p *planner) canaryFor(d *appsv1.Deployment, hash string, replicas int, pod
 	}
 	r := &canaryRun{spec: spec}
 	in := canary.Input{Namespace: d.Namespace, Name: d.Name, Spec: spec, State: stored, StableHash: hash, Replicas: replicas, Now: p.now}
+	in.StartDeadline, _ = progressDeadline(d) // none: math.MaxInt32 s, as in Kubernetes
 	if c, ok := p.observed.CanaryBranches[dk]; ok {
 		in.Candidate = &c
 	}
