@@ -391,3 +391,20 @@ func slicesEqual(a, b []netip.Prefix) bool {
 	}
 	return true
 }
+
+// CleanupNode removes what the agent whose pod bridge is bridge installed
+// in the current network namespace (`bosun agent --cleanup`): its routes,
+// the VXLAN device (default name when "") and its masquerade table.
+func CleanupNode(bridge, vxlanDevice string) error {
+	if vxlanDevice == "" {
+		vxlanDevice = DefaultVXLANDevice
+	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("podnet: netlink: %w", err)
+	}
+	defer h.Close()
+	s := &Syncer{cfg: Config{Bridge: bridge, VXLANDevice: vxlanDevice}, log: slog.New(slog.DiscardHandler), h: h,
+		realm: realmOf(bridge), masq: &masquerade{table: TableName(bridge)}}
+	return s.Cleanup()
+}
