@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -85,12 +87,13 @@ func (n *pnNet) ip(ns string, args ...string) {
 // host creates a host namespace on segment seg with address .host.
 func (n *pnNet) host(role string, seg, host int) (ns, addr string) {
 	ns, addr = n.netns(role), n.addr(seg, host)
-	pnRun(n.t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", role, "netns", n.router)
+	peer := "v" + role // "a" alone would read as a keyword of ip link
+	pnRun(n.t, "ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", peer, "netns", n.router)
 	n.ip(ns, "ip", "addr", "add", addr+"/24", "dev", "eth0")
 	n.ip(ns, "ip", "link", "set", "eth0", "up")
 	n.ip(ns, "ip", "route", "add", "default", "via", n.addr(seg, 1))
-	n.ip(n.router, "ip", "link", "set", role, "master", fmt.Sprintf("seg%d", seg))
-	n.ip(n.router, "ip", "link", "set", role, "up")
+	n.ip(n.router, "ip", "link", "set", peer, "master", fmt.Sprintf("seg%d", seg))
+	n.ip(n.router, "ip", "link", "set", peer, "up")
 	return ns, addr
 }
 
@@ -168,24 +171,35 @@ func inNetns(name string, f func() error) error {
 }
 
 // fetchVia asks the pod at podIP (reached from its host namespace ns) to
-// GET url from inside the pod.
+// GET url from inside the pod. The connection is made on the thread in
+// ns (an http.Client would dial from another goroutine, elsewhere).
 func fetchVia(ns, podIP, url string) (string, error) {
-	var body string
-	err := inNetns(ns, func() error {
-		c := &http.Client{Timeout: 5 * time.Second}
-		resp, err := c.Get("http://" + podIP + ":8080/fetch?url=" + url)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", resp.Status, body)
-		}
-		return nil
-	})
-	return body, err
+	var conn net.Conn
+	if err := inNetns(ns, func() (err error) {
+		conn, err = net.DialTimeout("tcp4", podIP+":8080", 5*time.Second)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, err := http.NewRequest("GET", "http://"+podIP+":8080/fetch?url="+url, nil)
+	if err != nil {
+		return "", err
+	}
+	if err := req.Write(conn); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return string(b), nil
 }
 
 func pinnedPod(name, node string) string {

@@ -20,15 +20,20 @@
 // attached to a Linux bridge through CNI (bridge + host-local IPAM), and a
 // shared /etc/hosts and /etc/resolv.conf bind-mounted read-only into each of
 // its containers, so containers of a pod reach each other on localhost.
-// Each node's pod addresses (Config.PodCIDR) must be its own: Run refuses
-// to start, before it touches the machine, when a node registered from the
-// same machine (its hostname address) has pod addresses that overlap this
-// node's, since the two would give two pods one IP (on a shared bridge, a
-// new pod's probes then reach the MAC of the stopped pod that had its
-// address, for 30 s and more). A node elsewhere with overlapping addresses
-// gets a warning: pods do not reach other nodes' pods yet. The check reads
-// the nodes registered at start: two agents started at the same moment can
-// both pass it.
+// Each node's pod subnet is given by the leader (store.NodeSubnet,
+// package podcidr): Run registers the node not Ready and tainted
+// node.kubernetes.io/network-unavailable, with the subnet it asks for in
+// Spec.PodCIDR (Config.PodCIDR, --pod-cidr; empty: any), waits for the
+// leader's record (logging every 5 s that it waits), and only then builds
+// its pod network, publishes the subnet in Spec.PodCIDR(s) and becomes
+// Ready; a restarted agent gets its record back. A refusal (a subnet that
+// overlaps another node's, names it) stops Run before anything on the
+// machine changes (ErrSubnetRefused), and so does, later, a refusal or the
+// deletion of the record (bosun node delete) while it runs. An agent that
+// asks for a subnet while no leader is elected (the package's tests)
+// checks it itself against the records and the nodes registered from the
+// same machine (podCIDRCheck: two nodes on one machine with overlapping
+// subnets would give two pods one IP) and goes on.
 // resolv.conf follows dnsPolicy: ClusterFirst (the cluster's nameserver and
 // search path, ndots:5), Default (the node's ResolvConf) or None, with
 // dnsConfig merged in; /etc/hosts carries the pod's hostname (spec.hostname

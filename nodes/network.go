@@ -57,8 +57,9 @@ func bridgeConfList(bridge, cidr, ipamDir string) ([]byte, error) {
 // the stopped pod that had its address until the host's neighbour entry
 // expires, 30 s and more) or route one subnet to two bridges; refuse is
 // then the error to stop with. A node elsewhere with the same addresses
-// breaks only what crosses nodes (no pod reaches another node's pods yet):
-// warn says so.
+// breaks what crosses nodes: warn says so. It is the agent's own check when
+// no leader is there to decide (podSubnet); the leader refuses any
+// overlap, wherever the nodes are.
 func podCIDRCheck(self, host, cidr string, nodes []corev1.Node) (refuse error, warn string) {
 	mine, err := netip.ParsePrefix(cidr)
 	if err != nil {
