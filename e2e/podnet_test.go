@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -347,4 +348,40 @@ func TestPodNetwork_acrossHosts(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPodNetwork_singleMachineWithoutPodCIDR: `bosun server` on one
+// machine without --pod-cidr (the default, as `make demo` runs it): its
+// own agent waits for the leader, gets the first /24 of the cluster CIDR,
+// runs pods in it and publishes it, and the pods' nameserver (the
+// subnet's gateway) answers.
+func TestPodNetwork_singleMachineWithoutPodCIDR(t *testing.T) {
+	t.Parallel()
+	cidr, bridge := subnet(t) // a /24 and a bridge of this test's own
+	netnsDir := t.TempDir()
+	t.Cleanup(func() { removePodNetwork(t, netnsDir, bridge) })
+	repo := newGitRepo(t)
+	repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v1"))
+	repo.write("web/service.yaml", webService)
+	repo.commit("web")
+	s := startStack(t, repo, "--pod-cidr", "", "--cluster-cidr", cidr, "--node-cidr-mask-size", "24",
+		"--bridge", bridge, "--netns-dir", netnsDir)
+	waitAllOn(s, "localhost/bosun-hello:v1", "v1", 90*time.Second)
+	if c := nodeList(s)["e2e-node"].Spec.PodCIDR; c != cidr {
+		t.Errorf("e2e-node's pod CIDR %q, want %s (the cluster CIDR's first /24)", c, cidr)
+	}
+	pods := readyPods(s.pods(), "web-")
+	prefix := netip.MustParsePrefix(cidr)
+	for _, p := range pods {
+		if !prefix.Contains(netip.MustParseAddr(p.Status.PodIP)) {
+			t.Errorf("pod %s has %s, outside %s", p.Name, p.Status.PodIP, cidr)
+		}
+	}
+	s.waitFor("the pods' nameserver to answer", 20*time.Second, func() error {
+		body, err := httpGet("http://" + pods[0].Status.PodIP + ":8080/resolve?name=web")
+		if err != nil || !strings.Contains(body, ".") {
+			return fmt.Errorf("%q %v", body, err)
+		}
+		return nil
+	})
 }

@@ -130,6 +130,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.waitSubnet {
 		cidr, err := a.podSubnet(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while waiting: nothing was set up
+			}
 			return err
 		}
 		a.useSubnet(cidr)
