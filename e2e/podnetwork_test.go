@@ -127,7 +127,8 @@ func TestSubnet_neverHandsOutABridgeTwice(t *testing.T) {
 
 // TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused: `bosun agent` on
 // the machine of a server's node, given the same pod CIDR (another bridge),
-// stops at once and says why; the server's node is unaffected.
+// is refused by the leader and stops at once, saying why; the server's node
+// is unaffected.
 func TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused(t *testing.T) {
 	t.Parallel()
 	repo := newGitRepo(t)
@@ -154,12 +155,17 @@ func TestPodNetwork_aSecondNodeWithTheSameAddressesIsRefused(t *testing.T) {
 		"--state-dir", stateDir, "--containerd-address", containerdtest.Start(t),
 		"--pod-cidr", cidr, "--bridge", bridge, "--netns-dir", netnsDir, "--proxy=false").CombinedOutput()
 	var ee *exec.ExitError
-	want := "bosun: node node-b: pod CIDR " + cidr + " overlaps node e2e-node's " + cidr + ", on this machine: pods of both would get the same addresses"
+	// The leader refuses it (issue 11: it records every node's subnet).
+	want := "bosun: node node-b: pod subnet refused: node node-b asks for pod subnet " + cidr + ", which overlaps the pod subnet of node e2e-node (" + cidr + ")"
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), want) {
 		t.Fatalf("agent: %v, want exit status 1 and %q; output:\n%s", err, want, out)
 	}
-	var list struct{ Items []corev1.Node }
-	if err := s.getJSON("/api/v1/nodes", &list); err != nil || len(list.Items) != 1 || list.Items[0].Name != "e2e-node" {
-		t.Errorf("nodes after the refusal: %+v, %v; want e2e-node alone", list.Items, err)
-	}
+	// The refused node registered (waiting for its subnet) and left.
+	s.waitFor("e2e-node alone after the refusal", 10*time.Second, func() error {
+		var list struct{ Items []corev1.Node }
+		if err := s.getJSON("/api/v1/nodes", &list); err != nil || len(list.Items) != 1 || list.Items[0].Name != "e2e-node" {
+			return fmt.Errorf("nodes %+v, %v", list.Items, err)
+		}
+		return nil
+	})
 }
