@@ -53,6 +53,15 @@
 // everything (CleanupNode). Metrics: bosun_podnet_routes,
 // bosun_podnet_syncs_total{result}, bosun_podnet_sync_duration_seconds.
 //
+// Cost (BenchmarkPodToPod: Go TCP between two pods' namespaces, hosts
+// joined by a bridge on one kernel, so veths, not NICs; medians of 3 on a
+// 2-core VM shared with other work, noisy: go test -run '^$' -bench
+// PodToPod -benchtime 2s -count 3 ./podnet): throughput with 1 MiB
+// writes, same node 425 MB/s, host-gw 486 MB/s (no measurable overhead:
+// one more forwarding hop), vxlan 287 MB/s (-33%: encapsulation, MTU less
+// 50); a 1-byte round trip 64 µs, 55 µs and 189 µs. A Sync of nothing to
+// change takes about a millisecond; with routes to add, 20 ms.
+//
 // Tests build hosts from network namespaces (bosunpn*, 10.241.0.0/16 for
 // hosts, 10.242.0.0/16 for pods): three hosts on one bridge for host-gw
 // (routes, idempotence, real TCP between pods, masquerade to the outside,
