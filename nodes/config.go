@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -88,6 +89,9 @@ type Config struct {
 	LeaseTTL time.Duration
 
 	Logger *slog.Logger // default: discard
+	// Registerer receives the agent's metrics (bosun_agent_*: lease
+	// losses, fenced pods); nil registers none.
+	Registerer prometheus.Registerer
 
 	allocatable corev1.ResourceList // Capacity - SystemReserved, set by setDefaults
 }

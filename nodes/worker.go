@@ -37,6 +37,9 @@ type podWorker struct {
 	mu      sync.Mutex
 	desired *corev1.Pod
 	kick    chan struct{} // capacity 1: "desired changed"
+	// cleanAck, when set, receives the worker once it runs nothing but
+	// its desired pod (whenClean), and is cleared.
+	cleanAck chan<- podTask
 
 	// Set before run starts.
 	adopt map[string][]adoptedContainer // by pod UID
@@ -159,6 +162,32 @@ func (w *podWorker) set(p *corev1.Pod) {
 	}
 }
 
+func (w *podWorker) whenClean(ch chan<- podTask) {
+	w.mu.Lock()
+	w.cleanAck = ch
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ackClean answers whenClean once the worker runs nothing but its desired
+// pod: no orphan, and no current run of another UID (or of a pod gone).
+// Only the worker's goroutine calls it, after a step.
+func (w *podWorker) ackClean() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cleanAck == nil || len(w.orphans) > 0 {
+		return
+	}
+	if w.cur != nil && (w.desired == nil || w.desired.UID != w.cur.uid) {
+		return
+	}
+	w.cleanAck <- w // room was made for it
+	w.cleanAck = nil
+}
+
 func (w *podWorker) latest() *corev1.Pod {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -175,12 +204,14 @@ func (w *podWorker) run(ctx context.Context) {
 	for {
 		wake := w.step(ctx)
 		if w.cur == nil && len(w.orphans) == 0 && w.latest() == nil {
+			// Ending: done answers a fence's whenClean too.
 			select {
 			case w.done <- w:
 			case <-ctx.Done():
 			}
 			return
 		}
+		w.ackClean()
 		if !timer.Stop() {
 			select {
 			case <-timer.C:

@@ -252,6 +252,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		go logs.Serve(l)
 		defer logs.Close()
 	}
+	cfg.Registerer = reg
 	agent, err := nodes.New(cfg, st)
 	if err != nil {
 		return err
