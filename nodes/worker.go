@@ -510,20 +510,66 @@ func (w *podWorker) watch(ctx context.Context, name string, inst *instance) erro
 	}
 	inst.ctx, inst.cancel = wctx, cancel
 	id := inst.ctr.ID()
+	task := inst.task
 	w.waiters.Add(1)
 	go func() {
 		defer w.waiters.Done()
-		select {
-		case st := <-statusC:
-			ev := taskExit{name: name, id: id, code: st.ExitCode(), at: st.ExitTime(), err: st.Error()}
+		for {
 			select {
-			case w.exits <- ev:
+			case st := <-statusC:
+				if st.Error() != nil && wctx.Err() == nil {
+					// The wait broke, not the task: containerd went away
+					// (a restart). Its shims, and the task, live on: wait
+					// again once containerd is back.
+					var ev *taskExit
+					statusC, ev = w.rewait(wctx, name, task)
+					if ev == nil {
+						continue
+					}
+					select {
+					case w.exits <- *ev:
+					case <-wctx.Done():
+					}
+					return
+				}
+				ev := taskExit{name: name, id: id, code: st.ExitCode(), at: st.ExitTime(), err: st.Error()}
+				select {
+				case w.exits <- ev:
+				case <-wctx.Done():
+				}
 			case <-wctx.Done():
 			}
-		case <-wctx.Done():
+			return
 		}
 	}()
 	return nil
+}
+
+// rewait waits on task again after its wait broke (containerd restarted),
+// retrying every half second until containerd answers or ctx ends. It
+// returns the new wait, or, when the task is gone, its exit (unknown:
+// code 255).
+func (w *podWorker) rewait(ctx context.Context, name string, task client.Task) (<-chan client.ExitStatus, *taskExit) {
+	w.log.Warn("wait on container broke (containerd restarted?); waiting on it again", "container", name)
+	for {
+		statusC, err := task.Wait(ctx)
+		if err == nil {
+			w.log.Info("waiting on container again", "container", name)
+			return statusC, nil
+		}
+		if errdefs.IsNotFound(err) {
+			return nil, &taskExit{name: name, id: task.ID(), code: 255, at: time.Now()}
+		}
+		if ctx.Err() != nil {
+			return nil, nil // the select on ctx ends the watch
+		}
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 }
 
 // handleExit records a container's exit and plans its restart.
