@@ -92,8 +92,9 @@ func newAFHost(t *testing.T) *afNode {
 }
 
 // startAFAgent runs a node named name on host h, reaching etcd at
-// endpoint in plain text.
-func startAFAgent(t *testing.T, h *afNode, name, endpoint string) {
+// endpoint in plain text, stopping its pods once cut off for
+// cutOffStopAfter (the servers' --node-grace-period).
+func startAFAgent(t *testing.T, h *afNode, name, endpoint, cutOffStopAfter string) {
 	t.Helper()
 	h.name = name
 	// Registered before containerd starts, so that it runs after
@@ -120,7 +121,7 @@ func startAFAgent(t *testing.T, h *afNode, name, endpoint string) {
 		"--node-name", name, "--node-ip", h.nodeIP,
 		"--state-dir", h.stateDir, "--containerd-address", h.containerd,
 		"--pod-cidr", h.podCIDR, "--bridge", strings.Replace(h.ns, "bosunaf", "bosunafb", 1), "--netns-dir", h.netnsDir,
-		"--proxy=false", "--restart-backoff", "200ms"}
+		"--proxy=false", "--restart-backoff", "200ms", "--cut-off-stop-after", cutOffStopAfter}
 	h.startAgent()
 	t.Cleanup(func() {
 		h.signalAgent(syscall.SIGTERM)
@@ -520,9 +521,12 @@ func waitListeningUnix(path string, timeout time.Duration) error {
 
 // TestAgentFaults: a second node on a host of its own runs half of a
 // Deployment. Cut off for longer than the grace period, its pods are
-// replaced on the server's node, and when it returns it stops its stale
-// copies before it reports Ready (no sampled instant has more than
-// replicas + maxSurge copies running or answering). Its containerd is
+// replaced on the server's node and it stops its copies by itself
+// (--cut-off-stop-after); when it returns it fences (its copies' teardown
+// completes, statuses removed) before it reports Ready, and no sampled
+// instant after healing has more than replicas + maxSurge copies running
+// or answering. (Fencing of copies still running when the node returns,
+// the default, is TestAgent_fence in nodes.) Its containerd is
 // SIGKILLed and restarted under the running agent: the same containers run
 // on, none duplicated, statuses unchanged. Its agent is SIGKILLed in the
 // middle of a rollout and comes back: the rollout completes, nothing is
@@ -537,7 +541,7 @@ func TestAgentFaults(t *testing.T) {
 	_, port, _ := net.SplitHostPort(freePort(t))
 	etcdAddr := net.JoinHostPort(h.hostIP, port)
 	s := startStack(t, repo, "--node-grace-period", "3s", "--etcd-listen", etcdAddr, "--insecure")
-	startAFAgent(t, h, "node-af", "http://"+etcdAddr)
+	startAFAgent(t, h, "node-af", "http://"+etcdAddr, "3s")
 	ctd, err := client.New(s.containerd)
 	if err != nil {
 		t.Fatal(err)
@@ -593,10 +597,16 @@ func TestAgentFaults(t *testing.T) {
 			return nil
 		})
 		t.Logf("node-af cut off -> its pods replaced and ready on e2e-node: %s (lease TTL 10 s + grace 3 s)", time.Since(cut).Round(time.Millisecond))
-		stale, err := runningCopies(h.ctd, "node-af", "web-")
-		if err != nil || len(stale) == 0 {
-			t.Fatalf("node-af's copies while cut off: %v, %v (they keep running by design)", stale, err)
-		}
+		// Cut off for --cut-off-stop-after (the grace period), the node
+		// stops its copies by itself.
+		s.waitFor("node-af's copies stopped while it is cut off", 30*time.Second, func() error {
+			stale, err := runningCopies(h.ctd, "node-af", "web-")
+			if err != nil || len(stale) != 0 {
+				return fmt.Errorf("running on node-af: %v, %v", stale, err)
+			}
+			return nil
+		})
+		t.Logf("node-af cut off -> its copies stopped by itself: %s", time.Since(cut).Round(time.Millisecond))
 
 		// Heal, and sample until the node is Ready again and a while
 		// after: copies running, and copies answering HTTP.
@@ -644,9 +654,11 @@ func TestAgentFaults(t *testing.T) {
 			readyAt.Sub(healAt).Round(time.Millisecond), samples, most, mostAnswering)
 		// The agent's own account: it fenced before registering.
 		logs := h.log.String()
-		fenced, registered := strings.LastIndex(logs, "fencing: stopping pods no longer bound"), strings.LastIndex(logs, "node registered")
-		if fenced < 0 || registered < fenced {
-			t.Errorf("agent log: fencing at %d, registered at %d; want fencing before registering", fenced, registered)
+		stopped, fenced, registered := strings.LastIndex(logs, "stopping every pod of the node"), strings.LastIndex(logs, "fencing: stopping pods no longer bound"), strings.LastIndex(logs, "node registered")
+		// (The fence finds the copies' teardown still under way, unless
+		// it completed first: their statuses are removed as etcd answers.)
+		if stopped < 0 || registered < stopped || fenced >= 0 && (fenced < stopped || registered < fenced) {
+			t.Errorf("agent log: cut-off stop at %d, fencing at %d, registered at %d; want them in that order", stopped, fenced, registered)
 		}
 		c.checkInvariant()
 	})

@@ -182,7 +182,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
-	var retryFence <-chan time.Time
+	var retryFence, cutOff <-chan time.Time
+	var lostAt time.Time // when the lease was lost; zero once etcd answered again
 	register := func() {
 		if l.fence == nil || len(l.fence.pending) > 0 || l.listing {
 			return
@@ -251,12 +252,28 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.m.fencing.Set(1)
 			a.log.Warn("node lease lost: cut off from etcd for its TTL; listing the pods bound to the node before registering again")
 			lease = nil
+			lostAt = time.Now()
+			if _, wait := cutOffStopDue(lostAt, lostAt, a.cfg.CutOffStopAfter); wait > 0 {
+				cutOff = time.After(wait)
+			}
 			l.listBound(ctx)
+		case <-cutOff:
+			cutOff = nil
+			if due, _ := cutOffStopDue(lostAt, time.Now(), a.cfg.CutOffStopAfter); due && l.listing {
+				a.m.cutOffStops.Inc()
+				a.log.Warn("cut off from etcd for --cut-off-stop-after: stopping every pod of the node (its pods are being replaced elsewhere)",
+					"after", a.cfg.CutOffStopAfter, "pods", len(l.workers))
+				l.cutOff = true
+				if err := l.refresh(ctx); err != nil {
+					a.log.Warn("list pods", "err", err)
+				}
+			}
 		case <-retryFence:
 			retryFence = nil
 			l.listBound(ctx)
 		case <-listed:
 			l.listing = false
+			l.cutOff, cutOff, lostAt = false, nil, time.Time{}
 			// The cache holds at least what etcd held when the node
 			// reached it again: what it lists is bound to the node now.
 			if err := l.refresh(ctx); err != nil {
@@ -293,6 +310,9 @@ type loop struct {
 	// the cache holds a revision read after etcd answered.
 	listing bool
 	listed  chan struct{}
+	// cutOff is set once the node has been cut off for
+	// Config.CutOffStopAfter: no pod is desired until etcd answers again.
+	cutOff bool
 }
 
 // fenceRound is one fence: the keys whose stale instances are still being
@@ -418,6 +438,9 @@ func (l *loop) refresh(ctx context.Context) error {
 	}
 	desired := make(map[string]*corev1.Pod, len(snap.Pods))
 	for i := range snap.Pods {
+		if l.cutOff {
+			break // stop everything until etcd says what is bound here
+		}
 		// The snapshot is shared and immutable; workers get their own copy.
 		p := snap.Pods[i].DeepCopy()
 		if p.Spec.NodeName != l.a.cfg.NodeName {

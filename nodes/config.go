@@ -87,6 +87,13 @@ type Config struct {
 	LogPort int32
 	// LeaseTTL of the node registration. Default 10s.
 	LeaseTTL time.Duration
+	// CutOffStopAfter, when positive, stops every pod of the node once its
+	// lease has been lost (etcd unreachable) for that long, so that a
+	// partition longer than the servers' --node-grace-period does not
+	// leave the replacements and the old copies running at once; give it
+	// that grace period. Default 0: pods keep running while the node is
+	// cut off, as kubelet's do (see the package doc for why).
+	CutOffStopAfter time.Duration
 
 	Logger *slog.Logger // default: discard
 	// Registerer receives the agent's metrics (bosun_agent_*: lease

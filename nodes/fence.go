@@ -3,6 +3,7 @@ package nodes
 import (
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -63,12 +64,26 @@ func planFence(node string, local map[string][]types.UID, bound []*corev1.Pod) f
 	return plan
 }
 
+// cutOffStopDue says whether a node whose lease was lost at lostAt (and
+// which has not reached etcd since) stops its pods at now, and if not,
+// how long until it does (0: never). after is Config.CutOffStopAfter.
+func cutOffStopDue(lostAt, now time.Time, after time.Duration) (due bool, wait time.Duration) {
+	if after <= 0 || lostAt.IsZero() {
+		return false, 0
+	}
+	if left := lostAt.Add(after).Sub(now); left > 0 {
+		return false, left
+	}
+	return true, 0
+}
+
 // agentMetrics are the node agent's own counters (bosun_agent_*).
 type agentMetrics struct {
 	leaseLosses prometheus.Counter
 	fencedPods  prometheus.Counter
 	fences      prometheus.Histogram
 	fencing     prometheus.Gauge
+	cutOffStops prometheus.Counter
 }
 
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
@@ -90,9 +105,13 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 			Name: "bosun_agent_fencing",
 			Help: "1 while the node is not registered: it is stopping stale pods or waiting for etcd before it reports Ready.",
 		}),
+		cutOffStops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_agent_cut_off_stops_total",
+			Help: "Times the agent stopped every pod of its node because it had been cut off from etcd for --cut-off-stop-after.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.leaseLosses, m.fencedPods, m.fences, m.fencing)
+		reg.MustRegister(m.leaseLosses, m.fencedPods, m.fences, m.fencing, m.cutOffStops)
 	}
 	return m
 }

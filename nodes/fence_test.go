@@ -3,6 +3,7 @@ package nodes
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,33 @@ func TestPlanFence(t *testing.T) {
 			p := planFence("n1", c.local, c.bound)
 			if !reflect.DeepEqual(p.Stale, c.stale) || !reflect.DeepEqual(p.Keep, c.keep) || p.StaleCount() != c.staleSize {
 				t.Errorf("planFence = stale %v keep %v (%d); want stale %v keep %v (%d)", p.Stale, p.Keep, p.StaleCount(), c.stale, c.keep, c.staleSize)
+			}
+		})
+	}
+}
+
+func TestCutOffStopDue(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name   string
+		lostAt time.Time
+		now    time.Time
+		after  time.Duration
+		due    bool
+		wait   time.Duration
+	}{
+		{name: "off by default: pods keep running however long", lostAt: t0, now: t0.Add(time.Hour)},
+		{name: "lease held", now: t0, after: 30 * time.Second},
+		{name: "lost just now", lostAt: t0, now: t0, after: 30 * time.Second, wait: 30 * time.Second},
+		{name: "lost a while ago", lostAt: t0, now: t0.Add(20 * time.Second), after: 30 * time.Second, wait: 10 * time.Second},
+		{name: "lost for the grace period", lostAt: t0, now: t0.Add(30 * time.Second), after: 30 * time.Second, due: true},
+		{name: "lost for longer", lostAt: t0, now: t0.Add(time.Minute), after: 30 * time.Second, due: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			due, wait := cutOffStopDue(c.lostAt, c.now, c.after)
+			if due != c.due || wait != c.wait {
+				t.Errorf("cutOffStopDue = %v, %s; want %v, %s", due, wait, c.due, c.wait)
 			}
 		})
 	}
