@@ -187,18 +187,24 @@
 // bosun_agent_lease_losses_total, bosun_agent_fenced_pods_total,
 // bosun_agent_fence_duration_seconds, bosun_agent_fencing.
 //
-// While a node stays cut off, its pods keep running, as kubelet's do: the
-// agent cannot tell its own partition from an outage of etcd or of the
-// servers, and stopping pods then would turn a control-plane outage (or,
-// on a single machine where nothing can replace them, any etcd restart)
-// into an outage of every application. During a partition longer than the
-// grace period a Deployment can thus run its replicas on the reachable
-// nodes plus the stale copies on the cut-off node (DNS and Service VIPs
-// name only the pods bound in the store); the fence removes the copies
-// before the node rejoins. (Stopping pods after the lease has been lost for the grace
-// period, published by the servers for agents to read, is a possible
-// opt-in for clusters that prefer availability loss to duplicates; it is
-// not built.)
+// While a node stays cut off, by default its pods keep running, as
+// kubelet's do: the agent cannot tell its own partition from an outage of
+// etcd or of the servers, and stopping pods then would turn a
+// control-plane outage (or, on a single machine where nothing can replace
+// them, any etcd restart) into an outage of every application. During a
+// partition longer than the grace period a Deployment can thus run its
+// replicas on the reachable nodes plus the stale copies on the cut-off
+// node (DNS and Service VIPs name only the pods bound in the store); the
+// fence removes the copies when the node returns, before it rejoins.
+// Clusters that prefer losing the cut-off node's capacity to ever running
+// more than replicas + maxSurge copies set Config.CutOffStopAfter (`bosun
+// agent --cut-off-stop-after`) to the servers' --node-grace-period: once
+// the lease has been lost that long (cutOffStopDue, pure), the node stops
+// every pod as if none were bound (status removal waits for etcd; the
+// containers stop at once), and when etcd answers again the fence decides
+// from what is bound then; pods still bound start again. The agent reads
+// the period from its flag rather than from the servers: a node cut off
+// cannot read it, and one that read it before would need it kept fresh.
 //
 // A containerd restart under a running agent changes nothing: a task's
 // wait that breaks (containerd went away, its shims did not) is not an
