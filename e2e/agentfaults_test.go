@@ -182,10 +182,6 @@ func (h *afNode) link(state string) {
 	if out, err := exec.Command("ip", "netns", "exec", h.ns, "ip", "link", "set", h.nsIf, state).CombinedOutput(); err != nil {
 		h.t.Fatalf("ip link set %s %s: %v: %s", h.nsIf, state, err, out)
 	}
-	if state == "up" {
-		// The address' route comes back with the link; nothing else to do.
-		return
-	}
 }
 
 // dialer dials from inside the node's network namespace: a socket made on
