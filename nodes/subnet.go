@@ -31,11 +31,7 @@ const subnetProgressInterval = 5 * time.Second
 // gives it (store.NodeSubnet): the subnet asked for (Config.PodCIDR), or,
 // when none is asked for, one from the cluster CIDR; a node that had one
 // gets it back. The agent waits for the leader's record, saying so every
-// few seconds. An agent that asks for a subnet while no leader is elected
-// (a cluster without a server, as in the nodes package's tests) checks it
-// against the recorded subnets and the registered nodes itself and goes
-// on; the leader records it when it comes, and a refusal then stops the
-// agent (watchSubnet).
+// few seconds.
 func (a *Agent) podSubnet(ctx context.Context) (string, error) {
 	var want netip.Prefix
 	if a.request != "" {
@@ -47,7 +43,6 @@ func (a *Agent) podSubnet(ctx context.Context) (string, error) {
 	progress := time.NewTicker(subnetProgressInterval)
 	defer progress.Stop()
 	start := time.Now()
-	first := true
 	for {
 		rec, ok, err := a.st.NodeSubnet(ctx, a.cfg.NodeName)
 		switch {
@@ -57,17 +52,6 @@ func (a *Agent) podSubnet(ctx context.Context) (string, error) {
 			return rec.PodCIDR, nil
 		case ok && rec.Refused != "" && requestIs(rec.RefusedRequest, want):
 			return "", fmt.Errorf("node %s: %w: %s", a.cfg.NodeName, ErrSubnetRefused, rec.Refused)
-		}
-		if first && want.IsValid() {
-			first = false
-			leader, err := a.st.Leader(ctx)
-			if err == nil && leader == "" {
-				if err := a.checkAlone(ctx, want); err != nil {
-					return "", err
-				}
-				a.log.Warn("no leader to record this node's pod subnet: checked against the recorded subnets and the registered nodes only", "podCIDR", want)
-				return want.String(), nil
-			}
 		}
 		select {
 		case <-ctx.Done():
@@ -181,4 +165,45 @@ func pendingNode(n *corev1.Node) {
 		Message: "waiting for the leader to give the node a pod subnet", LastHeartbeatTime: n.Status.Conditions[0].LastHeartbeatTime,
 		LastTransitionTime: n.Status.Conditions[0].LastTransitionTime,
 	})
+}
+
+// acquireSubnet returns the node's pod subnet: its record at once when it
+// has one that answers its request (a restart), else after registering the
+// node pending (not Ready, tainted: the leader sees what it asks for) and
+// waiting for the leader (podSubnet). The pending registration is revoked
+// before it returns: Run registers the node, Ready, once its pods are
+// fenced. An agent that asks for a subnet while no leader is elected (a
+// cluster without a server, as in the nodes package's tests) checks it
+// against the recorded subnets and the registered nodes itself and goes
+// on, without a pending registration; the leader records it when it
+// comes, and a refusal then stops the agent (watchSubnet).
+func (a *Agent) acquireSubnet(ctx context.Context, runtimeVersion string) (string, error) {
+	rec, ok, err := a.st.NodeSubnet(ctx, a.cfg.NodeName)
+	if err == nil && ok && rec.PodCIDR != "" && (a.request == "" || samePrefix(rec.PodCIDR, netip.MustParsePrefix(a.request))) {
+		return rec.PodCIDR, nil
+	}
+	if a.request != "" {
+		want := netip.MustParsePrefix(a.request)
+		if leader, err := a.st.Leader(ctx); err == nil && leader == "" {
+			if err := a.checkAlone(ctx, want); err != nil {
+				return "", err
+			}
+			a.log.Warn("no leader to record this node's pod subnet: checked against the recorded subnets and the registered nodes only", "podCIDR", want)
+			return want.String(), nil
+		}
+	}
+	node := a.nodeObject(runtimeVersion)
+	pendingNode(node)
+	pending, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
+	if err != nil {
+		return "", fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := pending.Close(cctx); err != nil {
+			a.log.Warn("deregister the pending node", "err", err)
+		}
+	}()
+	return a.podSubnet(ctx)
 }
