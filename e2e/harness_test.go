@@ -31,6 +31,7 @@ import (
 	"bosun/api"
 	"bosun/kube"
 	"bosun/nodes/containerdtest"
+	"bosun/podnet"
 	"bosun/store"
 )
 
@@ -271,6 +272,7 @@ func removePodNetwork(t testing.TB, dir, bridge string) {
 	if out, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
 		t.Logf("delete bridge %s: %v: %s", bridge, err, out)
 	}
+	exec.Command("nft", "delete", "table", "ip", podnet.TableName(bridge)).Run() // the node's masquerade table, if it made one
 }
 
 // unmountUnder unmounts whatever is mounted below dir.
