@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,6 +22,12 @@ const (
 	// (NodeHealth), so that a node whose lease lapsed stays visible,
 	// NotReady, with since when.
 	NodeHealthPrefix = "nodehealth/"
+)
+
+// Reasons of a NodeHealth record.
+const (
+	ReasonNodeReady        = "AgentReady"
+	ReasonNodeLeaseExpired = "NodeLeaseExpired"
 )
 
 // NodeControl is what an operator ordered for a node: `bosun node cordon`
@@ -121,4 +128,29 @@ func (s *Store) NodeControls(ctx context.Context) ([]NodeControl, error) {
 		}
 	}
 	return out, nil
+}
+
+// KnownNodes are the names of the nodes the snapshot knows, sorted: those
+// registered, with an operator's record (NodeControl), or with pods bound
+// to them. The leader keeps a NodeHealth record for each; the API lists
+// each, NotReady when it is not registered.
+func (s *Snapshot) KnownNodes() []string {
+	known := map[string]bool{}
+	for i := range s.Nodes {
+		known[s.Nodes[i].Name] = true
+	}
+	for _, c := range s.NodeControls {
+		known[c.Node] = true
+	}
+	for _, p := range s.Pods {
+		if p.Spec.NodeName != "" {
+			known[p.Spec.NodeName] = true
+		}
+	}
+	out := make([]string, 0, len(known))
+	for name := range known {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -37,6 +37,7 @@ Usage:
   bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]
       the canaries (bosun.dev/canary-branch): a table, or one canary's spec, state, pods and checks
   bosun sync
+  bosun node cordon|uncordon NAME | bosun node drain NAME [--force] [--timeout 5m]
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
       a canary branch (named by a Deployment's bosun.dev/canary-branch) also shows what its canary would run
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCanary(ctx, rest, stdout, stderr)
 	case "sync":
 		return cmdSync(ctx, rest, stdout, stderr)
+	case "node", "nodes":
+		return cmdNode(ctx, rest, stdout, stderr) // node_ops.go
 	case "history":
 		return cmdHistory(ctx, rest, stdout, stderr)
 	case "plan":
