@@ -115,11 +115,15 @@ func (c *cluster) podNode(namespace, name string) string {
 	return ""
 }
 
-// observed is the planner's view of a snapshot.
+// observed is the planner's view of a snapshot (the leader replaces its
+// nodes with those NodeGrace counts, merged with the cordons again).
 func observed(snap *store.Snapshot) reconciler.Observed {
 	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
 		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs,
 		Canaries: snap.Canaries}
+	// Cordons and drains (nodehealth.go), so that a preview places pods
+	// as the leader would.
+	o.Nodes, o.Drains = withControls(o.Nodes, snap.NodeControls)
 	for _, t := range snap.Terminating {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
