@@ -106,8 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCanary(ctx, rest, stdout, stderr)
 	case "sync":
 		return cmdSync(ctx, rest, stdout, stderr)
-	case "node", "nodes":
-		return cmdNode(ctx, rest, stdout, stderr) // node_ops.go
+	case "node":
+		return cmdNode(ctx, rest, stdout, stderr)
 	case "history":
 		return cmdHistory(ctx, rest, stdout, stderr)
 	case "plan":

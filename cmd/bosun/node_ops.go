@@ -16,34 +16,11 @@ import (
 	"bosun/reconciler"
 )
 
-// nodeCommands are the subcommands of `bosun node`; each file of one adds
-// itself here (node_ops.go: cordon, uncordon, drain).
-var nodeCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"cordon":   cmdNodeCordon,
-	"uncordon": cmdNodeUncordon,
-	"drain":    cmdNodeDrain,
-}
-
-const nodeUsage = `Usage:
-  bosun node cordon NAME       no new pod is placed on the node
-  bosun node uncordon NAME     the node takes new pods again (and a drain stops)
-  bosun node drain NAME [--force] [--timeout 5m]
-      cordon, then move the node's pods away as a rolling update would, within
-      each Deployment's maxSurge and maxUnavailable; wait until the node is empty
-`
-
-// cmdNode runs `bosun node SUBCOMMAND ...`.
-func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, nodeUsage)
-		return &exitError{code: 2}
-	}
-	run, ok := nodeCommands[args[0]]
-	if !ok {
-		fmt.Fprint(stderr, nodeUsage)
-		return &exitError{code: 2, err: fmt.Errorf("unknown node command %q (want %s)", args[0], strings.Join(slices.Sorted(maps.Keys(nodeCommands)), ", "))}
-	}
-	return run(ctx, args[1:], stdout, stderr)
+// The subcommands of `bosun node` this file adds (node.go dispatches).
+func init() {
+	nodeCommands["cordon"] = cmdNodeCordon
+	nodeCommands["uncordon"] = cmdNodeUncordon
+	nodeCommands["drain"] = cmdNodeDrain
 }
 
 // nodeArg parses a node command's flags and its one argument, the node's
