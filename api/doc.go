@@ -28,6 +28,12 @@
 // fetched yet shows as PhaseWaiting. Status carries one CanarySummary per
 // canary. A plan of a canary branch (PlanResult.Canaries) says what the
 // canary would run.
+// Nodes (nodeops.go) lists every known node (store.Snapshot.KnownNodes):
+// a node whose agent's registration lapsed stays, NotReady, its Ready
+// condition False since the leader recorded it (store.NodeHealth, with the
+// leader's message: when its pods are, or were, replaced elsewhere); a
+// cordoned or draining node is unschedulable, annotated with who
+// cordoned it and when.
 //
 // # Authentication, roles, TLS and audit
 //
@@ -88,6 +94,11 @@
 //	R POST /api/v1/plan                   preview a ref or a directory (PlanRequest); it changes nothing
 //	R GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
 //	A POST /api/v1/sync                   ask the leader to fetch the repository now
+//	A POST /api/v1/nodes/NAME/cordon      no new pod on the node (store.NodeControl; nodeops.go)
+//	A POST /api/v1/nodes/NAME/uncordon    schedulable again; a drain stops
+//	A POST /api/v1/nodes/NAME/drain       cordon and move the pods away (DrainRequest{force}); 409 naming the
+//	                                      pods no controller owns, without force
+//	R GET  /api/v1/nodes/NAME/drain       where the drain stands (reconciler.DrainProgress)
 //	P POST /api/v1/webhooks/git           Git push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC)
 //	P GET  /healthz                       200 once etcd answers
 //	P GET  /readyz                        200 once etcd answers and this replica's cache holds the state

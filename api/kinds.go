@@ -40,7 +40,7 @@ var kinds = []kind{
 		return pick(s.Services, corev1.SchemeGroupVersion.WithKind("Service"), m)
 	}},
 	{[]string{"nodes", "node", "no"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
-		return pick(s.Nodes, corev1.SchemeGroupVersion.WithKind("Node"), m)
+		return pick(Nodes(s), corev1.SchemeGroupVersion.WithKind("Node"), m) // nodeops.go: NotReady and cordoned ones too
 	}},
 	{[]string{"configmaps", "configmap", "cm"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
 		return pick(s.ConfigMaps, corev1.SchemeGroupVersion.WithKind("ConfigMap"), m)

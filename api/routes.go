@@ -43,13 +43,17 @@ var routeTable = []struct {
 	{"GET /api/v1/canaries", ReadOnly, "", (*Server).canaries},
 	{"GET /api/v1/canaries/{name}", ReadOnly, "", (*Server).canary},
 	{"GET /api/v1/canaries/{namespace}/{name}", ReadOnly, "", (*Server).canary},
+	{"GET /api/v1/nodes/{name}/drain", ReadOnly, "", (*Server).drainProgress},
 	{"GET /api/v1/{kind}", ReadOnly, "", (*Server).list},
 	{"GET /api/v1/{kind}/{name}", ReadOnly, "", (*Server).list},
 	{"GET /metrics", ReadOnly, "", (*Server).metrics},
 
 	// Admin: every call is audited.
 	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
-	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode},
+	{"POST /api/v1/nodes/{name}/cordon", Admin, "node.cordon", (*Server).cordonNode}, // nodeops.go
+	{"POST /api/v1/nodes/{name}/uncordon", Admin, "node.uncordon", (*Server).uncordonNode},
+	{"POST /api/v1/nodes/{name}/drain", Admin, "node.drain", (*Server).drainNode},
+	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode}, // nodes.go
 }
 
 // Routes lists the API's own routes with their Access (without handlers),

@@ -267,7 +267,7 @@ func (b *batchPlan) stepRun(r *jobRun) {
 			pods.lost = append(pods.lost, pod)
 			r.lost = append(r.lost, lostPod{ref, "node " + pod.Spec.NodeName + " lost: the pod counts as failed"})
 		default:
-			if why, evicted := p.evicted(pod, pinned); evicted {
+			if why, evicted := p.evictedOrDrained(pod, pinned, true); evicted {
 				pods.lost = append(pods.lost, pod)
 				r.lost = append(r.lost, lostPod{ref, why + ": the pod counts as failed"})
 				continue

@@ -132,7 +132,7 @@ func (p *planner) canaryPods(d *appsv1.Deployment, r *canaryRun, pods []podRef, 
 		if n, ok := ordinalOf(pod.Name, &cd, st.Hash); ok {
 			used[n] = true
 		}
-		why, evict := p.evicted(pod, pinned)
+		why, evict := p.evictedOrDrained(pod, pinned, false)
 		switch {
 		case kube.PodFinished(pod):
 			p.deletePod(ref, "replace "+string(pod.Status.Phase)+" canary pod")

@@ -146,6 +146,21 @@
 //     planner does not manage are deleted. Plan evicts when now reaches the
 //     deadline; NextEviction says when the next one falls due, for a driver
 //     that does not plan every second.
+//   - Drain (drain.go; `bosun node drain`): a node in Observed.Drains is
+//     also unschedulable in Observed.Nodes. Its Deployment pods are
+//     replaced by the rolling-update step itself (rollingStep: they count
+//     as old pods, whatever their template), so a replacement is placed on
+//     another node first where maxSurge allows, and a pod on the node is
+//     deleted only while replicas - maxUnavailable stay available; a
+//     failed rollout still lets the drain go on within that budget.
+//     Recreate Deployments replace them at once. Canary pods and pods of
+//     other controllers are deleted at once. Standalone Pods and running
+//     Jobs' pods stay unless the drain is forced (kubectl's rule): forced,
+//     a standalone Pod is recreated on another node and a Job's pod counts
+//     as failed. DrainStatus says how far a drain has come (pods left by
+//     owner, what holds them); DrainRefusals lists the pods a drain without
+//     force refuses. TestDrain_propertyNeverBelowBudgetAndEmptiesTheNode
+//     pins the budget at every step.
 //   - Writes are minimal: PutDeployment, PutService, PutJob and PutCronJob
 //     only when the spec, labels, annotations or computed status differ
 //     semantically from what is stored. A condition's times move only when it

@@ -118,7 +118,7 @@ func (p *planner) evictUnmanaged() {
 		if owner == nil || owner.Kind == "Deployment" {
 			continue
 		}
-		if why, ok := p.evicted(ref.pod, false); ok {
+		if why, ok := p.evictedOrDrained(ref.pod, false, false); ok {
 			p.deletePod(ref, why)
 		}
 	}

@@ -65,6 +65,9 @@ type Observed struct {
 	// Nodes ends (NodeGrace.Observe), zero if none is: Plan wakes then, when
 	// that node's pods count as lost.
 	NodeGraceExpires time.Time
+	// Drains are the nodes being drained (drain.go), by name; each is
+	// also unschedulable in Nodes.
+	Drains map[string]Drain
 	// Canaries are the Deployments' canaries as stored. CanaryBranches is
 	// what each canary branch holds for its Deployment ("<ns>/<name>"), as
 	// the leader last fetched it (absent: not fetched yet), Measurements
@@ -400,6 +403,7 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		}
 	}
 	var replaced []string // why pods were deleted, to explain their replacements
+	drained := map[string]bool{}
 	for _, ref := range p.byDeployment[dk] {
 		pod := ref.pod
 		if isCanaryPod(pod, hash) {
@@ -433,6 +437,9 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 			if podHash == hash {
 				in.replacedCurrent++
 			}
+		case p.draining(pod, pinned):
+			// Replaced as an old pod is, whatever its template.
+			in.old = append(in.old, rolloutPod{ref: ref, revision: revisionOf(podHash), available: available(pod, rs.minReady, p.now), drained: true})
 		case podHash != hash:
 			in.old = append(in.old, rolloutPod{ref: ref, revision: revisionOf(podHash), available: available(pod, rs.minReady, p.now)})
 		default:
@@ -453,6 +460,13 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 		oldHash := rp.ref.pod.Labels[LabelPodTemplateHash]
 		var why string
 		switch {
+		case rp.drained:
+			why = "drain node " + rp.ref.pod.Spec.NodeName
+			if !rp.available {
+				why += ": pod not available"
+			}
+			drained[rp.ref.key] = true
+			replaced = append(replaced, "replacement for pod "+rp.ref.pod.Name+" drained from node "+rp.ref.pod.Spec.NodeName)
 		case in.recreate:
 			why = fmt.Sprintf("recreate: template %s -> %s", oldHash, hash)
 		case !rp.available:
@@ -483,6 +497,14 @@ func (p *planner) deployment(d *appsv1.Deployment) {
 	scaleUp := fmt.Sprintf("scale up %d -> %d", kept+min(len(replaced), dec.create), kept+dec.create)
 	if len(in.old)-len(dec.deleteOld) > 0 {
 		scaleUp = fmt.Sprintf("rolling update to %s: %d -> %d of %d", hash, kept, kept+dec.create, replicas)
+		for _, rp := range in.old {
+			if rp.drained && !drained[rp.ref.key] {
+				// Surge ahead of a pod the drain removes later.
+				scaleUp = "replacement ahead of pod " + rp.ref.pod.Name + " on draining node " + rp.ref.pod.Spec.NodeName
+				drained[rp.ref.key] = true
+				break
+			}
+		}
 	}
 	ordinal := 0
 	for range dec.create {
@@ -850,7 +872,7 @@ func (p *planner) standalonePods(desired []corev1.Pod) {
 		case p.lost(pod, pinned):
 			why = "node " + pod.Spec.NodeName + " lost"
 		default:
-			why, _ = p.evicted(pod, pinned)
+			why, _ = p.evictedOrDrained(pod, pinned, true)
 		}
 		if why != "" {
 			p.deletePod(ref, why)

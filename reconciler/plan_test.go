@@ -163,7 +163,7 @@ func apply(t testing.TB, o Observed, actions []Action) Observed {
 			t.Fatalf("unknown action %q", a.Type)
 		}
 	}
-	out := Observed{Nodes: slices.Clone(o.Nodes), CanaryBranches: o.CanaryBranches, Measurements: o.Measurements}
+	out := Observed{Nodes: slices.Clone(o.Nodes), Drains: o.Drains, CanaryBranches: o.CanaryBranches, Measurements: o.Measurements}
 	for _, k := range sortedKeys(canaries) {
 		out.Canaries = append(out.Canaries, canaries[k])
 	}

@@ -204,6 +204,9 @@ type rolloutPod struct {
 	// than anything recorded).
 	revision  int64
 	available bool
+	// drained: the pod is on a node being drained (drain.go); it is
+	// replaced like a pod of an old template, whatever its own.
+	drained bool
 }
 
 // rolloutInput is one Deployment's pods as the step sees them.
@@ -274,12 +277,32 @@ func rollingStep(in rolloutInput) rolloutDecision {
 			dec.deleteOld = append(dec.deleteOld, p)
 		}
 	}
-	if !in.failed {
-		slices.SortStableFunc(availOld, func(a, b rolloutPod) int { return cmp.Compare(a.revision, b.revision) })
-		n := min(len(availOld), max(avail-(in.replicas-in.maxUnavailable), 0))
-		dec.deleteOld = append(dec.deleteOld, availOld[:n]...)
-		availOld = availOld[n:]
+	// A failed rollout removes no available old pod, but a drain goes on:
+	// pods of a draining node stay candidates, and each one removed may be
+	// replaced (below), always within the availability budget.
+	drainedGone := 0
+	candidates := availOld
+	if in.failed {
+		candidates = nil
+		for _, p := range availOld {
+			if p.drained {
+				candidates = append(candidates, p)
+			}
+		}
 	}
+	slices.SortStableFunc(candidates, func(a, b rolloutPod) int { return cmp.Compare(a.revision, b.revision) })
+	n := min(len(candidates), max(avail-(in.replicas-in.maxUnavailable), 0))
+	dec.deleteOld = append(dec.deleteOld, candidates[:n]...)
+	gone := make(map[string]bool, n)
+	for _, p := range candidates[:n] {
+		gone[p.ref.key] = true
+	}
+	for _, p := range dec.deleteOld {
+		if p.drained {
+			drainedGone++
+		}
+	}
+	availOld = slices.DeleteFunc(availOld, func(p rolloutPod) bool { return gone[p.ref.key] })
 	if len(availOld) == 0 {
 		// Nothing older left to protect: plain scaling.
 		dec.create = in.replicas - len(cur)
@@ -288,7 +311,7 @@ func rollingStep(in rolloutInput) rolloutDecision {
 	room := in.replicas + in.maxSurge - len(cur) - len(availOld)
 	grow := max(min(in.replicas-len(cur), room), 0)
 	if in.failed {
-		grow = min(grow, in.replacedCurrent)
+		grow = min(grow, in.replacedCurrent+drainedGone)
 	}
 	dec.create = grow
 	return dec

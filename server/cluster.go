@@ -42,6 +42,11 @@ type cluster struct {
 	// canaries gives what the leader knows of the canary branches and
 	// the canaries' queries (nil: nothing).
 	canaries func() (map[string]canary.Candidate, map[string]canary.Measurement)
+	// health are the node health writes the last Observe decided
+	// (nodehealth.go), for the leader to write after the plan's actions;
+	// drains what it knows of the drains in progress (true: done).
+	health []store.Op
+	drains map[string]bool
 }
 
 // readOwnWritesTimeout bounds the wait for the cache to show the leader's
@@ -91,6 +96,10 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 	}
 	// NodeGrace.Observe copies the node list: the snapshot is shared.
 	*c.nodes, o.Nodes, o.NodeGraceExpires = c.nodes.Observe(snap.Nodes, now)
+	o.Nodes, o.Drains = withControls(o.Nodes, snap.NodeControls)
+	if err := c.observeNodes(snap, o, now); err != nil {
+		return reconciler.Observed{}, err
+	}
 	return o, nil
 }
 
@@ -106,11 +115,15 @@ func (c *cluster) podNode(namespace, name string) string {
 	return ""
 }
 
-// observed is the planner's view of a snapshot.
+// observed is the planner's view of a snapshot (the leader replaces its
+// nodes with those NodeGrace counts, merged with the cordons again).
 func observed(snap *store.Snapshot) reconciler.Observed {
 	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
 		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs,
 		Canaries: snap.Canaries}
+	// Cordons and drains (nodehealth.go), so that a preview places pods
+	// as the leader would.
+	o.Nodes, o.Drains = withControls(o.Nodes, snap.NodeControls)
 	for _, t := range snap.Terminating {
 		o.Terminating = append(o.Terminating, reconciler.TerminatingPod{Namespace: t.Namespace, Name: t.Name, Node: t.Node, Owner: t.Owner})
 	}
@@ -225,6 +238,9 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 	}
 	for _, a := range actions {
 		c.m.actions.WithLabelValues(string(a.Type)).Inc()
+		if isDrainEviction(a) {
+			c.m.nodes.evictions.Inc()
+		}
 	}
 	return nil
 }

@@ -53,6 +53,18 @@
 // request's reason: the leader passes the reason of each new request to
 // gitsource.TriggerBy).
 //
+// Nodes (nodehealth.go): the leader plans with the registered nodes (and,
+// unschedulable, those absent for less than --node-grace-period:
+// reconciler.NodeGrace) merged with the operators' records
+// (store.NodeControl: cordoned nodes unschedulable, drains in
+// Observed.Drains), and plans again when a record changes. Each pass also
+// decides the node health records (healthChanges: Ready since, or
+// NotReady since the registration went, and what becomes of the node's
+// pods), written after the plan's actions. bosun_nodes{state},
+// bosun_node_not_ready_total, bosun_node_drains_total{event} and
+// bosun_node_drain_evictions_total count them; a new leader counts the
+// drains in progress as started again.
+//
 // Each replica runs one store.Cache of the cluster state; the leader, DNS,
 // the API and logs read it. Before planning, the leader waits until the
 // cache shows its own last write (Leadership.Revision), so a plan never

@@ -113,7 +113,7 @@ func (l *leader) run(ctx context.Context) error {
 	// Deployments, Jobs and CronJobs are written by this leader only; their
 	// changes bring the pass that settles the revision's outcome.
 	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix,
-		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix)
+		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix, store.NodeControlPrefix)
 	// The watch fires once as it starts: requests up to now are not news.
 	var err error
 	if _, l.syncRev, err = l.st.SyncRequest(ctx); err != nil {
@@ -211,6 +211,7 @@ func (l *leader) run(ctx context.Context) error {
 			l.m.observeCanaries(res.Canaries, res.CanaryEvents)
 			hist := l.history.clone()
 			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
+			ops = append(ops, cl.takeHealth()...) // node health records (nodehealth.go)
 			if err = l.apply(ctx, ops); err == nil {
 				l.history = hist
 			}

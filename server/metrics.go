@@ -34,6 +34,7 @@ type metrics struct {
 	canaryReady  *prometheus.GaugeVec
 	canaryEvents *prometheus.CounterVec
 	canaryChecks *prometheus.CounterVec
+	nodes        *nodeMetrics // nodehealth.go
 	// subnets are the node subnet allocator's (subnets.go).
 	subnets *subnetMetrics
 }
@@ -94,6 +95,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.subnets = newSubnetMetrics(reg)
 	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
+	m.nodes = newNodeMetrics(reg)
 	reg.MustRegister(m.leader, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m
 }

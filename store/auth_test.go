@@ -97,7 +97,8 @@ func TestAuth_nodesWriteOnlyTheirOwnKeys(t *testing.T) {
 		}
 	}
 	denied := []string{NodeKey("n2"), NodeKey("n1x"), PodStatusKey("n2", "default", "a"), PodStatusKey("n1x", "default", "a"),
-		PodKey("n1", "default", "b"), Prefix + "sync", Prefix + "secrets/default/s", "/elsewhere"}
+		PodKey("n1", "default", "b"), Prefix + "sync", Prefix + "secrets/default/s", "/elsewhere",
+		NodeControlKey("n1"), NodeHealthKey("n1")} // a node cannot uncordon itself nor say it is healthy
 	for _, k := range denied {
 		if _, err := n1.Put(ctx, k, "{}"); err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("n1 put %s: err %v, want permission denied", k, err)

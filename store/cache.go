@@ -26,7 +26,8 @@ import (
 // snapshotKinds are the sub-prefixes a Snapshot is made of (syncKey is a
 // single key).
 var snapshotKinds = []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
-	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, syncKey}
+	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, syncKey,
+	NodeControlPrefix, NodeHealthPrefix}
 
 // CacheConfig configures a Cache. The zero value caches everything a
 // Snapshot holds.
@@ -461,6 +462,9 @@ type cacheState struct {
 	cronJobs    table[batchv1.CronJob]
 	canaries    table[canary.State]
 	sync        SyncStatus
+	// nodeControls and nodeHealth: see nodecontrol.go.
+	nodeControls table[NodeControl]
+	nodeHealth   table[NodeHealth]
 
 	// pods by etcd key, the names they answer to, statuses by
 	// namespace/name and then by the node that reported them, and each pod
@@ -489,6 +493,7 @@ func newCacheState() *cacheState {
 		nodes: newTable[corev1.Node](), deployments: newTable[appsv1.Deployment](), services: newTable[corev1.Service](),
 		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
 		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](), canaries: newTable[canary.State](),
+		nodeControls: newTable[NodeControl](), nodeHealth: newTable[NodeHealth](),
 		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]map[string]*PodStatus{},
 		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{},
 		podAdded: map[string]bool{}, podRemoved: map[string]bool{}, podsDirty: true, termDirty: true,
@@ -499,7 +504,7 @@ func (st *cacheState) counts() map[string]int {
 	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": st.nstatus,
 		"deployments": len(st.deployments.objs), "services": len(st.services.objs), "configmaps": len(st.configMaps.objs),
 		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs),
-		"canaries": len(st.canaries.objs)}
+		"canaries": len(st.canaries.objs), "nodecontrols": len(st.nodeControls.objs), "nodehealth": len(st.nodeHealth.objs)}
 }
 
 // apply puts (value) or deletes (del) one key.
@@ -524,6 +529,10 @@ func (st *cacheState) apply(key string, value []byte, del bool) error {
 		return st.cronJobs.apply(rest, value, del)
 	case CanariesPrefix:
 		return st.canaries.apply(rest, value, del)
+	case NodeControlPrefix:
+		return st.nodeControls.apply(rest, value, del)
+	case NodeHealthPrefix:
+		return st.nodeHealth.apply(rest, value, del)
 	case syncKey:
 		st.sync = SyncStatus{}
 		if del {
@@ -672,6 +681,8 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	s.Jobs = st.jobs.list()
 	s.CronJobs = st.cronJobs.list()
 	s.Canaries = st.canaries.list()
+	s.NodeControls = st.nodeControls.list()
+	s.NodeHealth = st.nodeHealth.list()
 	s.Sync = st.sync
 	if st.podsDirty {
 		st.podList = st.buildPods()

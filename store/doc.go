@@ -23,6 +23,10 @@
 //	/bosun/syncrequest              a request to fetch Git now, put by any replica (API, webhooks)
 //	/bosun/clusterkey               32 random bytes keying configuration hashes, created once by the first reader [encrypted]
 //	/bosun/election/                the leader election (etcd's concurrency.Election)
+//	/bosun/nodecontrol/<node>       NodeControl: cordon and drain (unschedulable, drain, who, when), put by the
+//	                                server that takes the API call (any replica, not fenced); never by an agent
+//	/bosun/nodehealth/<node>        NodeHealth: Ready or NotReady since when and why, put by the leader for
+//	                                each known node (Snapshot.KnownNodes), deleted when the node is no longer known
 //
 // Desired state (pods, deployments, services, sync, desired, history) is written only by the
 // elected leader, and only through Leadership.Apply: a transaction that

@@ -17,9 +17,6 @@ const (
 	NodeSubnetsPrefix = "nodesubnets/"
 	// ClusterNetworkKey is the ClusterNetwork, written by the leader.
 	ClusterNetworkKey = "cluster/network"
-	// nodeControlPrefix holds nodecontrol/<node> (cordon, drain), written
-	// by servers on an admin call; DeleteNode removes it with the node.
-	nodeControlPrefix = "nodecontrol/"
 )
 
 // NodeSubnet is the leader's record of a node's pod subnet. PodCIDR, once
@@ -129,8 +126,9 @@ type DeletedNode struct {
 // subnet record (freeing the subnet), its pod statuses and its cordon and
 // drain records. The pods bound to it stay for the leader, which replaces
 // them (a node without a registration nor a subnet record is gone, with no
-// grace). An agent of that node still running is no longer registered and
-// holds no subnet.
+// grace; the leader drops its NodeHealth record once nothing is bound to
+// it). An agent of that node still running is no longer registered and
+// holds no subnet: it stops.
 func (s *Store) DeleteNode(ctx context.Context, node string) (DeletedNode, error) {
 	if node == "" || strings.Contains(node, "/") {
 		return DeletedNode{}, fmt.Errorf("delete node %q: not a node name", node)
@@ -138,7 +136,7 @@ func (s *Store) DeleteNode(ctx context.Context, node string) (DeletedNode, error
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	statuses := Prefix + PodStatusPrefix + node + "/"
-	control := Prefix + nodeControlPrefix + node
+	control := NodeControlKey(node)
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpDelete(NodeKey(node)),
 		clientv3.OpDelete(NodeSubnetKey(node), clientv3.WithPrevKV()),

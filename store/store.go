@@ -223,7 +223,11 @@ type Snapshot struct {
 	CronJobs    []batchv1.CronJob
 	// Canaries are the Deployments' canaries, as the leader stored them.
 	Canaries []canary.State
-	Sync     SyncStatus
+	// NodeControls are operators' cordons and drains, NodeHealth the
+	// leader's record of each known node's health; both by node name.
+	NodeControls []NodeControl
+	NodeHealth   []NodeHealth
+	Sync         SyncStatus
 	// Terminating are pods deleted from the store that their node still
 	// reports (it is stopping them).
 	Terminating []TerminatingPod
@@ -239,7 +243,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// without reading the history and the desired revision every time.
 	var gets []clientv3.Op
 	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
-		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix} {
+		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, NodeControlPrefix, NodeHealthPrefix} {
 		gets = append(gets, clientv3.OpGet(Prefix+p, clientv3.WithPrefix()))
 	}
 	gets = append(gets, clientv3.OpGet(Prefix+syncKey))
@@ -301,6 +305,10 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			err = appendDecoded(kv.Value, &snap.CronJobs)
 		case strings.HasPrefix(key, CanariesPrefix):
 			err = appendDecoded(kv.Value, &snap.Canaries)
+		case strings.HasPrefix(key, NodeControlPrefix):
+			err = appendDecoded(kv.Value, &snap.NodeControls)
+		case strings.HasPrefix(key, NodeHealthPrefix):
+			err = appendDecoded(kv.Value, &snap.NodeHealth)
 		case key == syncKey:
 			err = json.Unmarshal(kv.Value, &snap.Sync)
 		}

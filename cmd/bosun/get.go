@@ -297,22 +297,27 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}
-	head := "NAME\tSTATUS\tPOD-CIDR\tCPU\tMEMORY\tPODS\tAGE"
+	// SINCE is how long the node has been in its STATUS (its Ready
+	// condition's last transition, as the leader recorded it).
+	head := "NAME\tSTATUS\tSINCE\tPOD-CIDR\tCPU\tMEMORY\tPODS\tAGE"
 	if wide {
 		head += "\tINTERNAL-IP\tRUNTIME\tTAINTS\tLABELS"
 	}
 	fmt.Fprintln(tw, head)
 	for _, n := range list.Items {
-		status := "NotReady"
+		status, since := "NotReady", time.Time{}
 		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				status = "Ready"
+			if c.Type == corev1.NodeReady {
+				since = c.LastTransitionTime.Time
+				if c.Status == corev1.ConditionTrue {
+					status = "Ready"
+				}
 			}
 		}
 		if n.Spec.Unschedulable {
 			status += ",SchedulingDisabled"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", n.Name, status, dash(n.Spec.PodCIDR), n.Status.Allocatable.Cpu(),
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", n.Name, status, age(since, now), dash(n.Spec.PodCIDR), n.Status.Allocatable.Cpu(),
 			n.Status.Allocatable.Memory(), n.Status.Allocatable.Pods(), age(n.CreationTimestamp.Time, now))
 		if wide {
 			ip := ""

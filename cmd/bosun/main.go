@@ -39,6 +39,7 @@ Usage:
   bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]
       the canaries (bosun.dev/canary-branch): a table, or one canary's spec, state, pods and checks
   bosun sync
+  bosun node cordon|uncordon NAME | bosun node drain NAME [--force] [--timeout 5m]
   bosun node delete NAME [--force]     forget a node: its pod subnet is freed, its pods are replaced elsewhere
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error

@@ -10,9 +10,7 @@ import (
 
 // nodeCommands are the subcommands of `bosun node`, each in a file of its
 // own (node_delete.go, ...).
-var nodeCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
-	"delete": cmdNodeDelete,
-}
+var nodeCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
 func cmdNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	names := slices.Sorted(func(yield func(string) bool) {

@@ -10,6 +10,8 @@ import (
 	"bosun/api"
 )
 
+func init() { nodeCommands["delete"] = cmdNodeDelete }
+
 // cmdNodeDelete is `bosun node delete NAME [--force]`: the node's
 // registration, pod subnet and pod statuses go; its pods are replaced on
 // other nodes at once, and every agent removes its route.
