@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -73,6 +74,7 @@ type Embedded struct {
 	etcd       *embed.Etcd
 	endpoints  []string
 	name, peer string
+	close      sync.Once
 }
 
 // advertisedPeer is the fixed peer URL of the single member. It is never
@@ -268,7 +270,7 @@ func (e *Embedded) Members() []EmbeddedMember {
 func (e *Embedded) IsLearner() bool { return e.etcd.Server.IsLearner() }
 
 // Close stops etcd.
-func (e *Embedded) Close() { e.etcd.Close() }
+func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
 
 // quietZap is the logger handed to etcd: errors only, to stderr, so etcd's
 // chatter does not drown bosun's own logs.

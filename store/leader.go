@@ -501,7 +501,7 @@ func isClosed(ch <-chan struct{}) bool {
 func Transient(err error) bool {
 	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
 		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrNotCapable,
-		rpctypes.ErrGRPCNotSupportedForLearner, rpctypes.ErrGRPCNoLeader, rpctypes.ErrGRPCLeaderChanged} {
+		rpctypes.ErrGRPCNotSupportedForLearner, rpctypes.ErrGRPCNoLeader, rpctypes.ErrGRPCLeaderChanged, rpctypes.ErrUnhealthy} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -29,9 +29,9 @@ import (
 // (a join that was interrupted, then tried again) is reused when it never
 // started or has that name.
 func AddLearner(ctx context.Context, cli *clientv3.Client, name, peerURL string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	list, err := cli.MemberList(ctx)
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	list, err := cli.MemberList(lctx)
+	cancel()
 	if err != nil {
 		return "", fmt.Errorf("etcd member list: %w", err)
 	}
@@ -54,12 +54,29 @@ func AddLearner(ctx context.Context, cli *clientv3.Client, name, peerURL string)
 			return "", fmt.Errorf("etcd member %s is still a learner (a server joining): wait until it has joined, or remove it (bosun etcd member remove %s)", displayName(m), displayName(m))
 		}
 	}
-	resp, err := cli.MemberAddAsLearner(ctx, []string{peerURL})
-	if err != nil {
-		return "", fmt.Errorf("etcd member add %s: %w", peerURL, err)
+	// etcd refuses a new member until the one it asks has been connected
+	// to a majority for a few seconds ("unhealthy cluster"): a member
+	// added just before is not counted yet. Such refusals pass.
+	actx, cancel := context.WithTimeout(ctx, addMemberTimeout)
+	defer cancel()
+	for {
+		resp, err := cli.MemberAddAsLearner(actx, []string{peerURL})
+		if err == nil {
+			return initialCluster(resp.Members, resp.Member.ID, name), nil
+		}
+		if !Transient(err) || actx.Err() != nil {
+			return "", fmt.Errorf("etcd member add %s: %w", peerURL, err)
+		}
+		select {
+		case <-actx.Done():
+			return "", fmt.Errorf("etcd member add %s: %w", peerURL, err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return initialCluster(resp.Members, resp.Member.ID, name), nil
 }
+
+// addMemberTimeout bounds AddLearner's attempts.
+const addMemberTimeout = 30 * time.Second
 
 func initialCluster(members []*etcdserverpb.Member, id uint64, name string) string {
 	var parts []string
