@@ -11,12 +11,12 @@ import (
 
 // metrics are the leader's counters, on /metrics of every replica.
 type metrics struct {
-	leader   prometheus.Gauge
+	leader prometheus.Gauge
 	// elections counts the leaderships this replica won, leaderLost those
 	// it lost without resigning (its session expired or went unconfirmed).
 	elections, leaderLost prometheus.Counter
-	passes   prometheus.Counter
-	failures prometheus.Counter
+	passes                prometheus.Counter
+	failures              prometheus.Counter
 	// writeFailures counts failed writes of a revision (desired state,
 	// history, status); each is retried.
 	writeFailures prometheus.Counter

@@ -36,8 +36,8 @@ type trust struct {
 	// member's peer certificate when etcd has peers.
 	servers pki.JoinToken
 	peer    *store.TLSFiles
-	root   tls.Certificate // the servers' client identity (CN root)
-	etcd   *store.TLSFiles // the embedded etcd's serving files; nil for an external etcd
+	root    tls.Certificate // the servers' client identity (CN root)
+	etcd    *store.TLSFiles // the embedded etcd's serving files; nil for an external etcd
 }
 
 // setupTrust creates or loads the CA and decides whether the cluster's own
