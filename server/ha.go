@@ -101,6 +101,9 @@ func joinAsServer(ctx context.Context, cfg Config, peer string, log *slog.Logger
 	if b, err := os.ReadFile(filepath.Join(dir, pki.CACertFile)); err == nil && string(b) != g.CA {
 		return "", fmt.Errorf("%s holds another cluster CA than the cluster's at %s: this data directory belongs to another cluster; use an empty one", dir, cfg.JoinServer)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
 	files := map[string]string{pki.CACertFile: g.CA, pki.CAKeyFile: g.CAKey, "join-token": g.JoinToken + "\n", serverTokenFile: g.ServerToken + "\n"}
 	for name, data := range files {
 		if err := pki.WriteFile(filepath.Join(dir, name), []byte(data)); err != nil {

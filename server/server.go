@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -295,6 +296,9 @@ func Run(ctx context.Context, cfg Config) error {
 			// Every member's client URL, so that this server works while
 			// its own member is down and a quorum remains; kept current.
 			endpoints, autoSync = startedEndpoints(e), true
+			if own := localEndpoints(e.Endpoints()); !slices.Contains(endpoints, own[0]) {
+				endpoints = append(endpoints, own...)
+			}
 		}
 	}
 	dial := store.DialTLS

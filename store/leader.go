@@ -27,8 +27,22 @@ var ErrNotLeader = errors.New("not the leader any more")
 // resigning holds the election this long, so it is kept short.
 const DefaultSessionTTL = 2 * time.Second
 
-// maxOpsPerTxn stays under etcd's default --max-txn-ops (128).
+// maxOpsPerTxn stays under etcd's default --max-txn-ops (128), with the
+// leader's stamp (LeaderStampKey).
 const maxOpsPerTxn = 120
+
+// LeaderStampKey is written by every fenced transaction of a leader, with
+// the leader's id and its election key (LeaderStamp): whoever reads the
+// history of etcd can tell which leadership made each write, and check
+// that none landed after that leadership's election key was gone.
+const LeaderStampKey = Prefix + "leaderstamp"
+
+// LeaderStamp is the value of LeaderStampKey.
+type LeaderStamp struct {
+	Leader string `json:"leader"`
+	// ElectionKey is the leadership's key under /bosun/election/.
+	ElectionKey string `json:"electionKey"`
+}
 
 // maxBytesPerTxn stays under etcd's default request size limit (1.5 MiB).
 const maxBytesPerTxn = 1 << 20
@@ -42,6 +56,7 @@ type Leadership struct {
 	rev      int64
 	lastRev  atomic.Int64 // revision of the last successful write
 	ttl      time.Duration
+	stamp    string // LeaderStamp JSON
 	// deadline (unix nanoseconds) is the earliest time the session's lease
 	// may expire in etcd: the send time of the last renewal etcd confirmed,
 	// plus the TTL. Past it this replica stops acting (lost closes), even
@@ -90,6 +105,8 @@ func (s *Store) Campaign(ctx context.Context, id string, ttl time.Duration) (*Le
 	wctx, stop := context.WithCancel(context.Background())
 	l := &Leadership{s: s, session: session, election: e, key: e.Key(), rev: e.Rev(),
 		ttl: time.Duration(secs) * time.Second, lost: make(chan struct{}), stop: stop, done: make(chan struct{})}
+	b, _ := json.Marshal(LeaderStamp{Leader: id, ElectionKey: e.Key()})
+	l.stamp = string(b)
 	l.deadline.Store(sent.Add(time.Duration(resp.TTL) * time.Second).UnixNano())
 	go l.watch(wctx)
 	return l, nil
@@ -431,6 +448,7 @@ func (l *Leadership) txn(ctx context.Context, ops []Op) error {
 			add(w)
 		}
 	}
+	eops = append(eops, clientv3.OpPut(LeaderStampKey, l.stamp))
 	resp, err := l.commit(ctx, eops)
 	if err != nil {
 		return fmt.Errorf("apply %d writes: %w", len(ops), err)

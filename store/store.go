@@ -70,11 +70,28 @@ func DialTLS(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, error) {
 // list, read again every memberSyncInterval), so that it works while its
 // own member is down and a quorum remains.
 func DialMembers(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, error) {
-	return dial(endpoints, tlsCfg, memberSyncInterval)
+	cli, err := dial(endpoints, tlsCfg, memberSyncInterval)
+	if err != nil {
+		return nil, err
+	}
+	// At once too: a member that joined a moment ago may not know them all.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cli.Sync(ctx); err == nil && len(cli.Endpoints()) > 0 {
+		// Sync replaces the endpoints with the members' client URLs.
+		eps := cli.Endpoints()
+		for _, e := range endpoints {
+			if !slices.Contains(eps, e) {
+				eps = append(eps, e)
+			}
+		}
+		cli.SetEndpoints(eps...)
+	}
+	return cli, nil
 }
 
 // memberSyncInterval is how often DialMembers' clients read the member list.
-const memberSyncInterval = 30 * time.Second
+const memberSyncInterval = 10 * time.Second
 
 func dial(endpoints []string, tlsCfg *tls.Config, autoSync time.Duration) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
