@@ -49,6 +49,7 @@ var routeTable = []struct {
 
 	// Admin: every call is audited.
 	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
+	{"DELETE /api/v1/etcd/members/{name}", Admin, "etcd.member.remove", (*Server).removeMember},
 }
 
 // Routes lists the API's own routes with their Access (without handlers),

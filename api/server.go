@@ -246,6 +246,16 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// removeMember removes a server's etcd member (store.RemoveMember).
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := store.RemoveMember(r.Context(), s.st.Client(), name); err != nil {
+		writeError(w, http.StatusConflict, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"result": "etcd member " + name + " removed"})
+}
+
 func (s *Server) etcdHealth() *store.ClusterHealth {
 	if s.cfg.Etcd == nil {
 		return nil

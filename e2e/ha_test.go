@@ -273,7 +273,7 @@ func rootEtcd(t *testing.T, s *stack, ips []string) *clientv3.Client {
 	for _, ip := range ips {
 		eps = append(eps, "https://"+ip+":2379")
 	}
-	cli, err := store.DialTLS(eps, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
+	cli, err := store.DialMembers(eps, &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"bosun/join"
 	"bosun/pki"
 	"bosun/store"
@@ -226,4 +228,20 @@ func promoteSelf(ctx context.Context, e *store.Embedded, cfg Config, t *trust, l
 	}
 	log.Info("etcd member promoted to a voting member", "member", e.Name(), "after", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// moveRaftLeader is what a leader does when elected in a cluster of several
+// members: it hands etcd's raft leadership away from its own member
+// (store.MoveRaftLeaderAway), so that losing this machine costs a raft
+// election no more, and bosun's failover is the session TTL alone.
+func moveRaftLeader(own *clientv3.Client, self uint64, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
+		to, err := store.MoveRaftLeaderAway(ctx, own, self)
+		switch {
+		case err != nil:
+			log.Warn("could not move etcd's raft leader off this server's member", "err", err)
+		case to != "":
+			log.Info("moved etcd's raft leader off the leader's machine", "to", to)
+		}
+	}
 }

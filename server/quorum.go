@@ -34,7 +34,7 @@ func newQuorumMonitor(cli *clientv3.Client, reg prometheus.Registerer, log *slog
 		members: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bosun_etcd_members",
 			Help: "Voting members of the etcd cluster, as this replica last read the member list."}),
 		reachable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bosun_etcd_members_reachable",
-			Help: "Voting etcd members this replica reaches that have a raft leader."}),
+			Help: "Voting etcd members that answer this replica."}),
 		quorum: prometheus.NewGauge(prometheus.GaugeOpts{Name: "bosun_etcd_quorum",
 			Help: "1 while a majority of the etcd members is reachable from this replica (writes can be made)."}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "bosun_etcd_leader_changes_total",

@@ -131,6 +131,10 @@ type Config struct {
 	TrustedKeysDir string
 	trustedKeys    *signature.Keyring // loaded by Run
 
+	// elected runs when this replica wins an election (moveRaftLeader);
+	// nil: nothing.
+	elected func(context.Context)
+
 	Logger *slog.Logger
 }
 
@@ -296,6 +300,12 @@ func Run(ctx context.Context, cfg Config) error {
 			// Every member's client URL, so that this server works while
 			// its own member is down and a quorum remains; kept current.
 			endpoints, autoSync = startedEndpoints(e), true
+			own, err := store.DialTLS(localEndpoints(e.Endpoints()), trust.etcdTLS())
+			if err != nil {
+				return err
+			}
+			defer own.Close()
+			cfg.elected = moveRaftLeader(own, e.ID(), log.With("component", "etcd"))
 			if own := localEndpoints(e.Endpoints()); !slices.Contains(endpoints, own[0]) {
 				endpoints = append(endpoints, own...)
 			}
@@ -435,6 +445,9 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		}
 		log.Info("elected leader", "id", cfg.ID)
 		m.elections.Inc()
+		if cfg.elected != nil {
+			cfg.elected(ctx)
+		}
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
 			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,

@@ -225,6 +225,9 @@ func setPeers(ec *embed.Config, cfg EmbeddedConfig) error {
 			ClientCertAuth: true,
 		}
 	}
+	// Servers' clients ping every member (DialMembers); etcd's default
+	// refuses pings more often than every 5 s.
+	ec.GRPCKeepAliveMinTime = memberPing / 2
 	ec.ListenPeerUrls = []url.URL{*peer}
 	ec.AdvertisePeerUrls = []url.URL{*peer}
 	ec.InitialCluster = cfg.InitialCluster

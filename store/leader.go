@@ -94,10 +94,19 @@ func (s *Store) Campaign(ctx context.Context, id string, ttl time.Duration) (*Le
 	}
 	// The leadership starts with a renewal confirmed now: its deadline
 	// (see watch) is known from the first write on.
-	sent := time.Now()
-	rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), requestTimeout)
-	resp, err := s.cli.KeepAliveOnce(rctx, session.Lease())
-	cancel()
+	won := time.Now()
+	var sent time.Time
+	var resp *clientv3.LeaseKeepAliveResponse
+	for {
+		// Short attempts: one may go to a member cut off by a partition.
+		sent = time.Now()
+		rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), time.Duration(secs)*time.Second/2)
+		resp, err = s.cli.KeepAliveOnce(rctx, session.Lease())
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Since(won) > time.Duration(secs)*time.Second || errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			break
+		}
+	}
 	if err != nil {
 		session.Close()
 		return nil, fmt.Errorf("campaign: renew the session: %w", err)
@@ -481,8 +490,11 @@ func (l *Leadership) commit(ctx context.Context, eops []clientv3.Op) (*clientv3.
 		if isClosed(l.lost) || !time.Now().Before(l.Deadline()) {
 			return nil, fmt.Errorf("%w: the session's lease was not renewed within its TTL (%s): etcd unreachable or without quorum", ErrNotLeader, l.ttl)
 		}
+		// An attempt lasts at most half the TTL, so that one sent to a
+		// member cut off by a partition (its connection not yet found
+		// dead) leaves time for another.
 		deadline := l.Deadline()
-		if d := time.Now().Add(requestTimeout); d.Before(deadline) {
+		if d := time.Now().Add(l.ttl / 2); d.Before(deadline) {
 			deadline = d
 		}
 		tctx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), deadline)

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -190,7 +191,7 @@ type MemberHealth struct {
 type ClusterHealth struct {
 	Members []MemberHealth `json:"members"`
 	// Voters counts the members that vote (not learners), Reachable those
-	// of them this server reaches that have a raft leader.
+	// of them that answered this server.
 	Voters    int `json:"voters"`
 	Reachable int `json:"reachable"`
 	// Quorum: a majority of the voters is reachable and has a leader:
@@ -265,6 +266,7 @@ func (c *HealthChecker) Check(ctx context.Context, now time.Time) ClusterHealth 
 	}
 	h := ClusterHealth{CheckedAt: now, Members: make([]MemberHealth, len(members))}
 	var wg sync.WaitGroup
+	var leaders atomic.Int32 // reachable members that know a raft leader
 	for i, m := range members {
 		mh := MemberHealth{Name: m.Name, ID: fmt.Sprintf("%x", m.ID), Learner: m.IsLearner}
 		if mh.Name == "" {
@@ -288,11 +290,14 @@ func (c *HealthChecker) Check(ctx context.Context, now time.Time) ClusterHealth 
 			switch {
 			case err != nil:
 				mh.Error = err.Error()
-			case st.Leader == 0:
-				mh.Error = "no raft leader (cut off from the other members?)"
 			default:
 				mh.Reachable = true
-				mh.Leader = st.Leader == st.Header.MemberId
+				mh.Leader = st.Leader != 0 && st.Leader == st.Header.MemberId
+				if st.Leader == 0 {
+					mh.Error = "no raft leader: cut off from the other members"
+				} else {
+					leaders.Add(1)
+				}
 				if len(st.Errors) > 0 {
 					mh.Error = strings.Join(st.Errors, "; ")
 				}
@@ -310,7 +315,8 @@ func (c *HealthChecker) Check(ctx context.Context, now time.Time) ClusterHealth 
 			h.Reachable++
 		}
 	}
-	h.Quorum = h.Voters > 0 && h.Reachable > h.Voters/2
+	h.Quorum = h.Voters > 0 && h.Reachable > h.Voters/2 && leaders.Load() > 0
+	sort.Slice(h.Members, func(i, j int) bool { return h.Members[i].Name < h.Members[j].Name })
 	return h
 }
 
@@ -319,4 +325,48 @@ func hostOf(endpoint string) string {
 		return u.Host
 	}
 	return endpoint
+}
+
+// MoveRaftLeaderAway hands etcd's raft leadership from member self, when
+// it holds it, to another voting member that answers. own must dial only
+// self (MoveLeader is served by the raft leader alone). bosun's leader
+// does it when it is elected: with the raft leader on another machine, the
+// loss of the leader's machine (a SIGKILL, a partition) costs no raft
+// election, and the new raft leader's extension of every lease, before
+// bosun's session expires. It returns the member moved to, "" when
+// nothing was moved.
+func MoveRaftLeaderAway(ctx context.Context, own *clientv3.Client, self uint64) (string, error) {
+	eps := own.Endpoints()
+	if len(eps) != 1 {
+		return "", fmt.Errorf("move the raft leader: the client must dial this member alone, not %v", eps)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := own.Status(ctx, eps[0])
+	if err != nil {
+		return "", fmt.Errorf("etcd status: %w", err)
+	}
+	if st.Leader != self {
+		return "", nil
+	}
+	list, err := own.MemberList(ctx)
+	if err != nil {
+		return "", fmt.Errorf("etcd member list: %w", err)
+	}
+	for _, m := range list.Members {
+		if m.ID == self || m.IsLearner || m.Name == "" || len(m.ClientURLs) == 0 {
+			continue
+		}
+		sctx, scancel := context.WithTimeout(ctx, time.Second)
+		_, err := own.Status(sctx, m.ClientURLs[0])
+		scancel()
+		if err != nil {
+			continue
+		}
+		if _, err := own.MoveLeader(ctx, m.ID); err != nil {
+			return "", fmt.Errorf("move the etcd raft leader to %s: %w", m.Name, err)
+		}
+		return m.Name, nil
+	}
+	return "", nil
 }

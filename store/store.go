@@ -90,17 +90,29 @@ func DialMembers(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, erro
 	return cli, nil
 }
 
+// memberPing is how often DialMembers' clients ping each member.
+const memberPing = 2 * time.Second
+
 // memberSyncInterval is how often DialMembers' clients read the member list.
 const memberSyncInterval = 10 * time.Second
 
 func dial(endpoints []string, tlsCfg *tls.Config, autoSync time.Duration) (*clientv3.Client, error) {
-	cli, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints:        endpoints,
 		DialTimeout:      5 * time.Second,
 		TLS:              tlsCfg,
 		Logger:           quietZap(),
 		AutoSyncInterval: autoSync,
-	})
+	}
+	if autoSync > 0 {
+		// A member cut off by a partition drops packets: without pings,
+		// its connection looks alive and requests sent on it hang until
+		// their timeout. Pings find it dead within seconds, and requests
+		// go to the other members (members of several accept pings this
+		// often: EmbeddedConfig with a PeerURL).
+		cfg.DialKeepAliveTime, cfg.DialKeepAliveTimeout, cfg.PermitWithoutStream = memberPing, memberPing/2, true
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dial etcd %s: %w", strings.Join(endpoints, ","), err)
 	}
