@@ -234,14 +234,29 @@ func promoteSelf(ctx context.Context, e *store.Embedded, cfg Config, t *trust, l
 // members: it hands etcd's raft leadership away from its own member
 // (store.MoveRaftLeaderAway), so that losing this machine costs a raft
 // election no more, and bosun's failover is the session TTL alone.
+// It runs while this replica leads, checking again every
+// raftLeaderCheck: members that join later, or a raft election, may put
+// the raft leader back on this machine.
 func moveRaftLeader(own *clientv3.Client, self uint64, log *slog.Logger) func(context.Context) {
 	return func(ctx context.Context) {
-		to, err := store.MoveRaftLeaderAway(ctx, own, self)
-		switch {
-		case err != nil:
-			log.Warn("could not move etcd's raft leader off this server's member", "err", err)
-		case to != "":
-			log.Info("moved etcd's raft leader off the leader's machine", "to", to)
+		for {
+			to, err := store.MoveRaftLeaderAway(ctx, own, self)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				log.Warn("could not move etcd's raft leader off this server's member", "err", err)
+			case to != "":
+				log.Info("moved etcd's raft leader off the leader's machine", "to", to)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(raftLeaderCheck):
+			}
 		}
 	}
 }
+
+// raftLeaderCheck is how often a leader checks where etcd's raft leader is.
+const raftLeaderCheck = 5 * time.Second

@@ -445,8 +445,10 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		}
 		log.Info("elected leader", "id", cfg.ID)
 		m.elections.Inc()
+		lctx, endLead := context.WithCancel(ctx)
+		var hooks sync.WaitGroup
 		if cfg.elected != nil {
-			cfg.elected(ctx)
+			hooks.Go(func() { cfg.elected(lctx) })
 		}
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
@@ -454,11 +456,15 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 			TrustedKeys: cfg.trustedKeys,
 		})
 		if err != nil {
+			endLead()
+			hooks.Wait()
 			lead.Resign(context.WithoutCancel(ctx))
 			return err
 		}
 		l := &leader{cfg: cfg, st: st, cache: cache, lead: lead, src: src, log: log, m: m}
 		err = l.run(ctx)
+		endLead()
+		hooks.Wait()
 		if errors.Is(err, errLostLeadership) {
 			m.leaderLost.Inc()
 			log.Warn("lost leadership; campaigning again", "lease-deadline", lead.Deadline().Format(time.RFC3339Nano))
