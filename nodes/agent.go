@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"bosun/store"
 )
@@ -33,11 +35,12 @@ type Agent struct {
 	prober *prober
 	// runner runs the node's pods: containerd (New) or a simulation.
 	runner podRunner
-	// running, when set, is called once Run has registered the node and
-	// handed the pods bound to it to their workers.
+	// running, when set, is called once Run has first registered the node
+	// (its pods handed to their workers, stale ones stopped).
 	running func()
 	// registered is closed once Run has registered the node.
 	registered chan struct{}
+	m          *agentMetrics
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -50,7 +53,7 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 		return nil, fmt.Errorf("nodes: config: %w", err)
 	}
 	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber(),
-		registered: make(chan struct{})}
+		registered: make(chan struct{}), m: newAgentMetrics(cfg.Registerer)}
 	a.runner = containerdRunner{a}
 	return a, nil
 }
@@ -72,40 +75,48 @@ func (a *Agent) NodeName() string { return a.cfg.NodeName }
 // cluster DNS must listen there on port 53.
 func (a *Agent) DNSServer() string { return a.cfg.DNSServer }
 
-// Run registers the node, adopts the containers a previous agent left, then
-// runs the pods bound to the node until ctx ends. On return the node is
-// deregistered but containers keep running: the next agent adopts them.
+// Run adopts the containers a previous agent left, stops those of pods no
+// longer bound to the node, registers the node, then runs the pods bound to
+// it until ctx ends. On return the node is deregistered but containers keep
+// running: the next agent adopts them.
+//
+// The node registers (reports Ready) only after a fence: it lists the pods
+// bound to it, from a revision read after it reached etcd, and waits until
+// every local pod instance that is not bound there any more is torn down
+// (planFence). Run fences at start and again whenever the node's lease is
+// lost (the node was cut off from etcd for its TTL), so that a node whose
+// pods were replaced elsewhere meanwhile never reports Ready with a second
+// copy running. While it is cut off, pods keep running (see the package
+// doc).
 //
 // Everything but running pods is shared by real and simulated nodes: the
-// registration under a lease (and again when the lease is lost), the watch
-// of the pods bound to the node, one worker per pod key, deregistration.
-// How a pod runs is the runner's (containerd, or a simulation).
+// fence and the registration under a lease (and again when the lease is
+// lost), the watch of the pods bound to the node, one worker per pod key,
+// deregistration. How a pod runs is the runner's (containerd, or a
+// simulation).
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, runtimeVersion, err := a.runner.setUp(ctx)
 	if err != nil {
 		return err
 	}
 	defer a.runner.close()
+	// Workers, the cache and the fence's listing end with Run, also when it
+	// returns an error.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
-	node := a.nodeObject(runtimeVersion)
-	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
-	if err != nil {
-		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
-	}
+	var lease *store.NodeLease
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
 		if lease == nil {
 			return
 		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
 		if err := lease.Close(cctx); err != nil {
 			a.log.Warn("deregister node", "err", err)
 		}
 	}()
-	a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
-		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
-	close(a.registered)
 
 	// The pods bound to this node, and only those: a cache of the node's
 	// own prefix, listed once and then fed by its watch, so the agent's
@@ -136,8 +147,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("read pod statuses: %w", err)
 	}
 
-	l := &loop{a: a, pods: pods, workers: map[string]podTask{}, unstarted: map[podTask]bool{}, done: make(chan podTask)}
-	defer l.wg.Wait()
+	l := &loop{a: a, pods: pods, workers: map[string]podTask{}, unstarted: map[podTask]bool{}, done: make(chan podTask),
+		local: map[string][]types.UID{}, listed: make(chan struct{})}
+	defer func() {
+		cancel()
+		l.wg.Wait()
+	}()
 	for key, byUID := range found {
 		w := l.spawn(ctx, key)
 		var ps *store.PodStatus
@@ -146,9 +161,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		w.adoptPrevious(byUID, ps)
 		l.unstarted[w] = true
+		for uid := range byUID {
+			l.local[key] = append(l.local[key], types.UID(uid))
+		}
 	}
 	// Adopted workers must know their pod before they start: a worker
-	// without a pod tears its containers down.
+	// without a pod tears its containers down. The cache's first list is
+	// read from etcd now: it is the fence's list at start.
+	start := time.Now()
+	a.m.fencing.Set(1)
 	if err := l.refresh(ctx); err != nil {
 		return fmt.Errorf("list pods on node %s: %w", a.cfg.NodeName, err)
 	}
@@ -157,17 +178,53 @@ func (a *Agent) Run(ctx context.Context) error {
 			l.start(ctx, w)
 		}
 	}
-	if a.running != nil {
-		a.running()
-	}
+	l.beginFence(start)
 
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
-	var retryRegister <-chan time.Time
+	var retryFence, cutOff <-chan time.Time
+	var lostAt time.Time // when the lease was lost; zero once etcd answered again
+	register := func() {
+		if l.fence == nil || len(l.fence.pending) > 0 || l.listing {
+			return
+		}
+		if lease, err = a.st.RegisterNode(ctx, a.nodeObject(runtimeVersion), a.cfg.LeaseTTL); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// Cut off again, perhaps: list again before the next try,
+			// pods may have moved meanwhile.
+			a.log.Warn("register node", "err", err)
+			lease = nil
+			retryFence = time.After(time.Second)
+			return
+		}
+		took := time.Since(l.fence.start)
+		a.m.fences.Observe(took.Seconds())
+		a.m.fencing.Set(0)
+		l.fence = nil
+		node := a.nodeObject(runtimeVersion)
+		a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
+			"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints),
+			"pods", len(l.workers), "fence", took.Round(time.Millisecond))
+		select {
+		case <-a.registered:
+		default:
+			close(a.registered)
+			if a.running != nil {
+				a.running()
+			}
+		}
+	}
+	register()
 	for {
 		var lost <-chan struct{}
 		if lease != nil {
 			lost = lease.Lost()
+		}
+		var listed <-chan struct{}
+		if l.listing {
+			listed = l.listed
 		}
 		select {
 		case <-ctx.Done():
@@ -186,18 +243,46 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case w := <-l.done:
 			l.finished(ctx, w)
+			register()
+		case w := <-l.acks:
+			l.acked(w)
+			register()
 		case <-lost:
-			a.log.Warn("node lease lost; registering again")
+			a.m.leaseLosses.Inc()
+			a.m.fencing.Set(1)
+			a.log.Warn("node lease lost: cut off from etcd for its TTL; listing the pods bound to the node before registering again")
 			lease = nil
-			retryRegister = time.After(0)
-		case <-retryRegister:
-			retryRegister = nil
-			lease, err = a.st.RegisterNode(ctx, a.nodeObject(runtimeVersion), a.cfg.LeaseTTL)
-			if err != nil {
-				a.log.Warn("register node", "err", err)
-				lease = nil
-				retryRegister = time.After(time.Second)
+			lostAt = time.Now()
+			if _, wait := cutOffStopDue(lostAt, lostAt, a.cfg.CutOffStopAfter); wait > 0 {
+				cutOff = time.After(wait)
 			}
+			l.listBound(ctx)
+		case <-cutOff:
+			cutOff = nil
+			if due, _ := cutOffStopDue(lostAt, time.Now(), a.cfg.CutOffStopAfter); due && l.listing {
+				a.m.cutOffStops.Inc()
+				a.log.Warn("cut off from etcd for --cut-off-stop-after: stopping every pod of the node (its pods are being replaced elsewhere)",
+					"after", a.cfg.CutOffStopAfter, "pods", len(l.workers))
+				l.cutOff = true
+				if err := l.refresh(ctx); err != nil {
+					a.log.Warn("list pods", "err", err)
+				}
+			}
+		case <-retryFence:
+			retryFence = nil
+			l.listBound(ctx)
+		case <-listed:
+			l.listing = false
+			l.cutOff, cutOff, lostAt = false, nil, time.Time{}
+			// The cache holds at least what etcd held when the node
+			// reached it again: what it lists is bound to the node now.
+			if err := l.refresh(ctx); err != nil {
+				a.log.Warn("list pods", "err", err)
+				retryFence = time.After(time.Second)
+				continue
+			}
+			l.beginFence(time.Now())
+			register()
 		}
 	}
 }
@@ -211,6 +296,137 @@ type loop struct {
 	desired   map[string]*corev1.Pod
 	done      chan podTask
 	wg        sync.WaitGroup
+
+	// local is, by key, the pod instances (UIDs) that may have containers
+	// here: adopted ones and those handed to workers since.
+	local map[string][]types.UID
+	// fence is the fence in progress (nil: the node is registered, or
+	// waits for etcd to list again).
+	fence *fenceRound
+	// acks receives the workers of the fence in progress once they run
+	// nothing but their bound pod.
+	acks chan podTask
+	// listing is set while listBound waits for etcd; listed receives when
+	// the cache holds a revision read after etcd answered.
+	listing bool
+	listed  chan struct{}
+	// cutOff is set once the node has been cut off for
+	// Config.CutOffStopAfter: no pod is desired until etcd answers again.
+	cutOff bool
+}
+
+// fenceRound is one fence: the keys whose stale instances are still being
+// stopped.
+type fenceRound struct {
+	start   time.Time
+	pending map[string]bool
+}
+
+// beginFence plans the fence on the pods the cache lists now (l.desired,
+// just refreshed) and asks every worker with a stale instance to report
+// once it is gone. The node registers once none is pending.
+func (l *loop) beginFence(start time.Time) {
+	bound := make([]*corev1.Pod, 0, len(l.desired))
+	for _, p := range l.desired {
+		bound = append(bound, p)
+	}
+	plan := planFence(l.a.cfg.NodeName, l.local, bound)
+	l.fence = &fenceRound{start: start, pending: map[string]bool{}}
+	l.acks = make(chan podTask, len(plan.Stale))
+	for key, uids := range plan.Stale {
+		w := l.workers[key]
+		if w == nil {
+			delete(l.local, key)
+			continue
+		}
+		l.fence.pending[key] = true
+		w.whenClean(l.acks)
+		l.a.log.Info("fencing: stopping a pod no longer bound to this node before registering", "pod", key, "uids", uids)
+	}
+	if n := len(l.fence.pending); n > 0 {
+		l.a.m.fencedPods.Add(float64(plan.StaleCount()))
+		l.a.log.Warn("fencing: stopping pods no longer bound to this node before it reports Ready", "stale", plan.StaleCount(), "keep", len(plan.Keep))
+	}
+}
+
+// acked notes that w runs nothing but its bound pod.
+func (l *loop) acked(w podTask) {
+	key := w.podKey()
+	if l.workers[key] != w {
+		return
+	}
+	if p := l.desired[key]; p != nil {
+		l.local[key] = []types.UID{p.UID}
+	}
+	if l.fence != nil {
+		delete(l.fence.pending, key)
+	}
+}
+
+// listBound reads etcd's revision (a linearizable read: it answers only
+// once the node reaches etcd's majority again) and waits until the cache
+// holds it, retrying every second; then it signals l.listed.
+func (l *loop) listBound(ctx context.Context) {
+	if l.listing {
+		return
+	}
+	l.listing = true
+	l.fence = nil // a new fence begins once listed
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for ctx.Err() == nil {
+			rev, err := l.a.st.Revision(ctx)
+			if err == nil {
+				err = l.waitCache(ctx, rev)
+				if err == nil {
+					select {
+					case l.listed <- struct{}{}:
+					case <-ctx.Done():
+					}
+					return
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			l.a.log.Debug("fencing: etcd not reachable yet", "err", err)
+			sleepCtx(ctx, time.Second)
+		}
+	}()
+}
+
+// waitCache waits until the cache holds rev. Its watch hears of nothing
+// when nothing under the node's prefix changed since: a progress
+// notification, asked for every half second, brings its revision up. The
+// request goes to the watch streams of the context's metadata: the cache
+// watches with WithRequireLeader on Run's context, and so does it.
+func (l *loop) waitCache(ctx context.Context, rev int64) error {
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	waited := make(chan error, 1)
+	go func() { waited <- l.pods.WaitFor(wctx, rev) }()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := l.a.st.Client().RequestProgress(clientv3.WithRequireLeader(wctx)); err != nil {
+			l.a.log.Debug("fencing: request watch progress", "err", err)
+		}
+		select {
+		case err := <-waited:
+			return err
+		case <-tick.C:
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // refresh reads the pods bound to this node and hands each worker its pod
@@ -222,6 +438,9 @@ func (l *loop) refresh(ctx context.Context) error {
 	}
 	desired := make(map[string]*corev1.Pod, len(snap.Pods))
 	for i := range snap.Pods {
+		if l.cutOff {
+			break // stop everything until etcd says what is bound here
+		}
 		// The snapshot is shared and immutable; workers get their own copy.
 		p := snap.Pods[i].DeepCopy()
 		if p.Spec.NodeName != l.a.cfg.NodeName {
@@ -231,6 +450,9 @@ func (l *loop) refresh(ctx context.Context) error {
 	}
 	l.desired = desired
 	for key, p := range desired {
+		if !slices.Contains(l.local[key], p.UID) {
+			l.local[key] = append(l.local[key], p.UID)
+		}
 		w := l.workers[key]
 		if w == nil {
 			w = l.spawn(ctx, key)
@@ -265,11 +487,16 @@ func (l *loop) finished(ctx context.Context, w podTask) {
 	key := w.podKey()
 	if l.workers[key] == w {
 		delete(l.workers, key)
+		delete(l.local, key)
+		if l.fence != nil {
+			delete(l.fence.pending, key)
+		}
 	}
 	if p := l.desired[key]; p != nil {
 		nw := l.spawn(ctx, key)
 		nw.set(p)
 		l.start(ctx, nw)
+		l.local[key] = []types.UID{p.UID}
 	}
 }
 

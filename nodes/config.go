@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -86,8 +87,18 @@ type Config struct {
 	LogPort int32
 	// LeaseTTL of the node registration. Default 10s.
 	LeaseTTL time.Duration
+	// CutOffStopAfter, when positive, stops every pod of the node once its
+	// lease has been lost (etcd unreachable) for that long, so that a
+	// partition longer than the servers' --node-grace-period does not
+	// leave the replacements and the old copies running at once; give it
+	// that grace period. Default 0: pods keep running while the node is
+	// cut off, as kubelet's do (see the package doc for why).
+	CutOffStopAfter time.Duration
 
 	Logger *slog.Logger // default: discard
+	// Registerer receives the agent's metrics (bosun_agent_*: lease
+	// losses, fenced pods); nil registers none.
+	Registerer prometheus.Registerer
 
 	allocatable corev1.ResourceList // Capacity - SystemReserved, set by setDefaults
 }

@@ -162,9 +162,54 @@
 // containers keep running. Every container carries labels (LabelPodUID and
 // friends) from which a restarted agent adopts it: same container, same
 // netns and IP, no duplicate. Containers of pods no longer bound to the node
-// are torn down: SIGTERM, the pod's grace period, SIGKILL, then the
+// are torn down (before the node registers again: see fencing below): SIGTERM, the pod's grace period, SIGKILL, then the
 // container, its snapshot, the CNI attachment (freeing the IP), the netns
 // and the pod's status key are removed.
+//
+// Fencing on the node side (fence.go, agent.go). The leader replaces the
+// pods of a node whose lease has been gone for its --node-grace-period: it
+// deletes them or binds them elsewhere. A node that was cut off from etcd
+// meanwhile (a partition, a dead link) and comes back, or whose agent was
+// down, must not serve beside those replacements. So a node registers its
+// lease (reports Ready) only after a fence: it lists the pods bound to it
+// at a revision read after it reached etcd again (a linearizable read, and
+// the node's cache brought up to that revision), decides without I/O which
+// local pod instances are no longer bound (planFence: deleted, bound to
+// another node, or replaced by a new UID of the same name), and waits until
+// their workers have torn them down: preStop and SIGTERM within the pod's
+// grace period, SIGKILL, network and status removed. Pods still bound keep
+// running untouched (same containers, no restart). Run fences at start
+// (after adopting what a previous agent left) and whenever the lease is
+// lost, which the agent learns by itself when etcd has not answered its
+// keep-alives for the lease TTL; a registration that fails sends it back to
+// the fence's list. The teardown waits on no network: the fence starts once
+// etcd answers, and a stopping pod needs only its own node. Metrics:
+// bosun_agent_lease_losses_total, bosun_agent_fenced_pods_total,
+// bosun_agent_fence_duration_seconds, bosun_agent_fencing.
+//
+// While a node stays cut off, by default its pods keep running, as
+// kubelet's do: the agent cannot tell its own partition from an outage of
+// etcd or of the servers, and stopping pods then would turn a
+// control-plane outage (or, on a single machine where nothing can replace
+// them, any etcd restart) into an outage of every application. During a
+// partition longer than the grace period a Deployment can thus run its
+// replicas on the reachable nodes plus the stale copies on the cut-off
+// node (DNS and Service VIPs name only the pods bound in the store); the
+// fence removes the copies when the node returns, before it rejoins.
+// Clusters that prefer losing the cut-off node's capacity to ever running
+// more than replicas + maxSurge copies set Config.CutOffStopAfter (`bosun
+// agent --cut-off-stop-after`) to the servers' --node-grace-period: once
+// the lease has been lost that long (cutOffStopDue, pure), the node stops
+// every pod as if none were bound (status removal waits for etcd; the
+// containers stop at once), and when etcd answers again the fence decides
+// from what is bound then; pods still bound start again. The agent reads
+// the period from its flag rather than from the servers: a node cut off
+// cannot read it, and one that read it before would need it kept fresh.
+//
+// A containerd restart under a running agent changes nothing: a task's
+// wait that breaks (containerd went away, its shims did not) is not an
+// exit; the worker waits on the task again once containerd answers, so the
+// same containers run on, with the same status and restart counts.
 //
 // Real and simulated nodes (runner.go, simulate.go) share Run's loop:
 // registration under a lease and again when the lease is lost, the watch

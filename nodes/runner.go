@@ -43,6 +43,11 @@ type podTask interface {
 	// adoptPrevious gives the worker, before it starts, the containers a previous
 	// agent left for its key and the status that agent last wrote.
 	adoptPrevious(byUID map[string][]adoptedContainer, prior *store.PodStatus)
+	// whenClean asks the worker to send itself on ch (once; ch has room)
+	// as soon as it runs nothing but the pod it was last handed: every
+	// instance of another UID, or of a pod handed as nil, torn down. A
+	// worker that ends (its pod gone) reports on done instead.
+	whenClean(ch chan<- podTask)
 	// launch begins the work. Goroutines the worker starts are counted in
 	// wg; they end when ctx does.
 	launch(ctx context.Context, wg *sync.WaitGroup)

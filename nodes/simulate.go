@@ -202,7 +202,7 @@ func newSimulatedAgent(cfg Config, st *store.Store, sim *Simulation, cidr netip.
 	if pods := cfg.Capacity.Pods().Value(); pods > 253 {
 		return nil, fmt.Errorf("max pods %d: a simulated node has a /24, 253 pod addresses", pods)
 	}
-	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), registered: make(chan struct{})}
+	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), registered: make(chan struct{}), m: newAgentMetrics(nil)}
 	a.runner = &simRunner{a: a, sim: sim, cidr: cidr}
 	return a, nil
 }
@@ -383,6 +383,10 @@ type simPod struct {
 func (w *simWorker) podKey() string { return w.key }
 
 func (w *simWorker) adoptPrevious(map[string][]adoptedContainer, *store.PodStatus) {}
+
+// whenClean answers at once: a simulated pod has nothing to stop, and its
+// worker forgets a pod no longer bound as soon as it is handed nil.
+func (w *simWorker) whenClean(ch chan<- podTask) { ch <- w }
 
 func (w *simWorker) set(p *corev1.Pod) {
 	w.mu.Lock()

@@ -37,6 +37,9 @@ type podWorker struct {
 	mu      sync.Mutex
 	desired *corev1.Pod
 	kick    chan struct{} // capacity 1: "desired changed"
+	// cleanAck, when set, receives the worker once it runs nothing but
+	// its desired pod (whenClean), and is cleared.
+	cleanAck chan<- podTask
 
 	// Set before run starts.
 	adopt map[string][]adoptedContainer // by pod UID
@@ -159,6 +162,32 @@ func (w *podWorker) set(p *corev1.Pod) {
 	}
 }
 
+func (w *podWorker) whenClean(ch chan<- podTask) {
+	w.mu.Lock()
+	w.cleanAck = ch
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ackClean answers whenClean once the worker runs nothing but its desired
+// pod: no orphan, and no current run of another UID (or of a pod gone).
+// Only the worker's goroutine calls it, after a step.
+func (w *podWorker) ackClean() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cleanAck == nil || len(w.orphans) > 0 {
+		return
+	}
+	if w.cur != nil && (w.desired == nil || w.desired.UID != w.cur.uid) {
+		return
+	}
+	w.cleanAck <- w // room was made for it
+	w.cleanAck = nil
+}
+
 func (w *podWorker) latest() *corev1.Pod {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -175,12 +204,14 @@ func (w *podWorker) run(ctx context.Context) {
 	for {
 		wake := w.step(ctx)
 		if w.cur == nil && len(w.orphans) == 0 && w.latest() == nil {
+			// Ending: done answers a fence's whenClean too.
 			select {
 			case w.done <- w:
 			case <-ctx.Done():
 			}
 			return
 		}
+		w.ackClean()
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -479,20 +510,66 @@ func (w *podWorker) watch(ctx context.Context, name string, inst *instance) erro
 	}
 	inst.ctx, inst.cancel = wctx, cancel
 	id := inst.ctr.ID()
+	task := inst.task
 	w.waiters.Add(1)
 	go func() {
 		defer w.waiters.Done()
-		select {
-		case st := <-statusC:
-			ev := taskExit{name: name, id: id, code: st.ExitCode(), at: st.ExitTime(), err: st.Error()}
+		for {
 			select {
-			case w.exits <- ev:
+			case st := <-statusC:
+				if st.Error() != nil && wctx.Err() == nil {
+					// The wait broke, not the task: containerd went away
+					// (a restart). Its shims, and the task, live on: wait
+					// again once containerd is back.
+					var ev *taskExit
+					statusC, ev = w.rewait(wctx, name, task)
+					if ev == nil {
+						continue
+					}
+					select {
+					case w.exits <- *ev:
+					case <-wctx.Done():
+					}
+					return
+				}
+				ev := taskExit{name: name, id: id, code: st.ExitCode(), at: st.ExitTime(), err: st.Error()}
+				select {
+				case w.exits <- ev:
+				case <-wctx.Done():
+				}
 			case <-wctx.Done():
 			}
-		case <-wctx.Done():
+			return
 		}
 	}()
 	return nil
+}
+
+// rewait waits on task again after its wait broke (containerd restarted),
+// retrying every half second until containerd answers or ctx ends. It
+// returns the new wait, or, when the task is gone, its exit (unknown:
+// code 255).
+func (w *podWorker) rewait(ctx context.Context, name string, task client.Task) (<-chan client.ExitStatus, *taskExit) {
+	w.log.Warn("wait on container broke (containerd restarted?); waiting on it again", "container", name)
+	for {
+		statusC, err := task.Wait(ctx)
+		if err == nil {
+			w.log.Info("waiting on container again", "container", name)
+			return statusC, nil
+		}
+		if errdefs.IsNotFound(err) {
+			return nil, &taskExit{name: name, id: task.ID(), code: 255, at: time.Now()}
+		}
+		if ctx.Err() != nil {
+			return nil, nil // the select on ctx ends the watch
+		}
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 }
 
 // handleExit records a container's exit and plans its restart.

@@ -10,7 +10,11 @@ import (
 )
 
 // NodeGrace decides which nodes a plan counts: the registered ones, plus
-// those absent for less than Period, marked unschedulable. An agent that
+// those absent for less than Period, marked unschedulable. A node's absence
+// counts from the first pass that sees it gone (its lease has lapsed by
+// then), not from the last pass that saw it: the leader plans only when
+// something changes, and a node that registered an hour ago in a quiet
+// cluster must still get its whole grace. An agent that
 // restarts, or a node whose lease lapsed for a moment, keeps its pods while
 // no new pod is placed on it; once the grace ends the node is gone and Plan
 // replaces its pods (they are lost). It is a value: Observe takes the state
@@ -28,6 +32,9 @@ type NodeGrace struct {
 type SeenNode struct {
 	Node corev1.Node
 	At   time.Time
+	// GoneAt is when a pass first saw the node absent; zero while it is
+	// registered.
+	GoneAt time.Time
 }
 
 // StartNodeGrace is what a leader that just took over knows of the nodes:
@@ -60,7 +67,10 @@ func (g NodeGrace) Observe(registered []corev1.Node, now time.Time) (next NodeGr
 		if _, present := next.LastSeen[name]; present {
 			continue
 		}
-		end := seen.At.Add(g.Period)
+		if seen.GoneAt.IsZero() {
+			seen.GoneAt = now
+		}
+		end := seen.GoneAt.Add(g.Period)
 		if !now.Before(end) {
 			continue // lost
 		}

@@ -80,7 +80,7 @@ func TestPlan_wakeIsTheExactTimeOfTheNextTimedDecision(t *testing.T) {
 				_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1}, now) // n2 stopped registering
 				return desired, o, now
 			},
-			wantWake: func(Observed) time.Time { return t0.Add(40 * time.Second) },
+			wantWake: func(Observed) time.Time { return t0.Add(45 * time.Second) },
 		},
 	}
 	for _, tt := range tests {
@@ -125,18 +125,18 @@ func TestNodeGrace(t *testing.T) {
 		t.Fatalf("at start: %v expiring %v, want n1 schedulable and n2 unschedulable until %v", got, expires, t0.Add(grace))
 	}
 
-	// n1 registers at 10 s, then vanishes: kept for the grace period from
-	// its last registration, then dropped.
+	// n1 registers at 10 s, then vanishes (seen gone at 12 s): kept for the
+	// grace period from then, then dropped.
 	g, _, _ = g.Observe([]corev1.Node{n1}, t0.Add(10*time.Second))
 	g, nodes, expires = g.Observe(nil, t0.Add(12*time.Second))
 	if got := names(nodes); len(got) != 2 || !got["n1"] || !expires.Equal(t0.Add(grace)) {
 		t.Fatalf("after n1 vanished: %v expiring %v; want both kept, n2's grace first", got, expires)
 	}
 	g, nodes, expires = g.Observe(nil, t0.Add(grace))
-	if got := names(nodes); len(got) != 1 || !got["n1"] || !expires.Equal(t0.Add(10*time.Second+grace)) {
-		t.Fatalf("at n2's grace end: %v expiring %v; want only n1, until %v", got, expires, t0.Add(10*time.Second+grace))
+	if got := names(nodes); len(got) != 1 || !got["n1"] || !expires.Equal(t0.Add(12*time.Second+grace)) {
+		t.Fatalf("at n2's grace end: %v expiring %v; want only n1, until %v", got, expires, t0.Add(12*time.Second+grace))
 	}
-	g, nodes, expires = g.Observe(nil, t0.Add(41*time.Second))
+	g, nodes, expires = g.Observe(nil, t0.Add(42*time.Second))
 	if len(nodes) != 0 || !expires.IsZero() || len(g.LastSeen) != 0 {
 		t.Fatalf("after the grace period: %v expiring %v, state %v; want nothing", names(nodes), expires, g.LastSeen)
 	}
@@ -148,8 +148,23 @@ func TestNodeGrace(t *testing.T) {
 	}
 	registered := []corev1.Node{n1}
 	_, nodes, expires = g.Observe(registered, t0.Add(60*time.Second))
-	if got := names(nodes); len(got) != 2 || !got["n2"] || !expires.Equal(t0.Add(80*time.Second)) || registered[0].Spec.Unschedulable {
+	if got := names(nodes); len(got) != 2 || !got["n2"] || !expires.Equal(t0.Add(90*time.Second)) || registered[0].Spec.Unschedulable {
 		t.Fatalf("n2 gone again: %v expiring %v", got, expires)
+	}
+
+	// A quiet cluster: no pass for an hour after n1 registered, then n1's
+	// lease lapses. It still gets its whole grace from the pass that sees
+	// it gone (it was lost at once when the grace counted from the last
+	// pass that saw it).
+	g = StartNodeGrace(grace, nil, t0)
+	g, _, _ = g.Observe([]corev1.Node{n1}, t0)
+	hour := t0.Add(time.Hour)
+	g, nodes, expires = g.Observe(nil, hour)
+	if got := names(nodes); len(got) != 1 || !got["n1"] || !expires.Equal(hour.Add(grace)) {
+		t.Fatalf("n1 gone after a quiet hour: %v expiring %v, want kept until %v", got, expires, hour.Add(grace))
+	}
+	if _, nodes, _ = g.Observe(nil, hour.Add(grace-time.Nanosecond)); len(nodes) != 1 {
+		t.Fatalf("n1 dropped before its grace ended: %v", names(nodes))
 	}
 }
 

@@ -345,7 +345,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if ac.StateDir == "" {
 			ac.StateDir = filepath.Join(cfg.DataDir, "node")
 		}
-		ac.Logger = log
+		ac.Logger, ac.Registerer = log, reg
 		agent, err = nodes.New(ac, st)
 		if err != nil {
 			return err

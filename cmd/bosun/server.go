@@ -174,6 +174,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/bosun/node", "node state directory (pod logs, network namespaces, the node's certificate)")
 	listen := fs.String("listen", "", "address serving this node's pod logs to bosun servers, and its metrics (/metrics), e.g. 0.0.0.0:10250; mutual TLS once joined (empty: off; `bosun logs` then works only for pods on a server's own node)")
 	fs.StringVar(&cfg.NodeIP, "node-ip", "", "address servers reach this node at (default: detected)")
+	fs.DurationVar(&cfg.CutOffStopAfter, "cut-off-stop-after", 0, "stop this node's pods once it has been cut off from etcd (its lease lost) this long; give the servers' --node-grace-period, so a long partition never runs the pods' replacements and the old copies at once (0: pods keep running while cut off)")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	keyFile := fs.String("encryption-key-file", "", "the servers' key file of Secrets at rest (their <data-dir>/secrets.key), for pods that mount or read Secrets; empty: such pods fail to start")
 	agentFlags(fs, &cfg, &labels)
@@ -270,6 +271,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		go logs.Serve(l)
 		defer logs.Close()
 	}
+	cfg.Registerer = reg
 	agent, err := nodes.New(cfg, st)
 	if err != nil {
 		return err
