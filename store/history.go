@@ -107,8 +107,15 @@ func (s *Store) RequestSync(ctx context.Context, reason string) error {
 // see. Each attempt asks for a member with a raft leader: a member cut off
 // from its quorum refuses at once, and the next attempt may reach another.
 func (s *Store) retry(ctx context.Context, do func(context.Context) error) error {
+	return s.retryEvery(ctx, 2*time.Second, do)
+}
+
+// retryEvery is retry with attempts of at most attempt each: one sent to a
+// member cut off by a partition, whose connection is not yet found dead,
+// hangs only that long.
+func (s *Store) retryEvery(ctx context.Context, attempt time.Duration, do func(context.Context) error) error {
 	for {
-		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 2*time.Second)
+		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), attempt)
 		err := do(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || (!Transient(err) && !errors.Is(err, context.DeadlineExceeded)) {

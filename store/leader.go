@@ -174,7 +174,11 @@ func (l *Leadership) Deadline() time.Time { return time.Unix(0, l.deadline.Load(
 func (s *Store) Leader(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, Prefix+electionPrefix, clientv3.WithFirstCreate()...)
+	var resp *clientv3.GetResponse
+	err := s.retryEvery(ctx, 500*time.Millisecond, func(ctx context.Context) (err error) {
+		resp, err = s.cli.Get(ctx, Prefix+electionPrefix, clientv3.WithFirstCreate()...)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("read leader: %w", err)
 	}
