@@ -768,6 +768,15 @@ func TestHASoak(t *testing.T) {
 	}
 	measure := func(lead int, fault func()) time.Duration {
 		watcher := s[(lead+1)%3]
+		raft := ""
+		if st, err := watcher.status(); err == nil && st.Etcd != nil {
+			for _, m := range st.Etcd.Members {
+				if m.Leader {
+					raft = m.Name
+				}
+			}
+		}
+		defer func() { t.Logf("leader s%d, etcd raft leader %s", lead, raft) }()
 		start := time.Now()
 		fault()
 		var took time.Duration

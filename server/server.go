@@ -439,8 +439,10 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 			if ctx.Err() != nil {
 				return nil
 			}
+			// Soon: a campaign that failed because its request went to a
+			// member cut off by a partition is worth trying again at once.
 			log.Warn("campaign failed; retrying", "err", err)
-			sleep(ctx, time.Second)
+			sleep(ctx, 200*time.Millisecond)
 			continue
 		}
 		log.Info("elected leader", "id", cfg.ID)

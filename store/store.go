@@ -91,7 +91,7 @@ func DialMembers(endpoints []string, tlsCfg *tls.Config) (*clientv3.Client, erro
 }
 
 // memberPing is how often DialMembers' clients ping each member.
-const memberPing = 2 * time.Second
+const memberPing = time.Second
 
 // memberSyncInterval is how often DialMembers' clients read the member list.
 const memberSyncInterval = 10 * time.Second
