@@ -259,4 +259,4 @@ func moveRaftLeader(own *clientv3.Client, self uint64, log *slog.Logger) func(co
 }
 
 // raftLeaderCheck is how often a leader checks where etcd's raft leader is.
-const raftLeaderCheck = 5 * time.Second
+const raftLeaderCheck = time.Second
