@@ -54,6 +54,7 @@ var routeTable = []struct {
 	{"POST /api/v1/nodes/{name}/uncordon", Admin, "node.uncordon", (*Server).uncordonNode},
 	{"POST /api/v1/nodes/{name}/drain", Admin, "node.drain", (*Server).drainNode},
 	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode}, // nodes.go
+	{"DELETE /api/v1/etcd/members/{name}", Admin, "etcd.member.remove", (*Server).removeMember},
 }
 
 // Routes lists the API's own routes with their Access (without handlers),

@@ -51,6 +51,7 @@ Usage:
       a new API token and the line of --tokens-file that lets it in
   bosun secrets init|keys|rotate-key|promote-key NAME|remove-key NAME [--data-dir DIR | --encryption-key-file FILE]
       the keys Secret data is encrypted with in etcd (see examples/encryption-at-rest)
+  bosun etcd member remove NAME     remove a server's etcd member for good (admin; see examples/ha)
   bosun version
 
 The CLI talks to the API of a server over HTTPS: --server URL or $BOSUN_SERVER
@@ -125,6 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdImage(ctx, rest, stdout, stderr)
 	case "secrets":
 		return cmdSecrets(rest, stdout, stderr)
+	case "etcd":
+		return cmdEtcd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "bosun", version)
 		return nil
