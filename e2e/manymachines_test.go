@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// spreadApp is a Deployment of the hello app with a Service (virtual IP,
+// port 80) and a headless Service (the pods' addresses, port 8080).
+func spreadApp(replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: %d
+  strategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 1}
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: web
+        image: localhost/bosun-hello:v1
+        env:
+        - {name: PORT, value: "8080"}
+        ports:
+        - {name: http, containerPort: 8080}
+        readinessProbe:
+          httpGet: {path: /healthz, port: http}
+          periodSeconds: 1
+          failureThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-pods
+spec:
+  clusterIP: None
+  selector: {app: web}
+  ports:
+  - {name: http, port: 8080}
+`, replicas)
+}
+
+// waitReady waits until the Deployment web has n ready pods and returns
+// them.
+func (c *mhCluster) waitReady(n int, timeout time.Duration) []corev1.Pod {
+	c.t.Helper()
+	var ready []corev1.Pod
+	c.waitFor(fmt.Sprintf("%d ready web pods", n), timeout, func() error {
+		all := withPrefix(c.pods(), "web-")
+		ready = readyPods(all, "web-")
+		if len(all) != n || len(ready) != n {
+			return fmt.Errorf("%d pods, %d ready", len(all), len(ready))
+		}
+		return nil
+	})
+	return ready
+}
+
+func perNode(pods []corev1.Pod) map[string]int {
+	out := map[string]int{}
+	for _, p := range pods {
+		out[p.Spec.NodeName]++
+	}
+	return out
+}
+
+// checkReach checks that every pod reaches every other pod by its IP, the
+// Service by name (its virtual IP, through the node's cluster DNS), and
+// the headless Service's name resolves in every pod to exactly the ready
+// pods' addresses. Pods are asked in parallel; every failure is reported.
+func (c *mhCluster) checkReach(t *testing.T, pods []corev1.Pod) {
+	t.Helper()
+	var mu sync.Mutex
+	var failures []string
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures = append(failures, fmt.Sprintf(format, args...))
+	}
+	names := map[string]bool{}
+	for _, p := range pods {
+		names[p.Name] = true
+	}
+	want := ips(pods)
+	var wg sync.WaitGroup
+	for _, from := range pods {
+		wg.Go(func() {
+			for _, to := range pods {
+				out, err := c.podGet(from, fmt.Sprintf("http://%s:8080/", to.Status.PodIP))
+				if err != nil || helloPod(out) != to.Name {
+					fail("%s (%s) -> %s (%s) by IP: %q, %v", from.Name, from.Spec.NodeName, to.Name, to.Spec.NodeName, out, err)
+				}
+			}
+			got, err := c.podResolve(from, "web-pods")
+			if err != nil || !slices.Equal(got, want) {
+				fail("%s (%s): web-pods resolves to %v (%v), want %v", from.Name, from.Spec.NodeName, got, err, want)
+			}
+			// Through the Service's name: its virtual IP, whichever pod
+			// answers; enough tries to reach pods on other nodes.
+			seen := map[string]bool{}
+			for range 4 * len(pods) {
+				out, err := c.podGet(from, "http://web/")
+				if err != nil || !names[helloPod(out)] {
+					fail("%s (%s) -> http://web/: %q, %v", from.Name, from.Spec.NodeName, out, err)
+					break
+				}
+				seen[helloPod(out)] = true
+			}
+			nodesSeen := map[string]bool{}
+			for _, p := range pods {
+				if seen[p.Name] {
+					nodesSeen[p.Spec.NodeName] = true
+				}
+			}
+			if len(nodesSeen) < 2 && len(perNode(pods)) > 1 {
+				fail("%s (%s) -> http://web/ reached pods on %v only", from.Name, from.Spec.NodeName, nodesSeen)
+			}
+			// And by the headless name: a pod picked by DNS.
+			out, err := c.podGet(from, "http://web-pods.default.svc.cluster.local:8080/")
+			if err != nil || !names[helloPod(out)] {
+				fail("%s (%s) -> http://web-pods.default.svc.cluster.local:8080/: %q, %v", from.Name, from.Spec.NodeName, out, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		slices.Sort(failures)
+		t.Fatalf("%d failures of pod reachability:\n%s", len(failures), strings.Join(failures, "\n"))
+	}
+}
+
+// TestManyMachines_spread: three node hosts, each its own network
+// namespace, containerd and agent, joined to a server on a fourth host. A
+// 6-replica Deployment spreads 2, 2, 2 (the scheduler's default spreading
+// of a Deployment's replicas); every pod reaches every other pod by IP, by
+// Service name through the cluster DNS of its node, and through the
+// Service's virtual IP; the cluster invariant holds.
+func TestManyMachines_spread(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.write("README.md", "nothing yet\n")
+	repo.commit("empty")
+	c := newCluster(t, repo, clusterOpts{agents: 3, backend: "host-gw"})
+
+	began := time.Now()
+	repo.write("web.yaml", spreadApp(6))
+	repo.commit("web: 6 replicas")
+	pods := c.waitReady(6, 90*time.Second)
+	t.Logf("6 pods ready on 3 nodes %v after the commit", time.Since(began).Round(time.Millisecond))
+	if got := perNode(pods); len(got) != 3 || got["node-0"] != 2 || got["node-1"] != 2 || got["node-2"] != 2 {
+		t.Fatalf("pods per node: %v, want 2 on each of node-0, node-1, node-2", got)
+	}
+	c.checkReach(t, pods)
+	c.checkInvariant(30 * time.Second)
+}
+
+// TestManyMachines_nodePartitioned: a node cut off the network for longer
+// than the grace period: its pods run again on the other nodes; when the
+// cable is back, the invariant holds (the returning node's stale copies
+// gone, no container of a pod on two hosts).
+func TestManyMachines_nodePartitioned(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.write("web.yaml", spreadApp(6))
+	repo.commit("web: 6 replicas")
+	c := newCluster(t, repo, clusterOpts{agents: 3, backend: "host-gw", nodeGracePeriod: 3 * time.Second})
+	pods := c.waitReady(6, 90*time.Second)
+	c.checkInvariant(30 * time.Second)
+
+	victim := c.agent("node-2")
+	var gone []string
+	for _, p := range pods {
+		if p.Spec.NodeName == victim.node {
+			gone = append(gone, p.Name)
+		}
+	}
+	if len(gone) == 0 {
+		t.Fatalf("no pod on %s: %v", victim.node, perNode(pods))
+	}
+	cut := time.Now()
+	victim.host.partition()
+	healed := false
+	defer func() {
+		if !healed {
+			victim.host.heal()
+		}
+	}()
+	c.waitFor("the partitioned node's pods to run on the other nodes", 90*time.Second, func() error {
+		all := withPrefix(c.pods(), "web-")
+		ready := readyPods(all, "web-")
+		if len(ready) != 6 {
+			return fmt.Errorf("%d ready", len(ready))
+		}
+		for _, p := range ready {
+			if p.Spec.NodeName == victim.node {
+				return fmt.Errorf("pod %s still on %s", p.Name, victim.node)
+			}
+		}
+		return nil
+	})
+	t.Logf("%s cut off -> 6 pods ready on the other nodes: %v (lease TTL 10 s + grace 3 s)", victim.node, time.Since(cut).Round(time.Millisecond))
+
+	victim.host.heal()
+	healed = true
+	c.waitNodesReady(60 * time.Second)
+	c.checkInvariant(60 * time.Second)
+	c.checkReach(t, c.waitReady(6, 30*time.Second))
+}
