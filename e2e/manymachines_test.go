@@ -229,3 +229,84 @@ func TestManyMachines_nodePartitioned(t *testing.T) {
 	c.checkInvariant(60 * time.Second)
 	c.checkReach(t, c.waitReady(6, 30*time.Second))
 }
+
+// TestManyMachines_oneNodeFaults: the harness's faults on one node host,
+// where no traffic crosses nodes: the agent SIGKILLed and restarted, the
+// server SIGKILLed and restarted, the node's cable pulled for less than its
+// lease.
+// After each, the same containers run (none duplicated, none orphaned),
+// and the invariant holds.
+func TestManyMachines_oneNodeFaults(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.write("web.yaml", spreadApp(3))
+	repo.commit("web: 3 replicas")
+	c := newCluster(t, repo, clusterOpts{agents: 1})
+	c.checkReach(t, c.waitReady(3, 90*time.Second))
+	c.checkInvariant(30 * time.Second)
+	a := c.agents[0]
+	before := c.taskIDs()
+
+	same := func(what string) {
+		t.Helper()
+		c.checkInvariant(60 * time.Second)
+		if after := c.taskIDs(); !slices.Equal(after, before) {
+			t.Fatalf("after %s the containers are %v, were %v", what, after, before)
+		}
+		t.Logf("after %s: the same %d containers, the invariant holds", what, len(before))
+	}
+	if err := a.restart(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitNodesReady(30 * time.Second)
+	same("the agent SIGKILLed and restarted")
+
+	c.servers[0].restart()
+	c.waitNodesReady(30 * time.Second)
+	same("the server SIGKILLed and restarted")
+
+	a.host.partition()
+	time.Sleep(3 * time.Second)
+	a.host.heal()
+	c.waitNodesReady(30 * time.Second)
+	same("the node's cable pulled for 3 s")
+}
+
+// TestManyMachines_containerdRestart: containerd SIGKILLed and restarted
+// under a running agent, on one node and then on every node at once: the
+// same containers run afterwards (adopted, not restarted, none
+// duplicated), and the invariant holds.
+func TestManyMachines_containerdRestart(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.write("web.yaml", spreadApp(4))
+	repo.commit("web: 4 replicas")
+	c := newCluster(t, repo, clusterOpts{agents: 2})
+	c.waitReady(4, 90*time.Second)
+	c.checkInvariant(30 * time.Second)
+	before := c.taskIDs()
+	same := func(what string) {
+		t.Helper()
+		c.checkInvariant(60 * time.Second)
+		if after := c.taskIDs(); !slices.Equal(after, before) {
+			t.Fatalf("after %s the containers are %v, were %v", what, after, before)
+		}
+		t.Logf("after %s: the same %d containers, the invariant holds", what, len(before))
+	}
+	if err := c.agents[0].containerd.restart(); err != nil {
+		t.Fatal(err)
+	}
+	same("node-0's containerd SIGKILLed and restarted")
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.agents))
+	for i, a := range c.agents {
+		wg.Go(func() { errs[i] = a.containerd.restart() })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("every node's containerd SIGKILLed and restarted")
+}

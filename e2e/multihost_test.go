@@ -4,15 +4,17 @@ package e2e
 // namespace of its own.
 //
 //	        switch namespace (bosunmh<pid>c<n>sw)
-//	   br0 (10.246.0.0/24)          br1 (10.246.1.0/24, segments: 2)
-//	    |h0   |h1   |h2   ...         |hK ...      |r1
-//	  eth0  eth0  eth0              eth0          router namespace
-//	  host0 host1 host2 ...         hostK         (r0 on br0, r1 on br1)
+//	   br0 (10.246.0.0/24)            br1 (10.246.1.0/24, segments: 2)
+//	    |h0   |h1   |h2  ...  |r0       |hK ...   |r1
+//	  eth0  eth0  eth0        router namespace: r0 10.246.0.1, r1 10.246.1.1
+//	  host0 host1 host2 ...             hostK ...
 //
 // Each host is a network namespace (bosunmh<pid>c<n>h<i>) with one veth
-// into a bridge of the switch namespace: one L2 segment per bridge. With
-// clusterOpts.segments 2 the odd hosts sit on a second segment, reached
-// through a router namespace (the VXLAN case: nodes that share no L2).
+// into a bridge of the switch namespace: one L2 segment per bridge. A
+// router namespace (bosunmh<pid>c<n>rt) is every host's default gateway
+// (10.246.<segment>.1); with clusterOpts.segments 2 the odd hosts sit on a
+// second segment, reached only through the router (the VXLAN case: nodes
+// that share no L2).
 // Nothing is created in the test machine's own network namespace: no link,
 // no address, no listener. The test process reaches a host by creating its
 // sockets inside the host's namespace (mhHost.dial), and runs commands there
@@ -262,12 +264,11 @@ func (c *mhCluster) network() {
 		h.mustRun("ip", "link", "set", "lo", "up")
 		h.mustRun("ip", "addr", "add", h.ip+"/24", "dev", "eth0")
 		h.mustRun("ip", "link", "set", "eth0", "up")
-		if c.opts.segments > 1 {
-			h.mustRun("ip", "route", "add", "default", "via", fmt.Sprintf("10.246.%d.1", h.segment))
-		}
+		// A default route, as every machine has: through the router.
+		h.mustRun("ip", "route", "add", "default", "via", fmt.Sprintf("10.246.%d.1", h.segment))
 		c.hosts = append(c.hosts, h)
 	}
-	if c.opts.segments > 1 {
+	{
 		c.router = c.name + "rt"
 		mustRun(t, "ip", "netns", "add", c.router)
 		nsRun(t, c.router, "ip", "link", "set", "lo", "up")
@@ -783,6 +784,31 @@ func (d *mhContainerd) stopAll() {
 	}
 }
 
+// restart SIGKILLs the server and starts it again on its data.
+func (s *mhServer) restart() {
+	s.stop(syscall.SIGKILL)
+	s.start()
+}
+
+// taskIDs lists the ids of the containers running on every node, sorted.
+func (c *mhCluster) taskIDs() []string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	for _, a := range c.agents {
+		ts, err := a.containerd.tasks(ctx, a.node)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, tk := range ts {
+			out = append(out, a.node+"/"+tk.id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // partition cuts the host off the network, as a pulled cable does: its
 // port on the switch goes down (its own link, routes and addresses stay).
 func (h *mhHost) partition() { h.c.swRun("ip", "link", "set", h.port, "down") }
@@ -837,6 +863,7 @@ func (c *mhCluster) close() {
 	if err := mhRemove(names, c.dir); err != nil {
 		t.Errorf("cleanup of cluster %s: %v", c.name, err)
 	}
+	os.Remove(filepath.Dir(c.dir)) // the test binary's directory, once its last cluster is gone
 }
 
 // mhRemove kills every process in the network namespaces named and in the
