@@ -49,6 +49,7 @@ var routeTable = []struct {
 
 	// Admin: every call is audited.
 	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
+	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode},
 }
 
 // Routes lists the API's own routes with their Access (without handlers),

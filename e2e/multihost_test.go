@@ -301,7 +301,11 @@ func (c *mhCluster) startServer(h *mhHost, i int) *mhServer {
 		"--proxy-table", s.proxyTable,
 		"--service-cidr", mhServiceCIDR,
 		"--node-grace-period", c.opts.nodeGracePeriod.String(),
+		"--cluster-cidr", mhClusterCIDR,
 		"--id", fmt.Sprintf("server-%d", i),
+	}
+	if c.opts.backend != "" {
+		s.args = append(s.args, "--backend", c.opts.backend)
 	}
 	s.args = append(s.args, c.opts.serverArgs...)
 	if i > 0 {
@@ -322,7 +326,6 @@ func (c *mhCluster) startAgent(a *mhAgent) {
 		"--listen", a.host.ip + ":10250",
 		"--state-dir", a.stateDir,
 		"--containerd-address", a.containerd.address,
-		"--pod-cidr", fmt.Sprintf("10.247.%d.0/24", slices.Index(c.agents, a)+1),
 		"--bridge", "bosunmh0",
 		"--netns-dir", filepath.Join(a.host.dir, "netns"),
 		"--proxy-table", "bosunmh",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"slices"
@@ -38,6 +39,11 @@ type Agent struct {
 	running func()
 	// registered is closed once Run has registered the node.
 	registered chan struct{}
+	// request is the pod subnet asked for (Config.PodCIDR as given; ""
+	// asks the leader for one); waitSubnet makes Run wait for the
+	// leader's record of it (simulated nodes do not).
+	request    string
+	waitSubnet bool
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -50,7 +56,7 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 		return nil, fmt.Errorf("nodes: config: %w", err)
 	}
 	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber(),
-		registered: make(chan struct{})}
+		registered: make(chan struct{}), request: cfg.PodCIDR, waitSubnet: true}
 	a.runner = containerdRunner{a}
 	return a, nil
 }
@@ -61,6 +67,16 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 // on the machine.
 func (a *Agent) Registered() <-chan struct{} { return a.registered }
 
+// PodCIDR is the node's pod subnet; it is known once Registered is closed
+// (before, it is the subnet asked for, or "").
+func (a *Agent) PodCIDR() string { return a.cfg.PodCIDR }
+
+// BridgeName is the Linux bridge of the node's pod network.
+func (a *Agent) BridgeName() string { return a.cfg.BridgeName }
+
+// NodeIP is the address the node publishes (its InternalIP).
+func (a *Agent) NodeIP() string { return a.cfg.NodeIP }
+
 // StateDir is the agent's state directory (absolute); the logs of this
 // node's pods are under it (see WriteLogs).
 func (a *Agent) StateDir() string { return a.cfg.StateDir }
@@ -69,7 +85,9 @@ func (a *Agent) StateDir() string { return a.cfg.StateDir }
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
 // DNSServer is the nameserver address pods on this node are given; the
-// cluster DNS must listen there on port 53.
+// cluster DNS must listen there on port 53. Unless set in Config, it is
+// the pod subnet's gateway, known once Registered is closed (before, ""
+// when the node asks the leader for its subnet).
 func (a *Agent) DNSServer() string { return a.cfg.DNSServer }
 
 // Run registers the node, adopts the containers a previous agent left, then
@@ -89,6 +107,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
 	node := a.nodeObject(runtimeVersion)
+	if a.waitSubnet {
+		// Registered, so that the leader sees what the node asks for, but
+		// not Ready and tainted until its pod network exists.
+		pendingNode(node)
+	}
 	lease, err := a.st.RegisterNode(ctx, node, a.cfg.LeaseTTL)
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
@@ -103,6 +126,26 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("deregister node", "err", err)
 		}
 	}()
+	var subnetLost <-chan error
+	if a.waitSubnet {
+		cidr, err := a.podSubnet(ctx)
+		if err != nil {
+			return err
+		}
+		a.useSubnet(cidr)
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		subnetLost = a.watchSubnet(sctx, cidr)
+	}
+	if err := a.runner.startNetwork(ctx); err != nil {
+		return err
+	}
+	if a.waitSubnet {
+		node = a.nodeObject(runtimeVersion)
+		if err := lease.Update(ctx, node); err != nil {
+			return fmt.Errorf("register node %s: %w", a.cfg.NodeName, err)
+		}
+	}
 	a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
 		"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints))
 	close(a.registered)
@@ -186,6 +229,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case w := <-l.done:
 			l.finished(ctx, w)
+		case err := <-subnetLost:
+			if err != nil {
+				a.log.Error("stopping", "err", err)
+				return err
+			}
+			subnetLost = nil
 		case <-lost:
 			a.log.Warn("node lease lost; registering again")
 			lease = nil
@@ -259,6 +308,15 @@ func (l *loop) start(ctx context.Context, w podTask) {
 	w.launch(ctx, &l.wg)
 }
 
+// useSubnet makes cidr the node's pod subnet.
+func (a *Agent) useSubnet(cidr string) {
+	p := netip.MustParsePrefix(cidr).Masked()
+	a.cfg.PodCIDR = p.String()
+	if a.cfg.DNSServer == "" {
+		a.cfg.DNSServer = gatewayOf(p).String()
+	}
+}
+
 // finished forgets a worker whose pod is gone, and starts a new one if a pod
 // of that name was bound again meanwhile.
 func (l *loop) finished(ctx context.Context, w podTask) {
@@ -287,7 +345,7 @@ func (a *Agent) nodeObject(runtimeVersion string) *corev1.Node {
 	n := &corev1.Node{
 		TypeMeta:   metav1.TypeMeta{Kind: "Node", APIVersion: "v1"},
 		ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Labels: labels, CreationTimestamp: now},
-		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, PodCIDRs: []string{a.cfg.PodCIDR}, Taints: slices.Clone(a.taints)},
+		Spec:       corev1.NodeSpec{PodCIDR: a.cfg.PodCIDR, Taints: slices.Clone(a.taints)},
 		Status: corev1.NodeStatus{
 			Capacity:    a.cfg.Capacity.DeepCopy(),
 			Allocatable: a.cfg.allocatable.DeepCopy(),
@@ -303,6 +361,9 @@ func (a *Agent) nodeObject(runtimeVersion string) *corev1.Node {
 				Architecture:            runtime.GOARCH,
 			},
 		},
+	}
+	if a.cfg.PodCIDR != "" {
+		n.Spec.PodCIDRs = []string{a.cfg.PodCIDR}
 	}
 	if hn, err := os.Hostname(); err == nil {
 		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeHostName, Address: hn})

@@ -40,10 +40,14 @@ type Config struct {
 
 	CNIBinDirs []string // default /usr/lib/cni, /opt/cni/bin
 	CNIConfDir string   // where bosun writes its conflist, default StateDir/cni
-	PodCIDR    string   // default 10.88.0.0/16; the gateway is the first address
-	BridgeName string   // Linux bridge and CNI network name, default "bosun0"
+	// PodCIDR is the node's pod subnet asked for by hand (--pod-cidr);
+	// empty (the default): the leader gives one from the cluster CIDR. Run
+	// waits for the leader's record either way (see podSubnet); the
+	// bridge's gateway is the subnet's first address.
+	PodCIDR    string
+	BridgeName string // Linux bridge and CNI network name, default "bosun0"
 	// DNSServer is the nameserver in pods' resolv.conf, default the bridge
-	// gateway address.
+	// gateway address (known once the node has its pod subnet).
 	DNSServer string
 	// ClusterDomain for the resolv.conf search path, default cluster.local.
 	ClusterDomain string
@@ -114,7 +118,6 @@ func (c *Config) setDefaults() error {
 	def(&c.Snapshotter, "overlayfs")
 	def(&c.NetnsDir, "/run/netns")
 	def(&c.CNIConfDir, filepath.Join(c.StateDir, "cni"))
-	def(&c.PodCIDR, "10.88.0.0/16")
 	def(&c.BridgeName, "bosun0")
 	def(&c.ClusterDomain, "cluster.local")
 	def(&c.ResolvConf, "/etc/resolv.conf")
@@ -128,16 +131,18 @@ func (c *Config) setDefaults() error {
 	if len(c.CNIBinDirs) == 0 {
 		c.CNIBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 	}
-	prefix, err := netip.ParsePrefix(c.PodCIDR)
-	if err != nil || !prefix.Addr().Is4() || prefix.Bits() > 30 {
-		return fmt.Errorf("pod CIDR %q: want an IPv4 prefix of at most /30", c.PodCIDR)
+	if c.PodCIDR != "" {
+		prefix, err := netip.ParsePrefix(c.PodCIDR)
+		if err != nil || !prefix.Addr().Is4() || prefix.Bits() > 30 {
+			return fmt.Errorf("pod CIDR %q: want an IPv4 prefix of at most /30", c.PodCIDR)
+		}
+		c.PodCIDR = prefix.Masked().String()
+		def(&c.DNSServer, gatewayOf(prefix).String())
 	}
-	c.PodCIDR = prefix.Masked().String()
 	if len(c.BridgeName) > 15 {
 		return fmt.Errorf("bridge name %q: longer than 15 characters", c.BridgeName)
 	}
-	def(&c.DNSServer, gatewayOf(prefix).String())
-	if _, err := netip.ParseAddr(c.DNSServer); err != nil {
+	if _, err := netip.ParseAddr(c.DNSServer); c.DNSServer != "" && err != nil {
 		return fmt.Errorf("DNS server %q: %w", c.DNSServer, err)
 	}
 	durDef := func(d *time.Duration, v time.Duration) {

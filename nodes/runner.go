@@ -19,9 +19,13 @@ import (
 // rest (registration, lease, the watch of the node's pods, one worker per
 // pod key, deregistration) the same way for both.
 type podRunner interface {
-	// setUp prepares the runtime before the node registers. It returns the
-	// context workers run in and the node's containerRuntimeVersion.
+	// setUp prepares the runtime before the node registers, changing
+	// nothing on the machine. It returns the context workers run in and
+	// the node's containerRuntimeVersion.
 	setUp(ctx context.Context) (context.Context, string, error)
+	// startNetwork prepares the pod network once the node's pod subnet is
+	// known (Config.PodCIDR).
+	startNetwork(ctx context.Context) error
 	// discover returns what a previous agent left running, to adopt: per
 	// pod key, the containers by pod UID.
 	discover(ctx context.Context) (map[string]map[string][]adoptedContainer, error)
@@ -51,9 +55,7 @@ type podTask interface {
 // containerdRunner runs pods on containerd: a podWorker per pod.
 type containerdRunner struct{ a *Agent }
 
-// setUp connects to containerd, checks that the node's pod addresses are
-// its own on this machine, and prepares the pod network and state
-// directory.
+// setUp connects to containerd.
 func (r containerdRunner) setUp(ctx context.Context) (context.Context, string, error) {
 	a := r.a
 	c, err := client.New(a.cfg.ContainerdAddress, client.WithDefaultNamespace(a.cfg.Namespace), client.WithTimeout(10*time.Second))
@@ -72,34 +74,28 @@ func (r containerdRunner) setUp(ctx context.Context) (context.Context, string, e
 	if err != nil {
 		return nil, "", fmt.Errorf("containerd at %s: %w", a.cfg.ContainerdAddress, err)
 	}
-	// Before anything on this machine changes: a node must not share pod
-	// addresses with another on this machine.
-	registered, err := a.st.Nodes(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("read nodes: %w", err)
-	}
-	host, _ := os.Hostname()
-	refuse, warn := podCIDRCheck(a.cfg.NodeName, host, a.cfg.PodCIDR, registered)
-	if refuse != nil {
-		return nil, "", fmt.Errorf("node %s: %w", a.cfg.NodeName, refuse)
-	}
-	if warn != "" {
-		a.log.Warn(warn)
-	}
+	ok = true
+	return ctx, "containerd://" + ver.Version, nil
+}
+
+// startNetwork prepares the pod network (the bridge's CNI configuration)
+// and the state directory, once the node's pod subnet is known.
+func (r containerdRunner) startNetwork(context.Context) error {
+	a := r.a
+	var err error
 	if a.net, err = newNetwork(&a.cfg); err != nil {
-		return nil, "", err
+		return err
 	}
 	for _, d := range []string{"logs", "pods"} {
 		if err := os.MkdirAll(a.cfg.StateDir+"/"+d, 0o755); err != nil {
-			return nil, "", fmt.Errorf("state dir: %w", err)
+			return fmt.Errorf("state dir: %w", err)
 		}
 	}
 	// Pods' volumes hold ConfigMap and Secret files: only root may look.
 	if err := os.Chmod(a.cfg.StateDir+"/pods", 0o700); err != nil {
-		return nil, "", fmt.Errorf("state dir: %w", err)
+		return fmt.Errorf("state dir: %w", err)
 	}
-	ok = true
-	return ctx, "containerd://" + ver.Version, nil
+	return nil
 }
 
 func (r containerdRunner) discover(ctx context.Context) (map[string]map[string][]adoptedContainer, error) {

@@ -310,6 +310,8 @@ func (r *simRunner) setUp(ctx context.Context) (context.Context, string, error) 
 	return ctx, SimulatedRuntimeVersion, nil
 }
 
+func (r *simRunner) startNetwork(context.Context) error { return nil }
+
 func (r *simRunner) discover(context.Context) (map[string]map[string][]adoptedContainer, error) {
 	return nil, nil
 }

@@ -136,6 +136,15 @@ func (l *leader) run(ctx context.Context) error {
 	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log,
 		canaries: l.canaryInput}
 	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
+	// Node subnets are given as nodes come, Git revision or not.
+	sn, err := newSubnets(l.cfg.PodNetwork, l.st, l.apply, l.log, l.m.subnets)
+	if err != nil {
+		return err
+	}
+	subnetChanges := l.st.Changes(ctx, store.NodesPrefix, store.NodeSubnetsPrefix)
+	subnetRetry := time.NewTimer(time.Hour)
+	subnetRetry.Stop()
+	defer subnetRetry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,6 +168,18 @@ func (l *leader) run(ctx context.Context) error {
 		case <-syncRequests:
 			l.triggerSync(ctx)
 			continue
+		case <-subnetChanges:
+			if plan, stop := l.syncSubnets(ctx, sn, cl, subnetRetry); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
+		case <-subnetRetry.C:
+			if plan, stop := l.syncSubnets(ctx, sn, cl, subnetRetry); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
 		case <-changes:
 		case <-wake.C:
 		case <-l.analyzer.timer.C:

@@ -34,6 +34,8 @@ type metrics struct {
 	canaryReady  *prometheus.GaugeVec
 	canaryEvents *prometheus.CounterVec
 	canaryChecks *prometheus.CounterVec
+	// subnets are the node subnet allocator's (subnets.go).
+	subnets *subnetMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -90,6 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bosun_canary_queries_total", Help: "Evaluations of canaries' Prometheus queries, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	m.subnets = newSubnetMetrics(reg)
 	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
 	reg.MustRegister(m.leader, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m

@@ -79,6 +79,11 @@ type Config struct {
 	// node ports from (--service-cidr, --node-port-range); the zero value
 	// is 10.96.0.0/16 and 30000-32767.
 	Services ipalloc.Config
+	// PodNetwork is where the leader cuts node pod subnets from
+	// (--cluster-cidr, --node-cidr-mask-size) and how agents route
+	// between nodes (--backend); the zero value is 10.88.0.0/16 in /24s
+	// over host-gw.
+	PodNetwork PodNetwork
 	// Agent runs a node agent for this machine in the same process.
 	Agent     bool
 	AgentConf nodes.Config
@@ -167,6 +172,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.loadSOPSKey(); err != nil {
+		return err
+	}
+	if _, err := c.PodNetwork.withDefaults().config(); err != nil {
 		return err
 	}
 	return c.Services.Validate()
@@ -279,7 +287,9 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
-		dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
+		if agent.DNSServer() != "" {
+			dnsListen = append(dnsListen, net.JoinHostPort(agent.DNSServer(), "53"))
+		}
 	}
 	dnsSrv, err := dns.New(dns.Config{Listen: dnsListen, Domain: cfg.Domain, Logger: log, Registerer: reg}, cache)
 	if err != nil {
@@ -323,6 +333,12 @@ func Run(ctx context.Context, cfg Config) error {
 	start("dns", dnsSrv.Run)
 	if agent != nil {
 		start("agent", agent.Run)
+		start("podnet", func(ctx context.Context) error { return runPodNetwork(ctx, agent, st, reg, log) })
+		if len(dnsListen) == 1 {
+			// The pods' nameserver is the gateway of a subnet the leader
+			// gives: served once the agent has it.
+			start("dns-pods", func(ctx context.Context) error { return podDNS(ctx, agent, cfg.Domain, cache, log) })
+		}
 		if cfg.Proxy {
 			pc := cfg.ProxyConf
 			pc.Registerer, pc.Logger = reg, log

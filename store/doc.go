@@ -8,6 +8,8 @@
 //	/bosun/pods/<node>/<ns>/<name>  corev1.Pod (metadata and spec) bound to <node>, put by the leader
 //	/bosun/pods/-/<ns>/<name>       corev1.Pod not bound yet ("-" is never a node name: names are DNS subdomains)
 //	/bosun/podstatus/<node>/<ns>/<name>  PodStatus, put by the agent of <node>, which runs the pod
+//	/bosun/nodesubnets/<node>       NodeSubnet: the node's pod subnet (or a refusal), put by the leader; DeleteNode removes it
+//	/bosun/cluster/network          ClusterNetwork: cluster CIDR, node mask size, backend, put by the leader
 //	/bosun/deployments/<ns>/<name>  appsv1.Deployment with its computed status, put by the leader
 //	/bosun/services/<ns>/<name>     corev1.Service, put by the leader
 //	/bosun/configmaps/<ns>/<name>   corev1.ConfigMap, put by the leader, read by agents

@@ -297,7 +297,7 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}
-	head := "NAME\tSTATUS\tCPU\tMEMORY\tPODS\tAGE"
+	head := "NAME\tSTATUS\tPOD-CIDR\tCPU\tMEMORY\tPODS\tAGE"
 	if wide {
 		head += "\tINTERNAL-IP\tRUNTIME\tTAINTS\tLABELS"
 	}
@@ -312,7 +312,7 @@ func printNodes(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) err
 		if n.Spec.Unschedulable {
 			status += ",SchedulingDisabled"
 		}
-		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", n.Name, status, n.Status.Allocatable.Cpu(),
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", n.Name, status, dash(n.Spec.PodCIDR), n.Status.Allocatable.Cpu(),
 			n.Status.Allocatable.Memory(), n.Status.Allocatable.Pods(), age(n.CreationTimestamp.Time, now))
 		if wide {
 			ip := ""

@@ -25,10 +25,12 @@ const usage = `bosun: run the Kubernetes manifests of a Git repository.
 Usage:
   bosun server --repo URL|PATH [--branch main] [--path DIR] [--data-dir DIR] [--poll 5s]
       [--service-cidr 10.96.0.0/16] [--node-port-range 30000-32767] [--proxy=true] [--proxy-table bosun] ...
+      [--cluster-cidr 10.88.0.0/16] [--node-cidr-mask-size 24] [--backend host-gw|vxlan]
       [--ssh-known-hosts FILE] [--git-password-file FILE] [--verify-commits --trusted-keys DIR] [--sops-age-key-file FILE]
   bosun agent --server URL --token TOKEN --node-name NAME [--labels k=v,...] [--proxy=true] [--proxy-table bosun]
       join the cluster with the token the server printed (--etcd-endpoints URL for an etcd on loopback)
-  bosun agent --cleanup [--proxy-table bosun]     remove the Service proxy's nftables table and exit
+  bosun agent --cleanup [--proxy-table bosun] [--bridge bosun0]     remove the Service proxy's nftables table,
+      the routes to other nodes' pods, the VXLAN device and the masquerade table, and exit
   bosun agent --etcd-endpoints URL[,URL] --simulate N [--simulate-start-delay 0] [--simulate-prefix sim]
       N SIMULATED nodes for scale tests: they report pods Running and Ready but run nothing
   bosun status [-o json]
@@ -37,6 +39,7 @@ Usage:
   bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]
       the canaries (bosun.dev/canary-branch): a table, or one canary's spec, state, pods and checks
   bosun sync
+  bosun node delete NAME [--force]     forget a node: its pod subnet is freed, its pods are replaced elsewhere
   bosun history [-o json]
   bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]     exit 0: no change, 2: changes, 1: error
       a canary branch (named by a Deployment's bosun.dev/canary-branch) also shows what its canary would run
@@ -105,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCanary(ctx, rest, stdout, stderr)
 	case "sync":
 		return cmdSync(ctx, rest, stdout, stderr)
+	case "node":
+		return cmdNode(ctx, rest, stdout, stderr)
 	case "history":
 		return cmdHistory(ctx, rest, stdout, stderr)
 	case "plan":

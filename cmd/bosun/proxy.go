@@ -10,7 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"bosun/nodes"
+	"bosun/podnet"
 	"bosun/proxy"
+	"bosun/server"
 	"bosun/store"
 )
 
@@ -48,6 +50,11 @@ func (f *proxyFlags) runCleanup(log *slog.Logger) error {
 // their own that holds only what they read (services, pods and their
 // statuses), until ctx ends.
 func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxyFlags, nd nodeDNSFlags, reg prometheus.Registerer, log *slog.Logger) error {
+	var pn sync.WaitGroup
+	defer pn.Wait()
+	pctx, stopPodnet := context.WithCancel(ctx)
+	defer stopPodnet()
+	pn.Go(func() { runPodNetwork(pctx, agent, st, reg, log) })
 	if !px.on && !nd.on {
 		return agent.Run(ctx)
 	}
@@ -78,4 +85,21 @@ func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxy
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// runPodNetwork keeps the routes to other nodes' pods once the agent has
+// registered (podnet.Run); a failure is logged, not fatal.
+func runPodNetwork(ctx context.Context, agent *nodes.Agent, st *store.Store, reg prometheus.Registerer, log *slog.Logger) {
+	select {
+	case <-agent.Registered():
+	case <-ctx.Done():
+		return
+	}
+	cfg, err := server.PodNetConfig(agent, reg, log)
+	if err == nil {
+		err = podnet.Run(ctx, cfg, st)
+	}
+	if err != nil {
+		log.Error("no routes to other nodes' pods", "component", "podnet", "err", err)
+	}
 }

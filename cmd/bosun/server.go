@@ -29,6 +29,7 @@ import (
 	"bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/podnet"
 	"bosun/promquery"
 	"bosun/server"
 	"bosun/store"
@@ -74,6 +75,9 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, with --tls-key; empty: one issued by the cluster CA at the first start into the data directory and reused (the CLI pins it)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&cfg.EncryptionKeyFile, "encryption-key-file", "", "keys Secret data is encrypted with in etcd (default: <data-dir>/secrets.key, created on a cluster's first start; every server needs the same file)")
+	fs.StringVar(&cfg.PodNetwork.ClusterCIDR, "cluster-cidr", "10.88.0.0/16", "the cluster's pod range: each node gets a subnet of it (--node-cidr-mask-size), kept in etcd until `bosun node delete`")
+	fs.IntVar(&cfg.PodNetwork.MaskSize, "node-cidr-mask-size", 24, "prefix length of each node's pod subnet")
+	fs.StringVar(&cfg.PodNetwork.Backend, "backend", "host-gw", "how pod traffic crosses nodes: host-gw (a route to each node's subnet via its address; nodes on one L2 segment) or vxlan (an overlay, VNI 1, UDP 8472); agents follow it")
 	fs.DurationVar(&cfg.NodeGracePeriod, "node-grace-period", 30*time.Second, "how long a node may be gone before its pods are replaced elsewhere")
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&cfg.VerifyCommits, "verify-commits", false, "run only commits signed by a key of --trusted-keys (main's head and canary branches' heads); others are rejected")
@@ -176,7 +180,12 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if px.cleanup {
-		return px.runCleanup(newLogger(os.Stderr, level(debug)))
+		log := newLogger(os.Stderr, level(debug))
+		if err := podnet.CleanupNode(cfg.BridgeName, ""); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		log.Info("removed the routes to other nodes' pods, the VXLAN device and the masquerade table", "table", podnet.TableName(cfg.BridgeName))
+		return px.runCleanup(log)
 	}
 	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
 	var err error
@@ -268,7 +277,7 @@ func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
 	fs.StringVar(&cfg.NodeName, "node-name", strings.ToLower(host), "this node's name (default: the hostname, lowercased as Kubernetes does)")
 	fs.StringVar(labels, "labels", "", "node labels, k=v,k=v")
 	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
-	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "10.88.0.0/16", "pod network (bridge with host-local IPAM)")
+	fs.StringVar(&cfg.PodCIDR, "pod-cidr", "", "this node's pod subnet (bridge with host-local IPAM); empty: the leader gives one from --cluster-cidr. One that overlaps another node's is refused")
 	fs.StringVar(&cfg.BridgeName, "bridge", "bosun0", "Linux bridge of the pod network")
 	fs.StringVar(&cfg.NetnsDir, "netns-dir", "/run/netns", "where pod network namespaces are mounted")
 	fs.Func("insecure-registries", "registries (host:port, comma-separated) pulled from over plain HTTP; localhost always is", func(v string) error {
