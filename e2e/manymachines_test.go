@@ -119,29 +119,38 @@ func (c *mhCluster) checkReach(t *testing.T, pods []corev1.Pod) {
 				fail("%s (%s): web-pods resolves to %v (%v), want %v", from.Name, from.Spec.NodeName, got, err, want)
 			}
 			// Through the Service's name: its virtual IP, whichever pod
-			// answers; enough tries to reach pods on other nodes.
+			// answers (the app's client keeps its connection alive, so
+			// one pod answers them all: the spread over every pod is
+			// checked from the hosts below, a new connection each time).
+			out, err := c.podGet(from, "http://web/")
+			if err != nil || !names[helloPod(out)] {
+				fail("%s (%s) -> http://web/: %q, %v", from.Name, from.Spec.NodeName, out, err)
+			}
+			// And by the headless name: a pod picked by DNS.
+			out, err = c.podGet(from, "http://web-pods.default.svc.cluster.local:8080/")
+			if err != nil || !names[helloPod(out)] {
+				fail("%s (%s) -> http://web-pods.default.svc.cluster.local:8080/: %q, %v", from.Name, from.Spec.NodeName, out, err)
+			}
+		})
+	}
+	// The virtual IP from every host, a connection each time: it reaches
+	// every ready pod, whichever node it is on.
+	svc := c.service("web")
+	for _, a := range c.agents {
+		wg.Go(func() {
 			seen := map[string]bool{}
-			for range 4 * len(pods) {
-				out, err := c.podGet(from, "http://web/")
+			for range 10 * len(pods) {
+				out, err := a.host.get("http://" + svc.Spec.ClusterIP + "/")
 				if err != nil || !names[helloPod(out)] {
-					fail("%s (%s) -> http://web/: %q, %v", from.Name, from.Spec.NodeName, out, err)
-					break
+					fail("host of %s -> the VIP %s: %q, %v", a.node, svc.Spec.ClusterIP, out, err)
+					return
 				}
 				seen[helloPod(out)] = true
 			}
-			nodesSeen := map[string]bool{}
 			for _, p := range pods {
-				if seen[p.Name] {
-					nodesSeen[p.Spec.NodeName] = true
+				if !seen[p.Name] {
+					fail("host of %s -> the VIP %s: %d connections, none to %s (%s)", a.node, svc.Spec.ClusterIP, 10*len(pods), p.Name, p.Spec.NodeName)
 				}
-			}
-			if len(nodesSeen) < 2 && len(perNode(pods)) > 1 {
-				fail("%s (%s) -> http://web/ reached pods on %v only", from.Name, from.Spec.NodeName, nodesSeen)
-			}
-			// And by the headless name: a pod picked by DNS.
-			out, err := c.podGet(from, "http://web-pods.default.svc.cluster.local:8080/")
-			if err != nil || !names[helloPod(out)] {
-				fail("%s (%s) -> http://web-pods.default.svc.cluster.local:8080/: %q, %v", from.Name, from.Spec.NodeName, out, err)
 			}
 		})
 	}

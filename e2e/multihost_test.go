@@ -568,6 +568,19 @@ func (c *mhCluster) waitNodesReady(timeout time.Duration) {
 	})
 }
 
+// service returns the Service default/name.
+func (c *mhCluster) service(name string) corev1.Service {
+	c.t.Helper()
+	var list struct{ Items []corev1.Service }
+	if err := c.api().getJSON("/api/v1/services/"+name, &list); err != nil {
+		c.t.Fatal(err)
+	}
+	if len(list.Items) != 1 || list.Items[0].Spec.ClusterIP == "" {
+		c.t.Fatalf("service %s: %+v", name, list.Items)
+	}
+	return list.Items[0]
+}
+
 // pods returns the pods in the store, through the API.
 func (c *mhCluster) pods() []corev1.Pod { return c.api().pods() }
 
