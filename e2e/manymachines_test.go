@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -193,10 +194,13 @@ func TestManyMachines_spread(t *testing.T) {
 func TestManyMachines_nodePartitioned(t *testing.T) {
 	t.Parallel()
 	repo := newGitRepo(t)
+	repo.write("README.md", "nothing yet\n")
+	repo.commit("empty")
+	c := newCluster(t, repo, clusterOpts{agents: 3, backend: "host-gw", nodeGracePeriod: 3 * time.Second})
 	repo.write("web.yaml", spreadApp(6))
 	repo.commit("web: 6 replicas")
-	c := newCluster(t, repo, clusterOpts{agents: 3, backend: "host-gw", nodeGracePeriod: 3 * time.Second})
 	pods := c.waitReady(6, 90*time.Second)
+	t.Logf("pods per node: %v", perNode(pods))
 	c.checkInvariant(30 * time.Second)
 
 	victim := c.agent("node-2")
@@ -232,10 +236,37 @@ func TestManyMachines_nodePartitioned(t *testing.T) {
 	})
 	t.Logf("%s cut off -> 6 pods ready on the other nodes: %v (lease TTL 10 s + grace 3 s)", victim.node, time.Since(cut).Round(time.Millisecond))
 
+	// From the heal until the invariant holds, the Service never has more
+	// than replicas + maxSurge pods serving: in the store (ready) and in
+	// the DNS answer of its headless name.
+	stop := make(chan struct{})
+	var most, sampled int
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		srv := c.servers[0]
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			n := len(readyPods(c.pods(), "web-"))
+			if m, err := srv.host.lookup(srv.dnsAddr, "web-pods.default.svc.cluster.local", mdns.TypeA); err == nil {
+				n = max(n, len(aRecords(m)))
+			}
+			most, sampled = max(most, n), sampled+1
+		}
+	})
 	victim.host.heal()
 	healed = true
 	c.waitNodesReady(60 * time.Second)
 	c.checkInvariant(60 * time.Second)
+	close(stop)
+	sampler.Wait()
+	if most > 6+1 {
+		t.Fatalf("after the heal, up to %d pods served (%d samples), want at most replicas + maxSurge = 7", most, sampled)
+	}
+	t.Logf("after the heal: at most %d pods serving over %d samples", most, sampled)
 	c.checkReach(t, c.waitReady(6, 30*time.Second))
 }
 

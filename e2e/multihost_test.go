@@ -495,15 +495,22 @@ func (c *mhCluster) agent(node string) *mhAgent {
 	return nil
 }
 
-// leader is a server to ask (the first one that answers).
+// running says whether the server's process runs.
+func (s *mhServer) running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// api is a server to ask: the first one that runs.
 func (c *mhCluster) api() *mhServer {
 	for _, s := range c.servers {
-		select {
-		case <-s.exited:
-			continue
-		default:
+		if s.running() {
+			return s
 		}
-		return s
 	}
 	c.t.Fatal("no server is running")
 	return nil
@@ -1057,9 +1064,11 @@ func (c *mhCluster) invariant() error {
 		}
 	}
 	live := map[string]corev1.Pod{}
+	onNode := map[string]int{}
 	for _, p := range pods {
 		if p.Status.Phase == corev1.PodRunning {
 			live[string(p.UID)] = p
+			onNode[p.Spec.NodeName]++
 		}
 	}
 	for uid, byCtr := range running {
@@ -1106,17 +1115,37 @@ func (c *mhCluster) invariant() error {
 			want = []string{svc.Spec.ClusterIP}
 		}
 		fqdn := svc.Name + "." + svc.Namespace + ".svc.cluster.local"
+		// The DNS of every node that runs pods (at their nameserver: the
+		// pod network's gateway, which exists from the node's first pod
+		// on), and of every server.
+		type resolver struct {
+			name string
+			host *mhHost
+			addr string
+		}
+		var resolvers []resolver
 		for _, a := range c.agents {
-			dnsAddr, err := a.dnsAddr()
+			if onNode[a.node] == 0 {
+				continue
+			}
+			addr, err := a.dnsAddr()
 			if err != nil {
 				return err
 			}
-			r, err := a.host.lookup(dnsAddr, fqdn, mdns.TypeA)
-			if err != nil {
-				return fmt.Errorf("DNS of node %s (%s): %s: %w", a.node, dnsAddr, fqdn, err)
+			resolvers = append(resolvers, resolver{"node " + a.node, a.host, addr})
+		}
+		for _, s := range c.servers {
+			if s.running() {
+				resolvers = append(resolvers, resolver{"server on " + s.host.name, s.host, s.dnsAddr})
 			}
-			if got := aRecords(r); !slices.Equal(got, want) {
-				return fmt.Errorf("DNS of node %s: %s = %v, want %v", a.node, fqdn, got, want)
+		}
+		for _, r := range resolvers {
+			m, err := r.host.lookup(r.addr, fqdn, mdns.TypeA)
+			if err != nil {
+				return fmt.Errorf("DNS of %s (%s): %s: %w", r.name, r.addr, fqdn, err)
+			}
+			if got := aRecords(m); !slices.Equal(got, want) {
+				return fmt.Errorf("DNS of %s: %s = %v, want %v", r.name, fqdn, got, want)
 			}
 		}
 		if headless {
