@@ -250,7 +250,11 @@ func TestManyMachines_nodePartitioned(t *testing.T) {
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			n := len(readyPods(c.pods(), "web-"))
+			var list struct{ Items []corev1.Pod }
+			if srv.getJSON("/api/v1/pods", &list) != nil {
+				continue // not a test goroutine: no t.Fatal here
+			}
+			n := len(readyPods(list.Items, "web-"))
 			if m, err := srv.host.lookup(srv.dnsAddr, "web-pods.default.svc.cluster.local", mdns.TypeA); err == nil {
 				n = max(n, len(aRecords(m)))
 			}
@@ -319,9 +323,11 @@ func TestManyMachines_oneNodeFaults(t *testing.T) {
 func TestManyMachines_containerdRestart(t *testing.T) {
 	t.Parallel()
 	repo := newGitRepo(t)
+	repo.write("README.md", "nothing yet\n")
+	repo.commit("empty")
+	c := newCluster(t, repo, clusterOpts{agents: 2})
 	repo.write("web.yaml", spreadApp(4))
 	repo.commit("web: 4 replicas")
-	c := newCluster(t, repo, clusterOpts{agents: 2})
 	c.waitReady(4, 90*time.Second)
 	c.checkInvariant(30 * time.Second)
 	before := c.taskIDs()
