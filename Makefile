@@ -6,7 +6,7 @@ IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
 DEMO_DIR ?= /tmp/bosun-demo
 export GOFLAGS ?= -mod=mod
 
-.PHONY: help build images test test-short bench bench-cron bench-scale bench-kubeproxy demo lint deps clean
+.PHONY: help build images test test-short bench bench-cron bench-scale bench-kubeproxy soak-ha demo lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench-kubeproxy: ## bosun's Service rules against kube-proxy's nftables proxier,
 	cd bench/kubeproxy && $(GO) test -count 1 -run TestSameDataPath .
 	set -o pipefail; cd bench/kubeproxy && $(GO) test -run '^$$' -bench . -count $${COUNT:-5} -timeout 60m . | tee ../../build/bench-kubeproxy.txt
 	GOFLAGS= $(GO) run $(BENCHSTAT) -col /engine build/bench-kubeproxy.txt
+
+soak-ha: ## leader failover on 3 servers with a 3-member etcd: SIGKILL and partition, 20 runs each, p50 and worst (BENCHMARKS.md)
+	BOSUN_HA_SOAK_RUNS=20 $(GO) test -count=1 -run TestHASoak -v -timeout 60m ./e2e
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh

@@ -195,7 +195,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-	s.mux.ServeHTTP(sw, r)
+	if err := s.noQuorum(); err != nil {
+		// Said at once, rather than after etcd's request timeout.
+		writeError(sw, http.StatusServiceUnavailable, err)
+	} else {
+		s.mux.ServeHTTP(sw, r)
+	}
 	s.audit(r, rt, tok, sw.code)
 }
 

@@ -51,6 +51,10 @@ type Config struct {
 	// Routes are routes beyond the API's own (Routes), each with its
 	// Access: the place for endpoints with credentials of their own.
 	Routes []Route
+	// Etcd is the last check of the etcd members (store.HealthChecker):
+	// status shows it, /readyz fails and changes (Admin routes) are refused
+	// at once while it has no quorum. nil, or a nil result: unknown.
+	Etcd func() *store.ClusterHealth
 	// Now is the clock of the failed-attempts limit; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -227,12 +231,35 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
-	leader, err := s.st.Leader(r.Context())
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err)
-		return
+	health := s.etcdHealth()
+	leader := ""
+	if health == nil || health.Quorum {
+		if leader, err = s.st.Leader(r.Context()); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, BuildStatus(leader, snap))
+	st := BuildStatus(leader, snap)
+	if health != nil {
+		st.Etcd = &EtcdStatus{ClusterHealth: *health, Message: health.Message()}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) etcdHealth() *store.ClusterHealth {
+	if s.cfg.Etcd == nil {
+		return nil
+	}
+	return s.cfg.Etcd()
+}
+
+// noQuorum is the error of a request that needs etcd to make changes while
+// it has none; nil while it has one (or nothing is known).
+func (s *Server) noQuorum() error {
+	if h := s.etcdHealth(); h != nil && !h.Quorum {
+		return fmt.Errorf("%w: %s", store.ErrNoQuorum, strings.TrimPrefix(h.Message(), store.ErrNoQuorum.Error()+": "))
+	}
+	return nil
 }
 
 // list answers GET /api/v1/{kind}[/{name}] with a Kubernetes List.
@@ -300,6 +327,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 // readyz answers 200 once this replica serves current state: etcd answers
 // and, when the State has one, its first list is in.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.noQuorum(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
 	if st, ok := s.cfg.State.(interface{ Synced() <-chan struct{} }); ok {
 		select {
 		case <-st.Synced():

@@ -26,6 +26,17 @@ type Status struct {
 	// FailedJobs lists the Jobs that failed, "<ns>/<name>: <reason>:
 	// <message>".
 	FailedJobs []string `json:"failedJobs,omitempty"`
+	// Etcd is the etcd members as the answering replica last checked
+	// them; without a quorum, Leader is "" and the rest of the status is
+	// what the replica held when it lost it.
+	Etcd *EtcdStatus `json:"etcd,omitempty"`
+}
+
+// EtcdStatus is the etcd members' health with what it means for users
+// (store.ClusterHealth.Message; "" when all is well).
+type EtcdStatus struct {
+	store.ClusterHealth
+	Message string `json:"message,omitempty"`
 }
 
 // NodeStatus summarises one node.

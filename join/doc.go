@@ -18,4 +18,12 @@
 // With that certificate the node talks to etcd over mutual TLS as its own
 // etcd user, and serves its pods' logs only to the servers (Common Name
 // root), which check that the node they dial is the one they meant.
+//
+// Servers join too (ServerPath, JoinServer), with the server token, which
+// the first server prints once and keeps in <data-dir>/pki/server-token:
+// a joining server's etcd member is added as a learner of the servers'
+// etcd (store.AddLearner) and it receives what a server keeps (the CA with
+// its key, both tokens, the keys of Secrets at rest) and the initial
+// cluster its member starts with; see package server. Nodes that join
+// through a server whose etcd has peers get every member's client URL.
 package join

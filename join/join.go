@@ -65,6 +65,10 @@ type HandlerConfig struct {
 	// Every; default 5 and 10s.
 	Burst int
 	Every time.Duration
+	// ServerToken, with ServerFiles, lets other servers join (ServerPath,
+	// served by ServeServer): zero, servers cannot join through this one.
+	ServerToken pki.JoinToken
+	ServerFiles ServerFiles
 	// Registerer gets bosun_join_requests_total{result}.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -81,8 +85,15 @@ type handler struct {
 // maxRequest bounds a join request's body.
 const maxRequest = 64 << 10
 
-// NewHandler returns the handler of POST Path.
-func NewHandler(cfg HandlerConfig) (http.Handler, error) {
+// Handler serves POST Path (ServeHTTP: nodes) and POST ServerPath
+// (ServeServer: servers).
+type Handler interface {
+	http.Handler
+	ServeServer(w http.ResponseWriter, r *http.Request)
+}
+
+// NewHandler returns the handler of POST Path and POST ServerPath.
+func NewHandler(cfg HandlerConfig) (Handler, error) {
 	if cfg.CA == nil || cfg.Etcd == nil {
 		return nil, errors.New("join: CA and etcd client are required")
 	}
@@ -150,6 +161,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	endpoints := h.cfg.EtcdEndpoints
+	if len(endpoints) == 0 && h.cfg.ServerToken.Secret != "" {
+		// Servers with members of one etcd: the node dials every member.
+		endpoints = h.memberEndpoints(r.Context())
+	}
 	if len(endpoints) == 0 {
 		endpoints = []string{"https://" + net.JoinHostPort(localHost(r), h.cfg.EtcdPort)}
 	}
@@ -166,6 +181,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("node joined", "audit", true, "event", "node.join", "actor", pki.NodeCN(req.Node), "remote", r.RemoteAddr, "result", "joined")
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(response{Certificate: string(cert), CA: string(h.cfg.CA.CertPEM), EtcdEndpoints: endpoints, SecretKeys: string(keys)})
+}
+
+// memberEndpoints are the client URLs of the etcd members that vote; none
+// when the member list cannot be read.
+func (h *handler) memberEndpoints(ctx context.Context) []string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := h.cfg.Etcd.MemberList(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range list.Members {
+		if m.Name != "" && !m.IsLearner {
+			out = append(out, m.ClientURLs...)
+		}
+	}
+	return out
 }
 
 // localHost is the address the request reached this server at.

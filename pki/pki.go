@@ -50,6 +50,9 @@ const (
 const (
 	CACertFile = "ca.crt"
 	caKeyFile  = "ca.key"
+	// CAKeyFile holds the CA's key: servers have it (a joining server
+	// receives it), nodes never.
+	CAKeyFile = caKeyFile
 )
 
 // CA is the cluster's certificate authority.

@@ -70,4 +70,52 @@
 //
 // Losing the leadership stops the leader's work and campaigns again; the
 // API, DNS and the agent keep running on every replica throughout.
+//
+// # Several servers, one etcd (ha.go, quorum.go)
+//
+// A server whose embedded etcd listens beyond loopback on a given address
+// (--etcd-listen 10.0.0.1:2379) is a member that can have peers: it listens
+// for them on --etcd-peer-listen (default that host, port 2380), over
+// mutual TLS with peer certificates of the cluster CA (pki/etcd-peer.crt),
+// names its member --etcd-name (default --id), and prints, once, the server
+// token (pki/server-token), distinct from the agents' join token. Another
+// server joins with `bosun server --server https://10.0.0.1:7070 --token
+// SERVER_TOKEN --etcd-listen 10.0.0.2:2379 ...`: POST /api/v1/join/server
+// (join.ServerPath, on any server) checks the token, adds its member as a
+// raft learner (store.AddLearner: a member added but not started never
+// costs the cluster its quorum) and answers the CA with its key, both
+// tokens, the keys of Secrets at rest and the initial cluster. The new
+// member starts with initial-cluster-state existing and promotes itself
+// to a voter once it has caught up (store.Promote); a restart in between
+// promotes it then. Restarting any server keeps its member (its data
+// directory); --server and --token are needed at the first start only.
+// Members of several use raft ticks of 50 ms and an election timeout of
+// 500 ms (failover is bounded by them when bosun's leader and etcd's raft
+// leader were on the same machine). A single server on loopback is the
+// single member it always was.
+//
+// Each server's etcd client dials every voting member's client URL (the
+// member list, read again every 30 s: store.DialMembers), so a server
+// whose own member is down works while a quorum exists; agents that join
+// through such a server get every member's URL too.
+//
+// Every replica checks the members every second (quorumMonitor,
+// store.HealthChecker): a status request to each, in parallel, with a 1 s
+// timeout. The API shows the result in `bosun status` (a table of members,
+// with the raft leader, and a line when one is unreachable) and, without
+// a quorum, answers at once instead of after etcd's timeouts: /readyz is
+// 503, changes (Admin routes) are refused with 503, and status leaves the
+// leader out and says "etcd has no quorum: 1 of 3 members reachable (s2, s3
+// unreachable); changes are held until a quorum returns". Nothing is lost:
+// the leader's writes are fenced and the leader, with no session, stops;
+// every replica serves its cache; all resumes when a member returns.
+// Metrics: bosun_etcd_members, bosun_etcd_members_reachable,
+// bosun_etcd_quorum, bosun_etcd_leader_changes_total,
+// bosun_etcd_health_checks_total, and the election's
+// bosun_leader_elections_total and bosun_leader_lost_total.
+//
+// Fencing under a partition is the store's (Leadership: the deadline of its
+// own lease renewals, fenced transactions stamped with the leadership):
+// a leader cut off from the etcd majority stops acting before its session
+// can expire in etcd, and none of its writes lands after.
 package server

@@ -11,9 +11,12 @@ import (
 
 // metrics are the leader's counters, on /metrics of every replica.
 type metrics struct {
-	leader   prometheus.Gauge
-	passes   prometheus.Counter
-	failures prometheus.Counter
+	leader prometheus.Gauge
+	// elections counts the leaderships this replica won, leaderLost those
+	// it lost without resigning (its session expired or went unconfirmed).
+	elections, leaderLost prometheus.Counter
+	passes                prometheus.Counter
+	failures              prometheus.Counter
 	// writeFailures counts failed writes of a revision (desired state,
 	// history, status); each is retried.
 	writeFailures prometheus.Counter
@@ -42,6 +45,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bosun_leader", Help: "1 while this replica is the leader.",
+		}),
+		elections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_leader_elections_total", Help: "Leaderships this replica won.",
+		}),
+		leaderLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_leader_lost_total", Help: "Leaderships this replica lost without resigning: its session expired, or its renewal went unconfirmed past the session TTL (etcd unreachable or without quorum).",
 		}),
 		passes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bosun_reconcile_passes_total", Help: "Reconcile passes (observe, plan, apply) of the leader.",
@@ -94,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.subnets = newSubnetMetrics(reg)
 	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
-	reg.MustRegister(m.leader, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
+	reg.MustRegister(m.leader, m.elections, m.leaderLost, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
 	return m
 }
 

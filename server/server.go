@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"bosun/dns"
 	"bosun/gitsource"
 	"bosun/ipalloc"
+	bjoin "bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
 	"bosun/proxy"
@@ -44,6 +47,18 @@ type Config struct {
 	DataDir string
 	// EtcdEndpoints selects an external etcd; empty starts an embedded one.
 	EtcdEndpoints []string
+	// JoinServer and JoinToken (--server, --token) join this server's
+	// embedded etcd member to the cluster of the server at JoinServer (its
+	// API URL), with the server token the first server printed; see ha.go.
+	// Ignored once the data directory holds a member.
+	JoinServer, JoinToken string
+	// EtcdPeerListen is where the embedded member listens for its peers
+	// and what it advertises to them; default port 2380 on EtcdListen's
+	// host when that is a given address beyond loopback (a server that can
+	// have peers), else a single member on loopback.
+	EtcdPeerListen string
+	// EtcdName is the embedded member's name; default ID.
+	EtcdName string
 	// EtcdListen is the embedded etcd's client address, default
 	// 127.0.0.1:2379. Beyond loopback, etcd serves mutual TLS with the
 	// cluster CA (see trust), unless Insecure.
@@ -164,6 +179,14 @@ func (c *Config) setDefaults() {
 	c.Services = c.Services.WithDefaults()
 }
 
+// etcdName is the embedded member's name.
+func (c *Config) etcdName() string {
+	if c.EtcdName != "" {
+		return c.EtcdName
+	}
+	return c.ID
+}
+
 func (c *Config) validate() error {
 	if c.Repo == "" {
 		return errors.New("--repo is required")
@@ -236,23 +259,61 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	peer, err := peerURL(cfg, beyondLoopback(cfg) != "" && !cfg.Insecure)
+	if err != nil {
+		return err
+	}
+	initialCluster, err := joinAsServer(ctx, cfg, peer, log)
+	if err != nil {
+		return err
+	}
 	trust, err := setupTrust(cfg, log, cfg.Stderr)
 	if err != nil {
 		return err
 	}
 	endpoints := cfg.EtcdEndpoints
+	autoSync := false
 	if len(endpoints) == 0 {
-		e, err := store.StartEmbedded(ctx, store.EmbeddedConfig{
+		ec := store.EmbeddedConfig{
 			Dir: filepath.Join(cfg.DataDir, "etcd"), ClientAddr: cfg.EtcdListen, TLS: trust.etcd,
 			Logger: log.With("component", "etcd"),
-		})
+		}
+		if peer != "" {
+			if trust.secure {
+				if trust.peer, err = trust.issueEtcdPeer(peer); err != nil {
+					return err
+				}
+				if err := trust.serverToken(cfg, log); err != nil {
+					return err
+				}
+			}
+			ec.Name, ec.PeerURL, ec.PeerTLS = cfg.etcdName(), peer, trust.peer
+			ec.InitialCluster, ec.Join = initialCluster, initialCluster != ""
+			ec.TickMs, ec.ElectionMs = haTickMs, haElectionMs
+		}
+		e, err := store.StartEmbedded(ctx, ec)
 		if err != nil {
 			return err
 		}
 		defer e.Close()
 		endpoints = localEndpoints(e.Endpoints())
+		if peer != "" {
+			if err := promoteSelf(ctx, e, cfg, trust, log.With("component", "etcd")); err != nil {
+				return err
+			}
+			// Every member's client URL, so that this server works while
+			// its own member is down and a quorum remains; kept current.
+			endpoints, autoSync = startedEndpoints(e), true
+			if own := localEndpoints(e.Endpoints()); !slices.Contains(endpoints, own[0]) {
+				endpoints = append(endpoints, own...)
+			}
+		}
 	}
-	cli, err := store.DialTLS(endpoints, trust.etcdTLS())
+	dial := store.DialTLS
+	if autoSync {
+		dial = store.DialMembers
+	}
+	cli, err := dial(endpoints, trust.etcdTLS())
 	if err != nil {
 		return err
 	}
@@ -305,7 +366,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.New(api.Config{Join: joinHandler,
+	var routes []api.Route
+	var join http.Handler
+	if joinHandler != nil {
+		join = joinHandler
+		routes = append(routes, api.Route{Pattern: "POST " + bjoin.ServerPath, Access: api.Public, Handler: http.HandlerFunc(joinHandler.ServeServer)})
+	}
+	health := newQuorumMonitor(cli, reg, log.With("component", "etcd-health"))
+	apiSrv, err := api.New(api.Config{Join: join, Routes: routes, Etcd: health.Health,
 		Listen: cfg.APIListen, WebhookListen: cfg.WebhookListen, Registry: reg, State: cache, Logger: apiLog,
 		Webhook: api.WebhookConfig{SecretFile: cfg.WebhookSecretFile, Branch: cfg.Branch, Follows: canaryBranch(cache)},
 		Tokens:  tokens, Certificate: cert,
@@ -328,6 +396,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 	start("cache", cache.Run)
+	start("etcd-health", health.Run)
 	start("memory", func(ctx context.Context) error { return newReleaser(log, reg).run(ctx, cache) })
 	start("api", apiSrv.Run)
 	start("dns", dnsSrv.Run)
@@ -381,6 +450,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 			continue
 		}
 		log.Info("elected leader", "id", cfg.ID)
+		m.elections.Inc()
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
 			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
@@ -393,7 +463,12 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		l := &leader{cfg: cfg, st: st, cache: cache, lead: lead, src: src, log: log, m: m}
 		err = l.run(ctx)
 		if errors.Is(err, errLostLeadership) {
-			log.Warn("lost leadership; campaigning again")
+			m.leaderLost.Inc()
+			log.Warn("lost leadership; campaigning again", "lease-deadline", lead.Deadline().Format(time.RFC3339Nano))
+			// Stop renewing the old session at once (in the background:
+			// revoking it waits for a quorum), so that this replica's old
+			// election key is not what its next campaign waits behind.
+			go lead.Close()
 			continue
 		}
 		if rerr := lead.Resign(context.WithoutCancel(ctx)); rerr != nil {

@@ -32,8 +32,12 @@ type trust struct {
 	// with the token, and their log servers want the servers' certificate.
 	secure bool
 	token  pki.JoinToken
-	root   tls.Certificate // the servers' client identity (CN root)
-	etcd   *store.TLSFiles // the embedded etcd's serving files; nil for an external etcd
+	// servers is the token other servers join with (see ha.go); peer the
+	// member's peer certificate when etcd has peers.
+	servers pki.JoinToken
+	peer    *store.TLSFiles
+	root    tls.Certificate // the servers' client identity (CN root)
+	etcd    *store.TLSFiles // the embedded etcd's serving files; nil for an external etcd
 }
 
 // setupTrust creates or loads the CA and decides whether the cluster's own
@@ -231,13 +235,17 @@ func advertised(listen string) string {
 }
 
 // joinHandler serves POST /api/v1/join in a secure cluster; nil otherwise.
-func (t *trust) joinHandler(cfg Config, root *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (http.Handler, error) {
+func (t *trust) joinHandler(cfg Config, root *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (join.Handler, error) {
 	if !t.secure {
 		return nil, nil
 	}
 	_, port, _ := net.SplitHostPort(cfg.EtcdListen)
 	keyFile := cfg.keyFile()
-	return join.NewHandler(join.HandlerConfig{CA: t.ca, Token: t.token, Etcd: root, EtcdEndpoints: cfg.EtcdEndpoints,
+	hc := join.HandlerConfig{CA: t.ca, Token: t.token, Etcd: root, EtcdEndpoints: cfg.EtcdEndpoints,
 		EtcdPort: port, Registerer: reg, Logger: log,
-		SecretKeys: func() ([]byte, error) { return os.ReadFile(keyFile) }})
+		SecretKeys: func() ([]byte, error) { return os.ReadFile(keyFile) }}
+	if t.peer != nil {
+		hc.ServerToken, hc.ServerFiles = t.servers, t.serverGrant(cfg)
+	}
+	return join.NewHandler(hc)
 }

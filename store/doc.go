@@ -23,6 +23,7 @@
 //	/bosun/syncrequest              a request to fetch Git now, put by any replica (API, webhooks)
 //	/bosun/clusterkey               32 random bytes keying configuration hashes, created once by the first reader [encrypted]
 //	/bosun/election/                the leader election (etcd's concurrency.Election)
+//	/bosun/leaderstamp              LeaderStamp: the leader and election key of the last fenced write, put by every one
 //
 // Desired state (pods, deployments, services, sync, desired, history) is written only by the
 // elected leader, and only through Leadership.Apply: a transaction that
@@ -139,6 +140,39 @@
 // (up to an eighth of them) are sorted alone and merged into the kept
 // order (BenchmarkCacheSnapshot30kPods_afterOnePodAdded: 2.7 ms, from
 // about 110 ms for a sort of every key); more re-sort everything.
+//
+// # Leaders under partitions
+//
+// A leadership ends, for its replica, when its session may have expired in
+// etcd, not only when etcd says it has: Leadership renews its session's
+// lease itself every fifth of the TTL (besides concurrency.Session's
+// keepalive) and keeps a deadline, the send time of the last renewal etcd
+// confirmed plus the TTL, before which etcd cannot have expired the
+// lease. When the deadline passes unconfirmed (its etcd member in the
+// minority of a partition, every member out of reach) Done closes and
+// Apply refuses with ErrNotLeader at once, so the replica stops acting
+// before another can be elected (TestLeadership_minorityStopsWithinTTL:
+// about 1.8 s after the quorum went, TTL 2 s). clientv3's own keepalive
+// channel would close only a TTL after the last answer it received, up
+// to half a second late. Every fenced transaction asks for a member with a
+// raft leader (clientv3.WithRequireLeader), waits no longer than the
+// deadline, and is sent again after a transient refusal (Transient: no
+// leader, leader changed, a member unreachable): the loss of one member of
+// three is no failed write (TestLeadership_survivesLossOfOneMember). A
+// write that reaches etcd after the leadership's election key was deleted
+// still fails its compare, which etcd checks when it applies it; each
+// transaction also puts LeaderStampKey, so a test can check from etcd's
+// history that no write of a leadership follows the deletion of its key.
+//
+// # Members
+//
+// EmbeddedConfig with a PeerURL is a member of a cluster of several
+// (server/ha.go joins them): AddLearner adds a member as a raft learner
+// and returns its initial cluster, Promote makes it a voter once caught
+// up, RemoveMember removes one, and HealthChecker reports which members a
+// process reaches and whether they have a quorum (ClusterHealth.Message
+// says what it means for users). DialMembers dials every member and keeps
+// the list current.
 //
 // # Writing
 //

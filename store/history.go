@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -91,10 +92,34 @@ func (s *Store) RequestSync(ctx context.Context, reason string) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	b, _ := json.Marshal(map[string]any{"reason": reason, "at": time.Now()})
-	if _, err := s.cli.Put(ctx, Prefix+syncRequestKey, string(b)); err != nil {
+	if err := s.retry(ctx, func(ctx context.Context) error {
+		_, err := s.cli.Put(ctx, Prefix+syncRequestKey, string(b))
+		return err
+	}); err != nil {
 		return fmt.Errorf("request sync: %w", err)
 	}
 	return nil
+}
+
+// retry runs an idempotent request again while etcd refuses it for a
+// passing reason (Transient: a raft leader change, a member just lost) and
+// ctx lasts, so that the loss of one member of several is no error users
+// see. Each attempt asks for a member with a raft leader: a member cut off
+// from its quorum refuses at once, and the next attempt may reach another.
+func (s *Store) retry(ctx context.Context, do func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 2*time.Second)
+		err := do(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || (!Transient(err) && !errors.Is(err, context.DeadlineExceeded)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(retryPause):
+		}
+	}
 }
 
 // SyncRequest returns the reason of the last sync request and the etcd

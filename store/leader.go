@@ -10,8 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -24,8 +27,22 @@ var ErrNotLeader = errors.New("not the leader any more")
 // resigning holds the election this long, so it is kept short.
 const DefaultSessionTTL = 2 * time.Second
 
-// maxOpsPerTxn stays under etcd's default --max-txn-ops (128).
+// maxOpsPerTxn stays under etcd's default --max-txn-ops (128), with the
+// leader's stamp (LeaderStampKey).
 const maxOpsPerTxn = 120
+
+// LeaderStampKey is written by every fenced transaction of a leader, with
+// the leader's id and its election key (LeaderStamp): whoever reads the
+// history of etcd can tell which leadership made each write, and check
+// that none landed after that leadership's election key was gone.
+const LeaderStampKey = Prefix + "leaderstamp"
+
+// LeaderStamp is the value of LeaderStampKey.
+type LeaderStamp struct {
+	Leader string `json:"leader"`
+	// ElectionKey is the leadership's key under /bosun/election/.
+	ElectionKey string `json:"electionKey"`
+}
 
 // maxBytesPerTxn stays under etcd's default request size limit (1.5 MiB).
 const maxBytesPerTxn = 1 << 20
@@ -38,6 +55,17 @@ type Leadership struct {
 	key      string
 	rev      int64
 	lastRev  atomic.Int64 // revision of the last successful write
+	ttl      time.Duration
+	stamp    string // LeaderStamp JSON
+	// deadline (unix nanoseconds) is the earliest time the session's lease
+	// may expire in etcd: the send time of the last renewal etcd confirmed,
+	// plus the TTL. Past it this replica stops acting (lost closes), even
+	// when etcd, cut off from it, cannot say so.
+	deadline atomic.Int64
+	lost     chan struct{}
+	stop     context.CancelFunc
+	done     chan struct{} // closed when watch returns
+	closed   sync.Once
 }
 
 // Campaign blocks until this replica (named id) is the leader, or ctx ends.
@@ -49,7 +77,13 @@ func (s *Store) Campaign(ctx context.Context, id string, ttl time.Duration) (*Le
 	if secs < 1 {
 		secs = 1
 	}
-	session, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs))
+	// The lease is granted with ctx: without a quorum the grant waits,
+	// and a shutdown must not wait with it.
+	lease, err := s.cli.Grant(ctx, int64(secs))
+	if err != nil {
+		return nil, fmt.Errorf("campaign: grant the session's lease: %w", err)
+	}
+	session, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithLease(lease.ID))
 	if err != nil {
 		return nil, fmt.Errorf("campaign: new session: %w", err)
 	}
@@ -58,8 +92,74 @@ func (s *Store) Campaign(ctx context.Context, id string, ttl time.Duration) (*Le
 		session.Close()
 		return nil, fmt.Errorf("campaign: %w", err)
 	}
-	return &Leadership{s: s, session: session, election: e, key: e.Key(), rev: e.Rev()}, nil
+	// The leadership starts with a renewal confirmed now: its deadline
+	// (see watch) is known from the first write on.
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), requestTimeout)
+	resp, err := s.cli.KeepAliveOnce(rctx, session.Lease())
+	cancel()
+	if err != nil {
+		session.Close()
+		return nil, fmt.Errorf("campaign: renew the session: %w", err)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	l := &Leadership{s: s, session: session, election: e, key: e.Key(), rev: e.Rev(),
+		ttl: time.Duration(secs) * time.Second, lost: make(chan struct{}), stop: stop, done: make(chan struct{})}
+	b, _ := json.Marshal(LeaderStamp{Leader: id, ElectionKey: e.Key()})
+	l.stamp = string(b)
+	l.deadline.Store(sent.Add(time.Duration(resp.TTL) * time.Second).UnixNano())
+	go l.watch(wctx)
+	return l, nil
 }
+
+// watch renews the session's lease itself, besides the session's own
+// keepalive, so that it knows when each renewal was sent: etcd's expiry
+// of the lease is never before that send time plus the TTL. Once that
+// deadline passes without a confirmed renewal (this replica's etcd member
+// in the minority of a partition, or every member out of reach) it closes
+// lost: the replica stops acting before another can be elected. The
+// clientv3 keepalive alone closes its channel only a TTL after the last
+// answer it received, up to half a second late, which is after the
+// lease may have expired in etcd.
+func (l *Leadership) watch(ctx context.Context) {
+	defer close(l.done)
+	every := l.ttl / 5
+	for {
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), l.ttl/2)
+		resp, err := l.s.cli.KeepAliveOnce(rctx, l.session.Lease())
+		cancel()
+		if err == nil && resp.TTL > 0 {
+			l.deadline.Store(sent.Add(time.Duration(resp.TTL) * time.Second).UnixNano())
+		}
+		wait := every
+		if left := time.Until(l.Deadline()); left <= 0 {
+			l.markLost()
+			return
+		} else if left < wait {
+			wait = left
+		}
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			l.markLost()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.session.Done():
+			l.markLost()
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (l *Leadership) markLost() { l.closed.Do(func() { close(l.lost) }) }
+
+// Deadline is the earliest time etcd may expire this leadership's session
+// without this replica having heard of it: the send time of the last
+// confirmed renewal plus the TTL.
+func (l *Leadership) Deadline() time.Time { return time.Unix(0, l.deadline.Load()) }
 
 // Leader returns the id of the current leader, or "" when there is none.
 func (s *Store) Leader(ctx context.Context) (string, error) {
@@ -75,14 +175,28 @@ func (s *Store) Leader(ctx context.Context) (string, error) {
 	return string(resp.Kvs[0].Value), nil
 }
 
-// Done is closed when the leadership's session expires.
-func (l *Leadership) Done() <-chan struct{} { return l.session.Done() }
+// Done is closed when the leadership's session expires, or may have
+// expired in etcd (see Deadline): the leader must stop acting.
+func (l *Leadership) Done() <-chan struct{} { return l.lost }
+
+// Close ends a leadership that was lost: it stops the renewals (an orphan
+// keepalive would keep the old election key, which a new campaign of this
+// replica would wait behind) and revokes the lease when etcd answers.
+func (l *Leadership) Close() {
+	l.stop()
+	<-l.done
+	l.markLost()
+	l.session.Close()
+}
 
 // Resign gives up leadership at once, so another replica takes over without
 // waiting for the session TTL.
 func (l *Leadership) Resign(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	l.stop()
+	<-l.done
+	l.markLost()
 	err := l.election.Resign(ctx)
 	if cerr := l.session.Close(); err == nil {
 		err = cerr
@@ -334,12 +448,8 @@ func (l *Leadership) txn(ctx context.Context, ops []Op) error {
 			add(w)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := l.s.cli.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)).
-		Then(eops...).
-		Commit()
+	eops = append(eops, clientv3.OpPut(LeaderStampKey, l.stamp))
+	resp, err := l.commit(ctx, eops)
 	if err != nil {
 		return fmt.Errorf("apply %d writes: %w", len(ops), err)
 	}
@@ -352,6 +462,72 @@ func (l *Leadership) txn(ctx context.Context, ops []Op) error {
 			return nil
 		}
 	}
+}
+
+// retryPause is the pause between attempts of a fenced write that etcd
+// refused for a passing reason (a raft leader change, a member gone).
+const retryPause = 100 * time.Millisecond
+
+// commit sends one fenced transaction. It waits for an answer no longer
+// than the leadership is sure to last (Deadline), and asks for a member
+// with a raft leader, so that a member cut off from its quorum answers at
+// once instead of holding the write. A transient refusal (no leader, leader
+// changed, a member unreachable) is tried again while the leadership lasts:
+// every write is idempotent (a put or delete of whole values), and the
+// election key's compare, checked when etcd applies the transaction, keeps
+// a write that arrives after the leadership ended from landing.
+func (l *Leadership) commit(ctx context.Context, eops []clientv3.Op) (*clientv3.TxnResponse, error) {
+	for {
+		if isClosed(l.lost) || !time.Now().Before(l.Deadline()) {
+			return nil, fmt.Errorf("%w: the session's lease was not renewed within its TTL (%s): etcd unreachable or without quorum", ErrNotLeader, l.ttl)
+		}
+		deadline := l.Deadline()
+		if d := time.Now().Add(requestTimeout); d.Before(deadline) {
+			deadline = d
+		}
+		tctx, cancel := context.WithDeadline(clientv3.WithRequireLeader(ctx), deadline)
+		resp, err := l.s.cli.Txn(tctx).
+			If(clientv3.Compare(clientv3.CreateRevision(l.key), "=", l.rev)).
+			Then(eops...).
+			Commit()
+		cancel()
+		if err == nil || ctx.Err() != nil || (!Transient(err) && !errors.Is(err, context.DeadlineExceeded)) {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.lost:
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// Transient says whether an etcd error passes by itself while a quorum
+// exists: no raft leader yet, the leader changed under the request, a
+// member unreachable or still a learner. A write refused so may be sent
+// again.
+func Transient(err error) bool {
+	for _, e := range []error{rpctypes.ErrNoLeader, rpctypes.ErrLeaderChanged, rpctypes.ErrTimeout,
+		rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost, rpctypes.ErrNotCapable,
+		rpctypes.ErrGRPCNotSupportedForLearner, rpctypes.ErrGRPCNoLeader, rpctypes.ErrGRPCLeaderChanged, rpctypes.ErrUnhealthy} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	if s, ok := status.FromError(err); ok && s.Code() == codes.Unavailable {
+		return true
+	}
+	return false
 }
 
 // MigratePodKeys moves pods stored in the layout before pods were grouped

@@ -61,6 +61,11 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/bosun", "data directory (embedded etcd, clone, node state)")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client URLs; empty starts an embedded etcd")
 	fs.StringVar(&cfg.EtcdListen, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd; beyond loopback it serves mutual TLS with the cluster CA, and machines join with the token the server prints")
+	fs.StringVar(&cfg.JoinServer, "server", "", "join the cluster of the server at this API URL (https://10.0.0.1:7070) as another server: this server's etcd member joins the others' (with --token, the server token the first server printed); needed at the first start only")
+	fs.StringVar(&cfg.JoinToken, "token", "", "the server token (the first server printed it; also in its <data-dir>/pki/server-token), with --server")
+	serverTokenFile := fs.String("token-file", "", "file holding the server token, instead of --token")
+	fs.StringVar(&cfg.EtcdPeerListen, "etcd-peer-listen", "", "address the embedded etcd member listens on for, and advertises to, the other servers' members (default: the --etcd-listen host, port 2380, when that is an address beyond loopback)")
+	fs.StringVar(&cfg.EtcdName, "etcd-name", "", "the embedded etcd member's name (default: --id)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "let etcd be reached beyond loopback in plain text, without authentication (warns at every start)")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", "127.0.0.1:5353", "DNS listen address (UDP and TCP)")
 	fs.StringVar(&cfg.APIListen, "api-listen", "127.0.0.1:7070", "HTTP API listen address")
@@ -112,6 +117,19 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	// The same flags let validation accept and the node run them.
 	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
 	cfg.EtcdEndpoints = splitList(etcd)
+	if *serverTokenFile != "" {
+		if cfg.JoinToken != "" {
+			return &exitError{code: 2, err: fmt.Errorf("server: give --token or --token-file, not both")}
+		}
+		b, err := os.ReadFile(*serverTokenFile)
+		if err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("server: --token-file: %w", err)}
+		}
+		cfg.JoinToken = strings.TrimSpace(string(b))
+	}
+	if cfg.JoinToken != "" && cfg.JoinServer == "" {
+		return &exitError{code: 2, err: fmt.Errorf("server: --token goes with --server (the API URL of a server of the cluster to join)")}
+	}
 	if promURL != "" {
 		prom, err := promquery.New(promURL, 0)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"bosun/api"
+	"bosun/store"
 )
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,7 +39,13 @@ func printStatus(w io.Writer, st *api.Status) {
 	if leader == "" {
 		leader = "(none)"
 	}
+	if st.Etcd != nil && !st.Etcd.Quorum {
+		leader = "(unknown: etcd has no quorum)"
+	}
 	fmt.Fprintf(w, "Leader:   %s\n", leader)
+	if e := st.Etcd; e != nil && e.Message != "" {
+		fmt.Fprintf(w, "Etcd:     %s\n", e.Message)
+	}
 	if a := st.Sync.Applied; a != nil {
 		fmt.Fprintf(w, "Synced:   %s %q by %s\n", shortHash(a.Commit), a.Message, a.Author)
 		if a.Signer != "" {
@@ -67,6 +74,12 @@ func printStatus(w io.Writer, st *api.Status) {
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if e := st.Etcd; e != nil && len(e.Members) > 1 {
+		fmt.Fprintf(tw, "\nETCD MEMBER\tHEALTH\tROLE\tCLIENT URL\n")
+		for _, m := range e.Members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.Name, memberHealth(m), memberRole(m), m.ClientURL)
+		}
+	}
 	fmt.Fprintf(tw, "\nNODE\tREADY\tPODS\tCPU\tMEMORY\n")
 	for _, n := range st.Nodes {
 		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", n.Name, n.Ready, n.Pods, n.CPU, n.Memory)
@@ -148,4 +161,28 @@ func serviceLine(s api.ServiceStatus) string {
 		noun = "endpoint"
 	}
 	return fmt.Sprintf("%s -> %d ready %s", addr, s.Ready, noun)
+}
+
+// memberHealth is an etcd member's HEALTH column: reachable, or why not.
+func memberHealth(m store.MemberHealth) string {
+	switch {
+	case m.Reachable && m.Error != "":
+		return "reachable, " + m.Error
+	case m.Reachable:
+		return "reachable"
+	case m.Error != "":
+		return "unreachable: " + m.Error
+	}
+	return "unreachable"
+}
+
+// memberRole is an etcd member's ROLE column.
+func memberRole(m store.MemberHealth) string {
+	switch {
+	case m.Learner:
+		return "learner (joining)"
+	case m.Leader:
+		return "raft leader"
+	}
+	return "voter"
 }
