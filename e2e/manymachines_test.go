@@ -187,16 +187,17 @@ func TestManyMachines_spread(t *testing.T) {
 	c.checkInvariant(30 * time.Second)
 }
 
-// TestManyMachines_nodePartitioned: a node cut off the network for longer
-// than the grace period: its pods run again on the other nodes; when the
-// cable is back, the invariant holds (the returning node's stale copies
-// gone, no container of a pod on two hosts).
+// TestManyMachines_nodePartitioned: on three servers and three nodes, a
+// node cut off the network for longer than the grace period: its pods run
+// again on the other nodes; when the cable is back, never more than
+// replicas + maxSurge pods serve, and the invariant holds (the returning
+// node's stale copies gone, no container of a pod on two hosts).
 func TestManyMachines_nodePartitioned(t *testing.T) {
 	t.Parallel()
 	repo := newGitRepo(t)
 	repo.write("README.md", "nothing yet\n")
 	repo.commit("empty")
-	c := newCluster(t, repo, clusterOpts{agents: 3, backend: "host-gw", nodeGracePeriod: 3 * time.Second})
+	c := newCluster(t, repo, clusterOpts{servers: 3, agents: 3, backend: "host-gw", nodeGracePeriod: 3 * time.Second})
 	repo.write("web.yaml", spreadApp(6))
 	repo.commit("web: 6 replicas")
 	pods := c.waitReady(6, 90*time.Second)

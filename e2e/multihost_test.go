@@ -283,8 +283,9 @@ func (c *mhCluster) network() {
 	}
 }
 
-// startServer starts server i on host h: its own etcd, API and DNS on the
-// host's address. Servers after the first join the first one's etcd.
+// startServer starts server i on host h: its own etcd member, API and DNS
+// on the host's address. Servers after the first join the first one's
+// cluster (their etcd members join the first's).
 func (c *mhCluster) startServer(h *mhHost, i int) *mhServer {
 	t := c.t
 	s := &mhServer{host: h, stack: &stack{t: t, repo: c.repo,
@@ -309,7 +310,11 @@ func (c *mhCluster) startServer(h *mhHost, i int) *mhServer {
 	}
 	s.args = append(s.args, c.opts.serverArgs...)
 	if i > 0 {
-		t.Fatalf("servers: %d: more than one server waits for the HA branch (i11-ha)", c.opts.servers)
+		// The others join the first's cluster: etcd members of one
+		// cluster, through its API with the server token.
+		first := c.servers[0]
+		s.args = append(s.args, "--server", "https://"+first.apiAddr,
+			"--token-file", filepath.Join(first.dataDir, "pki", "server-token"))
 	}
 	s.start()
 	return s
