@@ -357,3 +357,26 @@ func TestManyMachines_containerdRestart(t *testing.T) {
 	}
 	same("every node's containerd SIGKILLed and restarted")
 }
+
+// TestManyMachines_vxlanTwoSegments: nodes on two L2 segments joined by a
+// router (which knows nothing of the pod subnets): with --backend vxlan,
+// pods on either segment reach each other by IP, by name and through the
+// Service's virtual IP, and the invariant holds.
+func TestManyMachines_vxlanTwoSegments(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.write("README.md", "nothing yet\n")
+	repo.commit("empty")
+	c := newCluster(t, repo, clusterOpts{agents: 2, segments: 2, backend: "vxlan"})
+	if c.agents[0].host.segment == c.agents[1].host.segment {
+		t.Fatalf("both nodes on segment %d", c.agents[0].host.segment)
+	}
+	repo.write("web.yaml", spreadApp(4))
+	repo.commit("web: 4 replicas")
+	pods := c.waitReady(4, 90*time.Second)
+	if got := perNode(pods); got["node-0"] != 2 || got["node-1"] != 2 {
+		t.Fatalf("pods per node: %v, want 2 and 2", got)
+	}
+	c.checkReach(t, pods)
+	c.checkInvariant(30 * time.Second)
+}
