@@ -199,7 +199,10 @@ type stack struct {
 	httpc, tlsc *http.Client
 	// wrap runs bosun through a command, e.g. ip netns exec NS for a
 	// server on a test host of its own (see testHost).
-	wrap   []string
+	wrap []string
+	// dial, when set, makes the harness's connections to the API (a server
+	// reachable only inside a network namespace: see mhHost.dial).
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *bytes.Buffer
@@ -527,7 +530,7 @@ func (s *stack) tlsClientLocked() *http.Client {
 	if b, err := os.ReadFile(s.certFile()); err == nil {
 		pool.AppendCertsFromPEM(b)
 	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DialContext: s.dial}
 	s.tlsc = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	return s.tlsc
 }

@@ -46,31 +46,41 @@ func (f *proxyFlags) runCleanup(log *slog.Logger) error {
 }
 
 // runAgent runs a node agent and, unless --proxy=false, the Service proxy
-// beside it on a cache of its own that holds only what the proxy reads
-// (services, pods and their statuses), until ctx ends.
-func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxyFlags, reg prometheus.Registerer, log *slog.Logger) error {
+// beside it, and unless --dns=false the node's cluster DNS, on a cache of
+// their own that holds only what they read (services, pods and their
+// statuses), until ctx ends.
+func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxyFlags, nd nodeDNSFlags, reg prometheus.Registerer, log *slog.Logger) error {
 	var pn sync.WaitGroup
 	defer pn.Wait()
 	pctx, stopPodnet := context.WithCancel(ctx)
 	defer stopPodnet()
 	pn.Go(func() { runPodNetwork(pctx, agent, st, reg, log) })
-	if !px.on {
+	if !px.on && !nd.on {
 		return agent.Run(ctx)
 	}
-	cc := proxy.CacheConfig()
+	cc := proxy.CacheConfig() // what the DNS reads too
 	cc.Registerer, cc.Logger = reg, log
 	cache := store.NewCache(st, cc)
 	runner := proxy.New(proxy.RunConfig{Table: px.table, Registerer: reg, Logger: log}, cache)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { cache.Run(ctx) })
-	wg.Go(func() {
-		select {
-		case <-agent.Registered(): // an agent that refuses to start changes nothing here
-			runner.Run(ctx)
-		case <-ctx.Done():
-		}
-	})
+	if px.on {
+		wg.Go(func() {
+			select {
+			case <-agent.Registered(): // an agent that refuses to start changes nothing here
+				runner.Run(ctx)
+			case <-ctx.Done():
+			}
+		})
+	}
+	if nd.on {
+		wg.Go(func() {
+			if err := runNodeDNS(ctx, nd, agent, cache, reg, log); err != nil {
+				log.Error("the node's cluster DNS stopped: pods on this node resolve no cluster names", "err", err)
+			}
+		})
+	}
 	err := agent.Run(ctx)
 	cancel()
 	wg.Wait()

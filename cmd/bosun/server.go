@@ -190,6 +190,8 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	policyFlags(fs, &pol)
 	var px proxyFlags
 	px.declare(fs)
+	var nd nodeDNSFlags
+	nd.declare(fs)
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -285,7 +287,8 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runAgent(ctx, agent, st, px, reg, cfg.Logger)
+	nd.domain = cfg.ClusterDomain
+	return runAgent(ctx, agent, st, px, nd, reg, cfg.Logger)
 }
 
 // agentFlags declares the node agent's flags, shared by server and agent.
