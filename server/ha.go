@@ -163,15 +163,7 @@ func (t *trust) issueEtcdPeer(peer string) (*store.TLSFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := &store.TLSFiles{CertFile: filepath.Join(t.dir, "etcd-peer.crt"), KeyFile: filepath.Join(t.dir, "etcd-peer.key"),
-		CAFile: filepath.Join(t.dir, pki.CACertFile)}
-	if err := pki.WriteFile(files.KeyFile, key); err != nil {
-		return nil, err
-	}
-	if err := pki.WriteFile(files.CertFile, cert); err != nil {
-		return nil, err
-	}
-	return files, nil
+	return t.writePair("etcd-peer", cert, key)
 }
 
 // serverToken loads or creates the token servers join with, and prints it

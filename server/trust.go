@@ -128,7 +128,13 @@ func (t *trust) issueEtcdServer(listen string) (*store.TLSFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := &store.TLSFiles{CertFile: filepath.Join(t.dir, "etcd-server.crt"), KeyFile: filepath.Join(t.dir, "etcd-server.key"),
+	return t.writePair("etcd-server", cert, key)
+}
+
+// writePair writes a certificate and its key of the cluster CA as
+// <name>.crt and <name>.key in the pki directory, for etcd's TLS.
+func (t *trust) writePair(name string, cert, key []byte) (*store.TLSFiles, error) {
+	files := &store.TLSFiles{CertFile: filepath.Join(t.dir, name+".crt"), KeyFile: filepath.Join(t.dir, name+".key"),
 		CAFile: filepath.Join(t.dir, pki.CACertFile)}
 	if err := pki.WriteFile(files.KeyFile, key); err != nil {
 		return nil, err
