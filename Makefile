@@ -45,6 +45,8 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench 'Canary' -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench 'Keyring|SealOps|1kSecrets' -benchmem -count 5 ./store
 	$(GO) test -run '^$$' -bench 'Verify|Decrypt|Load_100|Tokens_lookup|Join' -benchmem -count 5 ./signature ./sopsfile ./api ./join
+	$(GO) test -run '^$$' -bench PodToPod -benchtime 2s -count 3 ./podnet
+	$(GO) test -run '^$$' -bench Plan_1kNodes -benchmem ./podcidr
 
 bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)
 	BOSUN_CRON_ACCURACY=20 $(GO) test -run TestCronScheduleAccuracy -v -timeout 40m ./e2e
