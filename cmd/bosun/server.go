@@ -250,7 +250,14 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 			opts = append(opts, store.WithKeyring(keys))
 		}
 	}
-	cli, err := store.DialTLS(endpoints, etcdTLS)
+	// Several members (three servers): the client pings each and follows
+	// the member list, so a member cut off by a partition is found dead
+	// in seconds and the node's lease and statuses go through the others.
+	dialEtcd := store.DialTLS
+	if len(endpoints) > 1 {
+		dialEtcd = store.DialMembers
+	}
+	cli, err := dialEtcd(endpoints, etcdTLS)
 	if err != nil {
 		return err
 	}
