@@ -365,6 +365,15 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 		// (they are read at start).
 		return nil
 	}
+	if rev.Trigger == gitsource.TriggerStart && l.sync.Seen != nil && l.sync.Seen.Commit != r.Commit {
+		// This server's own clone, not fetched yet: with several servers
+		// it is as old as this server's last time as leader, and applying
+		// it would roll the cluster back until the fetch. The cluster's
+		// desired state (from etcd) keeps running; the fetch decides.
+		l.log.Info("not resuming this server's clone: the cluster has seen another commit since; waiting for the fetch",
+			"clone", short(r.Commit), "cluster", short(l.sync.Seen.Commit))
+		return nil
+	}
 	sync, hist, desired := l.sync, l.history.clone(), l.desired
 	sync.Seen = &r
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}

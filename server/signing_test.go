@@ -180,3 +180,43 @@ func TestCanaryCandidate_untrustedHeadDoesNotRun(t *testing.T) {
 		t.Error("the untrusted branch's manifests were loaded")
 	}
 }
+
+// TestAccept_staleCloneAtStart: a server that becomes leader again sends
+// the head of its own clone at start, before its first fetch; when the
+// cluster has seen another commit since (another server led meanwhile),
+// that head is not applied: the cluster would roll back until the fetch.
+// The same commit, or a fetched revision, is applied as always.
+func TestAccept_staleCloneAtStart(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewTest(t)
+	l := &leader{cfg: Config{ID: "a", HistoryLimit: 10, Branch: "main"}, st: st, cache: store.RunTestCache(t, st, store.CacheConfig{}),
+		lead: newLeadership(t, st), log: slog.New(slog.DiscardHandler), m: newMetrics(prometheus.NewRegistry())}
+	if err := l.restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	newer := revisionDir(t, "c3c3c3c3c3c3c3c3", leaderTestPod)
+	newer.Branch, newer.Trigger = "main", gitsource.TriggerPoll
+	if err := l.accept(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	old := revisionDir(t, "d4d4d4d4d4d4d4d4", leaderTestPod)
+	old.Branch, old.Trigger = "main", gitsource.TriggerStart
+	if err := l.accept(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	sync, err := st.SyncStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sync.Applied == nil || sync.Applied.Commit != newer.Commit || sync.Seen.Commit != newer.Commit {
+		t.Fatalf("applied %+v seen %+v: the stale clone's head was taken", sync.Applied, sync.Seen)
+	}
+	// Fetched, the same commit is a revision like any other.
+	old.Trigger = gitsource.TriggerPoll
+	if err := l.accept(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if sync, _ = st.SyncStatus(ctx); sync.Applied == nil || sync.Applied.Commit != old.Commit {
+		t.Fatalf("applied %+v: a fetched revision must be applied", sync.Applied)
+	}
+}
