@@ -623,6 +623,12 @@ func (a *mhAgent) kill(sig syscall.Signal) {
 	a.mu.Lock()
 	cmd, exited := a.cmd, a.exited
 	a.mu.Unlock()
+	signalAndWait(cmd, exited, sig, 30*time.Second)
+}
+
+// signalAndWait sends sig to a process started by the harness (nil: none)
+// unless it has exited, and waits for it to exit; after grace it kills it.
+func signalAndWait(cmd *exec.Cmd, exited <-chan struct{}, sig syscall.Signal, grace time.Duration) {
 	if cmd == nil {
 		return
 	}
@@ -634,7 +640,7 @@ func (a *mhAgent) kill(sig syscall.Signal) {
 	cmd.Process.Signal(sig)
 	select {
 	case <-exited:
-	case <-time.After(30 * time.Second):
+	case <-time.After(grace):
 		cmd.Process.Kill()
 		<-exited
 	}
@@ -727,21 +733,7 @@ func (d *mhContainerd) kill(sig syscall.Signal) {
 	d.mu.Lock()
 	cmd, exited := d.cmd, d.exited
 	d.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-exited:
-		return
-	default:
-	}
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
+	signalAndWait(cmd, exited, sig, 15*time.Second)
 }
 
 // restart SIGKILLs containerd and starts it again on the same root.
