@@ -245,7 +245,9 @@ func TestAgent_probesAndLogs(t *testing.T) {
 		h.deletePod("default", name)
 	}
 	for _, name := range []string{"unready", "live", "startup", "exec", "tcpfail"} {
-		h.waitStatus("default", name, 20*time.Second, "deleted", func(ps *store.PodStatus) bool { return ps == nil })
+		// A minute: five pods torn down at once took over 20 s once under
+		// the full test run's load (as initContainersSidecarsAndHooks did).
+		h.waitStatus("default", name, time.Minute, "deleted", func(ps *store.PodStatus) bool { return ps == nil })
 	}
 	h.stopAgent()
 	srv.Close()
