@@ -104,8 +104,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, token string) boo
 		return false
 	}
 	token = strings.TrimSpace(token)
+	if token == "" {
+		// An empty form is no guess: refused, not counted.
+		writeError(w, http.StatusBadRequest, errors.New("give a token"))
+		return false
+	}
 	tok, ok := s.cfg.Tokens.Lookup(token, now)
-	if token == "" || !ok {
+	if !ok {
 		s.authFailures.WithLabelValues(failInvalid).Inc()
 		s.limiter.fail(client, now)
 		s.log.Warn("dashboard login failed", "remote", r.RemoteAddr, "reason", "unknown token")
