@@ -362,7 +362,9 @@ async function render() {
     applyBars(el);
     el.dataset.page = current.name;
     el.dataset.rendered = String(Number(el.dataset.rendered || 0) + 1);
+    // For load-time measurements (e2e): ms since navigation start.
     window.bosunRenderMs = performance.now() - t0;
+    if (window.bosunFirstRender === undefined) window.bosunFirstRender = performance.now();
   } catch (e) {
     if (e.status !== 401) el.innerHTML = `<p class="error">${esc(e.message)}</p>`;
   } finally {
