@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net"
 	"net/http"
 	"sort"
 	"sync"
@@ -22,6 +23,19 @@ import (
 // side: a pod's line (SummarizePod) and a node's use.
 
 var dashboardAssets = sync.OnceValues(dashboard.Load)
+
+// dashboardURL is the dashboard's address for the log line of a server
+// listening on addr: a wildcard address is shown as loopback.
+func dashboardURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "https://" + addr + "/"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "https://" + net.JoinHostPort(host, port) + "/"
+}
 
 // dashboardPage serves GET /: the page; with ?token=TOKEN (a link) it
 // logs in (login) and redirects to / so that the token leaves the URL

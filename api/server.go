@@ -183,7 +183,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("webhooks listening", "addr", wl.Addr().String(), "scheme", "https")
 	}
 	close(s.ready)
-	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint)
+	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint, "dashboard", dashboardURL(s.addr))
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.ServeTLS(listeners[i], "", "") }()
