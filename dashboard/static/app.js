@@ -44,6 +44,18 @@ function age(t) {
   return Math.floor(s / 86400) + 'd';
 }
 function when(t) { return t ? `<span title="${esc(new Date(t).toLocaleString())}">${esc(age(t))} ago</span>` : ''; }
+// goDur rounds a Go duration string ("3.084036989s", "42.334373ms",
+// "1m2.5s") to what a reader needs: milliseconds under a second, tenths
+// of a second under a minute.
+function goDur(d) {
+  const units = { h: 3600e3, m: 60e3, s: 1e3, ms: 1, 'µs': 1e-3, us: 1e-3, ns: 1e-6 };
+  let ms = 0;
+  for (const [, n, u] of String(d).matchAll(/([0-9.]+)(h|ms|m|s|µs|us|ns)/g)) ms += parseFloat(n) * units[u];
+  if (!isFinite(ms) || ms <= 0) return String(d);
+  if (ms < 1000) return Math.round(ms) + 'ms';
+  if (ms < 60e3) return (ms / 1000).toFixed(1) + 's';
+  return Math.floor(ms / 60e3) + 'm' + Math.round((ms % 60e3) / 1000) + 's';
+}
 function cpu(m) { return m >= 1000 ? (m / 1000).toFixed(m % 1000 ? 1 : 0) : m + 'm'; }
 function bytes(b) {
   const u = ['B', 'Ki', 'Mi', 'Gi', 'Ti'];
@@ -197,7 +209,7 @@ pages.history = {
       html += `<div class="card entry" data-commit="${esc(e.commit)}" data-result="${esc(e.result)}">
         <div class="head">${badge(e.result)} <span class="mono">${esc(short(e.commit))}</span>
           <span class="msg">${esc(firstLine(e.message))}</span>
-          <span class="muted">${esc(e.author || '')} · seen ${when(e.seenAt)}${e.readyAfter ? ' · ready after ' + esc(e.readyAfter) : ''}</span></div>
+          <span class="muted">${esc(e.author || '')} · seen ${when(e.seenAt)}${e.readyAfter ? ' · ready after ' + esc(goDur(e.readyAfter)) : ''}</span></div>
         ${what ? `<div class="muted">${esc(what)}${e.detail ? ': ' + esc(e.detail) : ''}</div>` : (e.detail ? `<div class="muted">${esc(e.detail)}</div>` : '')}
         ${e.signer ? `<div class="muted">signed: ${esc(e.signer)}</div>` : ''}
         ${(e.changes || []).length ? `<ul class="changes">${e.changes.map(c =>
