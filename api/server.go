@@ -76,6 +76,7 @@ type Server struct {
 	metricsHandler http.Handler
 	limiter        *failureLimiter
 	authFailures   *prometheus.CounterVec
+	reqMetrics     *requestMetrics // metrics.go
 	now            func() time.Time
 	log            *slog.Logger
 	ready          chan struct{}
@@ -114,6 +115,10 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	if err := cfg.Registry.Register(s.authFailures); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)
 	}
+	var err error
+	if s.reqMetrics, err = newRequestMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
 	if cfg.Webhook.SecretFile != "" {
 		if cfg.Webhook.Logger == nil {
 			cfg.Webhook.Logger = cfg.Logger
@@ -140,7 +145,7 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 
 // Handler returns the API's HTTP handler: every request goes through
 // authorize.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.authorize) }
+func (s *Server) Handler() http.Handler { return s.instrument(http.HandlerFunc(s.authorize)) }
 
 // Ready is closed once the server listens.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
