@@ -237,4 +237,3 @@ func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
 		}
 	}
 }
-
