@@ -130,4 +130,10 @@
 //	P GET  /healthz                       200 once etcd answers
 //	P GET  /readyz                        200 once etcd answers and this replica's cache holds the state
 //	R GET  /metrics                       Prometheus metrics
+//
+// Every request is counted (metrics.go) in bosun_api_requests_total{route,
+// code} and bosun_api_request_duration_seconds{route}: route is the pattern
+// that matched ("GET /api/v1/{kind}/{name}"), or "unmatched", never the raw
+// path, so that clients cannot grow the label set; streams count their
+// whole life.
 package api

@@ -76,7 +76,8 @@ type Server struct {
 	metricsHandler http.Handler
 	limiter        *failureLimiter
 	authFailures   *prometheus.CounterVec
-	watchM         *watchMetrics // GET /api/v1/watch (watch.go)
+	watchM         *watchMetrics   // GET /api/v1/watch (watch.go)
+	reqMetrics     *requestMetrics // metrics.go
 	now            func() time.Time
 	log            *slog.Logger
 	ready          chan struct{}
@@ -119,6 +120,9 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	if s.watchM, err = newWatchMetrics(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)
 	}
+	if s.reqMetrics, err = newRequestMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
 	if cfg.Webhook.SecretFile != "" {
 		if cfg.Webhook.Logger == nil {
 			cfg.Webhook.Logger = cfg.Logger
@@ -145,7 +149,7 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 
 // Handler returns the API's HTTP handler: every request goes through
 // authorize.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.authorize) }
+func (s *Server) Handler() http.Handler { return s.instrument(http.HandlerFunc(s.authorize)) }
 
 // Ready is closed once the server listens.
 func (s *Server) Ready() <-chan struct{} { return s.ready }

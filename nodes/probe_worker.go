@@ -120,6 +120,7 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	if d.Ignored {
 		return
 	}
+	w.a.m.probed(res.kind, res.ok)
 	if d.StopProbe && inst.stopProbe[res.kind] != nil {
 		inst.stopProbe[res.kind]()
 	}

@@ -85,6 +85,7 @@ func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container) (client.Im
 		start := time.Now()
 		img, err = a.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(a.cfg.Snapshotter),
 			client.WithResolver(a.resolver()))
+		a.m.pulled(time.Since(start), err)
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", errPull, name, err)
 		}

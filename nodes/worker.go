@@ -69,7 +69,8 @@ type podRun struct {
 	recs      map[string]*containerRecord
 	insts     map[string]*instance
 	published *corev1.PodStatus
-	failed    bool // the last status write failed
+	failed    bool      // the last status write failed
+	took      time.Time // when this agent took the pod (zero: adopted, or its start counted; metrics.go)
 }
 
 // instance is the live containerd state of one container.
@@ -259,7 +260,7 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 		return retry
 	}
 	if w.cur == nil {
-		w.cur = &podRun{uid: desired.UID, recs: map[string]*containerRecord{}, insts: map[string]*instance{}}
+		w.cur = &podRun{uid: desired.UID, recs: map[string]*containerRecord{}, insts: map[string]*instance{}, took: time.Now()}
 		w.log.Info("pod bound", "uid", desired.UID)
 	}
 	r := w.cur
@@ -407,6 +408,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 			reason = ReasonCreateConfigError
 		}
 		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		w.a.m.startFailed(reason)
 		rec.StartFailures++
 		rec.NextStart = now.Add(backoffDelay(rec.StartFailures, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
 	}()
@@ -482,6 +484,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	startedAt := time.Now()
 	w.log.Info("container started", "container", c.Name, "id", id, "restarts", restarts,
 		"createStart", startedAt.Sub(began).Round(time.Millisecond))
+	w.a.m.containerStarted(restarts > rec.RestartCount)
 	rec.ID = id
 	rec.ImageID = img.Target().Digest.String()
 	rec.Running = true
@@ -711,6 +714,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	}
 	r.failed = false
 	r.published = &st
+	w.a.m.podPublished(r, &st, now)
 	w.log.Debug("pod status", "phase", st.Phase, "ip", st.PodIP)
 }
 

@@ -126,6 +126,19 @@
 // bosun_etcd_health_checks_total, and the election's
 // bosun_leader_elections_total and bosun_leader_lost_total.
 //
+// The leader's loop (metrics.go): bosun_reconcile_passes_total,
+// bosun_reconcile_duration_seconds (a pass), bosun_plan_duration_seconds
+// (reconciler.Plan alone, through Driver.Planning), bosun_actions_total{type},
+// bosun_revisions_total{result}, bosun_rollouts_total{outcome} (complete,
+// failed, aborted: a progressing history entry settled, or superseded) and
+// bosun_rollout_duration_seconds; the scheduler's results, read from the
+// plan's actions: bosun_scheduler_placements_total and
+// bosun_scheduler_unschedulable_total{reason} (the scheduler's explanation
+// mapped to a bounded set of reasons); and the Git source's bosun_git_*
+// (gitsource.Metrics, one for every leadership's Source).
+// examples/monitoring holds a Grafana dashboard and alert rules on them,
+// checked by monitoring_test.go with promtool.
+//
 // Fencing under a partition is the store's (Leadership: the deadline of its
 // own lease renewals, fenced transactions stamped with the leadership):
 // a leader cut off from the etcd majority stops acting before its session

@@ -135,7 +135,7 @@ func (l *leader) run(ctx context.Context) error {
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log,
 		canaries: l.canaryInput}
-	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
+	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now, Planning: l.m.planning}
 	// Node subnets are given as nodes come, Git revision or not.
 	sn, err := newSubnets(l.cfg.PodNetwork, l.st, l.apply, l.log, l.m.subnets)
 	if err != nil {
@@ -202,6 +202,7 @@ func (l *leader) run(ctx context.Context) error {
 		observed, res, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
 			l.m.observeEvents(res.Events, time.Now())
+			l.m.observeScheduling(observed, res.Actions)
 			if res.Wake.IsZero() {
 				wake.Stop()
 			} else {
@@ -213,6 +214,7 @@ func (l *leader) run(ctx context.Context) error {
 			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
 			ops = append(ops, cl.takeHealth()...) // node health records (nodehealth.go)
 			if err = l.apply(ctx, ops); err == nil {
+				l.m.rolloutOutcomes(l.history.entries, hist.entries)
 				l.history = hist
 			}
 		}
@@ -429,6 +431,7 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	if err := l.apply(ctx, append(ops, op)); err != nil {
 		return fmt.Errorf("record revision %s: %w", short(rev.Commit), err)
 	}
+	l.m.rolloutOutcomes(l.history.entries, hist.entries)
 	l.sync, l.history, l.desired = sync, hist, desired
 	if entry.Result == store.ResultRejected {
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
@@ -448,7 +451,6 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 // when it changed.
 func (l *leader) recordFetchStatus(ctx context.Context) error {
 	gs := l.src.Status()
-	l.m.fetchFails.Set(float64(gs.Failures))
 	branches := l.branchStatus(l.desired, gs)
 	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute && slices.Equal(branches, l.sync.Branches) {
 		return nil

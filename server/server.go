@@ -471,7 +471,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
 			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
-			TrustedKeys: cfg.trustedKeys,
+			TrustedKeys: cfg.trustedKeys, Metrics: m.git,
 		})
 		if err != nil {
 			endLead()
