@@ -92,6 +92,7 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
+	defer l.startNotify(ctx)() // notifications of this leadership (notify.go)
 	l.canary = newCanaries()
 	l.analyzer = newAnalyzer(l.cfg.Measure, l.log)
 	defer l.analyzer.wg.Wait()
@@ -213,6 +214,7 @@ func (l *leader) run(ctx context.Context) error {
 			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
 			ops = append(ops, cl.takeHealth()...) // node health records (nodehealth.go)
 			if err = l.apply(ctx, ops); err == nil {
+				l.notifyHistory(l.history, hist) // notify.go
 				l.history = hist
 			}
 		}
@@ -429,6 +431,7 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	if err := l.apply(ctx, append(ops, op)); err != nil {
 		return fmt.Errorf("record revision %s: %w", short(rev.Commit), err)
 	}
+	l.notifyHistory(l.history, hist) // notify.go
 	l.sync, l.history, l.desired = sync, hist, desired
 	if entry.Result == store.ResultRejected {
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
