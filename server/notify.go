@@ -69,19 +69,28 @@ func (l *leader) notifyHistory(old, next book) {
 	if n == nil {
 		return
 	}
-	before := make(map[int64]string, len(old.entries))
-	for _, e := range old.entries {
-		before[e.Seq] = e.Result
-	}
-	for i := len(next.entries) - 1; i >= 0; i-- {
-		e := next.entries[i]
-		if r, ok := before[e.Seq]; ok && r == e.Result {
-			continue
-		}
+	for _, e := range changed(old, next) {
 		if ev, ok := l.eventOf(e); ok {
 			n.Notify(ev)
 		}
 	}
+}
+
+// changed returns the entries of next that are new or whose result
+// changed since old, oldest first.
+func changed(old, next book) []store.HistoryEntry {
+	before := make(map[int64]string, len(old.entries))
+	for _, e := range old.entries {
+		before[e.Seq] = e.Result
+	}
+	var out []store.HistoryEntry
+	for i := len(next.entries) - 1; i >= 0; i-- {
+		e := next.entries[i]
+		if r, ok := before[e.Seq]; !ok || r != e.Result {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // canaryTypes are the notification types of canary history results.
