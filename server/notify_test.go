@@ -45,7 +45,9 @@ func TestChanged_aNewRevisionSupersedesTheProgressingOne(t *testing.T) {
 		{func(h *book) {
 			h.addCanary([]canary.Event{{Namespace: "default", Name: "web", Branch: "try", Commit: "d", Reason: canary.EventStarted, Message: "weight 10%"}}, now)
 		}, "[CanaryStarted:d:try]"},
-		{func(h *book) { h.entries[1].Result, h.entries[1].ReadyAfter = store.ResultApplied, store.Duration(3*time.Second) }, "[RolloutComplete:c:main]"},
+		{func(h *book) {
+			h.entries[1].Result, h.entries[1].ReadyAfter = store.ResultApplied, store.Duration(3*time.Second)
+		}, "[RolloutComplete:c:main]"},
 	} {
 		if got := fmt.Sprint(step(tc.f)); got != tc.want {
 			t.Errorf("step %d: %s, want %s", i, got, tc.want)
