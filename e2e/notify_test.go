@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,8 @@ const (
 	notifyToken   = "ghp_E2EPLANTEDTOKEN0000"
 	notifyHMACKey = "E2EPLANTEDHMACKEY1111"
 	notifySlack   = "/services/T000/B000/E2EPLANTEDSLACK2222"
+	// notifySecretValue is a Secret's value in Git (not base64).
+	notifySecretValue = "PLANTEDSECRETVALUE!!"
 )
 
 const notifyDeployment = `apiVersion: apps/v1
@@ -192,22 +195,39 @@ sinks:
 
 	t.Run("a bad commit: rejected with file:line", func(t *testing.T) {
 		repo.write("web.yaml", fmt.Sprintf(notifyDeployment, "v1", "0")+"  bogusField: 1\n")
+		// A Secret whose value is not base64: its error must not carry it.
+		repo.write("secret.yaml", "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata:\n  password: "+notifySecretValue+"\n")
 		bad := repo.commit("web with a typo")
 		st := waitCall("GitHub status failure", ghPath(bad), "state", "failure")
-		if d := fmt.Sprint(st.Body["description"]); !strings.Contains(d, "web.yaml:") {
+		fileLine := regexp.MustCompile(`[a-z]+\.yaml:\d+: `)
+		if d := fmt.Sprint(st.Body["description"]); !fileLine.MatchString(d) {
 			t.Errorf("GitHub failure description lacks file:line: %q", d)
 		}
 		h := waitCall("webhook RevisionRejected", "/hook", "type", notify.RevisionRejected)
-		if h.Body["commit"] != bad || !strings.Contains(fmt.Sprint(h.Body["reason"]), "web.yaml:") {
+		if h.Body["commit"] != bad || !fileLine.MatchString(fmt.Sprint(h.Body["reason"])) ||
+			!strings.Contains(fmt.Sprint(h.Body["errors"]), "web.yaml:25: spec.bogusField: unknown field") {
 			t.Errorf("webhook rejected: %v", h.Body)
 		}
 		if !slackSays(rec, "revision rejected", "web.yaml:") {
 			t.Errorf("Slack did not get the rejection with its file:line")
 		}
+		if !strings.Contains(fmt.Sprint(h.Body["errors"]), "secret.yaml:") {
+			t.Errorf("the webhook's errors do not name secret.yaml: %v", h.Body["errors"])
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, c := range rec.calls {
+			if strings.Contains(fmt.Sprint(c.Body), "PLANTEDSECRETVALUE") {
+				t.Errorf("a Secret's value in a notification to %s: %v", c.Path, c.Body)
+			}
+		}
 	})
 
 	t.Run("a rollout that never gets ready: failed", func(t *testing.T) {
 		repo.write("web.yaml", fmt.Sprintf(notifyDeployment, "v2", "1"))
+		if err := os.Remove(filepath.Join(repo.dir, "secret.yaml")); err != nil {
+			t.Fatal(err)
+		}
 		stuck := repo.commit("web v2 never ready")
 		waitCall("GitHub status pending", ghPath(stuck), "state", "pending")
 		st := waitCall("GitHub status failure", ghPath(stuck), "state", "failure")
