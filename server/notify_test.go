@@ -2,6 +2,11 @@ package server
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +79,44 @@ func TestEventOf(t *testing.T) {
 	}
 	if _, ok := eventOf(store.HistoryEntry{Result: "something new"}, "main"); ok {
 		t.Error("an unknown result is notified")
+	}
+}
+
+// TestStartNotify_newLeaderResendsTheNewestStatusOnly: a new leader sends
+// the newest main revision's status to the status sinks, and nothing to
+// the webhook (at most once there).
+func TestStartNotify_newLeaderResendsTheNewestStatusOnly(t *testing.T) {
+	calls := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		calls <- r.URL.Path + " " + string(b)
+	}))
+	defer srv.Close()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := notify.Parse("n.yaml", []byte(fmt.Sprintf("sinks:\n- {type: github, url: %s, repo: a/b, tokenFile: %s}\n- {type: webhook, url: %s/hook}\n", srv.URL, token, srv.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &leader{cfg: Config{Branch: "main", notifier: notify.New(nc, notify.Options{})}, history: book{limit: 10}}
+	l.history.add(store.HistoryEntry{Revision: store.Revision{Commit: "aaa"}, Result: store.ResultApplied})
+	l.history.addCanary([]canary.Event{{Namespace: "default", Name: "web", Commit: "ccc", Reason: canary.EventStarted}}, time.Now())
+	stop := l.startNotify(t.Context())
+	select {
+	case c := <-calls:
+		if !strings.HasPrefix(c, "/repos/a/b/statuses/aaa ") || !strings.Contains(c, `"state":"success"`) {
+			t.Errorf("resent %s", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no status resent")
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	select {
+	case c := <-calls:
+		t.Errorf("another call: %s", c)
+	default:
 	}
 }
