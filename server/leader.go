@@ -92,6 +92,7 @@ func (l *leader) run(ctx context.Context) error {
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
+	defer l.startNotify(ctx)() // notifications of this leadership (notify.go)
 	l.canary = newCanaries()
 	l.analyzer = newAnalyzer(l.cfg.Measure, l.log)
 	defer l.analyzer.wg.Wait()
@@ -214,7 +215,7 @@ func (l *leader) run(ctx context.Context) error {
 			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
 			ops = append(ops, cl.takeHealth()...) // node health records (nodehealth.go)
 			if err = l.apply(ctx, ops); err == nil {
-				l.m.rolloutOutcomes(l.history.entries, hist.entries)
+				l.recorded(l.history, hist)
 				l.history = hist
 			}
 		}
@@ -431,7 +432,7 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	if err := l.apply(ctx, append(ops, op)); err != nil {
 		return fmt.Errorf("record revision %s: %w", short(rev.Commit), err)
 	}
-	l.m.rolloutOutcomes(l.history.entries, hist.entries)
+	l.recorded(l.history, hist)
 	l.sync, l.history, l.desired = sync, hist, desired
 	if entry.Result == store.ResultRejected {
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
@@ -481,4 +482,12 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// recorded passes on what a fenced write of the history from old to next
+// changed (a revision's result, a rollout's outcome, a canary event), once
+// that write succeeded: to the metrics and the notifications (notify.go).
+func (l *leader) recorded(old, next book) {
+	l.m.rolloutOutcomes(old.entries, next.entries)
+	l.notifyHistory(old, next)
 }

@@ -24,6 +24,7 @@ import (
 	bjoin "bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/notify"
 	"bosun/proxy"
 	"bosun/signature"
 	"bosun/sopsfile"
@@ -136,6 +137,11 @@ type Config struct {
 	TrustedKeysDir string
 	trustedKeys    *signature.Keyring // loaded by Run
 
+	// NotifyConfigFile (--notify-config) configures notifications and
+	// commit statuses (package notify; server/notify.go); read at start.
+	NotifyConfigFile string
+	notifier         *notify.Notifier // loaded by validate
+
 	// elected runs when this replica wins an election (moveRaftLeader);
 	// nil: nothing.
 	elected func(context.Context)
@@ -199,6 +205,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.loadSOPSKey(); err != nil {
+		return err
+	}
+	if err := c.loadNotify(); err != nil {
 		return err
 	}
 	if _, err := c.PodNetwork.withDefaults().config(); err != nil {
@@ -342,6 +351,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := cfg.registerNotify(reg); err != nil {
+		return err
+	}
 	// One cache of the cluster state per replica: the leader, DNS, the API,
 	// logs and the Service proxy read it instead of etcd.
 	cache := store.NewCache(st, store.CacheConfig{Registerer: reg, Logger: log})
