@@ -156,8 +156,9 @@ type RecorderConfig struct {
 	// Buffer is how many events wait for their write; Record drops beyond
 	// it (counted). Default 1000.
 	Buffer int
-	// Burst and Refill rate limit each object's events, as Kubernetes'
-	// spam filter does: Burst events at once, then one per Refill.
+	// Burst and Refill rate limit each object's events of each reason, as
+	// Kubernetes' spam filter does: Burst events at once, then one per
+	// Refill.
 	// Defaults 25 and 5 min.
 	Burst  int
 	Refill time.Duration
@@ -218,7 +219,7 @@ type Recorder struct {
 
 	// Owned by Run's goroutine.
 	corr    *correlator
-	limits  map[ObjectRef]*rate.Limiter
+	limits  map[limitKey]*rate.Limiter
 	order   *list.List               // of *storedEvent, oldest write first
 	byKey   map[string]*list.Element // by etcd key
 	lease   clientv3.LeaseID
@@ -243,7 +244,7 @@ func NewRecorder(st *Store, cfg RecorderConfig) (*Recorder, error) {
 	cfg.setDefaults()
 	return &Recorder{st: st, cfg: cfg, log: cfg.Logger.With("events", cfg.Source), ch: make(chan Event, cfg.Buffer),
 		m: newEventMetrics(cfg.Registerer, cfg.Source), corr: newCorrelator(cfg.Window),
-		limits: map[ObjectRef]*rate.Limiter{}, order: list.New(), byKey: map[string]*list.Element{}}, nil
+		limits: map[limitKey]*rate.Limiter{}, order: list.New(), byKey: map[string]*list.Element{}}, nil
 }
 
 // Eventf records an event about obj; typ is EventNormal or EventWarning.
@@ -321,7 +322,7 @@ func (r *Recorder) load(ctx context.Context) error {
 // repeats.
 func (r *Recorder) write(ctx context.Context, ev Event) {
 	now := ev.LastTime
-	if !r.allow(ev.Object, now) {
+	if !r.allow(limitKey{ev.Object, ev.Reason}, now) {
 		r.m.dropped.WithLabelValues("rate_limited").Inc()
 		return
 	}
@@ -441,11 +442,18 @@ func (r *Recorder) newID(name string, now time.Time) string {
 	return name + "." + strconv.FormatInt(n, 16)
 }
 
-// allow is the per-object token bucket (Kubernetes' spam filter): Burst
-// events, then one per Refill. Buckets that are full again are forgotten
-// when there are many.
-func (r *Recorder) allow(obj ObjectRef, now time.Time) bool {
-	l := r.limits[obj]
+// limitKey is what a token bucket is for: one object's events of one
+// reason, so that a flapping probe does not silence its pod's other events.
+type limitKey struct {
+	obj    ObjectRef
+	reason string
+}
+
+// allow is the token bucket of an object's reason (Kubernetes' spam
+// filter): Burst events, then one per Refill. Buckets that are full again
+// are forgotten when there are many.
+func (r *Recorder) allow(k limitKey, now time.Time) bool {
+	l := r.limits[k]
 	if l == nil {
 		if len(r.limits) >= 4096 {
 			for k, b := range r.limits {
@@ -455,7 +463,7 @@ func (r *Recorder) allow(obj ObjectRef, now time.Time) bool {
 			}
 		}
 		l = rate.NewLimiter(rate.Every(r.cfg.Refill), r.cfg.Burst)
-		r.limits[obj] = l
+		r.limits[k] = l
 	}
 	return l.AllowN(now, 1)
 }
