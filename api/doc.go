@@ -91,6 +91,8 @@
 //	R GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
 //	R GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
 //	R GET  /api/v1/history                the revisions seen and canary events, newest first
+//	R GET  /api/v1/events                 events (store.Event) of agents and servers, oldest first: EventList
+//	                                      {"events": [...]}; ?namespace= (default all), kind=, name=, limit= (the newest N)
 //	R POST /api/v1/plan                   preview a ref or a directory (PlanRequest); it changes nothing
 //	R GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
 //	A POST /api/v1/sync                   ask the leader to fetch the repository now

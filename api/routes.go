@@ -35,6 +35,7 @@ var routeTable = []struct {
 	// Read-only.
 	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
 	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
+	{"GET /api/v1/events", ReadOnly, "", (*Server).events}, // events.go
 	{"GET /api/v1/logs/{namespace}/{pod}", ReadOnly, "", (*Server).logs},
 	{"POST /api/v1/plan", ReadOnly, "", (*Server).plan}, // a preview: it changes nothing
 	{"GET /api/v1/endpoints", ReadOnly, "", (*Server).endpoints},
