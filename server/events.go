@@ -46,6 +46,7 @@ type serverEvents struct {
 	rec *store.Recorder
 
 	rollouts map[string]reconciler.RolloutSummary // by namespace/name
+	baseline bool                                 // set until the first pass of a leadership
 	controls map[string]store.NodeControl         // by node; nil until the first pass
 	drained  map[string]bool
 }
@@ -74,6 +75,7 @@ func (e *serverEvents) lead() {
 		return
 	}
 	e.rollouts, e.controls, e.drained = map[string]reconciler.RolloutSummary{}, nil, map[string]bool{}
+	e.baseline = true
 }
 
 func (e *serverEvents) record(obj store.ObjectRef, typ, reason, format string, args ...any) {
@@ -132,6 +134,7 @@ func (e *serverEvents) pass(res reconciler.Result) {
 	for _, s := range res.Rollouts {
 		e.rollout(s)
 	}
+	e.baseline = false
 	for _, ce := range res.CanaryEvents {
 		e.canary(ce)
 	}
@@ -146,7 +149,8 @@ func podScheduled(p *corev1.Pod) *corev1.PodCondition {
 	return nil
 }
 
-// rollout compares a Deployment's rollout with the last pass's: a step
+// rollout compares a Deployment's rollout with the last pass's (a new
+// Deployment's with nothing): a step
 // (pods of the new template or old ones counted differently), then its
 // completion or failure (progress deadline).
 func (e *serverEvents) rollout(s reconciler.RolloutSummary) {
@@ -156,8 +160,8 @@ func (e *serverEvents) rollout(s reconciler.RolloutSummary) {
 	key := s.Namespace + "/" + s.Name
 	prev, seen := e.rollouts[key]
 	e.rollouts[key] = s
-	if !seen {
-		return // a leadership's baseline
+	if !seen && e.baseline {
+		return // what a new leadership finds is not news
 	}
 	ref := store.ObjectRef{Kind: "Deployment", Namespace: s.Namespace, Name: s.Name}
 	newTemplate := prev.ToHash != s.ToHash
