@@ -166,10 +166,8 @@ func (e *serverEvents) rollout(s reconciler.RolloutSummary) {
 	ref := store.ObjectRef{Kind: "Deployment", Namespace: s.Namespace, Name: s.Name}
 	newTemplate := prev.ToHash != s.ToHash
 	if newTemplate || prev.Updated != s.Updated || prev.OldPods != s.OldPods {
-		if s.State == reconciler.RolloutProgressing || newTemplate {
-			e.record(ref, store.EventNormal, EventRolloutStep, "revision %d (template %s): %d of %d replicas updated, %d old pods left, %d available",
-				s.Revision, s.ToHash, s.Updated, s.Replicas, s.OldPods, s.Available)
-		}
+		e.record(ref, store.EventNormal, EventRolloutStep, "revision %d (template %s): %d of %d replicas updated, %d old pods left, %d available",
+			s.Revision, s.ToHash, s.Updated, s.Replicas, s.OldPods, s.Available)
 	}
 	if s.State == prev.State && !newTemplate {
 		return
