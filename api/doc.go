@@ -111,6 +111,8 @@
 //	R GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
 //	R GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
 //	R GET  /api/v1/history                the revisions seen and canary events, newest first
+//	R GET  /api/v1/events                 events (store.Event) of agents and servers, oldest first: EventList
+//	                                      {"events": [...]}; ?namespace= (default all), kind=, name=, limit= (the newest N)
 //	R GET  /api/v1/watch                  Server-Sent Events naming the kinds that changed (the dashboard's live feed)
 //	R GET  /api/v1/dashboard/pods         each pod's line as the dashboard shows it (PodRows)
 //	R GET  /api/v1/dashboard/nodes        each node's allocatable and what its pods request (NodeRows)

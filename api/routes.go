@@ -41,6 +41,7 @@ var routeTable = []struct {
 	// Read-only.
 	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
 	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
+	{"GET /api/v1/events", ReadOnly, "", (*Server).events},      // events.go
 	{"GET /api/v1/watch", ReadOnly, "", (*Server).watchChanges}, // the dashboard's live feed (watch.go)
 	{"GET /api/v1/dashboard/pods", ReadOnly, "", (*Server).dashboardPods},
 	{"GET /api/v1/dashboard/nodes", ReadOnly, "", (*Server).dashboardNodes},

@@ -409,11 +409,12 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 		}
 		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
 		w.a.m.startFailed(reason)
+		w.startFailed(c.Name, reason, err)
 		rec.StartFailures++
 		rec.NextStart = now.Add(backoffDelay(rec.StartFailures, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
 	}()
 
-	img, err := w.a.ensureImage(ctx, c)
+	img, err := w.a.ensureImage(ctx, c, podRef(w.namespace, w.name))
 	if err != nil {
 		return err
 	}
@@ -470,6 +471,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	if err != nil {
 		return err
 	}
+	w.containerCreated(c.Name)
 	inst := &instance{ctr: ctr, task: task}
 	if err := w.watch(ctx, c.Name, inst); err != nil {
 		w.a.deleteContainer(ctx, ctr)
@@ -485,6 +487,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	w.log.Info("container started", "container", c.Name, "id", id, "restarts", restarts,
 		"createStart", startedAt.Sub(began).Round(time.Millisecond))
 	w.a.m.containerStarted(restarts > rec.RestartCount)
+	w.containerStarted(c.Name)
 	rec.ID = id
 	rec.ImageID = img.Target().Digest.String()
 	rec.Running = true
@@ -684,6 +687,7 @@ func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at t
 	rec.NextStart = at.Add(plan.Delay)
 	rec.Waiting = nil
 	if plan.Delay > 0 {
+		w.backOff(rec.Name, plan.Delay)
 		rec.Waiting = &corev1.ContainerStateWaiting{
 			Reason:  ReasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", plan.Delay, rec.Name, w.key),
@@ -723,6 +727,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 // pod is gone from the store, its status.
 func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) error {
 	start := time.Now()
+	w.stopping(r)
 	if err := w.stopAll(ctx, r); err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ func (l *leader) run(ctx context.Context) error {
 	}
 	defer l.startNotify(ctx)() // notifications of this leadership (notify.go)
 	l.canary = newCanaries()
+	l.cfg.events.lead()
 	l.analyzer = newAnalyzer(l.cfg.Measure, l.log)
 	defer l.analyzer.wg.Wait()
 	defer l.analyzer.timer.Stop()
@@ -136,6 +137,7 @@ func (l *leader) run(ctx context.Context) error {
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log,
 		canaries: l.canaryInput}
+	cl.events = l.cfg.events
 	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now, Planning: l.m.planning}
 	// Node subnets are given as nodes come, Git revision or not.
 	sn, err := newSubnets(l.cfg.PodNetwork, l.st, l.apply, l.log, l.m.subnets)
@@ -204,6 +206,7 @@ func (l *leader) run(ctx context.Context) error {
 		if err == nil {
 			l.m.observeEvents(res.Events, time.Now())
 			l.m.observeScheduling(observed, res.Actions)
+			l.cfg.events.pass(res)
 			if res.Wake.IsZero() {
 				wake.Stop()
 			} else {
@@ -435,12 +438,14 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	l.recorded(l.history, hist)
 	l.sync, l.history, l.desired = sync, hist, desired
 	if entry.Result == store.ResultRejected {
+		l.cfg.events.revision(r, entry)
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
 		l.m.revisions.WithLabelValues("rejected").Inc()
 		l.log.Error("revision rejected; keeping the last good revision",
 			"commit", short(rev.Commit), "errors", len(sync.Errors), "first", sync.Errors[0])
 		return nil
 	}
+	l.cfg.events.revision(r, entry)
 	auditRevision(ctx, l.log, rev, false, "accepted", "")
 	l.m.revisions.WithLabelValues("accepted").Inc()
 	l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),

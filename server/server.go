@@ -142,6 +142,8 @@ type Config struct {
 	NotifyConfigFile string
 	notifier         *notify.Notifier // loaded by validate
 
+	// events records the leader's events (events.go); nil: none.
+	events *serverEvents
 	// elected runs when this replica wins an election (moveRaftLeader);
 	// nil: nothing.
 	elected func(context.Context)
@@ -445,6 +447,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	m := newMetrics(reg)
+	cfg.events = newServerEvents(st, reg, log) // events.go
+	start("events", cfg.events.run)
 	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, cache, m) })
 
 	wg.Wait()
