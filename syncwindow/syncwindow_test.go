@@ -247,3 +247,29 @@ func TestActive_property(t *testing.T) {
 		}
 	}
 }
+
+func TestLoad_example(t *testing.T) {
+	ws, raw, err := Load("../examples/sync-windows")
+	if err != nil || len(ws) != 3 || len(raw) == 0 {
+		t.Fatalf("examples/sync-windows: %d windows, %v", len(ws), err)
+	}
+	if ws[0].Kind != KindAllow || !ws[0].ManualSync || ws[1].TimeZone != "Europe/Berlin" || ws[2].Duration != 384*time.Hour {
+		t.Errorf("windows: %+v", ws)
+	}
+	// Saturday noon in Berlin: the weekend deny window blocks, manual syncs too.
+	now := at("2025-03-08T11:00:00Z")
+	if b, until, _ := Active(ws, now); !b || !until.Equal(at("2025-03-10T07:00:00Z")) {
+		t.Errorf("Saturday: blocked %v until %v, want until Monday 08:00 Berlin", b, until)
+	}
+	if ManualAllowed(ws, now) {
+		t.Error("Saturday: the deny window has no manualSync, yet a manual sync is allowed")
+	}
+	// Tuesday 20:00 Berlin: outside the allow window, which allows manual syncs.
+	now = at("2025-03-11T19:00:00Z")
+	if b, _, reason := Active(ws, now); !b || reason != "outside every allow window" || !ManualAllowed(ws, now) {
+		t.Errorf("Tuesday evening: blocked %v (%s), manual %v", b, reason, ManualAllowed(ws, now))
+	}
+	if _, _, err := Load(t.TempDir()); err != nil {
+		t.Errorf("a repository without the file: %v", err)
+	}
+}
