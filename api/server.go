@@ -76,6 +76,7 @@ type Server struct {
 	metricsHandler http.Handler
 	limiter        *failureLimiter
 	authFailures   *prometheus.CounterVec
+	watchM         *watchMetrics // GET /api/v1/watch (watch.go)
 	now            func() time.Time
 	log            *slog.Logger
 	ready          chan struct{}
@@ -112,6 +113,10 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 		}, []string{"reason"}),
 	}
 	if err := cfg.Registry.Register(s.authFailures); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
+	var err error
+	if s.watchM, err = newWatchMetrics(cfg.Registry); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)
 	}
 	if cfg.Webhook.SecretFile != "" {
@@ -178,7 +183,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("webhooks listening", "addr", wl.Addr().String(), "scheme", "https")
 	}
 	close(s.ready)
-	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint)
+	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint, "dashboard", dashboardURL(s.addr))
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.ServeTLS(listeners[i], "", "") }()
