@@ -60,6 +60,7 @@ var routeTable = []struct {
 
 	// Admin: every call is audited.
 	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
+	{"POST /api/v1/sync/force", Admin, "api.sync.force", (*Server).syncForce},        // syncwindow.go
 	{"POST /api/v1/nodes/{name}/cordon", Admin, "node.cordon", (*Server).cordonNode}, // nodeops.go
 	{"POST /api/v1/nodes/{name}/uncordon", Admin, "node.uncordon", (*Server).uncordonNode},
 	{"POST /api/v1/nodes/{name}/drain", Admin, "node.drain", (*Server).drainNode},

@@ -323,7 +323,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if tok, ok := TokenFrom(r.Context()); ok {
 		reason = "bosun sync by " + tok.Name + " from " + r.RemoteAddr
 	}
-	if err := s.st.RequestSync(r.Context(), reason); err != nil {
+	if err := s.st.RequestSyncSpec(r.Context(), manualSync(r, reason)); err != nil { // syncwindow.go
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}

@@ -53,6 +53,17 @@
 // request's reason: the leader passes the reason of each new request to
 // gitsource.TriggerBy).
 //
+// Sync windows (syncwindow.go, package syncwindow): a valid revision whose
+// own .bosun/windows.yaml blocks it now is held, not applied: a history
+// entry with store.ResultHeld ("held (sync window until <time>): <why>"),
+// SyncStatus.Held, and its objects in etcd (store.Held) so that a new
+// leader holds it too. Reconcile passes go on with the applied revision
+// (self-heal is never held). A timer of the loop applies it when the block
+// ends; a sync request may apply it at once (`bosun sync --force`, which
+// names the held commit, or a manual sync its windows allow); a newer
+// valid revision supersedes it. An invalid windows file rejects the
+// revision like an invalid manifest.
+//
 // Nodes (nodehealth.go): the leader plans with the registered nodes (and,
 // unschedulable, those absent for less than --node-grace-period:
 // reconciler.NodeGrace) merged with the operators' records

@@ -17,6 +17,7 @@ import (
 	"bosun/manifest"
 	"bosun/reconciler"
 	"bosun/store"
+	"bosun/syncwindow"
 )
 
 // The leader does not poll. It plans when the cluster changes (a watch of
@@ -62,6 +63,10 @@ type leader struct {
 
 	// pending is a revision whose write failed, accepted again at retry.
 	pending *gitsource.Revision
+	// held is the revision a sync window holds, nil when none is;
+	// windowTimer fires when its block should end (syncwindow.go).
+	held        *heldRevision
+	windowTimer *time.Timer
 	// write is the leadership's fenced write; tests inject failures here.
 	write func(ctx context.Context, ops []store.Op) error
 }
@@ -89,6 +94,9 @@ func (l *leader) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
+	// Fires at once: a held revision restored is decided on again.
+	l.windowTimer = time.NewTimer(time.Hour)
+	defer l.windowTimer.Stop()
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
@@ -169,8 +177,21 @@ func (l *leader) run(ctx context.Context) error {
 				return stop
 			}
 		case <-syncRequests:
-			l.triggerSync(ctx)
-			continue
+			req, news := l.triggerSync(ctx)
+			if !news {
+				continue
+			}
+			if plan, stop := l.windowRequest(ctx, req); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
+		case <-l.windowTimer.C:
+			if plan, stop := l.windowCheck(ctx); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
 		case <-subnetChanges:
 			if plan, stop := l.syncSubnets(ctx, sn, cl, subnetRetry); stop != nil {
 				return stop
@@ -307,6 +328,9 @@ func (l *leader) restore(ctx context.Context) error {
 		return err
 	}
 	l.history = book{limit: l.cfg.HistoryLimit, entries: entries}
+	if err := l.restoreHeld(ctx); err != nil {
+		return err
+	}
 	d, err := l.st.Desired(ctx)
 	if err != nil {
 		return err
@@ -385,11 +409,14 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
 	var ops []store.Op
 	var set *manifest.Set
+	var windows []syncwindow.Window // the revision's own (syncwindow.go)
+	var rawWindows []byte
+	var held *heldRevision
 	var err error
 	if why := untrusted(rev); why != "" {
 		err = errors.New(why) // rejected whole, before its manifests are read
 	} else {
-		set, err = l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+		set, windows, rawWindows, err = l.loadRevision(rev.Dir)
 	}
 	if err == nil {
 		snap, serr := l.cache.Snapshot(ctx)
@@ -409,6 +436,10 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 			sync.Errors = []string{err.Error()}
 		}
 		entry.Result, entry.Errors = store.ResultRejected, sync.Errors
+	} else if held = holdFor(r, set, windows, rawWindows, time.Now()); held != nil {
+		entry.Result, entry.Detail = store.ResultHeld, held.detail()
+		entry.Changes = changesBetween(l.desired, set)
+		sync.Errors = nil
 	} else {
 		entry.Result = store.ResultProgressing
 		entry.Changes = changesBetween(l.desired, set)
@@ -427,6 +458,11 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 		sync.Branches = l.branchStatus(set, gs)
 	}
 	ops = append(ops, hist.add(entry)...)
+	if entry.Result != store.ResultRejected {
+		if ops, err = l.recordHold(ops, held, &hist, &sync); err != nil {
+			return err
+		}
+	}
 	sync.UpdatedAt = time.Now()
 	op, err := store.PutSyncStatus(&sync)
 	if err != nil {
@@ -437,6 +473,15 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	}
 	l.recorded(l.history, hist)
 	l.sync, l.history, l.desired = sync, hist, desired
+	if entry.Result != store.ResultRejected {
+		l.setHeld(held)
+	}
+	if held != nil {
+		auditRevision(ctx, l.log, rev, false, "held", held.detail())
+		l.m.revisions.WithLabelValues("held").Inc()
+		l.log.Info("revision held by a sync window", "commit", short(rev.Commit), "until", held.until, "reason", held.reason)
+		return nil
+	}
 	if entry.Result == store.ResultRejected {
 		l.cfg.events.revision(r, entry)
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])

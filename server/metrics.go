@@ -58,6 +58,7 @@ type metrics struct {
 	nodes        *nodeMetrics // nodehealth.go
 	// subnets are the node subnet allocator's (subnets.go).
 	subnets *subnetMetrics
+	windows *windowMetrics // syncwindow.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -136,6 +137,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.git = gitsource.NewMetrics(reg)
 	m.subnets = newSubnetMetrics(reg)
+	m.windows = newWindowMetrics(reg)
 	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
 	m.nodes = newNodeMetrics(reg)
 	reg.MustRegister(m.leader, m.elections, m.leaderLost, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.cronRuns, m.jobOutcomes, m.cronDelay,

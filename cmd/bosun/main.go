@@ -38,7 +38,8 @@ Usage:
       KIND: pods, deployments, services, endpoints [SERVICE], nodes, configmaps, secrets, namespaces, jobs, cronjobs
   bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]
       the canaries (bosun.dev/canary-branch): a table, or one canary's spec, state, pods and checks
-  bosun sync
+  bosun sync [--force --reason TEXT [--commit HASH]]
+      fetch now; --force applies the revision a sync window holds (.bosun/windows.yaml)
   bosun node cordon|uncordon NAME | bosun node drain NAME [--force] [--timeout 5m]
   bosun node delete NAME [--force]     forget a node: its pod subnet is freed, its pods are replaced elsewhere
   bosun history [-o json]

@@ -60,6 +60,7 @@ func printStatus(w io.Writer, st *api.Status) {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+	printHeld(w, st.Sync) // syncwindow.go
 	if st.Sync.FetchError != "" {
 		fmt.Fprintf(w, "Fetch:    failing: %s\n", st.Sync.FetchError)
 	}
@@ -132,8 +133,12 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := serverFlag(fs)
+	force := syncWindowFlags(fs) // syncwindow.go
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if handled, err := force.run(ctx, server, stdout); handled {
+		return err
 	}
 	if err := newClient(server).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
 		return err

@@ -38,6 +38,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		pol.SkipEncrypted = true
 	}
 	set, err := pol.LoadDir(fs.Arg(0), "")
+	set, err = withWindows(fs.Arg(0), set, err) // syncwindow.go
 	if err == nil {
 		// The addresses the manifests ask for must fit the ranges and not
 		// collide with each other; whether the cluster's other Services
