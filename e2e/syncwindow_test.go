@@ -144,8 +144,10 @@ func TestSyncWindow(t *testing.T) {
 		}
 		return nil
 	})
-	if applied := time.Now(); applied.Before(end) {
-		t.Errorf("v2 applied at %v, before the window's end %v", applied, end)
+	// The window's end is held.Until: the test's end rounded to the
+	// second of the schedule's duration.
+	if applied := time.Now(); applied.Before(held.Until) {
+		t.Errorf("v2 applied at %v, before the window's end %v", applied, held.Until)
 	}
 	if h := history(); h[0].Commit != c2 || !strings.HasPrefix(h[0].Detail, "applied as the sync window ended") {
 		t.Errorf("history after the window: %s %s %q", h[0].Commit, h[0].Result, h[0].Detail)
@@ -171,6 +173,19 @@ func TestSyncWindow(t *testing.T) {
 	})
 	if h := history(); h[0].Commit != c3 || !strings.HasPrefix(h[0].Detail, "forced by ") || !strings.HasSuffix(h[0].Detail, ": hotfix for incident 42") {
 		t.Errorf("history after the force: %s %s %q", h[0].Commit, h[0].Result, h[0].Detail)
+	}
+	// The events of c3's revision: held, then applied by the force.
+	var evs struct{ Events []store.Event }
+	if err := s.getJSON("/api/v1/events?kind=Revision&name="+c3[:12], &evs); err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range evs.Events {
+		reasons = append(reasons, e.Reason)
+	}
+	if len(evs.Events) != 2 || evs.Events[0].Reason != "RevisionHeld" || !strings.Contains(evs.Events[0].Message, "held (sync window until ") ||
+		evs.Events[1].Reason != "RevisionApplied" || !strings.Contains(evs.Events[1].Message, "hotfix for incident 42") {
+		t.Errorf("events of the forced revision %s: %v %+v", c3[:12], reasons, evs.Events)
 	}
 	out, _ = s.cli("history")
 	if !strings.Contains(out, "hotfix for incident 42") {

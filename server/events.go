@@ -30,6 +30,7 @@ const (
 	EventRolloutFailed      = "RolloutFailed"
 	EventRevisionApplied    = "RevisionApplied"
 	EventRevisionRejected   = "RevisionRejected"
+	EventRevisionHeld       = "RevisionHeld"
 	EventNodeReady          = "NodeReady"
 	EventNodeNotReady       = "NodeNotReady"
 	EventNodeNotSchedulable = "NodeNotSchedulable"
@@ -89,8 +90,8 @@ func revisionRef(commit string) store.ObjectRef {
 	return store.ObjectRef{Kind: "Revision", Name: short(commit)}
 }
 
-// revision records a main revision the leader accepted or rejected (its
-// errors name file:line).
+// revision records a main revision the leader accepted, held (a sync
+// window: until when and which) or rejected (its errors name file:line).
 func (e *serverEvents) revision(r store.Revision, entry store.HistoryEntry) {
 	subject := firstLine(r.Message)
 	if entry.Result == store.ResultRejected {
@@ -106,8 +107,17 @@ func (e *serverEvents) revision(r store.Revision, entry store.HistoryEntry) {
 			"commit %s %q rejected; the last good revision keeps running: %s%s", short(r.Commit), subject, first, more)
 		return
 	}
+	if entry.Result == store.ResultHeld {
+		e.record(revisionRef(r.Commit), store.EventNormal, EventRevisionHeld,
+			"commit %s %q %s", short(r.Commit), subject, entry.Detail)
+		return
+	}
+	how := ""
+	if entry.Detail != "" { // a held revision released: by the window's end, a manual or a forced sync
+		how = " (" + entry.Detail + ")"
+	}
 	e.record(revisionRef(r.Commit), store.EventNormal, EventRevisionApplied,
-		"commit %s %q applied: %d objects changed", short(r.Commit), subject, len(entry.Changes))
+		"commit %s %q applied: %d objects changed%s", short(r.Commit), subject, len(entry.Changes), how)
 }
 
 // pass records what one reconcile pass decided, once its writes are

@@ -477,6 +477,7 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 		l.setHeld(held)
 	}
 	if held != nil {
+		l.cfg.events.revision(r, entry)
 		auditRevision(ctx, l.log, rev, false, "held", held.detail())
 		l.m.revisions.WithLabelValues("held").Inc()
 		l.log.Info("revision held by a sync window", "commit", short(rev.Commit), "until", held.until, "reason", held.reason)

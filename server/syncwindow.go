@@ -347,6 +347,10 @@ func (l *leader) release(ctx context.Context, how, by, why string) error {
 	if err := l.apply(ctx, append(ops, op)); err != nil {
 		return err
 	}
+	l.recorded(l.history, hist)
+	if e := hist.entry(h.seq); e != nil {
+		l.cfg.events.revision(h.rev, *e)
+	}
 	l.sync, l.history, l.desired = sync, hist, h.set
 	l.setHeld(nil)
 	if how == "forced" {

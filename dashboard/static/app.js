@@ -107,6 +107,7 @@ pages.overview = {
         ${ap ? `<div><span class="mono" id="synced-commit">${esc(short(ap.commit))}</span> ${esc(firstLine(ap.message))}</div>
         <div class="muted">${esc(ap.author || '')} ${when(sync.updatedAt)}</div>` : '<div class="muted">nothing applied yet</div>'}
         ${rejected ? `<p class="error">rejected ${esc(short(sync.seen.commit))}: <a href="#/history">see history</a></p>` : ''}
+        ${sync.held ? `<p class="warn" id="held">held ${esc(short(sync.held.revision.commit))} (sync window${sync.held.until ? ' until ' + esc(new Date(sync.held.until).toLocaleString()) : ''}): ${esc(sync.held.reason)}</p>` : ''}
         ${sync.fetchError ? `<p class="error">fetch: ${esc(sync.fetchError)}</p>` : ''}</div>
       <div class="card"><h3>Pods <span>${st.pods.total}</span></h3><div>${phases || '<span class="muted">none</span>'}</div>
         ${(st.pods.notReady || []).length ? `<p class="warn">${st.pods.notReady.length} not ready</p>` : ''}
