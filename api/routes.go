@@ -34,6 +34,7 @@ var routeTable = []struct {
 
 	// Read-only.
 	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
+	{"GET /api/v1/version", ReadOnly, "", (*Server).version}, // version.go
 	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
 	{"GET /api/v1/logs/{namespace}/{pod}", ReadOnly, "", (*Server).logs},
 	{"POST /api/v1/plan", ReadOnly, "", (*Server).plan}, // a preview: it changes nothing
