@@ -37,9 +37,10 @@ func newSecretsCmd() *cobra.Command {
 	pf.StringVar(&o.file, "encryption-key-file", "", "the key file (default: <data-dir>/secrets.key)")
 	sub := func(use, short string, args int) *cobra.Command {
 		c := &cobra.Command{
-			Use:   use,
-			Short: short,
-			Long:  short + ".\n\n" + secretsLong,
+			Use:     use,
+			Short:   short,
+			Long:    short + ".\n\n" + secretsLong,
+			Example: "  bosun secrets " + use + " --data-dir /var/lib/bosun",
 			Args: func(c *cobra.Command, a []string) error {
 				if len(a) != args {
 					return usageError(c, "secrets %s: want %d argument(s), got %q", c.Name(), args, a)
