@@ -54,6 +54,14 @@ func TestCLI(t *testing.T) {
 		if _, err := os.Stat("/usr/share/bash-completion/bash_completion"); err == nil {
 			shim = "source /usr/share/bash-completion/bash_completion"
 		}
+		// Sourcing it prints nothing and fails nothing.
+		src := exec.Command("bash", "--norc", "--noprofile", "-c", fmt.Sprintf("set -e; source %q; declare -F __start_bosun >/dev/null", script))
+		if b, err := src.CombinedOutput(); err != nil || len(b) > 0 {
+			t.Fatalf("bash sourcing the completion script: %v\n%s", err, b)
+		}
+		// compopt works only inside a completion bash itself runs: the
+		// test calls the function as bash would, so it stands in for it.
+		shim += "\ncompopt() { :; }"
 		complete := func(line string) []string {
 			t.Helper()
 			words := strings.Fields(line)
@@ -64,8 +72,7 @@ func TestCLI(t *testing.T) {
 			for i, w := range words {
 				quoted[i] = fmt.Sprintf("%q", w)
 			}
-			prog := fmt.Sprintf(`set -e
-source %q
+			prog := fmt.Sprintf(`source %q
 %s
 COMP_WORDS=(%s); COMP_CWORD=%d; COMP_LINE=%q; COMP_POINT=${#COMP_LINE}
 __start_bosun
