@@ -6,7 +6,7 @@ IMAGES := build/images/bosun-hello-v1.tar build/images/bosun-hello-v2.tar
 DEMO_DIR ?= /tmp/bosun-demo
 export GOFLAGS ?= -mod=mod
 
-.PHONY: help build images test test-short bench bench-cron bench-scale bench-kubeproxy soak-ha demo lint deps clean
+.PHONY: help build images test test-short bench bench-cron bench-scale bench-kubeproxy soak-ha demo lint deps clean screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,10 @@ soak-ha: ## leader failover on 3 servers with a 3-member etcd: SIGKILL and parti
 
 demo: deps build images ## run bosun on the bundled example repository
 	@bash scripts/demo.sh
+
+screenshots: ## take the web dashboard's screenshots into docs/screenshots/ (headless Chromium; needs root)
+	@bash scripts/install-deps.sh test
+	BOSUN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run 'TestDashboard_liveInBrowser' -timeout 15m ./e2e
 
 lint: ## go vet, gofmt and the import boundaries
 	$(GO) vet ./...

@@ -67,7 +67,7 @@ func (l AuthLimit) withDefaults() AuthLimit {
 	return l
 }
 
-// The reasons of bosun_api_auth_failures_total.
+// The reasons of bosun_api_auth_failures_total (and failCSRF, cookie.go).
 const (
 	failMissing     = "missing_token"
 	failMalformed   = "malformed"
@@ -213,8 +213,10 @@ func TokenFrom(ctx context.Context) (Token, bool) {
 	return t, ok
 }
 
-// authenticate returns the request's token, or answers 401 or 429 and
-// returns false. Failed attempts count against the client's limit; a
+// authenticate returns the request's token, from the Authorization header
+// or else the dashboard's session cookie (CookieName), or answers 401 or
+// 429 (403 for a cookie-authenticated change without CSRF protection,
+// cookie.go) and returns false. Failed attempts count against the client's limit; a
 // request without any Authorization header does not (it is a client not
 // configured yet, not a guess), but is refused all the same.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Token, bool) {
@@ -228,6 +230,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Token, bo
 		return Token{}, false
 	}
 	h := r.Header.Get("Authorization")
+	fromCookie := false
+	if c, err := r.Cookie(CookieName); h == "" && err == nil && c.Value != "" {
+		// The dashboard's session (cookie.go): the same token, kept by
+		// the browser.
+		h, fromCookie = "Bearer "+c.Value, true
+	}
 	if h == "" {
 		s.authFailures.WithLabelValues(failMissing).Inc()
 		unauthorized(w, "", errors.New("authentication required: send Authorization: Bearer TOKEN (the CLI reads --token, BOSUN_TOKEN or ~/.config/bosun/token)"))
@@ -246,9 +254,21 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Token, bo
 	if !ok {
 		s.authFailures.WithLabelValues(failInvalid).Inc()
 		s.limiter.fail(client, now)
-		s.log.Warn("api authentication failed", "remote", r.RemoteAddr, "reason", "unknown token", "path", r.URL.Path)
+		s.log.Warn("api authentication failed", "remote", r.RemoteAddr, "reason", "unknown token", "path", r.URL.Path, "cookie", fromCookie)
+		if fromCookie {
+			// Revoked since the login: the dashboard asks for a token again.
+			http.SetCookie(w, sessionCookie(r, ""))
+		}
 		unauthorized(w, "invalid_token", errors.New("the token is not valid on this server"))
 		return Token{}, false
+	}
+	if fromCookie {
+		if err := csrfError(r); err != nil {
+			s.authFailures.WithLabelValues(failCSRF).Inc()
+			s.log.Warn("api request refused", "remote", r.RemoteAddr, "reason", "csrf", "actor", tok.Name, "method", r.Method, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, err)
+			return Token{}, false
+		}
 	}
 	return tok, true
 }

@@ -1,6 +1,7 @@
 // Package api serves bosun's HTTP API: the read side of the cluster state
 // for the CLI (status and every kind bosun runs), a sync trigger, /healthz,
-// /readyz and /metrics, over HTTPS, with bearer tokens of two roles.
+// /readyz and /metrics, and the web dashboard (package dashboard), over
+// HTTPS, with bearer tokens of two roles.
 //
 // Every replica serves the API from its own view of etcd, so the CLI can
 // talk to any of them: status and get read the replica's store.Cache
@@ -71,6 +72,25 @@
 // malformed, invalid_token, forbidden, rate_limited). TokenFrom gives a
 // handler the caller's token (role and name, never the token).
 //
+// The web dashboard (package dashboard; dashboard.go, cookie.go, watch.go)
+// is served at / with its files under /assets/, Public: they hold no
+// data. A token given to its login form (POST /login) or in a link
+// (GET /?token=TOKEN, which redirects to / so that the token leaves the
+// URL) is checked like a bearer token (failures count against the same
+// limit) and kept in a cookie (CookieName: HttpOnly, Secure over TLS,
+// SameSite=Strict) that authenticate accepts where no Authorization header
+// is sent. A change (any method but GET, HEAD, OPTIONS) authenticated by
+// the cookie also needs the CSRFHeader and, when the browser names one, the
+// API's own origin: else 403, counted as reason csrf. POST /logout clears
+// the cookie; a cookie whose token was revoked is cleared by its 401.
+// GET /api/v1/watch streams Server-Sent Events for the page: "ready" once
+// its subscriptions to the replica's cache (and etcd watches of history
+// and events) are in place, then "changed" naming the kinds that changed
+// (WatchKinds), gathered over WatchCoalesce, and a heartbeat comment every
+// WatchHeartbeat; it ends when the client goes (bosun_api_watch_streams,
+// bosun_api_watch_events_total{kind}, bosun_api_watch_heartbeats_total,
+// bosun_api_watch_stream_duration_seconds).
+//
 // Audit (package audit: audit=true, event, actor): every call of an Admin
 // route logs one line, event the route's Event ("api.sync"), actor the
 // token's name, with role, remote (the client's address), method, path,
@@ -91,6 +111,11 @@
 //	R GET  /api/v1/canaries[?namespace=NS]             every canary (CanaryList)
 //	R GET  /api/v1/canaries/[NS/]NAME                  one canary (CanaryStatus); 404 when the Deployment has none
 //	R GET  /api/v1/history                the revisions seen and canary events, newest first
+//	R GET  /api/v1/events                 events (store.Event) of agents and servers, oldest first: EventList
+//	                                      {"events": [...]}; ?namespace= (default all), kind=, name=, limit= (the newest N)
+//	R GET  /api/v1/watch                  Server-Sent Events naming the kinds that changed (the dashboard's live feed)
+//	R GET  /api/v1/dashboard/pods         each pod's line as the dashboard shows it (PodRows)
+//	R GET  /api/v1/dashboard/nodes        each node's allocatable and what its pods request (NodeRows)
 //	R POST /api/v1/plan                   preview a ref or a directory (PlanRequest); it changes nothing
 //	R GET  /api/v1/logs/NS/POD            a container's log (?container, follow, previous, tail)
 //	A POST /api/v1/sync                   ask the leader to fetch the repository now
@@ -100,7 +125,17 @@
 //	                                      pods no controller owns, without force
 //	R GET  /api/v1/nodes/NAME/drain       where the drain stands (reconciler.DrainProgress)
 //	P POST /api/v1/webhooks/git           Git push webhooks (GitHub, GitLab, Gitea/Forgejo, generic HMAC)
+//	P GET  /                              the web dashboard (package dashboard); ?token=TOKEN logs in and redirects to /
+//	P GET  /assets/FILE                   the dashboard's script and style
+//	P POST /login                         the dashboard's login form (token=...): sets the session cookie
+//	P POST /logout                        clears it
 //	P GET  /healthz                       200 once etcd answers
 //	P GET  /readyz                        200 once etcd answers and this replica's cache holds the state
 //	R GET  /metrics                       Prometheus metrics
+//
+// Every request is counted (metrics.go) in bosun_api_requests_total{route,
+// code} and bosun_api_request_duration_seconds{route}: route is the pattern
+// that matched ("GET /api/v1/{kind}/{name}"), or "unmatched", never the raw
+// path, so that clients cannot grow the label set; streams count their
+// whole life.
 package api

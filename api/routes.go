@@ -31,11 +31,21 @@ var routeTable = []struct {
 	{"GET /healthz", Public, "", (*Server).healthz},
 	{"GET /readyz", Public, "", (*Server).readyz},
 	{"POST /api/v1/webhooks/git", Public, "", (*Server).webhook},
+	// The dashboard (dashboard.go, cookie.go): the page and its files hold
+	// no data; /login and /logout set and clear the session cookie.
+	{"GET /{$}", Public, "", (*Server).dashboardPage},
+	{"GET /assets/{file}", Public, "", (*Server).dashboardAsset},
+	{"POST /login", Public, "", (*Server).loginForm},
+	{"POST /logout", Public, "", (*Server).logout},
 
 	// Read-only.
 	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
 	{"GET /api/v1/version", ReadOnly, "", (*Server).version}, // version.go
 	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
+	{"GET /api/v1/events", ReadOnly, "", (*Server).events},      // events.go
+	{"GET /api/v1/watch", ReadOnly, "", (*Server).watchChanges}, // the dashboard's live feed (watch.go)
+	{"GET /api/v1/dashboard/pods", ReadOnly, "", (*Server).dashboardPods},
+	{"GET /api/v1/dashboard/nodes", ReadOnly, "", (*Server).dashboardNodes},
 	{"GET /api/v1/logs/{namespace}/{pod}", ReadOnly, "", (*Server).logs},
 	{"POST /api/v1/plan", ReadOnly, "", (*Server).plan}, // a preview: it changes nothing
 	{"GET /api/v1/endpoints", ReadOnly, "", (*Server).endpoints},
@@ -51,6 +61,7 @@ var routeTable = []struct {
 
 	// Admin: every call is audited.
 	{"POST /api/v1/sync", Admin, "api.sync", (*Server).sync},
+	{"POST /api/v1/sync/force", Admin, "api.sync.force", (*Server).syncForce},        // syncwindow.go
 	{"POST /api/v1/nodes/{name}/cordon", Admin, "node.cordon", (*Server).cordonNode}, // nodeops.go
 	{"POST /api/v1/nodes/{name}/uncordon", Admin, "node.uncordon", (*Server).uncordonNode},
 	{"POST /api/v1/nodes/{name}/drain", Admin, "node.drain", (*Server).drainNode},

@@ -76,6 +76,8 @@ type Server struct {
 	metricsHandler http.Handler
 	limiter        *failureLimiter
 	authFailures   *prometheus.CounterVec
+	watchM         *watchMetrics   // GET /api/v1/watch (watch.go)
+	reqMetrics     *requestMetrics // metrics.go
 	now            func() time.Time
 	log            *slog.Logger
 	ready          chan struct{}
@@ -114,6 +116,13 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 	if err := cfg.Registry.Register(s.authFailures); err != nil {
 		return nil, fmt.Errorf("api metrics: %w", err)
 	}
+	var err error
+	if s.watchM, err = newWatchMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
+	if s.reqMetrics, err = newRequestMetrics(cfg.Registry); err != nil {
+		return nil, fmt.Errorf("api metrics: %w", err)
+	}
 	if cfg.Webhook.SecretFile != "" {
 		if cfg.Webhook.Logger == nil {
 			cfg.Webhook.Logger = cfg.Logger
@@ -140,7 +149,7 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 
 // Handler returns the API's HTTP handler: every request goes through
 // authorize.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.authorize) }
+func (s *Server) Handler() http.Handler { return s.instrument(http.HandlerFunc(s.authorize)) }
 
 // Ready is closed once the server listens.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
@@ -178,7 +187,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("webhooks listening", "addr", wl.Addr().String(), "scheme", "https")
 	}
 	close(s.ready)
-	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint)
+	s.log.Info("api listening", "addr", s.addr, "scheme", "https", "fingerprint", fingerprint, "dashboard", dashboardURL(s.addr))
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		go func() { errc <- srv.ServeTLS(listeners[i], "", "") }()
@@ -314,7 +323,7 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request) {
 	if tok, ok := TokenFrom(r.Context()); ok {
 		reason = "bosun sync by " + tok.Name + " from " + r.RemoteAddr
 	}
-	if err := s.st.RequestSync(r.Context(), reason); err != nil {
+	if err := s.st.RequestSyncSpec(r.Context(), manualSync(r, reason)); err != nil { // syncwindow.go
 		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}

@@ -190,4 +190,12 @@
 //
 // BOSUN_DNSPERF_LISTEN changes the address (0.0.0.0:5353 measures the miekg/dns
 // UDP path).
+//
+// Metrics (metrics.go), given Config.Registerer: bosun_dns_queries_total{qtype,
+// rcode} counts every reply (qtype A, AAAA, SRV, PTR, CNAME, TXT, MX, NS, SOA,
+// HTTPS, ANY or other; none for a packet refused before its question was
+// read; rcode by name), from counters made once per pair, so that the hot
+// path does no label lookup; bosun_dns_upstream_duration_seconds and
+// bosun_dns_upstream_failures_total follow each exchange with an upstream
+// resolver. The index's are bosun_dns_index_*.
 package dns

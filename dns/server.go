@@ -142,6 +142,7 @@ type Server struct {
 	fwdWG  sync.WaitGroup // forwards in flight from the UDP loops
 
 	m indexMetrics
+	q *queryMetrics // metrics.go
 }
 
 // indexMetrics follow the index's updates.
@@ -195,7 +196,9 @@ func newServer(cfg Config, st State) (*Server, error) {
 		fwdCtx: context.Background(),
 		fwdSem: make(chan struct{}, maxForwards),
 		m:      newIndexMetrics(cfg.Registerer),
+		q:      newQueryMetrics(),
 	}
+	s.q.register(cfg.Registerer)
 	s.builder = NewBuilder(s.domain, WithTTL(cfg.TTL))
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return s, nil
@@ -458,6 +461,7 @@ func (s *Server) finishAndPack(req, reply *mdns.Msg, tcp bool, buf []byte) []byt
 		size = mdns.MaxMsgSize
 	}
 	reply.Truncate(size)
+	s.q.answered(req, reply.Rcode)
 	b, err := reply.PackBuffer(buf)
 	if err != nil {
 		s.log.Debug("dns pack reply failed", "err", err)
@@ -487,7 +491,9 @@ func (s *Server) forward(req *mdns.Msg, tcp bool) *mdns.Msg {
 		if s.fwdCtx.Err() != nil {
 			break
 		}
+		start := time.Now()
 		r, err := exchangeUpstream(s.fwdCtx, c, req, up)
+		s.q.exchanged(start, err)
 		if err != nil {
 			continue
 		}

@@ -197,6 +197,7 @@ func (s *Server) servePacket(pkt, buf []byte, tcp bool) (reply []byte, fwd *mdns
 		if action == mdns.MsgRejectNotImplemented {
 			r.Rcode = mdns.RcodeNotImplemented
 		}
+		s.q.rejected(r.Rcode)
 		b, err := r.PackBuffer(buf)
 		if err != nil {
 			return nil, nil

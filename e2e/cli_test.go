@@ -173,12 +173,23 @@ printf '%%s\n' "${COMPREPLY[@]}"`, script, shim, strings.Join(quoted, " "), len(
 	})
 
 	t.Run("events", func(t *testing.T) {
-		// Whether this server keeps events or not (H5), the command works.
-		if out, err := s.cli("events", "-A"); err != nil {
-			t.Errorf("bosun events -A: %v\n%s", err, out)
+		s.waitFor("the pod's Started event", 30*time.Second, func() error {
+			out, err := s.cli("events", "--for", "pod/"+pod, "-n", "default")
+			if err != nil || !strings.Contains(out, "Started") || !strings.Contains(out, "default/pod/"+pod) {
+				return fmt.Errorf("bosun events --for pod/%s: %v\n%s", pod, err, out)
+			}
+			return nil
+		})
+		if out, err := s.cli("events", "-A", "-o", "wide"); err != nil || !strings.Contains(out, "SOURCE") || !strings.Contains(out, "Scheduled") {
+			t.Errorf("bosun events -A -o wide: %v\n%s", err, out)
 		}
-		if out, err := s.cli("events", "--for", "pod/"+pod, "-o", "json"); err != nil && !strings.Contains(out, "keeps no events") {
+		out, err := s.cli("events", "--for", "pod/"+pod, "-o", "json")
+		var list struct{ Events []struct{ Reason string } }
+		if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Events) == 0 {
 			t.Errorf("bosun events --for pod/%s -o json: %v\n%s", pod, err, out)
+		}
+		if out, err := s.cli("describe", "pod", pod); err != nil || !strings.Contains(out, "Started") || strings.Contains(out, "Events:         <none>") {
+			t.Errorf("bosun describe pod %s shows no events: %v\n%s", pod, err, out)
 		}
 		if out, err := s.cli("events", "--for", "nonsense"); err == nil || !strings.Contains(out, "KIND/NAME") {
 			t.Errorf("bosun events --for nonsense: %v\n%s", err, out)

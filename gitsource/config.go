@@ -55,6 +55,9 @@ type Config struct {
 	// Logger receives the package's logs, tagged component=gitsource.
 	// Default: discard.
 	Logger *slog.Logger
+	// Metrics, when set, records fetches (metrics.go); it may outlive the
+	// Source and be given to the next one. nil: none.
+	Metrics *Metrics
 }
 
 // Auth is the transport's credentials and trust. Every file is re-read at

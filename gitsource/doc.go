@@ -105,4 +105,12 @@
 // Check validates a Config without the network and returns what a server
 // should warn about at every start (host keys not verified, a password in
 // the URL, credentials over plain http, secret files others can read).
+//
+// Metrics (Config.Metrics, metrics.go): bosun_git_fetches_total{result},
+// bosun_git_fetch_failures_total and bosun_git_fetch_duration_seconds count
+// main's fetches (one cut short by shutdown is not counted); while a
+// Source runs, bosun_git_fetch_consecutive_failures,
+// bosun_git_last_fetch_timestamp_seconds, bosun_git_revision_timestamp_seconds
+// and bosun_git_revision_age_seconds (since the head's commit time) describe
+// it, and are absent otherwise (a replica that does not lead).
 package gitsource

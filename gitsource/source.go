@@ -164,6 +164,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Revision) error {
 		}
 	}
 
+	defer s.cfg.Metrics.running(s)()
 	s.startRun()
 	rev, err := s.resume()
 	if err != nil {
@@ -234,6 +235,7 @@ func (s *Source) Fetch(ctx context.Context) (*Revision, bool, error) {
 	rev, changed, err := s.fetch(fctx)
 	cancel()
 	end := time.Now()
+	s.cfg.Metrics.fetched(end.Sub(start), err, err != nil && ctx.Err() != nil)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -42,6 +42,7 @@ type Agent struct {
 	// registered is closed once Run has registered the node.
 	registered chan struct{}
 	m          *agentMetrics
+	events     *store.Recorder // the node's events (events.go); nil: none
 	// request is the pod subnet asked for (Config.PodCIDR as given; ""
 	// asks the leader for one); waitSubnet makes Run wait for the
 	// leader's record of it (simulated nodes do not).
@@ -61,6 +62,7 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber(),
 		registered: make(chan struct{}), m: newAgentMetrics(cfg.Registerer), request: cfg.PodCIDR, waitSubnet: true}
 	a.runner = containerdRunner{a}
+	a.events = newEventRecorder(cfg, st)
 	return a, nil
 }
 
@@ -122,6 +124,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// returns an error.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer a.runEvents(ctx)()
 
 	a.taints = withTimeAdded(a.cfg.Taints, metav1.Now())
 	var lease *store.NodeLease

@@ -192,6 +192,16 @@
 // bosun_agent_lease_losses_total, bosun_agent_fenced_pods_total,
 // bosun_agent_fence_duration_seconds, bosun_agent_fencing.
 //
+// The pods' metrics (metrics.go; no pod name in any label):
+// bosun_agent_pod_starts_total and bosun_agent_pod_start_duration_seconds
+// (from the agent taking a pod to its status first written out of Pending;
+// adopted pods are not counted), bosun_agent_container_starts_total,
+// bosun_agent_container_restarts_total,
+// bosun_agent_container_start_failures_total{reason} (the waiting reason),
+// bosun_agent_probe_failures_total{probe}, bosun_agent_image_pulls_total{result}
+// and bosun_agent_image_pull_duration_seconds. `bosun agent --listen` serves
+// them at /metrics, a server with --agent on its API.
+//
 // While a node stays cut off, by default its pods keep running, as
 // kubelet's do: the agent cannot tell its own partition from an outage of
 // etcd or of the servers, and stopping pods then would turn a

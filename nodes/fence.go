@@ -84,10 +84,11 @@ type agentMetrics struct {
 	fences      prometheus.Histogram
 	fencing     prometheus.Gauge
 	cutOffStops prometheus.Counter
+	*podMetrics // metrics.go
 }
 
 func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
-	m := &agentMetrics{
+	m := &agentMetrics{podMetrics: newPodMetrics(),
 		leaseLosses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bosun_agent_lease_losses_total",
 			Help: "Times the node's lease was lost (expired, or not kept alive for its TTL): the node was cut off from etcd.",
@@ -112,6 +113,7 @@ func newAgentMetrics(reg prometheus.Registerer) *agentMetrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.leaseLosses, m.fencedPods, m.fences, m.fencing, m.cutOffStops)
+		reg.MustRegister(m.collectors()...)
 	}
 	return m
 }

@@ -69,8 +69,11 @@ func TestAgent_probesAndLogs(t *testing.T) {
 		c.LivenessProbe = tcpProbe(8080, 3)
 	}))
 	h.putPod(probePod("live", "a3", func(c *corev1.Container) {
+		// The startup probe holds the liveness probe off until the app
+		// listens (however long a loaded machine takes to start it), so
+		// the liveness failure is the app's 404, never a refused connection.
+		c.StartupProbe = tcpProbe(8080, 60)
 		c.LivenessProbe = httpGetProbe("/nope", intstr.FromString("http"), 1)
-		c.LivenessProbe.InitialDelaySeconds = 1 // the app listens by then: the failure is its 404
 	}))
 	h.putPod(probePod("startup", "a4", func(c *corev1.Container) {
 		c.StartupProbe = execProbe(60, "/bosun-hello", "-probe", "http://127.0.0.1:9999/")

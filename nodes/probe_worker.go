@@ -120,6 +120,10 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	if d.Ignored {
 		return
 	}
+	w.a.m.probed(res.kind, res.ok)
+	if !res.ok {
+		w.probeFailed(res.container, res.kind, res.msg)
+	}
 	if d.StopProbe && inst.stopProbe[res.kind] != nil {
 		inst.stopProbe[res.kind]()
 	}
@@ -138,6 +142,7 @@ func (w *podWorker) handleProbe(ctx context.Context, res probeResult) {
 	if d.Kill {
 		rec.KillReason, rec.KillMessage = d.KillReason, d.KillMessage
 		w.log.Info("killing container", "container", res.container, "reason", d.KillReason, "msg", d.KillMessage)
+		w.killing(res.container, d.KillReason, d.KillMessage)
 		w.kill(inst, probeGrace(specOf(r.pod, res.container), res.kind, r.grace), hookOf(r.pod, res.container, r.podIP))
 	}
 	if d.Changed {

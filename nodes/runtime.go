@@ -22,6 +22,8 @@ import (
 	"github.com/distribution/reference"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/store"
 )
 
 // Labels bosun puts on every container it creates; a restarted agent adopts
@@ -68,7 +70,7 @@ func normalizeRef(image string) (string, error) {
 
 // ensureImage returns the container's image, pulling it as its
 // imagePullPolicy says, unpacked for the agent's snapshotter.
-func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container) (client.Image, error) {
+func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container, pod store.ObjectRef) (client.Image, error) {
 	name, err := normalizeRef(c.Image)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errConfig, err)
@@ -83,14 +85,18 @@ func (a *Agent) ensureImage(ctx context.Context, c *corev1.Container) (client.Im
 		return nil, fmt.Errorf("image %s: %w", name, errNeverPull)
 	default:
 		start := time.Now()
+		a.imagePulling(pod, name)
 		img, err = a.client.Pull(ctx, name, client.WithPullUnpack, client.WithPullSnapshotter(a.cfg.Snapshotter),
 			client.WithResolver(a.resolver()))
+		a.m.pulled(time.Since(start), err)
+		a.imagePulled(pod, name, time.Since(start), err)
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", errPull, name, err)
 		}
 		a.log.Info("pulled image", "image", name, "took", time.Since(start))
 		return img, nil
 	}
+	a.imagePresent(pod, name)
 	ok, err := img.IsUnpacked(ctx, a.cfg.Snapshotter)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", name, err)

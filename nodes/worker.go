@@ -69,7 +69,8 @@ type podRun struct {
 	recs      map[string]*containerRecord
 	insts     map[string]*instance
 	published *corev1.PodStatus
-	failed    bool // the last status write failed
+	failed    bool      // the last status write failed
+	took      time.Time // when this agent took the pod (zero: adopted, or its start counted; metrics.go)
 }
 
 // instance is the live containerd state of one container.
@@ -259,7 +260,7 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 		return retry
 	}
 	if w.cur == nil {
-		w.cur = &podRun{uid: desired.UID, recs: map[string]*containerRecord{}, insts: map[string]*instance{}}
+		w.cur = &podRun{uid: desired.UID, recs: map[string]*containerRecord{}, insts: map[string]*instance{}, took: time.Now()}
 		w.log.Info("pod bound", "uid", desired.UID)
 	}
 	r := w.cur
@@ -407,11 +408,13 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 			reason = ReasonCreateConfigError
 		}
 		rec.Waiting = &corev1.ContainerStateWaiting{Reason: reason, Message: err.Error()}
+		w.a.m.startFailed(reason)
+		w.startFailed(c.Name, reason, err)
 		rec.StartFailures++
 		rec.NextStart = now.Add(backoffDelay(rec.StartFailures, w.a.cfg.RestartBackoff, w.a.cfg.MaxRestartBackoff))
 	}()
 
-	img, err := w.a.ensureImage(ctx, c)
+	img, err := w.a.ensureImage(ctx, c, podRef(w.namespace, w.name))
 	if err != nil {
 		return err
 	}
@@ -468,6 +471,7 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	if err != nil {
 		return err
 	}
+	w.containerCreated(c.Name)
 	inst := &instance{ctr: ctr, task: task}
 	if err := w.watch(ctx, c.Name, inst); err != nil {
 		w.a.deleteContainer(ctx, ctr)
@@ -482,6 +486,8 @@ func (w *podWorker) start(ctx context.Context, r *podRun, c *corev1.Container, r
 	startedAt := time.Now()
 	w.log.Info("container started", "container", c.Name, "id", id, "restarts", restarts,
 		"createStart", startedAt.Sub(began).Round(time.Millisecond))
+	w.a.m.containerStarted(restarts > rec.RestartCount)
+	w.containerStarted(c.Name)
 	rec.ID = id
 	rec.ImageID = img.Target().Digest.String()
 	rec.Running = true
@@ -681,6 +687,7 @@ func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at t
 	rec.NextStart = at.Add(plan.Delay)
 	rec.Waiting = nil
 	if plan.Delay > 0 {
+		w.backOff(rec.Name, plan.Delay)
 		rec.Waiting = &corev1.ContainerStateWaiting{
 			Reason:  ReasonCrashLoopBackOff,
 			Message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", plan.Delay, rec.Name, w.key),
@@ -711,6 +718,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	}
 	r.failed = false
 	r.published = &st
+	w.a.m.podPublished(r, &st, now)
 	w.log.Debug("pod status", "phase", st.Phase, "ip", st.PodIP)
 }
 
@@ -719,6 +727,7 @@ func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 // pod is gone from the store, its status.
 func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) error {
 	start := time.Now()
+	w.stopping(r)
 	if err := w.stopAll(ctx, r); err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type Driver struct {
 	// Now is the clock whose time is passed to Plan (the server passes
 	// time.Now, tests a fake). Required: this package reads no clock.
 	Now func() time.Time
+	// Planning, when set, is called as Plan starts and returns what to call
+	// once it has returned (the server times plans with it: this package
+	// reads no clock).
+	Planning func() (done func())
 }
 
 // Reconcile plans desired against the observed cluster and applies the
@@ -39,7 +43,14 @@ func (d *Driver) Reconcile(ctx context.Context, desired *manifest.Set) (Observed
 	if err != nil {
 		return observed, Result{}, fmt.Errorf("observe: %w", err)
 	}
+	var planned func()
+	if d.Planning != nil {
+		planned = d.Planning()
+	}
 	res := Plan(desired, observed, d.Now())
+	if planned != nil {
+		planned()
+	}
 	if len(res.Actions) == 0 {
 		d.logEvents(res.Events)
 		return observed, res, nil

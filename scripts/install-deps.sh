@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bosun needs, when they are missing.
 # With "test": also what only the tests need (a container registry, nft,
-# conntrack, Prometheus, sshd, etcdctl, gpg).
+# conntrack, Prometheus, sshd, etcdctl, gpg, Chromium).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -27,6 +27,9 @@ if [ "${1:-}" = test ]; then
   # Signed commits are made with gpg (and ssh-keygen) in the tests.
   command -v gpg >/dev/null || need+=(gnupg)
   command -v gpgconf >/dev/null || need+=(gpgconf)
+  # The web dashboard is tested (and its screenshots taken) in headless
+  # Chromium, driven by chromedp.
+  command -v chromium >/dev/null || need+=(chromium)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -80,6 +80,7 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 		defer b.planSrc.Release(rev)
 		res.Revision = &store.Revision{Commit: rev.Commit, Author: rev.Author, Message: firstLine(rev.Message), Time: rev.Time, Signer: signerOf(*rev)}
 		set, err = b.cfg.Policy.LoadDir(rev.Dir, b.cfg.Path)
+		set, err = planWindows(rev.Dir, set, err) // syncwindow.go
 		if len(deps) > 0 {
 			key, kerr := b.clusterKey(ctx)
 			if kerr != nil {

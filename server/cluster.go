@@ -30,6 +30,8 @@ type cluster struct {
 	// first pass. Only the reconcile loop touches it.
 	nodes *reconciler.NodeGrace
 	m     *metrics
+	// events records node health, cordon and drain events (events.go).
+	events *serverEvents
 	// snap is the state the last plan was made from: Apply finds there
 	// the node (so the key) of a pod it deletes or binds.
 	snap *store.Snapshot

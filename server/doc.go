@@ -53,6 +53,17 @@
 // request's reason: the leader passes the reason of each new request to
 // gitsource.TriggerBy).
 //
+// Sync windows (syncwindow.go, package syncwindow): a valid revision whose
+// own .bosun/windows.yaml blocks it now is held, not applied: a history
+// entry with store.ResultHeld ("held (sync window until <time>): <why>"),
+// SyncStatus.Held, and its objects in etcd (store.Held) so that a new
+// leader holds it too. Reconcile passes go on with the applied revision
+// (self-heal is never held). A timer of the loop applies it when the block
+// ends; a sync request may apply it at once (`bosun sync --force`, which
+// names the held commit, or a manual sync its windows allow); a newer
+// valid revision supersedes it. An invalid windows file rejects the
+// revision like an invalid manifest.
+//
 // Nodes (nodehealth.go): the leader plans with the registered nodes (and,
 // unschedulable, those absent for less than --node-grace-period:
 // reconciler.NodeGrace) merged with the operators' records
@@ -125,6 +136,19 @@
 // bosun_etcd_quorum, bosun_etcd_leader_changes_total,
 // bosun_etcd_health_checks_total, and the election's
 // bosun_leader_elections_total and bosun_leader_lost_total.
+//
+// The leader's loop (metrics.go): bosun_reconcile_passes_total,
+// bosun_reconcile_duration_seconds (a pass), bosun_plan_duration_seconds
+// (reconciler.Plan alone, through Driver.Planning), bosun_actions_total{type},
+// bosun_revisions_total{result}, bosun_rollouts_total{outcome} (complete,
+// failed, aborted: a progressing history entry settled, or superseded) and
+// bosun_rollout_duration_seconds; the scheduler's results, read from the
+// plan's actions: bosun_scheduler_placements_total and
+// bosun_scheduler_unschedulable_total{reason} (the scheduler's explanation
+// mapped to a bounded set of reasons); and the Git source's bosun_git_*
+// (gitsource.Metrics, one for every leadership's Source).
+// examples/monitoring holds a Grafana dashboard and alert rules on them,
+// checked by monitoring_test.go with promtool.
 //
 // Fencing under a partition is the store's (Leadership: the deadline of its
 // own lease renewals, fenced transactions stamped with the leadership):

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -70,7 +71,7 @@ func (b *book) add(e store.HistoryEntry) []store.Op {
 	var ops []store.Op
 	if e.Result != store.ResultRejected && e.Canary == "" {
 		for i := range b.entries {
-			if b.entries[i].Result == store.ResultProgressing {
+			if r := b.entries[i].Result; r == store.ResultProgressing || r == store.ResultHeld {
 				b.entries[i].Result = store.ResultSuperseded
 				ops = append(ops, put(&b.entries[i]))
 			}
@@ -107,7 +108,7 @@ func (b *book) settle(set *manifest.Set, observed reconciler.Observed, now time.
 	case failed:
 		e.Result, e.Errors = store.ResultRolloutFailed, []string{msg}
 	case done:
-		e.Result, e.ReadyAfter = store.ResultApplied, store.Duration(now.Sub(e.SeenAt))
+		e.Result, e.ReadyAfter = store.ResultApplied, store.Duration(now.Sub(cmp.Or(e.AppliedAt, e.SeenAt)))
 	default:
 		return nil
 	}

@@ -17,6 +17,7 @@ import (
 	"bosun/manifest"
 	"bosun/reconciler"
 	"bosun/store"
+	"bosun/syncwindow"
 )
 
 // The leader does not poll. It plans when the cluster changes (a watch of
@@ -62,6 +63,10 @@ type leader struct {
 
 	// pending is a revision whose write failed, accepted again at retry.
 	pending *gitsource.Revision
+	// held is the revision a sync window holds, nil when none is;
+	// windowTimer fires when its block should end (syncwindow.go).
+	held        *heldRevision
+	windowTimer *time.Timer
 	// write is the leadership's fenced write; tests inject failures here.
 	write func(ctx context.Context, ops []store.Op) error
 }
@@ -89,10 +94,15 @@ func (l *leader) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
+	// Fires at once: a held revision restored is decided on again.
+	l.windowTimer = time.NewTimer(time.Hour)
+	defer l.windowTimer.Stop()
 	if err := l.restore(ctx); err != nil {
 		return err
 	}
+	defer l.startNotify(ctx)() // notifications of this leadership (notify.go)
 	l.canary = newCanaries()
+	l.cfg.events.lead()
 	l.analyzer = newAnalyzer(l.cfg.Measure, l.log)
 	defer l.analyzer.wg.Wait()
 	defer l.analyzer.timer.Stop()
@@ -135,7 +145,8 @@ func (l *leader) run(ctx context.Context) error {
 	defer l.m.leader.Set(0)
 	cl := &cluster{st: l.st, cache: l.cache, lead: l.lead, now: time.Now, grace: l.cfg.NodeGracePeriod, m: l.m, log: l.log,
 		canaries: l.canaryInput}
-	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now}
+	cl.events = l.cfg.events
+	driver := &reconciler.Driver{Cluster: cl, Logger: l.log, Now: time.Now, Planning: l.m.planning}
 	// Node subnets are given as nodes come, Git revision or not.
 	sn, err := newSubnets(l.cfg.PodNetwork, l.st, l.apply, l.log, l.m.subnets)
 	if err != nil {
@@ -166,8 +177,21 @@ func (l *leader) run(ctx context.Context) error {
 				return stop
 			}
 		case <-syncRequests:
-			l.triggerSync(ctx)
-			continue
+			req, news := l.triggerSync(ctx)
+			if !news {
+				continue
+			}
+			if plan, stop := l.windowRequest(ctx, req); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
+		case <-l.windowTimer.C:
+			if plan, stop := l.windowCheck(ctx); stop != nil {
+				return stop
+			} else if !plan {
+				continue
+			}
 		case <-subnetChanges:
 			if plan, stop := l.syncSubnets(ctx, sn, cl, subnetRetry); stop != nil {
 				return stop
@@ -202,6 +226,8 @@ func (l *leader) run(ctx context.Context) error {
 		observed, res, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
 			l.m.observeEvents(res.Events, time.Now())
+			l.m.observeScheduling(observed, res.Actions)
+			l.cfg.events.pass(res)
 			if res.Wake.IsZero() {
 				wake.Stop()
 			} else {
@@ -213,6 +239,7 @@ func (l *leader) run(ctx context.Context) error {
 			ops := append(hist.addCanary(res.CanaryEvents, time.Now()), hist.settle(l.desired, observed, time.Now())...)
 			ops = append(ops, cl.takeHealth()...) // node health records (nodehealth.go)
 			if err = l.apply(ctx, ops); err == nil {
+				l.recorded(l.history, hist)
 				l.history = hist
 			}
 		}
@@ -301,6 +328,9 @@ func (l *leader) restore(ctx context.Context) error {
 		return err
 	}
 	l.history = book{limit: l.cfg.HistoryLimit, entries: entries}
+	if err := l.restoreHeld(ctx); err != nil {
+		return err
+	}
 	d, err := l.st.Desired(ctx)
 	if err != nil {
 		return err
@@ -379,11 +409,14 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	entry := store.HistoryEntry{Revision: r, SeenAt: time.Now()}
 	var ops []store.Op
 	var set *manifest.Set
+	var windows []syncwindow.Window // the revision's own (syncwindow.go)
+	var rawWindows []byte
+	var held *heldRevision
 	var err error
 	if why := untrusted(rev); why != "" {
 		err = errors.New(why) // rejected whole, before its manifests are read
 	} else {
-		set, err = l.cfg.Policy.LoadDir(rev.Dir, l.cfg.Path)
+		set, windows, rawWindows, err = l.loadRevision(rev.Dir)
 	}
 	if err == nil {
 		snap, serr := l.cache.Snapshot(ctx)
@@ -403,6 +436,10 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 			sync.Errors = []string{err.Error()}
 		}
 		entry.Result, entry.Errors = store.ResultRejected, sync.Errors
+	} else if held = holdFor(r, set, windows, rawWindows, time.Now()); held != nil {
+		entry.Result, entry.Detail = store.ResultHeld, held.detail()
+		entry.Changes = changesBetween(l.desired, set)
+		sync.Errors = nil
 	} else {
 		entry.Result = store.ResultProgressing
 		entry.Changes = changesBetween(l.desired, set)
@@ -421,6 +458,11 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 		sync.Branches = l.branchStatus(set, gs)
 	}
 	ops = append(ops, hist.add(entry)...)
+	if entry.Result != store.ResultRejected {
+		if ops, err = l.recordHold(ops, held, &hist, &sync); err != nil {
+			return err
+		}
+	}
 	sync.UpdatedAt = time.Now()
 	op, err := store.PutSyncStatus(&sync)
 	if err != nil {
@@ -429,14 +471,26 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 	if err := l.apply(ctx, append(ops, op)); err != nil {
 		return fmt.Errorf("record revision %s: %w", short(rev.Commit), err)
 	}
+	l.recorded(l.history, hist)
 	l.sync, l.history, l.desired = sync, hist, desired
+	if entry.Result != store.ResultRejected {
+		l.setHeld(held)
+	}
+	if held != nil {
+		auditRevision(ctx, l.log, rev, false, "held", held.detail())
+		l.m.revisions.WithLabelValues("held").Inc()
+		l.log.Info("revision held by a sync window", "commit", short(rev.Commit), "until", held.until, "reason", held.reason)
+		return nil
+	}
 	if entry.Result == store.ResultRejected {
+		l.cfg.events.revision(r, entry)
 		auditRevision(ctx, l.log, rev, false, "rejected", sync.Errors[0])
 		l.m.revisions.WithLabelValues("rejected").Inc()
 		l.log.Error("revision rejected; keeping the last good revision",
 			"commit", short(rev.Commit), "errors", len(sync.Errors), "first", sync.Errors[0])
 		return nil
 	}
+	l.cfg.events.revision(r, entry)
 	auditRevision(ctx, l.log, rev, false, "accepted", "")
 	l.m.revisions.WithLabelValues("accepted").Inc()
 	l.log.Info("revision accepted", "commit", short(rev.Commit), "message", r.Message, "changes", len(entry.Changes),
@@ -448,7 +502,6 @@ func (l *leader) accept(ctx context.Context, rev gitsource.Revision) error {
 // when it changed.
 func (l *leader) recordFetchStatus(ctx context.Context) error {
 	gs := l.src.Status()
-	l.m.fetchFails.Set(float64(gs.Failures))
 	branches := l.branchStatus(l.desired, gs)
 	if gs.FetchError == l.sync.FetchError && gs.LastFetch.Sub(l.sync.LastFetch) < time.Minute && slices.Equal(branches, l.sync.Branches) {
 		return nil
@@ -479,4 +532,12 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
+}
+
+// recorded passes on what a fenced write of the history from old to next
+// changed (a revision's result, a rollout's outcome, a canary event), once
+// that write succeeded: to the metrics and the notifications (notify.go).
+func (l *leader) recorded(old, next book) {
+	l.m.rolloutOutcomes(old.entries, next.entries)
+	l.notifyHistory(old, next)
 }

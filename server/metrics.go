@@ -1,12 +1,17 @@
 package server
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 
 	"bosun/canary"
+	"bosun/gitsource"
 	"bosun/reconciler"
+	"bosun/store"
 )
 
 // metrics are the leader's counters, on /metrics of every replica.
@@ -23,7 +28,20 @@ type metrics struct {
 	duration      prometheus.Histogram
 	actions       *prometheus.CounterVec
 	revisions     *prometheus.CounterVec
-	fetchFails    prometheus.Gauge
+	// git is the Git source's (bosun_git_*), given to each leadership's
+	// Source.
+	git *gitsource.Metrics
+	// plan times reconciler.Plan alone (the pass's duration adds observing
+	// and applying); rollouts counts revisions' rollouts by outcome, and
+	// rolloutTime times the complete ones.
+	plan        prometheus.Histogram
+	rollouts    *prometheus.CounterVec
+	rolloutTime prometheus.Histogram
+	// The scheduler's results, as the plans' actions carry them (Plan runs
+	// the pure scheduler): pods bound, and pods no node could take by
+	// reason.
+	placements    prometheus.Counter
+	unschedulable *prometheus.CounterVec
 	// Jobs and CronJobs: runs by outcome (started, missed, missed_deadline,
 	// forbidden, replaced), Jobs by outcome (complete, backoff_limit,
 	// deadline), and how late each run's Job was created.
@@ -40,6 +58,7 @@ type metrics struct {
 	nodes        *nodeMetrics // nodehealth.go
 	// subnets are the node subnet allocator's (subnets.go).
 	subnets *subnetMetrics
+	windows *windowMetrics // syncwindow.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,9 +91,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		revisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bosun_revisions_total", Help: "Revisions seen, by result (accepted, rejected).",
 		}, []string{"result"}),
-		fetchFails: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bosun_git_fetch_failures", Help: "Consecutive failed fetches of the repository (0 when healthy).",
+		plan: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bosun_plan_duration_seconds", Help: "Time of one plan (reconciler.Plan: desired against observed, scheduling included) of a reconcile pass.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}),
+		rollouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_rollouts_total", Help: "Rollouts of accepted revisions that ended, by outcome: complete (every object ready), failed (a Deployment missed its progress deadline or a pod failed), aborted (superseded by a newer revision before it finished).",
+		}, []string{"outcome"}),
+		rolloutTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bosun_rollout_duration_seconds", Help: "From a revision seen to its rollout complete.",
+			Buckets: prometheus.ExponentialBuckets(0.25, 2, 14),
+		}),
+		placements: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_scheduler_placements_total", Help: "Pods the leader's plans bound to a node (scheduled, or pinned by spec.nodeName).",
+		}),
+		unschedulable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_scheduler_unschedulable_total", Help: "Verdicts that a pod fits no node, written when new or changed, by each reason a node was filtered out for: " + strings.Join(unschedulableReasons, ", ") + ".",
+		}, []string{"reason"}),
 		cronRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bosun_cronjob_runs_total",
 			Help: "Scheduled CronJob runs, by outcome: started, missed (superseded by a later run after downtime), missed_deadline (past startingDeadlineSeconds), forbidden (concurrencyPolicy Forbid), replaced (an active Job deleted by concurrencyPolicy Replace).",
@@ -102,10 +135,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bosun_canary_queries_total", Help: "Evaluations of canaries' Prometheus queries, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	m.git = gitsource.NewMetrics(reg)
 	m.subnets = newSubnetMetrics(reg)
+	m.windows = newWindowMetrics(reg)
 	reg.MustRegister(m.canaryWeight, m.canaryPhase, m.canaryReady, m.canaryEvents, m.canaryChecks)
 	m.nodes = newNodeMetrics(reg)
-	reg.MustRegister(m.leader, m.elections, m.leaderLost, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.fetchFails, m.cronRuns, m.jobOutcomes, m.cronDelay)
+	reg.MustRegister(m.leader, m.elections, m.leaderLost, m.passes, m.failures, m.writeFailures, m.duration, m.actions, m.revisions, m.cronRuns, m.jobOutcomes, m.cronDelay,
+		m.plan, m.rollouts, m.rolloutTime, m.placements, m.unschedulable)
 	return m
 }
 
@@ -160,4 +196,127 @@ func (m *metrics) observeCanaries(sums []reconciler.CanarySummary, events []cana
 	for _, e := range events {
 		m.canaryEvents.WithLabelValues(e.Namespace, e.Name, e.Reason).Inc()
 	}
+}
+
+// planning times one plan (reconciler.Driver.Planning).
+func (m *metrics) planning() func() {
+	start := time.Now()
+	return func() { m.plan.Observe(time.Since(start).Seconds()) }
+}
+
+// rolloutOutcomes counts the rollouts that ended between two states of the
+// history (before and after the leader's write): an entry that was
+// progressing and is now applied, rollout failed or superseded.
+func (m *metrics) rolloutOutcomes(before, after []store.HistoryEntry) {
+	progressing := map[int64]bool{}
+	for _, e := range before {
+		if e.Result == store.ResultProgressing {
+			progressing[e.Seq] = true
+		}
+	}
+	if len(progressing) == 0 {
+		return
+	}
+	for _, e := range after {
+		if !progressing[e.Seq] {
+			continue
+		}
+		switch e.Result {
+		case store.ResultApplied:
+			m.rollouts.WithLabelValues("complete").Inc()
+			m.rolloutTime.Observe(time.Duration(e.ReadyAfter).Seconds())
+		case store.ResultRolloutFailed:
+			m.rollouts.WithLabelValues("failed").Inc()
+		case store.ResultSuperseded:
+			m.rollouts.WithLabelValues("aborted").Inc()
+		}
+	}
+}
+
+// observeScheduling counts what the scheduler decided in a plan whose
+// actions were applied: pods bound to a node that observed had unbound (or
+// had not: new pods, new instances), and verdicts that a pod fits no node
+// (the plan writes one only when it is new or its reason changed).
+func (m *metrics) observeScheduling(observed reconciler.Observed, actions []reconciler.Action) {
+	var bound map[string]*corev1.Pod // action pods with a node, by ns/name
+	for _, a := range actions {
+		if (a.Type != reconciler.CreatePod && a.Type != reconciler.UpdatePod) || a.Pod == nil {
+			continue
+		}
+		if a.Pod.Spec.NodeName != "" {
+			if bound == nil {
+				bound = map[string]*corev1.Pod{}
+			}
+			bound[a.Pod.Namespace+"/"+a.Pod.Name] = a.Pod
+			continue
+		}
+		for _, c := range a.Pod.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+				for _, r := range unschedulableReasonsOf(c.Message) {
+					m.unschedulable.WithLabelValues(r).Inc()
+				}
+			}
+		}
+	}
+	if len(bound) == 0 {
+		return
+	}
+	placed := len(bound)
+	for _, p := range observed.Pods {
+		if b, ok := bound[p.Namespace+"/"+p.Name]; ok && p.UID == b.UID && p.Spec.NodeName != "" {
+			placed-- // bound before this plan
+		}
+	}
+	m.placements.Add(float64(placed))
+}
+
+// unschedulableMarks map the phrases of the scheduler's explanations (in
+// kube-scheduler's words, scheduler.explain) to the bounded reason label of
+// bosun_scheduler_unschedulable_total; the first that matches a part
+// wins. TestUnschedulableReasons pins them against the real scheduler.
+var unschedulableMarks = []struct{ phrase, reason string }{
+	{"no nodes registered", "no_nodes"},
+	{"were unschedulable", "node_cordoned"},
+	{"untolerated taint", "taint"},
+	{"didn't match node selector", "node_selector"},
+	{"node affinity", "node_affinity"},
+	{"Too many pods", "too_many_pods"},
+	{"insufficient cpu", "insufficient_cpu"},
+	{"insufficient memory", "insufficient_memory"},
+	{"topology spread", "topology_spread"},
+	{"anti-affinity", "pod_anti_affinity"},
+	{"pod affinity", "pod_affinity"},
+}
+
+// unschedulableReasons are the values of the reason label.
+var unschedulableReasons = func() []string {
+	var out []string
+	for _, mk := range unschedulableMarks {
+		out = append(out, mk.reason)
+	}
+	return append(out, "other")
+}()
+
+// unschedulableReasonsOf are the reasons of a scheduler's explanation,
+// "0/3 nodes are available: 1 insufficient cpu, 2 node(s) had untolerated
+// taint {k: v}": each once, in the order of the message.
+func unschedulableReasonsOf(msg string) []string {
+	_, parts, ok := strings.Cut(msg, ": ")
+	if !ok {
+		parts = msg
+	}
+	var out []string
+	for _, part := range strings.Split(parts, ", ") {
+		reason := "other"
+		for _, mk := range unschedulableMarks {
+			if strings.Contains(part, mk.phrase) {
+				reason = mk.reason
+				break
+			}
+		}
+		if !slices.Contains(out, reason) {
+			out = append(out, reason)
+		}
+	}
+	return out
 }

@@ -200,6 +200,7 @@ func (c *cluster) observeNodes(snap *store.Snapshot, o reconciler.Observed, now 
 	c.health = ops
 	nm := c.m.nodes
 	for _, h := range put {
+		c.events.nodeHealth(h, now)
 		if !h.Ready && h.Since.Equal(now) {
 			nm.notReady.Inc()
 			if c.log != nil {
@@ -209,6 +210,7 @@ func (c *cluster) observeNodes(snap *store.Snapshot, o reconciler.Observed, now 
 			c.log.Info("node ready", "node", h.Node)
 		}
 	}
+	c.events.nodeControls(snap.NodeControls, o)
 	registered := make(map[string]bool, len(snap.Nodes))
 	for i := range snap.Nodes {
 		registered[snap.Nodes[i].Name] = true

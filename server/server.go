@@ -24,6 +24,7 @@ import (
 	bjoin "bosun/join"
 	"bosun/manifest"
 	"bosun/nodes"
+	"bosun/notify"
 	"bosun/proxy"
 	"bosun/signature"
 	"bosun/sopsfile"
@@ -136,6 +137,13 @@ type Config struct {
 	TrustedKeysDir string
 	trustedKeys    *signature.Keyring // loaded by Run
 
+	// NotifyConfigFile (--notify-config) configures notifications and
+	// commit statuses (package notify; server/notify.go); read at start.
+	NotifyConfigFile string
+	notifier         *notify.Notifier // loaded by validate
+
+	// events records the leader's events (events.go); nil: none.
+	events *serverEvents
 	// elected runs when this replica wins an election (moveRaftLeader);
 	// nil: nothing.
 	elected func(context.Context)
@@ -199,6 +207,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.loadSOPSKey(); err != nil {
+		return err
+	}
+	if err := c.loadNotify(); err != nil {
 		return err
 	}
 	if _, err := c.PodNetwork.withDefaults().config(); err != nil {
@@ -342,6 +353,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := cfg.registerNotify(reg); err != nil {
+		return err
+	}
 	// One cache of the cluster state per replica: the leader, DNS, the API,
 	// logs and the Service proxy read it instead of etcd.
 	cache := store.NewCache(st, store.CacheConfig{Registerer: reg, Logger: log})
@@ -433,6 +447,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	m := newMetrics(reg)
+	cfg.events = newServerEvents(st, reg, log) // events.go
+	start("events", cfg.events.run)
 	start("leader", func(ctx context.Context) error { return campaign(ctx, cfg, st, cache, m) })
 
 	wg.Wait()
@@ -471,7 +487,7 @@ func campaign(ctx context.Context, cfg Config, st *store.Store, cache *store.Cac
 		src, err := gitsource.New(gitsource.Config{
 			URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.DataDir, "git"),
 			Poll: cfg.Poll, Auth: cfg.GitAuth, Logger: cfg.Logger,
-			TrustedKeys: cfg.trustedKeys,
+			TrustedKeys: cfg.trustedKeys, Metrics: m.git,
 		})
 		if err != nil {
 			endLead()

@@ -9,6 +9,7 @@ import (
 	"bosun/audit"
 	"bosun/gitsource"
 	"bosun/signature"
+	"bosun/store"
 )
 
 // Signed commits (--verify-commits, --trusted-keys). The Git source
@@ -90,12 +91,15 @@ func short7(commit string) string {
 // triggerSync asks the Git source for a fetch now, for a sync request (a
 // webhook, `bosun sync`): the revision it brings carries the request's
 // reason as its trigger, for the audit line.
-func (l *leader) triggerSync(ctx context.Context) {
-	reason, rev, err := l.st.SyncRequest(ctx)
-	if err != nil || rev <= l.syncRev || reason == "" {
+// It returns the request when it is news (a manual or forced sync may
+// apply a held revision, syncwindow.go).
+func (l *leader) triggerSync(ctx context.Context) (store.SyncRequestSpec, bool) {
+	req, rev, err := l.st.SyncRequestSpec(ctx)
+	if err != nil || rev <= l.syncRev || req.Reason == "" {
 		l.src.Trigger()
-		return
+		return store.SyncRequestSpec{}, false
 	}
 	l.syncRev = rev
-	l.src.TriggerBy(reason)
+	l.src.TriggerBy(req.Reason)
+	return req, true
 }

@@ -25,7 +25,8 @@ func (s *Store) Keyring() *Keyring { return s.keys }
 // objects (they hold its Secrets) and the cluster key (it keys the hashes
 // of Secrets put on pod templates).
 func encrypted(key string) bool {
-	return strings.HasPrefix(key, Prefix+SecretsPrefix) || key == Prefix+desiredKey || key == Prefix+clusterKeyKey
+	return strings.HasPrefix(key, Prefix+SecretsPrefix) || key == Prefix+desiredKey || key == Prefix+clusterKeyKey ||
+		key == Prefix+heldKey // a revision held by a sync window (syncwindow.go)
 }
 
 // open returns the plain value read at key.
@@ -85,6 +86,7 @@ func (s *Store) encryptedValues(ctx context.Context) ([]keyValue, error) {
 		clientv3.OpGet(Prefix+SecretsPrefix, clientv3.WithPrefix()),
 		clientv3.OpGet(Prefix+desiredKey),
 		clientv3.OpGet(Prefix+clusterKeyKey),
+		clientv3.OpGet(Prefix+heldKey),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("read encrypted values: %w", err)

@@ -41,8 +41,8 @@ func EnableAuth(ctx context.Context, cli *clientv3.Client) error {
 
 // AllowNode creates the etcd user of a node (user is the Common Name of
 // the node's certificate) with a role that reads bosun's state and writes
-// only the node's own keys: its node object and the statuses of its pods
-// (podstatus/<node>/). The leader writes everything else; a node whose
+// only the node's own keys: its node object, the statuses of its pods
+// (podstatus/<node>/) and its events (events/<node>/). The leader writes everything else; a node whose
 // certificate leaks cannot bind pods, change Services or report for
 // another node. Safe to call again for the same node.
 func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) error {
@@ -52,6 +52,7 @@ func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) err
 		return fmt.Errorf("etcd role of node %s: %w", node, err)
 	}
 	statuses := Prefix + PodStatusPrefix + node + "/"
+	events := EventSourcePrefix(node)
 	grants := []struct {
 		key, end string
 		perm     clientv3.PermissionType
@@ -59,6 +60,7 @@ func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) err
 		{Prefix, clientv3.GetPrefixRangeEnd(Prefix), clientv3.PermissionType(clientv3.PermRead)},
 		{NodeKey(node), "", clientv3.PermissionType(clientv3.PermReadWrite)},
 		{statuses, clientv3.GetPrefixRangeEnd(statuses), clientv3.PermissionType(clientv3.PermReadWrite)},
+		{events, clientv3.GetPrefixRangeEnd(events), clientv3.PermissionType(clientv3.PermReadWrite)},
 	}
 	for _, g := range grants {
 		if _, err := cli.RoleGrantPermission(ctx, user, g.key, g.end, g.perm); err != nil {

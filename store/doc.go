@@ -28,6 +28,9 @@
 //	/bosun/nodehealth/<node>        NodeHealth: Ready or NotReady since when and why, put by the leader for
 //	                                each known node (Snapshot.KnownNodes), deleted when the node is no longer known
 //	/bosun/leaderstamp              LeaderStamp: the leader and election key of the last fenced write, put by every one
+//	/bosun/events/<source>/<ns>/<id>  Event (Kubernetes-like: type, reason, object, message, count, first and
+//	                                last time), put by a Recorder under a lease; <source> is a node's name (its
+//	                                agent's events; AllowNode lets a node write only its own) or "-" (servers)
 //
 // Desired state (pods, deployments, services, sync, desired, history) is written only by the
 // elected leader, and only through Leadership.Apply: a transaction that
@@ -177,6 +180,36 @@
 // process reaches and whether they have a quorum (ClusterHealth.Message
 // says what it means for users). DialMembers dials every member and keeps
 // the list current.
+//
+// # Events
+//
+// A Recorder per source (an agent: its node's name; servers: "-") writes
+// events as Kubernetes' event recorder does, without ever blocking its
+// caller: Eventf puts the event in a buffer (Buffer, default 1000; beyond
+// it the event is dropped and counted) and Run writes them one at a time.
+// A repeat of an event written within Window (default 10 min) with the
+// same object, type, reason and message is not a new key: the stored
+// event's count and lastTime grow (Kubernetes' correlator). Each object's
+// events of one reason go through a token bucket (Burst 25, then one per
+// Refill, 5 min: Kubernetes' spam filter), so a flapping probe does not
+// flood etcd nor silence its pod's other events. Every write is under an
+// etcd lease of TTL (default 1 h) plus a twentieth, shared by the writes
+// of that twentieth (the Kubernetes API server's lease manager does the
+// same), so an event lives 1 h to 1 h 3 min after its last write. A
+// source keeps at most Max events (default 1000): the write of a new one
+// deletes, in the same transaction, the oldest by last write. The bound
+// counts what the recorder wrote and what it listed at start (a restarted
+// agent's events); servers share "-", and a new leader's recorder does not
+// count events another server wrote after it started: those go with their
+// TTL. Event IDs are the object's name and the time in hexadecimal
+// nanoseconds. Store.Events reads every source's events, filtered by
+// namespace (that of the object; "default" for a Node's), kind and name,
+// oldest first by lastTime, with Limit keeping the newest. The Cache does
+// not serve events: they are read when asked for. Metrics:
+// bosun_events_recorded_total{outcome}, bosun_events_dropped_total{reason},
+// bosun_events_trimmed_total, bosun_events_stored and
+// bosun_events_write_duration_seconds, each with recorder="agent" or
+// "server".
 //
 // # Writing
 //

@@ -192,6 +192,10 @@ type HistoryEntry struct {
 	// ReadyAfter is how long it took from SeenAt until every pod of the
 	// revision was ready; zero until then.
 	ReadyAfter Duration `json:"readyAfter,omitzero"`
+	// AppliedAt is when a revision held by a sync window was applied at
+	// last (ReadyAfter counts from then); zero for the others, applied as
+	// they were seen.
+	AppliedAt time.Time `json:"appliedAt,omitzero"`
 	// Canary names the Deployment ("<ns>/<name>") of a canary entry, Branch
 	// its branch and Detail what happened (the weights of a step, the
 	// reason of an abort).

@@ -175,6 +175,9 @@ type SyncStatus struct {
 	// Branches are the canary branches the applied revision names, which
 	// the leader follows, with their last fetch.
 	Branches []BranchStatus `json:"branches,omitempty"`
+	// Held is the revision a sync window holds (syncwindow.go), nil when
+	// none is.
+	Held *HeldStatus `json:"held,omitempty"`
 }
 
 // BranchStatus is a followed canary branch as last fetched.

@@ -12,24 +12,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"bosun/store"
 )
 
-// event is an event as GET /api/v1/events answers it (store.Event's JSON).
-type event struct {
-	ID     string `json:"id"`
-	Type   string `json:"type"`
-	Reason string `json:"reason"`
-	Object struct {
-		Kind      string `json:"kind"`
-		Namespace string `json:"namespace,omitempty"`
-		Name      string `json:"name"`
-	} `json:"object"`
-	Message   string    `json:"message"`
-	Source    string    `json:"source"`
-	Count     int       `json:"count"`
-	FirstTime time.Time `json:"firstTime"`
-	LastTime  time.Time `json:"lastTime"`
-}
+// event is an event as GET /api/v1/events answers it.
+type event = store.Event
 
 // eventList is the answer of GET /api/v1/events, oldest first.
 type eventList struct {
@@ -53,7 +41,7 @@ func fetchEvents(ctx context.Context, c *client, namespace, kind, name string) (
 	var list eventList
 	err := c.do(ctx, "GET", "/api/v1/events?"+q.Encode(), nil, &list)
 	var se *statusError
-	if errors.As(err, &se) && se.code == http.StatusNotFound { // a server without H5's route: "unknown kind"
+	if errors.As(err, &se) && se.code == http.StatusNotFound { // a server older than GET /api/v1/events
 		return nil, errNoEvents
 	}
 	return list.Events, err

@@ -73,7 +73,10 @@ func printHistory(w io.Writer, items []store.HistoryEntry, now time.Time) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", shortHash(e.Commit), age(e.SeenAt, now), authorName(e.Author),
 			e.Result, ready, summarize(e.Changes), e.Message, signer(e))
-		for _, msg := range e.Errors {
+		for _, msg := range append(slices.Clip(e.Errors), historyDetail(e)) { // historyDetail: syncwindow.go
+			if msg == "" {
+				continue
+			}
 			fmt.Fprintf(tw, "\t\t\t  %s\t\t\t%s\n", msg, map[bool]string{true: "\t"}[signed])
 		}
 	}

@@ -101,6 +101,7 @@ saves it for the local CLI in ~/.config/bosun/token.`,
 	fs.StringVar(&promURL, "prometheus-url", "", "Prometheus that canaries' metric gates (bosun.dev/canary-query) ask, e.g. http://127.0.0.1:9090; empty: a canary with a query fails its checks")
 	fs.BoolVar(&cfg.VerifyCommits, "verify-commits", false, "run only commits signed by a key of --trusted-keys (main's head and canary branches' heads); others are rejected")
 	fs.StringVar(&cfg.TrustedKeysDir, "trusted-keys", "", "directory of the keys --verify-commits trusts: OpenPGP public keys (*.asc, *.gpg, *.pub) and an SSH allowed_signers file; read at start")
+	fs.StringVar(&cfg.NotifyConfigFile, "notify-config", "", "YAML `FILE` of notifications and commit statuses (GitHub, GitLab, Gitea/Forgejo statuses, JSON webhooks, Slack); validated at start; see examples/notifications")
 	fs.BoolVar(&debug, "debug", false, "debug logging")
 	fs.StringVar(&pprofListen, "pprof-listen", "", "serve Go's profiles (/debug/pprof/) on this loopback address, for performance work; empty: off")
 	agentFlags(fs, &cfg.AgentConf, &labels)

@@ -124,6 +124,7 @@ func printStatus(w io.Writer, st *api.Status) {
 			fmt.Fprintf(w, "  %s\n", e)
 		}
 	}
+	printHeld(w, st.Sync) // syncwindow.go
 	if st.Sync.FetchError != "" {
 		fmt.Fprintf(w, "Fetch:    failing: %s\n", st.Sync.FetchError)
 	}
@@ -195,18 +196,29 @@ func shortHash(h string) string {
 func newSyncCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sync",
-		Short: "Make the leader fetch the repository now",
+		Short: "Make the leader fetch the repository now (--force: apply what a sync window holds)",
 		Long: `Sync asks the leader to fetch the repository now rather than at its next
-poll, and apply the new commit if there is one (admin token).`,
-		Example: `  bosun sync`,
-		Args:    cobra.NoArgs,
+poll, and apply the new commit if there is one (admin token).
+
+--force --reason TEXT applies the revision a sync window holds
+(.bosun/windows.yaml) now, whatever the windows say; the history records the
+reason. --commit names the held commit, so that a newer one is never forced
+by mistake.`,
+		Example: `  bosun sync
+  bosun sync --force --reason "hotfix for INC-123" --commit 1a2b3c4`,
+		Args: cobra.NoArgs,
 	}
 	client := clientFlags(cmd)
+	force := syncWindowFlags(cmd.Flags()) // syncwindow.go
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := newClient(client).do(cmd.Context(), "POST", "/api/v1/sync", nil, nil); err != nil {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		if handled, err := force.run(ctx, client, stdout); handled {
 			return err
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), "sync requested: the leader fetches the repository now")
+		if err := newClient(client).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "sync requested: the leader fetches the repository now")
 		return nil
 	}
 	return cmd

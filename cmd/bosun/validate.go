@@ -57,6 +57,7 @@ func validate(stdout io.Writer, dir string, pol manifest.Policy, svc ipalloc.Con
 		pol.SkipEncrypted = true
 	}
 	set, err := pol.LoadDir(dir, "")
+	set, err = withWindows(dir, set, err) // syncwindow.go
 	if err == nil {
 		// The addresses the manifests ask for must fit the ranges and not
 		// collide with each other; whether the cluster's other Services
