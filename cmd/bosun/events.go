@@ -71,7 +71,7 @@ one object; -w keeps printing new ones.`,
 	client := clientFlags(cmd)
 	output := outputFlag(cmd, "json", "yaml", "wide", "name")
 	ns := namespaceFlags(cmd, client, "")
-	watch := cmd.Flags().BoolP("watch", "w", false, "after the events so far, print new ones as they come (checked every second)")
+	watch := cmd.Flags().BoolP("watch", "w", false, "after the events so far, print new ones as they come (as the server's watch tells, or checked every second)")
 	forObj := cmd.Flags().String("for", "", "only the events of this object, KIND/NAME (pod/web-x2x9q, deployment/web, node/node-b)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkOutput(cmd, *output, "json", "yaml", "wide", "name"); err != nil {
@@ -93,8 +93,12 @@ one object; -w keeps printing new ones.`,
 		c, w := newClient(client), cmd.OutOrStdout()
 		seen := map[string]string{} // id -> count and last time printed
 		first := true
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		var changed <-chan struct{}
+		if *watch {
+			changed = c.changes(ctx, watchKinds["events"], time.Second)
+		}
 		for {
 			evs, err := fetchEvents(cmd.Context(), c, namespace, kind, name)
 			if *watch && cmd.Context().Err() != nil {
@@ -129,9 +133,9 @@ one object; -w keeps printing new ones.`,
 				return nil
 			}
 			select {
-			case <-cmd.Context().Done():
+			case <-ctx.Done():
 				return nil
-			case <-tick.C:
+			case <-changed:
 			}
 		}
 	}

@@ -101,3 +101,21 @@ func TestRunningBosun(t *testing.T) {
 		t.Errorf("runningBosun = %q, want %q", got, want)
 	}
 }
+
+func TestWatchEventConcerns(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		kinds      []string
+		want       bool
+	}{
+		{"ready", `{"kinds":["pods"]}`, []string{"events"}, true},
+		{"changed", `{"kinds":["pods","sync"],"revision":7}`, []string{"pods"}, true},
+		{"changed", `{"kinds":["history"],"revision":7}`, []string{"pods", "services"}, false},
+		{"changed", `not json`, []string{"pods"}, true},
+		{"", "", []string{"pods"}, false}, // a heartbeat comment
+	} {
+		if got := watchEventConcerns(tc.name, tc.data, tc.kinds); got != tc.want {
+			t.Errorf("watchEventConcerns(%q, %q, %q) = %v", tc.name, tc.data, tc.kinds, got)
+		}
+	}
+}

@@ -33,7 +33,7 @@ and the pods that are not ready. -w prints it again whenever it changes.`,
 	}
 	client := clientFlags(cmd)
 	output := outputFlag(cmd, "json", "yaml")
-	watch := cmd.Flags().BoolP("watch", "w", false, "print the status again whenever it changes (checked every second)")
+	watch := cmd.Flags().BoolP("watch", "w", false, "print the status again whenever it changes (as the server's watch tells, or checked every second)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
 			return err
@@ -59,17 +59,17 @@ and the pods that are not ready. -w prints it again whenever it changes.`,
 			}
 			return err
 		}
-		return watchText(cmd.Context(), w, time.Second, *output == "yaml", render)
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		return watchText(ctx, w, c.changes(ctx, watchKinds["status"], time.Second), *output == "yaml", render)
 	}
 	return cmd
 }
 
 // watchText prints what render returns, then again each time it changes
-// (checked every tick), separated as a stream of documents, until ctx
-// ends.
-func watchText(ctx context.Context, w io.Writer, every time.Duration, yamlDocs bool, render func(context.Context) (string, error)) error {
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+// (checked at each signal of changed), separated as a stream of
+// documents, until ctx ends.
+func watchText(ctx context.Context, w io.Writer, changed <-chan struct{}, yamlDocs bool, render func(context.Context) (string, error)) error {
 	last := ""
 	for n := 0; ; {
 		text, err := render(ctx)
@@ -93,7 +93,7 @@ func watchText(ctx context.Context, w io.Writer, every time.Duration, yamlDocs b
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-changed:
 		}
 	}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -87,17 +90,19 @@ func tableRows(kind string, raw json.RawMessage, wide bool, now time.Time, n int
 	return lines[0], lines[1:], nil
 }
 
-// watch prints the objects, then every tick what changed, as kubectl get
-// -w does: a row (or a document, or a name) per new or changed object,
-// and the last row of a deleted one marked "(deleted)". It ends with ctx
-// (nil: ^C ends a watch).
+// watch prints the objects, then what changed each time the server's
+// watch says they did (or every tick on a server without one), as
+// kubectl get -w does: a row (or a document, or a name) per new or
+// changed object, and the last row of a deleted one marked "(deleted)".
+// It ends with ctx (nil: ^C ends a watch).
 func (g *getter) watch(ctx context.Context, w io.Writer, every time.Duration) error {
 	var prev []item
 	var prevRows []string
 	var prevLines map[string]bool // endpoints: rows compared as text
 	first := true
-	tick := time.NewTicker(every)
-	defer tick.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	changed := g.c.changes(ctx, watchKinds[g.kind], every)
 	for {
 		raw, err := g.fetch(ctx)
 		if errors.Is(err, context.Canceled) {
@@ -110,10 +115,10 @@ func (g *getter) watch(ctx context.Context, w io.Writer, every time.Duration) er
 		if err != nil {
 			return err
 		}
-		changed, gone := watchChanges(prev, cur)
+		changedItems, gone := watchChanges(prev, cur)
 		switch g.output {
 		case "json", "yaml":
-			for _, i := range changed {
+			for _, i := range changedItems {
 				if g.output == "yaml" {
 					fmt.Fprintln(w, "---")
 				}
@@ -122,7 +127,7 @@ func (g *getter) watch(ctx context.Context, w io.Writer, every time.Duration) er
 				}
 			}
 		case "name":
-			for _, i := range changed {
+			for _, i := range changedItems {
 				fmt.Fprintln(w, cur[i].name)
 			}
 		default:
@@ -145,7 +150,7 @@ func (g *getter) watch(ctx context.Context, w io.Writer, every time.Duration) er
 				}
 				prevLines = lines
 			} else {
-				for _, i := range changed {
+				for _, i := range changedItems {
 					fmt.Fprintln(w, rows[i])
 				}
 				for _, i := range gone {
@@ -160,7 +165,100 @@ func (g *getter) watch(ctx context.Context, w io.Writer, every time.Duration) er
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-changed:
 		}
 	}
+}
+
+// watchKinds are the kinds of state GET /api/v1/watch names that a
+// collection's objects follow; a collection not here is polled.
+var watchKinds = map[string][]string{
+	"pods": {"pods"}, "deployments": {"deployments"}, "services": {"services"}, "nodes": {"nodes"},
+	"endpoints": {"pods", "services"}, "canaries": {"canaries"}, "events": {"events"},
+	"status": {"nodes", "pods", "deployments", "services", "canaries", "sync"},
+}
+
+// changes signals when the kinds of state change, as the server's GET
+// /api/v1/watch (Server-Sent Events) says, so that -w fetches again only
+// then. A server without that route, a kinds of nil, or a stream that
+// breaks fall back to a signal every `every` (a poll). The goroutine ends
+// with ctx.
+func (c *client) changes(ctx context.Context, kinds []string, every time.Duration) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		if kinds != nil {
+			c.followWatch(ctx, kinds, signal)
+		}
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				signal()
+			}
+		}
+	}()
+	return ch
+}
+
+// followWatch reads GET /api/v1/watch until it ends, calling signal for
+// each event about one of kinds (and for "ready").
+func (c *client) followWatch(ctx context.Context, kinds []string, signal func()) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/watch", nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := c.send(c.stream, req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var name, data string
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+		case strings.HasPrefix(line, "data:"):
+			data = strings.TrimSpace(strings.TrimPrefix(line, "data:"))
+		case line == "":
+			if watchEventConcerns(name, data, kinds) {
+				signal()
+			}
+			name, data = "", ""
+		}
+	}
+}
+
+// watchEventConcerns says whether a watch event (its name and data) is
+// about one of kinds: "ready", or "changed" naming one of them.
+func watchEventConcerns(name, data string, kinds []string) bool {
+	switch name {
+	case "ready":
+		return true
+	case "changed":
+		var ev struct{ Kinds []string }
+		if json.Unmarshal([]byte(data), &ev) != nil {
+			return true
+		}
+		for _, k := range ev.Kinds {
+			if slices.Contains(kinds, k) {
+				return true
+			}
+		}
+	}
+	return false
 }
