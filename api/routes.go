@@ -40,6 +40,7 @@ var routeTable = []struct {
 
 	// Read-only.
 	{"GET /api/v1/status", ReadOnly, "", (*Server).status},
+	{"GET /api/v1/version", ReadOnly, "", (*Server).version}, // version.go
 	{"GET /api/v1/history", ReadOnly, "", (*Server).history},
 	{"GET /api/v1/events", ReadOnly, "", (*Server).events},      // events.go
 	{"GET /api/v1/watch", ReadOnly, "", (*Server).watchChanges}, // the dashboard's live feed (watch.go)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -11,39 +10,56 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"bosun/api"
 	"bosun/canary"
 )
 
-// cmdCanary lists the canaries, or shows one: bosun canary [NAME|NS/NAME]
-// [-n NAMESPACE] [-o json].
-func cmdCanary(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("canary", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	output := fs.String("o", "", "output: json (default text)")
-	namespace := fs.String("n", "", "namespace (default: all)")
-	if err := fs.Parse(reorder(args, append([]string{"o", "n"}, clientValueFlags...)...)); err != nil {
-		return &exitError{code: 2, err: err}
+func newCanaryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "canary [NAME|NAMESPACE/NAME]",
+		Aliases: []string{"canaries"},
+		Short:   "List the canaries, or show one's spec, state, pods and checks",
+		Long: `Canary lists the canaries: Deployments whose ` + canary.AnnotationBranch + `
+annotation names a branch whose pod template runs beside the stable one.
+With a name it shows that canary: its branch and commit, phase and weight,
+the spec main asks for, its pods, its checks newest first, and the commits
+that were aborted (never run again).`,
+		Example: `  bosun canary
+  bosun canary web
+  bosun canary prod/web -o json`,
+		Args: cobra.MaximumNArgs(1),
 	}
-	if fs.NArg() > 1 {
-		return &exitError{code: 2, err: fmt.Errorf("usage: bosun canary [NAME|NAMESPACE/NAME] [-n NAMESPACE] [-o json]")}
+	client := clientFlags(cmd)
+	output := outputFlag(cmd, "json", "yaml")
+	ns := namespaceFlags(cmd, client, "")
+	cmd.ValidArgsFunction = completeFirst(client, "deployments")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
+			return err
+		}
+		namespace, err := ns.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		return runCanary(cmd.Context(), newClient(client), namespace, args, *output, cmd.OutOrStdout())
 	}
-	if *output != "" && *output != "json" {
-		return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
-	}
-	c := newClient(server)
-	if fs.NArg() == 0 {
+	return cmd
+}
+
+func runCanary(ctx context.Context, c *client, namespace string, args []string, output string, stdout io.Writer) error {
+	if len(args) == 0 {
 		path := "/api/v1/canaries"
-		if *namespace != "" {
-			path += "?namespace=" + url.QueryEscape(*namespace)
+		if namespace != "" {
+			path += "?namespace=" + url.QueryEscape(namespace)
 		}
 		var list api.CanaryList
 		if err := c.do(ctx, "GET", path, nil, &list); err != nil {
 			return err
 		}
-		if *output == "json" {
-			return printJSON(stdout, list)
+		if output != "" {
+			return printOutput(stdout, output, list)
 		}
 		if len(list.Items) == 0 {
 			fmt.Fprintln(stdout, "No canaries: no Deployment names a branch in "+canary.AnnotationBranch+".")
@@ -57,7 +73,7 @@ func cmdCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		printCanaryTable(tw, sums)
 		return tw.Flush()
 	}
-	ns, name := *namespace, fs.Arg(0)
+	ns, name := namespace, args[0]
 	if a, b, ok := strings.Cut(name, "/"); ok {
 		ns, name = a, b
 	}
@@ -69,8 +85,8 @@ func cmdCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := c.do(ctx, "GET", path, nil, &cs); err != nil {
 		return err
 	}
-	if *output == "json" {
-		return printJSON(stdout, cs)
+	if output != "" {
+		return printOutput(stdout, output, cs)
 	}
 	printCanary(stdout, &cs, time.Now())
 	return nil

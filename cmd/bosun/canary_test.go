@@ -184,7 +184,7 @@ func TestCmdCanary_pathsAndUsage(t *testing.T) {
 	if strings.Join(asked, " ") != strings.Join(want, " ") {
 		t.Errorf("asked %q, want %q", asked, want)
 	}
-	for _, args := range [][]string{{"canary", "a", "b"}, {"canary", "-o", "yaml"}} {
+	for _, args := range [][]string{{"canary", "a", "b"}, {"canary", "-o", "wide"}} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, &out, &errOut)
 		var ee *exitError

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -17,30 +16,30 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // defaultServer is the API of a server on this machine.
 const defaultServer = "https://127.0.0.1:7070"
 
-// clientValueFlags are the client flags that take a value, for reorder.
-var clientValueFlags = []string{"server", "token", "ca-file"}
-
 // clientOptions are the flags every command that talks to a server has.
 type clientOptions struct {
-	fs     *flag.FlagSet
+	cmd    *cobra.Command // its stderr tells of a certificate pinned on first use
 	server string
 	token  string
 	caFile string
 }
 
-// serverFlag declares the client flags: --server (default $BOSUN_SERVER,
-// then https://127.0.0.1:7070), --token and --ca-file.
-func serverFlag(fs *flag.FlagSet) *clientOptions {
-	o := &clientOptions{fs: fs}
+// clientFlags declares the client flags of cmd: --server (default
+// $BOSUN_SERVER, then https://127.0.0.1:7070), --token and --ca-file.
+func clientFlags(cmd *cobra.Command) *clientOptions {
+	o := &clientOptions{cmd: cmd}
 	def := os.Getenv("BOSUN_SERVER")
 	if def == "" {
 		def = defaultServer
 	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.server, "server", def, "API address of a bosun server, https://HOST:PORT (or $BOSUN_SERVER)")
 	fs.StringVar(&o.token, "token", "", "API token (default $BOSUN_TOKEN, then ~/.config/bosun/token); prefer those: other users of this machine can read a command line")
 	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA certificates that verify the server's certificate (instead of the system's roots and first-use pinning in ~/.config/bosun/known_servers)")
@@ -81,7 +80,7 @@ func newClient(o *clientOptions) *client {
 		// Verified by the system's roots, or else pinned on first use:
 		// VerifyConnection does what Go's verification would, then
 		// falls back to the fingerprint known for this address.
-		c.pins = &pinner{addr: u.Host, stderr: o.fs.Output()}
+		c.pins = &pinner{addr: u.Host, stderr: o.cmd.ErrOrStderr()}
 		tlsConf.InsecureSkipVerify = true
 		tlsConf.VerifyConnection = c.pins.verify
 	}
@@ -221,6 +220,15 @@ func (c *client) streamTo(ctx context.Context, path string, w io.Writer) error {
 	return err
 }
 
+// statusError is an error answer of the API, with its HTTP status.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
 // apiError turns an error answer into an error: the API's message when it
 // gave one, with what to do about a refused token.
 func apiError(method, path string, resp *http.Response, answer []byte) error {
@@ -231,15 +239,16 @@ func apiError(method, path string, resp *http.Response, answer []byte) error {
 	if json.Unmarshal(answer, &e) == nil && e.Error != "" {
 		msg = e.Error
 	}
+	err := errors.New(msg)
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		return fmt.Errorf("%s (401 Unauthorized: give a valid token with --token, BOSUN_TOKEN or ~/.config/bosun/token; an admin makes one with `bosun token create`)", msg)
+		err = fmt.Errorf("%s (401 Unauthorized: give a valid token with --token, BOSUN_TOKEN or ~/.config/bosun/token; an admin makes one with `bosun token create`)", msg)
 	case http.StatusForbidden:
-		return fmt.Errorf("%s (403 Forbidden)", msg)
+		err = fmt.Errorf("%s (403 Forbidden)", msg)
 	case http.StatusTooManyRequests:
-		return fmt.Errorf("%s (429 Too Many Requests)", msg)
+		err = fmt.Errorf("%s (429 Too Many Requests)", msg)
 	}
-	return errors.New(msg)
+	return &statusError{code: resp.StatusCode, err: err}
 }
 
 // configPath is a file of the user's bosun configuration:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -44,85 +44,148 @@ var kinds = map[string]string{
 // kindList names the collections for usage messages.
 const kindList = "pods, deployments, services, endpoints, nodes, configmaps, secrets, namespaces, jobs, cronjobs"
 
-func cmdGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	output := fs.String("o", "", "output: json, yaml or wide (default a table)")
-	namespace := fs.String("n", "", "namespace (default: all)")
-	if err := fs.Parse(reorder(args, append([]string{"o", "n"}, clientValueFlags...)...)); err != nil {
-		return &exitError{code: 2, err: err}
+func newGetCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get KIND [NAME]",
+		Short: "List objects of a kind, or show one",
+		Long: `Get lists the objects of a kind as the cluster runs them, or shows one.
+
+KIND is one of ` + kindList + `
+(or a short name: po, deploy, svc, ep, no, cm, ns, cj). Secrets show their
+keys and sizes, never a value. Without -n, every namespace is listed.
+-w keeps watching and prints a line for each object that changes.`,
+		Example: `  bosun get pods
+  bosun get pods -n prod -o wide
+  bosun get deployment web -o yaml
+  bosun get pods -o name
+  bosun get pods -w`,
+		Args: cobra.RangeArgs(1, 2),
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		return &exitError{code: 2, err: fmt.Errorf("usage: bosun get KIND [NAME] [-o json|yaml|wide] (KIND: %s)", kindList)}
+	client := clientFlags(cmd)
+	output := outputFlag(cmd, "json", "yaml", "wide", "name")
+	ns := namespaceFlags(cmd, client, "")
+	watch := cmd.Flags().BoolP("watch", "w", false, "after the list, watch: print each object that changes (every second)")
+	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		switch len(args) {
+		case 0:
+			return kindCompletions(), cobra.ShellCompDirectiveNoFileComp
+		case 1:
+			if kind, ok := kinds[args[0]]; ok {
+				return completeNames(client, kind)(cmd, nil, toComplete)
+			}
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	kind, ok := kinds[fs.Arg(0)]
-	if !ok {
-		return &exitError{code: 2, err: fmt.Errorf("unknown kind %q (known: %s)", fs.Arg(0), kindList)}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		kind, ok := kinds[args[0]]
+		if !ok {
+			return usageError(cmd, "unknown kind %q (known: %s)", args[0], kindList)
+		}
+		if err := checkOutput(cmd, *output, "json", "yaml", "wide", "name"); err != nil {
+			return err
+		}
+		namespace, err := ns.resolve(cmd)
+		if err != nil {
+			return err
+		}
+		name := ""
+		if len(args) == 2 {
+			name = args[1]
+		}
+		g := &getter{c: newClient(client), kind: kind, name: name, namespace: namespace, output: *output}
+		if *watch {
+			return g.watch(cmd.Context(), cmd.OutOrStdout(), time.Second)
+		}
+		return g.print(cmd.Context(), cmd.OutOrStdout())
 	}
-	path := "/api/v1/" + kind
-	if fs.NArg() == 2 {
-		path += "/" + url.PathEscape(fs.Arg(1))
+	return cmd
+}
+
+// getter is one `bosun get`.
+type getter struct {
+	c                     *client
+	kind, name, namespace string
+	output                string
+}
+
+// path is the API path of the objects.
+func (g *getter) path() string {
+	path := "/api/v1/" + g.kind
+	if g.name != "" {
+		path += "/" + url.PathEscape(g.name)
 	}
-	if *namespace != "" {
-		path += "?namespace=" + url.QueryEscape(*namespace)
+	if g.namespace != "" {
+		path += "?namespace=" + url.QueryEscape(g.namespace)
 	}
+	return path
+}
+
+func (g *getter) fetch(ctx context.Context) (json.RawMessage, error) {
 	var raw json.RawMessage
-	if err := newClient(server).do(ctx, "GET", path, nil, &raw); err != nil {
+	err := g.c.do(ctx, "GET", g.path(), nil, &raw)
+	return raw, err
+}
+
+func (g *getter) print(ctx context.Context, stdout io.Writer) error {
+	raw, err := g.fetch(ctx)
+	if err != nil {
 		return err
 	}
 	// A named object prints as itself, as kubectl prints it; but a
 	// Service's endpoints are a list of EndpointSlices (zero or more).
-	if fs.NArg() == 2 && kind != "endpoints" && (*output == "json" || *output == "yaml") {
+	if g.name != "" && g.kind != "endpoints" && (g.output == "json" || g.output == "yaml") {
 		var list struct{ Items []json.RawMessage }
 		if err := json.Unmarshal(raw, &list); err != nil || len(list.Items) != 1 {
-			return fmt.Errorf("decode %s %s: %v", kind, fs.Arg(1), err)
+			return fmt.Errorf("decode %s %s: %v", g.kind, g.name, err)
 		}
 		raw = list.Items[0]
 	}
-	switch *output {
-	case "json":
-		var out bytes.Buffer
-		if err := json.Indent(&out, raw, "", "  "); err != nil {
+	switch g.output {
+	case "json", "yaml":
+		return printRaw(stdout, g.output, raw)
+	case "name":
+		items, err := listItems(raw)
+		if err != nil {
 			return err
 		}
-		out.WriteByte('\n')
-		_, err := out.WriteTo(stdout)
-		return err
-	case "yaml":
+		for _, it := range items {
+			fmt.Fprintln(stdout, it.name)
+		}
+		return nil
+	}
+	return printTable(stdout, g.kind, raw, g.output == "wide", time.Now())
+}
+
+// printRaw prints a JSON document as indented JSON or as YAML.
+func printRaw(w io.Writer, format string, raw json.RawMessage) error {
+	if format == "yaml" {
 		b, err := yaml.JSONToYAML(raw)
 		if err != nil {
 			return err
 		}
-		_, err = stdout.Write(b)
+		_, err = w.Write(b)
 		return err
-	case "", "wide":
-		return printTable(stdout, kind, raw, *output == "wide", time.Now())
 	}
-	return &exitError{code: 2, err: fmt.Errorf("-o %q: want json, yaml or wide", *output)}
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err := out.WriteTo(w)
+	return err
 }
 
-// reorder moves flags that follow positional arguments to the front, so
-// `bosun get pods web -o json` works like kubectl.
-func reorder(args []string, withValue ...string) []string {
-	takes := map[string]bool{}
-	for _, f := range withValue {
-		takes["-"+f], takes["--"+f] = true, true
-	}
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takes[a] && i+1 < len(args) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-			continue
+// printOutput prints v as JSON or YAML (-o json, -o yaml).
+func printOutput(w io.Writer, format string, v any) error {
+	if format == "yaml" {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
 		}
-		pos = append(pos, a)
+		_, err = w.Write(b)
+		return err
 	}
-	return append(flags, pos...)
+	return printJSON(w, v)
 }
 
 func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now time.Time) error {

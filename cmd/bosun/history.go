@@ -2,8 +2,6 @@ package main
 
 import (
 	"cmp"
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -11,30 +9,40 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"bosun/api"
 	"bosun/store"
 )
 
-func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	output := fs.String("o", "", "output: json (default a table)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+func newHistoryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List the revisions the cluster has seen, newest first",
+		Long: `History lists the commits the leader has seen, newest first: applied,
+rejected (with each error's file:line), superseded, and canary events, with
+how long the rollout took to be ready and what each one changed.`,
+		Example: `  bosun history
+  bosun history -o json`,
+		Args: cobra.NoArgs,
 	}
-	var h api.HistoryList
-	if err := newClient(server).do(ctx, "GET", "/api/v1/history", nil, &h); err != nil {
-		return err
-	}
-	switch *output {
-	case "json":
-		return printJSON(stdout, h)
-	case "":
-		printHistory(stdout, h.Items, time.Now())
+	client := clientFlags(cmd)
+	output := outputFlag(cmd, "json", "yaml")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
+			return err
+		}
+		var h api.HistoryList
+		if err := newClient(client).do(cmd.Context(), "GET", "/api/v1/history", nil, &h); err != nil {
+			return err
+		}
+		if *output != "" {
+			return printOutput(cmd.OutOrStdout(), *output, h)
+		}
+		printHistory(cmd.OutOrStdout(), h.Items, time.Now())
 		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
+	return cmd
 }
 
 // printHistory prints the entries as a table; a SIGNER column (last, as

@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-func TestReorder_flagsAfterArguments(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"pods", "web", "-o", "json"}, []string{"-o", "json", "pods", "web"}},
-		{[]string{"-o", "wide", "pods"}, []string{"-o", "wide", "pods"}},
-		{[]string{"pods", "-n", "prod", "web", "-o=yaml"}, []string{"-n", "prod", "-o=yaml", "pods", "web"}},
-	} {
-		if got := reorder(tc.in, "o", "n"); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("reorder(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestParseLabels(t *testing.T) {
 	got, err := parseLabels("zone=a, disk=ssd")
 	if err != nil || !reflect.DeepEqual(got, map[string]string{"zone": "a", "disk": "ssd"}) {

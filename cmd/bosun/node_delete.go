@@ -2,45 +2,46 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
 
+	"github.com/spf13/cobra"
+
 	"bosun/api"
 )
 
-func init() { nodeCommands["delete"] = cmdNodeDelete }
+func init() { nodeCommands = append(nodeCommands, newNodeDeleteCmd) }
 
-// cmdNodeDelete is `bosun node delete NAME [--force]`: the node's
+// newNodeDeleteCmd is `bosun node delete NAME [--force]`: the node's
 // registration, pod subnet and pod statuses go; its pods are replaced on
 // other nodes at once, and every agent removes its route.
-func cmdNodeDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("node delete", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	force := fs.Bool("force", false, "delete a node that is registered and Ready (its agent runs): its pods are replaced elsewhere and its agent stops")
-	// Flags may come after the name, as kubectl takes them.
-	var names []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		names = append(names, fs.Arg(0))
-		args = fs.Args()[1:]
+func newNodeDeleteCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Forget a node: its pod subnet is freed, its pods are replaced elsewhere",
+		Long: `Delete forgets a node for good: its registration, pod subnet and pod
+statuses go, its pods are replaced on other nodes at once, and every agent
+removes its route to it. A node that is registered and Ready (its agent
+runs) is refused unless --force.`,
+		Example: `  bosun node delete node-b`,
 	}
-	if len(names) != 1 {
-		return &exitError{code: 2, err: fmt.Errorf("node delete: want one node name, got %d", len(names))}
+	client := clientFlags(cmd)
+	force := cmd.Flags().Bool("force", false, "delete a node that is registered and Ready (its agent runs): its pods are replaced elsewhere and its agent stops")
+	nodeNameArgs(cmd, client)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return nodeDelete(cmd.Context(), newClient(client), args[0], *force, cmd.OutOrStdout())
 	}
-	path := "/api/v1/nodes/" + url.PathEscape(names[0])
-	if *force {
+	return cmd
+}
+
+func nodeDelete(ctx context.Context, c *client, name string, force bool, stdout io.Writer) error {
+	path := "/api/v1/nodes/" + url.PathEscape(name)
+	if force {
 		path += "?force=true"
 	}
 	var d api.NodeDeleted
-	if err := newClient(server).do(ctx, "DELETE", path, nil, &d); err != nil {
+	if err := c.do(ctx, "DELETE", path, nil, &d); err != nil {
 		return err
 	}
 	freed := "it had no pod subnet"

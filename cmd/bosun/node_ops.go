@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -12,90 +11,97 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"bosun/api"
 	"bosun/reconciler"
 )
 
-// The subcommands of `bosun node` this file adds (node.go dispatches).
+// The subcommands of `bosun node` this file adds (node.go gathers them).
 func init() {
-	nodeCommands["cordon"] = cmdNodeCordon
-	nodeCommands["uncordon"] = cmdNodeUncordon
-	nodeCommands["drain"] = cmdNodeDrain
-}
-
-// nodeArg parses a node command's flags and its one argument, the node's
-// name.
-func nodeArg(fs *flag.FlagSet, args []string, withValue ...string) (string, error) {
-	if err := fs.Parse(reorder(args, append(withValue, clientValueFlags...)...)); err != nil {
-		return "", &exitError{code: 2, err: err}
-	}
-	if fs.NArg() != 1 {
-		return "", &exitError{code: 2, err: fmt.Errorf("bosun node %s: want one node name, got %d arguments", fs.Name(), fs.NArg())}
-	}
-	return fs.Arg(0), nil
+	nodeCommands = append(nodeCommands, newNodeCordonCmd, newNodeUncordonCmd, newNodeDrainCmd)
 }
 
 func nodePath(name, op string) string { return "/api/v1/nodes/" + url.PathEscape(name) + "/" + op }
 
-func cmdNodeCordon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cordon", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	name, err := nodeArg(fs, args)
-	if err != nil {
-		return err
+func newNodeCordonCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "cordon NAME",
+		Short:   "Mark a node unschedulable: no new pod goes there",
+		Long:    `Cordon marks a node unschedulable: pods it runs stay, no new pod is placed on it.`,
+		Example: `  bosun node cordon node-b`,
 	}
-	var res api.NodeOpResult
-	if err := newClient(server).do(ctx, "POST", nodePath(name, "cordon"), nil, &res); err != nil {
-		return err
+	client := clientFlags(cmd)
+	nodeNameArgs(cmd, client)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var res api.NodeOpResult
+		if err := newClient(client).do(cmd.Context(), "POST", nodePath(args[0], "cordon"), nil, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "node/%s cordoned\n", args[0])
+		return nil
 	}
-	fmt.Fprintf(stdout, "node/%s cordoned\n", name)
-	return nil
+	return cmd
 }
 
-func cmdNodeUncordon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("uncordon", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	name, err := nodeArg(fs, args)
-	if err != nil {
-		return err
+func newNodeUncordonCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "uncordon NAME",
+		Short:   "Mark a node schedulable again (and stop a drain)",
+		Long:    `Uncordon marks a node schedulable again; a drain of it stops.`,
+		Example: `  bosun node uncordon node-b`,
 	}
-	var res api.NodeOpResult
-	if err := newClient(server).do(ctx, "POST", nodePath(name, "uncordon"), nil, &res); err != nil {
-		return err
+	client := clientFlags(cmd)
+	nodeNameArgs(cmd, client)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var res api.NodeOpResult
+		if err := newClient(client).do(cmd.Context(), "POST", nodePath(args[0], "uncordon"), nil, &res); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "node/%s %s\n", args[0], res.Result)
+		return nil
 	}
-	fmt.Fprintf(stdout, "node/%s %s\n", name, res.Result)
-	return nil
+	return cmd
+}
+
+func newNodeDrainCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drain NAME",
+		Short: "Cordon a node and move its pods elsewhere, waiting until it is empty",
+		Long: `Drain cordons a node, then the leader replaces its pods elsewhere (a
+Deployment's new pod ready before the old one stops, as a rollout does);
+drain prints what is left until the node is empty or --timeout passes. The
+drain goes on after a timeout: run it again to wait, uncordon to stop it.`,
+		Example: `  bosun node drain node-b
+  bosun node drain node-b --force --timeout 10m`,
+	}
+	client := clientFlags(cmd)
+	force := cmd.Flags().Bool("force", false, "also delete pods no Deployment or Job manages (bosun recreates them from Git on another node) and running Jobs' pods (counted as failed and replaced)")
+	timeout := cmd.Flags().Duration("timeout", 5*time.Minute, "how long to wait for the node to be empty (0: for ever); the drain goes on after a timeout")
+	nodeNameArgs(cmd, client)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *timeout < 0 {
+			return usageError(cmd, "--timeout %s: must be >= 0", *timeout)
+		}
+		return nodeDrain(cmd.Context(), newClient(client), args[0], *force, *timeout, cmd.OutOrStdout())
+	}
+	return cmd
 }
 
 // drainPoll is how often `bosun node drain` asks how the drain stands.
 const drainPoll = 500 * time.Millisecond
 
-func cmdNodeDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	force := fs.Bool("force", false, "also delete pods no Deployment or Job manages (bosun recreates them from Git on another node) and running Jobs' pods (counted as failed and replaced)")
-	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the node to be empty (0: for ever); the drain goes on after a timeout")
-	name, err := nodeArg(fs, args, "timeout")
-	if err != nil {
-		return err
-	}
-	if *timeout < 0 {
-		return &exitError{code: 2, err: fmt.Errorf("--timeout %s: must be >= 0", *timeout)}
-	}
-	c := newClient(server)
+func nodeDrain(ctx context.Context, c *client, name string, force bool, timeout time.Duration, stdout io.Writer) error {
 	var res api.NodeOpResult
-	if err := c.do(ctx, "POST", nodePath(name, "drain"), api.DrainRequest{Force: *force}, &res); err != nil {
+	if err := c.do(ctx, "POST", nodePath(name, "drain"), api.DrainRequest{Force: force}, &res); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "node/%s cordoned\n", name)
 	start := time.Now()
 	wait := ctx
-	if *timeout > 0 {
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		wait, cancel = context.WithTimeout(ctx, *timeout)
+		wait, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	last, notDraining := "", 0
@@ -121,7 +127,7 @@ func cmdNodeDrain(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				left = drainLeft(p)
 			}
 			return &exitError{code: 1, err: fmt.Errorf("drain of node %s timed out after %s with %s still on it; the node stays cordoned and the leader keeps draining it (bosun node drain %s again to wait, bosun node uncordon %s to stop)",
-				name, *timeout, left, name, name)}
+				name, timeout, left, name, name)}
 		case <-time.After(drainPoll):
 		}
 		var now api.NodeOpResult

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"log/slog"
 	"net"
 
@@ -19,7 +18,7 @@ type nodeDNSFlags struct {
 	domain string // the cluster domain of the node's pods (nodes.Config.ClusterDomain)
 }
 
-func (f *nodeDNSFlags) declare(fs *flag.FlagSet) {
+func (f *nodeDNSFlags) declare(fs *flagSet) {
 	fs.BoolVar(&f.on, "dns", true, "answer this node's pods' DNS queries (the cluster domain from the cluster state, other names forwarded to this machine's resolvers) at the nameserver their resolv.conf names: the pod network's gateway, port 53; false: pods with dnsPolicy ClusterFirst resolve nothing unless something else answers there")
 }
 

@@ -2,50 +2,74 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"bosun/api"
 	"bosun/canary"
 	"bosun/manifest"
 )
 
-// cmdPlan previews a branch, commit or directory. Exit 0: nothing would
-// change; 2: something would; 1: error (including an invalid revision).
-func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("plan", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	server := serverFlag(flags)
-	ref := flags.String("ref", "", "branch, tag or commit of the tracked repository to preview")
-	dir := flags.String("dir", "", "directory of manifests to preview (instead of --ref)")
-	output := flags.String("o", "", "output: json (default text)")
-	if err := flags.Parse(args); err != nil {
-		return &exitError{code: 1, err: err}
+// newPlanCmd previews a branch, commit or directory. Exit 0: nothing
+// would change; 2: something would; 1: error (including an invalid
+// revision and a wrong use of the command).
+func newPlanCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan --ref BRANCH|COMMIT | --dir DIR",
+		Short: "Preview what a branch, commit or directory would change",
+		Long: `Plan shows what the cluster would do with a revision, without doing it: the
+objects created, changed (with a diff) and deleted, the pods started and
+stopped, the rollouts and whether the nodes have room. A canary branch (one
+a Deployment's bosun.dev/canary-branch names) also shows what its canary
+would run.
+
+Exit codes, for CI: 0 no change, 2 changes, 1 an error (an invalid revision,
+a canary that would fail, a wrong flag).`,
+		Example: `  bosun plan --ref my-branch
+  bosun plan --ref 1a2b3c4 -o json
+  bosun plan --dir ./deploy`,
+		Annotations: map[string]string{annotationUsageExit: "1"},
+		Args:        cobra.NoArgs,
 	}
-	if (*ref == "") == (*dir == "") || flags.NArg() > 0 {
-		return &exitError{code: 1, err: errors.New("usage: bosun plan --ref BRANCH|COMMIT | --dir DIR [-o json]")}
+	client := clientFlags(cmd)
+	ref := cmd.Flags().String("ref", "", "branch, tag or commit of the tracked repository to preview")
+	dir := cmd.Flags().String("dir", "", "directory of manifests to preview (instead of --ref)")
+	output := outputFlag(cmd, "json", "yaml")
+	cmd.MarkFlagDirname("dir")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
+			return err
+		}
+		if (*ref == "") == (*dir == "") {
+			return usageError(cmd, "give --ref BRANCH|COMMIT or --dir DIR (one of them)")
+		}
+		return runPlan(cmd.Context(), newClient(client), *ref, *dir, *output, cmd.OutOrStdout())
 	}
-	req := api.PlanRequest{Ref: *ref}
-	if *dir != "" {
-		files, err := readManifests(*dir)
+	return cmd
+}
+
+func runPlan(ctx context.Context, c *client, ref, dir, output string, stdout io.Writer) error {
+	req := api.PlanRequest{Ref: ref}
+	if dir != "" {
+		files, err := readManifests(dir)
 		if err != nil {
 			return &exitError{code: 1, err: err}
 		}
 		req.Files = files
 	}
 	var res api.PlanResult
-	if err := newClient(server).do(ctx, "POST", "/api/v1/plan", req, &res); err != nil {
+	if err := c.do(ctx, "POST", "/api/v1/plan", req, &res); err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	if *output == "json" {
-		if err := printJSON(stdout, res); err != nil {
+	if output != "" {
+		if err := printOutput(stdout, output, res); err != nil {
 			return &exitError{code: 1, err: err}
 		}
 	} else {
-		printPlan(stdout, &res, *ref, *dir)
+		printPlan(stdout, &res, ref, dir)
 	}
 	starts := false
 	for _, c := range res.Canaries {

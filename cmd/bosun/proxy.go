@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,7 +22,7 @@ type proxyFlags struct {
 	cleanup bool
 }
 
-func (f *proxyFlags) declare(fs *flag.FlagSet) {
+func (f *proxyFlags) declare(fs *flagSet) {
 	fs.BoolVar(&f.on, "proxy", true, "program this node's Service virtual IPs (ClusterIPs and node ports) in the nftables table --proxy-table; false: no Service VIPs on this node")
 	fs.StringVar(&f.table, "proxy-table", proxy.DefaultTable, "the Service proxy's nftables table (family ip); agents of different clusters that share a network namespace each need their own")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the Service proxy's table (--proxy-table) from this machine and exit (0 also when there is none)")

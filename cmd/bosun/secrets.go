@@ -1,75 +1,79 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"bosun/store"
 )
 
-const secretsUsage = `Usage: bosun secrets COMMAND [--data-dir DIR | --encryption-key-file FILE]
-
-The key file of Secrets at rest: the keys a server encrypts Secret data with
+const secretsLong = `The key file of Secrets at rest: the keys a server encrypts Secret data with
 in etcd (AES-256-GCM). The first key encrypts, every key decrypts. Servers
 read the file when they start. Key bytes are never printed.
-
-  init               create the key file with one fresh key (a server does this on a cluster's
-                     first start; init makes one to copy to every server beforehand)
-  keys               list the keys' names, the primary (encrypting) one first
-  rotate-key         add a fresh key as the primary one [--name NAME] [--secondary: add it last, to decrypt only]
-  promote-key NAME   make a key the primary one
-  remove-key NAME    remove a key (never the primary one)
 
 To rotate on one server: stop it, rotate-key, start it: the leader rewrites
 every value with the new key and logs that older keys can be removed; then
 remove-key the old one. With several servers, see
-examples/encryption-at-rest/README.md.
-`
+examples/encryption-at-rest/README.md.`
 
-func cmdSecrets(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, secretsUsage)
-		if len(args) == 0 {
-			return &exitError{code: 2}
-		}
-		return nil
+func newSecretsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "secrets",
+		Short: "Manage the keys Secret data is encrypted with in etcd",
+		Long:  secretsLong,
+		Example: `  bosun secrets keys
+  bosun secrets rotate-key --data-dir /var/lib/bosun
+  bosun secrets remove-key key-20240101-1a2b --data-dir /var/lib/bosun`,
+		Args: cobra.NoArgs,
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("secrets "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, secretsUsage) }
-	dataDir := fs.String("data-dir", "/var/lib/bosun", "the server's data directory, whose secrets.key is the key file")
-	file := fs.String("encryption-key-file", "", "the key file (default: <data-dir>/secrets.key)")
-	name := fs.String("name", "", "rotate-key: the new key's name (default: key-<date>-<random hex>)")
-	secondary := fs.Bool("secondary", false, "rotate-key: add the key last, to decrypt only, until promote-key")
-	// The key name may come before or after the flags.
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return &exitError{code: 2, err: err}
+	var o secretsOpts
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.dataDir, "data-dir", "/var/lib/bosun", "the server's data directory, whose secrets.key is the key file")
+	pf.StringVar(&o.file, "encryption-key-file", "", "the key file (default: <data-dir>/secrets.key)")
+	sub := func(use, short string, args int) *cobra.Command {
+		c := &cobra.Command{
+			Use:     use,
+			Short:   short,
+			Long:    short + ".\n\n" + secretsLong,
+			Example: "  bosun secrets " + use + " --data-dir /var/lib/bosun",
+			Args: func(c *cobra.Command, a []string) error {
+				if len(a) != args {
+					return usageError(c, "secrets %s: want %d argument(s), got %q", c.Name(), args, a)
+				}
+				return nil
+			},
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+		c.RunE = func(c *cobra.Command, a []string) error { return o.run(c.Name(), a, c.OutOrStdout()) }
+		cmd.AddCommand(c)
+		return c
 	}
-	path := *file
+	sub("init", "Create the key file with one fresh key (a server does this on a cluster's first start; init makes one to copy to every server beforehand)", 0)
+	sub("keys", "List the keys' names, the primary (encrypting) one first", 0)
+	rotate := sub("rotate-key", "Add a fresh key as the primary one", 0)
+	rotate.Flags().StringVar(&o.name, "name", "", "the new key's name (default: key-<date>-<random hex>)")
+	rotate.Flags().BoolVar(&o.secondary, "secondary", false, "add the key last, to decrypt only, until promote-key")
+	sub("promote-key NAME", "Make a key the primary one", 1)
+	sub("remove-key NAME", "Remove a key (never the primary one)", 1)
+	return parentCmd(cmd)
+}
+
+// secretsOpts are the flags of `bosun secrets`.
+type secretsOpts struct {
+	dataDir, file, name string
+	secondary           bool
+}
+
+func (o *secretsOpts) run(sub string, pos []string, stdout io.Writer) error {
+	path := o.file
 	if path == "" {
-		path = filepath.Join(*dataDir, "secrets.key")
+		path = filepath.Join(o.dataDir, "secrets.key")
 	}
-	wantArgs := 0
-	if sub == "promote-key" || sub == "remove-key" {
-		wantArgs = 1
-	}
-	if len(pos) != wantArgs {
-		return &exitError{code: 2, err: fmt.Errorf("secrets %s: want %d argument(s), got %q", sub, wantArgs, pos)}
-	}
+	name, secondary := &o.name, &o.secondary
 	switch sub {
 	case "init":
 		keys, err := store.CreateKeyFile(path, time.Now())
@@ -119,6 +123,5 @@ func cmdSecrets(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "removed key %s from %s\n", pos[0], path)
 		return nil
 	}
-	fmt.Fprint(stderr, secretsUsage)
-	return &exitError{code: 2, err: fmt.Errorf("secrets: unknown command %q", sub)}
+	return fmt.Errorf("secrets: unknown command %q", sub)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -35,9 +35,23 @@ import (
 	"bosun/store"
 )
 
-func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newServerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server --repo URL|PATH",
+		Short: "Run a control-plane replica (and, by default, this machine's node)",
+		Long: `Server runs a control-plane replica: an embedded etcd (or --etcd-endpoints),
+the API, the cluster DNS, leader election, and on the leader the Git source,
+the reconciler and the scheduler. With --agent (on by default) it is also
+this machine's node. Its first start generates the API's admin token and
+saves it for the local CLI in ~/.config/bosun/token.`,
+		Example: `  bosun server --repo https://github.com/me/deploy.git --branch main
+  bosun server --repo git@github.com:me/deploy.git --ssh-key /etc/bosun/deploy_key
+  bosun server --repo /srv/deploy --api-listen 0.0.0.0:7070 --etcd-listen 10.0.0.1:2379
+  bosun server --repo URL --server https://10.0.0.1:7070 --token-file /etc/bosun/server-token   # a second server`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
 	var cfg server.Config
 	var etcd, labels string
 	var debug bool
@@ -95,12 +109,24 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	serviceFlags(fs, &cfg.Services)
 	var px proxyFlags
 	px.declare(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	cmd.MarkFlagFilename("repo")
+	cmd.MarkFlagDirname("data-dir")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runServer(cmd.Context(), cmd.ErrOrStderr(), &cfg, px, serverOpts{etcd: etcd, labels: labels, debug: debug,
+			pprofListen: pprofListen, promURL: promURL, tokenFile: *serverTokenFile})
 	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("server: unexpected argument %q", fs.Arg(0))}
-	}
+	return cmd
+}
+
+// serverOpts are the server's flags that are not fields of server.Config.
+type serverOpts struct {
+	etcd, labels, pprofListen, promURL, tokenFile string
+	debug                                         bool
+}
+
+func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px proxyFlags, o serverOpts) error {
+	cfg := *cfgp
+	etcd, labels, debug, pprofListen, promURL, serverTokenFile := o.etcd, o.labels, o.debug, o.pprofListen, o.promURL, &o.tokenFile
 	if err := px.validate(); err != nil {
 		return err
 	}
@@ -162,9 +188,27 @@ func cmdServer(ctx context.Context, args []string, stderr io.Writer) error {
 	return server.Run(ctx, cfg)
 }
 
-func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newAgentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run this machine's node agent (a node only, no server)",
+		Long: `Agent runs this machine's node: it registers the node in the cluster, runs
+the pods bound to it on containerd, probes them and reports their status,
+programs the Service proxy (nftables) and the routes to other nodes' pods,
+and answers its pods' DNS queries. It joins a cluster with the token a
+server printed (--server, --token) at its first start.
+
+--cleanup removes the Service proxy's table, the routes to other nodes'
+pods, the VXLAN device and the masquerade table, and exits (bosun reset
+does that and more). --simulate N runs N simulated nodes for scale tests.`,
+		Example: `  bosun agent --server https://10.0.0.1:7070 --token-file /etc/bosun/join-token --node-name node-b
+  bosun agent --etcd-endpoints http://127.0.0.1:2379 --node-name node-b --labels zone=a
+  bosun agent --cleanup
+  bosun agent --etcd-endpoints http://127.0.0.1:2379 --simulate 1000`,
+		Args: cobra.NoArgs,
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
 	var cfg nodes.Config
 	var etcd, labels string
 	var debug bool
@@ -193,9 +237,28 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 	px.declare(fs)
 	var nd nodeDNSFlags
 	nd.declare(fs)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runAgentCmd(cmd.Context(), &cfg, agentOpts{etcd: etcd, labels: labels, debug: debug, jc: jc, tokenFile: tokenFile,
+			insecure: insecure, listen: *listen, keyFile: *keyFile, sim: sim, pol: pol, px: px, nd: nd})
 	}
+	return cmd
+}
+
+// agentOpts are the agent's flags that are not fields of nodes.Config.
+type agentOpts struct {
+	etcd, labels, tokenFile, listen, keyFile string
+	debug, insecure                          bool
+	jc                                       join.Config
+	sim                                      simFlags
+	pol                                      manifest.Policy
+	px                                       proxyFlags
+	nd                                       nodeDNSFlags
+}
+
+func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
+	cfg := *cfgp
+	etcd, labels, debug, jc, tokenFile, insecure, listen, keyFile := o.etcd, o.labels, o.debug, o.jc, o.tokenFile, o.insecure, &o.listen, &o.keyFile
+	sim, pol, px, nd := o.sim, o.pol, o.px, o.nd
 	if err := px.validate(); err != nil {
 		return err
 	}
@@ -300,7 +363,7 @@ func cmdAgent(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 // agentFlags declares the node agent's flags, shared by server and agent.
-func agentFlags(fs *flag.FlagSet, cfg *nodes.Config, labels *string) {
+func agentFlags(fs *flagSet, cfg *nodes.Config, labels *string) {
 	host, _ := os.Hostname()
 	fs.StringVar(&cfg.NodeName, "node-name", strings.ToLower(host), "this node's name (default: the hostname, lowercased as Kubernetes does)")
 	fs.StringVar(labels, "labels", "", "node labels, k=v,k=v")

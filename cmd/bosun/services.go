@@ -1,15 +1,13 @@
 package main
 
 import (
-	"flag"
-
 	"bosun/ipalloc"
 )
 
 // serviceFlags declares the ranges Services get their addresses from: the
 // server allocates from them, `bosun validate` checks manifests against
 // them.
-func serviceFlags(fs *flag.FlagSet, cfg *ipalloc.Config) {
+func serviceFlags(fs *flagSet, cfg *ipalloc.Config) {
 	*cfg = cfg.WithDefaults()
 	fs.Func("service-cidr", "IPv4 range of Service virtual IPs (ClusterIPs); its network, first and broadcast addresses are never given (default "+ipalloc.DefaultServiceCIDR.String()+")", func(v string) error {
 		p, err := ipalloc.ParseServiceCIDR(v)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,7 +31,7 @@ type simFlags struct {
 	set           bool // a --simulate-* flag was given
 }
 
-func (f *simFlags) declare(fs *flag.FlagSet) {
+func (f *simFlags) declare(fs *flagSet) {
 	fs.IntVar(&f.nodes, "simulate", 0, "run this many SIMULATED nodes instead of this machine's node: they register and report the pods bound to them as running, but run nothing (for scale tests; no containerd)")
 	fs.Func("simulate-start-delay", "how long a pod on a simulated node stays ContainerCreating before it is Running and Ready (default 0)", func(v string) error {
 		f.set = true

@@ -1,37 +1,101 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"bosun/api"
 	"bosun/store"
 )
 
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	output := fs.String("o", "", "output: json (default text)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster at a glance: leader, synced commit, nodes, deployments, services",
+		Long: `Status shows what the cluster runs: the leader, the commit applied (and a
+rejected one with its errors), the etcd members, the nodes, the Deployments
+with their rollouts, the Services with their ready endpoints, the canaries,
+and the pods that are not ready. -w prints it again whenever it changes.`,
+		Example: `  bosun status
+  bosun status -o json
+  bosun status -w`,
+		Args: cobra.NoArgs,
 	}
-	var st api.Status
-	if err := newClient(server).do(ctx, "GET", "/api/v1/status", nil, &st); err != nil {
-		return err
+	client := clientFlags(cmd)
+	output := outputFlag(cmd, "json", "yaml")
+	watch := cmd.Flags().BoolP("watch", "w", false, "print the status again whenever it changes (as the server's watch tells, or checked every second)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
+			return err
+		}
+		c, w := newClient(client), cmd.OutOrStdout()
+		render := func(ctx context.Context) (string, error) {
+			var st api.Status
+			if err := c.do(ctx, "GET", "/api/v1/status", nil, &st); err != nil {
+				return "", err
+			}
+			var b bytes.Buffer
+			if *output != "" {
+				err := printOutput(&b, *output, st)
+				return b.String(), err
+			}
+			printStatus(&b, &st)
+			return b.String(), nil
+		}
+		if !*watch {
+			text, err := render(cmd.Context())
+			if err == nil {
+				io.WriteString(w, text)
+			}
+			return err
+		}
+		ctx, cancel := context.WithCancel(cmd.Context())
+		defer cancel()
+		return watchText(ctx, w, c.changes(ctx, watchKinds["status"], time.Second), *output == "yaml", render)
 	}
-	if *output == "json" {
-		return printJSON(stdout, st)
+	return cmd
+}
+
+// watchText prints what render returns, then again each time it changes
+// (checked at each signal of changed), separated as a stream of
+// documents, until ctx ends.
+func watchText(ctx context.Context, w io.Writer, changed <-chan struct{}, yamlDocs bool, render func(context.Context) (string, error)) error {
+	last := ""
+	for n := 0; ; {
+		text, err := render(ctx)
+		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if text != last {
+			switch {
+			case yamlDocs:
+				io.WriteString(w, "---\n")
+			case n > 0:
+				fmt.Fprintf(w, "\n--- %s\n", time.Now().Format("15:04:05"))
+			}
+			io.WriteString(w, text)
+			last = text
+			n++
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
 	}
-	if *output != "" {
-		return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
-	}
-	printStatus(stdout, &st)
-	return nil
 }
 
 func printStatus(w io.Writer, st *api.Status) {
@@ -101,8 +165,8 @@ func printStatus(w io.Writer, st *api.Status) {
 		tw.Flush()
 	}
 	phases := []string{}
-	for p, n := range st.Pods.ByPhase {
-		phases = append(phases, fmt.Sprintf("%d %s", n, p))
+	for _, p := range slices.Sorted(maps.Keys(st.Pods.ByPhase)) { // the same text for the same status (-w)
+		phases = append(phases, fmt.Sprintf("%d %s", st.Pods.ByPhase[p], p))
 	}
 	fmt.Fprintf(w, "\nPods: %d (%s)\n", st.Pods.Total, strings.Join(phases, ", "))
 	for _, u := range st.Pods.Unschedulable {
@@ -129,22 +193,35 @@ func shortHash(h string) string {
 	return h
 }
 
-func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sync", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := serverFlag(fs)
-	force := syncWindowFlags(fs) // syncwindow.go
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+func newSyncCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Make the leader fetch the repository now (--force: apply what a sync window holds)",
+		Long: `Sync asks the leader to fetch the repository now rather than at its next
+poll, and apply the new commit if there is one (admin token).
+
+--force --reason TEXT applies the revision a sync window holds
+(.bosun/windows.yaml) now, whatever the windows say; the history records the
+reason. --commit names the held commit, so that a newer one is never forced
+by mistake.`,
+		Example: `  bosun sync
+  bosun sync --force --reason "hotfix for INC-123" --commit 1a2b3c4`,
+		Args: cobra.NoArgs,
 	}
-	if handled, err := force.run(ctx, server, stdout); handled {
-		return err
+	client := clientFlags(cmd)
+	force := syncWindowFlags(cmd.Flags()) // syncwindow.go
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+		if handled, err := force.run(ctx, client, stdout); handled {
+			return err
+		}
+		if err := newClient(client).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "sync requested: the leader fetches the repository now")
+		return nil
 	}
-	if err := newClient(server).do(ctx, "POST", "/api/v1/sync", nil, nil); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "sync requested: the leader fetches the repository now")
-	return nil
+	return cmd
 }
 
 // serviceLine is a Service's line in `bosun status`: its virtual IP (or

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -23,7 +22,7 @@ type syncForceFlags struct {
 	commit string
 }
 
-func syncWindowFlags(fs *flag.FlagSet) *syncForceFlags {
+func syncWindowFlags(fs *flagSet) *syncForceFlags {
 	f := &syncForceFlags{}
 	fs.BoolVar(&f.force, "force", false, "apply the revision a sync window holds now, whatever the windows say (admin; needs --reason)")
 	fs.StringVar(&f.reason, "reason", "", "with --force: why, recorded in the revision's history entry")

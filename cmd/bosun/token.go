@@ -1,40 +1,60 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"bosun/api"
 	"bosun/atomicfile"
 )
 
-// cmdToken is `bosun token create --role ROLE --name NAME [-o json]`: a
-// new random token, and the line of the tokens file (--tokens-file) that
-// lets it in. Nothing is stored: the token goes to the client, the line
-// to the servers' tokens file.
-func cmdToken(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return &exitError{code: 2, err: fmt.Errorf("usage: bosun token create --role admin|read-only --name NAME [-o json]")}
+func newTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make API tokens",
+		Args:  cobra.NoArgs,
 	}
-	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	role := fs.String("role", "", "admin or read-only (required)")
-	name := fs.String("name", "", "who uses the token: the actor in audit lines, e.g. ci or alice (required)")
-	output := fs.String("o", "", "output: json (default text)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
+	cmd.AddCommand(newTokenCreateCmd())
+	return parentCmd(cmd)
+}
+
+// newTokenCreateCmd is `bosun token create --role ROLE --name NAME [-o
+// json]`: a new random token, and the line of the tokens file
+// (--tokens-file) that lets it in. Nothing is stored: the token goes to
+// the client, the line to the servers' tokens file.
+func newTokenCreateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create --role admin|read-only --name NAME",
+		Short: "Make a new API token and the line of --tokens-file that lets it in",
+		Long: `Create makes a new random API token and prints it with the line the servers'
+--tokens-file needs for it. Nothing is stored: the token goes to its user,
+the line to every server's tokens file (read again when it changes).`,
+		Example: `  bosun token create --role read-only --name ci
+  bosun token create --role admin --name alice -o json`,
+		Args: cobra.NoArgs,
 	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("token create: unexpected argument %q", fs.Arg(0))}
+	role := cmd.Flags().String("role", "", "admin or read-only (required)")
+	name := cmd.Flags().String("name", "", "who uses the token: the actor in audit lines, e.g. ci or alice (required)")
+	output := outputFlag(cmd, "json", "yaml")
+	cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions([]string{"admin", "read-only"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := checkOutput(cmd, *output, "json", "yaml"); err != nil {
+			return err
+		}
+		return tokenCreate(cmd.OutOrStdout(), *role, *name, *output)
 	}
-	tok := api.Token{Role: api.Role(*role), Name: *name}
+	return cmd
+}
+
+func tokenCreate(stdout io.Writer, role, name, output string) error {
+	tok := api.Token{Role: api.Role(role), Name: name}
 	if tok.Role != api.RoleAdmin && tok.Role != api.RoleReadOnly {
-		return &exitError{code: 2, err: fmt.Errorf("token create: --role %q: want admin or read-only", *role)}
+		return &exitError{code: 2, err: fmt.Errorf("token create: --role %q: want admin or read-only", role)}
 	}
 	// The line must parse as the server will read it.
 	token, err := api.NewToken()
@@ -45,12 +65,8 @@ func cmdToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := api.ParseTokens("--name", strings.NewReader(tok.Line())); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("token create: %v", err)}
 	}
-	switch *output {
-	case "json":
-		return printJSON(stdout, map[string]string{"role": string(tok.Role), "name": tok.Name, "token": token, "line": tok.Line()})
-	case "":
-	default:
-		return &exitError{code: 2, err: fmt.Errorf("-o %q: want json", *output)}
+	if output != "" {
+		return printOutput(stdout, output, map[string]string{"role": string(tok.Role), "name": tok.Name, "token": token, "line": tok.Line()})
 	}
 	fmt.Fprintf(stdout, `# The token, for %s (%s). Give it to the client (BOSUN_TOKEN, --token or
 # ~/.config/bosun/token); it is shown once and stored nowhere:

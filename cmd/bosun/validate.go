@@ -1,35 +1,54 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"bosun/ipalloc"
 	"bosun/manifest"
-	"bosun/nodes"
 	"bosun/sopsfile"
 )
 
-func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newValidateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate DIR",
+		Short: "Check a directory of manifests as the server would, offline",
+		Long: `Validate checks the manifests under DIR as a server checks a revision:
+every document decoded strictly, every field either supported or refused
+with its file:line, Service addresses against the ranges. SOPS-encrypted
+manifests are checked when --sops-age-key-file decrypts them. Exit 1 lists
+every error.`,
+		Example: `  bosun validate ./deploy
+  bosun validate --allow-host-path /srv/data --sops-age-key-file key.txt ./deploy`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError(cmd, "want one directory of manifests")
+			}
+			return nil
+		},
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		},
+	}
+	fs := cmd.Flags()
 	var pol manifest.Policy
 	policyFlags(fs, &pol)
 	var svc ipalloc.Config
 	serviceFlags(fs, &svc)
 	keyFile := fs.String("sops-age-key-file", "", "age identity file that decrypts SOPS-encrypted manifests, to check them too; without it they are listed as not checked")
-	if err := fs.Parse(reorder(args, "allow-host-path", "service-cidr", "node-port-range", "sops-age-key-file")); err != nil {
-		return &exitError{code: 2, err: err}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return validate(cmd.OutOrStdout(), args[0], pol, svc, *keyFile)
 	}
-	if fs.NArg() != 1 {
-		return &exitError{code: 2, err: errors.New("usage: bosun validate [--allow-host-path DIR,...] [--allow-privileged] [--service-cidr CIDR] [--node-port-range FIRST-LAST] [--sops-age-key-file FILE] DIR")}
-	}
-	if *keyFile != "" {
-		dec, err := sopsfile.ReadKeyFile(*keyFile)
+	return cmd
+}
+
+func validate(stdout io.Writer, dir string, pol manifest.Policy, svc ipalloc.Config, keyFile string) error {
+	if keyFile != "" {
+		dec, err := sopsfile.ReadKeyFile(keyFile)
 		if err != nil {
 			return &exitError{code: 2, err: fmt.Errorf("--sops-age-key-file: %w", err)}
 		}
@@ -37,8 +56,8 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	} else {
 		pol.SkipEncrypted = true
 	}
-	set, err := pol.LoadDir(fs.Arg(0), "")
-	set, err = withWindows(fs.Arg(0), set, err) // syncwindow.go
+	set, err := pol.LoadDir(dir, "")
+	set, err = withWindows(dir, set, err) // syncwindow.go
 	if err == nil {
 		// The addresses the manifests ask for must fit the ranges and not
 		// collide with each other; whether the cluster's other Services
@@ -51,7 +70,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 			for _, e := range errs {
 				fmt.Fprintln(stdout, e.Error())
 			}
-			return &exitError{code: 1, err: fmt.Errorf("%d error(s) in %s", len(errs), fs.Arg(0))}
+			return &exitError{code: 1, err: fmt.Errorf("%d error(s) in %s", len(errs), dir)}
 		}
 		return err
 	}
@@ -74,13 +93,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if n := len(set.Encrypted); n > 0 {
 		counts = append(counts, fmt.Sprintf("%d encrypted document(s) not checked", n))
 	}
-	fmt.Fprintf(stdout, "%s: valid: %s\n", fs.Arg(0), strings.Join(counts, ", "))
+	fmt.Fprintf(stdout, "%s: valid: %s\n", dir, strings.Join(counts, ", "))
 	return nil
 }
 
 // policyFlags declares the flags of what the operator allows manifests:
 // the server validates revisions with them, `bosun validate` too.
-func policyFlags(fs *flag.FlagSet, pol *manifest.Policy) {
+func policyFlags(fs *flagSet, pol *manifest.Policy) {
 	fs.Func("allow-host-path", "directories under which hostPath volumes may point (comma-separated; default none)", func(v string) error {
 		for _, p := range splitList(v) {
 			if !strings.HasPrefix(p, "/") {
@@ -91,28 +110,4 @@ func policyFlags(fs *flag.FlagSet, pol *manifest.Policy) {
 		return nil
 	})
 	fs.BoolVar(&pol.AllowPrivileged, "allow-privileged", false, "allow privileged containers (securityContext.privileged)")
-}
-
-func cmdImage(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "import" {
-		return &exitError{code: 2, err: errors.New("usage: bosun image import [--containerd-address SOCK] FILE...")}
-	}
-	fs := flag.NewFlagSet("image import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	address := fs.String("containerd-address", "/run/containerd/containerd.sock", "containerd socket")
-	namespace := fs.String("namespace", "bosun", "containerd namespace")
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	if fs.NArg() == 0 {
-		return &exitError{code: 2, err: errors.New("usage: bosun image import FILE...")}
-	}
-	names, err := nodes.ImportImages(ctx, *address, *namespace, fs.Args()...)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		fmt.Fprintln(stdout, "imported", n)
-	}
-	return nil
 }
