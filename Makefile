@@ -43,6 +43,7 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench Runner_readyToReachable -benchtime 300x ./proxy
 	$(GO) test -run '^$$' -bench ServiceLatency -benchtime 5000x ./e2e
 	$(GO) test -run '^$$' -bench 'Canary' -benchtime 5x ./e2e
+	$(GO) test -run '^$$' -bench Dashboard_thousandPods -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench 'Keyring|SealOps|1kSecrets' -benchmem -count 5 ./store
 	$(GO) test -run '^$$' -bench 'Verify|Decrypt|Load_100|Tokens_lookup|Join' -benchmem -count 5 ./signature ./sopsfile ./api ./join
 	$(GO) test -run '^$$' -bench PodToPod -benchtime 2s -count 3 ./podnet

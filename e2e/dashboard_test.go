@@ -22,7 +22,7 @@ import (
 // its own, and returns a context of one tab. Chromium as root needs
 // --no-sandbox; the API's certificate is the stack's own (self-signed), so
 // certificate errors are ignored.
-func browser(t *testing.T, width, height int) context.Context {
+func browser(t testing.TB, width, height int) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -47,7 +47,7 @@ func browser(t *testing.T, width, height int) context.Context {
 }
 
 // do runs browser actions with a deadline.
-func do(t *testing.T, ctx context.Context, timeout time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
+func do(t testing.TB, ctx context.Context, timeout time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -57,7 +57,7 @@ func do(t *testing.T, ctx context.Context, timeout time.Duration, what string, a
 }
 
 // read runs one browser action that reads something, with a deadline.
-func read[T any](t *testing.T, ctx context.Context, what string, action chromedp.Action[T]) T {
+func read[T any](t testing.TB, ctx context.Context, what string, action chromedp.Action[T]) T {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -325,14 +325,15 @@ func TestDashboard_liveInBrowser(t *testing.T) {
 	}
 }
 
-// TestDashboard_thousandPodsLoadUnderASecond measures the pods page of a
-// cluster of 1,000 pods (on simulated nodes: the API, etcd and the cache
-// are real) in headless Chromium: from the navigation's start until the
-// table shows every pod (performance.now() at the first render), over
-// five loads; the median must stay under a second.
-func TestDashboard_thousandPodsLoadUnderASecond(t *testing.T) {
-	t.Parallel()
+// BenchmarkDashboard_thousandPods measures the pods page of a cluster of
+// 1,000 pods (on simulated nodes: the API, etcd and the cache are real) in
+// headless Chromium: from the navigation's start until the table shows
+// every pod (performance.now() at the first render, watch stream opened),
+// once per iteration; it reports the median and the worst in ms
+// (make bench, BENCHMARKS.md). The issue's bar is under a second.
+func BenchmarkDashboard_thousandPods(b *testing.B) {
 	const pods = 1000
+	t := b
 	repo := newGitRepo(t)
 	repo.write("README.md", "load test\n")
 	repo.commit("empty")
@@ -377,22 +378,22 @@ spec:
 	do(t, ctx, 60*time.Second, "login", chromedp.Navigate(s.url("/?token="+url.QueryEscape(s.apiToken()))),
 		poll(`document.querySelector('#main').dataset.page === 'overview'`, 30*time.Second))
 	var loads []time.Duration
-	for i := range 5 {
+	for i := 0; b.Loop(); i++ {
 		do(t, ctx, 60*time.Second, fmt.Sprintf("load %d", i+1),
 			chromedp.Navigate(s.url(fmt.Sprintf("/?load=%d#/pods", i))),
 			poll(fmt.Sprintf(`document.querySelectorAll('#pod-table tbody tr').length === %d`, pods), 30*time.Second))
 		ms := read(t, ctx, "the load time", chromedp.Evaluate[float64](`window.bosunFirstRender`))
 		loads = append(loads, time.Duration(ms*float64(time.Millisecond)))
 	}
+	b.StopTimer()
 	slices.Sort(loads)
-	t.Logf("pods page with %d pods, navigation start to rendered table: median %v, min %v, max %v (%v)", pods,
-		loads[len(loads)/2].Round(time.Millisecond), loads[0].Round(time.Millisecond), loads[len(loads)-1].Round(time.Millisecond), loads)
-	if med := loads[len(loads)/2]; med > time.Second {
-		t.Errorf("median load %v; want under 1 s", med)
-	}
+	b.Logf("pods page with %d pods, navigation start to rendered table: median %v, min %v, max %v over %d loads", pods,
+		loads[len(loads)/2].Round(time.Millisecond), loads[0].Round(time.Millisecond), loads[len(loads)-1].Round(time.Millisecond), len(loads))
+	b.ReportMetric(float64(loads[len(loads)/2])/float64(time.Millisecond), "median-ms")
+	b.ReportMetric(float64(loads[len(loads)-1])/float64(time.Millisecond), "max-ms")
 	// The watch stream's metrics moved.
 	body, err := s.getText("/metrics")
 	if err != nil || !strings.Contains(body, "bosun_api_watch_streams") {
-		t.Errorf("/metrics lacks bosun_api_watch_streams: %v", err)
+		b.Errorf("/metrics lacks bosun_api_watch_streams: %v", err)
 	}
 }

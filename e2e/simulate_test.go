@@ -20,7 +20,7 @@ type simulator struct {
 	log    *strings.Builder
 }
 
-func startSimulator(t *testing.T, s *stack, args ...string) *simulator {
+func startSimulator(t testing.TB, s *stack, args ...string) *simulator {
 	t.Helper()
 	sim := &simulator{exited: make(chan struct{}), log: &strings.Builder{}}
 	sim.cmd = exec.Command(bosun(t), append([]string{"agent", "--etcd-endpoints", "http://" + s.etcdAddr, "--node-ip", "127.0.0.1"}, args...)...)

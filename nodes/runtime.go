@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -346,7 +347,14 @@ func importArchive(ctx context.Context, c *client.Client, file string) ([]string
 		return nil, fmt.Errorf("import: %w", err)
 	}
 	defer f.Close()
-	imgs, err := c.Import(ctx, f)
+	return ImportArchive(ctx, c, file, f)
+}
+
+// ImportArchive imports the OCI image archive r (named file in errors)
+// into containerd (ctx carries the namespace) and unpacks its images for
+// the default snapshotter; it returns the names of the images imported.
+func ImportArchive(ctx context.Context, c *client.Client, file string, r io.Reader) ([]string, error) {
+	imgs, err := c.Import(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}

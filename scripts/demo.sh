@@ -51,6 +51,12 @@ cat <<TXT
     dig @127.0.0.1 -p 5353 +short web.default.svc.cluster.local
     curl http://\$(dig @127.0.0.1 -p 5353 +short web.default.svc.cluster.local | head -1):8080/
 
+  The dashboard (live; the token logs the browser in and leaves the address bar):
+
+    https://127.0.0.1:7070/?token=\$(cat ~/.config/bosun/token)
+    $BOSUN get pods -w              # or follow the cluster from the terminal
+    $BOSUN describe deployment web  # with its recent events
+
   Then change the repository and watch the cluster follow within seconds:
 
     cd $repo

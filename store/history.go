@@ -48,41 +48,56 @@ type Desired struct {
 // PutDesired records the applied revision's objects, gzipped: a revision of
 // thousands of objects stays well under etcd's request size limit.
 func PutDesired(d *Desired) (Op, error) {
+	return putGzipJSON(desiredKey, "desired state", d)
+}
+
+// putGzipJSON is the Op that puts v under key as gzipped JSON (what names
+// v in errors).
+func putGzipJSON(key, what string, v any) (Op, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(d); err != nil {
-		return Op{}, fmt.Errorf("encode desired state: %w", err)
+	if err := json.NewEncoder(zw).Encode(v); err != nil {
+		return Op{}, fmt.Errorf("encode %s: %w", what, err)
 	}
 	if err := zw.Close(); err != nil {
-		return Op{}, fmt.Errorf("compress desired state: %w", err)
+		return Op{}, fmt.Errorf("compress %s: %w", what, err)
 	}
-	return Op{key: Prefix + desiredKey, value: buf.Bytes()}, nil
+	return Op{key: Prefix + key, value: buf.Bytes()}, nil
 }
 
 // Desired reads the applied revision's objects; nil when none was applied.
 func (s *Store) Desired(ctx context.Context) (*Desired, error) {
+	var d Desired
+	if ok, err := s.getGzipJSON(ctx, desiredKey, "desired state", &d); !ok {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// getGzipJSON reads the gzipped JSON under key into v, opening it if it is
+// encrypted at rest; false when the key is absent or on an error.
+func (s *Store) getGzipJSON(ctx context.Context, key, what string, v any) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, Prefix+desiredKey)
+	resp, err := s.cli.Get(ctx, Prefix+key)
 	if err != nil {
-		return nil, fmt.Errorf("read desired state: %w", err)
+		return false, fmt.Errorf("read %s: %w", what, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, nil
+		return false, nil
 	}
-	value, err := s.open(Prefix+desiredKey, resp.Kvs[0].Value)
+	value, err := s.open(Prefix+key, resp.Kvs[0].Value)
 	if err != nil {
-		return nil, fmt.Errorf("read desired state: %w", err)
+		return false, fmt.Errorf("read %s: %w", what, err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(value))
 	if err != nil {
-		return nil, fmt.Errorf("read desired state: %w", err)
+		return false, fmt.Errorf("read %s: %w", what, err)
 	}
-	var d Desired
-	if err := json.NewDecoder(io.LimitReader(zr, 256<<20)).Decode(&d); err != nil {
-		return nil, fmt.Errorf("decode desired state: %w", err)
+	if err := json.NewDecoder(io.LimitReader(zr, 256<<20)).Decode(v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", what, err)
 	}
-	return &d, nil
+	return true, nil
 }
 
 // RequestSync asks the leader to fetch the repository now. Any replica may

@@ -1,12 +1,9 @@
 package store
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -43,15 +40,7 @@ type Held struct {
 
 // PutHeld records the held revision, gzipped.
 func PutHeld(h *Held) (Op, error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(h); err != nil {
-		return Op{}, fmt.Errorf("encode held revision: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return Op{}, fmt.Errorf("compress held revision: %w", err)
-	}
-	return Op{key: Prefix + heldKey, value: buf.Bytes()}, nil
+	return putGzipJSON(heldKey, "held revision", h)
 }
 
 // DeleteHeld forgets the held revision.
@@ -59,26 +48,9 @@ func DeleteHeld() Op { return Op{key: Prefix + heldKey} }
 
 // Held reads the held revision; nil when none is held.
 func (s *Store) Held(ctx context.Context) (*Held, error) {
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	resp, err := s.cli.Get(ctx, Prefix+heldKey)
-	if err != nil {
-		return nil, fmt.Errorf("read held revision: %w", err)
-	}
-	if len(resp.Kvs) == 0 {
-		return nil, nil
-	}
-	value, err := s.open(Prefix+heldKey, resp.Kvs[0].Value)
-	if err != nil {
-		return nil, fmt.Errorf("read held revision: %w", err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(value))
-	if err != nil {
-		return nil, fmt.Errorf("read held revision: %w", err)
-	}
 	var h Held
-	if err := json.NewDecoder(io.LimitReader(zr, 256<<20)).Decode(&h); err != nil {
-		return nil, fmt.Errorf("decode held revision: %w", err)
+	if ok, err := s.getGzipJSON(ctx, heldKey, "held revision", &h); !ok {
+		return nil, err
 	}
 	return &h, nil
 }

@@ -64,7 +64,7 @@ keys and sizes, never a value. Without -n, every namespace is listed.
 	client := clientFlags(cmd)
 	output := outputFlag(cmd, "json", "yaml", "wide", "name")
 	ns := namespaceFlags(cmd, client, "")
-	watch := cmd.Flags().BoolP("watch", "w", false, "after the list, watch: print each object that changes (every second)")
+	watch := cmd.Flags().BoolP("watch", "w", false, "after the list, watch: print each object that changes (as the server's watch tells, or checked every second)")
 	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		switch len(args) {
 		case 0:

@@ -11,6 +11,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"bosun/nodes"
 )
 
 func newImageCmd() *cobra.Command {
@@ -91,21 +93,7 @@ func importArchive(ctx context.Context, c *containerd.Client, file string, stder
 		pr := progressbar.NewReader(f, bar)
 		r = &pr
 	}
-	imgs, err := c.Import(ctx, r)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: %w", file, err)
-	}
-	if len(imgs) == 0 {
-		return nil, fmt.Errorf("import %s: the archive names no image (index.json needs an io.containerd.image.name or org.opencontainers.image.ref.name annotation)", file)
-	}
-	var names []string
-	for _, im := range imgs {
-		if err := containerd.NewImage(c, im).Unpack(ctx, ""); err != nil {
-			return names, fmt.Errorf("import %s: unpack %s: %w", file, im.Name, err)
-		}
-		names = append(names, im.Name)
-	}
-	return names, nil
+	return nodes.ImportArchive(ctx, c, file, r)
 }
 
 // isTerminal says whether w is a terminal: progress bars only go there.
