@@ -232,9 +232,17 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Token, bo
 	h := r.Header.Get("Authorization")
 	fromCookie := false
 	if c, err := r.Cookie(CookieName); h == "" && err == nil && c.Value != "" {
-		// The dashboard's session (cookie.go): the same token, kept by
-		// the browser.
-		h, fromCookie = "Bearer "+c.Value, true
+		// The dashboard's session (cookie.go): it stands for a token.
+		token, ok := s.sessions.token(c.Value, now)
+		if !ok {
+			// Ended, expired, or of a server restarted since: not a
+			// guess (ids are 256 random bits), not counted.
+			s.authFailures.WithLabelValues(failMissing).Inc()
+			http.SetCookie(w, sessionCookie(r, ""))
+			unauthorized(w, "", errors.New("the dashboard's session ended: log in again"))
+			return Token{}, false
+		}
+		h, fromCookie = "Bearer "+token, true
 	}
 	if h == "" {
 		s.authFailures.WithLabelValues(failMissing).Inc()

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -8,16 +10,24 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
-// The dashboard's session: the browser keeps the API token in a cookie, so
+// The dashboard's session: a login with an API token gives the browser a
+// cookie naming a session of this server, which stands for that token, so
 // that the page (and its EventSource, which cannot send headers) is
-// authenticated as the CLI is, with the same tokens and roles.
+// authenticated as the CLI is, with the same tokens and roles. The cookie
+// holds a random session id, never the token: cookies are not kept apart
+// by port, so another HTTPS service on the same host name would receive
+// it. Sessions live in this server's memory (a restart logs the browser
+// out) for sessionTTL; the token behind one is checked again at every
+// request, so a token revoked from the tokens file ends its sessions.
 const (
-	// CookieName is the cookie that carries the token: HttpOnly (the
-	// page's script never reads it), Secure when the request came over
-	// TLS (the API serves HTTPS only), SameSite=Strict, Path=/.
-	CookieName = "bosun_token"
+	// CookieName is the cookie that carries the session id: HttpOnly
+	// (the page's script never reads it), Secure when the request came
+	// over TLS (the API serves HTTPS only), SameSite=Strict, Path=/.
+	CookieName = "bosun_session"
 	// CSRFHeader must be sent, with any value, by every request that
 	// changes something (any method but GET, HEAD and OPTIONS)
 	// authenticated by the cookie: a cross-site form cannot set a header,
@@ -34,16 +44,81 @@ const failCSRF = "csrf"
 // maxLoginBody bounds POST /login: a form with one token.
 const maxLoginBody = 4 << 10
 
-// sessionCookie is the cookie that keeps token; an empty token clears it.
-func sessionCookie(r *http.Request, token string) *http.Cookie {
+// sessionTTL is how long a dashboard session lasts after its login;
+// maxSessions bounds this server's sessions (the oldest goes first).
+const (
+	sessionTTL  = 12 * time.Hour
+	maxSessions = 10000
+)
+
+// sessionCookie is the cookie that names session id; an empty id clears it.
+func sessionCookie(r *http.Request, id string) *http.Cookie {
 	c := &http.Cookie{
-		Name: CookieName, Value: token, Path: "/",
+		Name: CookieName, Value: id, Path: "/",
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	}
-	if token == "" {
+	if id == "" {
 		c.MaxAge = -1
 	}
 	return c
+}
+
+// sessions are the dashboard's logins on this server: a random id for
+// each, standing for the token it logged in with.
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]session
+}
+
+type session struct {
+	token   string
+	expires time.Time
+}
+
+func newSessions() *sessions { return &sessions{m: map[string]session{}} }
+
+// create starts a session for token and returns its id: 32 random bytes.
+func (ss *sessions) create(token string, now time.Time) string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand)
+	id := base64.RawURLEncoding.EncodeToString(b)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if len(ss.m) >= maxSessions {
+		oldest := ""
+		for k, v := range ss.m {
+			if !v.expires.After(now) {
+				delete(ss.m, k)
+			} else if oldest == "" || v.expires.Before(ss.m[oldest].expires) {
+				oldest = k
+			}
+		}
+		if len(ss.m) >= maxSessions {
+			delete(ss.m, oldest)
+		}
+	}
+	ss.m[id] = session{token: token, expires: now.Add(sessionTTL)}
+	return id
+}
+
+// token is the token the session id stands for, false when there is no
+// such session or it expired.
+func (ss *sessions) token(id string, now time.Time) (string, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	v, ok := ss.m[id]
+	if ok && !v.expires.After(now) {
+		delete(ss.m, id)
+		ok = false
+	}
+	return v.token, ok
+}
+
+// end forgets the session id.
+func (ss *sessions) end(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, id)
 }
 
 // safeMethod reports whether a request of this method changes nothing,
@@ -114,11 +189,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, token string) boo
 		s.authFailures.WithLabelValues(failInvalid).Inc()
 		s.limiter.fail(client, now)
 		s.log.Warn("dashboard login failed", "remote", r.RemoteAddr, "reason", "unknown token")
-		http.SetCookie(w, sessionCookie(r, ""))
+		if r.Header.Get("Sec-Fetch-Site") != "cross-site" {
+			// A link from another site with a bad token does not log out.
+			http.SetCookie(w, sessionCookie(r, ""))
+		}
 		writeError(w, http.StatusUnauthorized, errors.New("the token is not valid on this server"))
 		return false
 	}
-	http.SetCookie(w, sessionCookie(r, token))
+	http.SetCookie(w, sessionCookie(r, s.sessions.create(token, now)))
 	s.log.Info("dashboard login", "actor", tok.Name, "role", string(tok.Role), "remote", r.RemoteAddr)
 	return true
 }
@@ -150,6 +228,9 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		s.authFailures.WithLabelValues(failCSRF).Inc()
 		writeError(w, http.StatusForbidden, errors.New("a logout must come from the dashboard's own origin"))
 		return
+	}
+	if c, err := r.Cookie(CookieName); err == nil {
+		s.sessions.end(c.Value)
 	}
 	http.SetCookie(w, sessionCookie(r, ""))
 	http.Redirect(w, r, "/", http.StatusSeeOther)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"sort"
@@ -39,11 +40,20 @@ func dashboardURL(addr string) string {
 
 // dashboardPage serves GET /: the page; with ?token=TOKEN (a link) it
 // logs in (login) and redirects to / so that the token leaves the URL
-// (and the browser's history) at once.
+// (and the browser's history) at once. Only a top-level navigation may
+// log in by link: an image, a script or a frame of another site naming
+// /?token= is refused before the token is looked at, so that it can
+// neither count failures against the client's limit (locking its
+// address out of the API) nor replace or clear its session.
 func (s *Server) dashboardPage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("token") {
 		w.Header().Set("Cache-Control", "no-store")
 		dashboard.SecurityHeaders(w.Header())
+		if !linkNavigation(r) {
+			s.authFailures.WithLabelValues(failCSRF).Inc()
+			writeError(w, http.StatusForbidden, errors.New("a login link must be opened as a page"))
+			return
+		}
 		if !s.login(w, r, r.URL.Query().Get("token")) {
 			return
 		}
@@ -213,4 +223,13 @@ func (s *Server) dashboardNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, Rows[NodeRow]{Items: NodeRows(snap)})
+}
+
+// linkNavigation says whether a request is a browser's top-level
+// navigation (Fetch Metadata: Sec-Fetch-Mode navigate, Sec-Fetch-Dest
+// document), or comes from a client that sends no Fetch Metadata (curl,
+// older browsers).
+func linkNavigation(r *http.Request) bool {
+	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
+	return (mode == "" || mode == "navigate") && (dest == "" || dest == "document")
 }

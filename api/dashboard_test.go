@@ -33,7 +33,9 @@ func (f *authFixture) request(method, target, cookie string, body string, hdr ma
 	req.Host = "bosun.example:7070"
 	req.TLS = &tls.ConnectionState{}
 	if cookie != "" {
-		req.AddCookie(&http.Cookie{Name: CookieName, Value: cookie})
+		// cookie is the token a session logged in with: the browser holds
+		// the session's id.
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: f.srv.sessions.create(cookie, f.srv.now())})
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
@@ -60,8 +62,11 @@ func TestDashboard_tokenLinkSetsCookieAndRedirectsTokenOutOfURL(t *testing.T) {
 		t.Fatalf("GET /?token=: %d Location %q; want 303 to /", rec.Code, rec.Header().Get("Location"))
 	}
 	c := sessionOf(t, rec)
-	if c == nil || c.Value != plantedReader || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
-		t.Fatalf("session cookie = %+v; want HttpOnly, Secure, SameSite=Strict, Path=/", c)
+	if c == nil || len(c.Value) != 43 || strings.Contains(c.Value, plantedReader) || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Fatalf("session cookie = %+v; want a session id (never the token), HttpOnly, Secure, SameSite=Strict, Path=/", c)
+	}
+	if tok, ok := f.srv.sessions.token(c.Value, f.srv.now()); !ok || tok != plantedReader {
+		t.Fatalf("the session of the cookie stands for %q, %v", tok, ok)
 	}
 	if rec.Header().Get("Referrer-Policy") != "no-referrer" || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Errorf("redirect headers: %v", rec.Header())
@@ -84,6 +89,26 @@ func TestDashboard_tokenLinkSetsCookieAndRedirectsTokenOutOfURL(t *testing.T) {
 	}
 	assertNoToken(t, "log", f.logs.String())
 	assertNoToken(t, "answer", rec.Body.String())
+
+	// Another site's image, frame or script naming /?token= is refused
+	// before the token is looked at: no failure counted (it could lock the
+	// client's address out of the API), no cookie set or cleared. A bad
+	// link followed from another site does not log out either.
+	for _, dest := range []string{"image", "iframe", "script"} {
+		rec := f.request("GET", "/?token="+plantedWrongOne, "", "", map[string]string{
+			"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": dest})
+		if rec.Code != 403 || sessionOf(t, rec) != nil {
+			t.Errorf("cross-site %s /?token=: %d, cookie %+v; want 403 and no cookie", dest, rec.Code, sessionOf(t, rec))
+		}
+	}
+	rec = f.request("GET", "/?token="+plantedWrongOne, "", "", map[string]string{
+		"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"})
+	if rec.Code != 401 || sessionOf(t, rec) != nil {
+		t.Errorf("bad link from another site: %d, cookie %+v; want 401 and the session kept", rec.Code, sessionOf(t, rec))
+	}
+	if got := testutil.ToFloat64(f.srv.authFailures.WithLabelValues(failInvalid)); got != 2 {
+		t.Errorf("invalid_token failures = %v, want 2 (the embedded requests are not counted)", got)
+	}
 }
 
 func TestDashboard_pageAndAssetsArePublicAndHoldNoData(t *testing.T) {
@@ -118,7 +143,7 @@ func TestDashboard_loginFormAndLogout(t *testing.T) {
 	f := newAuthFixture(t, seed(t))
 	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://bosun.example:7070"}
 	rec := f.request("POST", "/login", "", "token="+url.QueryEscape(plantedAdmin), form)
-	if rec.Code != http.StatusSeeOther || sessionOf(t, rec) == nil || sessionOf(t, rec).Value != plantedAdmin {
+	if rec.Code != http.StatusSeeOther || sessionOf(t, rec) == nil || sessionOf(t, rec).Value == plantedAdmin {
 		t.Fatalf("POST /login: %d %v", rec.Code, rec.Header())
 	}
 	// From another site: refused before the token is looked at.
@@ -137,6 +162,36 @@ func TestDashboard_loginFormAndLogout(t *testing.T) {
 		t.Errorf("the login is not logged with its actor:\n%s", f.logs)
 	}
 	assertNoToken(t, "log", f.logs.String())
+
+	// A session ends at logout and after sessionTTL: its cookie, replayed,
+	// is refused (and cleared), not taken for the token it stood for.
+	status := func(id string) int {
+		req := httptest.NewRequest("GET", "/api/v1/status", nil)
+		req.RemoteAddr, req.Host, req.TLS = "192.0.2.7:1000", "bosun.example:7070", &tls.ConnectionState{}
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: id})
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	id := f.srv.sessions.create(plantedAdmin, f.srv.now())
+	if code := status(id); code != 200 {
+		t.Fatalf("status with a live session: %d", code)
+	}
+	req := httptest.NewRequest("POST", "/logout", nil)
+	req.Host, req.TLS = "bosun.example:7070", &tls.ConnectionState{}
+	req.Header.Set("Origin", "https://bosun.example:7070")
+	req.AddCookie(&http.Cookie{Name: CookieName, Value: id})
+	f.h.ServeHTTP(httptest.NewRecorder(), req)
+	if code := status(id); code != 401 {
+		t.Errorf("status with a logged-out session: %d, want 401", code)
+	}
+	expired := f.srv.sessions.create(plantedAdmin, f.srv.now().Add(-sessionTTL-time.Second))
+	if code := status(expired); code != 401 {
+		t.Errorf("status with an expired session: %d, want 401", code)
+	}
+	if code := status(plantedAdmin); code != 401 {
+		t.Errorf("the raw token as the cookie: %d, want 401 (the cookie holds a session id)", code)
+	}
 }
 
 // TestDashboard_cookieChangesNeedCSRFHeaderAndSameOrigin: a change
@@ -268,7 +323,7 @@ func TestWatch_sendsReadyThenChangedKindsAndHeartbeats(t *testing.T) {
 
 	rctx, rcancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(rctx, "GET", ts.URL+"/api/v1/watch", nil)
-	req.AddCookie(&http.Cookie{Name: CookieName, Value: plantedReader})
+	req.AddCookie(&http.Cookie{Name: CookieName, Value: srv.sessions.create(plantedReader, time.Now())})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -75,6 +75,7 @@ type Server struct {
 	hook           http.Handler     // the webhook receiver; nil when webhooks are off
 	metricsHandler http.Handler
 	limiter        *failureLimiter
+	sessions       *sessions // the dashboard's logins (cookie.go)
 	authFailures   *prometheus.CounterVec
 	watchM         *watchMetrics   // GET /api/v1/watch (watch.go)
 	reqMetrics     *requestMetrics // metrics.go
@@ -105,6 +106,7 @@ func New(cfg Config, st *store.Store, backend Backend) (*Server, error) {
 		cfg: cfg, st: st, backend: backend, mux: http.NewServeMux(), routes: map[string]Route{},
 		metricsHandler: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
 		limiter:        newFailureLimiter(cfg.AuthLimit),
+		sessions:       newSessions(),
 		now:            cfg.Now,
 		log:            cfg.Logger,
 		ready:          make(chan struct{}),

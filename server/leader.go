@@ -67,6 +67,9 @@ type leader struct {
 	// windowTimer fires when its block should end (syncwindow.go).
 	held        *heldRevision
 	windowTimer *time.Timer
+	// release is a forced or manual release of the held revision whose
+	// write failed: windowCheck tries it again (nil: none).
+	release *releaseRequest
 	// write is the leadership's fenced write; tests inject failures here.
 	write func(ctx context.Context, ops []store.Op) error
 }
@@ -97,6 +100,11 @@ func (l *leader) run(ctx context.Context) error {
 	// Fires at once: a held revision restored is decided on again.
 	l.windowTimer = time.NewTimer(time.Hour)
 	defer l.windowTimer.Stop()
+	defer func() {
+		if l.m.windows != nil {
+			l.m.windows.blocked.Set(0) // the next leader says whether a window blocks
+		}
+	}()
 	if err := l.restore(ctx); err != nil {
 		return err
 	}

@@ -171,6 +171,9 @@ func (l *leader) setHeld(h *heldRevision) {
 		l.m.windows.held.Inc()
 	}
 	l.held = h
+	if l.release != nil && (h == nil || h.rev.Commit != l.release.commit) {
+		l.release = nil
+	}
 	l.armWindowTimer()
 }
 
@@ -192,12 +195,12 @@ func (l *leader) armWindowTimer() {
 	}
 }
 
-// restoreHeld picks up the revision the previous leader held, and has the
-// loop decide on it again at once (windowCheck).
+// restoreHeld picks up the revision the previous leader held (or re-reads
+// it after a failed write), and has the loop decide on it again at once
+// (windowCheck). On an error what the leader held stays as it was.
 func (l *leader) restoreHeld(ctx context.Context) error {
-	l.held = nil
 	if l.sync.Held == nil {
-		l.armWindowTimer()
+		l.setHeldRestored(nil)
 		return nil
 	}
 	stored, err := l.st.Held(ctx)
@@ -207,7 +210,7 @@ func (l *leader) restoreHeld(ctx context.Context) error {
 	if stored == nil { // written by nobody but the leader, with the status: not expected
 		l.log.Warn("the sync status names a held revision that etcd does not hold; forgetting it", "commit", short(l.sync.Held.Revision.Commit))
 		l.sync.Held = nil
-		l.armWindowTimer()
+		l.setHeldRestored(nil)
 		return nil
 	}
 	windows, err := syncwindow.Parse(stored.Windows)
@@ -216,25 +219,68 @@ func (l *leader) restoreHeld(ctx context.Context) error {
 		// earlier one took. Holding on is the safe side; --force applies it.
 		l.log.Warn("the held revision's windows no longer parse; holding it until a sync --force or a newer revision", "err", err)
 	}
-	l.held = &heldRevision{rev: l.sync.Held.Revision, set: setFromDesired(&stored.Desired), windows: windows, raw: stored.Windows,
+	h := &heldRevision{rev: l.sync.Held.Revision, set: setFromDesired(&stored.Desired), windows: windows, raw: stored.Windows,
 		seq: stored.Seq, until: l.sync.Held.Until, reason: l.sync.Held.Reason, unparsed: err != nil}
 	if err != nil {
-		l.held.until = time.Time{}
+		h.until = time.Time{}
+	}
+	l.setHeldRestored(h)
+	return nil
+}
+
+// setHeldRestored sets the held revision read from etcd, drops a failed
+// release of another revision, and has the loop decide on it at once.
+func (l *leader) setHeldRestored(h *heldRevision) {
+	l.held = h
+	if l.release != nil && (h == nil || h.rev.Commit != l.release.commit) {
+		l.release = nil
+	}
+	if l.m.windows != nil {
+		l.m.windows.blocked.Set(map[bool]float64{true: 1}[h != nil])
 	}
 	if l.windowTimer != nil {
-		l.m.windows.blocked.Set(1)
-		l.windowTimer.Reset(0)
+		l.windowTimer.Stop()
+		if h != nil {
+			l.windowTimer.Reset(0)
+		}
+	}
+}
+
+// releaseRequest is a forced or manual release of the held revision
+// (commit), kept to be tried again when its write failed.
+type releaseRequest struct {
+	commit, how, by, why string
+}
+
+// windowFailed handles a failed write of windowCheck or windowRequest:
+// the leadership's end is returned; otherwise the check is tried again
+// after retryDelay, whatever the state re-read after the failure says
+// (a release retried, the block's end computed again).
+func (l *leader) windowFailed(ctx context.Context, err error) error {
+	if stop := l.failed(ctx, err); stop != nil {
+		return stop
+	}
+	if l.held != nil && l.windowTimer != nil {
+		l.windowTimer.Stop()
+		l.windowTimer.Reset(retryDelay)
 	}
 	return nil
 }
 
 // windowCheck decides on the held revision again, when the timer fires:
-// it is applied if its windows no longer block it, else the block's end
-// is computed again. plan says whether a reconcile pass should follow.
+// a forced or manual release whose write failed is tried again; else it
+// is applied if its windows no longer block it, else the block's end is
+// computed again. plan says whether a reconcile pass should follow.
 func (l *leader) windowCheck(ctx context.Context) (plan bool, stop error) {
 	h := l.held
 	if h == nil {
 		return false, nil
+	}
+	if r := l.release; r != nil && r.commit == h.rev.Commit {
+		if err := l.releaseHeld(ctx, r.how, r.by, r.why); err != nil {
+			return false, l.windowFailed(ctx, err)
+		}
+		return true, nil
 	}
 	now := time.Now()
 	blocked, until, reason := syncwindow.Active(h.windows, now)
@@ -242,14 +288,14 @@ func (l *leader) windowCheck(ctx context.Context) (plan bool, stop error) {
 		blocked, until, reason = true, time.Time{}, h.reason
 	}
 	if !blocked {
-		if err := l.release(ctx, "window_end", "", ""); err != nil {
-			return false, l.failed(ctx, err)
+		if err := l.releaseHeld(ctx, "window_end", "", ""); err != nil {
+			return false, l.windowFailed(ctx, err)
 		}
 		return true, nil
 	}
 	if !until.Equal(h.until) || reason != h.reason {
 		if err := l.updateHold(ctx, until, reason); err != nil {
-			return false, l.failed(ctx, err)
+			return false, l.windowFailed(ctx, err)
 		}
 	}
 	l.armWindowTimer()
@@ -298,24 +344,29 @@ func (l *leader) windowRequest(ctx context.Context, req store.SyncRequestSpec) (
 	case h == nil:
 		return false, nil
 	case req.Force:
-		if err := l.release(ctx, "forced", req.By, req.Why); err != nil {
-			return false, l.failed(ctx, err)
-		}
-		return true, nil
+		return l.releaseRequested(ctx, releaseRequest{commit: h.rev.Commit, how: "forced", by: req.By, why: req.Why})
 	case !h.unparsed && syncwindow.ManualAllowed(h.windows, time.Now()):
-		if err := l.release(ctx, "manual", req.By, ""); err != nil {
-			return false, l.failed(ctx, err)
-		}
-		return true, nil
+		return l.releaseRequested(ctx, releaseRequest{commit: h.rev.Commit, how: "manual", by: req.By})
 	}
 	l.log.Info("manual sync: the held revision stays held (its windows do not allow manual syncs; sync --force overrides)",
 		"commit", short(h.rev.Commit), "reason", h.reason)
 	return false, nil
 }
 
-// release applies the held revision: how is window_end, manual or forced;
-// by and why say who forced it and why.
-func (l *leader) release(ctx context.Context, how, by, why string) error {
+// releaseRequested applies the held revision for a request; when the
+// write fails the request is kept and tried again (windowCheck), so a
+// `bosun sync --force` the API accepted is not lost to an etcd hiccup.
+func (l *leader) releaseRequested(ctx context.Context, r releaseRequest) (plan bool, stop error) {
+	if err := l.releaseHeld(ctx, r.how, r.by, r.why); err != nil {
+		l.release = &r
+		return false, l.windowFailed(ctx, err)
+	}
+	return true, nil
+}
+
+// releaseHeld applies the held revision: how is window_end, manual or
+// forced; by and why say who forced it and why.
+func (l *leader) releaseHeld(ctx context.Context, how, by, why string) error {
 	h := l.held
 	now := time.Now()
 	var detail string
@@ -352,6 +403,7 @@ func (l *leader) release(ctx context.Context, how, by, why string) error {
 		l.cfg.events.revision(h.rev, *e)
 	}
 	l.sync, l.history, l.desired = sync, hist, h.set
+	l.release = nil
 	l.setHeld(nil)
 	if how == "forced" {
 		l.m.windows.forced.Inc()

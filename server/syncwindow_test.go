@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -181,5 +182,63 @@ func TestLeader_syncWindowSupersedeRejectAndEnd(t *testing.T) {
 	h, _ = st.History(ctx)
 	if h[0].Result != store.ResultProgressing || !strings.HasPrefix(h[0].Detail, "applied as the sync window ended") {
 		t.Fatalf("entry applied at the window's end: %+v", h[0])
+	}
+}
+
+// TestLeader_syncWindowReleaseRetriedAfterAFailedWrite: a force whose
+// write fails is kept and applied by the next window check (the API had
+// already accepted it), and a window check whose write fails re-arms the
+// timer instead of leaving the revision held with no timer.
+func TestLeader_syncWindowReleaseRetriedAfterAFailedWrite(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewTest(t)
+	lead := newLeadership(t, st)
+	l, _ := newWindowLeader(t, st, lead)
+	l.windowTimer = time.NewTimer(time.Hour)
+	defer l.windowTimer.Stop()
+	failing := false
+	l.write = func(ctx context.Context, ops []store.Op) error {
+		if failing {
+			return errors.New("injected: etcd unavailable")
+		}
+		return lead.Apply(ctx, ops)
+	}
+	accepted(t, l, windowsRevision(t, "c1c1c1c1c1c1c1c1", ""))
+	held := windowsRevision(t, "c2c2c2c2c2c2c2c2", denyNow(""))
+	accepted(t, l, held)
+
+	failing = true
+	if plan, err := l.windowRequest(ctx, store.SyncRequestSpec{Force: true, Commit: held.Commit, By: "ops", Why: "hotfix"}); err != nil || plan {
+		t.Fatalf("force with a failing write: plan %v err %v, want false and nil (retried)", plan, err)
+	}
+	if l.held == nil || l.release == nil || l.release.how != "forced" {
+		t.Fatalf("after the failed force: held %v release %+v", l.held != nil, l.release)
+	}
+	assertStored(t, st, 2, "c1c1c1c1c1c1c1c1")
+	// The timer fires again (retryDelay); the write still fails: re-armed.
+	select {
+	case <-l.windowTimer.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the window timer was not re-armed after the failed force")
+	}
+	if plan, err := l.windowCheck(ctx); err != nil || plan {
+		t.Fatalf("window check with a failing write: %v %v", plan, err)
+	}
+	select {
+	case <-l.windowTimer.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the window timer was not re-armed after a failed window check")
+	}
+	failing = false
+	if plan, err := l.windowCheck(ctx); err != nil || !plan {
+		t.Fatalf("window check: %v %v", plan, err)
+	}
+	assertStored(t, st, 2, held.Commit)
+	h, _ := st.History(ctx)
+	if h[0].Commit != held.Commit || h[0].Detail != "forced by ops: hotfix" {
+		t.Fatalf("entry after the retried force: %+v", h[0])
+	}
+	if l.release != nil || l.held != nil {
+		t.Errorf("after the release: release %+v held %v", l.release, l.held != nil)
 	}
 }

@@ -101,6 +101,14 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		if err := json.Unmarshal(kv.Value, &ev); err != nil {
 			continue // written by bosun only; one bad value hides nothing else
 		}
+		// Who wrote it is the key's source, whatever the value says: a
+		// node may write only under its own source, and cannot pass its
+		// events off as the leader's or another node's.
+		if src, _, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), Prefix+EventsPrefix), "/"); src == ServerEventSource {
+			ev.Source = "leader"
+		} else {
+			ev.Source = src
+		}
 		if f.matches(&ev) {
 			out = append(out, ev)
 		}

@@ -142,6 +142,14 @@ func parseWindow(n *yamlv3.Node, path string, add func(int, string, string, ...a
 				bad(v.Line, k.Value, "invalid cron schedule %q: %v (want 5 fields: minute hour day-of-month month day-of-week)", v.Value, err)
 				continue
 			}
+			// A schedule that never fires (30 February) would cost every
+			// search for a block's end robfig's whole five-year scan.
+			// Any fixed instant will do: a 5-field schedule fires every
+			// year or never.
+			if s.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+				bad(v.Line, k.Value, "cron schedule %q never fires", v.Value)
+				continue
+			}
 			w.sched = s
 		case "duration":
 			d, err := time.ParseDuration(v.Value)

@@ -115,13 +115,15 @@ one object; -w keeps printing new ones.`,
 				return printOutput(w, *output, eventList{Events: nonNil(evs)})
 			}
 			var fresh []event
+			now := make(map[string]string, len(evs)) // only what the server still has: expired events are forgotten
 			for _, e := range evs {
 				mark := fmt.Sprint(e.Count, e.LastTime.UnixNano())
 				if seen[e.ID] != mark {
-					seen[e.ID] = mark
 					fresh = append(fresh, e)
 				}
+				now[e.ID] = mark
 			}
+			seen = now
 			if err := printEvents(w, fresh, *output, first, time.Now()); err != nil {
 				return err
 			}

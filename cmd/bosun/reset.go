@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"bosun/nodes"
 	"bosun/podnet"
 	"bosun/proxy"
 )
@@ -65,10 +66,11 @@ directories the server or agent was started with, if not the defaults.`,
 	fs.StringVar(&o.dataDir, "data-dir", "/var/lib/bosun", "the server's data directory")
 	fs.StringVar(&o.stateDir, "state-dir", "", "the node's state directory (default: <data-dir>/node, as a server's node has it; an agent's default is /var/lib/bosun/node)")
 	fs.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket")
-	fs.StringVar(&o.ns, "namespace", "bosun", "bosun's containerd namespace: every container in it is stopped and deleted")
+	fs.StringVar(&o.ns, "namespace", "bosun", "bosun's containerd namespace: the containers in it that bosun made (labelled "+nodes.LabelPodUID+") are stopped and deleted")
+	fs.MarkHidden("namespace") // the agent has no flag to change it: only tests' containerds use another
 	fs.StringVar(&o.netnsDir, "netns-dir", "/run/netns", "where pod network namespaces are mounted (those named bosun-* are removed)")
-	fs.StringVar(&o.bridge, "bridge", "bosun0", "Linux bridge of the pod network")
-	fs.StringVar(&o.proxyTable, "proxy-table", proxy.DefaultTable, "the Service proxy's nftables table")
+	fs.StringVar(&o.bridge, "bridge", "bosun0", "Linux bridge of the pod network (a name starting with bosun: reset never removes another bridge)")
+	fs.StringVar(&o.proxyTable, "proxy-table", proxy.DefaultTable, "the Service proxy's nftables table (a name starting with bosun: reset never removes another table)")
 	fs.StringVar(&o.cniDir, "cni-cache-dir", "/var/lib/cni", "libcni's cache: the bridge network's entries are removed")
 	fs.BoolVar(&o.data, "data", false, "also remove the data directory and the node's state directory")
 	fs.BoolVarP(&o.yes, "yes", "y", false, "do not ask before starting")
@@ -79,8 +81,20 @@ directories the server or agent was started with, if not the defaults.`,
 		if err := proxy.CheckTableName(o.proxyTable); err != nil {
 			return usageError(cmd, "--proxy-table: %v", err)
 		}
+		for flag, name := range map[string]string{"proxy-table": o.proxyTable, "bridge": o.bridge} {
+			if !strings.HasPrefix(name, "bosun") {
+				return usageError(cmd, "--%s %q: reset removes only what bosun names bosun*", flag, name)
+			}
+		}
 		if o.stateDir == "" {
 			o.stateDir = filepath.Join(o.dataDir, "node")
+		}
+		var err error
+		if o.dataDir, err = resetDir("data-dir", o.dataDir); err != nil {
+			return usageError(cmd, "%v", err)
+		}
+		if o.stateDir, err = resetDir("state-dir", o.stateDir); err != nil {
+			return usageError(cmd, "%v", err)
 		}
 		return o.run(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout())
 	}
@@ -93,7 +107,13 @@ func (o *resetOpts) run(ctx context.Context, stdin io.Reader, w io.Writer) error
 		return fmt.Errorf("reset: look for running bosun processes: %w", err)
 	}
 	if len(procs) > 0 && !o.force {
-		return fmt.Errorf("reset: bosun runs on this machine (%s): stop it first, or give --force", strings.Join(procs, "; "))
+		return fmt.Errorf("reset: bosun runs on this machine (%s): stop it first, or give --force", shortLines(procs))
+	}
+	if o.data {
+		if users := usingDirs(procs, o.dataDir, o.stateDir); len(users) > 0 {
+			// --force or not: it would mount volumes again while they go.
+			return fmt.Errorf("reset: %s or %s is in use by a running bosun (%s): stop it first", o.dataDir, o.stateDir, shortLines(users))
+		}
 	}
 	if !o.yes {
 		what := "stop every pod of this node and remove its networking"
@@ -139,11 +159,15 @@ func (o *resetOpts) run(ctx context.Context, stdin io.Reader, w io.Writer) error
 	step(err)
 	fmt.Fprintf(w, "mounts: %d unmounted under %s\n", n, strings.Join(dirs, ", "))
 	if o.data {
-		for _, d := range dirs {
-			if err := os.RemoveAll(d); err != nil {
-				step(fmt.Errorf("remove %s: %w", d, err))
-			} else {
-				fmt.Fprintf(w, "%s: removed\n", d)
+		if err != nil {
+			step(fmt.Errorf("%s and %s are kept: a mount under them could not be removed, and removing them would reach into it", o.stateDir, o.dataDir))
+		} else {
+			for _, d := range []struct{ dir, flag string }{{o.stateDir, "state-dir"}, {o.dataDir, "data-dir"}} {
+				removed, err := removeBosunDir(d.dir, d.flag)
+				step(err)
+				if removed {
+					fmt.Fprintf(w, "%s: removed\n", d.dir)
+				}
 			}
 		}
 	}
@@ -198,11 +222,7 @@ func runningBosun(cmdlines map[int][]string, self int) []string {
 		if slices.Contains(args, "--cleanup") {
 			continue
 		}
-		line := strings.Join(args, " ")
-		if len(line) > 80 {
-			line = line[:77] + "..."
-		}
-		out = append(out, fmt.Sprintf("pid %d: %s", pid, line))
+		out = append(out, fmt.Sprintf("pid %d: %s", pid, strings.Join(args, " ")))
 	}
 	return out
 }
@@ -216,7 +236,7 @@ func (o *resetOpts) removeContainers(ctx context.Context) (int, error) {
 	}
 	defer c.Close()
 	ctx = namespaces.WithNamespace(ctx, o.ns)
-	ctrs, err := c.Containers(ctx)
+	ctrs, err := c.Containers(ctx, `labels."`+nodes.LabelPodUID+`"`) // bosun's, not what `ctr -n bosun run` made
 	if err != nil {
 		return 0, fmt.Errorf("containers: list: %w", err)
 	}
@@ -279,6 +299,9 @@ func removeLink(name string) (gone bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("bridge %s: %w", name, err)
 	}
+	if l.Type() != "bridge" {
+		return false, fmt.Errorf("%s is a %s, not the pod bridge: left alone", name, l.Type())
+	}
 	if err := netlink.LinkDel(l); err != nil {
 		return false, fmt.Errorf("remove bridge %s: %w", name, err)
 	}
@@ -308,21 +331,51 @@ func removeCNICache(cacheDir, network, ipamDir string) error {
 	return errors.Join(errs...)
 }
 
-// unmountUnder unmounts everything mounted below the directories, deepest
-// first.
+// unmountUnder unmounts everything mounted strictly below the
+// directories (pods' volumes, bind mounts of subPaths), deepest first, and
+// again while mounts are left (stacked mounts); a directory that is a
+// mount point itself (its own volume) is left mounted. It fails when a
+// mount is left below them.
 func unmountUnder(dirs ...string) (int, error) {
+	n := 0
+	var errs []error
+	for pass := 0; pass < 5; pass++ {
+		mps, err := mountsBelow(dirs...)
+		if err != nil {
+			return n, err
+		}
+		if len(mps) == 0 {
+			return n, errors.Join(errs...)
+		}
+		errs = nil
+		for _, mp := range mps {
+			if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+				errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
+				continue
+			}
+			n++
+		}
+	}
+	mps, err := mountsBelow(dirs...)
+	if err == nil && len(mps) > 0 {
+		err = fmt.Errorf("still mounted: %s", strings.Join(mps, ", "))
+	}
+	return n, errors.Join(append(errs, err)...)
+}
+
+// mountsBelow lists the mount points strictly below the directories
+// (resolved paths), deepest first.
+func mountsBelow(dirs ...string) ([]string, error) {
 	var mps []string
 	for _, d := range dirs {
-		abs, err := filepath.Abs(d)
+		ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(d))
 		if err != nil {
-			return 0, err
-		}
-		ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(abs))
-		if err != nil {
-			return 0, fmt.Errorf("mounts under %s: %w", abs, err)
+			return nil, fmt.Errorf("mounts under %s: %w", d, err)
 		}
 		for _, m := range ms {
-			mps = append(mps, m.Mountpoint)
+			if m.Mountpoint != d {
+				mps = append(mps, m.Mountpoint)
+			}
 		}
 	}
 	sort.Slice(mps, func(i, j int) bool {
@@ -331,15 +384,121 @@ func unmountUnder(dirs ...string) (int, error) {
 		}
 		return mps[i] < mps[j]
 	})
-	mps = slices.Compact(mps)
-	var errs []error
-	n := 0
-	for _, mp := range mps {
-		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", mp, err))
-			continue
-		}
-		n++
+	return slices.Compact(mps), nil
+}
+
+// resetDir is a directory flag's value made absolute, clean and free of
+// symlinks (mount points are listed by their real paths); / is refused.
+func resetDir(flag, d string) (string, error) {
+	if !filepath.IsAbs(d) {
+		return "", fmt.Errorf("--%s %q: want an absolute path", flag, d)
 	}
-	return n, errors.Join(errs...)
+	d = filepath.Clean(d)
+	if real, err := filepath.EvalSymlinks(d); err == nil {
+		d = real
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("--%s: %w", flag, err)
+	}
+	if d == "/" {
+		return "", fmt.Errorf("--%s /: refused", flag)
+	}
+	return d, nil
+}
+
+// bosunMarkers are entries only a bosun data directory (data-dir) or
+// node state directory (state-dir) has: removeBosunDir removes nothing
+// that has none of them (a mistyped --data-dir /var).
+var bosunMarkers = map[string][]string{
+	"data-dir":  {"etcd", "pki", "secrets.key", "git", "api", "node"},
+	"state-dir": {"pods", "logs", "cni", "pki"},
+}
+
+// removeBosunDir removes a bosun directory's contents, and the directory
+// unless it is a mount point of its own; never into a mount (a mount left
+// below it, or a file system boundary, fails naming it, and nothing is
+// removed). removed is false when it did not exist.
+func removeBosunDir(dir, flag string) (removed bool, err error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("remove %s: %w", dir, err)
+	}
+	if len(entries) > 0 && !slices.ContainsFunc(entries, func(e os.DirEntry) bool { return slices.Contains(bosunMarkers[flag], e.Name()) }) {
+		return false, fmt.Errorf("%s holds none of %s: not a bosun --%s, left alone", dir, strings.Join(bosunMarkers[flag], ", "), flag)
+	}
+	// A bind mount of a host directory of the same file system has the
+	// same device: mountinfo is what names it.
+	if mps, err := mountsBelow(dir); err != nil || len(mps) > 0 {
+		if err == nil {
+			err = fmt.Errorf("still mounted below it: %s: nothing removed", strings.Join(mps, ", "))
+		}
+		return false, fmt.Errorf("remove %s: %w", dir, err)
+	}
+	var root unix.Stat_t
+	if err := unix.Lstat(dir, &root); err != nil {
+		return false, fmt.Errorf("remove %s: %w", dir, err)
+	}
+	// Nothing below may be on another file system: checked for the whole
+	// tree before anything goes.
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		if st.Dev != root.Dev {
+			return fmt.Errorf("%s is on another file system (a mount): nothing removed", p)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("remove %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return false, fmt.Errorf("remove %s: %w", dir, err)
+		}
+	}
+	if mounted, _ := mountinfo.Mounted(dir); !mounted {
+		if err := os.Remove(dir); err != nil {
+			return false, fmt.Errorf("remove %s: %w", dir, err)
+		}
+	}
+	return true, nil
+}
+
+// shortLines joins process lines for a message, each cut to 80 bytes.
+func shortLines(lines []string) string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if len(l) > 80 {
+			l = l[:77] + "..."
+		}
+		out[i] = l
+	}
+	return strings.Join(out, "; ")
+}
+
+// usingDirs picks the processes (runningBosun's lines) whose command
+// line names one of the directories, or names no --data-dir or
+// --state-dir while one of them is bosun's default.
+func usingDirs(procs []string, dirs ...string) []string {
+	var out []string
+	for _, p := range procs {
+		named := strings.Contains(p, "--data-dir") || strings.Contains(p, "--state-dir")
+		for _, d := range dirs {
+			if strings.Contains(p, d) || (!named && strings.HasPrefix(d, "/var/lib/bosun")) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
 }

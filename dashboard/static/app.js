@@ -361,7 +361,7 @@ let rendering = false, dirty = false;
 
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
-  const name = pages[parts[0]] ? parts[0] : 'overview';
+  const name = Object.hasOwn(pages, parts[0]) ? parts[0] : 'overview'; // never an inherited name (#/constructor)
   return { name, args: parts.slice(1) };
 }
 
