@@ -275,8 +275,14 @@ func TestCLI_reset(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "bosun runs on this machine") || !strings.Contains(string(out), fmt.Sprint("pid ", s.cmd.Process.Pid)) {
 		t.Fatalf("bosun reset while the server runs: %v\n%s", err, out)
 	}
+	// --force does not let --data remove the directories of a running
+	// server (it would mount volumes again while they go).
+	out, err = exec.Command(bosun(t), append(reset, "--force")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is in use by a running bosun") {
+		t.Fatalf("bosun reset --data --force while the server runs: %v\n%s", err, out)
+	}
 	// Without --yes and with nothing typed, nothing happens.
-	out, err = exec.Command(bosun(t), append(without(reset, "--yes"), "--force")...).CombinedOutput()
+	out, err = exec.Command(bosun(t), append(without(without(reset, "--yes"), "--data"), "--force")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "not confirmed") {
 		t.Fatalf("bosun reset without --yes: %v\n%s", err, out)
 	}
