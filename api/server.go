@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -224,8 +225,9 @@ func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*s.cfg.Certificate}, MinVersion: tls.VersionTLS12},
 		// TLS handshakes that fail (a client that does not trust the
-		// certificate yet) are the client's business, not log lines.
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// certificate yet) are the client's business, not log lines; the
+		// rest (a handler's panic) is an error.
+		ErrorLog: log.New(serverErrors{s.log}, "", 0),
 	}
 }
 
@@ -389,4 +391,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// serverErrors logs net/http's own error lines: failed TLS handshakes at
+// debug level, anything else (a handler's panic, with its stack) as an
+// error.
+type serverErrors struct{ log *slog.Logger }
+
+func (e serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		e.log.Debug(msg)
+	} else {
+		e.log.Error("http server", "err", msg)
+	}
+	return len(p), nil
 }

@@ -263,11 +263,16 @@ func TestManyMachines_nodePartitioned(t *testing.T) {
 	sampler.Go(func() {
 		srv := c.servers[0]
 		for {
+			// At least 5 samples, however fast the heal converges and
+			// however slow each sample is under load.
 			select {
 			case <-stop:
-				return
-			case <-time.After(100 * time.Millisecond):
+				if sampled >= 5 {
+					return
+				}
+			default:
 			}
+			time.Sleep(100 * time.Millisecond)
 			var list struct{ Items []corev1.Pod }
 			if srv.getJSON("/api/v1/pods", &list) != nil {
 				continue // not a test goroutine: no t.Fatal here
@@ -292,9 +297,6 @@ func TestManyMachines_nodePartitioned(t *testing.T) {
 	sampler.Wait()
 	if most > 6+1 {
 		t.Fatalf("after the heal, up to %d pods ran or served (%d samples), want at most replicas + maxSurge = 7", most, sampled)
-	}
-	if sampled < 5 {
-		t.Fatalf("only %d samples after the heal", sampled)
 	}
 	t.Logf("after the heal: at most %d pods running or serving over %d samples", most, sampled)
 	c.checkReach(t, c.waitReady(6, 30*time.Second))

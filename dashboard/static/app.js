@@ -16,9 +16,20 @@ class HTTPError extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
-// api fetches path as JSON; a 401 shows the login form.
+// api fetches path as JSON; a 401 shows the login form. A read (a GET, or a request marked readOnly such as a
+// plan) that fails at the network level (the browser's "Failed to fetch":
+// a connection reset, a server restarting) is tried once more.
 async function api(path, opts = {}) {
-  const r = await fetch(path, { credentials: 'same-origin', ...opts, headers: { ...CSRF, ...(opts.headers || {}) } });
+  const { readOnly, ...init } = opts;
+  const req = () => fetch(path, { credentials: 'same-origin', ...init, headers: { ...CSRF, ...(init.headers || {}) } });
+  let r;
+  try {
+    r = await req();
+  } catch (e) {
+    if (!(e instanceof TypeError) || !(readOnly || !init.method || init.method === 'GET')) throw e;
+    await new Promise(ok => setTimeout(ok, 300));
+    r = await req();
+  }
   if (r.status === 401) {
     showLogin('');
     throw new HTTPError(401, 'not logged in');
@@ -235,7 +246,7 @@ pages.plan = {
       out.className = 'muted';
       out.textContent = 'planning…';
       try {
-        const res = await api('/api/v1/plan', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ref: $('#plan-ref', el).value.trim() }) });
+        const res = await api('/api/v1/plan', { method: 'POST', readOnly: true, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ref: $('#plan-ref', el).value.trim() }) });
         out.className = '';
         out.innerHTML = renderPlan(res);
       } catch (e) {
