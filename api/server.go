@@ -225,8 +225,8 @@ func (s *Server) httpServer(ctx context.Context, h http.Handler) *http.Server {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{*s.cfg.Certificate}, MinVersion: tls.VersionTLS12},
 		// TLS handshakes that fail (a client that does not trust the
-		// certificate yet) are the client's business, not log lines; the
-		// rest (a handler's panic) is an error.
+		// certificate yet) are the client's business, not log lines; a
+		// handler's panic is an error (serverErrors).
 		ErrorLog: log.New(serverErrors{s.log}, "", 0),
 	}
 }
@@ -393,17 +393,21 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// serverErrors logs net/http's own error lines: failed TLS handshakes at
-// debug level, anything else (a handler's panic, with its stack) as an
-// error.
+// serverErrors logs net/http's own error lines: a handler's panic (with
+// its stack) as an error, a failing listener as a warning, and the rest
+// (failed TLS handshakes, clients that reset their connection) at debug
+// level.
 type serverErrors struct{ log *slog.Logger }
 
 func (e serverErrors) Write(p []byte) (int, error) {
 	msg := strings.TrimSpace(string(p))
-	if strings.Contains(msg, "TLS handshake error") {
-		e.log.Debug(msg)
-	} else {
+	switch {
+	case strings.Contains(msg, "panic"):
 		e.log.Error("http server", "err", msg)
+	case strings.Contains(msg, "Accept error"):
+		e.log.Warn("http server", "err", msg)
+	default: // TLS handshakes, clients gone: the client's business
+		e.log.Debug("http server", "err", msg)
 	}
 	return len(p), nil
 }

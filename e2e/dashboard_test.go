@@ -310,7 +310,13 @@ func TestDashboard_liveInBrowser(t *testing.T) {
 				return err
 			}))
 		before := read(t, ctx, "lines", chromedp.Evaluate[int](count))
-		do(t, ctx, 60*time.Second, "more lines streamed", poll(fmt.Sprintf(`%s >= %d && window.notReloaded === true`, count, before+2), 60*time.Second))
+		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(tctx, poll(fmt.Sprintf(`%s >= %d && window.notReloaded === true`, count, before+2), 60*time.Second)); err != nil {
+			state := read(t, ctx, "the log's state", chromedp.Text(chromedp.ID("log-state")))
+			now := read(t, ctx, "lines", chromedp.Evaluate[int](count))
+			t.Fatalf("more lines streamed: %v (runs seen %d, then %d; the page says %q)", err, before, now, state)
+		}
 		screenshot(t, ctx, "logs")
 	})
 

@@ -308,12 +308,17 @@ pages.logs = {
 
 const maxLogChars = 2 << 20;
 
-async function streamLogs(ns, pod, container, follow) {
-  if (logAbort) logAbort.abort();
-  const ctl = new AbortController();
+// streamLogs shows a container's log; following, a stream that ends or
+// breaks (a server restart, a connection reset) is opened again after a
+// second (the last 500 lines, then on), until the page leaves or the
+// choice changes.
+async function streamLogs(ns, pod, container, follow, again) {
+  if (logAbort && !again) logAbort.abort();
+  const ctl = again || new AbortController();
   logAbort = ctl;
   const out = $('#log'), state = $('#log-state');
-  out.textContent = '';
+  out.textContent = ''; // a reconnection shows the last 500 lines again: none twice, none missed
+  state.className = 'muted';
   state.textContent = follow ? 'streaming…' : '';
   const q = new URLSearchParams({ tail: '500' });
   if (container) q.set('container', container);
@@ -338,9 +343,15 @@ async function streamLogs(ns, pod, container, follow) {
       if (out.textContent.length > maxLogChars) out.textContent = out.textContent.slice(-maxLogChars / 2);
       if (atBottom) out.scrollTop = out.scrollHeight;
     }
-    state.textContent = follow ? 'stream ended' : '';
+    state.textContent = follow ? 'stream ended; reconnecting…' : '';
   } catch (e) {
-    if (e.name !== 'AbortError') { state.className = 'error'; state.textContent = e.message; }
+    if (e.name === 'AbortError') return;
+    state.className = 'error';
+    state.textContent = e.message + (follow ? '; reconnecting…' : '');
+  }
+  if (follow && !ctl.signal.aborted) {
+    await new Promise(ok => setTimeout(ok, 1000));
+    if (!ctl.signal.aborted && logAbort === ctl) streamLogs(ns, pod, container, follow, ctl);
   }
 }
 
