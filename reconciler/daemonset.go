@@ -256,6 +256,7 @@ func daemonStep(nodes []*daemonNode, onDelete bool, surge, unavailable int) daem
 			}
 		case !n.old.available:
 			replace = append(replace, n)
+			numUnavailable++
 		default:
 			candidates = append(candidates, n)
 		}
