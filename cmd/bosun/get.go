@@ -39,6 +39,7 @@ var kinds = map[string]string{
 	"cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
 	"endpoints": "endpoints", "endpoint": "endpoints", "ep": "endpoints",
 	"endpointslices": "endpoints", "endpointslice": "endpoints",
+	"daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
 }
 
 // kindList names the collections for usage messages.
@@ -210,6 +211,7 @@ var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now
 	"namespaces":  printNamespaces,
 	"jobs":        printJobs,
 	"cronjobs":    printCronJobs,
+	"daemonsets":  printDaemonSets, // get_daemonset.go
 }
 
 func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
