@@ -54,6 +54,12 @@ import (
 // is in progress, is kept on the stored StatefulSet in the annotation
 // AnnotationCurrentTemplate, since bosun keeps no ControllerRevisions.
 
+// The actions on StatefulSets.
+const (
+	PutStatefulSet    ActionType = "PutStatefulSet"
+	DeleteStatefulSet ActionType = "DeleteStatefulSet"
+)
+
 // AnnotationCurrentTemplate on a stored StatefulSet holds, as JSON, the pod
 // template of its current revision while it differs from the update
 // revision's (the spec's).
