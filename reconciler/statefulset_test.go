@@ -312,7 +312,6 @@ func TestStatefulSet_parallelCreatesAndRemovesAtOnce(t *testing.T) {
 	}
 }
 
-
 func TestStatefulSet_scaleDownRemovesTheHighestFirstOneAtATime(t *testing.T) {
 	s := newStsSim(t)
 	s.settle(desiredSts(sts("web", 3, "web:1")))
