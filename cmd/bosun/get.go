@@ -39,6 +39,7 @@ var kinds = map[string]string{
 	"cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
 	"endpoints": "endpoints", "endpoint": "endpoints", "ep": "endpoints",
 	"endpointslices": "endpoints", "endpointslice": "endpoints",
+	"statefulsets": "statefulsets", "statefulset": "statefulsets", "sts": "statefulsets",
 }
 
 // kindList names the collections for usage messages.
@@ -200,16 +201,17 @@ func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now ti
 
 // printers print a collection as a table, one per kind.
 var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error{
-	"pods":        printPods,
-	"deployments": printDeployments,
-	"services":    printServices,
-	"endpoints":   printEndpoints,
-	"nodes":       printNodes,
-	"configmaps":  printConfigMaps,
-	"secrets":     printSecrets,
-	"namespaces":  printNamespaces,
-	"jobs":        printJobs,
-	"cronjobs":    printCronJobs,
+	"pods":         printPods,
+	"deployments":  printDeployments,
+	"services":     printServices,
+	"endpoints":    printEndpoints,
+	"nodes":        printNodes,
+	"configmaps":   printConfigMaps,
+	"secrets":      printSecrets,
+	"namespaces":   printNamespaces,
+	"jobs":         printJobs,
+	"cronjobs":     printCronJobs,
+	"statefulsets": printStatefulSets, // get_statefulset.go
 }
 
 func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
