@@ -201,17 +201,16 @@ func printTable(w io.Writer, kind string, raw json.RawMessage, wide bool, now ti
 
 // printers print a collection as a table, one per kind.
 var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error{
-	"pods":         printPods,
-	"deployments":  printDeployments,
-	"services":     printServices,
-	"endpoints":    printEndpoints,
-	"nodes":        printNodes,
-	"configmaps":   printConfigMaps,
-	"secrets":      printSecrets,
-	"namespaces":   printNamespaces,
-	"jobs":         printJobs,
-	"cronjobs":     printCronJobs,
-	"statefulsets": printStatefulSets, // get_statefulset.go
+	"pods":        printPods,
+	"deployments": printDeployments,
+	"services":    printServices,
+	"endpoints":   printEndpoints,
+	"nodes":       printNodes,
+	"configmaps":  printConfigMaps,
+	"secrets":     printSecrets,
+	"namespaces":  printNamespaces,
+	"jobs":        printJobs,
+	"cronjobs":    printCronJobs,
 }
 
 func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {

@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 )
 
+func init() { printers["statefulsets"] = printStatefulSets }
+
 // printStatefulSets prints kubectl's columns for StatefulSets (READY, AGE),
 // with the revisions and images when wide.
 func printStatefulSets(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {
