@@ -100,3 +100,16 @@ func TestDefaults_hostNetworkPortsTakeTheContainerPort(t *testing.T) {
 		t.Errorf("dnsPolicy = %q: the manifest keeps Kubernetes' default; the node reads it as Default", set.Pods[0].Spec.DNSPolicy)
 	}
 }
+
+func TestExamples_hostNetwork(t *testing.T) {
+	if _, err := LoadDir("../examples/hostnetwork", ""); err == nil || !strings.Contains(err.Error(), "node-exporter.yaml:16: spec.template.spec.hostNetwork: not allowed: the operator has not given --allow-host-network") {
+		t.Errorf("without the flag: %v", err)
+	}
+	set, err := Policy{AllowHostNetwork: true}.LoadDir("../examples/hostnetwork", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Deployments) != 1 || len(set.Pods) != 1 || len(set.Services) != 1 {
+		t.Errorf("loaded %d deployments, %d pods, %d services", len(set.Deployments), len(set.Pods), len(set.Services))
+	}
+}
