@@ -36,6 +36,9 @@ type Policy struct {
 	AllowHostPaths []string
 	// AllowPrivileged allows securityContext.privileged (--allow-privileged).
 	AllowPrivileged bool
+	// AllowHostNetwork allows spec.hostNetwork and containers' hostPort
+	// (--allow-host-network).
+	AllowHostNetwork bool
 	// Decrypter decrypts the files whose documents carry SOPS metadata
 	// (--sops-age-key-file). Without one, such a document is an error, or
 	// with SkipEncrypted a note in Set.Encrypted.

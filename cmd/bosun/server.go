@@ -142,7 +142,7 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 		return &exitError{code: 2, err: err}
 	}
 	// The same flags let validation accept and the node run them.
-	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
+	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged, cfg.AgentConf.AllowHostNetwork = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged, cfg.Policy.AllowHostNetwork
 	cfg.EtcdEndpoints = splitList(etcd)
 	if *serverTokenFile != "" {
 		if cfg.JoinToken != "" {
@@ -270,7 +270,7 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 		log.Info("removed the routes to other nodes' pods, the VXLAN device and the masquerade table", "table", podnet.TableName(cfg.BridgeName))
 		return px.runCleanup(log)
 	}
-	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
+	cfg.AllowHostPath, cfg.AllowPrivileged, cfg.AllowHostNetwork = pol.AllowHostPaths, pol.AllowPrivileged, pol.AllowHostNetwork
 	var err error
 	if cfg.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
