@@ -109,7 +109,9 @@ type cachedCert struct {
 }
 
 // NewCertCache returns an empty cache.
-func NewCertCache() *CertCache { return &CertCache{m: map[string]*cachedCert{}, used: map[string]bool{}} }
+func NewCertCache() *CertCache {
+	return &CertCache{m: map[string]*cachedCert{}, used: map[string]bool{}}
+}
 
 func (c *CertCache) parse(key string, crt, pk []byte) (*tls.Certificate, bool) {
 	if c != nil {

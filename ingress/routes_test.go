@@ -143,7 +143,7 @@ func TestBuild_endpoints(t *testing.T) {
 	pods := []*corev1.Pod{
 		pod("web", "p2", "app", "10.0.0.2", true),
 		pod("web", "p1", "app", "10.0.0.1", true),
-		pod("web", "p4", "app", "10.0.0.4", false), // not ready
+		pod("web", "p4", "app", "10.0.0.4", false),  // not ready
 		pod("other", "p5", "app", "10.0.0.5", true), // another namespace
 		withPort,
 	}
