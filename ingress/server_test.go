@@ -273,7 +273,9 @@ func TestServer_TLSBySNIAndHTTP2(t *testing.T) {
 	}
 	client := func(serverName string, h2 bool) *http.Client {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool, ServerName: serverName}, ForceAttemptHTTP2: h2,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", p.tls) }}
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "tcp", p.tls)
+			}}
 		t.Cleanup(tr.CloseIdleConnections)
 		return &http.Client{Transport: tr}
 	}
