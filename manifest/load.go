@@ -238,6 +238,7 @@ func newLoader(pol Policy) *loader {
 
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
+	l.checkIngresses() // ingress.go
 	if len(l.errs) > 0 {
 		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)

@@ -126,6 +126,7 @@ type serverOpts struct {
 
 func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px proxyFlags, o serverOpts) error {
 	cfg := *cfgp
+	var err error
 	etcd, labels, debug, pprofListen, promURL, serverTokenFile := o.etcd, o.labels, o.debug, o.pprofListen, o.promURL, &o.tokenFile
 	if err := px.validate(); err != nil {
 		return err
@@ -134,10 +135,12 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.Proxy, cfg.ProxyConf.Table = px.on, px.table
+	if cfg.Ingress, err = px.ingressConfig(); err != nil {
+		return err
+	}
 	if cfg.Repo == "" {
 		return &exitError{code: 2, err: fmt.Errorf("server: --repo is required")}
 	}
-	var err error
 	if cfg.AgentConf.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
 	}
