@@ -40,6 +40,7 @@ var kinds = map[string]string{
 	"endpoints": "endpoints", "endpoint": "endpoints", "ep": "endpoints",
 	"endpointslices": "endpoints", "endpointslice": "endpoints",
 	"daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
+	"statefulsets": "statefulsets", "statefulset": "statefulsets", "sts": "statefulsets",
 }
 
 // kindList names the collections for usage messages.
