@@ -212,7 +212,6 @@ var printers = map[string]func(tw io.Writer, raw json.RawMessage, wide bool, now
 	"namespaces":  printNamespaces,
 	"jobs":        printJobs,
 	"cronjobs":    printCronJobs,
-	"daemonsets":  printDaemonSets, // get_daemonset.go
 }
 
 func printPods(tw io.Writer, raw json.RawMessage, wide bool, now time.Time) error {

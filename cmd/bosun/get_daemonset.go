@@ -10,6 +10,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 )
 
+func init() { printers["daemonsets"] = printDaemonSets }
+
 // printDaemonSets prints kubectl's columns for DaemonSets: DESIRED,
 // CURRENT, READY, UP-TO-DATE, AVAILABLE (nodes, from the status the
 // leader writes), NODE SELECTOR and AGE; wide adds CONTAINERS, IMAGES and
