@@ -285,8 +285,8 @@ func (l *loader) checkReferences() {
 	}
 }
 
-// StampConfigHashes puts AnnotationConfigHash on every Deployment's and
-// DaemonSet's pod template and every standalone Pod that uses a ConfigMap
+// StampConfigHashes puts AnnotationConfigHash on every Deployment's,
+// DaemonSet's and StatefulSet's pod template and every standalone Pod that uses a ConfigMap
 // or Secret, and removes it from those that use none. The hash is an HMAC-SHA256, keyed
 // with key, of the names and data of every object used (and of the absence
 // of optional ones), so a Secret's hash tells nothing of its value to
@@ -324,6 +324,10 @@ func (s *Set) StampConfigHashes(key []byte) {
 	for i := range s.DaemonSets {
 		d := &s.DaemonSets[i]
 		stamp(&d.Spec.Template.Annotations, d.Namespace, podSpecsOf(d)[0])
+	}
+	for i := range s.StatefulSets {
+		sts := &s.StatefulSets[i]
+		stamp(&sts.Spec.Template.Annotations, sts.Namespace, podSpecsOf(sts)[0])
 	}
 }
 
