@@ -54,13 +54,26 @@ func dsTaint(n corev1.Node, key string, effect corev1.TaintEffect) corev1.Node {
 	return n
 }
 
-// applyDS is apply, with the DaemonSet actions too.
+// applyDS is apply, with the DaemonSet actions too. A daemon pod deleted
+// from its node is still stopping there (Observed.Terminating, as the
+// store keeps it until its node reports it gone) until dsStopped.
 func applyDS(t testing.TB, o Observed, actions []Action) Observed {
 	t.Helper()
 	var rest []Action
 	dss := map[string]appsv1.DaemonSet{}
 	for _, d := range o.DaemonSets {
 		dss[key(d.Namespace, d.Name)] = *d.DeepCopy()
+	}
+	terminating := slices.Clone(o.Terminating)
+	for _, a := range actions {
+		if a.Type != DeletePod {
+			continue
+		}
+		for _, p := range o.Pods {
+			if p.Namespace == a.Namespace && p.Name == a.Name && p.Spec.NodeName != "" && isDaemonPod(p) {
+				terminating = append(terminating, TerminatingPod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName, Owner: kube.OwnerOf(p)})
+			}
+		}
 	}
 	for _, a := range actions {
 		switch a.Type {
@@ -73,7 +86,7 @@ func applyDS(t testing.TB, o Observed, actions []Action) Observed {
 		}
 	}
 	next := apply(t, o, rest)
-	next.Terminating = o.Terminating
+	next.Terminating = terminating
 	for _, k := range sortedKeys(dss) {
 		next.DaemonSets = append(next.DaemonSets, dss[k])
 	}
@@ -244,9 +257,56 @@ func TestDaemonSet_plan(t *testing.T) {
 			o := dsSettled(t, dsSet(logs), n1, n2, n3)
 			h1, h2 := manifest.TemplateHash(&logs.Spec.Template), manifest.TemplateHash(&logs2.Spec.Template)
 			return tc{desired: dsSet(logs2), observed: o, want: []string{
+				// The updated pod waits for the old one to stop (next case).
 				"DeletePod " + dsPodName(logs, "n1") + " (rolling update " + h1 + " -> " + h2 + " on node n1)",
-				"CreatePod " + dsPodName(logs2, "n1") + " node=n1 (rolling update " + h1 + " -> " + h2 + " on node n1)",
-				"PutDaemonSet default/logs gen=2 desired=3 current=3 ready=2 available=2 updated=1 misscheduled=0 (spec changed in Git)",
+				"PutDaemonSet default/logs gen=2 desired=3 current=2 ready=2 available=2 updated=0 misscheduled=0 (spec changed in Git)",
+			}}
+		}},
+		{"maxSurge 0: nothing starts beside an old pod still stopping, then the updated pod does", func(t *testing.T) tc {
+			o := dsSettled(t, dsSet(logs), n1, n2, n3)
+			_, o = dsPlanApplied(t, dsSet(logs2), o, t0) // n1's old pod deleted, still stopping
+			if len(o.Terminating) != 1 || o.Terminating[0].Owner != "DaemonSet/default/logs" {
+				t.Fatalf("terminating = %+v", o.Terminating)
+			}
+			if actions := Plan(dsSet(logs2), runPods(o), t0.Add(time.Minute)).Actions; len(actions) > 0 {
+				t.Fatalf("acted while n1's old pod stops:\n%s", strings.Join(dsSummarize(actions), "\n"))
+			}
+			return tc{desired: dsSet(logs2), observed: dsStopped(o), want: []string{
+				"CreatePod " + dsPodName(logs2, "n1") + " node=n1 (node n1 runs daemonset default/logs)",
+				"PutDaemonSet default/logs gen=2 desired=3 current=3 ready=2 available=2 updated=1 misscheduled=0 (status: 3 desired, 3 current, 2 ready, 1 updated)",
+			}}
+		}},
+		{"leader takeover with a node not yet registered", func(t *testing.T) tc {
+			// A new leader knows gpu only by name, from the pod bound to
+			// it (a placeholder, no labels): the pod stays, none is added.
+			o := dsSettled(t, dsSet(selective, logs), n1, gpu)
+			g := StartNodeGrace(5*time.Minute, o.Pods, t0.Add(time.Minute))
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1}, t0.Add(time.Minute))
+			return tc{desired: dsSet(selective, logs), observed: o, want: []string{
+				"PutDaemonSet default/gpu-exporter gen=1 desired=0 current=0 ready=0 available=0 updated=0 misscheduled=1 (status: 0 desired, 0 current, 0 ready, 0 updated)",
+				"PutDaemonSet default/logs gen=1 desired=1 current=1 ready=1 available=1 updated=1 misscheduled=1 (status: 1 desired, 1 current, 1 ready, 1 updated)",
+			}}
+		}},
+		{"a new DaemonSet puts no pod on a node in its grace", func(t *testing.T) tc {
+			g, _, _ := NodeGrace{Period: 5 * time.Minute}.Observe([]corev1.Node{n1, n2}, t0)
+			o := Observed{}
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1}, t0.Add(time.Minute))
+			return tc{desired: dsSet(logs), observed: o, want: []string{
+				"CreatePod " + dsPodName(logs, "n1") + " node=n1 (node n1 runs daemonset default/logs)",
+				"PutDaemonSet default/logs gen=1 desired=1 current=1 ready=0 available=0 updated=1 misscheduled=0 (create)",
+			}}
+		}},
+		{"rollout while a node is in grace", func(t *testing.T) tc {
+			// n3 is gone, in its grace: its old pod stays (no new one is
+			// bound to a dead node) and it is no rollout target until it
+			// comes back; the others roll.
+			o := dsSettled(t, dsSet(logs), n1, n2, n3)
+			g, _, _ := NodeGrace{Period: 5 * time.Minute}.Observe(o.Nodes, t0)
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1, n2}, t0.Add(time.Minute))
+			h1, h2 := manifest.TemplateHash(&logs.Spec.Template), manifest.TemplateHash(&logs2.Spec.Template)
+			return tc{desired: dsSet(logs2), observed: o, want: []string{
+				"DeletePod " + dsPodName(logs, "n1") + " (rolling update " + h1 + " -> " + h2 + " on node n1)",
+				"PutDaemonSet default/logs gen=2 desired=2 current=1 ready=1 available=1 updated=0 misscheduled=1 (spec changed in Git)",
 			}}
 		}},
 		{"maxSurge starts the updated pod beside the old one", func(t *testing.T) tc {
@@ -417,12 +477,18 @@ func TestDaemonSet_revisionOutcome(t *testing.T) {
 	}
 }
 
+// dsStopped plays the nodes reporting every deleted pod stopped.
+func dsStopped(o Observed) Observed {
+	o.Terminating = nil
+	return o
+}
+
 // dsSettle plays the agent reporting every bound pod ready long ago and
-// plans until nothing is left to do.
+// every deleted one stopped, and plans until nothing is left to do.
 func dsSettle(t testing.TB, desired *manifest.Set, o Observed) Observed {
 	t.Helper()
 	for round := 0; ; round++ {
-		o = runPods(o)
+		o = dsStopped(runPods(o))
 		actions := Plan(desired, o, t0).Actions
 		if len(actions) == 0 {
 			return o

@@ -243,6 +243,9 @@ type planner struct {
 	// terminatingNames lists their names.
 	terminating      map[string]int
 	terminatingNames map[string][]string
+	// reserved is room held on nodes for daemon pods whose predecessor
+	// the node still stops (daemonset.go), counted as bound by schedule.
+	reserved []scheduler.Pod
 
 	deletes map[string]Action  // pod key -> DeletePod
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
@@ -942,10 +945,13 @@ func SpecHash(dp *corev1.Pod) string {
 
 // ---- Scheduling ----
 
-// schedule places every unbound pod that will exist after this plan: observed
-// unbound pods that stay (in key order) first, then new pods in the order they
-// were decided. Each node offers its allocatable minus the requests of the
-// bound, unfinished pods that stay on it.
+// schedule places every unbound pod that will exist after this plan:
+// DaemonSets' pods first (each is pinned to its node, and a replaced one
+// must not lose the room it freed to a waiting pod), then observed unbound
+// pods that stay (in key order), then new pods in the order they were
+// decided. Each node offers its allocatable minus the requests of the
+// bound, unfinished pods that stay on it and the room held for daemon pods
+// (reserved). A draining node takes only daemon pods, an absent one none.
 func (p *planner) schedule() {
 	var pending []*change
 	for _, ref := range p.all {
@@ -969,10 +975,14 @@ func (p *planner) schedule() {
 	if len(pending) == 0 {
 		return
 	}
+	slices.SortStableFunc(pending, daemonPodsFirst)
 
 	nodes := make([]scheduler.Node, 0, len(p.observedNodes))
 	for i := range p.observedNodes {
-		nodes = append(nodes, scheduler.NodeOf(&p.observedNodes[i]))
+		n := scheduler.NodeOf(&p.observedNodes[i])
+		_, n.Draining = p.observed.Drains[n.Name] // only daemon pods land there
+		n.Closed = NodeAbsent(&p.observedNodes[i]) // none lands there
+		nodes = append(nodes, n)
 	}
 	var bound []scheduler.Pod
 	for _, ref := range p.all {
@@ -986,6 +996,7 @@ func (p *planner) schedule() {
 			bound = append(bound, schedPod(c.pod, c.owner))
 		}
 	}
+	bound = append(bound, p.reserved...)
 	toPlace := make([]scheduler.Pod, len(pending))
 	for i, c := range pending {
 		toPlace[i] = schedPod(c.pod, c.owner)
@@ -1024,7 +1035,9 @@ func (p *planner) schedule() {
 
 // schedPod is pod as the scheduler sees it, keyed "<ns>/<name>".
 func schedPod(pod *corev1.Pod, owner string) scheduler.Pod {
-	return scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
+	sp := scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
+	sp.Daemon = isDaemonPod(pod)
+	return sp
 }
 
 // spreadGroup is the scheduler's spreading group of pod: its Deployment,
