@@ -507,6 +507,8 @@ func dsSettle(t testing.TB, desired *manifest.Set, o Observed) Observed {
 // before it (pods failing on their own are not the plan's doing); with
 // maxSurge, a plan never takes a node's availability away and no more than
 // maxSurge nodes run two pods beside nodes whose old pod did not serve.
+// Deleted pods stop after a random while; with maxSurge 0 no pod starts on
+// a node where one is still stopping.
 // Once every pod is ready, every eligible node runs exactly one pod, of the
 // current template, and the status says so.
 func TestDaemonSet_propertyRollingUpdateBudgetAndConvergence(t *testing.T) {
@@ -560,8 +562,21 @@ func TestDaemonSet_propertyRollingUpdateBudgetAndConvergence(t *testing.T) {
 					replacePod(o.Pods, i).Status.Conditions[0].Status = corev1.ConditionFalse
 				}
 			}
+			// Random teardown: nodes report deleted pods stopped.
+			o.Terminating = slices.DeleteFunc(slices.Clone(o.Terminating), func(TerminatingPod) bool { return rng.IntN(2) == 0 })
 			before := unavailableNodes(o, eligible, now)
 			actions := Plan(desired, o, now).Actions
+			if !surgeMode {
+				stopping := map[string]bool{}
+				for _, tp := range o.Terminating {
+					stopping[tp.Node] = true
+				}
+				for _, a := range actions {
+					if a.Type == CreatePod && stopping[DaemonPodNode(a.Pod)] {
+						t.Fatalf("seed %d step %d: %s started on %s beside a pod still stopping", seed, step, a.Pod.Name, DaemonPodNode(a.Pod))
+					}
+				}
+			}
 			o = applyDS(t, o, actions)
 			after := unavailableNodes(o, eligible, now)
 			if surgeMode {
@@ -630,4 +645,85 @@ func doubledNodes(o Observed, hash string, now time.Time) int {
 		}
 	}
 	return count
+}
+
+// TestDaemonSet_replacedPodKeepsItsRoom: on a full node, a daemon pod that
+// is replaced does not lose the room it frees to a Deployment pod waiting
+// for room: not while the old pod stops (its room is held), nor when the
+// replacement is created beside the waiting pod (daemon pods are placed
+// first).
+func TestDaemonSet_replacedPodKeepsItsRoom(t *testing.T) {
+	logs, logs2 := daemonSet("logs", "logs:1", "600m"), daemonSet("logs", "logs:2", "600m")
+	web := deployment("web", 1, "web:1", "600m")
+	desired := func(ds appsv1.DaemonSet) *manifest.Set {
+		return &manifest.Set{DaemonSets: []appsv1.DaemonSet{ds}, Deployments: []appsv1.Deployment{web}}
+	}
+	o := dsSettled(t, dsSet(logs), node("n1", "1"))
+	_, o = dsPlanApplied(t, desired(logs), o, t0) // web waits: no room
+	webPending := func(o Observed) bool {
+		for _, p := range o.Pods {
+			if strings.HasPrefix(p.Name, "web-") {
+				return p.Spec.NodeName == ""
+			}
+		}
+		t.Fatal("no web pod")
+		return false
+	}
+	daemonOn := func(o Observed) string {
+		for _, p := range o.Pods {
+			if isDaemonPod(p) {
+				return p.Spec.NodeName
+			}
+		}
+		return "none"
+	}
+	if !webPending(o) {
+		t.Fatal("web placed on a full node")
+	}
+
+	t.Run("a failed daemon pod is replaced before the waiting pod is placed", func(t *testing.T) {
+		o := setPod(t, o, dsPodName(logs, "n1"), func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+		_, o = dsPlanApplied(t, desired(logs), o, t0.Add(time.Second))
+		if got := daemonOn(o); got != "n1" || !webPending(o) {
+			t.Errorf("daemon pod on %q, web pending %v: want the daemon pod on n1, web still waiting", got, webPending(o))
+		}
+	})
+	t.Run("a rolling update holds the room while the old pod stops", func(t *testing.T) {
+		_, o := dsPlanApplied(t, desired(logs2), o, t0.Add(time.Second))
+		if !webPending(o) {
+			t.Fatal("web took the room of the daemon pod being replaced")
+		}
+		_, o = dsPlanApplied(t, desired(logs2), dsStopped(o), t0.Add(2*time.Second))
+		if got := daemonOn(o); got != "n1" || !webPending(o) {
+			t.Errorf("daemon pod on %q, web pending %v: want the updated daemon pod on n1, web still waiting", got, webPending(o))
+		}
+	})
+}
+
+// TestDaemonSet_defaultTolerationsReplaceMatchingOnes: a template
+// toleration of the same key, operator, value and effect as a default one
+// is replaced by it (Kubernetes' AddOrUpdateTolerationInPodSpec): a
+// tolerationSeconds on unreachable:NoExecute does not evict daemon pods.
+func TestDaemonSet_defaultTolerationsReplaceMatchingOnes(t *testing.T) {
+	secs := int64(30)
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Tolerations: []corev1.Toleration{
+		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs},
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "logs", Effect: corev1.TaintEffectNoSchedule},
+	}}}
+	spec := daemonPodSpec(&tmpl)
+	var unreachable []corev1.Toleration
+	for _, tl := range spec.Tolerations {
+		if tl.Key == corev1.TaintNodeUnreachable {
+			unreachable = append(unreachable, tl)
+		}
+	}
+	if len(unreachable) != 1 || unreachable[0].TolerationSeconds != nil {
+		t.Errorf("unreachable tolerations = %+v, want the default one only (no tolerationSeconds)", unreachable)
+	}
+	if spec.Tolerations[0].Key != corev1.TaintNodeUnreachable || spec.Tolerations[1].Key != "dedicated" || len(spec.Tolerations) != 2+len(daemonTolerations)-1 {
+		t.Errorf("tolerations = %+v: want the template's in place, the other defaults appended", spec.Tolerations)
+	}
+	if tmpl.Spec.Tolerations[0].TolerationSeconds == nil {
+		t.Error("the template was modified")
+	}
 }

@@ -980,7 +980,7 @@ func (p *planner) schedule() {
 	nodes := make([]scheduler.Node, 0, len(p.observedNodes))
 	for i := range p.observedNodes {
 		n := scheduler.NodeOf(&p.observedNodes[i])
-		_, n.Draining = p.observed.Drains[n.Name] // only daemon pods land there
+		_, n.Draining = p.observed.Drains[n.Name]  // only daemon pods land there
 		n.Closed = NodeAbsent(&p.observedNodes[i]) // none lands there
 		nodes = append(nodes, n)
 	}
