@@ -89,7 +89,8 @@ type Observed struct {
 // TerminatingPod is a deleted pod its node is still tearing down.
 type TerminatingPod struct {
 	Namespace, Name string
-	// Node runs it; Owner is "Deployment/<ns>/<name>" for a Deployment's pod.
+	// Node runs it; Owner is its controller, "<Kind>/<ns>/<name>"
+	// (kube.OwnerOf, as its node reported it), "" for none.
 	Node, Owner string
 }
 
