@@ -7,6 +7,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -61,6 +62,21 @@ var kinds = []kind{
 	}},
 	{[]string{"cronjobs", "cronjob", "cj"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
 		return pick(s.CronJobs, batchv1.SchemeGroupVersion.WithKind("CronJob"), m)
+	}},
+	{[]string{"daemonsets", "daemonset", "ds"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.DaemonSets, appsv1.SchemeGroupVersion.WithKind("DaemonSet"), m)
+	}},
+	{[]string{"statefulsets", "statefulset", "sts"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.StatefulSets, appsv1.SchemeGroupVersion.WithKind("StatefulSet"), m)
+	}},
+	{[]string{"persistentvolumeclaims", "persistentvolumeclaim", "pvc"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Claims, corev1.SchemeGroupVersion.WithKind("PersistentVolumeClaim"), m)
+	}},
+	{[]string{"ingresses", "ingress", "ing"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.Ingresses, networkingv1.SchemeGroupVersion.WithKind("Ingress"), m)
+	}},
+	{[]string{"ingressclasses", "ingressclass"}, func(s *store.Snapshot, m func(metav1.Object) bool) []any {
+		return pick(s.IngressClasses, networkingv1.SchemeGroupVersion.WithKind("IngressClass"), m)
 	}},
 }
 
@@ -164,6 +180,10 @@ func Namespaces(snap *store.Snapshot) []corev1.Namespace {
 	useAll(snap.Secrets, use)
 	useAll(snap.Jobs, use)
 	useAll(snap.CronJobs, use)
+	useAll(snap.DaemonSets, use)
+	useAll(snap.StatefulSets, use)
+	useAll(snap.Claims, use)
+	useAll(snap.Ingresses, use)
 	out := make([]corev1.Namespace, 0, len(byName))
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		out = append(out, byName[name])

@@ -28,7 +28,7 @@ func TestValidate(t *testing.T) {
 
 	repo := newGitRepo(t)
 	repo.write("apps/web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: -1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: other}\n    spec:\n      hostIPC: true\n      containers:\n      - name: web\n        image: x:1\n")
-	repo.write("apps/more.yaml", "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: j\n")
+	repo.write("apps/more.yaml", "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: j\n")
 	out, err := exec.Command(bin, "validate", repo.dir).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -38,7 +38,7 @@ func TestValidate(t *testing.T) {
 		"apps/web.yaml:6: spec.replicas:",
 		"apps/web.yaml:7: spec.selector: does not match template labels",
 		"apps/web.yaml:13: spec.template.spec.hostIPC: not supported by bosun",
-		`apps/more.yaml:2: kind: unsupported kind "apps/v1/StatefulSet" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob)`,
+		`apps/more.yaml:2: kind: unsupported kind "apps/v1/ReplicaSet" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob, apps/v1/DaemonSet, apps/v1/StatefulSet, v1/PersistentVolumeClaim, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass)`,
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,7 +56,12 @@ const observed = "status is observed state, written by bosun, not by manifests"
 // listed nowhere, so a new k8s.io/api version cannot widen what bosun
 // accepts without a decision here. The README's table of supported fields
 // is generated from this one (TestFieldTable_README).
-var fieldTable = []typeFields{
+var fieldTable = slices.Concat(coreFieldTable, daemonSetFieldTable, statefulSetFieldTable, claimFieldTable, ingressFieldTable)
+
+// coreFieldTable is the rules of the kinds of the first issues and of
+// the types they share (pod specs, metadata, selectors); each later kind
+// keeps its own in its file.
+var coreFieldTable = []typeFields{
 	// ---- objects ----
 	{Type: reflect.TypeFor[corev1.Pod](), Where: "v1 Pod", Fields: []fieldRule{
 		{"metadata", honoured, ""},

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the README's table of supported fields from fieldTable")
@@ -21,6 +22,8 @@ var rootTypes = []reflect.Type{
 	reflect.TypeFor[corev1.Pod](), reflect.TypeFor[appsv1.Deployment](), reflect.TypeFor[corev1.Service](),
 	reflect.TypeFor[corev1.ConfigMap](), reflect.TypeFor[corev1.Secret](), reflect.TypeFor[corev1.Namespace](),
 	reflect.TypeFor[batchv1.Job](), reflect.TypeFor[batchv1.CronJob](),
+	reflect.TypeFor[appsv1.DaemonSet](), reflect.TypeFor[appsv1.StatefulSet](), reflect.TypeFor[corev1.PersistentVolumeClaim](),
+	reflect.TypeFor[networkingv1.Ingress](), reflect.TypeFor[networkingv1.IngressClass](),
 }
 
 // TestFieldTable_coversEveryField walks the Kubernetes API types from every

@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -303,6 +304,18 @@ var kinds = map[string]func(*loader, *document, []byte){
 		func(s *Set, o *batchv1.Job) { s.Jobs = append(s.Jobs, *o) }),
 	"batch/v1/CronJob": kindOf(KindCronJob, defaultCronJob, validateCronJob,
 		func(s *Set, o *batchv1.CronJob) { s.CronJobs = append(s.CronJobs, *o) }),
+	"apps/v1/DaemonSet": kindOf(KindDaemonSet, defaultDaemonSet, validateDaemonSet,
+		func(s *Set, o *appsv1.DaemonSet) { s.DaemonSets = append(s.DaemonSets, *o) }),
+	"apps/v1/StatefulSet": kindOf(KindStatefulSet, defaultStatefulSet, validateStatefulSet,
+		func(s *Set, o *appsv1.StatefulSet) { s.StatefulSets = append(s.StatefulSets, *o) }),
+	"v1/PersistentVolumeClaim": kindOf(KindPersistentVolumeClaim, defaultClaim, validateClaim,
+		func(s *Set, o *corev1.PersistentVolumeClaim) {
+			s.PersistentVolumeClaims = append(s.PersistentVolumeClaims, *o)
+		}),
+	"networking.k8s.io/v1/Ingress": kindOf(KindIngress, defaultIngress, validateIngress,
+		func(s *Set, o *networkingv1.Ingress) { s.Ingresses = append(s.Ingresses, *o) }),
+	"networking.k8s.io/v1/IngressClass": kindOf(KindIngressClass, defaultIngressClass, validateIngressClass,
+		func(s *Set, o *networkingv1.IngressClass) { s.IngressClasses = append(s.IngressClasses, *o) }),
 }
 
 // kindOf builds the decoder of one kind: typed decoding, the field table

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -28,6 +29,16 @@ type Set struct {
 	Namespaces []corev1.Namespace
 	Jobs       []batchv1.Job
 	CronJobs   []batchv1.CronJob
+	// DaemonSets and StatefulSets are the other workload controllers.
+	DaemonSets   []appsv1.DaemonSet
+	StatefulSets []appsv1.StatefulSet
+	// PersistentVolumeClaims are the claims written in Git; those a
+	// StatefulSet's volumeClaimTemplates make are the reconciler's.
+	PersistentVolumeClaims []corev1.PersistentVolumeClaim
+	// Ingresses are served by the built-in ingress proxy; IngressClasses
+	// (cluster-scoped) name it.
+	Ingresses      []networkingv1.Ingress
+	IngressClasses []networkingv1.IngressClass
 	// Sources records where each object was defined.
 	Sources map[ObjectKey]Source
 	// Encrypted lists the SOPS-encrypted documents loaded without a key
@@ -82,12 +93,19 @@ const (
 	KindNamespace  = "Namespace"
 	KindJob        = "Job"
 	KindCronJob    = "CronJob"
+
+	KindDaemonSet             = "DaemonSet"
+	KindStatefulSet           = "StatefulSet"
+	KindPersistentVolumeClaim = "PersistentVolumeClaim"
+	KindIngress               = "Ingress"
+	KindIngressClass          = "IngressClass"
 )
 
 // SupportedKinds lists the apiVersion/kind pairs manifests may use, in the
 // form error messages show them.
 var SupportedKinds = []string{"v1/Pod", "apps/v1/Deployment", "v1/Service", "v1/ConfigMap", "v1/Secret",
-	"v1/Namespace", "batch/v1/Job", "batch/v1/CronJob"}
+	"v1/Namespace", "batch/v1/Job", "batch/v1/CronJob", "apps/v1/DaemonSet", "apps/v1/StatefulSet",
+	"v1/PersistentVolumeClaim", "networking.k8s.io/v1/Ingress", "networking.k8s.io/v1/IngressClass"}
 
 // Error is one problem found in the manifests. Line is 1-based; it is 0 only
 // for problems that concern a whole file or directory (it cannot be read, it
@@ -154,6 +172,11 @@ func (s *Set) sort() {
 	sortObjects(s.Namespaces)
 	sortObjects(s.Jobs)
 	sortObjects(s.CronJobs)
+	sortObjects(s.DaemonSets)
+	sortObjects(s.StatefulSets)
+	sortObjects(s.PersistentVolumeClaims)
+	sortObjects(s.Ingresses)
+	sortObjects(s.IngressClasses)
 }
 
 // sortObjects sorts API objects by namespace, then name.

@@ -86,18 +86,18 @@ func TestDecode_rejectsBadManifestsWithExactMessages(t *testing.T) {
 			yaml: "metadata:\n  name: p\n",
 			want: []string{
 				"m.yaml:1: apiVersion: required",
-				"m.yaml:1: kind: required (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob)",
+				"m.yaml:1: kind: required (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob, apps/v1/DaemonSet, apps/v1/StatefulSet, v1/PersistentVolumeClaim, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass)",
 			},
 		},
 		{
 			name: "unsupported kind in the third document names the kind's line",
-			yaml: "---\n" + pod + "---\n" + service + "--- # a stateful set\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n",
-			want: []string{`m.yaml:24: kind: unsupported kind "apps/v1/StatefulSet" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob)`},
+			yaml: "---\n" + pod + "---\n" + service + "--- # a replica set\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: db\n",
+			want: []string{`m.yaml:24: kind: unsupported kind "apps/v1/ReplicaSet" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob, apps/v1/DaemonSet, apps/v1/StatefulSet, v1/PersistentVolumeClaim, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass)`},
 		},
 		{
 			name: "kind under the wrong apiVersion",
 			yaml: strings.Replace(pod, "apiVersion: v1", "apiVersion: apps/v1", 1),
-			want: []string{`m.yaml:2: kind: unsupported kind "apps/v1/Pod" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob)`},
+			want: []string{`m.yaml:2: kind: unsupported kind "apps/v1/Pod" (supported: v1/Pod, apps/v1/Deployment, v1/Service, v1/ConfigMap, v1/Secret, v1/Namespace, batch/v1/Job, batch/v1/CronJob, apps/v1/DaemonSet, apps/v1/StatefulSet, v1/PersistentVolumeClaim, networking.k8s.io/v1/Ingress, networking.k8s.io/v1/IngressClass)`},
 		},
 		{
 			name: "unknown field names its full path and line",

@@ -41,6 +41,10 @@ func podSpecsOf(obj any) []podSpecAt {
 		return []podSpecAt{{&o.Spec.Template.Spec, field.NewPath("spec", "template", "spec")}}
 	case *batchv1.CronJob:
 		return []podSpecAt{{&o.Spec.JobTemplate.Spec.Template.Spec, field.NewPath("spec", "jobTemplate", "spec", "template", "spec")}}
+	case *appsv1.DaemonSet:
+		return []podSpecAt{{&o.Spec.Template.Spec, field.NewPath("spec", "template", "spec")}}
+	case *appsv1.StatefulSet:
+		return []podSpecAt{{&o.Spec.Template.Spec, field.NewPath("spec", "template", "spec")}}
 	}
 	return nil
 }
@@ -269,6 +273,14 @@ func (l *loader) checkReferences() {
 	for i := range l.set.CronJobs {
 		o := &l.set.CronJobs[i]
 		check(KindCronJob, o.Namespace, o.Name, o)
+	}
+	for i := range l.set.DaemonSets {
+		o := &l.set.DaemonSets[i]
+		check(KindDaemonSet, o.Namespace, o.Name, o)
+	}
+	for i := range l.set.StatefulSets {
+		o := &l.set.StatefulSets[i]
+		check(KindStatefulSet, o.Namespace, o.Name, o)
 	}
 }
 

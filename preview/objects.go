@@ -147,6 +147,26 @@ func objectsOf(s *manifest.Set) map[manifest.ObjectKey]object {
 		cj := &s.CronJobs[i]
 		add(manifest.KindCronJob, "batch/v1", &cj.ObjectMeta, &cj.Spec)
 	}
+	for i := range s.DaemonSets {
+		ds := &s.DaemonSets[i]
+		add(manifest.KindDaemonSet, "apps/v1", &ds.ObjectMeta, &ds.Spec)
+	}
+	for i := range s.StatefulSets {
+		sts := &s.StatefulSets[i]
+		add(manifest.KindStatefulSet, "apps/v1", &sts.ObjectMeta, &sts.Spec)
+	}
+	for i := range s.PersistentVolumeClaims {
+		c := &s.PersistentVolumeClaims[i]
+		add(manifest.KindPersistentVolumeClaim, "v1", &c.ObjectMeta, &c.Spec)
+	}
+	for i := range s.Ingresses {
+		ing := &s.Ingresses[i]
+		add(manifest.KindIngress, "networking.k8s.io/v1", &ing.ObjectMeta, &ing.Spec)
+	}
+	for i := range s.IngressClasses {
+		c := &s.IngressClasses[i]
+		add(manifest.KindIngressClass, "networking.k8s.io/v1", &c.ObjectMeta, &c.Spec)
+	}
 	for i := range s.Namespaces {
 		ns := &s.Namespaces[i]
 		addView(manifest.KindNamespace, &ns.ObjectMeta, gitView{})

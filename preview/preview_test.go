@@ -302,7 +302,8 @@ func TestObjectsOf_coversEveryKindOfSet(t *testing.T) {
 			kinds = append(kinds, f.Name)
 		}
 	}
-	if want := []string{"Pods", "Deployments", "Services", "ConfigMaps", "Secrets", "Namespaces", "Jobs", "CronJobs"}; !slices.Equal(kinds, want) {
+	if want := []string{"Pods", "Deployments", "Services", "ConfigMaps", "Secrets", "Namespaces", "Jobs", "CronJobs",
+		"DaemonSets", "StatefulSets", "PersistentVolumeClaims", "Ingresses", "IngressClasses"}; !slices.Equal(kinds, want) {
 		t.Errorf("manifest.Set holds %q; objectsOf compares %q", kinds, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"bosun/canary"
@@ -117,6 +118,11 @@ func (s *simulation) apply(actions []reconciler.Action) {
 	var nss edits[corev1.Namespace, *corev1.Namespace]
 	var jobs edits[batchv1.Job, *batchv1.Job]
 	var crons edits[batchv1.CronJob, *batchv1.CronJob]
+	var dss edits[appsv1.DaemonSet, *appsv1.DaemonSet]
+	var stss edits[appsv1.StatefulSet, *appsv1.StatefulSet]
+	var claims edits[corev1.PersistentVolumeClaim, *corev1.PersistentVolumeClaim]
+	var ings edits[networkingv1.Ingress, *networkingv1.Ingress]
+	var classes edits[networkingv1.IngressClass, *networkingv1.IngressClass]
 	index := make(map[string]int, len(o.Pods))
 	for i := range o.Pods {
 		index[o.Pods[i].Namespace+"/"+o.Pods[i].Name] = i
@@ -190,8 +196,30 @@ func (s *simulation) apply(actions []reconciler.Action) {
 			o.Canaries = putCanary(o.Canaries, *a.Canary, false)
 		case reconciler.DeleteCanary:
 			o.Canaries = putCanary(o.Canaries, canary.State{Namespace: a.Namespace, Name: a.Name}, true)
+		case reconciler.PutDaemonSet:
+			dss.put(a.DaemonSet)
+		case reconciler.DeleteDaemonSet:
+			dss.del(a.Namespace, a.Name)
+		case reconciler.PutStatefulSet:
+			stss.put(a.StatefulSet)
+		case reconciler.DeleteStatefulSet:
+			stss.del(a.Namespace, a.Name)
+		case reconciler.PutClaim:
+			claims.put(a.Claim)
+		case reconciler.DeleteClaim:
+			claims.del(a.Namespace, a.Name)
+		case reconciler.PutIngress:
+			ings.put(a.Ingress)
+		case reconciler.DeleteIngress:
+			ings.del(a.Namespace, a.Name)
+		case reconciler.PutIngressClass:
+			classes.put(a.IngressClass)
+		case reconciler.DeleteIngressClass:
+			classes.del("", a.Name)
 		}
 	}
+	o.DaemonSets, o.StatefulSets, o.Claims = dss.apply(o.DaemonSets), stss.apply(o.StatefulSets), claims.apply(o.Claims)
+	o.Ingresses, o.IngressClasses = ings.apply(o.Ingresses), classes.apply(o.IngressClasses)
 	o.Deployments, o.Services, o.ConfigMaps, o.Secrets = deps.apply(o.Deployments), svcs.apply(o.Services), cms.apply(o.ConfigMaps), secrets.apply(o.Secrets)
 	o.Namespaces, o.Jobs, o.CronJobs = nss.apply(o.Namespaces), jobs.apply(o.Jobs), crons.apply(o.CronJobs)
 	for dk := range touched {

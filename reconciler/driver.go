@@ -109,15 +109,22 @@ func (a Action) Object() string {
 	}
 	if m := a.meta(); m != nil {
 		kind := map[ActionType]string{CreatePod: "pod/", UpdatePod: "pod/", PutDeployment: "deployment/", PutService: "service/",
-			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/", PutJob: "job/", PutCronJob: "cronjob/"}[a.Type]
+			PutConfigMap: "configmap/", PutSecret: "secret/", PutNamespace: "namespace/", PutJob: "job/", PutCronJob: "cronjob/",
+			PutDaemonSet: "daemonset/", PutStatefulSet: "statefulset/", PutClaim: "persistentvolumeclaim/", PutIngress: "ingress/",
+			PutIngressClass: "ingressclass/"}[a.Type]
+		if a.Type == PutIngressClass {
+			return kind + m.GetName()
+		}
 		if a.Type == PutNamespace {
 			return kind + m.GetName()
 		}
 		return kind + m.GetNamespace() + "/" + m.GetName()
 	}
 	kind := map[ActionType]string{DeletePod: "pod/", DeleteDeployment: "deployment/", DeleteService: "service/",
-		DeleteConfigMap: "configmap/", DeleteSecret: "secret/", DeleteNamespace: "namespace/", DeleteJob: "job/", DeleteCronJob: "cronjob/"}[a.Type]
-	if a.Type == DeleteNamespace {
+		DeleteConfigMap: "configmap/", DeleteSecret: "secret/", DeleteNamespace: "namespace/", DeleteJob: "job/", DeleteCronJob: "cronjob/",
+		DeleteDaemonSet: "daemonset/", DeleteStatefulSet: "statefulset/", DeleteClaim: "persistentvolumeclaim/",
+		DeleteIngress: "ingress/", DeleteIngressClass: "ingressclass/"}[a.Type]
+	if a.Type == DeleteNamespace || a.Type == DeleteIngressClass {
 		return kind + a.Name
 	}
 	return kind + a.Namespace + "/" + a.Name
@@ -142,6 +149,16 @@ func (a Action) meta() metav1.Object {
 		return a.CronJob
 	case a.Job != nil:
 		return a.Job
+	case a.DaemonSet != nil:
+		return a.DaemonSet
+	case a.StatefulSet != nil:
+		return a.StatefulSet
+	case a.Claim != nil:
+		return a.Claim
+	case a.Ingress != nil:
+		return a.Ingress
+	case a.IngressClass != nil:
+		return a.IngressClass
 	}
 	return nil
 }

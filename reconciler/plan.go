@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,6 +59,14 @@ type Observed struct {
 	// Jobs and CronJobs are as last written, with their status (batch.go).
 	Jobs     []batchv1.Job
 	CronJobs []batchv1.CronJob
+	// DaemonSets, StatefulSets, Claims (PersistentVolumeClaims, from Git
+	// and from StatefulSets' volumeClaimTemplates), Ingresses and
+	// IngressClasses are as last written, with their status.
+	DaemonSets     []appsv1.DaemonSet
+	StatefulSets   []appsv1.StatefulSet
+	Claims         []corev1.PersistentVolumeClaim
+	Ingresses      []networkingv1.Ingress
+	IngressClasses []networkingv1.IngressClass
 	// Terminating are pods already deleted that their node is still
 	// stopping; a Recreate rollout waits for its old ones to be gone.
 	Terminating []TerminatingPod
@@ -126,6 +135,14 @@ type Action struct {
 	Job *batchv1.Job
 	// CronJob is the whole object to store, for PutCronJob.
 	CronJob *batchv1.CronJob
+	// DaemonSet, StatefulSet, Claim, Ingress and IngressClass are the whole
+	// object to store, for PutDaemonSet, PutStatefulSet, PutClaim,
+	// PutIngress and PutIngressClass.
+	DaemonSet    *appsv1.DaemonSet
+	StatefulSet  *appsv1.StatefulSet
+	Claim        *corev1.PersistentVolumeClaim
+	Ingress      *networkingv1.Ingress
+	IngressClass *networkingv1.IngressClass
 	// Canary is the state to store, for PutCanary.
 	Canary *canary.State
 	// Namespace and Name identify the object of a Delete action (for
@@ -150,9 +167,12 @@ type Action struct {
 func Plan(desired *manifest.Set, observed Observed, now time.Time) Result {
 	p := newPlanner(observed, now)
 	p.configObjects(desired.Namespaces, desired.ConfigMaps, desired.Secrets)
+	p.claims(desired.PersistentVolumeClaims)
 	for i := range desired.Deployments {
 		p.deployment(&desired.Deployments[i])
 	}
+	p.daemonSets(desired.DaemonSets)
+	p.statefulSets(desired.StatefulSets)
 	p.standalonePods(desired.Pods)
 	p.evictUnmanaged()
 	p.batch(desired.Jobs, desired.CronJobs)
@@ -165,6 +185,7 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) Result {
 	p.pruneDeployments(desired.Deployments)
 	p.pruneCanaries()
 	p.services(desired.Services)
+	p.ingresses(desired.Ingresses, desired.IngressClasses)
 	if t, ok := NextEviction(observed, now); ok {
 		p.wakeAt(t)
 	}

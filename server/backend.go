@@ -207,13 +207,17 @@ func loadFiles(pol manifest.Policy, files map[string]string) (*manifest.Set, err
 // setFromDesired turns the stored desired revision back into a set.
 func setFromDesired(d *store.Desired) *manifest.Set {
 	return &manifest.Set{Pods: d.Pods, Deployments: d.Deployments, Services: d.Services,
-		ConfigMaps: d.ConfigMaps, Secrets: d.Secrets, Namespaces: d.Namespaces, Jobs: d.Jobs, CronJobs: d.CronJobs}
+		ConfigMaps: d.ConfigMaps, Secrets: d.Secrets, Namespaces: d.Namespaces, Jobs: d.Jobs, CronJobs: d.CronJobs,
+		DaemonSets: d.DaemonSets, StatefulSets: d.StatefulSets, PersistentVolumeClaims: d.PersistentVolumeClaims,
+		Ingresses: d.Ingresses, IngressClasses: d.IngressClasses}
 }
 
 // desiredFrom records a set for the store.
 func desiredFrom(rev store.Revision, set *manifest.Set) *store.Desired {
 	return &store.Desired{Revision: rev, Pods: set.Pods, Deployments: set.Deployments, Services: set.Services,
-		ConfigMaps: set.ConfigMaps, Secrets: set.Secrets, Namespaces: set.Namespaces, Jobs: set.Jobs, CronJobs: set.CronJobs}
+		ConfigMaps: set.ConfigMaps, Secrets: set.Secrets, Namespaces: set.Namespaces, Jobs: set.Jobs, CronJobs: set.CronJobs,
+		DaemonSets: set.DaemonSets, StatefulSets: set.StatefulSets, PersistentVolumeClaims: set.PersistentVolumeClaims,
+		Ingresses: set.Ingresses, IngressClasses: set.IngressClasses}
 }
 
 // Logs streams a container's log: from this machine's agent when the pod

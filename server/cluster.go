@@ -122,7 +122,8 @@ func (c *cluster) podNode(namespace, name string) string {
 func observed(snap *store.Snapshot) reconciler.Observed {
 	o := reconciler.Observed{Nodes: snap.Nodes, Pods: snap.Pods, Deployments: snap.Deployments, Services: snap.Services,
 		ConfigMaps: snap.ConfigMaps, Secrets: snap.Secrets, Namespaces: snap.Namespaces, Jobs: snap.Jobs, CronJobs: snap.CronJobs,
-		Canaries: snap.Canaries}
+		Canaries: snap.Canaries, DaemonSets: snap.DaemonSets, StatefulSets: snap.StatefulSets, Claims: snap.Claims,
+		Ingresses: snap.Ingresses, IngressClasses: snap.IngressClasses}
 	// Cordons and drains (nodehealth.go), so that a preview places pods
 	// as the leader would.
 	o.Nodes, o.Drains = withControls(o.Nodes, snap.NodeControls)
@@ -227,6 +228,26 @@ func (c *cluster) Apply(ctx context.Context, actions []reconciler.Action) error 
 			op, err = store.PutCanary(a.Canary)
 		case reconciler.DeleteCanary:
 			op = store.DeleteCanary(a.Namespace, a.Name)
+		case reconciler.PutDaemonSet:
+			op, err = store.PutDaemonSet(a.DaemonSet)
+		case reconciler.DeleteDaemonSet:
+			op = store.DeleteDaemonSet(a.Namespace, a.Name)
+		case reconciler.PutStatefulSet:
+			op, err = store.PutStatefulSet(a.StatefulSet)
+		case reconciler.DeleteStatefulSet:
+			op = store.DeleteStatefulSet(a.Namespace, a.Name)
+		case reconciler.PutClaim:
+			op, err = store.PutClaim(a.Claim)
+		case reconciler.DeleteClaim:
+			op = store.DeleteClaim(a.Namespace, a.Name)
+		case reconciler.PutIngress:
+			op, err = store.PutIngress(a.Ingress)
+		case reconciler.DeleteIngress:
+			op = store.DeleteIngress(a.Namespace, a.Name)
+		case reconciler.PutIngressClass:
+			op, err = store.PutIngressClass(a.IngressClass)
+		case reconciler.DeleteIngressClass:
+			op = store.DeleteIngressClass(a.Name)
 		default:
 			return fmt.Errorf("unknown action %q", a.Type)
 		}

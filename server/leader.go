@@ -128,10 +128,12 @@ func (l *leader) run(ctx context.Context) error {
 	}()
 	defer wg.Wait()
 
-	// Deployments, Jobs and CronJobs are written by this leader only; their
-	// changes bring the pass that settles the revision's outcome.
+	// Deployments, Jobs, CronJobs, DaemonSets, StatefulSets and claims are
+	// written by this leader only; their changes bring the pass that
+	// settles the revision's outcome.
 	changes := l.cache.Changes(ctx, store.PodsPrefix, store.PodStatusPrefix, store.NodesPrefix,
-		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix, store.NodeControlPrefix)
+		store.DeploymentsPrefix, store.JobsPrefix, store.CronJobsPrefix, store.NodeControlPrefix,
+		store.DaemonSetsPrefix, store.StatefulSetsPrefix, store.ClaimsPrefix)
 	// The watch fires once as it starts: requests up to now are not news.
 	var err error
 	if _, l.syncRev, err = l.st.SyncRequest(ctx); err != nil {

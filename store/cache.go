@@ -19,6 +19,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"bosun/canary"
 )
@@ -27,7 +28,7 @@ import (
 // single key).
 var snapshotKinds = []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
 	ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, syncKey,
-	NodeControlPrefix, NodeHealthPrefix}
+	NodeControlPrefix, NodeHealthPrefix, DaemonSetsPrefix, StatefulSetsPrefix, ClaimsPrefix, IngressesPrefix, IngressClassesPrefix}
 
 // CacheConfig configures a Cache. The zero value caches everything a
 // Snapshot holds.
@@ -461,6 +462,11 @@ type cacheState struct {
 	jobs        table[batchv1.Job]
 	cronJobs    table[batchv1.CronJob]
 	canaries    table[canary.State]
+	daemonSets  table[appsv1.DaemonSet]
+	statefuls   table[appsv1.StatefulSet]
+	claims      table[corev1.PersistentVolumeClaim]
+	ingresses   table[networkingv1.Ingress]
+	ingClasses  table[networkingv1.IngressClass]
 	sync        SyncStatus
 	// nodeControls and nodeHealth: see nodecontrol.go.
 	nodeControls table[NodeControl]
@@ -494,7 +500,10 @@ func newCacheState() *cacheState {
 		configMaps: newTable[corev1.ConfigMap](), secrets: newTable[corev1.Secret](), namespaces: newTable[corev1.Namespace](),
 		jobs: newTable[batchv1.Job](), cronJobs: newTable[batchv1.CronJob](), canaries: newTable[canary.State](),
 		nodeControls: newTable[NodeControl](), nodeHealth: newTable[NodeHealth](),
-		pods: map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]map[string]*PodStatus{},
+		daemonSets: newTable[appsv1.DaemonSet](), statefuls: newTable[appsv1.StatefulSet](),
+		claims: newTable[corev1.PersistentVolumeClaim](), ingresses: newTable[networkingv1.Ingress](),
+		ingClasses: newTable[networkingv1.IngressClass](),
+		pods:       map[string]*corev1.Pod{}, names: map[string][]string{}, statuses: map[string]map[string]*PodStatus{},
 		merged: map[string]*corev1.Pod{}, terminating: map[string]bool{}, podChanged: map[string]bool{},
 		podAdded: map[string]bool{}, podRemoved: map[string]bool{}, podsDirty: true, termDirty: true,
 	}
@@ -504,7 +513,9 @@ func (st *cacheState) counts() map[string]int {
 	return map[string]int{"nodes": len(st.nodes.objs), "pods": len(st.pods), "podstatus": st.nstatus,
 		"deployments": len(st.deployments.objs), "services": len(st.services.objs), "configmaps": len(st.configMaps.objs),
 		"secrets": len(st.secrets.objs), "namespaces": len(st.namespaces.objs), "jobs": len(st.jobs.objs), "cronjobs": len(st.cronJobs.objs),
-		"canaries": len(st.canaries.objs), "nodecontrols": len(st.nodeControls.objs), "nodehealth": len(st.nodeHealth.objs)}
+		"canaries": len(st.canaries.objs), "nodecontrols": len(st.nodeControls.objs), "nodehealth": len(st.nodeHealth.objs),
+		"daemonsets": len(st.daemonSets.objs), "statefulsets": len(st.statefuls.objs), "persistentvolumeclaims": len(st.claims.objs),
+		"ingresses": len(st.ingresses.objs), "ingressclasses": len(st.ingClasses.objs)}
 }
 
 // apply puts (value) or deletes (del) one key.
@@ -533,6 +544,16 @@ func (st *cacheState) apply(key string, value []byte, del bool) error {
 		return st.nodeControls.apply(rest, value, del)
 	case NodeHealthPrefix:
 		return st.nodeHealth.apply(rest, value, del)
+	case DaemonSetsPrefix:
+		return st.daemonSets.apply(rest, value, del)
+	case StatefulSetsPrefix:
+		return st.statefuls.apply(rest, value, del)
+	case ClaimsPrefix:
+		return st.claims.apply(rest, value, del)
+	case IngressesPrefix:
+		return st.ingresses.apply(rest, value, del)
+	case IngressClassesPrefix:
+		return st.ingClasses.apply(rest, value, del)
 	case syncKey:
 		st.sync = SyncStatus{}
 		if del {
@@ -683,6 +704,11 @@ func (st *cacheState) snapshot(rev int64) *Snapshot {
 	s.Canaries = st.canaries.list()
 	s.NodeControls = st.nodeControls.list()
 	s.NodeHealth = st.nodeHealth.list()
+	s.DaemonSets = st.daemonSets.list()
+	s.StatefulSets = st.statefuls.list()
+	s.Claims = st.claims.list()
+	s.Ingresses = st.ingresses.list()
+	s.IngressClasses = st.ingClasses.list()
 	s.Sync = st.sync
 	if st.podsDirty {
 		st.podList = st.buildPods()

@@ -17,6 +17,13 @@
 //	/bosun/namespaces/<name>        corev1.Namespace declared in Git, put by the leader
 //	/bosun/jobs/<ns>/<name>         batchv1.Job with its computed status, put by the leader
 //	/bosun/cronjobs/<ns>/<name>     batchv1.CronJob with its status (last schedule time), put by the leader
+//	/bosun/daemonsets/<ns>/<name>   appsv1.DaemonSet with its computed status, put by the leader
+//	/bosun/statefulsets/<ns>/<name> appsv1.StatefulSet with its computed status, put by the leader
+//	/bosun/persistentvolumeclaims/<ns>/<name>
+//	                                corev1.PersistentVolumeClaim (from Git or a StatefulSet's
+//	                                volumeClaimTemplates) with its binding, put by the leader
+//	/bosun/ingresses/<ns>/<name>    networkingv1.Ingress, put by the leader
+//	/bosun/ingressclasses/<name>    networkingv1.IngressClass, put by the leader
 //	/bosun/sync                     SyncStatus, put by the leader
 //	/bosun/desired                  the last good revision's objects (gzipped Desired, with its Secrets), put by the leader [encrypted]
 //	/bosun/history/<seq>            HistoryEntry per revision seen, put by the leader, bounded

@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 const (
@@ -43,6 +44,12 @@ type Desired struct {
 	Namespaces  []corev1.Namespace  `json:"namespaces,omitempty"`
 	Jobs        []batchv1.Job       `json:"jobs,omitempty"`
 	CronJobs    []batchv1.CronJob   `json:"cronJobs,omitempty"`
+
+	DaemonSets             []appsv1.DaemonSet             `json:"daemonSets,omitempty"`
+	StatefulSets           []appsv1.StatefulSet           `json:"statefulSets,omitempty"`
+	PersistentVolumeClaims []corev1.PersistentVolumeClaim `json:"persistentVolumeClaims,omitempty"`
+	Ingresses              []networkingv1.Ingress         `json:"ingresses,omitempty"`
+	IngressClasses         []networkingv1.IngressClass    `json:"ingressClasses,omitempty"`
 }
 
 // PutDesired records the applied revision's objects, gzipped: a revision of

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"bosun/canary"
 )
@@ -22,7 +24,76 @@ const (
 	// CanariesPrefix holds the state of each Deployment's canary
 	// (canary.State), written by the leader only.
 	CanariesPrefix = "canaries/"
+	// The other workload controllers, the claims of local volumes, and
+	// what the ingress proxy serves.
+	DaemonSetsPrefix     = "daemonsets/"
+	StatefulSetsPrefix   = "statefulsets/"
+	ClaimsPrefix         = "persistentvolumeclaims/"
+	IngressesPrefix      = "ingresses/"
+	IngressClassesPrefix = "ingressclasses/"
 )
+
+// DaemonSetKey is the etcd key of a DaemonSet.
+func DaemonSetKey(namespace, name string) string {
+	return Prefix + DaemonSetsPrefix + nsName(namespace, name)
+}
+
+// StatefulSetKey is the etcd key of a StatefulSet.
+func StatefulSetKey(namespace, name string) string {
+	return Prefix + StatefulSetsPrefix + nsName(namespace, name)
+}
+
+// ClaimKey is the etcd key of a PersistentVolumeClaim.
+func ClaimKey(namespace, name string) string { return Prefix + ClaimsPrefix + nsName(namespace, name) }
+
+// IngressKey is the etcd key of an Ingress.
+func IngressKey(namespace, name string) string {
+	return Prefix + IngressesPrefix + nsName(namespace, name)
+}
+
+// IngressClassKey is the etcd key of an IngressClass (cluster-scoped).
+func IngressClassKey(name string) string { return Prefix + IngressClassesPrefix + name }
+
+// PutDaemonSet stores a DaemonSet with its status.
+func PutDaemonSet(ds *appsv1.DaemonSet) (Op, error) {
+	return putOp(DaemonSetKey(ds.Namespace, ds.Name), ds)
+}
+
+// DeleteDaemonSet deletes a DaemonSet.
+func DeleteDaemonSet(namespace, name string) Op { return Op{key: DaemonSetKey(namespace, name)} }
+
+// PutStatefulSet stores a StatefulSet with its status.
+func PutStatefulSet(sts *appsv1.StatefulSet) (Op, error) {
+	return putOp(StatefulSetKey(sts.Namespace, sts.Name), sts)
+}
+
+// DeleteStatefulSet deletes a StatefulSet.
+func DeleteStatefulSet(namespace, name string) Op { return Op{key: StatefulSetKey(namespace, name)} }
+
+// PutClaim stores a PersistentVolumeClaim with its status.
+func PutClaim(c *corev1.PersistentVolumeClaim) (Op, error) {
+	return putOp(ClaimKey(c.Namespace, c.Name), c)
+}
+
+// DeleteClaim deletes a PersistentVolumeClaim (its data stays or goes by
+// its reclaim policy: the node that holds it decides).
+func DeleteClaim(namespace, name string) Op { return Op{key: ClaimKey(namespace, name)} }
+
+// PutIngress stores an Ingress.
+func PutIngress(ing *networkingv1.Ingress) (Op, error) {
+	return putOp(IngressKey(ing.Namespace, ing.Name), ing)
+}
+
+// DeleteIngress deletes an Ingress.
+func DeleteIngress(namespace, name string) Op { return Op{key: IngressKey(namespace, name)} }
+
+// PutIngressClass stores an IngressClass.
+func PutIngressClass(c *networkingv1.IngressClass) (Op, error) {
+	return putOp(IngressClassKey(c.Name), c)
+}
+
+// DeleteIngressClass deletes an IngressClass.
+func DeleteIngressClass(name string) Op { return Op{key: IngressClassKey(name)} }
 
 // ConfigMapKey is the etcd key of a ConfigMap.
 func ConfigMapKey(namespace, name string) string {

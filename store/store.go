@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"bosun/canary"
@@ -269,6 +270,13 @@ type Snapshot struct {
 	Namespaces  []corev1.Namespace
 	Jobs        []batchv1.Job
 	CronJobs    []batchv1.CronJob
+	// DaemonSets, StatefulSets, Claims (PersistentVolumeClaims),
+	// Ingresses and IngressClasses are as the leader stored them.
+	DaemonSets     []appsv1.DaemonSet
+	StatefulSets   []appsv1.StatefulSet
+	Claims         []corev1.PersistentVolumeClaim
+	Ingresses      []networkingv1.Ingress
+	IngressClasses []networkingv1.IngressClass
 	// Canaries are the Deployments' canaries, as the leader stored them.
 	Canaries []canary.State
 	// NodeControls are operators' cordons and drains, NodeHealth the
@@ -291,7 +299,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	// without reading the history and the desired revision every time.
 	var gets []clientv3.Op
 	for _, p := range []string{NodesPrefix, PodsPrefix, PodStatusPrefix, DeploymentsPrefix, ServicesPrefix,
-		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, NodeControlPrefix, NodeHealthPrefix} {
+		ConfigMapsPrefix, SecretsPrefix, NamespacesPrefix, JobsPrefix, CronJobsPrefix, CanariesPrefix, NodeControlPrefix, NodeHealthPrefix,
+		DaemonSetsPrefix, StatefulSetsPrefix, ClaimsPrefix, IngressesPrefix, IngressClassesPrefix} {
 		gets = append(gets, clientv3.OpGet(Prefix+p, clientv3.WithPrefix()))
 	}
 	gets = append(gets, clientv3.OpGet(Prefix+syncKey))
@@ -353,6 +362,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			err = appendDecoded(kv.Value, &snap.CronJobs)
 		case strings.HasPrefix(key, CanariesPrefix):
 			err = appendDecoded(kv.Value, &snap.Canaries)
+		case strings.HasPrefix(key, DaemonSetsPrefix):
+			err = appendDecoded(kv.Value, &snap.DaemonSets)
+		case strings.HasPrefix(key, StatefulSetsPrefix):
+			err = appendDecoded(kv.Value, &snap.StatefulSets)
+		case strings.HasPrefix(key, ClaimsPrefix):
+			err = appendDecoded(kv.Value, &snap.Claims)
+		case strings.HasPrefix(key, IngressesPrefix):
+			err = appendDecoded(kv.Value, &snap.Ingresses)
+		case strings.HasPrefix(key, IngressClassesPrefix):
+			err = appendDecoded(kv.Value, &snap.IngressClasses)
 		case strings.HasPrefix(key, NodeControlPrefix):
 			err = appendDecoded(kv.Value, &snap.NodeControls)
 		case strings.HasPrefix(key, NodeHealthPrefix):

@@ -82,6 +82,9 @@ func validate(stdout io.Writer, dir string, pol manifest.Policy, svc ipalloc.Con
 		{len(set.Pods), "pod"}, {len(set.Deployments), "deployment"}, {len(set.Services), "service"},
 		{len(set.ConfigMaps), "configmap"}, {len(set.Secrets), "secret"}, {len(set.Namespaces), "namespace"},
 		{len(set.Jobs), "job"}, {len(set.CronJobs), "cronjob"},
+		{len(set.DaemonSets), "daemonset"}, {len(set.StatefulSets), "statefulset"},
+		{len(set.PersistentVolumeClaims), "persistentvolumeclaim"}, {len(set.Ingresses), "ingress"},
+		{len(set.IngressClasses), "ingressclass"},
 	} {
 		if c.n > 0 || c.kind == "pod" || c.kind == "deployment" || c.kind == "service" {
 			counts = append(counts, fmt.Sprintf("%d %s(s)", c.n, c.kind))
