@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // VolumesPrefix holds the records of the local volumes on each node:
@@ -102,4 +103,15 @@ func (s *Store) Volumes(ctx context.Context, node string) ([]VolumeRecord, error
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// Claim reads one PersistentVolumeClaim; nil (and no error) when there is
+// none.
+func (s *Store) Claim(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, error) {
+	var c corev1.PersistentVolumeClaim
+	ok, err := s.get(ctx, ClaimKey(namespace, name), &c)
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
