@@ -235,6 +235,7 @@ func newLoader(pol Policy) *loader {
 
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
+	l.checkClaimReferences()
 	if len(l.errs) > 0 {
 		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)
