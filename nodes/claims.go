@@ -204,10 +204,10 @@ func recordOf(node string, claim *corev1.PersistentVolumeClaim, dir, state strin
 type volumeDecision int
 
 const (
-	volumeKeep    volumeDecision = iota // as recorded
-	volumeUpdate                        // write the record anew (state or policy changed)
-	volumeDelete                        // delete the data and the record
-	volumeInUseWait                     // to delete, once no pod uses it
+	volumeKeep      volumeDecision = iota // as recorded
+	volumeUpdate                          // write the record anew (state or policy changed)
+	volumeDelete                          // delete the data and the record
+	volumeInUseWait                       // to delete, once no pod uses it
 )
 
 // decideVolume is the pure part of a collection: what becomes of the
