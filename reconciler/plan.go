@@ -254,10 +254,10 @@ type planner struct {
 	other   []Action // deployment and service actions, in result order
 	last    []Action // configuration, job and cronjob deletes, after everything else
 
-	wake time.Time // the earliest time a plan decides something new by itself
+	wake   time.Time // the earliest time a plan decides something new by itself
+	events []Event
 	// claimIndex is every claim as this plan leaves it (claim.go).
 	claimIndex map[string]*corev1.PersistentVolumeClaim
-	events     []Event
 
 	canaries     map[string]*canary.State // stored, by "<ns>/<deployment>"
 	canaryDone   map[string]bool          // decided by this plan
