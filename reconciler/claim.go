@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"bosun/kube"
@@ -83,6 +84,7 @@ func (p *planner) claims(desired []corev1.PersistentVolumeClaim) {
 			out.Status = *o.Status.DeepCopy()
 		} else {
 			out.UID = p.claimUID(out)
+			out.CreationTimestamp = metav1.NewTime(p.now)
 			out.Status = corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimPending}
 			if v := retained[k]; v != nil {
 				bindClaim(out, v.Node, v.VolumeName)
