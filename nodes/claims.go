@@ -315,7 +315,7 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 			a.log.Warn("delete volume", "claim", rec.Namespace+"/"+rec.Claim, "dir", dir, "err", err)
 			return
 		}
-		if err := a.st.DeleteVolume(ctx, a.cfg.NodeName, rec.Namespace, rec.Claim); err != nil {
+		if err := a.st.DeleteVolume(ctx, a.cfg.NodeName, rec.Namespace, rec.VolumeName); err != nil {
 			a.vols.m.errors.WithLabelValues("delete").Inc()
 			a.log.Warn("delete volume record", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
 			return

@@ -35,6 +35,8 @@ type Volume struct {
 	// Released: its claim is gone and said Retain; a claim of the same
 	// namespace and name is bound to it again.
 	Released bool
+	// ReclaimDelete: its claim said Delete, so it is never bound again.
+	ReclaimDelete bool
 }
 
 // claims stores the claims written in Git (those without
@@ -53,11 +55,20 @@ func (p *planner) claims(desired []corev1.PersistentVolumeClaim) {
 		c := &p.observed.Claims[i]
 		p.claimIndex[key(c.Namespace, c.Name)] = c
 	}
+	// A new claim binds to a volume kept for a claim of its name: one no
+	// claim holds (released, or not marked so by its node yet) and whose
+	// claim did not say Delete. The first, in node order, if several.
+	held := map[string]bool{}
+	for _, c := range p.claimIndex {
+		if c.Spec.VolumeName != "" {
+			held[c.Spec.VolumeName] = true
+		}
+	}
 	retained := map[string]*Volume{}
 	for i := range p.observed.Volumes {
 		v := &p.observed.Volumes[i]
-		if v.Released {
-			retained[key(v.Namespace, v.Claim)] = v
+		if k := key(v.Namespace, v.Claim); !v.ReclaimDelete && !held[v.VolumeName] && retained[k] == nil {
+			retained[k] = v
 		}
 	}
 	want := make(map[string]bool, len(desired))

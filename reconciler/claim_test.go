@@ -215,7 +215,12 @@ func TestPlan_claimComesBackToItsRetainedVolume(t *testing.T) {
 	web := withClaimVolume(deployment("web", 1, "web:1", "100m"), "data")
 	desired := claimSet([]appsv1.Deployment{web}, claim("data", "1Gi"))
 	o := Observed{Nodes: []corev1.Node{volumeNode("n1", "4", "10Gi"), volumeNode("n2", "4", "10Gi")},
-		Volumes: []Volume{{Node: "n2", Namespace: "default", Claim: "data", VolumeName: "pvc-old", Size: 1 << 30, Released: true}}}
+		// n1's volume of the name said Delete: never bound again; n2's is
+		// not marked Released by its agent yet, but no claim holds it.
+		Volumes: []Volume{
+			{Node: "n1", Namespace: "default", Claim: "data", VolumeName: "pvc-doomed", Size: 1 << 30, ReclaimDelete: true},
+			{Node: "n2", Namespace: "default", Claim: "data", VolumeName: "pvc-old", Size: 1 << 30},
+		}}
 	res := Plan(desired, o, t0)
 	var c *corev1.PersistentVolumeClaim
 	for _, a := range res.Actions {

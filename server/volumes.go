@@ -19,7 +19,7 @@ func observeVolumes(ctx context.Context, st *store.Store) ([]reconciler.Volume, 
 	out := make([]reconciler.Volume, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, reconciler.Volume{Node: r.Node, Namespace: r.Namespace, Claim: r.Claim, VolumeName: r.VolumeName,
-			Size: r.Size, Released: r.State == store.VolumeReleased})
+			Size: r.Size, Released: r.State == store.VolumeReleased, ReclaimDelete: r.ReclaimPolicy == "Delete"})
 	}
 	return out, nil
 }

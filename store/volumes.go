@@ -11,7 +11,7 @@ import (
 )
 
 // VolumesPrefix holds the records of the local volumes on each node:
-// volumes/<node>/<namespace>/<claim>, written by that node's agent only
+// volumes/<node>/<namespace>/<volume name>, written by that node's agent only
 // (AllowNode grants it its own node's records).
 const VolumesPrefix = "volumes/"
 
@@ -46,9 +46,12 @@ type VolumeRecord struct {
 	Path string `json:"path"`
 }
 
-// VolumeKey is the etcd key of a node's record of a claim's volume.
-func VolumeKey(node, namespace, claim string) string {
-	return VolumeNodePrefix(node) + nsName(namespace, claim)
+// VolumeKey is the etcd key of a node's record of a volume. Keyed by
+// the volume, not the claim: a claim deleted and made again while its
+// retained volume is out of reach gets a volume of its own, and both are
+// recorded.
+func VolumeKey(node, namespace, volumeName string) string {
+	return VolumeNodePrefix(node) + nsName(namespace, volumeName)
 }
 
 // VolumeNodePrefix is the prefix of one node's volume records.
@@ -63,7 +66,7 @@ func (s *Store) PutVolume(ctx context.Context, rec VolumeRecord) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	key := VolumeKey(rec.Node, rec.Namespace, rec.Claim)
+	key := VolumeKey(rec.Node, rec.Namespace, rec.VolumeName)
 	if _, err := s.cli.Put(ctx, key, string(b)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -71,10 +74,10 @@ func (s *Store) PutVolume(ctx context.Context, rec VolumeRecord) error {
 }
 
 // DeleteVolume removes a node's record of a volume.
-func (s *Store) DeleteVolume(ctx context.Context, node, namespace, claim string) error {
+func (s *Store) DeleteVolume(ctx context.Context, node, namespace, volumeName string) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	key := VolumeKey(node, namespace, claim)
+	key := VolumeKey(node, namespace, volumeName)
 	if _, err := s.cli.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
@@ -82,7 +85,7 @@ func (s *Store) DeleteVolume(ctx context.Context, node, namespace, claim string)
 }
 
 // Volumes lists the volume records of one node, or of every node when
-// node is "", sorted by node, namespace and claim.
+// node is "", sorted by node, namespace and volume name.
 func (s *Store) Volumes(ctx context.Context, node string) ([]VolumeRecord, error) {
 	prefix := Prefix + VolumesPrefix
 	if node != "" {

@@ -33,7 +33,7 @@ func TestVolumes_recordsPerNode(t *testing.T) {
 	if err != nil || len(n1) != 1 || n1[0].Claim != "cache" {
 		t.Errorf("n1 = %+v, %v", n1, err)
 	}
-	if err := s.DeleteVolume(ctx, "n1", "web", "cache"); err != nil {
+	if err := s.DeleteVolume(ctx, "n1", "web", "pvc-1"); err != nil {
 		t.Fatal(err)
 	}
 	if n1, _ := s.Volumes(ctx, "n1"); len(n1) != 0 {
