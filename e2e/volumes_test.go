@@ -77,9 +77,10 @@ func TestVolumes(t *testing.T) {
 			}
 			return fmt.Errorf("no ready vol pod (but %s): %v", not, s.podMessages())
 		})
-		if _, err := httpGet("http://" + pod.Status.PodIP + ":8080/healthz"); err != nil {
-			t.Fatalf("%s: %v", pod.Name, err)
-		}
+		s.waitFor(pod.Name+" listening", 30*time.Second, func() error {
+			_, err := httpGet("http://" + pod.Status.PodIP + ":8080/healthz")
+			return err
+		})
 		return pod
 	}
 	read := func(pod corev1.Pod) (string, error) {

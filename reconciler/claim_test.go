@@ -251,7 +251,7 @@ func TestPlan_claimOfAGoneNodeIsLostAndItsPodWaits(t *testing.T) {
 	res := Plan(desired, o, t0.Add(time.Minute))
 	got := strings.Join(summarize(res.Actions), "\n")
 	for _, want := range []string{"node " + at + " holding its volume is gone: lost",
-		"1 node(s) had volume node affinity conflict; persistentvolumeclaim default/data is bound to node " + at + ", which is not available (its data is there)"} {
+		"1 node(s) had volume node affinity conflict; persistentvolumeclaim default/data is bound to node " + at + " (not available; its data is there)"} {
 		if !strings.Contains(got, want) && !strings.Contains(reasons(res.Actions), want) {
 			t.Errorf("no %q in:\n%s\n%s", want, got, reasons(res.Actions))
 		}

@@ -141,7 +141,7 @@ func (v *volumeState) note(p *Pod) string {
 	var gone []string
 	for _, cl := range p.Claims {
 		if node, ok := v.boundTo[cl.Key]; ok {
-			gone = append(gone, fmt.Sprintf("persistentvolumeclaim %s is bound to node %s, which is not available (its data is there)", cl.Key, node))
+			gone = append(gone, fmt.Sprintf("persistentvolumeclaim %s is bound to node %s (not available; its data is there)", cl.Key, node))
 		}
 	}
 	if len(gone) == 0 {

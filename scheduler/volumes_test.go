@@ -39,7 +39,7 @@ func TestSchedule_volumes(t *testing.T) {
 			nodes: []Node{vnode("a", 0, 0), vnode("b", 0, 0)},
 			pods:  []Pod{withClaims(pod("default/p", 0, 0), claim("default/data", "gone", gi))},
 			unschedulable: map[string]string{"default/p": "0/2 nodes are available: 2 node(s) had volume node affinity conflict; " +
-				"persistentvolumeclaim default/data is bound to node gone, which is not available (its data is there)"},
+				"persistentvolumeclaim default/data is bound to node gone (not available; its data is there)"},
 		},
 		{
 			name:     "an unbound claim goes where it fits",
