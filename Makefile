@@ -29,7 +29,7 @@ test: ## run every test (unit, integration and end to end; needs root)
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	@bash scripts/check-imports.sh
-	$(GO) test -race -timeout 20m -parallel 4 ./...
+	$(GO) test -race -timeout 24m -parallel 4 ./...
 
 test-short: ## unit tests only (no containerd, no root)
 	$(GO) test -short ./...
@@ -47,6 +47,7 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench 'Keyring|SealOps|1kSecrets' -benchmem -count 5 ./store
 	$(GO) test -run '^$$' -bench 'Verify|Decrypt|Load_100|Tokens_lookup|Join' -benchmem -count 5 ./signature ./sopsfile ./api ./join
 	$(GO) test -run '^$$' -bench PodToPod -benchtime 2s -count 3 ./podnet
+	BOSUN_BENCH_INGRESS=1 $(GO) test -count 1 -run TestIngressLoad -bench Match -benchmem -v ./ingress
 	$(GO) test -run '^$$' -bench Plan_1kNodes -benchmem ./podcidr
 
 bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)

@@ -66,6 +66,7 @@ func defaultPodSpec(spec *corev1.PodSpec, restart corev1.RestartPolicy) {
 	if spec.DNSPolicy == "" {
 		spec.DNSPolicy = corev1.DNSClusterFirst
 	}
+	defaultHostNetworkPorts(spec)
 	for i := range spec.InitContainers {
 		defaultContainer(&spec.InitContainers[i])
 	}

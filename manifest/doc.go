@@ -38,7 +38,11 @@
 //     container and port names unique across a whole pod (a named
 //     targetPort must resolve to one port); bosun.dev/ annotations only
 //     when bosun acts on them; the operator's Policy (hostPath prefixes,
-//     privileged containers).
+//     privileged containers, hostNetwork and hostPort under
+//     AllowHostNetwork); host ports as Kubernetes checks them (with
+//     hostNetwork a hostPort equals its containerPort; hostPort, protocol
+//     and hostIP unique within a pod; hostIP an address, only with a
+//     hostPort).
 //   - Once every object is loaded: every non-optional use of a ConfigMap or
 //     Secret (env, envFrom, volumes) must name one the revision defines,
 //     with the keys it uses.
@@ -71,7 +75,8 @@
 // pod restartPolicy Always (a Job's pods must name OnFailure or Never),
 // terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst; container
 // imagePullPolicy Always for ":latest" or untagged images and IfNotPresent
-// otherwise; port protocol TCP; Service type ClusterIP, targetPort
+// otherwise; port protocol TCP, and on a hostNetwork pod hostPort equal to
+// containerPort; Service type ClusterIP, targetPort
 // equal to port, clusterIP from a clusterIPs of one address, and for
 // ClientIP affinity a timeout of 10800 s; Secret type Opaque, stringData merged into data; Job
 // parallelism and completions 1, backoffLimit 6; CronJob

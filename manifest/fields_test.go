@@ -137,8 +137,8 @@ func TestCheckFields_refusesWhatBosunDoesNotCarryOut(t *testing.T) {
 		},
 		{
 			name: "a refused field in a Deployment's template, with the reason",
-			yaml: deployment + "      hostNetwork: true\n",
-			want: []string{"m.yaml:18: spec.template.spec.hostNetwork: not supported by bosun: pods run in their own network namespace"},
+			yaml: deployment + "      serviceAccountName: web\n",
+			want: []string{"m.yaml:18: spec.template.spec.serviceAccountName: not supported by bosun: bosun has no service accounts"},
 		},
 		{
 			name: "a refused field deep in a container",

@@ -36,6 +36,9 @@ type Policy struct {
 	AllowHostPaths []string
 	// AllowPrivileged allows securityContext.privileged (--allow-privileged).
 	AllowPrivileged bool
+	// AllowHostNetwork allows spec.hostNetwork and containers' hostPort
+	// (--allow-host-network).
+	AllowHostNetwork bool
 	// Decrypter decrypts the files whose documents carry SOPS metadata
 	// (--sops-age-key-file). Without one, such a document is an error, or
 	// with SkipEncrypted a note in Set.Encrypted.
@@ -235,7 +238,8 @@ func newLoader(pol Policy) *loader {
 
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
-	l.checkClaimReferences()
+	l.checkClaimReferences() // claim.go
+	l.checkIngresses()       // ingress.go
 	if len(l.errs) > 0 {
 		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)

@@ -77,6 +77,7 @@ func (pol Policy) check(obj any) problems {
 				ps.add(p.Child("securityContext", "privileged"), "not allowed: the operator has not given --allow-privileged")
 			}
 		})
+		pol.checkHostNetwork(at, &ps)
 	}
 	return ps
 }

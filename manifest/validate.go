@@ -416,14 +416,15 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path, owner podOwner, ps 
 	if len(spec.Containers) == 0 {
 		ps.add(path.Child("containers"), "at least one container is required")
 	}
+	validateHostPorts(spec, path, ps)
 	switch spec.DNSPolicy {
-	case corev1.DNSClusterFirst, corev1.DNSDefault:
+	case corev1.DNSClusterFirst, corev1.DNSDefault, corev1.DNSClusterFirstWithHostNet:
 	case corev1.DNSNone:
 		if spec.DNSConfig == nil || len(spec.DNSConfig.Nameservers) == 0 {
 			ps.add(path.Child("dnsConfig", "nameservers"), "required when dnsPolicy is None")
 		}
 	default:
-		ps.add(path.Child("dnsPolicy"), "unsupported value %q: must be ClusterFirst, Default or None", spec.DNSPolicy)
+		ps.add(path.Child("dnsPolicy"), "unsupported value %q: must be ClusterFirst, ClusterFirstWithHostNet, Default or None", spec.DNSPolicy)
 	}
 	if v := spec.AutomountServiceAccountToken; v != nil && *v {
 		ps.add(path.Child("automountServiceAccountToken"), "unsupported value true: bosun has no service account tokens to mount")

@@ -62,6 +62,13 @@ type Config struct {
 	// AllowPrivileged lets containers run privileged (the agent flag
 	// --allow-privileged). Default false.
 	AllowPrivileged bool
+	// AllowHostNetwork lets pods use the node's network (hostNetwork) or
+	// take its ports (hostPort) (the agent flag --allow-host-network).
+	// Default false: such a pod stays Pending saying so.
+	AllowHostNetwork bool
+	// HostsFile is the node's hosts file, a hostNetwork pod's /etc/hosts.
+	// Default /etc/hosts.
+	HostsFile string
 
 	// RestartBackoff is the delay before the second restart of a crashing
 	// container; it doubles per restart up to MaxRestartBackoff and resets
@@ -137,6 +144,7 @@ func (c *Config) setDefaults() error {
 	def(&c.BridgeName, "bosun0")
 	def(&c.ClusterDomain, "cluster.local")
 	def(&c.ResolvConf, "/etc/resolv.conf")
+	def(&c.HostsFile, "/etc/hosts")
 	c.AllowHostPath = slices.Clone(c.AllowHostPath)
 	for i, p := range c.AllowHostPath {
 		if !filepath.IsAbs(p) {

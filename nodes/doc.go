@@ -20,6 +20,21 @@
 // attached to a Linux bridge through CNI (bridge + host-local IPAM), and a
 // shared /etc/hosts and /etc/resolv.conf bind-mounted read-only into each of
 // its containers, so containers of a pod reach each other on localhost.
+// Host networking (hostnet.go), only with Config.AllowHostNetwork (the
+// agent flag --allow-host-network; without it such a pod stays Pending
+// saying so): a hostNetwork pod gets no namespace and no CNI attachment,
+// its containers join the host's network and UTS namespaces, its IP
+// (status.podIP, POD_IP, probes, Service endpoints) is Config.NodeIP, its
+// /etc/hosts the node's (Config.HostsFile) plus hostAliases, and
+// dnsPolicy ClusterFirst means Default unless it is
+// ClusterFirstWithHostNet; an adopted one is kept while the node's IP is
+// the same. A hostPort of another pod is a mapping <node IP or
+// hostIP>:hostPort -> <pod IP>:containerPort made by the CNI portmap
+// plugin, chained after the bridge when its binary is in CNIBinDirs and
+// given the mappings through go-cni's portMappings capability, as
+// containerd's CRI plugin does; the mappings of each attachment are kept
+// in CNIConfDir/portmaps so the CNI DEL of the pod (a restarted agent's
+// too) removes them.
 // Each node's pod subnet is given by the leader (store.NodeSubnet,
 // package podcidr): Run registers the node not Ready and tainted
 // node.kubernetes.io/network-unavailable, with the subnet it asks for in

@@ -19,34 +19,40 @@ import (
 type network struct {
 	cni      gocni.CNI
 	netnsDir string
+	// portmap is whether the CNI portmap plugin is chained (its binary is
+	// in binDirs): hostPort mappings need it (hostnet.go).
+	portmap     bool
+	binDirs     []string
+	portMapsDir string
 }
 
 // bridgeConfList is bosun's CNI network: a Linux bridge with host-local IPAM
-// whose state lives in stateDir (so each node's allocations stay its own).
-func bridgeConfList(bridge, cidr, ipamDir string) ([]byte, error) {
+// whose state lives in stateDir (so each node's allocations stay its own),
+// and with portmap the portmap plugin chained for hostPorts (hostnet.go).
+func bridgeConfList(bridge, cidr, ipamDir string, portmap bool) ([]byte, error) {
 	prefix, err := netip.ParsePrefix(cidr)
 	if err != nil {
 		return nil, err
 	}
-	conf := map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       bridge,
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      bridge,
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
-				"ipam": map[string]any{
-					"type":    "host-local",
-					"ranges":  [][]map[string]string{{{"subnet": prefix.String(), "gateway": gatewayOf(prefix).String()}}},
-					"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-					"dataDir": ipamDir,
-				},
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      bridge,
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": prefix.String(), "gateway": gatewayOf(prefix).String()}}},
+				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"dataDir": ipamDir,
 			},
 		},
 	}
+	if portmap {
+		plugins = append(plugins, map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true})
+	}
+	conf := map[string]any{"cniVersion": "1.0.0", "name": bridge, "plugins": plugins}
 	return json.MarshalIndent(conf, "", "  ")
 }
 
@@ -89,7 +95,8 @@ func podCIDRCheck(self, host, cidr string, nodes []corev1.Node) (refuse error, w
 }
 
 func newNetwork(cfg *Config) (*network, error) {
-	conf, err := bridgeConfList(cfg.BridgeName, cfg.PodCIDR, filepath.Join(cfg.CNIConfDir, "networks"))
+	portmap := hasPlugin(cfg.CNIBinDirs, "portmap")
+	conf, err := bridgeConfList(cfg.BridgeName, cfg.PodCIDR, filepath.Join(cfg.CNIConfDir, "networks"), portmap)
 	if err != nil {
 		return nil, err
 	}
@@ -115,22 +122,27 @@ func newNetwork(cfg *Config) (*network, error) {
 	if err := cni.Load(gocni.WithConfListBytes(conf), gocni.WithLoNetwork); err != nil {
 		return nil, fmt.Errorf("cni load %s: %w", confPath, err)
 	}
-	return &network{cni: cni, netnsDir: cfg.NetnsDir}, nil
+	return &network{cni: cni, netnsDir: cfg.NetnsDir, portmap: portmap, binDirs: cfg.CNIBinDirs,
+		portMapsDir: filepath.Join(cfg.CNIConfDir, "portmaps")}, nil
 }
 
 // netnsPath is where the named network namespace is mounted.
 func (n *network) netnsPath(name string) string { return filepath.Join(n.netnsDir, name) }
 
 // setup creates the named network namespace and attaches it to the bridge;
-// it returns the namespace path and the pod IP. Leftovers of an earlier
-// attempt under the same name (a namespace, an attachment) are removed
-// first, and a failed attempt cleans up after itself.
-func (n *network) setup(ctx context.Context, name string) (path, ip string, err error) {
+// it returns the namespace path and the pod IP. ports are the pod's host
+// port mappings (hostnet.go). Leftovers of an earlier attempt under the
+// same name (a namespace, an attachment) are removed first, and a failed
+// attempt cleans up after itself.
+func (n *network) setup(ctx context.Context, name string, ports []gocni.PortMapping) (path, ip string, err error) {
 	path = n.netnsPath(name)
 	if isNetns(path) {
 		if err := n.teardown(ctx, name, path); err != nil {
 			return "", "", fmt.Errorf("remove stale network of %s: %w", name, err)
 		}
+	}
+	if err := n.savePortMaps(name, ports); err != nil {
+		return "", "", err
 	}
 	if err := createNetns(path); err != nil {
 		return "", "", err
@@ -142,7 +154,7 @@ func (n *network) setup(ctx context.Context, name string) (path, ip string, err 
 			}
 		}
 	}()
-	res, err := n.cni.Setup(ctx, name, path)
+	res, err := n.cni.Setup(ctx, name, path, portMapOpts(ports)...)
 	if err != nil {
 		return "", "", fmt.Errorf("cni setup %s: %w", name, err)
 	}
@@ -166,8 +178,15 @@ func (n *network) teardown(ctx context.Context, name, path string) error {
 	if _, err := os.Stat(path); err != nil {
 		nsPath = "" // let the plugins release IPAM state without a namespace
 	}
-	if err := n.cni.Remove(ctx, name, nsPath); err != nil {
+	ports, err := n.loadPortMaps(name)
+	if err != nil {
+		return err
+	}
+	if err := n.cni.Remove(ctx, name, nsPath, portMapOpts(ports)...); err != nil {
 		return fmt.Errorf("cni remove %s: %w", name, err)
+	}
+	if err := os.Remove(n.portMapsPath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("port mappings of %s: %w", name, err)
 	}
 	return removeNetns(path)
 }

@@ -164,10 +164,9 @@ func (a *Agent) createContainer(ctx context.Context, c *corev1.Container, img cl
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(args...),
 		oci.WithEnv(p.Env),
-		oci.WithHostname(p.Hostname),
-		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: p.NetnsPath}),
 		oci.WithMounts(ociMounts(mounts)),
 	}
+	opts = append(opts, namespaceOpts(p)...) // hostnet.go
 	// After the image's config, whose user they override.
 	opts = append(opts, p.Security.specOpts(cfg.Config.User)...)
 	if c.WorkingDir != "" {

@@ -344,7 +344,7 @@ func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
 		return err
 	}
 	volumesTook := time.Since(start)
-	netns, ip, err := w.a.net.setup(ctx, r.sandbox)
+	netns, ip, err := w.podNetwork(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -365,18 +365,27 @@ func (w *podWorker) writePodFiles(r *podRun) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("pod dir: %w", err)
 	}
+	spec := r.pod.Spec // the policy the node carries out (hostnet.go)
+	spec.DNSPolicy = dnsPolicyOf(&r.pod.Spec)
 	var host dnsSettings
-	if r.pod.Spec.DNSPolicy == corev1.DNSDefault {
+	if spec.DNSPolicy == corev1.DNSDefault {
 		b, err := os.ReadFile(w.a.cfg.ResolvConf)
 		if err != nil {
 			return fmt.Errorf("dnsPolicy Default: the node's resolv.conf: %w", err)
 		}
 		host = parseResolvConf(string(b))
 	}
-	dns := podDNS(&r.pod.Spec, w.namespace, clusterDNS{Server: w.a.cfg.DNSServer, Domain: w.a.cfg.ClusterDomain}, host)
+	dns := podDNS(&spec, w.namespace, clusterDNS{Server: w.a.cfg.DNSServer, Domain: w.a.cfg.ClusterDomain}, host)
 	files := map[string]string{
 		"hosts":       hostsFile(podHostname(r.pod), podHostDomain(&r.pod.Spec, w.namespace, w.a.cfg.ClusterDomain), r.podIP, r.pod.Spec.HostAliases),
 		"resolv.conf": dns.resolvConf(),
+	}
+	if spec.HostNetwork {
+		b, err := os.ReadFile(w.a.cfg.HostsFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("hostNetwork: the node's hosts file: %w", err)
+		}
+		files["hosts"] = hostNetworkHostsFile(string(b), spec.HostAliases)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -759,7 +768,7 @@ func (w *podWorker) adoptAll(ctx context.Context) {
 	for _, uid := range sortedKeys(w.adopt) {
 		r := w.adoptRun(ctx, types.UID(uid), w.adopt[uid])
 		if desired != nil && desired.UID == r.uid && w.cur == nil {
-			if isNetns(r.netns) {
+			if isNetns(r.netns) || w.adoptedOnHostNetwork(r, desired) {
 				w.cur = r
 				w.resume(ctx, r, desired)
 				continue

@@ -136,6 +136,23 @@
 //     Schedules are read in spec.timeZone (UTC when unset); see
 //     cronSchedule for daylight saving time. Result.Wake is the next
 //     scheduled time, so the driver wakes for it.
+//   - StatefulSets (statefulset.go), as Kubernetes' statefulset controller
+//     runs them: pods <name>-<ordinal> with hostname = their name and
+//     subdomain = serviceName (per-pod DNS through a headless Service of that
+//     name); OrderedReady creates ordinal i only once the lower ones are
+//     Running, Ready and available, and scales down from the highest, one at
+//     a time, while the others are up; Parallel does both at once. A failed,
+//     lost or evicted pod is deleted and created again under its name once
+//     its node has stopped it (Observed.Terminating), with the same claims.
+//     RollingUpdate replaces pods from the highest ordinal down to
+//     start+partition, one at a time, each after the one above is ready;
+//     ordinals below the partition keep (and are recreated with) the current
+//     revision, whose template the stored StatefulSet keeps in
+//     bosun.dev/current-template while it differs. OnDelete replaces only
+//     deleted pods. Claims <template>-<name>-<ordinal> are put before their
+//     pod (bosun.dev/owner, bosun.dev/reclaim-policy) and deleted per
+//     persistentVolumeClaimRetentionPolicy once their pods are gone; a
+//     StatefulSet removed from Git deletes its pods, then its record.
 //   - Prune: pods, deployments, services, Jobs and CronJobs that are not in
 //     Git are deleted, Jobs with their pods, CronJobs with their Jobs; pods
 //     whose Job does not exist are deleted. Pods whose controller is of

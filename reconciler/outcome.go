@@ -69,6 +69,7 @@ func RevisionOutcome(set *manifest.Set, observed Observed) (done, failed bool, m
 		got, ok := cronJobs[want.Namespace+"/"+want.Name]
 		done = done && ok && equality.Semantic.DeepEqual(got.Spec, want.Spec)
 	}
+	done = done && statefulSetsDone(set, observed) // statefulset.go
 	return done, false, ""
 }
 

@@ -52,6 +52,7 @@ func PodOf(key, owner, namespace string, labels map[string]string, spec *corev1.
 		Tolerations:               spec.Tolerations,
 		Affinity:                  spec.Affinity,
 		TopologySpreadConstraints: spec.TopologySpreadConstraints,
+		HostPorts:                 HostPortsOf(spec),
 		NodeName:                  spec.NodeName,
 	}
 }

@@ -23,11 +23,17 @@
 //     matchExpressions (In, NotIn, Exists, DoesNotExist, Gt, Lt on node labels)
 //     and matchFields (metadata.name) ANDed, as
 //     k8s.io/component-helpers/scheduling/corev1/nodeaffinity evaluates them.
-//  4. NodeResourcesFit: the node's free pods (MaxPods; 0 is no limit), cpu and
+//  4. NodePorts (ports.go): none of the pod's host ports (containers' hostPort,
+//     every container port of a hostNetwork pod; init containers included)
+//     is taken on the node by a pod already there: the same port and protocol
+//     on the same hostIP, or on any when either side binds every address
+//     (hostIP unset or 0.0.0.0). Reason: "node(s) didn't have free ports for
+//     the requested pod ports".
+//  5. NodeResourcesFit: the node's free pods (MaxPods; 0 is no limit), cpu and
 //     memory (allocatable minus the requests of the pods already on it, those
 //     placed earlier in the same call included) hold the pod's requests. Every
 //     resource short counts.
-//  5. Volumes (volumes.go), for pods that use PersistentVolumeClaims: no
+//  6. Volumes (volumes.go), for pods that use PersistentVolumeClaims: no
 //     other pod uses one of its ReadWriteOncePod claims; every bound claim
 //     lives on the node ("node(s) had volume node affinity conflict"; a
 //     claim bound to a node that is gone adds to the reason where its data
@@ -36,7 +42,7 @@
 //     claims bound earlier in the same call: "node(s) didn't have enough
 //     free volume capacity"). Placing the pod binds its unbound claims to
 //     the node, so two pods sharing a ReadWriteOnce claim share a node.
-//  6. PodTopologySpread, for each DoNotSchedule constraint: the node has the
+//  7. PodTopologySpread, for each DoNotSchedule constraint: the node has the
 //     topology label, and placing the pod keeps its domain within maxSkew of the
 //     domain with the fewest selected pods. Domains are the label's values on the
 //     eligible nodes (by default those matching the pod's nodeSelector and
@@ -44,7 +50,7 @@
 //     nodeTaintsPolicy change that); pods count when they are in the pod's
 //     namespace and match labelSelector plus matchLabelKeys (the pod's own
 //     values). With fewer eligible domains than minDomains the minimum is 0.
-//  7. InterPodAffinity: every required pod affinity term has a selected pod in
+//  8. InterPodAffinity: every required pod affinity term has a selected pod in
 //     the node's domain (unless no pod anywhere matches and the pod matches its
 //     own terms: the first of a self-affine group goes anywhere); no required
 //     anti-affinity term has one; and no placed pod's required anti-affinity term

@@ -52,6 +52,8 @@ type Pod struct {
 	Tolerations               []corev1.Toleration
 	Affinity                  *corev1.Affinity
 	TopologySpreadConstraints []corev1.TopologySpreadConstraint
+	// HostPorts are the node ports the pod takes (ports.go).
+	HostPorts []HostPort
 	// NodeName, when set, means the pod is already bound: it counts as used on
 	// that node and is not placed again.
 	NodeName string
@@ -122,6 +124,7 @@ type cluster struct {
 	scoreCPU, scoreMem []int64 // non-zero requests: the score
 	invCPU, invMem     []float64
 	index              map[string]int
+	usedPorts          [][]HostPort // by node; nil while no pod takes one (ports.go)
 	owners             map[string]*owner
 
 	nodeObjs []corev1.Node // name and labels, for nodeaffinity; built on first use
@@ -265,6 +268,7 @@ func (c *cluster) place(n int, r *rules) {
 	c.scoreCPU[n] += s.MilliCPU
 	c.scoreMem[n] += s.Memory
 	c.pods[n]++
+	c.placePorts(p, n)
 	if o := c.owner(p.Owner); o != nil {
 		o.counts[n]++
 		o.max = max(o.max, o.counts[n])
@@ -287,7 +291,7 @@ func matches(labels, selector map[string]string) bool {
 }
 
 // failure is the first filter a node fails for a pod, in kube-scheduler's
-// order: NodeUnschedulable, TaintToleration, NodeAffinity, NodeResourcesFit,
+// order: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit,
 // PodTopologySpread, InterPodAffinity (the pod's affinity, its
 // anti-affinity, then placed pods' anti-affinity).
 type failure uint8
@@ -298,6 +302,7 @@ const (
 	failTaint
 	failSelector
 	failNodeAffinity
+	failPorts
 	failResources
 	failSpread
 	failSpreadLabel
@@ -332,6 +337,9 @@ func (c *cluster) check(r *rules, n int) failure {
 	}
 	if r.required != nil && !c.matchRequired(r, n) {
 		return failNodeAffinity
+	}
+	if !c.portsFree(r.pod, n) {
+		return failPorts
 	}
 	if c.short(r.pod, n) != 0 {
 		return failResources
@@ -502,6 +510,8 @@ func (c *cluster) explain(r *rules) string {
 			counts[reasonSelector]++
 		case failNodeAffinity:
 			counts[reasonNodeAffinity]++
+		case failPorts:
+			counts[reasonPorts]++
 		case failResources:
 			short := c.short(r.pod, n)
 			if short&shortPods != 0 {

@@ -20,6 +20,7 @@ import (
 	"bosun/api"
 	"bosun/dns"
 	"bosun/gitsource"
+	"bosun/ingress"
 	"bosun/ipalloc"
 	bjoin "bosun/join"
 	"bosun/manifest"
@@ -108,6 +109,9 @@ type Config struct {
 	// does nothing.
 	Proxy     bool
 	ProxyConf proxy.RunConfig
+	// Ingress, when not nil, runs the ingress proxy (package ingress) on
+	// the replica's cache (--ingress-listen, --ingress-tls-listen).
+	Ingress *ingress.Config
 	// API security (issue 10). TokensFile lists the API's bearer tokens
 	// (api.ParseTokens), read again when it changes; empty: DataDir/api/tokens,
 	// created on the first start with one generated admin token, which is
@@ -446,6 +450,13 @@ func Run(ctx context.Context, cfg Config) error {
 			})
 		}
 	}
+	if cfg.Ingress != nil {
+		if err := startIngress(*cfg.Ingress, cache, reg, log, start); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+	}
 	m := newMetrics(reg)
 	cfg.events = newServerEvents(st, reg, log) // events.go
 	start("events", cfg.events.run)
@@ -458,6 +469,17 @@ func Run(ctx context.Context, cfg Config) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// startIngress starts the ingress proxy on the replica's cache.
+func startIngress(c ingress.Config, cache *store.Cache, reg prometheus.Registerer, log *slog.Logger, start func(string, func(context.Context) error)) error {
+	c.Registerer, c.Logger = reg, log
+	srv, err := ingress.New(c)
+	if err != nil {
+		return err
+	}
+	start("ingress", func(ctx context.Context) error { return srv.Run(ctx, cache) })
+	return nil
 }
 
 // campaign wins the election, leads until the leadership is lost, and

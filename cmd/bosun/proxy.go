@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"bosun/ingress"
 	"bosun/nodes"
 	"bosun/podnet"
 	"bosun/proxy"
@@ -20,11 +24,16 @@ type proxyFlags struct {
 	on      bool
 	table   string
 	cleanup bool
+	// The ingress proxy (package ingress): off unless an address is given.
+	ingressListen, ingressTLSListen, ingressAccessLog string
 }
 
 func (f *proxyFlags) declare(fs *flagSet) {
 	fs.BoolVar(&f.on, "proxy", true, "program this node's Service virtual IPs (ClusterIPs and node ports) in the nftables table --proxy-table; false: no Service VIPs on this node")
 	fs.StringVar(&f.table, "proxy-table", proxy.DefaultTable, "the Service proxy's nftables table (family ip); agents of different clusters that share a network namespace each need their own")
+	fs.StringVar(&f.ingressListen, "ingress-listen", "", "serve the cluster's Ingresses over HTTP on this address (e.g. 0.0.0.0:80); empty: off")
+	fs.StringVar(&f.ingressTLSListen, "ingress-tls-listen", "", "serve the cluster's Ingresses over HTTPS on this address (e.g. 0.0.0.0:443), certificates by SNI from the Ingresses' tls Secrets; empty: off")
+	fs.StringVar(&f.ingressAccessLog, "ingress-access-log", "-", "`FILE` the ingress proxy appends its access log to, one JSON line per request (\"-\": standard output; \"\": none)")
 	fs.BoolVar(&f.cleanup, "cleanup", false, "remove the Service proxy's table (--proxy-table) from this machine and exit (0 also when there is none)")
 }
 
@@ -33,6 +42,27 @@ func (f *proxyFlags) validate() error {
 		return &exitError{code: 2, err: fmt.Errorf("--proxy-table: %w", err)}
 	}
 	return nil
+}
+
+// ingressConfig is the ingress proxy's configuration, nil when it is off.
+// The access log file is opened here (and stays open for the process).
+func (f *proxyFlags) ingressConfig() (*ingress.Config, error) {
+	if f.ingressListen == "" && f.ingressTLSListen == "" {
+		return nil, nil
+	}
+	cfg := &ingress.Config{Listen: f.ingressListen, TLSListen: f.ingressTLSListen}
+	switch f.ingressAccessLog {
+	case "":
+	case "-":
+		cfg.AccessLog = os.Stdout
+	default:
+		fl, err := os.OpenFile(f.ingressAccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--ingress-access-log: %w", err)}
+		}
+		cfg.AccessLog = io.Writer(fl)
+	}
+	return cfg, nil
 }
 
 // runCleanup removes the table, as --cleanup asks.
@@ -54,11 +84,29 @@ func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxy
 	pctx, stopPodnet := context.WithCancel(ctx)
 	defer stopPodnet()
 	pn.Go(func() { runPodNetwork(pctx, agent, st, reg, log) })
-	if !px.on && !nd.on {
+	ingCfg, err := px.ingressConfig()
+	if err != nil {
+		return err
+	}
+	if !px.on && !nd.on && ingCfg == nil {
 		return agent.Run(ctx)
 	}
 	cc := proxy.CacheConfig() // what the DNS reads too
 	cc.Registerer, cc.Logger = reg, log
+	var ing *ingress.Server
+	if ingCfg != nil {
+		// Ingresses, their classes and TLS Secrets too (the agent reads
+		// Secrets with the servers' keyring).
+		for _, p := range ingress.CachePrefixes {
+			if !slices.Contains(cc.Prefixes, p) {
+				cc.Prefixes = append(cc.Prefixes, p)
+			}
+		}
+		ingCfg.Registerer, ingCfg.Logger = reg, log
+		if ing, err = ingress.New(*ingCfg); err != nil {
+			return err
+		}
+	}
 	cache := store.NewCache(st, cc)
 	runner := proxy.New(proxy.RunConfig{Table: px.table, Registerer: reg, Logger: log}, cache)
 	ctx, cancel := context.WithCancel(ctx)
@@ -73,6 +121,13 @@ func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxy
 			}
 		})
 	}
+	if ing != nil {
+		wg.Go(func() {
+			if err := ing.Run(ctx, cache); err != nil {
+				log.Error("the ingress proxy stopped: this node serves no Ingresses", "err", err)
+			}
+		})
+	}
 	if nd.on {
 		wg.Go(func() {
 			if err := runNodeDNS(ctx, nd, agent, cache, reg, log); err != nil {
@@ -80,7 +135,7 @@ func runAgent(ctx context.Context, agent *nodes.Agent, st *store.Store, px proxy
 			}
 		})
 	}
-	err := agent.Run(ctx)
+	err = agent.Run(ctx)
 	cancel()
 	wg.Wait()
 	return err

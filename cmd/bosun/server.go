@@ -126,6 +126,7 @@ type serverOpts struct {
 
 func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px proxyFlags, o serverOpts) error {
 	cfg := *cfgp
+	var err error
 	etcd, labels, debug, pprofListen, promURL, serverTokenFile := o.etcd, o.labels, o.debug, o.pprofListen, o.promURL, &o.tokenFile
 	if err := px.validate(); err != nil {
 		return err
@@ -134,15 +135,17 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.Proxy, cfg.ProxyConf.Table = px.on, px.table
+	if cfg.Ingress, err = px.ingressConfig(); err != nil {
+		return err
+	}
 	if cfg.Repo == "" {
 		return &exitError{code: 2, err: fmt.Errorf("server: --repo is required")}
 	}
-	var err error
 	if cfg.AgentConf.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	// The same flags let validation accept and the node run them.
-	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged
+	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged, cfg.AgentConf.AllowHostNetwork = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged, cfg.Policy.AllowHostNetwork
 	cfg.EtcdEndpoints = splitList(etcd)
 	if *serverTokenFile != "" {
 		if cfg.JoinToken != "" {
@@ -270,7 +273,7 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 		log.Info("removed the routes to other nodes' pods, the VXLAN device and the masquerade table", "table", podnet.TableName(cfg.BridgeName))
 		return px.runCleanup(log)
 	}
-	cfg.AllowHostPath, cfg.AllowPrivileged = pol.AllowHostPaths, pol.AllowPrivileged
+	cfg.AllowHostPath, cfg.AllowPrivileged, cfg.AllowHostNetwork = pol.AllowHostPaths, pol.AllowPrivileged, pol.AllowHostNetwork
 	var err error
 	if cfg.Labels, err = parseLabels(labels); err != nil {
 		return &exitError{code: 2, err: err}

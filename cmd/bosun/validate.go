@@ -113,4 +113,5 @@ func policyFlags(fs *flagSet, pol *manifest.Policy) {
 		return nil
 	})
 	fs.BoolVar(&pol.AllowPrivileged, "allow-privileged", false, "allow privileged containers (securityContext.privileged)")
+	fs.BoolVar(&pol.AllowHostNetwork, "allow-host-network", false, "allow pods on the node's network (hostNetwork) and host ports (hostPort)")
 }

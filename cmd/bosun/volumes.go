@@ -13,6 +13,13 @@ import (
 	"bosun/kube"
 )
 
+func init() {
+	for _, k := range []string{"persistentvolumeclaims", "persistentvolumeclaim", "pvc"} {
+		kinds[k] = "persistentvolumeclaims"
+	}
+	printers["persistentvolumeclaims"] = printClaims
+}
+
 // parseVolumeCapacity reads --volume-capacity: a quantity of bytes (10Gi);
 // 0 is no limit, which nodes.Config says with a negative number.
 func parseVolumeCapacity(v string) (int64, error) {

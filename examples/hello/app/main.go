@@ -33,6 +33,7 @@
 //	POST /write?path=P        writes the body to P; 500 with the error when it cannot
 //	GET  /fetch?url=U         GETs U from inside the pod and relays the answer
 //	GET  /udp?addr=H:P        sends one UDP datagram from the pod and relays the answer
+//	GET  /ws                  a WebSocket that echoes every message, prefixed "<pod>: "
 //
 // `bosun-hello -probe URL` is a probe command for exec probes (the image
 // holds nothing but this binary): it GETs URL and exits 0 on a 2xx or 3xx
@@ -66,6 +67,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
@@ -173,6 +175,22 @@ func routes(c config, client *http.Client, fail func() bool) http.Handler {
 			return
 		}
 		fmt.Fprintf(w, "hello from %s version %s\n", c.Pod, version)
+	})
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := (&websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}).Upgrade(w, r, nil)
+		if err != nil {
+			return // Upgrade has answered
+		}
+		defer conn.Close()
+		for {
+			mt, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := conn.WriteMessage(mt, append([]byte(c.Pod+": "), msg...)); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if c.FailReady {

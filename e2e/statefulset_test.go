@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/kube"
+)
+
+// stsPods maps the StatefulSet web's pods by name.
+func stsPods(pods []corev1.Pod) map[string]corev1.Pod {
+	out := map[string]corev1.Pod{}
+	for _, p := range pods {
+		if kube.OwnerOf(&p) == "StatefulSet/default/web" {
+			out[p.Name] = p
+		}
+	}
+	return out
+}
+
+func podUp(p corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && kube.PodReady(&p) && p.Status.PodIP != ""
+}
+
+// TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown runs
+// examples/statefulset on the real stack: web-0..2 start in order (a
+// watcher polling the API never sees web-i without web-0..i-1 ready),
+// each ready pod resolves by its stable name in bosun's DNS, an update
+// with partition 2 replaces only web-2, partition 0 finishes it, and a
+// scale down to 1 removes web-2 before web-1.
+func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.copyDir("../examples/statefulset")
+	repo.commit("statefulset web: 3 replicas")
+	s := startStack(t, repo)
+
+	// The watcher: every 50 ms, the order the StatefulSet promises.
+	var mu sync.Mutex
+	var violations []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			var list struct{ Items []corev1.Pod }
+			if err := s.getJSON("/api/v1/pods", &list); err != nil {
+				continue
+			}
+			pods := stsPods(list.Items)
+			for i := 1; i < 3; i++ {
+				if _, ok := pods[fmt.Sprintf("web-%d", i)]; !ok {
+					continue
+				}
+				for j := range i {
+					if p, ok := pods[fmt.Sprintf("web-%d", j)]; !ok || !kube.PodReady(&p) {
+						mu.Lock()
+						violations = append(violations, fmt.Sprintf("web-%d exists while web-%d is not ready", i, j))
+						mu.Unlock()
+					}
+				}
+			}
+		}
+	}()
+	s.waitFor("web-0, web-1, web-2 ready", 180*time.Second, func() error {
+		pods := stsPods(s.pods())
+		for i := range 3 {
+			if p, ok := pods[fmt.Sprintf("web-%d", i)]; !ok || !podUp(p) {
+				return fmt.Errorf("web-%d not up (%d pods)", i, len(pods))
+			}
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if len(violations) > 0 {
+		t.Fatalf("ordered start broken: %v", violations[:min(5, len(violations))])
+	}
+
+	first := stsPods(s.pods())
+	t.Run("each pod resolves by its stable name", func(t *testing.T) {
+		for name, p := range first {
+			if p.Spec.Hostname != name || p.Spec.Subdomain != "web" {
+				t.Errorf("%s: hostname %q subdomain %q", name, p.Spec.Hostname, p.Spec.Subdomain)
+			}
+			fqdn := name + ".web.default.svc.cluster.local."
+			s.waitFor(fqdn, 30*time.Second, func() error {
+				r, err := s.lookup(fqdn, mdns.TypeA)
+				if err != nil {
+					return err
+				}
+				if got := aRecords(r); !slices.Equal(got, []string{p.Status.PodIP}) {
+					return fmt.Errorf("%s A %v, want [%s]", fqdn, got, p.Status.PodIP)
+				}
+				return nil
+			})
+		}
+	})
+
+	sts, err := os.ReadFile("../examples/statefulset/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := strings.Replace(string(sts), "bosun-hello:v1", "bosun-hello:v2", 1)
+	withPartition := func(doc string, n int) string {
+		return strings.Replace(doc, "  serviceName: web\n", fmt.Sprintf("  serviceName: web\n  updateStrategy:\n    rollingUpdate:\n      partition: %d\n", n), 1)
+	}
+	image := func(p corev1.Pod) string { return p.Spec.Containers[0].Image }
+
+	t.Run("partition 2 updates only web-2", func(t *testing.T) {
+		repo.write("web.yaml", withPartition(v2, 2))
+		repo.commit("web: v2, partition 2")
+		s.waitFor("web-2 on v2 and ready", 180*time.Second, func() error {
+			p, ok := stsPods(s.pods())["web-2"]
+			if !ok || image(p) != "localhost/bosun-hello:v2" || !podUp(p) {
+				return fmt.Errorf("web-2 not up on v2 yet")
+			}
+			return nil
+		})
+		// Give the planner several passes: ordinals below the partition stay.
+		time.Sleep(3 * time.Second)
+		now := stsPods(s.pods())
+		for _, name := range []string{"web-0", "web-1"} {
+			if image(now[name]) != "localhost/bosun-hello:v1" || now[name].UID != first[name].UID {
+				t.Errorf("%s touched by a partition-2 update: %s uid %s (was %s)", name, image(now[name]), now[name].UID, first[name].UID)
+			}
+		}
+	})
+
+	t.Run("partition 0 finishes the update", func(t *testing.T) {
+		repo.write("web.yaml", withPartition(v2, 0))
+		repo.commit("web: partition 0")
+		s.waitFor("every pod on v2 and ready", 240*time.Second, func() error {
+			pods := stsPods(s.pods())
+			for i := range 3 {
+				p, ok := pods[fmt.Sprintf("web-%d", i)]
+				if !ok || image(p) != "localhost/bosun-hello:v2" || !podUp(p) {
+					return fmt.Errorf("web-%d not up on v2", i)
+				}
+			}
+			return nil
+		})
+		out, err := s.cli("get", "statefulsets", "web", "-o", "json")
+		if err != nil {
+			t.Fatalf("get statefulsets: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, `"readyReplicas": 3`) && !strings.Contains(out, `"readyReplicas":3`) {
+			t.Errorf("status does not say 3 ready: %s", out)
+		}
+	})
+
+	t.Run("scale down removes the highest ordinal first", func(t *testing.T) {
+		repo.write("web.yaml", strings.Replace(withPartition(v2, 0), "replicas: 3", "replicas: 1", 1))
+		repo.commit("web: 1 replica")
+		var sawWeb1GoneFirst bool
+		s.waitFor("only web-0 left", 180*time.Second, func() error {
+			pods := stsPods(s.pods())
+			_, has1 := pods["web-1"]
+			_, has2 := pods["web-2"]
+			if !has1 && has2 {
+				sawWeb1GoneFirst = true
+			}
+			if has1 || has2 || len(pods) != 1 {
+				return fmt.Errorf("%d pods", len(pods))
+			}
+			return nil
+		})
+		if sawWeb1GoneFirst {
+			t.Fatal("web-1 was removed while web-2 still existed")
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package scheduler
+
+import (
+	corev1 "k8s.io/api/core/v1"
+)
+
+// reasonPorts is kube-scheduler's NodePorts reason.
+const reasonPorts = "node(s) didn't have free ports for the requested pod ports"
+
+// HostPort is one port a pod takes on its node (containers[].ports[]
+// with a hostPort): Protocol TCP, UDP or SCTP ("" is TCP), HostIP the
+// node address it binds ("" or "0.0.0.0" is every address).
+type HostPort struct {
+	Protocol corev1.Protocol
+	HostIP   string
+	Port     int32
+}
+
+// norm gives the defaults their one spelling.
+func (h HostPort) norm() HostPort {
+	if h.Protocol == "" {
+		h.Protocol = corev1.ProtocolTCP
+	}
+	if h.HostIP == "" {
+		h.HostIP = "0.0.0.0"
+	}
+	return h
+}
+
+// conflicts is Kubernetes' rule (HostPortInfo.CheckConflict): the same
+// port and protocol on the same address, or on any address when either
+// side binds every address.
+func (h HostPort) conflicts(o HostPort) bool {
+	h, o = h.norm(), o.norm()
+	if h.Port != o.Port || h.Protocol != o.Protocol {
+		return false
+	}
+	return h.HostIP == o.HostIP || h.HostIP == "0.0.0.0" || o.HostIP == "0.0.0.0"
+}
+
+// HostPortsOf lists the host ports a pod with this spec takes, init
+// containers included (as kube-scheduler counts them). On a hostNetwork
+// pod every container port is a host port (Kubernetes' defaulting makes
+// hostPort equal containerPort; a spec that skipped defaulting counts the
+// same).
+func HostPortsOf(spec *corev1.PodSpec) []HostPort {
+	var out []HostPort
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			for _, p := range cs[i].Ports {
+				port := p.HostPort
+				if port == 0 && spec.HostNetwork {
+					port = p.ContainerPort
+				}
+				if port > 0 {
+					out = append(out, HostPort{Protocol: p.Protocol, HostIP: p.HostIP, Port: port}.norm())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// portsFree is the NodePorts filter: none of p's host ports conflicts
+// with one a pod placed on node n takes.
+func (c *cluster) portsFree(p *Pod, n int) bool {
+	if len(p.HostPorts) == 0 || len(c.usedPorts) == 0 {
+		return true
+	}
+	for _, want := range p.HostPorts {
+		for _, used := range c.usedPorts[n] {
+			if want.conflicts(used) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// placePorts records p's host ports as used on node n.
+func (c *cluster) placePorts(p *Pod, n int) {
+	if len(p.HostPorts) == 0 {
+		return
+	}
+	if c.usedPorts == nil {
+		c.usedPorts = make([][]HostPort, len(c.names))
+	}
+	c.usedPorts[n] = append(c.usedPorts[n], p.HostPorts...)
+}
