@@ -68,7 +68,7 @@ func validateClaim(c *corev1.PersistentVolumeClaim) problems {
 	}
 	validateMeta(&meta, validation.IsDNS1123Subdomain, subdomainRule, metaOther, &ps)
 	validateReclaimPolicy(c.Annotations, field.NewPath("metadata", "annotations"), &ps)
-	ValidateClaimSpec(&c.Spec, field.NewPath("spec"), &ps)
+	validateClaimSpec(&c.Spec, field.NewPath("spec"), &ps)
 	return ps
 }
 
@@ -85,9 +85,9 @@ func validateReclaimPolicy(ann map[string]string, path *field.Path, ps *problems
 	}
 }
 
-// ValidateClaimSpec checks a claim's spec at path, for a claim of its own
+// validateClaimSpec checks a claim's spec at path, for a claim of its own
 // or a StatefulSet's volumeClaimTemplates.
-func ValidateClaimSpec(spec *corev1.PersistentVolumeClaimSpec, path *field.Path, ps *problems) {
+func validateClaimSpec(spec *corev1.PersistentVolumeClaimSpec, path *field.Path, ps *problems) {
 	if len(spec.AccessModes) == 0 {
 		ps.add(path.Child("accessModes"), "required: ReadWriteOnce or ReadWriteOncePod")
 	}
