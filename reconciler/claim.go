@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -208,23 +209,26 @@ func (p *planner) claimUID(c *corev1.PersistentVolumeClaim) types.UID {
 	return types.UID(fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]))
 }
 
-// putClaim writes c in p.first, replacing an earlier put of the same claim
-// in this plan (a StatefulSet's new claim bound with its pod is one put).
+// putClaim writes c in p.first, in place of every earlier put of the same
+// claim in this plan (a StatefulSet's new claim bound with its pod is one
+// put, with both reasons): c is the claim as the plan leaves it.
 func (p *planner) putClaim(c *corev1.PersistentVolumeClaim, reason string) {
 	k := key(c.Namespace, c.Name)
 	if p.claimIndex != nil {
 		p.claimIndex[k] = c
 	}
-	for i := range p.first {
-		if a := &p.first[i]; a.Type == PutClaim && a.Claim != nil && key(a.Claim.Namespace, a.Claim.Name) == k {
-			a.Claim = c
-			if a.Reason != reason {
-				a.Reason += "; " + reason
-			}
-			return
+	var reasons []string
+	p.first = slices.DeleteFunc(p.first, func(a Action) bool {
+		if a.Type == PutClaim && a.Claim != nil && key(a.Claim.Namespace, a.Claim.Name) == k {
+			reasons = append(reasons, a.Reason)
+			return true
 		}
+		return false
+	})
+	if !slices.Contains(reasons, reason) {
+		reasons = append(reasons, reason)
 	}
-	p.first = append(p.first, Action{Type: PutClaim, Claim: c, Reason: reason})
+	p.first = append(p.first, Action{Type: PutClaim, Claim: c, Reason: strings.Join(reasons, "; ")})
 }
 
 // claimsSoFar is every claim as it will be once this plan is applied:
