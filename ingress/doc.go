@@ -52,20 +52,10 @@
 // # Server (server.go)
 //
 // Server swaps tables atomically (SetTable, an atomic.Pointer): a request
-// keeps the backend it matched, and a swap closes no connection. Until the
-// first table is set (Run serves before the cache's first list) every
-// request gets 503 with Retry-After: 1, never a 404 that would say the
-// route does not exist. Requests go through httputil.ReverseProxy
-// (Rewrite), which keeps the client's Host header, passes WebSocket
-// upgrades through, and streams answers without a length at once.
-//
-// Headers that tell the backend who the client is are the proxy's, never
-// the client's: X-Forwarded-For (the client's address only: a client's
-// value is replaced, not appended to), X-Forwarded-Host, -Proto, -Port
-// (the listener's port) and X-Real-IP are set; Forwarded, True-Client-IP,
-// X-Client-IP, X-Cluster-Client-IP, X-Original-Forwarded-For,
-// X-Forwarded-Server, -Prefix, -Scheme, -Ssl, X-Scheme, X-Original-URL,
-// X-Original-URI and X-Rewrite-URL are removed. Backends
+// keeps the backend it matched, and a swap closes no connection. Requests go
+// through httputil.ReverseProxy (Rewrite), which keeps the client's Host
+// header and sets X-Forwarded-For, -Host and -Proto, passes WebSocket
+// upgrades through, and streams answers without a length at once. Backends
 // are spoken to in HTTP/1.1; clients may use HTTP/2 over TLS (ALPN) and,
 // with Config.H2C, HTTP/2 without TLS. HTTPS picks its certificate by SNI
 // from the Secrets (type kubernetes.io/tls, keys tls.crt and tls.key) named
@@ -85,6 +75,18 @@
 // (WebSocket) has none at all. On shutdown the server lets requests finish
 // for ShutdownTimeout, then cuts them and upgraded connections, and waits
 // for every handler.
+//
+// Until the first table is set (Run serves before the cache's first list)
+// every request gets 503 with Retry-After: 1, never a 404 that would say
+// the route does not exist.
+//
+// Headers that tell the backend who the client is are the proxy's, never
+// the client's: X-Forwarded-For (the client's address only: a client's
+// value is replaced, not appended to), X-Forwarded-Host, -Proto, -Port
+// (the listener's port) and X-Real-IP are set; Forwarded, True-Client-IP,
+// X-Client-IP, X-Cluster-Client-IP, X-Original-Forwarded-For,
+// X-Forwarded-Server, -Prefix, -Scheme, -Ssl, X-Scheme, X-Original-URL,
+// X-Original-URI and X-Rewrite-URL are removed.
 //
 // Access logs (Config.AccessLog) are JSON lines: method, host, path (never
 // the query), proto, tls, status, bytes, duration (seconds), upstream,
