@@ -135,6 +135,9 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.Proxy, cfg.ProxyConf.Table = px.on, px.table
+	if err := px.needsAgent(cfg.Agent); err != nil {
+		return err
+	}
 	if cfg.Ingress, err = px.ingressConfig(); err != nil {
 		return err
 	}
