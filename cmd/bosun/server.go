@@ -135,6 +135,9 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 		return px.runCleanup(newLogger(os.Stderr, level(debug)))
 	}
 	cfg.Proxy, cfg.ProxyConf.Table = px.on, px.table
+	if err := px.needsAgent(cfg.Agent); err != nil {
+		return err
+	}
 	if cfg.Ingress, err = px.ingressConfig(); err != nil {
 		return err
 	}
@@ -390,6 +393,11 @@ func agentFlags(fs *flagSet, cfg *nodes.Config, labels *string) {
 	fs.Func("taints", "node taints, key=value:Effect or key:Effect, comma-separated; Effect is NoSchedule, PreferNoSchedule or NoExecute", func(v string) error {
 		t, err := parseTaints(v)
 		cfg.Taints = append(cfg.Taints, t...)
+		return err
+	})
+	fs.Func("volume-capacity", "bytes of local volumes (PersistentVolumeClaims) this node takes, e.g. 10Gi; 0: no limit (default: the size of the data dir's filesystem)", func(v string) error {
+		n, err := parseVolumeCapacity(v)
+		cfg.VolumeCapacity = n
 		return err
 	})
 }
