@@ -1005,13 +1005,13 @@ func (p *planner) schedule() {
 			boundPods = append(boundPods, c.pod)
 		}
 	}
-	bound = append(bound, p.reserved...)
 	toPlace := make([]scheduler.Pod, len(pending))
 	for i, c := range pending {
 		toPlace[i] = schedPod(c.pod, c.owner)
 		pendingPods = append(pendingPods, c.pod)
 	}
 	p.withClaims(bound, boundPods)
+	bound = append(bound, p.reserved...) // after withClaims: bound and boundPods are parallel
 	p.withClaims(toPlace, pendingPods)
 	p.withVolumesUsed(nodes)
 	res := scheduler.Schedule(nodes, append(slices.Clip(bound), toPlace...))
