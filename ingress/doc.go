@@ -139,4 +139,12 @@
 //     rules (Traefik's way), ImplementationSpecific is Prefix, and no
 //     annotation (rewrite-target, use-regex, ...) is read; validation
 //     refuses paths that never match and regular expressions.
+//   - The ingress ports are not reserved from pods: with
+//     --allow-host-network, a pod with hostPort 80 on a node whose ingress
+//     listens on :80 takes that port's traffic (the CNI portmap DNAT comes
+//     before the local socket), and a hostNetwork pod that binds it first
+//     makes the ingress fail to start. Keep host ports off the ingress ports.
+//   - An Upgrade is forwarded as asked, h2c included: after it, the
+//     connection is a tunnel to the pod that later requests on it are not
+//     routed through.
 package ingress
