@@ -34,7 +34,8 @@ test: ## run every test (unit, integration and end to end; needs root)
 test-short: ## unit tests only (no containerd, no root)
 	$(GO) test -short ./...
 
-bench: deps ## run the benchmarks recorded in BENCHMARKS.md
+bench: deps ## run the benchmarks recorded in BENCHMARKS.md (installs nginx: install-deps.sh bench)
+	@bash scripts/install-deps.sh bench
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest ./ipalloc
 	$(GO) test -run '^$$' -bench 'CommitToReady|RevertByWebhook' -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench PlanRef1000Objects -benchtime 10x ./e2e
