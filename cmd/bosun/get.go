@@ -43,7 +43,7 @@ var kinds = map[string]string{
 }
 
 // kindList names the collections for usage messages.
-const kindList = "pods, deployments, services, endpoints, nodes, configmaps, secrets, namespaces, jobs, cronjobs"
+const kindList = "pods, deployments, statefulsets, daemonsets, services, endpoints, ingresses, ingressclasses, nodes, configmaps, secrets, persistentvolumeclaims, namespaces, jobs, cronjobs"
 
 func newGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -52,7 +52,7 @@ func newGetCmd() *cobra.Command {
 		Long: `Get lists the objects of a kind as the cluster runs them, or shows one.
 
 KIND is one of ` + kindList + `
-(or a short name: po, deploy, svc, ep, no, cm, ns, cj). Secrets show their
+(or a short name: po, deploy, sts, ds, svc, ep, ing, no, cm, pvc, ns, cj). Secrets show their
 keys and sizes, never a value. Without -n, every namespace is listed.
 -w keeps watching and prints a line for each object that changes.`,
 		Example: `  bosun get pods
