@@ -34,7 +34,9 @@ import (
 // BOSUN_BENCH_INGRESS_WORKERS (connections, 32), _SECONDS (per run, 5),
 // _ROUNDS (3), _PROCS (nginx worker_processes and bosun's GOMAXPROCS, 1),
 // _ACCESS_LOG (0 turns both access logs off), _CPUPROFILE (a file for the
-// bosun proxy's CPU profile).
+// bosun proxy's CPU profile), _BASELINE (a test binary of this package
+// built at another commit with go test -c: its proxy is measured too, in
+// the same rounds, to compare a change before and after).
 func TestIngressLoad(t *testing.T) {
 	if os.Getenv("BOSUN_BENCH_INGRESS") == "" {
 		t.Skip("set BOSUN_BENCH_INGRESS=1 (make bench)")
@@ -70,7 +72,13 @@ func TestIngressLoad(t *testing.T) {
 	if err := errors.Join(os.WriteFile(certFile, sec.Data["tls.crt"], 0o600), os.WriteFile(keyFile, sec.Data["tls.key"], 0o600)); err != nil {
 		t.Fatal(err)
 	}
-	bosun := startBosun(t, dir, procs, webPort, apiPort, certFile, keyFile, accessLog)
+	logFile := func(name string) string {
+		if !accessLog {
+			return ""
+		}
+		return filepath.Join(dir, name)
+	}
+	bosun := startBosun(t, os.Args[0], procs, webPort, apiPort, certFile, keyFile, logFile("bosun-access.log"))
 	ngx := startNginx(t, nginx, dir, procs, webPort, apiPort, certFile, keyFile, accessLog)
 
 	direct := map[string]string{"web": web.Listener.Addr().String(), "api": api.Listener.Addr().String()}
@@ -80,6 +88,14 @@ func TestIngressLoad(t *testing.T) {
 		{name: "nginx, HTTP", addr: ngx.http, cpu: ngx.cpu},
 		{name: "bosun ingress, HTTPS", addr: bosun.https, https: true, roots: ca.pool, cpu: bosun.cpu},
 		{name: "nginx, HTTPS", addr: ngx.https, https: true, roots: ca.pool, cpu: ngx.cpu},
+	}
+	stops := []func() error{bosun.stop, ngx.stop}
+	if bin := os.Getenv("BOSUN_BENCH_INGRESS_BASELINE"); bin != "" {
+		base := startBosun(t, bin, procs, webPort, apiPort, certFile, keyFile, logFile("baseline-access.log"))
+		targets = append(targets,
+			loadTarget{name: "baseline bosun, HTTP", addr: base.http, cpu: base.cpu},
+			loadTarget{name: "baseline bosun, HTTPS", addr: base.https, https: true, roots: ca.pool, cpu: base.cpu})
+		stops = append(stops, base.stop)
 	}
 	// Both proxies route alike: the three routes, "/apix" is not under
 	// the Prefix "/api", an unknown host is 404.
@@ -126,8 +142,10 @@ func TestIngressLoad(t *testing.T) {
 				res.rps, res.p50.Round(time.Microsecond), res.p99.Round(time.Microsecond), res.proxyCPU, res.selfCPU)
 		}
 	}
-	if err := errors.Join(bosun.stop(), ngx.stop()); err != nil {
-		t.Fatal(err)
+	for _, stop := range stops {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "median of %d rounds of %v, %d connections, proxies with %d worker(s)/GOMAXPROCS, access logs %v:\n", rounds, d, workers, procs, accessLog)

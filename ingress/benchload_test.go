@@ -354,18 +354,19 @@ type proxyProcess struct {
 	stop        func() error
 }
 
-// startBosun re-executes the test binary as TestIngressBenchChild with
-// GOMAXPROCS procs.
-func startBosun(t *testing.T, dir string, procs, webPort, apiPort int, certFile, keyFile string, accessLog bool) *proxyProcess {
+// startBosun runs TestIngressBenchChild of the test binary bin (os.Args[0],
+// or one built from another commit with go test -c) with GOMAXPROCS procs,
+// writing its access log to accessLog ("": none).
+func startBosun(t *testing.T, bin string, procs, webPort, apiPort int, certFile, keyFile, accessLog string) *proxyProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIngressBenchChild$", "-test.count=1", "-test.v=false")
+	cmd := exec.Command(bin, "-test.run=^TestIngressBenchChild$", "-test.count=1", "-test.v=false")
 	cmd.Env = append(os.Environ(), envChild+"=1", "GOMAXPROCS="+strconv.Itoa(procs),
 		envWebPort+"="+strconv.Itoa(webPort), envAPIPort+"="+strconv.Itoa(apiPort), envCert+"="+certFile, envKey+"="+keyFile)
-	if accessLog {
-		cmd.Env = append(cmd.Env, envAccessLog+"="+filepath.Join(dir, "bosun-access.log"))
+	if accessLog != "" {
+		cmd.Env = append(cmd.Env, envAccessLog+"="+accessLog)
 	}
-	if p := os.Getenv(envCPUProfile); p != "" {
-		cmd.Env = append(cmd.Env, envCPUProfile+"="+p)
+	if bin != os.Args[0] {
+		cmd.Env = append(cmd.Env, envCPUProfile+"=") // profile only the bosun under test
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
