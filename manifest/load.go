@@ -238,7 +238,8 @@ func newLoader(pol Policy) *loader {
 
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
-	l.checkIngresses() // ingress.go
+	l.checkClaimReferences() // claim.go
+	l.checkIngresses()       // ingress.go
 	if len(l.errs) > 0 {
 		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)

@@ -115,7 +115,7 @@ func (p *planner) evicted(pod *corev1.Pod, pinned bool) (string, bool) {
 func (p *planner) evictUnmanaged() {
 	for _, ref := range p.all {
 		owner := metav1.GetControllerOfNoCopy(ref.pod)
-		if owner == nil || owner.Kind == "Deployment" {
+		if owner == nil || owner.Kind == "Deployment" || owner.Kind == "DaemonSet" { // daemonset.go evicts its own; drains leave them
 			continue
 		}
 		if why, ok := p.evictedOrDrained(ref.pod, false, false); ok {
