@@ -273,12 +273,15 @@ func treeCPU(pid int) (time.Duration, error) {
 // benchChildEnv names the environment the test binary re-executed as the
 // bosun proxy reads (TestIngressBenchChild).
 const (
+	// The child's own names start with BOSUN_BENCH_INGRESS_CHILD, apart
+	// from the test's knobs (BOSUN_BENCH_INGRESS_ACCESS_LOG=0 must not
+	// reach the child as a file name).
 	envChild      = "BOSUN_BENCH_INGRESS_CHILD"
-	envWebPort    = "BOSUN_BENCH_INGRESS_WEB"
-	envAPIPort    = "BOSUN_BENCH_INGRESS_API"
-	envCert       = "BOSUN_BENCH_INGRESS_CERT"
-	envKey        = "BOSUN_BENCH_INGRESS_KEY"
-	envAccessLog  = "BOSUN_BENCH_INGRESS_ACCESS_LOG"
+	envWebPort    = "BOSUN_BENCH_INGRESS_CHILD_WEB"
+	envAPIPort    = "BOSUN_BENCH_INGRESS_CHILD_API"
+	envCert       = "BOSUN_BENCH_INGRESS_CHILD_CERT"
+	envKey        = "BOSUN_BENCH_INGRESS_CHILD_KEY"
+	envAccessLog  = "BOSUN_BENCH_INGRESS_CHILD_ACCESS_LOG"
 	envCPUProfile = "BOSUN_BENCH_INGRESS_CPUPROFILE"
 )
 
@@ -362,9 +365,7 @@ func startBosun(t *testing.T, bin string, procs, webPort, apiPort int, certFile,
 	cmd := exec.Command(bin, "-test.run=^TestIngressBenchChild$", "-test.count=1", "-test.v=false")
 	cmd.Env = append(os.Environ(), envChild+"=1", "GOMAXPROCS="+strconv.Itoa(procs),
 		envWebPort+"="+strconv.Itoa(webPort), envAPIPort+"="+strconv.Itoa(apiPort), envCert+"="+certFile, envKey+"="+keyFile)
-	if accessLog != "" {
-		cmd.Env = append(cmd.Env, envAccessLog+"="+accessLog)
-	}
+	cmd.Env = append(cmd.Env, envAccessLog+"="+accessLog)
 	if bin != os.Args[0] {
 		cmd.Env = append(cmd.Env, envCPUProfile+"=") // profile only the bosun under test
 	}
