@@ -166,21 +166,52 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 	t.Run("scale down removes the highest ordinal first", func(t *testing.T) {
 		repo.write("web.yaml", strings.Replace(withPartition(v2, 0), "replicas: 3", "replicas: 1", 1))
 		repo.commit("web: 1 replica")
-		var sawWeb1GoneFirst bool
+		// A watcher polling the API every 20 ms: it must see web-2 gone
+		// while web-0 and web-1 are still there (one at a time), and never
+		// web-1 gone while web-2 is there.
+		var mu sync.Mutex
+		var sawOneAtATime, sawWeb1GoneFirst bool
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				var list struct{ Items []corev1.Pod }
+				if err := s.getJSON("/api/v1/pods", &list); err != nil {
+					continue
+				}
+				pods := stsPods(list.Items)
+				_, has0 := pods["web-0"]
+				_, has1 := pods["web-1"]
+				_, has2 := pods["web-2"]
+				mu.Lock()
+				sawOneAtATime = sawOneAtATime || has0 && has1 && !has2
+				sawWeb1GoneFirst = sawWeb1GoneFirst || !has1 && has2
+				mu.Unlock()
+			}
+		}()
 		s.waitFor("only web-0 left", 180*time.Second, func() error {
 			pods := stsPods(s.pods())
 			_, has1 := pods["web-1"]
 			_, has2 := pods["web-2"]
-			if !has1 && has2 {
-				sawWeb1GoneFirst = true
-			}
 			if has1 || has2 || len(pods) != 1 {
 				return fmt.Errorf("%d pods", len(pods))
 			}
 			return nil
 		})
+		close(stop)
+		wg.Wait()
 		if sawWeb1GoneFirst {
-			t.Fatal("web-1 was removed while web-2 still existed")
+			t.Error("web-1 was removed while web-2 still existed")
+		}
+		if !sawOneAtATime {
+			t.Error("never saw web-0 and web-1 without web-2: web-2 and web-1 went at once")
 		}
 	})
 }

@@ -83,7 +83,9 @@
 // concurrencyPolicy Allow and history limits 3 and 1.
 //
 // After loading, CheckUpdate compares a revision with the applied one (an
-// immutable ConfigMap or Secret cannot change), and Set.StampConfigHashes
+// immutable ConfigMap or Secret cannot change; a StatefulSet's selector,
+// serviceName, volumeClaimTemplates and podManagementPolicy cannot, at the
+// field's line through Set.Where), and Set.StampConfigHashes
 // puts a keyed hash of the ConfigMaps and Secrets each Deployment template
 // and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
 // them out.

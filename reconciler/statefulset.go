@@ -35,11 +35,21 @@ import (
 //     Running, Ready and available (minReadySeconds); scale down removes
 //     the highest ordinal first, one at a time, only when all the others
 //     are ready. Parallel: every pod is created and removed at once.
+//   - A drain moves a pod (deleted, created again under its name) unless
+//     its spec names the node or one of its claims is bound to the node; a
+//     NoExecute taint evicts it unless its spec names the node.
 //   - RollingUpdate: from the highest ordinal down to start+partition, one
 //     pod at a time, each only once the pod above it runs the update
 //     revision and is ready; ordinals below the partition keep the current
-//     revision, and are created again with it if deleted. OnDelete: a pod
-//     gets the update revision only when it is deleted.
+//     revision, and are created again with it if deleted. With
+//     OrderedReady, pods that are not up and not on the update revision
+//     (from the partition up) would block it for ever once Git reverts a
+//     broken update: when nothing else blocks, the highest is replaced.
+//     OnDelete: a pod gets the update revision only when it is deleted.
+//   - A name held by a pod the StatefulSet does not own (a Pod from Git,
+//     another controller's) is never created a second time: the ordinal
+//     waits (OrderedReady: and those above it), and the status condition
+//     PodNameTaken and a FailedCreate event say so.
 //   - Claims: before a pod is created, each of its claims
 //     <template>-<name>-<ordinal> missing from the store is put (owned by
 //     the StatefulSet, bosun.dev/owner). With whenScaled: Delete the claims
