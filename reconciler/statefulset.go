@@ -431,6 +431,13 @@ func (p *planner) stsEvicted(pod *corev1.Pod, pinned bool, claims map[string]*co
 	return why
 }
 
+// stsDrainWait says why a drain leaves a StatefulSet's pod whose claim is
+// bound to its node (DrainStatus).
+func stsDrainWait(pod *corev1.Pod) string {
+	return fmt.Sprintf("pod %s/%s of %s stays: its claim's data is on this node",
+		pod.Namespace, pod.Name, strings.ToLower(kube.OwnerOf(pod)))
+}
+
 // annotationSelectedNode on a claim names the node its volume is on, as
 // Kubernetes' scheduler sets it.
 const annotationSelectedNode = "volume.kubernetes.io/selected-node"

@@ -223,6 +223,12 @@ func TestStatefulSet_evictionAndDrainMoveEachPodOnce(t *testing.T) {
 			case !tt.wantMoved && (deletes != 0 || p.Spec.NodeName != "n1"):
 				t.Fatalf("%d deletes, web-0 on %q; want none, n1", deletes, p.Spec.NodeName)
 			}
+			if tt.claimPinned {
+				st := DrainStatus("n1", s.o, Drain{})
+				if want := "pod default/web-0 of statefulset/default/web stays: its claim's data is on this node"; !slices.Contains(st.Waiting, want) || st.Done {
+					t.Fatalf("drain status %+v", st)
+				}
+			}
 		})
 	}
 }
