@@ -215,3 +215,56 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 		}
 	})
 }
+
+// TestStatefulSet_gitRevertRepairsABrokenUpdate: an update whose pod
+// never gets ready (a readiness probe on a path the app does not serve)
+// holds an OrderedReady StatefulSet; reverting it in Git replaces that
+// pod with the good template again, with no kubectl delete pod.
+func TestStatefulSet_gitRevertRepairsABrokenUpdate(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.copyDir("../examples/statefulset")
+	good, err := os.ReadFile("../examples/statefulset/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := strings.Replace(string(good), "replicas: 3", "replicas: 2", 1)
+	repo.write("web.yaml", v1)
+	repo.commit("statefulset web: 2 replicas")
+	s := startStack(t, repo)
+	probe := func(p corev1.Pod) string { return p.Spec.Containers[0].ReadinessProbe.HTTPGet.Path }
+	up := func(what, path string) {
+		s.waitFor(what, 180*time.Second, func() error {
+			pods := stsPods(s.pods())
+			for i := range 2 {
+				if p, ok := pods[fmt.Sprintf("web-%d", i)]; !ok || !podUp(p) || probe(p) != path {
+					return fmt.Errorf("web-%d not up with probe %s", i, path)
+				}
+			}
+			return nil
+		})
+	}
+	up("web-0 and web-1 up", "/healthz")
+	web0 := stsPods(s.pods())["web-0"].UID
+
+	repo.write("web.yaml", strings.Replace(v1, "path: /healthz", "path: /broken", 1))
+	repo.commit("web: a probe that never succeeds")
+	s.waitFor("web-1 running the broken template", 120*time.Second, func() error {
+		p, ok := stsPods(s.pods())["web-1"]
+		if !ok || probe(p) != "/broken" || p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("web-1 not running the broken template yet")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	if p := stsPods(s.pods())["web-1"]; kube.PodReady(&p) {
+		t.Fatal("web-1 ready with a probe the app does not serve")
+	}
+
+	repo.write("web.yaml", v1)
+	repo.commit("Revert \"web: a probe that never succeeds\"")
+	up("web-1 back on the good template after the revert", "/healthz")
+	if got := stsPods(s.pods())["web-0"].UID; got != web0 {
+		t.Errorf("web-0 replaced (uid %s, was %s)", got, web0)
+	}
+}
