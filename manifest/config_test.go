@@ -322,3 +322,28 @@ func TestDecode_fieldRefIsOfAV1Pod(t *testing.T) {
 		t.Errorf("error = %v\nwant %s", err, want)
 	}
 }
+
+// TestStampConfigHashes_daemonSetsAndStatefulSets: a configuration change
+// rolls DaemonSets' and StatefulSets' pods as it rolls a Deployment's.
+func TestStampConfigHashes_daemonSetsAndStatefulSets(t *testing.T) {
+	ds := strings.Replace(webUsing, "kind: Deployment", "kind: DaemonSet", 1)
+	sts := strings.NewReplacer("kind: Deployment", "kind: StatefulSet", "name: web\nspec:", "name: db\nspec:\n  serviceName: db").Replace(webUsing)
+	load := func(cm string) *Set {
+		t.Helper()
+		s, err := Decode("h.yaml", []byte(strings.Join([]string{cm, secret, ds, sts}, "---\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.StampConfigHashes([]byte("cluster key"))
+		return s
+	}
+	a, b := load(configMap), load(strings.Replace(configMap, "debug", "info", 1))
+	for _, c := range []struct{ kind, before, after string }{
+		{"DaemonSet", a.DaemonSets[0].Spec.Template.Annotations[AnnotationConfigHash], b.DaemonSets[0].Spec.Template.Annotations[AnnotationConfigHash]},
+		{"StatefulSet", a.StatefulSets[0].Spec.Template.Annotations[AnnotationConfigHash], b.StatefulSets[0].Spec.Template.Annotations[AnnotationConfigHash]},
+	} {
+		if c.before == "" || c.before == c.after {
+			t.Errorf("%s template hash %q -> %q: want one that follows the ConfigMap", c.kind, c.before, c.after)
+		}
+	}
+}

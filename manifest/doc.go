@@ -80,14 +80,18 @@
 // equal to port, clusterIP from a clusterIPs of one address, and for
 // ClientIP affinity a timeout of 10800 s; Secret type Opaque, stringData merged into data; Job
 // parallelism and completions 1, backoffLimit 6; CronJob
-// concurrencyPolicy Allow and history limits 3 and 1.
+// concurrencyPolicy Allow and history limits 3 and 1; DaemonSet
+// updateStrategy RollingUpdate with maxUnavailable 1 and maxSurge 0 (exactly
+// one of them non-zero, as Kubernetes validates; OnDelete without
+// rollingUpdate), revisionHistoryLimit 10, and its pods' restartPolicy
+// Always (manifest/daemonset.go).
 //
 // After loading, CheckUpdate compares a revision with the applied one (an
 // immutable ConfigMap or Secret cannot change; a StatefulSet's selector,
 // serviceName, volumeClaimTemplates and podManagementPolicy cannot, at the
 // field's line through Set.Where), and Set.StampConfigHashes
-// puts a keyed hash of the ConfigMaps and Secrets each Deployment template
-// and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
+// puts a keyed hash of the ConfigMaps and Secrets each Deployment and
+// DaemonSet template and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
 // them out.
 //
 // The ranges a Service's clusterIP and node ports must fit, and whether

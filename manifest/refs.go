@@ -285,9 +285,9 @@ func (l *loader) checkReferences() {
 	}
 }
 
-// StampConfigHashes puts AnnotationConfigHash on every Deployment's pod
-// template and every standalone Pod that uses a ConfigMap or Secret, and
-// removes it from those that use none. The hash is an HMAC-SHA256, keyed
+// StampConfigHashes puts AnnotationConfigHash on every Deployment's,
+// DaemonSet's and StatefulSet's pod template and every standalone Pod that uses a ConfigMap
+// or Secret, and removes it from those that use none. The hash is an HMAC-SHA256, keyed
 // with key, of the names and data of every object used (and of the absence
 // of optional ones), so a Secret's hash tells nothing of its value to
 // whoever reads the annotation without the key. Jobs and CronJobs are left
@@ -320,6 +320,14 @@ func (s *Set) StampConfigHashes(key []byte) {
 	for i := range s.Pods {
 		p := &s.Pods[i]
 		stamp(&p.Annotations, p.Namespace, podSpecsOf(p)[0])
+	}
+	for i := range s.DaemonSets {
+		d := &s.DaemonSets[i]
+		stamp(&d.Spec.Template.Annotations, d.Namespace, podSpecsOf(d)[0])
+	}
+	for i := range s.StatefulSets {
+		sts := &s.StatefulSets[i]
+		stamp(&sts.Spec.Template.Annotations, sts.Namespace, podSpecsOf(sts)[0])
 	}
 }
 

@@ -12,7 +12,7 @@
 // simulated cluster to show what a revision would do.
 //
 //	manifest.Set ─┐
-//	Observed ─────┼─> Plan ─> deployments ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
+//	Observed ─────┼─> Plan ─> deployments ─> daemonsets ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
 //	now ──────────┘                      ─> Result{Actions, Rollouts, Wake, Events}
 //
 // Beside Plan, and as pure: NodeGrace decides which nodes the plan counts
@@ -84,6 +84,36 @@
 //     has finished stays finished; one with restartPolicy Always is recreated.
 //     A pod on a lost node is recreated under the same name and rescheduled.
 //     A pod whose spec names its node is never rescheduled: it waits for that node.
+//   - DaemonSets (daemonset.go), as Kubernetes' daemon controller runs
+//     them: one pod per node whose labels, required node affinity and
+//     NoSchedule/NoExecute taints admit the template (daemonFit, Kubernetes'
+//     NodeShouldRunDaemonPod). Daemon pods get Kubernetes' default
+//     tolerations (not-ready and unreachable NoExecute; disk, memory and PID
+//     pressure and unschedulable NoSchedule), so cordoned and drained nodes
+//     keep them (drains ignore them, as kubectl --ignore-daemonsets does).
+//     Each pod is created unbound, pinned by required node affinity on
+//     metadata.name (pinToNode, as Kubernetes does), and placed by the
+//     scheduler like any pod: an unfit one stays Pending with its reason.
+//     A node that joins gets its pod; a node that is gone, no longer
+//     matches, or has a NoExecute taint the pod does not tolerate loses it;
+//     a NoSchedule taint added later keeps the running pod (misscheduled).
+//     Finished and evicted pods are replaced on their node. Pods are named
+//     <ds>-<suffix> (suffix from namespace, name, node and template hash;
+//     the next one on a clash) and labelled controller-revision-hash and
+//     pod-template-generation. RollingUpdate (daemonStep): with maxSurge 0,
+//     an available old pod is replaced (delete and create in one plan) only
+//     while fewer than maxUnavailable nodes (rounded up from a percentage of
+//     the nodes that should run it) lack an available pod, unavailable old
+//     pods at once; with maxSurge, the new pod starts beside the old one on
+//     up to maxSurge nodes and the old one goes once the new one is
+//     available. OnDelete leaves old pods until deleted by hand. Status
+//     (desired, current, ready, available, unavailable, updated,
+//     misscheduled, observedGeneration) is computed from the pods as they
+//     will be, a node counted by its current-template pod if it has one;
+//     PutDaemonSet only when it changes. DaemonSetRolloutStatus judges it as
+//     kubectl rollout status does, and RevisionOutcome with it.
+//     TestDaemonSet_propertyRollingUpdateBudgetAndConvergence pins the
+//     budgets at every step.
 //   - Jobs (job.go), as Kubernetes' job controller runs them: up to
 //     parallelism pods (never more than the completions still missing) while
 //     fewer than completions have succeeded; without completions, until one

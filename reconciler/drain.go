@@ -98,6 +98,9 @@ func DrainStatus(node string, o Observed, d Drain) DrainProgress {
 		}
 		owner := kube.OwnerOf(pod)
 		kind, _, _ := strings.Cut(owner, "/")
+		if kind == "DaemonSet" {
+			continue // stays, as kubectl drain --ignore-daemonsets leaves it (daemonset.go)
+		}
 		switch {
 		case owner == "":
 			owner = "Pod/" + pod.Namespace + "/" + pod.Name

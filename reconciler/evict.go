@@ -110,7 +110,8 @@ func (p *planner) evicted(pod *corev1.Pod, pinned bool) (string, bool) {
 	return ev.why, ev.now
 }
 
-// plannedKinds are the controllers whose planners evict their own pods.
+// plannedKinds are the controllers whose planners evict their own pods
+// (daemonset.go: drains leave daemon pods; statefulset.go).
 var plannedKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
 
 // evictUnmanaged deletes the pods of controllers this planner does not

@@ -14,7 +14,8 @@ import (
 
 // RevisionOutcome says whether every object of a revision's set runs as
 // written in observed, by the rules the planner keeps: each
-// Deployment's rollout of its current template complete, each standalone
+// Deployment's rollout of its current template complete, each DaemonSet's
+// too (DaemonSetRolloutStatus), each standalone
 // pod ready, each Job and CronJob stored as written (their runs are not
 // the revision's rollout). failed reports a Deployment whose rollout missed
 // its deadline.
@@ -37,6 +38,7 @@ func RevisionOutcome(set *manifest.Set, observed Observed) (done, failed bool, m
 		}
 		done = done && complete
 	}
+	done = done && daemonSetsDone(set.DaemonSets, observed.DaemonSets)
 	pods := make(map[string]*corev1.Pod, len(observed.Pods))
 	for _, p := range observed.Pods {
 		pods[p.Namespace+"/"+p.Name] = p

@@ -14,7 +14,8 @@
 // the first that fails is the node's reason:
 //
 //  1. NodeUnschedulable: the node is not cordoned (a node that is gone but still
-//     within its grace period is cordoned). No toleration lifts this.
+//     within its grace period is cordoned), unless the pod tolerates
+//     node.kubernetes.io/unschedulable:NoSchedule, as daemon pods do.
 //  2. TaintToleration: every NoSchedule and NoExecute taint is tolerated (see
 //     Tolerates; Lt and Gt tolerate nothing). A NoExecute toleration with
 //     tolerationSeconds still admits the pod; eviction is the planner's.

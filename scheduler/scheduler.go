@@ -306,11 +306,16 @@ const (
 	shortMemory
 )
 
+// unschedulableTaint is what a pod tolerates to be placed on a cordoned
+// node, as kube-scheduler's NodeUnschedulable filter reads it (daemon pods
+// do: reconciler/daemonset.go).
+var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
+
 // check runs every filter on node n for the pod r describes and returns
 // the first that fails, or fits. c.prepare(r) must have run. It is the one
 // model of the filters: best uses it to choose and explain to say why not.
 func (c *cluster) check(r *rules, n int) failure {
-	if c.unschedulable[n] {
+	if c.unschedulable[n] && !Tolerates(r.pod.Tolerations, &unschedulableTaint) {
 		return failUnschedulable
 	}
 	if len(c.hardTaints[n]) > 0 && untolerated(c.hardTaints[n], r.pod.Tolerations) != nil {

@@ -39,6 +39,7 @@ var kinds = map[string]string{
 	"cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
 	"endpoints": "endpoints", "endpoint": "endpoints", "ep": "endpoints",
 	"endpointslices": "endpoints", "endpointslice": "endpoints",
+	"daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
 	"statefulsets": "statefulsets", "statefulset": "statefulsets", "sts": "statefulsets",
 }
 
