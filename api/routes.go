@@ -65,7 +65,8 @@ var routeTable = []struct {
 	{"POST /api/v1/nodes/{name}/cordon", Admin, "node.cordon", (*Server).cordonNode}, // nodeops.go
 	{"POST /api/v1/nodes/{name}/uncordon", Admin, "node.uncordon", (*Server).uncordonNode},
 	{"POST /api/v1/nodes/{name}/drain", Admin, "node.drain", (*Server).drainNode},
-	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode}, // nodes.go
+	{"DELETE /api/v1/nodes/{name}", Admin, "node.delete", (*Server).deleteNode},                     // nodes.go
+	{"DELETE /api/v1/namespaces/{namespace}/pods/{name}", Admin, "pod.delete", (*Server).deletePod}, // pods.go
 	{"DELETE /api/v1/etcd/members/{name}", Admin, "etcd.member.remove", (*Server).removeMember},
 }
 

@@ -236,7 +236,7 @@ var coreFieldTable = []typeFields{
 
 	// ---- Pod ----
 	{Type: reflect.TypeFor[corev1.PodSpec](), Where: "Pod spec, spec.template.spec", Fields: []fieldRule{
-		{"volumes", honoured, "emptyDir, configMap, secret, downwardAPI, projected, hostPath (under --allow-host-path)"},
+		{"volumes", honoured, "emptyDir, configMap, secret, downwardAPI, projected, hostPath (under --allow-host-path), persistentVolumeClaim"},
 		{"initContainers", honoured, "run in order; restartPolicy Always makes a sidecar"},
 		{"containers", honoured, ""},
 		{"restartPolicy", honoured, "Deployments: Always; Jobs: OnFailure or Never"},
@@ -395,7 +395,7 @@ var coreFieldTable = []typeFields{
 		{"downwardAPI", honoured, ""},
 		{"projected", honoured, "of configMap, secret and downwardAPI, on tmpfs"},
 		{"hostPath", honoured, "only under the prefixes of --allow-host-path"},
-		{"persistentVolumeClaim", refused, ""},
+		{"persistentVolumeClaim", honoured, "a local volume (see v1 PersistentVolumeClaim)"},
 		{"gcePersistentDisk", refused, ""},
 		{"awsElasticBlockStore", refused, ""},
 		{"gitRepo", refused, "deprecated in Kubernetes; use an init container"},

@@ -238,6 +238,7 @@ func newLoader(pol Policy) *loader {
 
 func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
+	l.checkClaimReferences() // claim.go
 	l.checkIngresses()       // ingress.go
 	l.checkStatefulSetPods() // statefulset.go
 	if len(l.errs) > 0 {

@@ -617,7 +617,7 @@ func volumeSources(vs *corev1.VolumeSource) int {
 func validateVolumeSource(vs *corev1.VolumeSource, spec *corev1.PodSpec, path *field.Path, ps *problems) {
 	switch n := volumeSources(vs); {
 	case n == 0:
-		ps.add(path, "must give a volume source (emptyDir, configMap, secret, downwardAPI, projected or hostPath)")
+		ps.add(path, "must give a volume source (emptyDir, configMap, secret, downwardAPI, projected, hostPath or persistentVolumeClaim)")
 		return
 	case n > 1:
 		ps.add(path, "must give exactly one volume source, not %d", n)
@@ -648,6 +648,12 @@ func validateVolumeSource(vs *corev1.VolumeSource, spec *corev1.PodSpec, path *f
 			default:
 				ps.add(p.Child("type"), "unsupported value %q: must be DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice or BlockDevice", *t)
 			}
+		}
+	case vs.PersistentVolumeClaim != nil:
+		// That the claim exists is checked on the whole revision
+		// (checkClaimReferences).
+		if n := vs.PersistentVolumeClaim.ClaimName; n != "" {
+			validateObjectName(n, path.Child("persistentVolumeClaim", "claimName"), ps)
 		}
 	case vs.ConfigMap != nil:
 		p := path.Child("configMap")

@@ -35,7 +35,7 @@ func TestDecode_podContentsValues(t *testing.T) {
 			yaml: podWith("", "  volumes:\n  - name: a\n    emptyDir: {}\n    configMap: {name: c}\n  - name: b\n  - name: b\n    emptyDir: {}\n"),
 			want: []string{
 				"m.yaml:10: spec.volumes[0]: must give exactly one volume source, not 2",
-				"m.yaml:13: spec.volumes[1]: must give a volume source (emptyDir, configMap, secret, downwardAPI, projected or hostPath)",
+				"m.yaml:13: spec.volumes[1]: must give a volume source (emptyDir, configMap, secret, downwardAPI, projected, hostPath or persistentVolumeClaim)",
 				`m.yaml:14: spec.volumes[2].name: duplicate volume name "b"`,
 			},
 		},

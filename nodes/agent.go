@@ -48,6 +48,8 @@ type Agent struct {
 	// leader's record of it (simulated nodes do not).
 	request    string
 	waitSubnet bool
+	// vols are the node's local volumes (claims.go).
+	vols volumeSet
 }
 
 // New validates cfg, fills in its defaults and returns an agent that writes
@@ -62,6 +64,7 @@ func New(cfg Config, st *store.Store) (*Agent, error) {
 	a := &Agent{cfg: cfg, st: st, log: cfg.Logger.With("component", "agent", "node", cfg.NodeName), prober: newProber(),
 		registered: make(chan struct{}), m: newAgentMetrics(cfg.Registerer), request: cfg.PodCIDR, waitSubnet: true}
 	a.runner = containerdRunner{a}
+	a.vols = volumeSet{deleting: map[string]bool{}, m: newVolumeMetrics(cfg.Registerer)}
 	a.events = newEventRecorder(cfg, st)
 	return a, nil
 }
@@ -278,6 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := l.refresh(ctx); err != nil {
 				a.log.Warn("list pods", "err", err)
 			}
+			a.collectVolumes(ctx, l.claimsInUse(), &l.wg)
 		case w := <-l.done:
 			l.finished(ctx, w)
 			register()
@@ -356,6 +360,8 @@ type loop struct {
 	// cutOff is set once the node has been cut off for
 	// Config.CutOffStopAfter: no pod is desired until etcd answers again.
 	cutOff bool
+	// podClaims are the claims of the pods with a worker (claims.go).
+	podClaims map[string][]string
 }
 
 // fenceRound is one fence: the keys whose stale instances are still being
@@ -510,6 +516,7 @@ func (l *loop) refresh(ctx context.Context) error {
 			w.set(nil)
 		}
 	}
+	l.noteClaims()
 	return nil
 }
 

@@ -80,6 +80,11 @@ type Config struct {
 	ResyncInterval time.Duration
 
 	Capacity corev1.ResourceList // default: the machine's CPUs and memory, MaxPods pods
+	// VolumeCapacity is how many bytes of local volumes (claims) the node
+	// takes, published as its bosun.dev/local-storage capacity (the agent
+	// flag --volume-capacity). Default 0: the size of the filesystem
+	// holding StateDir; negative: no limit (none published).
+	VolumeCapacity int64
 	// MaxPods is how many pods the node takes: its pods capacity, which the
 	// scheduler enforces. Default: Capacity's pods, else 110.
 	MaxPods int
@@ -174,7 +179,10 @@ func (c *Config) setDefaults() error {
 	if c.MaxRestartBackoff < c.RestartBackoff {
 		c.MaxRestartBackoff = c.RestartBackoff
 	}
-	return c.setNodeDefaults()
+	if err := c.setNodeDefaults(); err != nil {
+		return err
+	}
+	return c.setVolumeDefaults()
 }
 
 // setNodeDefaults fills in and checks what real and simulated nodes share:

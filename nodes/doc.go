@@ -89,6 +89,30 @@
 //     pods/<uid>/volume-subpaths, so the container gets what was checked.
 //     Removing a pod unmounts everything under its directory, and removes
 //     nothing while a mount is left there.
+//   - Local persistent volumes (claims.go), like k3s's local-path
+//     provisioner: a persistentVolumeClaim volume is the directory
+//     StateDir/volumes/<namespace>/<claim>-<uid> (mode 0777, or owned by
+//     fsGroup as an emptyDir is), created when the first pod using it
+//     starts and bind-mounted at the pod's volume path, so it survives pod
+//     restarts and deletion, agent restarts, rollouts and server failovers.
+//     The claim must be bound to this node (the leader binds it with its
+//     first pod); a pod whose claim is missing, unbound or bound elsewhere
+//     stays ContainerCreating, saying so. Before creating a directory the
+//     agent writes its record, store.VolumeRecord under
+//     volumes/<node>/<namespace>/<volume> (a node may write only its own:
+//     store.AllowNode), with the claim's size and reclaim policy. On every
+//     resync it goes over its records: a volume whose claim is gone and said
+//     bosun.dev/reclaim-policy: Delete is deleted, directory then record,
+//     once no pod of the node uses it; one that said Retain (the default)
+//     stays, Released, and the leader binds a claim of the same namespace
+//     and name to it again. The data lives on one node only: a pod that
+//     moves keeps its data only if it comes back to that node.
+//     Config.VolumeCapacity (--volume-capacity; default the size of
+//     StateDir's filesystem, 0 on the flag for no limit) is published as the
+//     node's bosun.dev/local-storage capacity. Metrics: bosun_agent_volumes
+//     by state, bosun_agent_volume_mounts_total,
+//     bosun_agent_volume_deletions_total, bosun_agent_volume_errors_total by
+//     op, bosun_agent_volume_collect_duration_seconds.
 //   - Security: the container's securityContext wins over the pod's.
 //     runAsUser/runAsGroup (resolved against the image's /etc/passwd),
 //     supplementalGroups and fsGroup as extra groups (with the image's

@@ -174,7 +174,8 @@ func downwardFiles(items []corev1.DownwardAPIVolumeFile, def os.FileMode, f podF
 // volumeReadOnly reports whether a volume is always mounted read-only, as
 // Kubernetes mounts configMap, secret, downwardAPI and projected volumes.
 func volumeReadOnly(v *corev1.Volume) bool {
-	return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil
+	return v.ConfigMap != nil || v.Secret != nil || v.DownwardAPI != nil || v.Projected != nil ||
+		(v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly)
 }
 
 // volumeOnTmpfs reports whether the agent keeps the volume in memory: an

@@ -90,6 +90,12 @@ func (w *podWorker) setupVolumes(ctx context.Context, r *podRun) (err error) {
 	}
 	for i := range r.pod.Spec.Volumes {
 		v := &r.pod.Spec.Volumes[i]
+		if v.PersistentVolumeClaim != nil {
+			if err := w.setupClaimVolume(ctx, v, filepath.Join(root, v.Name), fsGroup); err != nil {
+				return fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err)
+			}
+			continue
+		}
 		if err := w.setupVolume(v, root, facts, src, fsGroup); err != nil {
 			return fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err)
 		}

@@ -40,6 +40,20 @@
 //     under the same name never inherits the status of the one it replaces.
 //     Deployment pods are named <deployment>-<template hash>-<suffix>, where
 //     the suffix encodes the lowest free ordinal, bijectively.
+//   - PersistentVolumeClaims (claim.go): claims from Git (those without
+//     bosun.dev/owner) are stored when new or changed and deleted when
+//     removed from Git (after the pods), whatever their reclaim policy: the
+//     node holding the volume deletes the data for Delete, keeps it for
+//     Retain. Claims a StatefulSet makes are its own. A claim is Pending
+//     until a pod using it is scheduled; the scheduler places that pod where
+//     the claim fits the node's free volume capacity, and the same plan
+//     writes the claim Bound there (spec.volumeName pvc-<uid>,
+//     volume.kubernetes.io/selected-node, status capacity and access
+//     modes). Pods of a bound claim go to its node only; while that node is
+//     gone the claim is Lost and its pods stay Pending, saying where the
+//     data is. A new claim whose name matches a volume a node kept (not
+//     Delete, held by no claim) binds to it at once. A pod naming a claim
+//     that does not exist stays Pending: persistentvolumeclaim "x" not found.
 //   - Deployments run spec.replicas pods of their template. Scale down removes
 //     unbound, then not-ready, then not-yet-available, then newest (highest
 //     ordinal) pods first. Failed or Succeeded pods, and pods on a node that is

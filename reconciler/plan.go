@@ -67,6 +67,8 @@ type Observed struct {
 	Claims         []corev1.PersistentVolumeClaim
 	Ingresses      []networkingv1.Ingress
 	IngressClasses []networkingv1.IngressClass
+	// Volumes are the nodes' records of their local volumes (claim.go).
+	Volumes []Volume
 	// Terminating are pods already deleted that their node is still
 	// stopping; a Recreate rollout waits for its old ones to be gone.
 	Terminating []TerminatingPod
@@ -254,6 +256,8 @@ type planner struct {
 
 	wake   time.Time // the earliest time a plan decides something new by itself
 	events []Event
+	// claimIndex is every claim as this plan leaves it (claim.go).
+	claimIndex map[string]*corev1.PersistentVolumeClaim
 
 	canaries     map[string]*canary.State // stored, by "<ns>/<deployment>"
 	canaryDone   map[string]bool          // decided by this plan
@@ -966,6 +970,7 @@ func (p *planner) schedule() {
 			p.bind(c, c.pod.Spec.NodeName) // pinned by its spec
 		}
 	}
+	pending = p.withoutMissingClaims(pending)
 	if len(pending) == 0 {
 		return
 	}
@@ -975,21 +980,28 @@ func (p *planner) schedule() {
 		nodes = append(nodes, scheduler.NodeOf(&p.observedNodes[i]))
 	}
 	var bound []scheduler.Pod
+	var boundPods, pendingPods []*corev1.Pod // for their claims
 	for _, ref := range p.all {
 		if _, gone := p.deletes[ref.key]; gone || ref.pod.Spec.NodeName == "" || kube.PodFinished(ref.pod) {
 			continue
 		}
 		bound = append(bound, schedPod(ref.pod, spreadGroup(ref.pod)))
+		boundPods = append(boundPods, ref.pod)
 	}
 	for _, c := range p.order {
 		if c.pod.Spec.NodeName != "" { // pinned by its spec
 			bound = append(bound, schedPod(c.pod, c.owner))
+			boundPods = append(boundPods, c.pod)
 		}
 	}
 	toPlace := make([]scheduler.Pod, len(pending))
 	for i, c := range pending {
 		toPlace[i] = schedPod(c.pod, c.owner)
+		pendingPods = append(pendingPods, c.pod)
 	}
+	p.withClaims(bound, boundPods)
+	p.withClaims(toPlace, pendingPods)
+	p.withVolumesUsed(nodes)
 	res := scheduler.Schedule(nodes, append(slices.Clip(bound), toPlace...))
 
 	// A pod that fits nowhere is explained against the cluster as it will be
@@ -1057,6 +1069,7 @@ func (p *planner) bind(c *change, node string) {
 	if !c.create {
 		c.reason = "scheduled to " + node
 	}
+	p.bindClaims(pod, node)
 }
 
 func (p *planner) unschedulable(c *change, why string) {

@@ -438,17 +438,13 @@ func stsDrainWait(pod *corev1.Pod) string {
 		pod.Namespace, pod.Name, strings.ToLower(kube.OwnerOf(pod)))
 }
 
-// annotationSelectedNode on a claim names the node its volume is on, as
-// Kubernetes' scheduler sets it.
-const annotationSelectedNode = "volume.kubernetes.io/selected-node"
-
 // claimPinned says whether one of pod's claims is bound to its node.
 func claimPinned(pod *corev1.Pod, claims map[string]*corev1.PersistentVolumeClaim) bool {
 	for _, v := range pod.Spec.Volumes {
 		if v.PersistentVolumeClaim == nil {
 			continue
 		}
-		if c := claims[key(pod.Namespace, v.PersistentVolumeClaim.ClaimName)]; c != nil && pod.Spec.NodeName != "" && c.Annotations[annotationSelectedNode] == pod.Spec.NodeName {
+		if c := claims[key(pod.Namespace, v.PersistentVolumeClaim.ClaimName)]; c != nil && pod.Spec.NodeName != "" && kube.ClaimNode(c) == pod.Spec.NodeName {
 			return true
 		}
 	}

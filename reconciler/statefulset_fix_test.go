@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"bosun/kube"
 )
 
 // images lists the image of each pod, by name.
@@ -172,21 +174,24 @@ func podNames(o Observed) []string {
 // A StatefulSet's pods on a drained or NoExecute-tainted node: a pod whose
 // spec names the node stays (it would only come back), as does one whose
 // claim is bound to the node under a drain; others are deleted once and
-// created again under their name on another node.
+// created again under their name on another node (one whose claim holds
+// it to a tainted node waits, Pending, and is not deleted again).
 func TestStatefulSet_evictionAndDrainMoveEachPodOnce(t *testing.T) {
 	noExec := corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute}
 	for _, tt := range []struct {
-		name        string
-		pinned      bool // template nodeName n1
-		claimPinned bool // data-web-0 bound to n1
-		taint       bool // else drain
-		wantMoved   bool
+		name     string
+		pinned   bool // template nodeName n1
+		claims   bool // a claim template: data-web-0 is bound to n1
+		taint    bool // else drain
+		deletes  int
+		wantNode string
 	}{
-		{"drain", false, false, false, true},
-		{"taint", false, false, true, true},
-		{"drain, pinned", true, false, false, false},
-		{"taint, pinned", true, false, true, false},
-		{"drain, claim on the node", false, true, false, false},
+		{"drain", false, false, false, 1, "n2"},
+		{"taint", false, false, true, 1, "n2"},
+		{"drain, pinned", true, false, false, 0, "n1"},
+		{"taint, pinned", true, false, true, 0, "n1"},
+		{"drain, claim on the node", false, true, false, 0, "n1"},
+		{"taint, claim on the node", false, true, true, 1, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStsSim(t)
@@ -194,15 +199,20 @@ func TestStatefulSet_evictionAndDrainMoveEachPodOnce(t *testing.T) {
 			if tt.pinned {
 				web.Spec.Template.Spec.NodeName = "n1"
 			}
+			if !tt.claims {
+				web.Spec.VolumeClaimTemplates = nil
+			}
 			s.o = taintNode(s.o, "n2", corev1.Taint{Key: "away", Effect: corev1.TaintEffectNoSchedule}) // web-0 goes to n1
 			s.settle(desiredSts(web))
 			if got := s.pod("web-0").Spec.NodeName; got != "n1" {
 				t.Fatalf("web-0 on %q", got)
 			}
-			s.o.Nodes = []corev1.Node{node("n1", "8"), node("n2", "8")}
-			if tt.claimPinned {
-				s.o.Claims[0].Annotations[annotationSelectedNode] = "n1"
+			if tt.claims {
+				if got := kube.ClaimNode(&s.o.Claims[0]); got != "n1" {
+					t.Fatalf("data-web-0 bound to %q", got)
+				}
 			}
+			s.o.Nodes = []corev1.Node{node("n1", "8"), node("n2", "8")}
 			if tt.taint {
 				s.o = taintNode(s.o, "n1", noExec)
 			} else {
@@ -214,16 +224,10 @@ func TestStatefulSet_evictionAndDrainMoveEachPodOnce(t *testing.T) {
 				s.agent()
 				deletes += len(deleted(s.plan(desiredSts(web))))
 			}
-			p := s.pod("web-0")
-			switch {
-			case p == nil:
-				t.Fatal("web-0 gone")
-			case tt.wantMoved && (deletes != 1 || p.Spec.NodeName != "n2"):
-				t.Fatalf("%d deletes, web-0 on %q; want one, n2", deletes, p.Spec.NodeName)
-			case !tt.wantMoved && (deletes != 0 || p.Spec.NodeName != "n1"):
-				t.Fatalf("%d deletes, web-0 on %q; want none, n1", deletes, p.Spec.NodeName)
+			if p := s.pod("web-0"); p == nil || deletes != tt.deletes || p.Spec.NodeName != tt.wantNode {
+				t.Fatalf("%d deletes, web-0 %v; want %d, on %q", deletes, p != nil && p.Spec.NodeName != "", tt.deletes, tt.wantNode)
 			}
-			if tt.claimPinned {
+			if tt.claims && !tt.taint {
 				st := DrainStatus("n1", s.o, Drain{})
 				if want := "pod default/web-0 of statefulset/default/web stays: its claim's data is on this node"; !slices.Contains(st.Waiting, want) || st.Done {
 					t.Fatalf("drain status %+v", st)

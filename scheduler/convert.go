@@ -2,11 +2,14 @@ package scheduler
 
 import (
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/kube"
 )
 
 // NodeOf is the scheduler's view of a node: its labels, taints, cordon,
 // and allocatable cpu, memory and pods (a node that states no pods
-// allocatable takes any number). The planner and bosun plan's dry run both
+// allocatable takes any number) and local volume capacity
+// (kube.ResourceLocalStorage; stating none, or 0, is no limit). The planner and bosun plan's dry run both
 // read nodes through it.
 func NodeOf(n *corev1.Node) Node {
 	return Node{
@@ -19,7 +22,19 @@ func NodeOf(n *corev1.Node) Node {
 		MaxPods:       int(n.Status.Allocatable.Pods().Value()),
 		Unschedulable: n.Spec.Unschedulable,
 		Taints:        n.Spec.Taints,
+		// Absent: no limit, as 0 is.
+		VolumeCapacity: volumeCapacityOf(n),
 	}
+}
+
+// volumeCapacityOf is the node's allocatable kube.ResourceLocalStorage in
+// bytes; 0 (no limit) when it states none.
+func volumeCapacityOf(n *corev1.Node) int64 {
+	q, ok := n.Status.Allocatable[kube.ResourceLocalStorage]
+	if !ok {
+		return 0
+	}
+	return max(q.Value(), 0)
 }
 
 // PodOf is the scheduler's view of a pod with this namespace, labels and

@@ -34,7 +34,16 @@
 //     memory (allocatable minus the requests of the pods already on it, those
 //     placed earlier in the same call included) hold the pod's requests. Every
 //     resource short counts.
-//  6. PodTopologySpread, for each DoNotSchedule constraint: the node has the
+//  6. Volumes (volumes.go), for pods that use PersistentVolumeClaims: no
+//     other pod uses one of its ReadWriteOncePod claims; every bound claim
+//     lives on the node ("node(s) had volume node affinity conflict"; a
+//     claim bound to a node that is gone adds to the reason where its data
+//     is); and the unbound ones fit the node's free volume capacity
+//     (VolumeCapacity, bosun.dev/local-storage, less VolumesUsed and the
+//     claims bound earlier in the same call: "node(s) didn't have enough
+//     free volume capacity"). Placing the pod binds its unbound claims to
+//     the node, so two pods sharing a ReadWriteOnce claim share a node.
+//  7. PodTopologySpread, for each DoNotSchedule constraint: the node has the
 //     topology label, and placing the pod keeps its domain within maxSkew of the
 //     domain with the fewest selected pods. Domains are the label's values on the
 //     eligible nodes (by default those matching the pod's nodeSelector and
@@ -42,7 +51,7 @@
 //     nodeTaintsPolicy change that); pods count when they are in the pod's
 //     namespace and match labelSelector plus matchLabelKeys (the pod's own
 //     values). With fewer eligible domains than minDomains the minimum is 0.
-//  7. InterPodAffinity: every required pod affinity term has a selected pod in
+//  8. InterPodAffinity: every required pod affinity term has a selected pod in
 //     the node's domain (unless no pod anywhere matches and the pod matches its
 //     own terms: the first of a self-affine group goes anywhere); no required
 //     anti-affinity term has one; and no placed pod's required anti-affinity term

@@ -28,6 +28,9 @@ type Node struct {
 	// Taints repel pods that do not tolerate them: NoSchedule and
 	// NoExecute ones filter, PreferNoSchedule ones lower the score.
 	Taints []corev1.Taint
+	// VolumeCapacity is how many bytes of local volumes the node takes (0:
+	// no limit); VolumesUsed how many are bound to it already (volumes.go).
+	VolumeCapacity, VolumesUsed int64
 }
 
 // Pod is a pod as the scheduler sees it. PodOf builds one from a pod spec.
@@ -54,6 +57,8 @@ type Pod struct {
 	// NodeName, when set, means the pod is already bound: it counts as used on
 	// that node and is not placed again.
 	NodeName string
+	// Claims are the PersistentVolumeClaims the pod uses (volumes.go).
+	Claims []Claim
 }
 
 // Result is the outcome of Schedule. Every unbound pod appears in exactly one of
@@ -127,6 +132,8 @@ type cluster struct {
 	// Inter-pod state (affinity.go, spread.go), set up only when some pod
 	// has pod (anti-)affinity or topology spread constraints.
 	inter *interPod
+	// Volume state (volumes.go), set up only when some pod uses a claim.
+	vol *volumeState
 
 	r rules // the pod being placed: see rules
 
@@ -144,6 +151,9 @@ func Schedule(nodes []Node, pods []Pod) Result {
 	c := newCluster(nodes)
 	if needsInterPod(pods) {
 		c.inter = newInterPod(c)
+	}
+	if needsVolumes(pods) {
+		c.vol = newVolumeState(c, nodes, pods)
 	}
 	res := Result{Bindings: map[string]string{}, Unschedulable: map[string]string{}}
 	for i := range pods {
@@ -266,6 +276,9 @@ func (c *cluster) place(n int, r *rules) {
 	if c.inter != nil {
 		c.inter.place(n, r)
 	}
+	if c.vol != nil {
+		c.vol.place(p, n)
+	}
 }
 
 func matches(labels, selector map[string]string) bool {
@@ -335,6 +348,11 @@ func (c *cluster) check(r *rules, n int) failure {
 	}
 	if c.short(r.pod, n) != 0 {
 		return failResources
+	}
+	if c.vol != nil && len(r.pod.Claims) > 0 {
+		if f := c.vol.check(r.pod, n); f != fits {
+			return f
+		}
 	}
 	if r.interPod {
 		return c.inter.check(r, n)
@@ -485,7 +503,7 @@ func (c *cluster) explain(r *rules) string {
 	}
 	counts := map[string]int{}
 	for n := range c.names {
-		switch c.check(r, n) {
+		switch f := c.check(r, n); f {
 		case fits:
 			// Feasible now, yet best found nothing: cannot happen.
 		case failUnschedulable:
@@ -520,6 +538,8 @@ func (c *cluster) explain(r *rules) string {
 			counts[reasonPodAffinity]++
 		case failPodAnti:
 			counts[reasonPodAnti]++
+		default:
+			counts[volumeReason(f)]++
 		}
 	}
 	reasons := make([]string, 0, len(counts))
@@ -527,7 +547,11 @@ func (c *cluster) explain(r *rules) string {
 		reasons = append(reasons, fmt.Sprintf("%d %s", count, reason))
 	}
 	sort.Strings(reasons)
-	return fmt.Sprintf("0/%d nodes are available: %s", len(c.names), strings.Join(reasons, ", "))
+	var note string
+	if c.vol != nil {
+		note = c.vol.note(r.pod)
+	}
+	return fmt.Sprintf("0/%d nodes are available: %s%s", len(c.names), strings.Join(reasons, ", "), note)
 }
 
 // nodeObj is node n as the nodeaffinity helpers read it: name and labels.

@@ -70,6 +70,10 @@ func TestUnschedulableReasons(t *testing.T) {
 			pod(func(p *scheduler.Pod) {
 				p.Affinity = &corev1.Affinity{PodAffinity: &corev1.PodAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{*required(map[string]string{"app": "cache"})}}}
 			}), []string{"pod_affinity"}},
+		{"volume capacity", []scheduler.Node{node("n1", func(n *scheduler.Node) { n.VolumeCapacity = 1 })}, nil,
+			pod(func(p *scheduler.Pod) { p.Claims = []scheduler.Claim{{Key: "default/data", Request: 2}} }), []string{"volume_capacity"}},
+		{"volume node affinity", []scheduler.Node{node("n1", nil)}, nil,
+			pod(func(p *scheduler.Pod) { p.Claims = []scheduler.Claim{{Key: "default/data", Node: "gone"}} }), []string{"volume_node_affinity"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := scheduler.Schedule(tc.nodes, append(slices.Clip(tc.bound), tc.pod))

@@ -42,7 +42,8 @@ func EnableAuth(ctx context.Context, cli *clientv3.Client) error {
 // AllowNode creates the etcd user of a node (user is the Common Name of
 // the node's certificate) with a role that reads bosun's state and writes
 // only the node's own keys: its node object, the statuses of its pods
-// (podstatus/<node>/) and its events (events/<node>/). The leader writes everything else; a node whose
+// (podstatus/<node>/), its events (events/<node>/) and the records of
+// its local volumes (volumes/<node>/). The leader writes everything else; a node whose
 // certificate leaks cannot bind pods, change Services or report for
 // another node. Safe to call again for the same node.
 func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) error {
@@ -53,6 +54,7 @@ func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) err
 	}
 	statuses := Prefix + PodStatusPrefix + node + "/"
 	events := EventSourcePrefix(node)
+	volumes := VolumeNodePrefix(node)
 	grants := []struct {
 		key, end string
 		perm     clientv3.PermissionType
@@ -61,6 +63,7 @@ func AllowNode(ctx context.Context, cli *clientv3.Client, user, node string) err
 		{NodeKey(node), "", clientv3.PermissionType(clientv3.PermReadWrite)},
 		{statuses, clientv3.GetPrefixRangeEnd(statuses), clientv3.PermissionType(clientv3.PermReadWrite)},
 		{events, clientv3.GetPrefixRangeEnd(events), clientv3.PermissionType(clientv3.PermReadWrite)},
+		{volumes, clientv3.GetPrefixRangeEnd(volumes), clientv3.PermissionType(clientv3.PermReadWrite)},
 	}
 	for _, g := range grants {
 		if _, err := cli.RoleGrantPermission(ctx, user, g.key, g.end, g.perm); err != nil {

@@ -90,7 +90,7 @@ func TestAuth_nodesWriteOnlyTheirOwnKeys(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a node cannot grant its lease: %v", err)
 	}
-	allowed := []string{NodeKey("n1"), PodStatusKey("n1", "default", "a")}
+	allowed := []string{NodeKey("n1"), PodStatusKey("n1", "default", "a"), VolumeKey("n1", "default", "data")}
 	for _, k := range allowed {
 		if _, err := n1.Put(ctx, k, "{}", clientv3.WithLease(lease.ID)); err != nil {
 			t.Errorf("n1 put %s: %v", k, err)
@@ -98,7 +98,7 @@ func TestAuth_nodesWriteOnlyTheirOwnKeys(t *testing.T) {
 	}
 	denied := []string{NodeKey("n2"), NodeKey("n1x"), PodStatusKey("n2", "default", "a"), PodStatusKey("n1x", "default", "a"),
 		PodKey("n1", "default", "b"), Prefix + "sync", Prefix + "secrets/default/s", "/elsewhere",
-		NodeControlKey("n1"), NodeHealthKey("n1")} // a node cannot uncordon itself nor say it is healthy
+		NodeControlKey("n1"), NodeHealthKey("n1"), VolumeKey("n2", "default", "data"), VolumeKey("n1x", "default", "data")} // a node cannot uncordon itself nor say it is healthy
 	for _, k := range denied {
 		if _, err := n1.Put(ctx, k, "{}"); err == nil || !strings.Contains(err.Error(), "permission denied") {
 			t.Errorf("n1 put %s: err %v, want permission denied", k, err)

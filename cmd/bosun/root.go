@@ -94,7 +94,7 @@ of this machine (or --ca-file) vouches for is pinned on first use in
 	add("run", newServerCmd(), newAgentCmd())
 	add("look", newStatusCmd(), newGetCmd(), newDescribeCmd(), newEventsCmd(), newCanaryCmd(), newHistoryCmd(),
 		newLogsCmd(), newPlanCmd(), newVersionCmd())
-	add("change", newSyncCmd(), newNodeCmd(), newTokenCmd(), newEtcdCmd())
+	add("change", newSyncCmd(), newDeleteCmd(), newNodeCmd(), newTokenCmd(), newEtcdCmd())
 	add("local", newValidateCmd(), newImageCmd(), newSecretsCmd(), newResetCmd())
 	root.SetHelpCommandGroupID("look")
 	root.SetCompletionCommandGroupID("local")

@@ -392,6 +392,11 @@ func agentFlags(fs *flagSet, cfg *nodes.Config, labels *string) {
 		cfg.Taints = append(cfg.Taints, t...)
 		return err
 	})
+	fs.Func("volume-capacity", "bytes of local volumes (PersistentVolumeClaims) this node takes, e.g. 10Gi; 0: no limit (default: the size of the data dir's filesystem)", func(v string) error {
+		n, err := parseVolumeCapacity(v)
+		cfg.VolumeCapacity = n
+		return err
+	})
 }
 
 // parseTaints reads taints as kubelet's --register-with-taints takes them:

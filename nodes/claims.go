@@ -1,0 +1,358 @@
+package nodes
+
+// Local persistent volumes: the directory of each claim bound to this node
+// under StateDir/volumes/<namespace>/<claim>-<uid>, bind-mounted into the
+// pods that use it, recorded in etcd (store.VolumeRecord), and deleted
+// only when its claim is gone and said bosun.dev/reclaim-policy: Delete.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"bosun/kube"
+	"bosun/store"
+)
+
+// volumeSet is the agent's bookkeeping of its node's local volumes,
+// shared by the pod workers (which create them) and Run's loop (which
+// deletes them).
+type volumeSet struct {
+	mu sync.Mutex
+	// deleting holds the directories being deleted: no pod may take one.
+	deleting map[string]bool
+	// known says the node may hold volumes: set by the first collection
+	// (after a start) that finds records and by every volume set up, so
+	// a node that never had any does not list etcd on every resync.
+	known, listed bool
+	m             *volumeMetrics
+}
+
+// volumeMetrics count the agent's local volume work (bosun_agent_volume*).
+type volumeMetrics struct {
+	setups      prometheus.Counter
+	deletions   prometheus.Counter
+	errors      *prometheus.CounterVec
+	volumes     *prometheus.GaugeVec
+	collectTime prometheus.Histogram
+}
+
+func newVolumeMetrics(reg prometheus.Registerer) *volumeMetrics {
+	m := &volumeMetrics{
+		setups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_agent_volume_mounts_total",
+			Help: "Local volumes of PersistentVolumeClaims mounted for a pod (created first when new).",
+		}),
+		deletions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bosun_agent_volume_deletions_total",
+			Help: "Local volumes whose data the agent deleted: their claim was deleted and said bosun.dev/reclaim-policy: Delete.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bosun_agent_volume_errors_total",
+			Help: "Failed local volume operations, by operation (mount, collect, delete).",
+		}, []string{"op"}),
+		volumes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bosun_agent_volumes",
+			Help: "Local volumes on the node as of the last collection, by state (Bound, Released).",
+		}, []string{"state"}),
+		collectTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bosun_agent_volume_collect_duration_seconds",
+			Help:    "Time of one pass over the node's volume records (states updated, volumes of deleted claims removed).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	for _, op := range []string{"mount", "collect", "delete"} {
+		m.errors.WithLabelValues(op)
+	}
+	if reg != nil {
+		reg.MustRegister(m.setups, m.deletions, m.errors, m.volumes, m.collectTime)
+	}
+	return m
+}
+
+// setVolumeDefaults puts the node's volume capacity into its capacity and
+// allocatable (kube.ResourceLocalStorage): VolumeCapacity, or the size of
+// the filesystem holding StateDir when it is 0; nothing (no limit) when it
+// is negative.
+func (c *Config) setVolumeDefaults() error {
+	size := c.VolumeCapacity
+	if size == 0 {
+		if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(c.StateDir, &st); err != nil {
+			return fmt.Errorf("volume capacity: size of the filesystem of %s: %w", c.StateDir, err)
+		}
+		size = int64(st.Blocks) * st.Bsize
+	}
+	if size <= 0 {
+		return nil
+	}
+	q := *resource.NewQuantity(size, resource.BinarySI)
+	c.Capacity[kube.ResourceLocalStorage] = q
+	c.allocatable[kube.ResourceLocalStorage] = q.DeepCopy()
+	return nil
+}
+
+// volumesDir is where the node keeps its local volumes.
+func (a *Agent) volumesDir() string { return filepath.Join(a.cfg.StateDir, "volumes") }
+
+// claimDir is the directory of the volume volumeName bound to claim; ""
+// when the volume name is not one bosun makes.
+func (a *Agent) claimDir(namespace, claim, volumeName string) string {
+	name := kube.VolumeDirName(claim, volumeName)
+	if name == "" {
+		return ""
+	}
+	return filepath.Join(a.volumesDir(), namespace, name)
+}
+
+// setupClaimVolume makes the pod volume v, of a PersistentVolumeClaim, at
+// target: the claim's directory on this node (created the first time, mode
+// 0777 or owned by fsGroup as an emptyDir is), bind-mounted there. The
+// claim must be bound to this node.
+func (w *podWorker) setupClaimVolume(ctx context.Context, v *corev1.Volume, target string, fsGroup *int64) error {
+	a := w.a
+	name := v.PersistentVolumeClaim.ClaimName
+	claim, err := a.st.Claim(ctx, w.namespace, name)
+	if err != nil {
+		return err
+	}
+	if claim == nil {
+		return fmt.Errorf("persistentvolumeclaim %q not found", name)
+	}
+	node := kube.ClaimNode(claim)
+	if node != a.cfg.NodeName {
+		if node == "" {
+			return fmt.Errorf("persistentvolumeclaim %q is not bound", name)
+		}
+		return fmt.Errorf("persistentvolumeclaim %q is bound to node %s, not this one", name, node)
+	}
+	dir := a.claimDir(w.namespace, name, claim.Spec.VolumeName)
+	if dir == "" {
+		return fmt.Errorf("persistentvolumeclaim %q: volume %q is not a local volume", name, claim.Spec.VolumeName)
+	}
+	if err := a.prepareClaimDir(ctx, claim, dir); err != nil {
+		a.vols.m.errors.WithLabelValues("mount").Inc()
+		return err
+	}
+	if fsGroup != nil {
+		if err := setOwnership(dir, int(*fsGroup), false); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount(dir, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		a.vols.m.errors.WithLabelValues("mount").Inc()
+		return fmt.Errorf("bind mount %s: %w", dir, err)
+	}
+	a.vols.m.setups.Inc()
+	return nil
+}
+
+// prepareClaimDir records the volume in etcd, then creates its directory
+// if it is new: a directory never exists without its record, so a
+// collection that finds none has nothing to delete.
+func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVolumeClaim, dir string) error {
+	a.vols.mu.Lock()
+	defer a.vols.mu.Unlock()
+	if a.vols.deleting[dir] {
+		return fmt.Errorf("persistentvolumeclaim %q: its volume is being deleted", claim.Name)
+	}
+	if err := a.st.PutVolume(ctx, recordOf(a.cfg.NodeName, claim, dir, store.VolumeBound)); err != nil {
+		return err
+	}
+	a.vols.known = true
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	a.log.Info("volume created", "claim", claim.Namespace+"/"+claim.Name, "volume", claim.Spec.VolumeName, "dir", dir)
+	return os.Chmod(dir, 0o777) // any user of the pod may write, whatever the umask
+}
+
+func recordOf(node string, claim *corev1.PersistentVolumeClaim, dir, state string) store.VolumeRecord {
+	policy := string(corev1.PersistentVolumeReclaimRetain)
+	if kube.ReclaimDelete(claim) {
+		policy = string(corev1.PersistentVolumeReclaimDelete)
+	}
+	return store.VolumeRecord{Node: node, Namespace: claim.Namespace, Claim: claim.Name, VolumeName: claim.Spec.VolumeName,
+		Size: kube.ClaimRequest(claim), ReclaimPolicy: policy, State: state, Path: dir}
+}
+
+// volumeDecision is what collectVolumes does with one record.
+type volumeDecision int
+
+const (
+	volumeKeep      volumeDecision = iota // as recorded
+	volumeUpdate                          // write the record anew (state or policy changed)
+	volumeDelete                          // delete the data and the record
+	volumeInUseWait                       // to delete, once no pod uses it
+)
+
+// decideVolume is the pure part of a collection: what becomes of the
+// volume rec records, given its claim as stored (nil: gone) and whether a
+// pod on this node uses the claim. The record it returns is the one to
+// write for volumeUpdate.
+func decideVolume(rec store.VolumeRecord, claim *corev1.PersistentVolumeClaim, node string, inUse bool) (volumeDecision, store.VolumeRecord) {
+	if claim != nil && claim.Spec.VolumeName == rec.VolumeName && kube.ClaimNode(claim) == node {
+		want := recordOf(node, claim, rec.Path, store.VolumeBound)
+		if want == rec {
+			return volumeKeep, rec
+		}
+		return volumeUpdate, want
+	}
+	// The claim is gone (or now has another volume): this one is released.
+	if rec.ReclaimPolicy == string(corev1.PersistentVolumeReclaimDelete) {
+		if inUse {
+			return volumeInUseWait, rec
+		}
+		return volumeDelete, rec
+	}
+	if rec.State != store.VolumeReleased {
+		rec.State = store.VolumeReleased
+		return volumeUpdate, rec
+	}
+	return volumeKeep, rec
+}
+
+// collectVolumes goes over the node's volume records: it keeps their
+// state and policy up to date with their claims, and deletes the data of
+// volumes whose claim is gone and said Delete once no pod in inUse
+// ("<ns>/<claim>") uses it. Deletions run in the background, on wg.
+func (a *Agent) collectVolumes(ctx context.Context, inUse map[string]bool, wg *sync.WaitGroup) {
+	a.vols.mu.Lock()
+	skip := a.vols.listed && !a.vols.known
+	a.vols.mu.Unlock()
+	if skip {
+		return
+	}
+	start := time.Now()
+	defer func() { a.vols.m.collectTime.Observe(time.Since(start).Seconds()) }()
+	recs, err := a.st.Volumes(ctx, a.cfg.NodeName)
+	if err != nil {
+		a.vols.m.errors.WithLabelValues("collect").Inc()
+		a.log.Warn("list volume records", "err", err)
+		return
+	}
+	a.vols.mu.Lock()
+	a.vols.listed = true
+	a.vols.known = a.vols.known || len(recs) > 0
+	a.vols.mu.Unlock()
+	states := map[string]float64{store.VolumeBound: 0, store.VolumeReleased: 0}
+	for _, rec := range recs {
+		claim, err := a.st.Claim(ctx, rec.Namespace, rec.Claim)
+		if err != nil {
+			a.vols.m.errors.WithLabelValues("collect").Inc()
+			a.log.Warn("read claim", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
+			continue
+		}
+		decision, next := decideVolume(rec, claim, a.cfg.NodeName, inUse[rec.Namespace+"/"+rec.Claim])
+		switch decision {
+		case volumeUpdate:
+			if err := a.st.PutVolume(ctx, next); err != nil {
+				a.vols.m.errors.WithLabelValues("collect").Inc()
+				a.log.Warn("update volume record", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
+			} else if next.State != rec.State {
+				a.log.Info("volume "+next.State, "claim", rec.Namespace+"/"+rec.Claim, "volume", rec.VolumeName, "dir", rec.Path)
+			}
+		case volumeInUseWait:
+			a.log.Debug("volume to delete is still in use", "claim", rec.Namespace+"/"+rec.Claim)
+		case volumeDelete:
+			a.deleteVolume(ctx, rec, wg)
+			continue
+		}
+		states[next.State]++
+	}
+	for s, n := range states {
+		a.vols.m.volumes.WithLabelValues(s).Set(n)
+	}
+}
+
+// deleteVolume removes a volume's directory, then its record, in the
+// background. The directory must be one of this node's volumes.
+func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sync.WaitGroup) {
+	dir := a.claimDir(rec.Namespace, rec.Claim, rec.VolumeName)
+	a.vols.mu.Lock()
+	if dir == "" || a.vols.deleting[dir] {
+		a.vols.mu.Unlock()
+		return
+	}
+	a.vols.deleting[dir] = true
+	a.vols.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			a.vols.mu.Lock()
+			delete(a.vols.deleting, dir)
+			a.vols.mu.Unlock()
+		}()
+		// removeTree refuses while anything is mounted below: it never
+		// deletes through a mount.
+		if err := removeTree(dir); err != nil {
+			a.vols.m.errors.WithLabelValues("delete").Inc()
+			a.log.Warn("delete volume", "claim", rec.Namespace+"/"+rec.Claim, "dir", dir, "err", err)
+			return
+		}
+		if err := a.st.DeleteVolume(ctx, a.cfg.NodeName, rec.Namespace, rec.VolumeName); err != nil {
+			a.vols.m.errors.WithLabelValues("delete").Inc()
+			a.log.Warn("delete volume record", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
+			return
+		}
+		a.vols.m.deletions.Inc()
+		a.log.Info("volume deleted: its claim was deleted with reclaim policy Delete", "claim", rec.Namespace+"/"+rec.Claim, "volume", rec.VolumeName, "dir", dir)
+	}()
+}
+
+// claimsInUse are the claims ("<ns>/<claim>") of the pods that have a
+// worker on this node: bound ones, and those still being torn down.
+func (l *loop) claimsInUse() map[string]bool {
+	out := map[string]bool{}
+	for key := range l.workers {
+		for _, c := range l.podClaims[key] {
+			out[c] = true
+		}
+	}
+	return out
+}
+
+// noteClaims remembers the claims of the pods bound here, for as long as
+// their workers live.
+func (l *loop) noteClaims() {
+	if l.podClaims == nil {
+		l.podClaims = map[string][]string{}
+	}
+	for key, p := range l.desired {
+		var cs []string
+		for _, n := range kube.ClaimNames(&p.Spec) {
+			cs = append(cs, p.Namespace+"/"+n)
+		}
+		l.podClaims[key] = cs
+	}
+	for key := range l.podClaims {
+		if _, ok := l.workers[key]; !ok && l.desired[key] == nil {
+			delete(l.podClaims, key)
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package nodes_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/kube"
+	"bosun/store"
+)
+
+// putClaim stores a claim bound to the harness's node, as the leader
+// writes it.
+func (h *harness) putClaim(name, uid, policy string) *corev1.PersistentVolumeClaim {
+	h.t.Helper()
+	c := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid),
+			Annotations: map[string]string{kube.AnnotationSelectedNode: h.cfg.NodeName}},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			VolumeName:  kube.VolumeNamePrefix + uid,
+		},
+		Status: corev1.PersistentVolumeClaimStatus{Phase: corev1.ClaimBound},
+	}
+	if policy != "" {
+		c.Annotations[kube.AnnotationReclaimPolicy] = policy
+	}
+	b, _ := json.Marshal(c)
+	if _, err := h.st.Client().Put(context.Background(), store.ClaimKey("default", name), string(b)); err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+func claimPod(name string, uid types.UID, claim string) *corev1.Pod {
+	p := helloPod(name, uid)
+	p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim}}}}
+	p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	return p
+}
+
+func waitClaim(t *testing.T, timeout time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAgent_claimVolumes: a pod writes to its claim's volume; the data
+// outlives the pod, a new pod and an agent restart; deleting a claim
+// that says Delete deletes its directory (and record), one that says
+// Retain keeps them, Released.
+func TestAgent_claimVolumes(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.VolumeCapacity = 5 << 30
+	h.startAgent()
+	ctx := context.Background()
+
+	// The node offers its volume capacity.
+	waitClaim(t, 20*time.Second, "node registered", func() bool {
+		snap, err := h.st.Snapshot(ctx)
+		return err == nil && len(snap.Nodes) == 1
+	})
+	snap, _ := h.st.Snapshot(ctx)
+	if q := snap.Nodes[0].Status.Allocatable[kube.ResourceLocalStorage]; q.String() != "5Gi" {
+		t.Errorf("allocatable local storage %q, want 5Gi", q.String())
+	}
+
+	h.putClaim("keep", "u-keep", "Retain")
+	h.putClaim("scratch", "u-scratch", "Delete")
+	h.putPod(claimPod("writer", "w1", "keep"))
+	h.putPod(claimPod("scratcher", "s1", "scratch"))
+	ps := h.waitStatus("default", "writer", 60*time.Second, "running", running)
+	base := "http://" + ps.Status.PodIP + ":8080"
+	httpGet(t, base+"/healthz") // listening
+	if code, body := httpPost(t, base+"/write?path=/data/note", "kept"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	ps = h.waitStatus("default", "scratcher", 60*time.Second, "running", running)
+	httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+	if code, body := httpPost(t, "http://"+ps.Status.PodIP+":8080/write?path=/data/tmp", "scratch"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	keepDir := filepath.Join(h.cfg.StateDir, "volumes", "default", "keep-u-keep")
+	scratchDir := filepath.Join(h.cfg.StateDir, "volumes", "default", "scratch-u-scratch")
+	if b, err := os.ReadFile(filepath.Join(keepDir, "note")); err != nil || string(b) != "kept" {
+		t.Fatalf("on the node: %q, %v", b, err)
+	}
+	recs, err := h.st.Volumes(ctx, h.cfg.NodeName)
+	if err != nil || len(recs) != 2 || recs[0].Claim != "keep" || recs[0].State != store.VolumeBound || recs[0].Size != 1<<30 || recs[0].Path != keepDir {
+		t.Fatalf("records: %+v, %v", recs, err)
+	}
+
+	// The pod goes; a new one (another UID) finds the data.
+	h.deletePod("default", "writer")
+	waitClaim(t, 30*time.Second, "writer torn down", func() bool { _, ok := h.containers()["writer"]; return !ok })
+	h.putPod(claimPod("writer", "w2", "keep"))
+	ps = h.waitStatus("default", "writer", 60*time.Second, "running again", func(s *store.PodStatus) bool { return s != nil && s.UID == "w2" && running(s) })
+	if got := httpGet(t, "http://"+ps.Status.PodIP+":8080/file?path=/data/note"); got != "kept" {
+		t.Errorf("after the pod was recreated: %q", got)
+	}
+
+	// The agent restarts: the pod is adopted, the data is there.
+	h.stopAgent()
+	h.startAgent()
+	ps = h.waitStatus("default", "writer", 60*time.Second, "adopted", func(s *store.PodStatus) bool { return s != nil && s.UID == "w2" && running(s) })
+	if got := httpGet(t, "http://"+ps.Status.PodIP+":8080/file?path=/data/note"); got != "kept" {
+		t.Errorf("after the agent restarted: %q", got)
+	}
+
+	// Both claims are deleted with their pods. The Delete one's data goes
+	// (once its pod is gone), the Retain one's stays, Released.
+	h.deletePod("default", "writer")
+	h.deletePod("default", "scratcher")
+	for _, name := range []string{"keep", "scratch"} {
+		if _, err := h.st.Client().Delete(ctx, store.ClaimKey("default", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitClaim(t, 60*time.Second, "the Delete volume deleted", func() bool {
+		_, err := os.Stat(scratchDir)
+		return os.IsNotExist(err)
+	})
+	waitClaim(t, 30*time.Second, "records: the Retain one Released, the Delete one gone", func() bool {
+		recs, err := h.st.Volumes(ctx, h.cfg.NodeName)
+		return err == nil && len(recs) == 1 && recs[0].Claim == "keep" && recs[0].State == store.VolumeReleased
+	})
+	if b, err := os.ReadFile(filepath.Join(keepDir, "note")); err != nil || string(b) != "kept" {
+		t.Errorf("retained data: %q, %v", b, err)
+	}
+	// A claim of the same name bound to the same volume finds it again.
+	h.putClaim("keep", "u-keep", "")
+	h.putPod(claimPod("reader", "r1", "keep"))
+	ps = h.waitStatus("default", "reader", 60*time.Second, "running", running)
+	if got := httpGet(t, "http://"+ps.Status.PodIP+":8080/file?path=/data/note"); got != "kept" {
+		t.Errorf("the claim that came back: %q", got)
+	}
+	waitClaim(t, 30*time.Second, "record Bound again", func() bool {
+		recs, err := h.st.Volumes(ctx, h.cfg.NodeName)
+		return err == nil && len(recs) == 1 && recs[0].State == store.VolumeBound
+	})
+
+	// A pod whose claim is bound elsewhere does not start, and says why.
+	c := h.putClaim("elsewhere", "u-else", "")
+	c.Annotations[kube.AnnotationSelectedNode] = "node-2"
+	b, _ := json.Marshal(c)
+	h.st.Client().Put(ctx, store.ClaimKey("default", "elsewhere"), string(b))
+	h.putPod(claimPod("lost", "l1", "elsewhere"))
+	h.waitStatus("default", "lost", 30*time.Second, "says the claim is elsewhere", func(s *store.PodStatus) bool {
+		if s == nil {
+			return false
+		}
+		if strings.Contains(s.Status.Message, `persistentvolumeclaim "elsewhere" is bound to node node-2`) {
+			return true
+		}
+		for _, cs := range s.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && strings.Contains(w.Message, `persistentvolumeclaim "elsewhere" is bound to node node-2`) {
+				return true
+			}
+		}
+		for _, cond := range s.Status.Conditions {
+			if strings.Contains(cond.Message, `persistentvolumeclaim "elsewhere" is bound to node node-2`) {
+				return true
+			}
+		}
+		return false
+	})
+
+	for _, name := range []string{"reader", "lost"} {
+		h.deletePod("default", name)
+	}
+	waitClaim(t, 60*time.Second, "pods torn down", func() bool {
+		ents, err := os.ReadDir(filepath.Join(h.cfg.StateDir, "pods"))
+		return err == nil && len(ents) == 0 && len(h.containers()) == 0
+	})
+}
