@@ -8,14 +8,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,14 +165,35 @@ func TestIngress(t *testing.T) {
 	t.Run("hosts and paths route to their Services over HTTP", func(t *testing.T) {
 		s.waitFor("api.example.test", 30*time.Second, expect(plain, "http://"+httpAddr+"/", "api.example.test", "hello from api-"))
 		s.waitFor("web.example.test/env (Exact) goes to api", 30*time.Second, expect(plain, "http://"+httpAddr+"/env", "web.example.test", "ROLE=api"))
-		s.waitFor("web.example.test/env/x (not Exact) goes to web", 30*time.Second, func() error {
-			code, body, err := fetch(plain, "http://"+httpAddr+"/env/x", "web.example.test")
-			if err != nil || code != 404 || strings.Contains(body, "ROLE") { // the web app has no /env/x
-				return fmt.Errorf("%d %q %v", code, body, err)
+		// Both apps answer 404 to /env/x: the access log's upstream says
+		// which pod got it.
+		webIPs := ips(readyPods(s.pods(), "web-"))
+		if len(webIPs) == 0 {
+			t.Fatal("no ready web pod")
+		}
+		code, body, err := fetch(plain, "http://"+httpAddr+"/env/x-not-exact", "web.example.test")
+		if err != nil || code != 404 || strings.Contains(body, "ROLE") {
+			t.Fatalf("/env/x-not-exact: %d %q %v", code, body, err)
+		}
+		s.waitFor("the access log line of /env/x-not-exact to name a web pod", 30*time.Second, func() error {
+			b, err := os.ReadFile(accessLog)
+			if err != nil {
+				return err
 			}
-			return nil
+			for _, line := range strings.Split(string(b), "\n") {
+				var e struct{ Path, Upstream string }
+				if json.Unmarshal([]byte(line), &e) != nil || e.Path != "/env/x-not-exact" {
+					continue
+				}
+				host, _, _ := net.SplitHostPort(e.Upstream)
+				if !slices.Contains(webIPs, host) {
+					return fmt.Errorf("/env/x-not-exact went to %s, not a web pod (%v)", e.Upstream, webIPs)
+				}
+				return nil
+			}
+			return errors.New("no line yet")
 		})
-		code, _, err := fetch(plain, "http://"+httpAddr+"/", "nothing.example.test")
+		code, _, err = fetch(plain, "http://"+httpAddr+"/", "nothing.example.test")
 		if err != nil || code != 404 {
 			t.Errorf("an unknown host: %d %v, want 404", code, err)
 		}
@@ -222,24 +247,28 @@ func TestIngress(t *testing.T) {
 	})
 
 	t.Run("metrics and the access log", func(t *testing.T) {
-		metrics, err := s.getText("/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, want := range []string{`bosun_ingress_requests_total{code="200",ingress="site",namespace="default"}`,
-			`bosun_ingress_requests_total{code="101",ingress="site",namespace="default"} 1`,
-			`bosun_ingress_request_duration_seconds_bucket{ingress="site",namespace="default"`, "bosun_ingress_table_builds_total"} {
-			if !strings.Contains(metrics, want) {
-				t.Errorf("/metrics has no %s", want)
+		// The WebSocket closed just now: its handler may still be ending.
+		s.waitFor("the WebSocket in the metrics and the access log", 30*time.Second, func() error {
+			metrics, err := s.getText("/metrics")
+			if err != nil {
+				return err
 			}
-		}
-		b, err := os.ReadFile(accessLog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), `"host":"api.example.test","path":"/"`) || !strings.Contains(string(b), `"status":101`) {
-			t.Errorf("access log:\n%s", b)
-		}
+			for _, want := range []string{`bosun_ingress_requests_total{code="200",ingress="site",namespace="default"}`,
+				`bosun_ingress_requests_total{code="101",ingress="site",namespace="default"} 1`,
+				`bosun_ingress_request_duration_seconds_bucket{ingress="site",namespace="default"`, "bosun_ingress_table_builds_total"} {
+				if !strings.Contains(metrics, want) {
+					return fmt.Errorf("/metrics has no %s", want)
+				}
+			}
+			b, err := os.ReadFile(accessLog)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(string(b), `"host":"api.example.test","path":"/"`) || !strings.Contains(string(b), `"status":101`) {
+				return fmt.Errorf("access log:\n%s", b)
+			}
+			return nil
+		})
 	})
 
 	// The TLS key (a Secret value) appears in no log.
@@ -252,5 +281,17 @@ func TestIngress(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(accessLog); strings.Contains(string(b), keyLine) {
 		t.Error("the access log holds the TLS key")
+	}
+}
+
+// TestIngress_serverWithoutAgent: a server without its node agent cannot
+// reach pods, so it refuses the ingress flags (exit 2) before starting.
+func TestIngress_serverWithoutAgent(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(bosun(t), "server", "--repo", t.TempDir(), "--data-dir", t.TempDir(), "--agent=false", "--ingress-listen", "127.0.0.1:0")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "need this machine's node agent") {
+		t.Errorf("bosun server --agent=false --ingress-listen: %v\n%s", err, out)
 	}
 }

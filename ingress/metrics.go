@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"namespace", "ingress"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bosun_ingress_upstream_errors_total",
-			Help: "Requests that got no answer from their backend, by Ingress and reason (no_endpoint: 503; connect or response: 502).",
+			Help: "Requests that got no answer from their backend, by Ingress and reason (no_service, no_port or no_endpoint: 503; connect or response: 502).",
 		}, []string{"namespace", "ingress", "reason"}),
 		builds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bosun_ingress_table_builds_total",

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,14 +51,31 @@ type Backend struct {
 	// their weights, as the Service proxy splits them.
 	Groups []Group
 	// Problem says why the backend has no endpoint to offer beyond "none
-	// is ready" (no such Service, no such port); "" otherwise.
+	// is ready" (no such Service, no such port); "" otherwise. It names
+	// objects of the cluster: it goes to the debug log, never to clients.
 	Problem string
+	// Reason is Problem in one word, the reason label of
+	// bosun_ingress_upstream_errors_total when the backend has no endpoint:
+	// no_service, no_port, or no_endpoint (none ready).
+	Reason string
 
-	total  uint64 // sum of the weights of non-empty groups (0: none weighted)
-	count  int    // endpoints in all groups
-	next   atomic.Uint64
-	nextIn []atomic.Uint64 // per group
+	key     string   // namespace/service:port, the key of its Cursors
+	total   uint64   // sum of the non-empty groups' weights over their GCD (0: none weighted)
+	weights []uint64 // per group, over the GCD (0: empty or unweighted)
+	count   int      // endpoints in all groups
+	// seq gives the group of each of the total slots of a run, interleaved
+	// as nginx's smooth weighted round robin does (90/10: a canary request
+	// after every nine others, not ten in a row); rank is the slot's rank
+	// among its group's slots. Both nil when total is above maxSeq: then
+	// each group takes its slots in a row.
+	seq  []int32
+	rank []uint32
+	next atomic.Uint64 // Pick's counter
 }
+
+// maxSeq bounds the interleaved run of a weighted backend (weights over
+// their GCD above it take their slots in a row).
+const maxSeq = 1024
 
 // Group is a set of endpoints that share a weight: the ready pods of one
 // track of the Service.
@@ -67,16 +85,23 @@ type Group struct {
 	Endpoints []netip.AddrPort
 }
 
-// Pick returns the endpoint the next request goes to, and false when the
-// backend has none. Without weights it goes round the endpoints; with
-// weights (a canary's bosun.dev/weight) every run of W requests (W the sum
-// of the non-empty groups' weights) gives each group exactly its weight,
-// round robin inside the group. It is safe for concurrent use.
-func (b *Backend) Pick() (netip.AddrPort, bool) {
+// Pick returns the endpoint the next request goes to by the backend's own
+// counter (see PickN), and false when the backend has none. The server
+// picks through Cursors instead, whose counters outlive route tables. It
+// is safe for concurrent use.
+func (b *Backend) Pick() (netip.AddrPort, bool) { return b.PickN(b.next.Add(1) - 1) }
+
+// PickN returns the endpoint of the backend's n-th request (from 0), and
+// false when the backend has none. Without weights it goes round the
+// endpoints; with weights (a canary's bosun.dev/weight) every run of W
+// requests (W the sum of the non-empty groups' weights, divided by their
+// greatest common divisor) gives each group exactly its weight,
+// interleaved (smooth weighted round robin), round robin inside the group.
+// It is a pure function of n and the backend.
+func (b *Backend) PickN(n uint64) (netip.AddrPort, bool) {
 	if b.count == 0 {
 		return netip.AddrPort{}, false
 	}
-	n := b.next.Add(1) - 1
 	if b.total == 0 {
 		i := n % uint64(b.count)
 		for _, g := range b.Groups {
@@ -86,18 +111,103 @@ func (b *Backend) Pick() (netip.AddrPort, bool) {
 			i -= uint64(len(g.Endpoints))
 		}
 	}
-	slot := n % b.total
-	for gi, g := range b.Groups {
-		if g.Weight <= 0 || len(g.Endpoints) == 0 {
+	slot, round := n%b.total, n/b.total
+	if b.seq != nil {
+		gi := b.seq[slot]
+		eps := b.Groups[gi].Endpoints
+		k := round*b.weights[gi] + uint64(b.rank[slot])
+		return eps[k%uint64(len(eps))], true
+	}
+	for gi, w := range b.weights {
+		if w == 0 {
 			continue
 		}
-		if slot < uint64(g.Weight) {
-			k := b.nextIn[gi].Add(1) - 1
-			return g.Endpoints[k%uint64(len(g.Endpoints))], true
+		if slot < w {
+			eps := b.Groups[gi].Endpoints
+			return eps[(round*w+slot)%uint64(len(eps))], true
 		}
-		slot -= uint64(g.Weight)
+		slot -= w
 	}
 	return netip.AddrPort{}, false // not reached
+}
+
+// weigh computes the backend's run: the groups' weights over their GCD
+// and, when the run is short enough, its interleaved order.
+func (b *Backend) weigh() {
+	b.weights = make([]uint64, len(b.Groups))
+	var gcd uint64
+	for i, g := range b.Groups {
+		if g.Weight > 0 && len(g.Endpoints) > 0 {
+			b.weights[i] = uint64(g.Weight)
+			gcd = gcdOf(gcd, uint64(g.Weight))
+		}
+	}
+	if gcd == 0 {
+		return
+	}
+	for i := range b.weights {
+		b.weights[i] /= gcd
+		b.total += b.weights[i]
+	}
+	if b.total > maxSeq {
+		return
+	}
+	b.seq, b.rank = make([]int32, b.total), make([]uint32, b.total)
+	cur := make([]int64, len(b.weights))
+	seen := make([]uint32, len(b.weights))
+	for s := range b.total {
+		best := -1
+		for i, w := range b.weights {
+			if w == 0 {
+				continue
+			}
+			cur[i] += int64(w)
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= int64(b.total)
+		b.seq[s], b.rank[s] = int32(best), seen[best]
+		seen[best]++
+	}
+}
+
+func gcdOf(a, b uint64) uint64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// Cursors are the backends' request counters, kept between route tables
+// by the backend's namespace/service:port: a table rebuilt for a pod change
+// (the cache changes often) continues each backend's round robin and
+// canary split where the previous table left it, instead of starting it
+// again (which would give the first group the first requests of every
+// table). It is safe for concurrent use; the zero value is ready.
+type Cursors struct{ m sync.Map } // key -> *atomic.Uint64
+
+// Pick returns the endpoint of b's next request (b.PickN of its counter),
+// and false when b has none.
+func (c *Cursors) Pick(b *Backend) (netip.AddrPort, bool) {
+	if b.count == 0 {
+		return netip.AddrPort{}, false
+	}
+	v, ok := c.m.Load(b.key)
+	if !ok {
+		v, _ = c.m.LoadOrStore(b.key, new(atomic.Uint64))
+	}
+	return b.PickN(v.(*atomic.Uint64).Add(1) - 1)
+}
+
+// Keep forgets the counters of backends that t does not have.
+func (c *Cursors) Keep(t *Table) {
+	c.m.Range(func(k, _ any) bool {
+		if !t.backends[k.(string)] {
+			c.m.Delete(k)
+		}
+		return true
+	})
 }
 
 // Endpoints returns every endpoint of the backend, in group order.
@@ -121,8 +231,8 @@ type route struct {
 
 type hostRoutes struct{ routes []route }
 
-// Table is a route table: immutable once built (but for the backends'
-// round-robin counters), shared by every request that reads it.
+// Table is a route table: immutable once built (but for Backend.Pick's
+// counters), shared by every request that reads it.
 type Table struct {
 	exact    map[string]*hostRoutes // lower-case host
 	wildcard map[string]*hostRoutes // the host's suffix after "*."
@@ -134,6 +244,7 @@ type Table struct {
 	Warnings []string
 	// Ingresses counts the Ingresses served, Routes the paths.
 	Ingresses, Routes int
+	backends          map[string]bool // the backends' keys
 }
 
 // Served reports whether bosun serves an Ingress of class name (nil or
@@ -166,7 +277,7 @@ func Served(className *string, classes []networkingv1.IngressClass) bool {
 // of certs, a cache of parsed key pairs that may be nil or shared between
 // calls of one goroutine).
 func Build(in Input, certs *CertCache) *Table {
-	t := &Table{exact: map[string]*hostRoutes{}, wildcard: map[string]*hostRoutes{}, anyHost: &hostRoutes{}}
+	t := &Table{exact: map[string]*hostRoutes{}, wildcard: map[string]*hostRoutes{}, anyHost: &hostRoutes{}, backends: map[string]bool{}}
 	ings := make([]*networkingv1.Ingress, 0, len(in.Ingresses))
 	for i := range in.Ingresses {
 		ings = append(ings, &in.Ingresses[i])
@@ -201,7 +312,9 @@ func Build(in Input, certs *CertCache) *Table {
 		}
 		t.Ingresses++
 		backend := func(b *networkingv1.IngressBackend) *Backend {
-			return resolve(ing, b, svcs, podsByNS)
+			r := resolve(ing, b, svcs, podsByNS)
+			t.backends[r.key] = true
+			return r
 		}
 		if ing.Spec.DefaultBackend != nil {
 			if t.fallback == nil {
@@ -296,9 +409,10 @@ func normalizePrefix(p string) string {
 
 // resolve finds an Ingress backend's Service port and its ready endpoints.
 func resolve(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, svcs map[string]*corev1.Service, pods map[string][]*corev1.Pod) *Backend {
-	b := &Backend{Namespace: ing.Namespace, Ingress: ing.Name}
+	b := &Backend{Namespace: ing.Namespace, Ingress: ing.Name, Reason: "no_service"}
 	if ib.Service == nil {
 		b.Problem = "the backend is not a Service"
+		b.key = ing.Namespace + "/" + ing.Name + ":resource"
 		return b
 	}
 	b.Service = ib.Service.Name
@@ -307,6 +421,7 @@ func resolve(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, svcs ma
 	} else {
 		b.Port = fmt.Sprint(ib.Service.Port.Number)
 	}
+	b.key = b.String()
 	svc := svcs[ing.Namespace+"/"+ib.Service.Name]
 	if svc == nil {
 		b.Problem = "no Service " + ing.Namespace + "/" + ib.Service.Name
@@ -325,8 +440,10 @@ func resolve(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, svcs ma
 	}
 	if sp == nil {
 		b.Problem = "Service " + ing.Namespace + "/" + ib.Service.Name + " has no TCP port " + b.Port
+		b.Reason = "no_port"
 		return b
 	}
+	b.Reason = "no_endpoint"
 	byName := map[string]*Group{}
 	var names []string
 	for _, p := range pods[ing.Namespace] {
@@ -358,11 +475,8 @@ func resolve(ing *networkingv1.Ingress, ib *networkingv1.IngressBackend, svcs ma
 		g.Endpoints = slices.Compact(g.Endpoints)
 		b.Groups = append(b.Groups, *g)
 		b.count += len(g.Endpoints)
-		if g.Weight > 0 {
-			b.total += uint64(g.Weight)
-		}
 	}
-	b.nextIn = make([]atomic.Uint64, len(b.Groups))
+	b.weigh()
 	return b
 }
 

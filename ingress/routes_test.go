@@ -161,6 +161,11 @@ func TestBuild_endpoints(t *testing.T) {
 	if b := tab.Match("h", "/d"); !strings.Contains(b.Problem, "no Service web/missing") {
 		t.Errorf("missing service: %q", b.Problem)
 	}
+	for path, want := range map[string]string{"/a": "no_endpoint", "/c": "no_port", "/d": "no_service"} {
+		if got := tab.Match("h", path).Reason; got != want {
+			t.Errorf("%s: reason %q, want %q", path, got, want)
+		}
+	}
 	if _, ok := tab.Match("h", "/d").Pick(); ok {
 		t.Error("a backend without endpoints picked one")
 	}

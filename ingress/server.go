@@ -36,9 +36,16 @@ type Config struct {
 	// writes none.
 	AccessLog io.Writer
 	// ReadHeaderTimeout bounds the reading of a request's headers; default
-	// 10 s. There is no write timeout: long requests and WebSockets live
-	// as long as their peers keep them.
+	// 10 s. There is no overall read or write timeout: long requests and
+	// WebSockets live as long as their peers keep them.
 	ReadHeaderTimeout time.Duration
+	// StallTimeout cuts a request whose client makes no progress for that
+	// long: sends no byte of a body it has not finished (nginx's
+	// client_body_timeout), or takes no byte of the answer being written to
+	// it (nginx's send_timeout). Every byte renews it, so a long upload or
+	// a long stream that moves is never cut; an upgraded connection
+	// (WebSocket) has none. Default 60 s.
+	StallTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections; default 2 min.
 	IdleTimeout time.Duration
 	// DialTimeout bounds a connection to a backend; default 5 s.
@@ -60,6 +67,8 @@ type Config struct {
 type Server struct {
 	cfg         Config
 	log         *slog.Logger
+	cursors     Cursors      // round robin and canary counters, across tables
+	routed      atomic.Bool  // a table was set: until then every request is 503
 	access      *slog.Logger // nil: no access log
 	m           *metrics
 	table       atomic.Pointer[Table]
@@ -69,10 +78,14 @@ type Server struct {
 	handlers    sync.WaitGroup // requests being served
 }
 
-// New returns a Server with an empty route table (every request 404).
+// New returns a Server without a route table: it answers every request
+// 503 (with Retry-After) until the first SetTable.
 func New(cfg Config) (*Server, error) {
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 60 * time.Second
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 2 * time.Minute
@@ -121,6 +134,8 @@ func New(cfg Config) (*Server, error) {
 // their backend.
 func (s *Server) SetTable(t *Table) {
 	s.table.Store(t)
+	s.routed.Store(true)
+	s.cursors.Keep(t)
 	s.m.routes.Set(float64(t.Routes))
 	s.m.ingresses.Set(float64(t.Ingresses))
 	s.m.certificates.Set(float64(t.certs.count))
@@ -154,22 +169,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	s.m.inflight.Inc()
 	defer s.m.inflight.Dec()
-	rec := &recorder{ResponseWriter: w}
-	b := s.table.Load().Match(r.Host, r.URL.Path)
+	rec := &recorder{ResponseWriter: w, stall: s.cfg.StallTimeout}
+	rec.rc = http.NewResponseController(w)
+	if r.Body != nil && r.Body != http.NoBody {
+		rec.body = &stallReader{ReadCloser: r.Body, rc: rec.rc, stall: s.cfg.StallTimeout}
+		r.Body = rec.body
+	}
+	var b *Backend
+	if s.routed.Load() {
+		b = s.table.Load().Match(r.Host, r.URL.Path)
+	}
 	var ns, ing, upstream string
 	switch {
+	case !s.routed.Load():
+		// The first route table is not built yet (the cache has not
+		// listed the store): a 404 would say the route does not exist.
+		rec.Header().Set("Retry-After", "1")
+		http.Error(rec, "no routes yet: the ingress proxy is starting", http.StatusServiceUnavailable)
 	case b == nil:
 		http.NotFound(rec, r)
 	default:
 		ns, ing = b.Namespace, b.Ingress
-		ep, ok := b.Pick()
+		ep, ok := s.cursors.Pick(b)
 		if !ok {
-			s.m.upstreamErrors.WithLabelValues(ns, ing, "no_endpoint").Inc()
-			msg := "no ready endpoint for " + b.String()
-			if b.Problem != "" {
-				msg = b.Problem
-			}
-			http.Error(rec, msg, http.StatusServiceUnavailable)
+			s.m.upstreamErrors.WithLabelValues(ns, ing, b.Reason).Inc()
+			// The detail names objects of the cluster: the debug log has
+			// it, the client gets a generic answer.
+			s.log.Debug("no endpoint to send a request to", "backend", b.String(), "reason", b.Reason, "problem", b.Problem)
+			http.Error(rec, "503 service unavailable", http.StatusServiceUnavailable)
 			break
 		}
 		upstream = ep.String()
@@ -185,6 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusSwitchingProtocols
 		}
 	}
+	rec.renew() // net/http writes what is buffered once the handler returns
 	took := time.Since(start)
 	code := strconv.Itoa(status)
 	s.m.requests.WithLabelValues(ns, ing, code).Inc()
@@ -215,11 +243,19 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(&url.URL{Scheme: "http", Host: tg.ep.String()})
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	forwardedHeaders(pr)
 }
 
 // proxyError answers a request whose backend failed: 502, counted. The
 // error itself is logged at debug level without the request's URL.
 func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if rec, ok := w.(*recorder); ok && rec.body != nil && rec.body.stalled.Load() {
+		// The client stopped sending its body: not the backend's fault.
+		s.log.Debug("client stalled sending a request body: cut", "after", s.cfg.StallTimeout)
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestTimeout)
+		return
+	}
 	if r.Context().Err() != nil {
 		// The client went away: nothing to answer, no upstream error.
 		w.WriteHeader(499)
@@ -256,6 +292,9 @@ func safeError(err error) string {
 // a connection for a WebSocket) reach the server's own writer.
 type recorder struct {
 	http.ResponseWriter
+	rc            *http.ResponseController // of the server's writer
+	body          *stallReader             // the request's body, nil if none
+	stall         time.Duration
 	status        int
 	bytes         int64
 	hijacked      bool
@@ -273,6 +312,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	r.renew()
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
 	return n, err
@@ -280,12 +320,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
+func (r *recorder) Flush() {
+	r.renew()
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
 
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(r.ResponseWriter).Hijack()
 	if err == nil {
 		r.hijacked = true
+		// An upgraded connection lives as long as its peers keep it.
+		_ = c.SetDeadline(time.Time{})
 	}
 	return c, brw, err
 }

@@ -170,7 +170,7 @@ func TestServer_routesHostsAndPaths(t *testing.T) {
 		{"A.EXAMPLE:8080", "/b/c", 200, "B host=A.EXAMPLE:8080 path=/b/c"},
 		{"b.example", "/", 200, "B host=b.example"},
 		{"c.example", "/", 404, "404 page not found"},
-		{"a.example", "/down", 503, "no ready endpoint for web/down:80"},
+		{"a.example", "/down", 503, "503 service unavailable"}, // no internal name
 		{"a.example", "/refused", 502, ""},
 	} {
 		code, body := get(t, c, base+tc.path, tc.host)

@@ -63,7 +63,7 @@ var ingressFieldTable = []typeFields{
 		{"paths", honoured, ""},
 	}},
 	{Type: reflect.TypeFor[networkingv1.HTTPIngressPath](), Where: "Ingress spec.rules.http.paths", Fields: []fieldRule{
-		{"path", honoured, `starts with "/"`},
+		{"path", honoured, `starts with "/"; without "//", "/./", "/../", "%2F" or a trailing "/." or "/..", which never match; ImplementationSpecific: no regular expression`},
 		{"pathType", honoured, "required: Exact, Prefix (by path elements), or ImplementationSpecific, which bosun treats as Prefix"},
 		{"backend", honoured, ""},
 	}},
@@ -117,6 +117,8 @@ func validateIngress(ing *networkingv1.Ingress) problems {
 			pp := rp.Child("http", "paths").Index(j)
 			if !strings.HasPrefix(p.Path, "/") {
 				ps.add(pp.Child("path"), "must start with \"/\"")
+			} else {
+				validateIngressPath(p.Path, p.PathType, pp.Child("path"), &ps)
 			}
 			switch {
 			case p.PathType == nil:
@@ -137,6 +139,47 @@ func validateIngress(ing *networkingv1.Ingress) problems {
 		}
 	}
 	return ps
+}
+
+// Sequences and endings of a path that never match a request: the proxy
+// matches the request's path with "." and ".." resolved, slashes not
+// repeated, and percent-encoding decoded. Kubernetes refuses the same for
+// Exact and Prefix paths.
+var (
+	invalidPathSequences = []string{"//", "/./", "/../", "%2f", "%2F"}
+	invalidPathSuffixes  = []string{"/..", "/."}
+	// ingressRegexChars mark a regular expression (ingress-nginx's
+	// use-regex paths), which bosun would match literally.
+	ingressRegexChars = "^$*+?()[]{}|\\"
+)
+
+// validateIngressPath refuses a path that can never match a request. Bosun
+// matches ImplementationSpecific paths as Prefix, so the same rules apply
+// to them, and a regular expression (ingress-nginx's paths with
+// nginx.ingress.kubernetes.io/use-regex) is refused rather than matched
+// literally.
+func validateIngressPath(path string, pt *networkingv1.PathType, p *field.Path, ps *problems) {
+	impl := pt != nil && *pt == networkingv1.PathTypeImplementationSpecific
+	asPrefix := ""
+	if impl {
+		asPrefix = " (bosun matches ImplementationSpecific paths as Prefix)"
+	}
+	for _, seq := range invalidPathSequences {
+		if strings.Contains(path, seq) {
+			ps.add(p, "%q must not contain %q: it would never match a request, whose path is matched cleaned and decoded%s", path, seq, asPrefix)
+		}
+	}
+	for _, suf := range invalidPathSuffixes {
+		if strings.HasSuffix(path, suf) {
+			ps.add(p, "%q must not end with %q: it would never match a request, whose path is matched cleaned%s", path, suf, asPrefix)
+			break
+		}
+	}
+	if impl {
+		if i := strings.IndexAny(path, ingressRegexChars); i >= 0 {
+			ps.add(p, "%q holds %q, a regular expression character: bosun matches ImplementationSpecific paths as Prefix, literally, never as a regular expression; write the prefix the expression stands for", path, path[i:i+1])
+		}
+	}
 }
 
 func validateIngressHost(h string, p *field.Path, ps *problems) {

@@ -95,6 +95,20 @@ func TestValidateIngress(t *testing.T) {
 				"m.yaml:67: spec.rules[2].host: \"bad_host\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
 				"m.yaml:69: spec.rules[2].http.paths: at least one path is required",
 			}},
+		{name: "paths that never match, a regular expression", yaml: ingressBase + strings.NewReplacer(
+			"path: /\n", "path: /a//b/./c/..\n", "path: /api", "path: /api/(.*)").Replace(ingressDoc) +
+			"  - http:\n      paths:\n" +
+			"      - {path: \"/x/.\", pathType: Exact, backend: {service: {name: web, port: {number: 80}}}}\n" +
+			"      - {path: \"/y%2Fz\", pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n" +
+			"      - {path: \"/files/report.v1\", pathType: ImplementationSpecific, backend: {service: {name: web, port: {number: 80}}}}\n",
+			want: []string{
+				"m.yaml:41: spec.rules[0].http.paths[0].path: \"/a//b/./c/..\" must not contain \"/./\": it would never match a request, whose path is matched cleaned and decoded",
+				"m.yaml:41: spec.rules[0].http.paths[0].path: \"/a//b/./c/..\" must not contain \"//\": it would never match a request, whose path is matched cleaned and decoded",
+				"m.yaml:41: spec.rules[0].http.paths[0].path: \"/a//b/./c/..\" must not end with \"/..\": it would never match a request, whose path is matched cleaned",
+				"m.yaml:48: spec.rules[0].http.paths[1].path: \"/api/(.*)\" holds \"(\", a regular expression character: bosun matches ImplementationSpecific paths as Prefix, literally, never as a regular expression; write the prefix the expression stands for",
+				"m.yaml:57: spec.rules[1].http.paths[0].path: \"/x/.\" must not end with \"/.\": it would never match a request, whose path is matched cleaned",
+				"m.yaml:58: spec.rules[1].http.paths[1].path: \"/y%2Fz\" must not contain \"%2F\": it would never match a request, whose path is matched cleaned and decoded",
+			}},
 		{name: "neither rules nor default backend", yaml: "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: x\nspec: {}\n",
 			want: []string{
 				"m.yaml:5: spec: either defaultBackend or rules must be given",

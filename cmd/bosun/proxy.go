@@ -44,6 +44,16 @@ func (f *proxyFlags) validate() error {
 	return nil
 }
 
+// needsAgent refuses the ingress proxy on a server without its node agent:
+// the proxy sends requests straight to pods, and only an agent sets up the
+// routes to the pod subnets (this node's and the others').
+func (f *proxyFlags) needsAgent(agent bool) error {
+	if agent || f.ingressListen == "" && f.ingressTLSListen == "" {
+		return nil
+	}
+	return &exitError{code: 2, err: fmt.Errorf("server: --ingress-listen and --ingress-tls-listen need this machine's node agent (--agent, on by default): the ingress proxy sends requests straight to pods, which only a node reaches; drop --agent=false, or run the proxy on a node (bosun agent --ingress-listen ...)")}
+}
+
 // ingressConfig is the ingress proxy's configuration, nil when it is off.
 // The access log file is opened here (and stays open for the process).
 func (f *proxyFlags) ingressConfig() (*ingress.Config, error) {
