@@ -232,7 +232,7 @@ func TestCheckUpdate_statefulSetFixedFields(t *testing.T) {
 			case err == nil:
 				t.Fatalf("accepted; want %q", tt.want)
 			case !strings.Contains(err.Error(), tt.want) || strings.Count(err.Error(), "\n") > 0 ||
-				!strings.Contains(err.Error(), "remove the StatefulSet in one commit and add it back with the change in the next; with whenDeleted: Retain"):
+				!strings.Contains(err.Error(), "remove the StatefulSet in one commit, let bosun apply it, then add it back with the change in the next; with whenDeleted: Retain"):
 				t.Fatalf("error %v\nwant %q", err, tt.want)
 			}
 		})

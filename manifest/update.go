@@ -104,7 +104,7 @@ func checkStatefulSetUpdates(prev []appsv1.StatefulSet, next *Set, errs *Errors)
 			src := next.Where(ObjectKey{Kind: KindStatefulSet, Namespace: n.Namespace, Name: n.Name}, path)
 			*errs = append(*errs, Error{File: src.File, Line: src.Line, Field: path, Message: "cannot change on StatefulSet " + n.Namespace + "/" + n.Name +
 				" (Kubernetes forbids it: only replicas, ordinals, template, updateStrategy, persistentVolumeClaimRetentionPolicy, minReadySeconds and revisionHistoryLimit may change): " +
-				"remove the StatefulSet in one commit and add it back with the change in the next; with whenDeleted: Retain (the default) its claims and their data stay, and the new pods mount those of a claim template of the same name"})
+				"remove the StatefulSet in one commit, let bosun apply it, then add it back with the change in the next; with whenDeleted: Retain (the default) its claims and their data stay, and the new pods mount those of a claim template of the same name"})
 		}
 	}
 }
