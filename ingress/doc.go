@@ -55,7 +55,8 @@
 // keeps the backend it matched, and a swap closes no connection. Requests go
 // through httputil.ReverseProxy (Rewrite), which keeps the client's Host
 // header and sets X-Forwarded-For, -Host and -Proto, passes WebSocket
-// upgrades through, and streams answers without a length at once. Backends
+// upgrades through, and streams answers without a length at once; bodies
+// are copied through pooled 32 KiB buffers (not one made per request). Backends
 // are spoken to in HTTP/1.1; clients may use HTTP/2 over TLS (ALPN) and,
 // with Config.H2C, HTTP/2 without TLS. HTTPS picks its certificate by SNI
 // from the Secrets (type kubernetes.io/tls, keys tls.crt and tls.key) named
@@ -101,6 +102,12 @@
 // for the loop that follows the store bosun_ingress_table_builds_total,
 // bosun_ingress_table_build_duration_seconds, bosun_ingress_routes,
 // bosun_ingress_ingresses, bosun_ingress_certificates.
+//
+// Load test: TestIngressLoad (bench_test.go, BOSUN_BENCH_INGRESS=1, make
+// bench) measures, interleaved in one run, straight to the backends,
+// through this Server (in a child process, so that its CPU time is its
+// own) and through Debian's nginx configured for the same routes, over
+// HTTP and HTTPS; figures in BENCHMARKS.md.
 //
 // # Following the store (follow.go)
 //

@@ -186,16 +186,24 @@
 //     Running, Ready and available, and scales down from the highest, one at
 //     a time, while the others are up; Parallel does both at once. A failed,
 //     lost or evicted pod is deleted and created again under its name once
-//     its node has stopped it (Observed.Terminating), with the same claims.
-//     RollingUpdate replaces pods from the highest ordinal down to
-//     start+partition, one at a time, each after the one above is ready;
-//     ordinals below the partition keep (and are recreated with) the current
-//     revision, whose template the stored StatefulSet keeps in
-//     bosun.dev/current-template while it differs. OnDelete replaces only
-//     deleted pods. Claims <template>-<name>-<ordinal> are put before their
-//     pod (bosun.dev/owner, bosun.dev/reclaim-policy) and deleted per
-//     persistentVolumeClaimRetentionPolicy once their pods are gone; a
-//     StatefulSet removed from Git deletes its pods, then its record.
+//     its node has stopped it (Observed.Terminating), with the same claims;
+//     a drain leaves pods whose spec names the node or whose claim is bound
+//     to it (volume.kubernetes.io/selected-node). RollingUpdate replaces
+//     pods from the highest ordinal down to start+partition, one at a time,
+//     each after the one above is ready; ordinals below the partition keep
+//     (and are recreated with) the current revision, whose template the
+//     stored StatefulSet keeps in bosun.dev/current-template while it
+//     differs. An OrderedReady StatefulSet held only by pods that are not up
+//     on a revision other than the update revision (a broken update
+//     reverted in Git) replaces the highest of them, as kubectl delete pod
+//     would. OnDelete replaces only deleted pods. An ordinal whose name a
+//     pod of another owner holds is not created (status condition
+//     PodNameTaken, event FailedCreate). Claims <template>-<name>-<ordinal>
+//     are put before their pod (bosun.dev/owner, bosun.dev/reclaim-policy)
+//     and deleted per persistentVolumeClaimRetentionPolicy once their pods
+//     are gone (whenScaled: Delete covers every claim it owns of an
+//     ordinal scaled away, whatever its template); a StatefulSet removed
+//     from Git deletes its pods, then its record.
 //   - Prune: pods, deployments, services, Jobs and CronJobs that are not in
 //     Git are deleted, Jobs with their pods, CronJobs with their Jobs; pods
 //     whose Job does not exist are deleted. Pods whose controller is of
