@@ -164,9 +164,9 @@ func TestVolumes(t *testing.T) {
 			}
 			return nil
 		})
-		// The node's record of the volume learns the policy on its next
-		// pass over its volumes (every --resync, 10s by default).
-		time.Sleep(15 * time.Second)
+		// Pruned at once: the leader holds the delete back until the
+		// node's record of the volume says Delete (it learns the policy on
+		// its next pass over its volumes), then the node deletes the data.
 		volumes := filepath.Join(s.dataDir, "node", "volumes", "default")
 		if ents, err := os.ReadDir(volumes); err != nil || len(ents) != 1 {
 			t.Fatalf("volumes on the node: %v, %v", ents, err)

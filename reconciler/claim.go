@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -343,4 +344,74 @@ func (p *planner) bindClaims(pod *corev1.Pod, node string) {
 		bindClaim(out, node, kube.VolumeNamePrefix+string(out.UID))
 		p.putClaim(out, "bound to node "+node+" with pod "+pod.Name)
 	}
+}
+
+// claimDeleteRecheck is how soon planning again looks at a claim delete
+// held back by holdClaimDeletes: the node's agent brings its record up to
+// date on its next pass over its volumes (every --resync), and the leader
+// does not watch volume records.
+const claimDeleteRecheck = 5 * time.Second
+
+// ReasonClaimDeleteHeld is the event of a claim delete held back until its
+// node's record of the volume says the claim's reclaim policy.
+const ReasonClaimDeleteHeld = "ClaimDeleteHeld"
+
+// holdClaimDeletes holds back every DeleteClaim of this plan (Git's
+// prunes and a StatefulSet's) whose claim is bound to a volume that its
+// node records with another reclaim policy than the claim's. The node
+// decides from its record once the claim is gone, so deleting the claim
+// before the record says the claim's last word would delete data the
+// claim said to keep (Delete then Retain) or keep data it said to delete
+// (Retain then Delete). A node that is down does not update its record:
+// its claims stay until it is back, the safe side. A bound claim of which
+// the node has no record yet holds no data (the agent writes the record
+// before it makes the directory, from the claim as it reads it then).
+func (p *planner) holdClaimDeletes() {
+	if !slices.ContainsFunc(p.last, func(a Action) bool { return a.Type == DeleteClaim }) {
+		return
+	}
+	claims := map[string]*corev1.PersistentVolumeClaim{}
+	for i := range p.observed.Claims {
+		c := &p.observed.Claims[i]
+		claims[key(c.Namespace, c.Name)] = c
+	}
+	for _, a := range p.first {
+		if a.Type == PutClaim && a.Claim != nil {
+			claims[key(a.Claim.Namespace, a.Claim.Name)] = a.Claim
+		}
+	}
+	type rec struct{ node, volume string }
+	records := map[rec]*Volume{}
+	for i := range p.observed.Volumes {
+		v := &p.observed.Volumes[i]
+		records[rec{v.Node, v.VolumeName}] = v
+	}
+	p.last = slices.DeleteFunc(p.last, func(a Action) bool {
+		if a.Type != DeleteClaim {
+			return false
+		}
+		c := claims[key(a.Namespace, a.Name)]
+		if c == nil {
+			return false
+		}
+		node := kube.ClaimNode(c)
+		v := records[rec{node, c.Spec.VolumeName}]
+		if node == "" || v == nil || v.ReclaimDelete == kube.ReclaimDelete(c) {
+			return false
+		}
+		policy, recorded := "Retain", "Delete"
+		if kube.ReclaimDelete(c) {
+			policy, recorded = recorded, policy
+		}
+		msg := fmt.Sprintf("delete held back (%s): node %s records its volume %s with reclaim policy %s, the claim says %s; "+
+			"deleting it waits until the node has its policy, so the node does what the claim says with its data",
+			a.Reason, node, c.Spec.VolumeName, recorded, policy)
+		if !p.nodes[node] {
+			msg += " (node " + node + " is not registered: the claim stays until it is back)"
+		}
+		p.events = append(p.events, Event{Kind: "PersistentVolumeClaim", Namespace: a.Namespace, Name: a.Name,
+			Reason: ReasonClaimDeleteHeld, Message: msg, Count: 1})
+		p.wakeAt(p.now.Add(claimDeleteRecheck))
+		return true
+	})
 }

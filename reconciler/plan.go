@@ -175,6 +175,7 @@ func Plan(desired *manifest.Set, observed Observed, now time.Time) Result {
 	}
 	p.daemonSets(desired.DaemonSets)
 	p.statefulSets(desired.StatefulSets)
+	p.holdClaimDeletes() // every DeleteClaim is in p.last by now (claim.go)
 	p.standalonePods(desired.Pods)
 	p.evictUnmanaged()
 	p.batch(desired.Jobs, desired.CronJobs)

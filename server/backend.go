@@ -112,7 +112,11 @@ func (b *backend) Plan(ctx context.Context, req api.PlanRequest) (*api.PlanResul
 	if err != nil {
 		return nil, err
 	}
-	res.Preview = preview.Compute(currentSet, set, observed(snap), time.Now())
+	o := observed(snap)
+	if o.Volumes, err = observeVolumes(ctx, b.st, nil); err != nil { // retained volumes and volume capacity, as the leader sees them
+		return nil, err
+	}
+	res.Preview = preview.Compute(currentSet, set, o, time.Now())
 	return res, nil
 }
 

@@ -102,7 +102,7 @@ func (c *cluster) Observe(ctx context.Context) (reconciler.Observed, error) {
 	if err := c.observeNodes(snap, o, now); err != nil {
 		return reconciler.Observed{}, err
 	}
-	if o.Volumes, err = observeVolumes(ctx, c.st); err != nil {
+	if o.Volumes, err = observeVolumes(ctx, c.st, c.log); err != nil {
 		return reconciler.Observed{}, err
 	}
 	return o, nil

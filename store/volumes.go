@@ -85,8 +85,28 @@ func (s *Store) DeleteVolume(ctx context.Context, node, namespace, volumeName st
 }
 
 // Volumes lists the volume records of one node, or of every node when
-// node is "", sorted by node, namespace and volume name.
+// node is "", sorted by node, namespace and volume name, leaving out those
+// it cannot decode (VolumeList says which).
 func (s *Store) Volumes(ctx context.Context, node string) ([]VolumeRecord, error) {
+	l, err := s.VolumeList(ctx, node)
+	return l.Records, err
+}
+
+// VolumeList is a listing of volume records.
+type VolumeList struct {
+	Records []VolumeRecord
+	// Skipped says, for each record left out, its key and why: one record
+	// a reader cannot decode does not hide the others.
+	Skipped []error
+}
+
+// VolumeList lists the volume records of one node, or of every node when
+// node is "", sorted by node, namespace and volume name. A record's Node
+// is the one its key names, whatever its value says: a node writes only
+// under its own key (AllowNode), so the key is what can be trusted. A
+// record that does not decode, or whose key is not a volume's, is left
+// out and said in Skipped.
+func (s *Store) VolumeList(ctx context.Context, node string) (VolumeList, error) {
 	prefix := Prefix + VolumesPrefix
 	if node != "" {
 		prefix = VolumeNodePrefix(node)
@@ -95,17 +115,33 @@ func (s *Store) Volumes(ctx context.Context, node string) ([]VolumeRecord, error
 	defer cancel()
 	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", strings.TrimSuffix(prefix, "/"), err)
+		return VolumeList{}, fmt.Errorf("list %s: %w", strings.TrimSuffix(prefix, "/"), err)
 	}
-	out := make([]VolumeRecord, 0, len(resp.Kvs))
+	out := VolumeList{Records: make([]VolumeRecord, 0, len(resp.Kvs))}
 	for _, kv := range resp.Kvs {
-		var rec VolumeRecord
-		if err := json.Unmarshal(kv.Value, &rec); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		rec, err := decodeVolumeRecord(string(kv.Key), kv.Value)
+		if err != nil {
+			out.Skipped = append(out.Skipped, err)
+			continue
 		}
-		out = append(out, rec)
+		out.Records = append(out.Records, rec)
 	}
 	return out, nil
+}
+
+// decodeVolumeRecord decodes the record at key, its node taken from key.
+func decodeVolumeRecord(key string, value []byte) (VolumeRecord, error) {
+	rest, ok := strings.CutPrefix(key, Prefix+VolumesPrefix)
+	node, _, ok2 := strings.Cut(rest, "/")
+	if !ok || !ok2 || node == "" {
+		return VolumeRecord{}, fmt.Errorf("%s: not a volume record key (volumes/<node>/<namespace>/<volume>)", key)
+	}
+	var rec VolumeRecord
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return VolumeRecord{}, fmt.Errorf("decode %s: %w", key, err)
+	}
+	rec.Node = node
+	return rec, nil
 }
 
 // Claim reads one PersistentVolumeClaim; nil (and no error) when there is
