@@ -748,6 +748,7 @@ func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) 
 	if err := removeTree(w.podDir(r.uid)); err != nil {
 		return fmt.Errorf("remove pod dir: %w", err)
 	}
+	w.a.vols.release(r.uid) // its mounts of claims' volumes are gone (claims.go)
 	if deleteStatus {
 		if err := os.RemoveAll(filepath.Dir(LogPath(w.a.cfg.StateDir, w.namespace, w.name, "x", false))); err != nil {
 			return fmt.Errorf("remove logs: %w", err)
