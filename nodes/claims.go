@@ -163,6 +163,11 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *core
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
+	if kube.ReadWriteOncePod(claim) {
+		if other := a.vols.otherUser(w.namespace+"/"+name, uid); other != "" {
+			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and another pod on this node (uid %s) still has it mounted", name, other)
+		}
+	}
 	a.vols.use(w.namespace+"/"+name, uid)
 	if err := unix.Mount(dir, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		a.vols.m.errors.WithLabelValues("mount").Inc()
@@ -434,6 +439,18 @@ func (v *volumeSet) release(uid types.UID) {
 			delete(v.users, c)
 		}
 	}
+}
+
+// otherUser is a run other than uid that uses claim; "" when none.
+func (v *volumeSet) otherUser(claim string, uid types.UID) types.UID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for u := range v.users[claim] {
+		if u != uid {
+			return u
+		}
+	}
+	return ""
 }
 
 func (v *volumeSet) usersOf(claim string) int {

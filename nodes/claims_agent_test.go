@@ -209,7 +209,7 @@ func TestAgent_claimVolumeKeptWhileAPodUsesIt(t *testing.T) {
 	h := newHarness(t)
 	h.startAgent()
 	ctx := context.Background()
-	check := func(pod string, uid types.UID, claim, dir string, restart bool) {
+	check := func(t *testing.T, pod string, uid types.UID, claim, dir string, restart bool) {
 		t.Helper()
 		h.putClaim(claim, "u-"+claim, "Delete")
 		h.putPod(drainingClaimPod(pod, uid, claim))
@@ -242,10 +242,10 @@ func TestAgent_claimVolumeKeptWhileAPodUsesIt(t *testing.T) {
 		h.deletePod("default", pod)
 	}
 	t.Run("a new incarnation beside the old one", func(t *testing.T) {
-		check("busy", "b1", "busy", filepath.Join(h.cfg.StateDir, "volumes", "default", "busy-u-busy"), false)
+		check(t, "busy", "b1", "busy", filepath.Join(h.cfg.StateDir, "volumes", "default", "busy-u-busy"), false)
 	})
 	t.Run("adopted after an agent restart", func(t *testing.T) {
-		check("adopted", "a1", "adopted", filepath.Join(h.cfg.StateDir, "volumes", "default", "adopted-u-adopted"), true)
+		check(t, "adopted", "a1", "adopted", filepath.Join(h.cfg.StateDir, "volumes", "default", "adopted-u-adopted"), true)
 	})
 	waitPodsGone(t, h)
 }
