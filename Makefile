@@ -34,7 +34,8 @@ test: ## run every test (unit, integration and end to end; needs root)
 test-short: ## unit tests only (no containerd, no root)
 	$(GO) test -short ./...
 
-bench: deps ## run the benchmarks recorded in BENCHMARKS.md
+bench: deps ## run the benchmarks recorded in BENCHMARKS.md (installs nginx: install-deps.sh bench)
+	@bash scripts/install-deps.sh bench
 	$(GO) test -run '^$$' -bench . -benchmem ./scheduler ./reconciler ./preview ./dns ./manifest ./ipalloc
 	$(GO) test -run '^$$' -bench 'CommitToReady|RevertByWebhook' -benchtime 5x ./e2e
 	$(GO) test -run '^$$' -bench PlanRef1000Objects -benchtime 10x ./e2e
@@ -47,7 +48,7 @@ bench: deps ## run the benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench 'Keyring|SealOps|1kSecrets' -benchmem -count 5 ./store
 	$(GO) test -run '^$$' -bench 'Verify|Decrypt|Load_100|Tokens_lookup|Join' -benchmem -count 5 ./signature ./sopsfile ./api ./join
 	$(GO) test -run '^$$' -bench PodToPod -benchtime 2s -count 3 ./podnet
-	BOSUN_BENCH_INGRESS=1 $(GO) test -count 1 -run TestIngressLoad -bench Match -benchmem -v ./ingress
+	BOSUN_BENCH_INGRESS=1 $(GO) test -count 1 -run TestIngressLoad -bench 'Match|ServeHTTP' -benchmem -v ./ingress
 	$(GO) test -run '^$$' -bench Plan_1kNodes -benchmem ./podcidr
 
 bench-cron: deps ## CronJob schedule accuracy over 20 minutes (p50/p99 in BENCHMARKS.md)

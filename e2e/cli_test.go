@@ -18,6 +18,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	corev1 "k8s.io/api/core/v1"
 
+	"bosun/nodes"
 	"bosun/podnet"
 )
 
@@ -311,7 +312,7 @@ func TestCLI_reset(t *testing.T) {
 	if out, err := exec.Command("ip", "link", "show", bridge).CombinedOutput(); err == nil {
 		t.Errorf("bridge %s left:\n%s", bridge, out)
 	}
-	for _, table := range []string{s.proxyTable, podnet.TableName(bridge)} {
+	for _, table := range []string{s.proxyTable, podnet.TableName(bridge), nodes.LocalnetTable(bridge)} {
 		if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err == nil {
 			t.Errorf("nftables table ip %s left:\n%s", table, out)
 		}

@@ -30,6 +30,7 @@ import (
 
 	"bosun/api"
 	"bosun/kube"
+	"bosun/nodes"
 	"bosun/nodes/containerdtest"
 	"bosun/podnet"
 	"bosun/store"
@@ -275,7 +276,8 @@ func removePodNetwork(t testing.TB, dir, bridge string) {
 	if out, err := exec.Command("ip", "link", "del", bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
 		t.Logf("delete bridge %s: %v: %s", bridge, err, out)
 	}
-	exec.Command("nft", "delete", "table", "ip", podnet.TableName(bridge)).Run() // the node's masquerade table, if it made one
+	exec.Command("nft", "delete", "table", "ip", podnet.TableName(bridge)).Run()    // the node's masquerade table, if it made one
+	exec.Command("nft", "delete", "table", "ip", nodes.LocalnetTable(bridge)).Run() // the node's loopback guard
 }
 
 // unmountUnder unmounts whatever is mounted below dir.

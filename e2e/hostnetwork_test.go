@@ -3,9 +3,14 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/nodes"
 )
 
 // hostNetworkRepo is the repository of the host network tests: a
@@ -52,6 +57,23 @@ kind: Pod
 metadata:
   name: mapped
 spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: localhost/bosun-hello:v1
+    ports:
+    - containerPort: 8080
+      hostPort: MAPPEDPORT
+`
+
+// pinnedHostPortPod is bound by nodeName to NODE, skipping the scheduler, on the
+// host port MAPPEDPORT that the pod mapped holds there.
+const pinnedHostPortPod = `apiVersion: v1
+kind: Pod
+metadata:
+  name: pinned
+spec:
+  nodeName: NODE
   terminationGracePeriodSeconds: 1
   containers:
   - name: app
@@ -172,8 +194,46 @@ func TestHostNetwork(t *testing.T) {
 		})
 	})
 
+	t.Run("the node's loopback is guarded from pods; hostPort through 127.0.0.1 still works", func(t *testing.T) {
+		table := nodes.LocalnetTable(s.proxyTable) // the stack's bridge has the proxy table's name
+		if out, err := exec.Command("nft", "list", "table", "ip", table).CombinedOutput(); err != nil || !strings.Contains(string(out), "127.0.0.0/8") {
+			t.Errorf("nft list table ip %s: %v\n%s", table, err, out)
+		}
+		url := "http://127.0.0.1:" + mappedPort + "/env"
+		s.waitFor("the host port through the node's loopback", 30*time.Second, func() error {
+			env, err := httpGet(url)
+			if err != nil || !strings.Contains(env, "POD_NAME=mapped") {
+				return fmt.Errorf("GET %s: %v %q", url, err, env)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a pod pinned by nodeName to a held host port waits, saying why", func(t *testing.T) {
+		var node string
+		for _, p := range s.pods() {
+			if p.Name == "mapped" {
+				node = p.Spec.NodeName
+			}
+		}
+		repo.write("pinned.yaml", strings.NewReplacer("MAPPEDPORT", mappedPort, "NODE", node).Replace(pinnedHostPortPod))
+		repo.commit("a pod pinned to the node on mapped's host port")
+		s.waitFor("pinned pending on a HostPort conflict", 60*time.Second, func() error {
+			for _, p := range s.pods() {
+				if p.Name == "pinned" && p.Status.Phase == corev1.PodPending && strings.Contains(p.Status.Message, "HostPort conflict") &&
+					strings.Contains(p.Status.Message, "default/mapped") {
+					return nil
+				}
+			}
+			return fmt.Errorf("not yet: %v", s.podMessages())
+		})
+		if env, err := httpGet("http://" + net.JoinHostPort(nodeIP, mappedPort) + "/env"); err != nil || !strings.Contains(env, "POD_NAME=mapped") {
+			t.Errorf("the host port while pinned waits: %v %q", err, env)
+		}
+	})
+
 	t.Run("removed from Git, the ports are free again", func(t *testing.T) {
-		repo.git("rm", "-q", "app.yaml")
+		repo.git("rm", "-q", "app.yaml", "pinned.yaml")
 		repo.write("README.md", "nothing\n")
 		repo.commit("remove the host network apps")
 		s.waitFor("the pods gone and the ports free", 60*time.Second, func() error {

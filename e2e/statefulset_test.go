@@ -166,21 +166,105 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 	t.Run("scale down removes the highest ordinal first", func(t *testing.T) {
 		repo.write("web.yaml", strings.Replace(withPartition(v2, 0), "replicas: 3", "replicas: 1", 1))
 		repo.commit("web: 1 replica")
-		var sawWeb1GoneFirst bool
+		// A watcher polling the API every 20 ms: it must see web-2 gone
+		// while web-0 and web-1 are still there (one at a time), and never
+		// web-1 gone while web-2 is there.
+		var mu sync.Mutex
+		var sawOneAtATime, sawWeb1GoneFirst bool
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				var list struct{ Items []corev1.Pod }
+				if err := s.getJSON("/api/v1/pods", &list); err != nil {
+					continue
+				}
+				pods := stsPods(list.Items)
+				_, has0 := pods["web-0"]
+				_, has1 := pods["web-1"]
+				_, has2 := pods["web-2"]
+				mu.Lock()
+				sawOneAtATime = sawOneAtATime || has0 && has1 && !has2
+				sawWeb1GoneFirst = sawWeb1GoneFirst || !has1 && has2
+				mu.Unlock()
+			}
+		}()
 		s.waitFor("only web-0 left", 180*time.Second, func() error {
 			pods := stsPods(s.pods())
 			_, has1 := pods["web-1"]
 			_, has2 := pods["web-2"]
-			if !has1 && has2 {
-				sawWeb1GoneFirst = true
-			}
 			if has1 || has2 || len(pods) != 1 {
 				return fmt.Errorf("%d pods", len(pods))
 			}
 			return nil
 		})
+		close(stop)
+		wg.Wait()
 		if sawWeb1GoneFirst {
-			t.Fatal("web-1 was removed while web-2 still existed")
+			t.Error("web-1 was removed while web-2 still existed")
+		}
+		if !sawOneAtATime {
+			t.Error("never saw web-0 and web-1 without web-2: web-2 and web-1 went at once")
 		}
 	})
+}
+
+// TestStatefulSet_gitRevertRepairsABrokenUpdate: an update whose pod
+// never gets ready (a readiness probe on a path the app does not serve)
+// holds an OrderedReady StatefulSet; reverting it in Git replaces that
+// pod with the good template again, with no kubectl delete pod.
+func TestStatefulSet_gitRevertRepairsABrokenUpdate(t *testing.T) {
+	t.Parallel()
+	repo := newGitRepo(t)
+	repo.copyDir("../examples/statefulset")
+	good, err := os.ReadFile("../examples/statefulset/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := strings.Replace(string(good), "replicas: 3", "replicas: 2", 1)
+	repo.write("web.yaml", v1)
+	repo.commit("statefulset web: 2 replicas")
+	s := startStack(t, repo)
+	probe := func(p corev1.Pod) string { return p.Spec.Containers[0].ReadinessProbe.HTTPGet.Path }
+	up := func(what, path string) {
+		s.waitFor(what, 180*time.Second, func() error {
+			pods := stsPods(s.pods())
+			for i := range 2 {
+				if p, ok := pods[fmt.Sprintf("web-%d", i)]; !ok || !podUp(p) || probe(p) != path {
+					return fmt.Errorf("web-%d not up with probe %s", i, path)
+				}
+			}
+			return nil
+		})
+	}
+	up("web-0 and web-1 up", "/healthz")
+	web0 := stsPods(s.pods())["web-0"].UID
+
+	repo.write("web.yaml", strings.Replace(v1, "path: /healthz", "path: /broken", 1))
+	repo.commit("web: a probe that never succeeds")
+	s.waitFor("web-1 running the broken template", 120*time.Second, func() error {
+		p, ok := stsPods(s.pods())["web-1"]
+		if !ok || probe(p) != "/broken" || p.Status.Phase != corev1.PodRunning {
+			return fmt.Errorf("web-1 not running the broken template yet")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	if p := stsPods(s.pods())["web-1"]; kube.PodReady(&p) {
+		t.Fatal("web-1 ready with a probe the app does not serve")
+	}
+
+	repo.write("web.yaml", v1)
+	repo.commit("Revert \"web: a probe that never succeeds\"")
+	up("web-1 back on the good template after the revert", "/healthz")
+	if got := stsPods(s.pods())["web-0"].UID; got != web0 {
+		t.Errorf("web-0 replaced (uid %s, was %s)", got, web0)
+	}
 }

@@ -55,7 +55,8 @@
 // keeps the backend it matched, and a swap closes no connection. Requests go
 // through httputil.ReverseProxy (Rewrite), which keeps the client's Host
 // header and sets X-Forwarded-For, -Host and -Proto, passes WebSocket
-// upgrades through, and streams answers without a length at once. Backends
+// upgrades through, and streams answers without a length at once; bodies
+// are copied through pooled 32 KiB buffers (not one made per request). Backends
 // are spoken to in HTTP/1.1; clients may use HTTP/2 over TLS (ALPN) and,
 // with Config.H2C, HTTP/2 without TLS. HTTPS picks its certificate by SNI
 // from the Secrets (type kubernetes.io/tls, keys tls.crt and tls.key) named
@@ -102,6 +103,12 @@
 // bosun_ingress_table_build_duration_seconds, bosun_ingress_routes,
 // bosun_ingress_ingresses, bosun_ingress_certificates.
 //
+// Load test: TestIngressLoad (bench_test.go, BOSUN_BENCH_INGRESS=1, make
+// bench) measures, interleaved in one run, straight to the backends,
+// through this Server (in a child process, so that its CPU time is its
+// own) and through Debian's nginx configured for the same routes, over
+// HTTP and HTTPS; figures in BENCHMARKS.md.
+//
 // # Following the store (follow.go)
 //
 // Follow rebuilds the table from a store.Cache on every change of
@@ -139,4 +146,12 @@
 //     rules (Traefik's way), ImplementationSpecific is Prefix, and no
 //     annotation (rewrite-target, use-regex, ...) is read; validation
 //     refuses paths that never match and regular expressions.
+//   - The ingress ports are not reserved from pods: with
+//     --allow-host-network, a pod with hostPort 80 on a node whose ingress
+//     listens on :80 takes that port's traffic (the CNI portmap DNAT comes
+//     before the local socket), and a hostNetwork pod that binds it first
+//     makes the ingress fail to start. Keep host ports off the ingress ports.
+//   - An Upgrade is forwarded as asked, h2c included: after it, the
+//     connection is a tunnel to the pod that later requests on it are not
+//     routed through.
 package ingress

@@ -87,7 +87,9 @@
 // Always (manifest/daemonset.go).
 //
 // After loading, CheckUpdate compares a revision with the applied one (an
-// immutable ConfigMap or Secret cannot change), and Set.StampConfigHashes
+// immutable ConfigMap or Secret cannot change; a StatefulSet's selector,
+// serviceName, volumeClaimTemplates and podManagementPolicy cannot, at the
+// field's line through Set.Where), and Set.StampConfigHashes
 // puts a keyed hash of the ConfigMaps and Secrets each Deployment and
 // DaemonSet template and Pod uses on it (AnnotationConfigHash), so a configuration change rolls
 // them out.

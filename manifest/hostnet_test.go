@@ -56,6 +56,13 @@ func TestPolicy_hostNetworkAndHostPort(t *testing.T) {
 				"m.yaml:13: spec.containers[0].ports[3].hostPort: not allowed: the operator has not given --allow-host-network",
 		},
 		{
+			name: "hostNetwork with a net.* sysctl is refused (it would set the node's); others are not",
+			yaml: pod + "  hostNetwork: true\n  securityContext:\n    sysctls:\n    - {name: kernel.shmmax, value: '65536'}\n    - {name: net.ipv4.ip_forward, value: '0'}\n    - {name: net/core/somaxconn, value: '1024'}\n",
+			want: `m.yaml:13: spec.securityContext.sysctls[1].name: sysctl "net.ipv4.ip_forward" may not be set when hostNetwork is true: the pod shares the node's network namespace` + "\n" +
+				`m.yaml:14: spec.securityContext.sysctls[2].name: sysctl "net/core/somaxconn" may not be set when hostNetwork is true: the pod shares the node's network namespace`,
+			policy: "m.yaml:9: spec.hostNetwork: not allowed: the operator has not given --allow-host-network",
+		},
+		{
 			name:   "dnsPolicy ClusterFirstWithHostNet is accepted",
 			yaml:   pod + "  hostNetwork: true\n  dnsPolicy: ClusterFirstWithHostNet\n",
 			policy: "m.yaml:9: spec.hostNetwork: not allowed: the operator has not given --allow-host-network",

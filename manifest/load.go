@@ -240,6 +240,7 @@ func (l *loader) finish() (*Set, error) {
 	l.checkReferences()
 	l.checkClaimReferences() // claim.go
 	l.checkIngresses()       // ingress.go
+	l.checkStatefulSetPods() // statefulset.go
 	if len(l.errs) > 0 {
 		redactErrors(l.errs, l.secrets)
 		sortErrors(l.errs)
@@ -349,13 +350,17 @@ func kindOf[T any, PT interface {
 // recordLines keeps the lines of the fields of obj that are checked after
 // loading (Set.Where).
 func (l *loader) recordLines(d *document, key ObjectKey, obj any) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
+	var paths []string
+	switch o := obj.(type) {
+	case *corev1.Service:
+		paths = []string{"spec.clusterIP"}
+		for i := range o.Spec.Ports {
+			paths = append(paths, "spec.ports["+strconv.Itoa(i)+"].nodePort")
+		}
+	case *appsv1.StatefulSet:
+		paths = statefulSetFixedFields // update.go
+	default:
 		return
-	}
-	paths := []string{"spec.clusterIP"}
-	for i := range svc.Spec.Ports {
-		paths = append(paths, "spec.ports["+strconv.Itoa(i)+"].nodePort")
 	}
 	lines := make(map[string]int, len(paths))
 	for _, p := range paths {

@@ -1,8 +1,10 @@
 package manifest
 
 import (
+	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -159,10 +161,12 @@ func validateStatefulSet(s *appsv1.StatefulSet) problems {
 		volumes[v.Name] = true
 	}
 	claims := spec.Child("volumeClaimTemplates")
+	templates := map[string]int{}
 	for i := range s.Spec.VolumeClaimTemplates {
 		ct := &s.Spec.VolumeClaimTemplates[i]
 		p := claims.Index(i)
 		name := ct.Name
+		first, dup := templates[name]
 		switch {
 		case name == "":
 			ps.add(p.Child("metadata", "name"), "required")
@@ -170,11 +174,15 @@ func validateStatefulSet(s *appsv1.StatefulSet) problems {
 		case len(validation.IsDNS1123Label(name)) > 0:
 			ps.add(p.Child("metadata", "name"), "invalid name %q: %s (it is the volume's name in the pods)", name, labelRule)
 			continue
+		case dup:
+			ps.add(p.Child("metadata", "name"), "duplicate claim template name %q (spec.volumeClaimTemplates[%d] has it)", name, first)
+			continue
 		case volumes[name]:
 			ps.add(p.Child("metadata", "name"), "%q clashes with a volume of the same name in spec.template.spec.volumes", name)
 			continue
 		}
 		volumes[name] = true
+		templates[name] = i
 		withClaims.Volumes = append(withClaims.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 		// <template>-<statefulset>-<ordinal> names each pod's claim.
 		if claim := name + "-" + s.Name + "-" + strconv.Itoa(1<<20); len(validation.IsDNS1123Subdomain(claim)) > 0 {
@@ -190,6 +198,44 @@ func validateStatefulSet(s *appsv1.StatefulSet) problems {
 	}
 	validatePodSpec(&withClaims, podSpec, ownerNone, &ps)
 	return ps
+}
+
+// checkStatefulSetPods refuses a Pod of the revision named as a pod of a
+// StatefulSet of its namespace, <statefulset>-<n>: the StatefulSet would
+// create a second pod of that name (ordinal n, now or once scaled).
+func (l *loader) checkStatefulSetPods() {
+	for i := range l.set.Pods {
+		pod := &l.set.Pods[i]
+		for j := range l.set.StatefulSets {
+			s := &l.set.StatefulSets[j]
+			rest, ok := strings.CutPrefix(pod.Name, s.Name+"-")
+			if !ok || s.Namespace != pod.Namespace || !isOrdinal(rest) {
+				continue
+			}
+			d := l.docs[ObjectKey{Kind: KindPod, Namespace: pod.Namespace, Name: pod.Name}]
+			if d == nil {
+				continue
+			}
+			src := l.set.Sources[ObjectKey{Kind: KindStatefulSet, Namespace: s.Namespace, Name: s.Name}]
+			l.errs = append(l.errs, d.errorAt("metadata.name", fmt.Sprintf(
+				"Pod %s/%s has the name of ordinal %s of StatefulSet %s/%s (%s): the StatefulSet names its pods <name>-<ordinal>; give the Pod another name",
+				pod.Namespace, pod.Name, rest, s.Namespace, s.Name, src)))
+		}
+	}
+}
+
+// isOrdinal says whether s is an ordinal as a StatefulSet writes it in a
+// pod name: decimal, no leading zero.
+func isOrdinal(s string) bool {
+	if s == "" || len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validateClaimTemplateSpec checks what bosun's local volumes can give a
@@ -230,11 +276,11 @@ var statefulSetFieldTable = []typeFields{
 	}},
 	{Type: reflect.TypeFor[appsv1.StatefulSetSpec](), Where: "StatefulSet spec", Fields: []fieldRule{
 		{"replicas", honoured, "pods <name>-<ordinal>, each with hostname <name>-<ordinal> and subdomain serviceName"},
-		{"selector", honoured, "must match the template's labels"},
+		{"selector", honoured, "must match the template's labels; cannot change once applied"},
 		{"template", honoured, "hostname and subdomain are the StatefulSet's to set"},
-		{"volumeClaimTemplates", honoured, "one claim <template>-<name>-<ordinal> per pod on a node's local volume: ReadWriteOnce, a storage request, storageClassName empty or local-path; a pod that moves keeps its data only on the same node"},
-		{"serviceName", honoured, "per-pod DNS names <pod>.<serviceName>.<namespace>.svc.<domain> while a headless Service of that name selects the pods (it need not exist)"},
-		{"podManagementPolicy", honoured, "OrderedReady (default) or Parallel"},
+		{"volumeClaimTemplates", honoured, "one claim <template>-<name>-<ordinal> per pod on a node's local volume: ReadWriteOnce, a storage request, storageClassName empty or local-path; a pod that moves keeps its data only on the same node; cannot change once applied"},
+		{"serviceName", honoured, "per-pod DNS names <pod>.<serviceName>.<namespace>.svc.<domain> while a headless Service of that name selects the pods (it need not exist); cannot change once applied"},
+		{"podManagementPolicy", honoured, "OrderedReady (default) or Parallel; cannot change once applied"},
 		{"updateStrategy", honoured, "RollingUpdate (partition) or OnDelete"},
 		{"revisionHistoryLimit", honoured, "bosun keeps no ControllerRevisions: only the current and update revisions, which Kubernetes never prunes either"},
 		{"minReadySeconds", honoured, ""},

@@ -180,3 +180,102 @@ func problemsText(ps problems) string {
 	}
 	return b.String()
 }
+
+// claimTemplate is a claim template as loading leaves it (the claims'
+// own YAML rules are claim.go's).
+func claimTemplate(size string) corev1.PersistentVolumeClaim {
+	fs := corev1.PersistentVolumeFilesystem
+	return corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "data"}, Spec: corev1.PersistentVolumeClaimSpec{
+		AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}, VolumeMode: &fs,
+		Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+	}}
+}
+
+// A change Kubernetes forbids on a StatefulSet's spec is refused against
+// the applied revision, at the field's line, saying how to make it; the
+// fields Kubernetes lets change pass.
+func TestCheckUpdate_statefulSetFixedFields(t *testing.T) {
+	load := func(doc string, claims ...corev1.PersistentVolumeClaim) *Set {
+		t.Helper()
+		s, err := Decode("s.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.StatefulSets[0].Spec.VolumeClaimTemplates = claims
+		return s
+	}
+	prev := load(statefulSet, claimTemplate("1Gi"))
+	for name, tt := range map[string]struct {
+		doc    string
+		claims []corev1.PersistentVolumeClaim
+		want   string // "": accepted
+	}{
+		"unchanged": {statefulSet, []corev1.PersistentVolumeClaim{claimTemplate("1Gi")}, ""},
+		"replicas, template, strategy, retention, minReady, history, ordinals": {strings.Replace(strings.Replace(statefulSet, "replicas: 3", "replicas: 5", 1), "hello:1", "hello:2", 1) +
+			"  updateStrategy:\n    type: OnDelete\n  persistentVolumeClaimRetentionPolicy:\n    whenScaled: Delete\n  minReadySeconds: 3\n  revisionHistoryLimit: 2\n  ordinals:\n    start: 1\n",
+			[]corev1.PersistentVolumeClaim{claimTemplate("1Gi")}, ""},
+		"serviceName": {strings.Replace(statefulSet, "serviceName: web", "serviceName: www", 1), []corev1.PersistentVolumeClaim{claimTemplate("1Gi")},
+			"s.yaml:6: spec.serviceName: cannot change on StatefulSet default/web (Kubernetes forbids it"},
+		"claim size":             {statefulSet, []corev1.PersistentVolumeClaim{claimTemplate("2Gi")}, "s.yaml:5: spec.volumeClaimTemplates: cannot change"},
+		"claim template removed": {statefulSet, nil, "spec.volumeClaimTemplates: cannot change"},
+		"selector": {strings.ReplaceAll(statefulSet, "app: web", "app: www"), []corev1.PersistentVolumeClaim{claimTemplate("1Gi")},
+			"s.yaml:8: spec.selector: cannot change"},
+		"podManagementPolicy": {statefulSet + "  podManagementPolicy: Parallel\n", []corev1.PersistentVolumeClaim{claimTemplate("1Gi")},
+			"s.yaml:17: spec.podManagementPolicy: cannot change"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := CheckUpdate(prev, load(tt.doc, tt.claims...))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want == "":
+			case err == nil:
+				t.Fatalf("accepted; want %q", tt.want)
+			case !strings.Contains(err.Error(), tt.want) || strings.Count(err.Error(), "\n") > 0 ||
+				!strings.Contains(err.Error(), "remove the StatefulSet in one commit, let bosun apply it, then add it back with the change in the next; with whenDeleted: Retain"):
+				t.Fatalf("error %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+	if err := CheckUpdate(nil, prev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Pod of the revision named <statefulset>-<n> in its namespace is
+// refused at its name, naming the StatefulSet's file:line; other names and
+// namespaces pass.
+func TestLoad_podNamedAsAStatefulSetPodIsRefused(t *testing.T) {
+	pod := func(name, ns string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: " + ns + "\nspec:\n  containers:\n  - name: app\n    image: hello:1\n"
+	}
+	for _, tt := range []struct {
+		name, ns string
+		want     string
+	}{
+		{"web-0", "default", "pod.yaml:4: metadata.name: Pod default/web-0 has the name of ordinal 0 of StatefulSet default/web (sts.yaml:1)"},
+		{"web-7", "default", "ordinal 7 of StatefulSet default/web (sts.yaml:1)"},
+		{"web-0", "other", ""},
+		{"web-00", "default", ""},
+		{"web-x", "default", ""},
+		{"webby-0", "default", ""},
+	} {
+		_, err := LoadFiles(map[string][]byte{"sts.yaml": []byte(statefulSet), "pod.yaml": []byte(pod(tt.name, tt.ns))})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s/%s: %v", tt.ns, tt.name, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s/%s: %v\nwant %q", tt.ns, tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestValidateStatefulSet_duplicateClaimTemplate(t *testing.T) {
+	s := decodedStatefulSet(t)
+	ct := claimTemplate("1Gi")
+	s.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{ct, ct}
+	got := problemsText(validateStatefulSet(s))
+	if want := `spec.volumeClaimTemplates[1].metadata.name: duplicate claim template name "data" (spec.volumeClaimTemplates[0] has it)`; got != want+"\n" {
+		t.Fatalf("problems:\n%s\nwant %s", got, want)
+	}
+}

@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"maps"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // CheckUpdate reports what Kubernetes' API server would refuse in going
 // from the applied revision prev (nil: none yet) to next: the data of an
 // immutable ConfigMap or Secret cannot change, and an immutable object
-// cannot become mutable again. Such a revision is rejected whole, like an
-// invalid one; the error says to give the object a new name. It returns nil
-// or Errors.
+// cannot become mutable again (the error says to give the object a new
+// name); a StatefulSet's spec may change only in replicas, ordinals,
+// template, updateStrategy, persistentVolumeClaimRetentionPolicy,
+// minReadySeconds and revisionHistoryLimit (the error says to remove it in
+// one commit and add it back in the next). Such a revision is rejected
+// whole, like an invalid one. It returns nil or Errors.
 func CheckUpdate(prev, next *Set) error {
 	if prev == nil {
 		return nil
@@ -27,6 +32,7 @@ func CheckUpdate(prev, next *Set) error {
 	checkImmutable(prev.Secrets, next.Secrets, KindSecret, next.Sources, &errs,
 		func(s *corev1.Secret) *bool { return s.Immutable },
 		func(a, b *corev1.Secret) bool { return a.Type == b.Type && maps.EqualFunc(a.Data, b.Data, bytes.Equal) })
+	checkStatefulSetUpdates(prev.StatefulSets, next, &errs)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -64,3 +70,41 @@ func checkImmutable[T any, PT interface {
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// statefulSetFixedFields are the StatefulSet spec fields Kubernetes'
+// API server refuses to change (every field but replicas, ordinals,
+// template, updateStrategy, persistentVolumeClaimRetentionPolicy,
+// minReadySeconds and revisionHistoryLimit). bosun would not carry such a
+// change to the running pods and claims either.
+var statefulSetFixedFields = []string{"spec.selector", "spec.serviceName", "spec.volumeClaimTemplates", "spec.podManagementPolicy"}
+
+// checkStatefulSetUpdates refuses a change of a fixed field of a
+// StatefulSet of prev in next, at the field's line.
+func checkStatefulSetUpdates(prev []appsv1.StatefulSet, next *Set, errs *Errors) {
+	old := make(map[string]*appsv1.StatefulSet, len(prev))
+	for i := range prev {
+		old[prev[i].Namespace+"/"+prev[i].Name] = &prev[i]
+	}
+	for i := range next.StatefulSets {
+		n := &next.StatefulSets[i]
+		o := old[n.Namespace+"/"+n.Name]
+		if o == nil {
+			continue
+		}
+		for j, same := range []bool{
+			equality.Semantic.DeepEqual(o.Spec.Selector, n.Spec.Selector),
+			o.Spec.ServiceName == n.Spec.ServiceName,
+			equality.Semantic.DeepEqual(o.Spec.VolumeClaimTemplates, n.Spec.VolumeClaimTemplates),
+			o.Spec.PodManagementPolicy == n.Spec.PodManagementPolicy,
+		} {
+			if same {
+				continue
+			}
+			path := statefulSetFixedFields[j]
+			src := next.Where(ObjectKey{Kind: KindStatefulSet, Namespace: n.Namespace, Name: n.Name}, path)
+			*errs = append(*errs, Error{File: src.File, Line: src.Line, Field: path, Message: "cannot change on StatefulSet " + n.Namespace + "/" + n.Name +
+				" (Kubernetes forbids it: only replicas, ordinals, template, updateStrategy, persistentVolumeClaimRetentionPolicy, minReadySeconds and revisionHistoryLimit may change): " +
+				"remove the StatefulSet in one commit, let bosun apply it, then add it back with the change in the next; with whenDeleted: Retain (the default) its claims and their data stay, and the new pods mount those of a claim template of the same name"})
+		}
+	}
+}

@@ -578,7 +578,7 @@ func validatePodContents(spec *corev1.PodSpec, path *field.Path, ps *problems) {
 	for i := range spec.Containers {
 		validateContainerContents(&spec.Containers[i], vols, containers, path.Child("containers").Index(i), ps)
 	}
-	validatePodSecurityContext(spec.SecurityContext, path.Child("securityContext"), ps)
+	validatePodSecurityContext(spec.SecurityContext, spec.HostNetwork, path.Child("securityContext"), ps)
 	validateDNS(spec, path, ps)
 	for i, a := range spec.HostAliases {
 		p := path.Child("hostAliases").Index(i)
@@ -963,7 +963,10 @@ func validateContainerSecurityContext(sc *corev1.SecurityContext, path *field.Pa
 	}
 }
 
-func validatePodSecurityContext(sc *corev1.PodSecurityContext, path *field.Path, ps *problems) {
+// validatePodSecurityContext checks a pod's securityContext; hostNetwork
+// is the pod's spec.hostNetwork (its containers share the node's network
+// namespace, so a net.* sysctl would set the node's).
+func validatePodSecurityContext(sc *corev1.PodSecurityContext, hostNetwork bool, path *field.Path, ps *problems) {
 	if sc == nil {
 		return
 	}
@@ -994,6 +997,8 @@ func validatePodSecurityContext(sc *corev1.PodSecurityContext, path *field.Path,
 			ps.add(p, "duplicate sysctl %q", s.Name)
 		case !namespacedSysctl(name):
 			ps.add(p, "sysctl %q is not namespaced: a pod may set only net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*", s.Name)
+		case hostNetwork && strings.HasPrefix(name, "net."):
+			ps.add(p, "sysctl %q may not be set when hostNetwork is true: the pod shares the node's network namespace", s.Name)
 		}
 		names[name] = true
 	}

@@ -73,6 +73,7 @@ func newHarness(t testing.TB) *harness {
 	}
 	t.Cleanup(func() { ctd.Close() })
 	t.Cleanup(func() { exec.Command("ip", "link", "del", testBridge).Run() })
+	t.Cleanup(func() { nodes.CleanupLocalnet(testBridge) })
 	netnsDir, err := os.MkdirTemp("", "bosun-netns")
 	if err != nil {
 		t.Fatal(err)

@@ -33,8 +33,21 @@
 // plugin, chained after the bridge when its binary is in CNIBinDirs and
 // given the mappings through go-cni's portMappings capability, as
 // containerd's CRI plugin does; the mappings of each attachment are kept
-// in CNIConfDir/portmaps so the CNI DEL of the pod (a restarted agent's
-// too) removes them.
+// in CNIConfDir/portmaps (written atomically; one that cannot be read is
+// logged and the attachment removed all the same) so the CNI DEL of the
+// pod (a restarted agent's too) removes them. A run holds its host ports
+// (a hostNetwork pod's container ports too) from before its network is
+// set up until it is torn down: a pod whose port another live run holds
+// (one bound by nodeName, or a replacement while the old pod terminates)
+// stays Pending with "HostPort conflict" naming the holder, and starts once
+// it is gone, as kubelet admits pods. An agent restarted without the flag
+// stops the hostNetwork and hostPort runs it finds. Whenever it builds its
+// bridge network the agent installs the nftables table
+// bosun-localnet-<bridge> (localnet.go), which drops what arrives on the
+// bridge for 127.0.0.0/8 unless its connection was DNATed: portmap sets
+// route_localnet on the bridge, which without it lets a pod reach the
+// node's loopback services (CVE-2020-8558). bosun reset and bosun agent
+// --cleanup remove it (CleanupLocalnet).
 // Each node's pod subnet is given by the leader (store.NodeSubnet,
 // package podcidr): Run registers the node not Ready and tainted
 // node.kubernetes.io/network-unavailable, with the subnet it asks for in

@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
 	gocni "github.com/containerd/go-cni"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"bosun/atomicfile"
+	"bosun/scheduler"
 )
 
 // Host networking, as kubelet and containerd's CRI plugin do it.
@@ -33,9 +39,43 @@ import (
 // DEL of the attachment removes them. The mappings of an attachment are
 // kept in a file beside the IPAM state (portMapsDir), because portmap's
 // DEL needs them again and an orphan found at start-up has no spec left.
+//
+// Host port admission, as kubelet's: the scheduler keeps two pods it
+// places from taking one host port of a node, but a pod bound by nodeName
+// skips it, and a pod being deleted still holds its ports until its
+// containers are gone. So a run takes its host ports (scheduler.
+// HostPortsOf: a hostNetwork pod's container ports too) in the node's
+// table before its network is set up, and gives them back once it is torn
+// down; a pod whose (protocol, hostIP, port) another live run holds stays
+// Pending saying "HostPort conflict" and who holds it, and starts once
+// that run is gone. The ports a run holds are also kept in its pod
+// directory (hostports.json), so that a restarted agent counts those of
+// the runs it adopts, orphans included, before any new pod starts.
 
 // isHostNetwork reports whether pod runs on the node's network.
 func isHostNetwork(pod *corev1.Pod) bool { return pod != nil && pod.Spec.HostNetwork }
+
+// isHostNetworkOrPort reports whether a pod with spec needs
+// --allow-host-network: on the host's network, or with a hostPort. what
+// names which.
+func isHostNetworkOrPort(spec *corev1.PodSpec) (what string, ok bool) {
+	switch {
+	case spec.HostNetwork:
+		return "hostNetwork", true
+	case len(portMappings(spec)) > 0:
+		return "hostPort", true
+	}
+	return "", false
+}
+
+// hostNetworkAllowed refuses, naming the flag, a pod on the host's network
+// or with a hostPort when the agent runs without --allow-host-network.
+func (w *podWorker) hostNetworkAllowed(spec *corev1.PodSpec) error {
+	if what, ok := isHostNetworkOrPort(spec); ok && !w.a.cfg.AllowHostNetwork {
+		return fmt.Errorf("%s: %w", what, errHostNetwork)
+	}
+	return nil
+}
 
 // portMappings lists the hostPort mappings of a pod with this spec for
 // the portmap plugin (none for a hostNetwork pod, whose containers bind
@@ -124,12 +164,11 @@ var errHostNetwork = errors.New("not allowed on this node (agent flag --allow-ho
 // host's) and the pod IP.
 func (w *podWorker) podNetwork(ctx context.Context, r *podRun) (netns, ip string, err error) {
 	spec := &r.pod.Spec
-	if (spec.HostNetwork || len(portMappings(spec)) > 0) && !w.a.cfg.AllowHostNetwork {
-		what := "hostPort"
-		if spec.HostNetwork {
-			what = "hostNetwork"
-		}
-		return "", "", fmt.Errorf("%s: %w", what, errHostNetwork)
+	if err := w.hostNetworkAllowed(spec); err != nil {
+		return "", "", err
+	}
+	if err := w.holdHostPorts(r); err != nil {
+		return "", "", err
 	}
 	if spec.HostNetwork {
 		if w.a.cfg.NodeIP == "" {
@@ -169,7 +208,8 @@ func (n *network) savePortMaps(name string, maps []gocni.PortMapping) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(n.portMapsPath(name), b, 0o644); err != nil {
+	// Whole or absent: a torn file would leave teardown without them.
+	if err := atomicfile.Write(n.portMapsPath(name), b, 0o644); err != nil {
 		return fmt.Errorf("port mappings of %s: %w", name, err)
 	}
 	return nil
@@ -192,6 +232,11 @@ func (n *network) loadPortMaps(name string) ([]gocni.PortMapping, error) {
 	return maps, nil
 }
 
+// unknownPortMapping stands for the mappings of an attachment whose file
+// could not be read: portmap's DEL removes the attachment's rules by its
+// ID whatever mappings it is given, but skips an attachment given none.
+var unknownPortMapping = gocni.PortMapping{HostPort: 1, ContainerPort: 1, Protocol: "tcp"}
+
 // portMapOpts passes mappings to the CNI plugins (none: no option).
 func portMapOpts(maps []gocni.PortMapping) []gocni.NamespaceOpts {
 	if len(maps) == 0 {
@@ -208,4 +253,142 @@ func hasPlugin(dirs []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// hostPortHolder is a run holding host ports on the node.
+type hostPortHolder struct {
+	key   string // namespace/name
+	ports []scheduler.HostPort
+}
+
+// hostPortTable is the host ports the node's pod runs hold, by pod UID.
+// Pod workers share it.
+type hostPortTable struct {
+	mu   sync.Mutex
+	held map[types.UID]hostPortHolder
+}
+
+func newHostPortTable() *hostPortTable {
+	return &hostPortTable{held: map[types.UID]hostPortHolder{}}
+}
+
+// hostPortConflict finds the first of want that one of held (other than
+// uid) holds already, by Kubernetes' rule (scheduler.HostPort.Conflicts);
+// ok false when none does. Holders are looked at in key order, so the
+// answer does not depend on map order.
+func hostPortConflict(held map[types.UID]hostPortHolder, uid types.UID, want []scheduler.HostPort) (port scheduler.HostPort, by hostPortHolder, byUID types.UID, ok bool) {
+	uids := make([]types.UID, 0, len(held))
+	for u := range held {
+		if u != uid {
+			uids = append(uids, u)
+		}
+	}
+	sort.Slice(uids, func(i, j int) bool {
+		if held[uids[i]].key != held[uids[j]].key {
+			return held[uids[i]].key < held[uids[j]].key
+		}
+		return uids[i] < uids[j]
+	})
+	for _, p := range want {
+		for _, u := range uids {
+			for _, h := range held[u].ports {
+				if p.Conflicts(h) {
+					return p, held[u], u, true
+				}
+			}
+		}
+	}
+	return scheduler.HostPort{}, hostPortHolder{}, "", false
+}
+
+// errHostPortConflict keeps a pod whose host port another run holds
+// Pending (kubelet's admission failure "HostPort conflict").
+var errHostPortConflict = errors.New("HostPort conflict")
+
+// acquire makes uid (pod key) hold ports, unless another run holds one of
+// them: then it says which and who holds it.
+func (t *hostPortTable) acquire(key string, uid types.UID, ports []scheduler.HostPort) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, by, byUID, ok := hostPortConflict(t.held, uid, ports); ok {
+		return fmt.Errorf("%w: host port %d/%s (hostIP %s) is held by pod %s (uid %s) on this node; the pod starts once that one is gone",
+			errHostPortConflict, p.Port, p.Protocol, p.HostIP, by.key, byUID)
+	}
+	t.held[uid] = hostPortHolder{key: key, ports: ports}
+	return nil
+}
+
+// hold records ports as held by uid whatever else holds them (an adopted
+// run: it runs already).
+func (t *hostPortTable) hold(key string, uid types.UID, ports []scheduler.HostPort) (conflict bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, _, _, conflict = hostPortConflict(t.held, uid, ports)
+	t.held[uid] = hostPortHolder{key: key, ports: ports}
+	return conflict
+}
+
+// release gives back what uid holds.
+func (t *hostPortTable) release(uid types.UID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.held, uid)
+}
+
+// hostPortsFile is where a run's held host ports are kept.
+func (w *podWorker) hostPortsFile(uid types.UID) string {
+	return filepath.Join(w.podDir(uid), "hostports.json")
+}
+
+// holdHostPorts admits the run's host ports (none: nothing to hold) and
+// records them in the pod's directory.
+func (w *podWorker) holdHostPorts(r *podRun) error {
+	ports := scheduler.HostPortsOf(&r.pod.Spec)
+	if len(ports) == 0 {
+		return nil
+	}
+	if err := w.a.net.held.acquire(w.key, r.uid, ports); err != nil {
+		return err
+	}
+	b, err := json.Marshal(ports)
+	if err == nil {
+		if err = os.MkdirAll(w.podDir(r.uid), 0o755); err == nil {
+			err = atomicfile.Write(w.hostPortsFile(r.uid), b, 0o644)
+		}
+	}
+	if err != nil {
+		w.a.net.held.release(r.uid)
+		return fmt.Errorf("host ports: %w", err)
+	}
+	return nil
+}
+
+// holdAdoptedHostPorts counts the host ports of the runs found at
+// start-up (as their pod directories say), before any worker starts.
+func (w *podWorker) holdAdoptedHostPorts(uids []string) {
+	for _, u := range uids {
+		uid := types.UID(u)
+		b, err := os.ReadFile(w.hostPortsFile(uid))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		var ports []scheduler.HostPort
+		if err == nil {
+			err = json.Unmarshal(b, &ports)
+		}
+		if err != nil {
+			w.log.Warn("host ports of an adopted pod unreadable; not counted", "uid", uid, "err", err)
+			continue
+		}
+		if w.a.net.held.hold(w.key, uid, ports) {
+			w.log.Warn("adopted pod holds a host port another adopted pod holds too", "uid", uid)
+		}
+	}
+}
+
+// releaseHostPorts gives back the run's host ports once it is torn down.
+func (w *podWorker) releaseHostPorts(r *podRun) {
+	if w.a.net != nil {
+		w.a.net.held.release(r.uid)
+	}
 }

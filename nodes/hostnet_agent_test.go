@@ -6,14 +6,17 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"bosun/nodes"
 	"bosun/store"
 )
 
@@ -143,4 +146,163 @@ func TestAgent_hostNetworkAndHostPort(t *testing.T) {
 	}
 	h.deletePod("default", "hostnet")
 	h.waitStatus("default", "hostnet", 30*time.Second, "gone", func(ps *store.PodStatus) bool { return ps == nil })
+}
+
+// bridgePeer is a network namespace on the node's pod bridge with an
+// address of the pod subnet (not one CNI hands out) that sends packets to
+// 127.0.0.0/8 out through the bridge, as a pod that forges them would
+// (lo down, route_localnet on): CVE-2020-8558's attacker.
+type bridgePeer struct {
+	t  *testing.T
+	ns string
+}
+
+func newBridgePeer(t *testing.T) *bridgePeer {
+	t.Helper()
+	ns, veth := fmt.Sprintf("bosunlt%d", testNet), fmt.Sprintf("bosunltv%d", testNet)
+	exec.Command("ip", "netns", "del", ns).Run() // an aborted run's
+	exec.Command("ip", "link", "del", veth).Run()
+	t.Cleanup(func() {
+		exec.Command("ip", "netns", "del", ns).Run()
+		exec.Command("ip", "link", "del", veth).Run()
+	})
+	for _, args := range [][]string{
+		{"netns", "add", ns},
+		{"link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"link", "set", veth, "master", testBridge, "up"},
+		{"-n", ns, "addr", "add", fmt.Sprintf("10.87.%d.250/24", testNet), "dev", "eth0"},
+		{"-n", ns, "link", "set", "eth0", "up"},
+		{"-n", ns, "route", "add", "default", "via", fmt.Sprintf("10.87.%d.1", testNet)},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1", "net.ipv4.conf.eth0.route_localnet=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl in %s: %v\n%s", ns, err, out)
+	}
+	return &bridgePeer{t: t, ns: ns}
+}
+
+// get fetches url from the peer's namespace; err when nothing answers
+// within 3 s.
+func (p *bridgePeer) get(url string) (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", p.ns, "curl", "-sS", "-m", "3", url).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%v: %s", err, out)
+	}
+	return string(out), nil
+}
+
+// TestAgent_hostNetworkLoopbackGuardAndPortAdmission, on the review's
+// findings: (1) once portmap has set route_localnet on the bridge, a
+// packet from the bridge to the node's 127.0.0.1 is dropped (the agent's
+// nftables table), while hostPort through the node's 127.0.0.1 and
+// through its address from the bridge still work; (8) a pod bound by
+// nodeName to a host port another run holds stays Pending saying
+// "HostPort conflict" and starts once that one is gone; (9) a corrupt
+// port-map file does not keep a pod's teardown (and its rules) forever;
+// (10) an agent restarted without --allow-host-network stops the
+// hostPort run it finds.
+func TestAgent_hostNetworkLoopbackGuardAndPortAdmission(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("the CNI portmap plugin needs iptables")
+	}
+	for _, tool := range []string{"curl", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s", tool)
+		}
+	}
+	h := newHarness(t)
+	h.cfg.AllowHostNetwork = true
+	h.startAgent()
+	hp := freePort(t)
+	withHostPort := func(name string, uid types.UID) *corev1.Pod {
+		p := helloPod(name, uid)
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: hp, Protocol: corev1.ProtocolTCP}}
+		return p
+	}
+	h.putPod(withHostPort("web", "44444444-web"))
+	ps := h.waitStatus("default", "web", 60*time.Second, "running", running)
+	nodeIP, webIP := ps.Status.HostIP, ps.Status.PodIP
+
+	// (1) The guard is there, portmap made the bridge route 127/8.
+	if out, err := exec.Command("nft", "list", "table", "ip", nodes.LocalnetTable(testBridge)).CombinedOutput(); err != nil {
+		t.Errorf("the agent's loopback guard: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile("/proc/sys/net/ipv4/conf/" + testBridge + "/route_localnet"); strings.TrimSpace(string(b)) != "1" {
+		t.Logf("route_localnet on %s is %q: the guard is not what stops the peer below", testBridge, b)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "node-only secret") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	peer := newBridgePeer(t)
+	if got, err := peer.get(fmt.Sprintf("http://%s:%d/env", nodeIP, hp)); err != nil || !strings.Contains(got, "POD_NAME=web") {
+		t.Errorf("from the bridge, the hostPort on the node's address: %v\n%s", err, got)
+	}
+	if got, err := peer.get("http://" + ln.Addr().String() + "/"); err == nil {
+		t.Errorf("from the bridge, %s (a listener on the node's loopback) answered: %q", ln.Addr(), got)
+	}
+	if env := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/env", hp)); !strings.Contains(env, "POD_NAME=web") {
+		t.Errorf("the hostPort through the node's 127.0.0.1:\n%s", env)
+	}
+
+	// (8) A pod pinned to the node on the same host port waits for web.
+	h.putPod(withHostPort("pinned", "55555555-pin"))
+	ps = h.waitStatus("default", "pinned", 30*time.Second, "pending on a HostPort conflict", func(ps *store.PodStatus) bool {
+		return ps != nil && strings.Contains(ps.Status.Message, "HostPort conflict") && strings.Contains(ps.Status.Message, "default/web")
+	})
+	if ps.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s, want Pending", ps.Status.Phase)
+	}
+	if got := h.containers()["pinned"]; len(got) != 0 {
+		t.Errorf("the pinned pod runs %v while web holds its host port", got)
+	}
+	if env := httpGet(t, fmt.Sprintf("http://%s:%d/env", nodeIP, hp)); !strings.Contains(env, "POD_NAME=web") {
+		t.Errorf("web's host port while pinned waits:\n%s", env)
+	}
+
+	// (9) web's port-map file is corrupt: deleting web removes its rules
+	// all the same.
+	maps, _ := filepath.Glob(filepath.Join(h.cfg.StateDir, "cni", "portmaps", "*.json"))
+	if len(maps) != 1 {
+		t.Fatalf("port-map files: %v, want web's", maps)
+	}
+	if err := os.WriteFile(maps[0], []byte(`[{"hostPort":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.deletePod("default", "web")
+	h.waitStatus("default", "web", 30*time.Second, "gone", func(ps *store.PodStatus) bool { return ps == nil })
+	ps = h.waitStatus("default", "pinned", 60*time.Second, "running once web is gone", running)
+	pinnedIP := ps.Status.PodIP
+	if env := httpGet(t, fmt.Sprintf("http://%s:%d/env", nodeIP, hp)); !strings.Contains(env, "POD_NAME=pinned") {
+		t.Errorf("the host port once web is gone:\n%s", env)
+	}
+	if out, _ := exec.Command("iptables", "-t", "nat", "-S").CombinedOutput(); strings.Contains(string(out), webIP+":8080") && webIP != pinnedIP {
+		t.Errorf("web's DNAT to %s:8080 is left:\n%s", webIP, out)
+	}
+
+	// (10) Restarted without --allow-host-network, the agent stops the
+	// hostPort run it finds, and the pod waits saying why.
+	h.stopAgent()
+	h.cfg.AllowHostNetwork = false
+	h.startAgent()
+	ps = h.waitStatus("default", "pinned", 30*time.Second, "pending with a reason", func(ps *store.PodStatus) bool {
+		return ps != nil && strings.Contains(ps.Status.Message, "--allow-host-network")
+	})
+	if ps.Status.Phase != corev1.PodPending {
+		t.Errorf("phase %s, want Pending", ps.Status.Phase)
+	}
+	if got := h.containers()["pinned"]; len(got) != 0 {
+		t.Errorf("an agent without --allow-host-network still runs %v", got)
+	}
+	if !unreachable(fmt.Sprintf("http://%s:%d/env", nodeIP, hp)) {
+		t.Errorf("host port %d still answers on a node without --allow-host-network", hp)
+	}
+	h.deletePod("default", "pinned")
+	h.waitStatus("default", "pinned", 30*time.Second, "gone", func(ps *store.PodStatus) bool { return ps == nil })
 }

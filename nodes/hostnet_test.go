@@ -1,12 +1,15 @@
 package nodes
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	gocni "github.com/containerd/go-cni"
 	corev1 "k8s.io/api/core/v1"
+
+	"bosun/scheduler"
 )
 
 func TestDNSPolicyOf(t *testing.T) {
@@ -72,5 +75,34 @@ func TestBridgeConfList_chainsPortmapOnlyWhenPresent(t *testing.T) {
 	without, _ := bridgeConfList("b0", "10.1.0.0/24", "/x", false)
 	if !strings.Contains(string(with), `"type": "portmap"`) || !strings.Contains(string(with), `"portMappings": true`) || strings.Contains(string(without), "portmap") {
 		t.Errorf("with:\n%s\nwithout:\n%s", with, without)
+	}
+}
+
+func TestHostPortTable(t *testing.T) {
+	tab := newHostPortTable()
+	tcp := func(ip string, port int32) scheduler.HostPort {
+		return scheduler.HostPort{Protocol: corev1.ProtocolTCP, HostIP: ip, Port: port}
+	}
+	if err := tab.acquire("default/old", "u-old", []scheduler.HostPort{tcp("", 8080), tcp("10.0.0.1", 9090)}); err != nil {
+		t.Fatal(err)
+	}
+	// The same run again (a retried setup) holds what it held.
+	if err := tab.acquire("default/old", "u-old", []scheduler.HostPort{tcp("", 8080), tcp("10.0.0.1", 9090)}); err != nil {
+		t.Fatalf("the same run again: %v", err)
+	}
+	err := tab.acquire("default/new", "u-new", []scheduler.HostPort{tcp("::", 7070), tcp("10.0.0.2", 8080)})
+	want := "HostPort conflict: host port 8080/TCP (hostIP 10.0.0.2) is held by pod default/old (uid u-old) on this node; the pod starts once that one is gone"
+	if err == nil || err.Error() != want || !errors.Is(err, errHostPortConflict) {
+		t.Fatalf("acquire = %v\nwant %s", err, want)
+	}
+	if err := tab.acquire("default/other", "u-other", []scheduler.HostPort{tcp("10.0.0.2", 9090), {Protocol: corev1.ProtocolUDP, Port: 8080}}); err != nil {
+		t.Errorf("another address, another protocol: %v", err)
+	}
+	tab.release("u-old")
+	if err := tab.acquire("default/new", "u-new", []scheduler.HostPort{tcp("::", 7070), tcp("10.0.0.2", 8080)}); err != nil {
+		t.Errorf("once the holder is gone: %v", err)
+	}
+	if conflict := tab.hold("default/adopted", "u-adopted", []scheduler.HostPort{tcp("0.0.0.0", 7070)}); !conflict {
+		t.Error("an adopted run on a held port: no conflict reported")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -24,6 +25,9 @@ type network struct {
 	portmap     bool
 	binDirs     []string
 	portMapsDir string
+	// held is the host ports the node's pod runs hold (hostnet.go).
+	held *hostPortTable
+	log  *slog.Logger
 }
 
 // bridgeConfList is bosun's CNI network: a Linux bridge with host-local IPAM
@@ -122,8 +126,14 @@ func newNetwork(cfg *Config) (*network, error) {
 	if err := cni.Load(gocni.WithConfListBytes(conf), gocni.WithLoNetwork); err != nil {
 		return nil, fmt.Errorf("cni load %s: %w", confPath, err)
 	}
+	// Before any pod is attached: pods must not reach the node's loopback
+	// (localnet.go).
+	if err := installLocalnetGuard(cfg.BridgeName); err != nil {
+		return nil, fmt.Errorf("guard the node's loopback from pods: %w", err)
+	}
 	return &network{cni: cni, netnsDir: cfg.NetnsDir, portmap: portmap, binDirs: cfg.CNIBinDirs,
-		portMapsDir: filepath.Join(cfg.CNIConfDir, "portmaps")}, nil
+		portMapsDir: filepath.Join(cfg.CNIConfDir, "portmaps"), held: newHostPortTable(),
+		log: cfg.Logger.With("component", "agent", "node", cfg.NodeName)}, nil
 }
 
 // netnsPath is where the named network namespace is mounted.
@@ -180,7 +190,11 @@ func (n *network) teardown(ctx context.Context, name, path string) error {
 	}
 	ports, err := n.loadPortMaps(name)
 	if err != nil {
-		return err
+		// Unreadable (a torn or corrupt file): the attachment must go all
+		// the same. portmap removes an attachment's rules by its ID,
+		// whatever mappings it is given, but does nothing given none.
+		n.log.Warn("port mappings unreadable; removing the attachment's mappings without them", "sandbox", name, "err", err)
+		ports = []gocni.PortMapping{unknownPortMapping}
 	}
 	if err := n.cni.Remove(ctx, name, nsPath, portMapOpts(ports)...); err != nil {
 		return fmt.Errorf("cni remove %s: %w", name, err)

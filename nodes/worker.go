@@ -142,6 +142,7 @@ func (w *podWorker) podKey() string { return w.key }
 
 func (w *podWorker) adoptPrevious(byUID map[string][]adoptedContainer, prior *store.PodStatus) {
 	w.adopt, w.prior = byUID, prior
+	w.holdAdoptedHostPorts(sortedKeys(byUID)) // hostnet.go
 }
 
 func (w *podWorker) launch(ctx context.Context, wg *sync.WaitGroup) {
@@ -271,8 +272,10 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 	next := now.Add(retry)
 	if r.podIP == "" {
 		if err := w.setupSandbox(ctx, r); err != nil {
+			if r.message != err.Error() {
+				w.log.Warn("pod sandbox", "err", err)
+			}
 			r.message = err.Error()
-			w.log.Warn("pod sandbox", "err", err)
 			w.publish(ctx, r, now)
 			return time.Second
 		}
@@ -749,6 +752,7 @@ func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) 
 		return fmt.Errorf("remove pod dir: %w", err)
 	}
 	w.a.vols.release(r.uid) // its mounts of claims' volumes are gone (claims.go)
+	w.releaseHostPorts(r)   // hostnet.go
 	if deleteStatus {
 		if err := os.RemoveAll(filepath.Dir(LogPath(w.a.cfg.StateDir, w.namespace, w.name, "x", false))); err != nil {
 			return fmt.Errorf("remove logs: %w", err)
@@ -769,6 +773,11 @@ func (w *podWorker) adoptAll(ctx context.Context) {
 	for _, uid := range sortedKeys(w.adopt) {
 		r := w.adoptRun(ctx, types.UID(uid), w.adopt[uid])
 		if desired != nil && desired.UID == r.uid && w.cur == nil {
+			if err := w.hostNetworkAllowed(&desired.Spec); err != nil {
+				w.log.Warn("adopted pod is not allowed on this node any more; stopping it", "uid", r.uid, "err", err)
+				w.orphans = append(w.orphans, r)
+				continue
+			}
 			if isNetns(r.netns) || w.adoptedOnHostNetwork(r, desired) {
 				w.cur = r
 				w.resume(ctx, r, desired)

@@ -57,8 +57,11 @@ var daemonTolerations = []corev1.Toleration{
 var hostNetworkToleration = corev1.Toleration{Key: corev1.TaintNodeNetworkUnavailable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
 
 // daemonPodSpec is the spec of a DaemonSet's pods before they are pinned
-// to a node: the template's, with the default tolerations added (a
-// toleration the template already has is not added twice).
+// to a node: the template's, with the default tolerations added as
+// Kubernetes' AddOrUpdateTolerationInPodSpec does: a template toleration
+// of the same key, operator, value and effect is replaced by the default
+// one (a tolerationSeconds on it is dropped: daemon pods stay), any other
+// is kept, and none is added twice.
 func daemonPodSpec(t *corev1.PodTemplateSpec) corev1.PodSpec {
 	spec := *t.Spec.DeepCopy()
 	add := daemonTolerations
@@ -66,21 +69,58 @@ func daemonPodSpec(t *corev1.PodTemplateSpec) corev1.PodSpec {
 		add = append(slices.Clip(add), hostNetworkToleration)
 	}
 	for _, tl := range add {
-		if !slices.ContainsFunc(spec.Tolerations, func(x corev1.Toleration) bool { return x.MatchToleration(&tl) }) {
-			spec.Tolerations = append(spec.Tolerations, tl)
+		replaced := false
+		kept := spec.Tolerations[:0:0]
+		for _, x := range spec.Tolerations {
+			switch {
+			case !x.MatchToleration(&tl):
+				kept = append(kept, x)
+			case !replaced:
+				kept, replaced = append(kept, tl), true
+			}
 		}
+		if !replaced {
+			kept = append(kept, tl)
+		}
+		spec.Tolerations = kept
 	}
 	return spec
+}
+
+// isDaemonPod says whether pod is a DaemonSet's: a draining node still
+// takes it (scheduler.Pod.Daemon).
+func isDaemonPod(pod *corev1.Pod) bool {
+	owner := metav1.GetControllerOfNoCopy(pod)
+	return owner != nil && owner.Kind == manifest.KindDaemonSet
+}
+
+// daemonPodsFirst orders the pods schedule places: DaemonSets' pods first,
+// the rest as they were.
+func daemonPodsFirst(a, b *change) int {
+	da, db := isDaemonPod(a.pod), isDaemonPod(b.pod)
+	switch {
+	case da && !db:
+		return -1
+	case db && !da:
+		return 1
+	}
+	return 0
 }
 
 // daemonFit is Kubernetes' NodeShouldRunDaemonPod: run says the node
 // should run a daemon pod of spec (spec.nodeName, nodeSelector, required
 // node affinity and NoSchedule and NoExecute taints admit it); keep says a
 // daemon pod already there may stay (it fits but for NoSchedule taints:
-// those keep new pods off, they do not evict).
+// those keep new pods off, they do not evict). A node that is gone but in
+// its grace (NodeAbsent) gets no new pod and keeps the one it has, its
+// labels and affinity unchecked: they may be unknown (a new leader's
+// placeholder) and its agent, when it comes back, registers them again.
 func daemonFit(spec *corev1.PodSpec, required nodeaffinity.RequiredNodeAffinity, node *corev1.Node) (run, keep bool) {
 	if spec.NodeName != "" && spec.NodeName != node.Name {
 		return false, false
+	}
+	if NodeAbsent(node) {
+		return false, true
 	}
 	if ok, _ := required.Match(node); !ok {
 		return false, false
@@ -187,6 +227,7 @@ type daemonPod struct {
 	current   bool // of the current template
 	ready     bool
 	available bool
+	bound     bool // placed on its node: it may be running there
 }
 
 // daemonNode is one node as a DaemonSet's step sees it: whether it should
@@ -195,19 +236,30 @@ type daemonPod struct {
 type daemonNode struct {
 	name      string
 	run, keep bool
-	cur, old  *daemonPod
+	// absent: the node is gone, in its grace (NodeAbsent): it keeps what
+	// it has and takes no part until it comes back.
+	absent bool
+	// stopping: a deleted pod of this DaemonSet is still being stopped
+	// there (Observed.Terminating): no new pod starts beside it.
+	stopping bool
+	cur, old *daemonPod
 }
 
 // daemonDecision is what one step does on one DaemonSet.
 type daemonDecision struct {
 	deleteOld []*daemonNode // nodes whose old pod goes
 	create    []*daemonNode // nodes that get a pod of the current template
+	// wait are nodes that get their pod once the one deleted or stopping
+	// there is gone; their room is held meanwhile.
+	wait []*daemonNode
 }
 
 // daemonStep decides the pods of one DaemonSet, node by node (nodes sorted
 // by name), as Kubernetes' daemon controller's manage and rollingUpdate do:
 //
-//   - a node that should run a daemon pod and has none gets one;
+//   - a node that should run a daemon pod and has none gets one, once no
+//     pod of the DaemonSet is stopping there (counted unavailable until
+//     then: a hostPort or host-network daemon could not bind beside it);
 //   - a node with a pod of the current template and an old one keeps only
 //     the current one once it is available, or at once if the old one is
 //     not ready (the state a surge leaves);
@@ -215,7 +267,9 @@ type daemonDecision struct {
 //   - RollingUpdate, maxSurge 0: a node counts unavailable when it has no
 //     available pod; old pods that are not available are replaced at once,
 //     available ones while fewer than maxUnavailable nodes are unavailable;
-//     the replacement is created in the same step;
+//     the replacement is created once the old pod has stopped (in the same
+//     step only for an old pod never placed), as Kubernetes waits for a
+//     terminating pod;
 //   - RollingUpdate, maxSurge > 0: an updated pod is started beside the old
 //     one, on as many nodes as maxSurge allows (nodes whose updated pod is
 //     not available yet count against it), at once beside an old pod that
@@ -223,13 +277,15 @@ type daemonDecision struct {
 //
 // Nodes that may keep a pod but should not get one (a NoSchedule taint
 // added after it started: misscheduled, as Kubernetes counts it) keep what
-// they have and take no part in the update.
+// they have and take no part in the update; so do absent nodes.
 func daemonStep(nodes []*daemonNode, onDelete bool, surge, unavailable int) daemonDecision {
 	var dec daemonDecision
 	var candidates, replace []*daemonNode
 	numUnavailable, numSurge := 0, 0
 	for _, n := range nodes {
 		switch {
+		case n.absent:
+			// gone, in its grace: left as it is until it comes back
 		case n.cur != nil && n.old != nil:
 			switch {
 			case !n.old.ready || n.cur.available:
@@ -244,7 +300,11 @@ func daemonStep(nodes []*daemonNode, onDelete bool, surge, unavailable int) daem
 		case !n.run:
 			// misscheduled or nothing: left as it is
 		case n.cur == nil && n.old == nil:
-			dec.create = append(dec.create, n)
+			if n.stopping {
+				dec.wait = append(dec.wait, n)
+			} else {
+				dec.create = append(dec.create, n)
+			}
 			numUnavailable++
 		case n.cur != nil:
 			if !n.cur.available {
@@ -280,7 +340,11 @@ func daemonStep(nodes []*daemonNode, onDelete bool, surge, unavailable int) daem
 	take := min(max(unavailable-numUnavailable, 0), len(candidates))
 	for _, n := range append(replace, candidates[:take]...) {
 		dec.deleteOld = append(dec.deleteOld, n)
-		dec.create = append(dec.create, n)
+		if n.old.bound || n.stopping {
+			dec.wait = append(dec.wait, n)
+		} else {
+			dec.create = append(dec.create, n)
+		}
 	}
 	return dec
 }
@@ -348,7 +412,7 @@ func (p *planner) daemonSet(ds, od *appsv1.DaemonSet, refs []podRef) {
 	for i := range p.observedNodes {
 		n := &p.observedNodes[i]
 		run, keep := daemonFit(&spec, required, n)
-		dn := &daemonNode{name: n.Name, run: run, keep: keep}
+		dn := &daemonNode{name: n.Name, run: run, keep: keep, absent: NodeAbsent(n)}
 		nodes[n.Name] = dn
 		order = append(order, dn)
 		if run {
@@ -356,6 +420,11 @@ func (p *planner) daemonSet(ds, od *appsv1.DaemonSet, refs []podRef) {
 		}
 	}
 	slices.SortFunc(order, func(a, b *daemonNode) int { return cmp.Compare(a.name, b.name) })
+	for _, t := range p.observed.Terminating {
+		if n := nodes[t.Node]; n != nil && t.Owner == manifest.KindDaemonSet+"/"+dk {
+			n.stopping = true
+		}
+	}
 
 	// Sort out the observed pods: finished ones, those of nodes gone or no
 	// longer eligible and those a NoExecute taint evicts go; of the rest,
@@ -393,6 +462,7 @@ func (p *planner) daemonSet(ds, od *appsv1.DaemonSet, refs []podRef) {
 			current:   pod.Labels[LabelControllerRevisionHash] == hash,
 			ready:     kube.PodReady(pod),
 			available: available(pod, minReady, p.now),
+			bound:     pod.Spec.NodeName != "",
 		})
 	}
 	for _, name := range slices.Sorted(maps.Keys(perNode)) {
@@ -441,6 +511,13 @@ func (p *planner) daemonSet(ds, od *appsv1.DaemonSet, refs []podRef) {
 		pod := newDaemonPod(ds, &spec, hash, generation, n.name, p.daemonPodName(ds, hash, n.name))
 		p.createPod(pod, "", reason)
 		created[n.name] = true
+	}
+	for _, n := range dec.wait {
+		// The node's pod starts once the old one has stopped; its room is
+		// held until then, as the old pod still takes it.
+		sp := scheduler.PodOf(key(ds.Namespace, ds.Name)+" (room held on "+n.name+")", "", ds.Namespace, ds.Spec.Template.Labels, &spec)
+		sp.NodeName = n.name
+		p.reserved = append(p.reserved, sp)
 	}
 	p.daemonSetStatus(ds, od, generation, order, created, minReady)
 }

@@ -54,13 +54,26 @@ func dsTaint(n corev1.Node, key string, effect corev1.TaintEffect) corev1.Node {
 	return n
 }
 
-// applyDS is apply, with the DaemonSet actions too.
+// applyDS is apply, with the DaemonSet actions too. A daemon pod deleted
+// from its node is still stopping there (Observed.Terminating, as the
+// store keeps it until its node reports it gone) until dsStopped.
 func applyDS(t testing.TB, o Observed, actions []Action) Observed {
 	t.Helper()
 	var rest []Action
 	dss := map[string]appsv1.DaemonSet{}
 	for _, d := range o.DaemonSets {
 		dss[key(d.Namespace, d.Name)] = *d.DeepCopy()
+	}
+	terminating := slices.Clone(o.Terminating)
+	for _, a := range actions {
+		if a.Type != DeletePod {
+			continue
+		}
+		for _, p := range o.Pods {
+			if p.Namespace == a.Namespace && p.Name == a.Name && p.Spec.NodeName != "" && isDaemonPod(p) {
+				terminating = append(terminating, TerminatingPod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName, Owner: kube.OwnerOf(p)})
+			}
+		}
 	}
 	for _, a := range actions {
 		switch a.Type {
@@ -73,7 +86,7 @@ func applyDS(t testing.TB, o Observed, actions []Action) Observed {
 		}
 	}
 	next := apply(t, o, rest)
-	next.Terminating = o.Terminating
+	next.Terminating = terminating
 	for _, k := range sortedKeys(dss) {
 		next.DaemonSets = append(next.DaemonSets, dss[k])
 	}
@@ -244,9 +257,56 @@ func TestDaemonSet_plan(t *testing.T) {
 			o := dsSettled(t, dsSet(logs), n1, n2, n3)
 			h1, h2 := manifest.TemplateHash(&logs.Spec.Template), manifest.TemplateHash(&logs2.Spec.Template)
 			return tc{desired: dsSet(logs2), observed: o, want: []string{
+				// The updated pod waits for the old one to stop (next case).
 				"DeletePod " + dsPodName(logs, "n1") + " (rolling update " + h1 + " -> " + h2 + " on node n1)",
-				"CreatePod " + dsPodName(logs2, "n1") + " node=n1 (rolling update " + h1 + " -> " + h2 + " on node n1)",
-				"PutDaemonSet default/logs gen=2 desired=3 current=3 ready=2 available=2 updated=1 misscheduled=0 (spec changed in Git)",
+				"PutDaemonSet default/logs gen=2 desired=3 current=2 ready=2 available=2 updated=0 misscheduled=0 (spec changed in Git)",
+			}}
+		}},
+		{"maxSurge 0: nothing starts beside an old pod still stopping, then the updated pod does", func(t *testing.T) tc {
+			o := dsSettled(t, dsSet(logs), n1, n2, n3)
+			_, o = dsPlanApplied(t, dsSet(logs2), o, t0) // n1's old pod deleted, still stopping
+			if len(o.Terminating) != 1 || o.Terminating[0].Owner != "DaemonSet/default/logs" {
+				t.Fatalf("terminating = %+v", o.Terminating)
+			}
+			if actions := Plan(dsSet(logs2), runPods(o), t0.Add(time.Minute)).Actions; len(actions) > 0 {
+				t.Fatalf("acted while n1's old pod stops:\n%s", strings.Join(dsSummarize(actions), "\n"))
+			}
+			return tc{desired: dsSet(logs2), observed: dsStopped(o), want: []string{
+				"CreatePod " + dsPodName(logs2, "n1") + " node=n1 (node n1 runs daemonset default/logs)",
+				"PutDaemonSet default/logs gen=2 desired=3 current=3 ready=2 available=2 updated=1 misscheduled=0 (status: 3 desired, 3 current, 2 ready, 1 updated)",
+			}}
+		}},
+		{"leader takeover with a node not yet registered", func(t *testing.T) tc {
+			// A new leader knows gpu only by name, from the pod bound to
+			// it (a placeholder, no labels): the pod stays, none is added.
+			o := dsSettled(t, dsSet(selective, logs), n1, gpu)
+			g := StartNodeGrace(5*time.Minute, o.Pods, t0.Add(time.Minute))
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1}, t0.Add(time.Minute))
+			return tc{desired: dsSet(selective, logs), observed: o, want: []string{
+				"PutDaemonSet default/gpu-exporter gen=1 desired=0 current=0 ready=0 available=0 updated=0 misscheduled=1 (status: 0 desired, 0 current, 0 ready, 0 updated)",
+				"PutDaemonSet default/logs gen=1 desired=1 current=1 ready=1 available=1 updated=1 misscheduled=1 (status: 1 desired, 1 current, 1 ready, 1 updated)",
+			}}
+		}},
+		{"a new DaemonSet puts no pod on a node in its grace", func(t *testing.T) tc {
+			g, _, _ := NodeGrace{Period: 5 * time.Minute}.Observe([]corev1.Node{n1, n2}, t0)
+			o := Observed{}
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1}, t0.Add(time.Minute))
+			return tc{desired: dsSet(logs), observed: o, want: []string{
+				"CreatePod " + dsPodName(logs, "n1") + " node=n1 (node n1 runs daemonset default/logs)",
+				"PutDaemonSet default/logs gen=1 desired=1 current=1 ready=0 available=0 updated=1 misscheduled=0 (create)",
+			}}
+		}},
+		{"rollout while a node is in grace", func(t *testing.T) tc {
+			// n3 is gone, in its grace: its old pod stays (no new one is
+			// bound to a dead node) and it is no rollout target until it
+			// comes back; the others roll.
+			o := dsSettled(t, dsSet(logs), n1, n2, n3)
+			g, _, _ := NodeGrace{Period: 5 * time.Minute}.Observe(o.Nodes, t0)
+			_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{n1, n2}, t0.Add(time.Minute))
+			h1, h2 := manifest.TemplateHash(&logs.Spec.Template), manifest.TemplateHash(&logs2.Spec.Template)
+			return tc{desired: dsSet(logs2), observed: o, want: []string{
+				"DeletePod " + dsPodName(logs, "n1") + " (rolling update " + h1 + " -> " + h2 + " on node n1)",
+				"PutDaemonSet default/logs gen=2 desired=2 current=1 ready=1 available=1 updated=0 misscheduled=1 (spec changed in Git)",
 			}}
 		}},
 		{"maxSurge starts the updated pod beside the old one", func(t *testing.T) tc {
@@ -417,12 +477,18 @@ func TestDaemonSet_revisionOutcome(t *testing.T) {
 	}
 }
 
+// dsStopped plays the nodes reporting every deleted pod stopped.
+func dsStopped(o Observed) Observed {
+	o.Terminating = nil
+	return o
+}
+
 // dsSettle plays the agent reporting every bound pod ready long ago and
-// plans until nothing is left to do.
+// every deleted one stopped, and plans until nothing is left to do.
 func dsSettle(t testing.TB, desired *manifest.Set, o Observed) Observed {
 	t.Helper()
 	for round := 0; ; round++ {
-		o = runPods(o)
+		o = dsStopped(runPods(o))
 		actions := Plan(desired, o, t0).Actions
 		if len(actions) == 0 {
 			return o
@@ -441,6 +507,8 @@ func dsSettle(t testing.TB, desired *manifest.Set, o Observed) Observed {
 // before it (pods failing on their own are not the plan's doing); with
 // maxSurge, a plan never takes a node's availability away and no more than
 // maxSurge nodes run two pods beside nodes whose old pod did not serve.
+// Deleted pods stop after a random while; with maxSurge 0 no pod starts on
+// a node where one is still stopping.
 // Once every pod is ready, every eligible node runs exactly one pod, of the
 // current template, and the status says so.
 func TestDaemonSet_propertyRollingUpdateBudgetAndConvergence(t *testing.T) {
@@ -494,8 +562,21 @@ func TestDaemonSet_propertyRollingUpdateBudgetAndConvergence(t *testing.T) {
 					replacePod(o.Pods, i).Status.Conditions[0].Status = corev1.ConditionFalse
 				}
 			}
+			// Random teardown: nodes report deleted pods stopped.
+			o.Terminating = slices.DeleteFunc(slices.Clone(o.Terminating), func(TerminatingPod) bool { return rng.IntN(2) == 0 })
 			before := unavailableNodes(o, eligible, now)
 			actions := Plan(desired, o, now).Actions
+			if !surgeMode {
+				stopping := map[string]bool{}
+				for _, tp := range o.Terminating {
+					stopping[tp.Node] = true
+				}
+				for _, a := range actions {
+					if a.Type == CreatePod && stopping[DaemonPodNode(a.Pod)] {
+						t.Fatalf("seed %d step %d: %s started on %s beside a pod still stopping", seed, step, a.Pod.Name, DaemonPodNode(a.Pod))
+					}
+				}
+			}
 			o = applyDS(t, o, actions)
 			after := unavailableNodes(o, eligible, now)
 			if surgeMode {
@@ -564,4 +645,85 @@ func doubledNodes(o Observed, hash string, now time.Time) int {
 		}
 	}
 	return count
+}
+
+// TestDaemonSet_replacedPodKeepsItsRoom: on a full node, a daemon pod that
+// is replaced does not lose the room it frees to a Deployment pod waiting
+// for room: not while the old pod stops (its room is held), nor when the
+// replacement is created beside the waiting pod (daemon pods are placed
+// first).
+func TestDaemonSet_replacedPodKeepsItsRoom(t *testing.T) {
+	logs, logs2 := daemonSet("logs", "logs:1", "600m"), daemonSet("logs", "logs:2", "600m")
+	web := deployment("web", 1, "web:1", "600m")
+	desired := func(ds appsv1.DaemonSet) *manifest.Set {
+		return &manifest.Set{DaemonSets: []appsv1.DaemonSet{ds}, Deployments: []appsv1.Deployment{web}}
+	}
+	o := dsSettled(t, dsSet(logs), node("n1", "1"))
+	_, o = dsPlanApplied(t, desired(logs), o, t0) // web waits: no room
+	webPending := func(o Observed) bool {
+		for _, p := range o.Pods {
+			if strings.HasPrefix(p.Name, "web-") {
+				return p.Spec.NodeName == ""
+			}
+		}
+		t.Fatal("no web pod")
+		return false
+	}
+	daemonOn := func(o Observed) string {
+		for _, p := range o.Pods {
+			if isDaemonPod(p) {
+				return p.Spec.NodeName
+			}
+		}
+		return "none"
+	}
+	if !webPending(o) {
+		t.Fatal("web placed on a full node")
+	}
+
+	t.Run("a failed daemon pod is replaced before the waiting pod is placed", func(t *testing.T) {
+		o := setPod(t, o, dsPodName(logs, "n1"), func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+		_, o = dsPlanApplied(t, desired(logs), o, t0.Add(time.Second))
+		if got := daemonOn(o); got != "n1" || !webPending(o) {
+			t.Errorf("daemon pod on %q, web pending %v: want the daemon pod on n1, web still waiting", got, webPending(o))
+		}
+	})
+	t.Run("a rolling update holds the room while the old pod stops", func(t *testing.T) {
+		_, o := dsPlanApplied(t, desired(logs2), o, t0.Add(time.Second))
+		if !webPending(o) {
+			t.Fatal("web took the room of the daemon pod being replaced")
+		}
+		_, o = dsPlanApplied(t, desired(logs2), dsStopped(o), t0.Add(2*time.Second))
+		if got := daemonOn(o); got != "n1" || !webPending(o) {
+			t.Errorf("daemon pod on %q, web pending %v: want the updated daemon pod on n1, web still waiting", got, webPending(o))
+		}
+	})
+}
+
+// TestDaemonSet_defaultTolerationsReplaceMatchingOnes: a template
+// toleration of the same key, operator, value and effect as a default one
+// is replaced by it (Kubernetes' AddOrUpdateTolerationInPodSpec): a
+// tolerationSeconds on unreachable:NoExecute does not evict daemon pods.
+func TestDaemonSet_defaultTolerationsReplaceMatchingOnes(t *testing.T) {
+	secs := int64(30)
+	tmpl := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Tolerations: []corev1.Toleration{
+		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &secs},
+		{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "logs", Effect: corev1.TaintEffectNoSchedule},
+	}}}
+	spec := daemonPodSpec(&tmpl)
+	var unreachable []corev1.Toleration
+	for _, tl := range spec.Tolerations {
+		if tl.Key == corev1.TaintNodeUnreachable {
+			unreachable = append(unreachable, tl)
+		}
+	}
+	if len(unreachable) != 1 || unreachable[0].TolerationSeconds != nil {
+		t.Errorf("unreachable tolerations = %+v, want the default one only (no tolerationSeconds)", unreachable)
+	}
+	if spec.Tolerations[0].Key != corev1.TaintNodeUnreachable || spec.Tolerations[1].Key != "dedicated" || len(spec.Tolerations) != 2+len(daemonTolerations)-1 {
+		t.Errorf("tolerations = %+v: want the template's in place, the other defaults appended", spec.Tolerations)
+	}
+	if tmpl.Spec.Tolerations[0].TolerationSeconds == nil {
+		t.Error("the template was modified")
+	}
 }

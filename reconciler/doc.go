@@ -16,7 +16,8 @@
 //	now ──────────┘                      ─> Result{Actions, Rollouts, Wake, Events}
 //
 // Beside Plan, and as pure: NodeGrace decides which nodes the plan counts
-// (absent ones stay, unschedulable, for a grace period; Observed carries
+// (absent ones stay, unschedulable and tainted unreachable:NoSchedule,
+// taking no new pod, for a grace period; Observed carries
 // when the next grace ends), and RevisionOutcome judges whether a whole
 // revision runs as written (Deployments by RolloutStatus, the same rules
 // as the summaries), which the server records in the history.
@@ -107,8 +108,16 @@
 //     NoSchedule/NoExecute taints admit the template (daemonFit, Kubernetes'
 //     NodeShouldRunDaemonPod). Daemon pods get Kubernetes' default
 //     tolerations (not-ready and unreachable NoExecute; disk, memory and PID
-//     pressure and unschedulable NoSchedule), so cordoned and drained nodes
-//     keep them (drains ignore them, as kubectl --ignore-daemonsets does).
+//     pressure and unschedulable NoSchedule; a template toleration of the
+//     same key, operator, value and effect is replaced, as
+//     AddOrUpdateTolerationInPodSpec does), so cordoned and drained nodes
+//     keep them (drains ignore them, as kubectl --ignore-daemonsets does;
+//     a draining node takes no other pod, whatever it tolerates:
+//     scheduler.Node.Draining). A node gone but in its grace (NodeAbsent:
+//     NodeGrace taints it unreachable:NoSchedule; a new leader's
+//     placeholders know only a name) keeps its pod, unchecked against
+//     selectors and affinity, gets none, and takes no part in a rollout
+//     until it comes back; its pod counts misscheduled, as in Kubernetes.
 //     Each pod is created unbound, pinned by required node affinity on
 //     metadata.name (pinToNode, as Kubernetes does), and placed by the
 //     scheduler like any pod: an unfit one stays Pending with its reason.
@@ -118,11 +127,15 @@
 //     Finished and evicted pods are replaced on their node. Pods are named
 //     <ds>-<suffix> (suffix from namespace, name, node and template hash;
 //     the next one on a clash) and labelled controller-revision-hash and
-//     pod-template-generation. RollingUpdate (daemonStep): with maxSurge 0,
-//     an available old pod is replaced (delete and create in one plan) only
-//     while fewer than maxUnavailable nodes (rounded up from a percentage of
-//     the nodes that should run it) lack an available pod, unavailable old
-//     pods at once; with maxSurge, the new pod starts beside the old one on
+//     pod-template-generation. No pod starts on a node where one of the
+//     DaemonSet is still stopping (Observed.Terminating): the node counts
+//     unavailable and its room is held (planner.reserved) until it is gone.
+//     Daemon pods are scheduled before other pending pods.
+//     RollingUpdate (daemonStep): with maxSurge 0, an available old pod is
+//     replaced (deleted, and its successor created once it has stopped)
+//     only while fewer than maxUnavailable nodes (rounded up from a
+//     percentage of the nodes that should run it) lack an available pod,
+//     unavailable old pods at once; with maxSurge, the new pod starts beside the old one on
 //     up to maxSurge nodes and the old one goes once the new one is
 //     available. OnDelete leaves old pods until deleted by hand. Status
 //     (desired, current, ready, available, unavailable, updated,
@@ -177,16 +190,24 @@
 //     Running, Ready and available, and scales down from the highest, one at
 //     a time, while the others are up; Parallel does both at once. A failed,
 //     lost or evicted pod is deleted and created again under its name once
-//     its node has stopped it (Observed.Terminating), with the same claims.
-//     RollingUpdate replaces pods from the highest ordinal down to
-//     start+partition, one at a time, each after the one above is ready;
-//     ordinals below the partition keep (and are recreated with) the current
-//     revision, whose template the stored StatefulSet keeps in
-//     bosun.dev/current-template while it differs. OnDelete replaces only
-//     deleted pods. Claims <template>-<name>-<ordinal> are put before their
-//     pod (bosun.dev/owner, bosun.dev/reclaim-policy) and deleted per
-//     persistentVolumeClaimRetentionPolicy once their pods are gone; a
-//     StatefulSet removed from Git deletes its pods, then its record.
+//     its node has stopped it (Observed.Terminating), with the same claims;
+//     a drain leaves pods whose spec names the node or whose claim is bound
+//     to it (volume.kubernetes.io/selected-node). RollingUpdate replaces
+//     pods from the highest ordinal down to start+partition, one at a time,
+//     each after the one above is ready; ordinals below the partition keep
+//     (and are recreated with) the current revision, whose template the
+//     stored StatefulSet keeps in bosun.dev/current-template while it
+//     differs. An OrderedReady StatefulSet held only by pods that are not up
+//     on a revision other than the update revision (a broken update
+//     reverted in Git) replaces the highest of them, as kubectl delete pod
+//     would. OnDelete replaces only deleted pods. An ordinal whose name a
+//     pod of another owner holds is not created (status condition
+//     PodNameTaken, event FailedCreate). Claims <template>-<name>-<ordinal>
+//     are put before their pod (bosun.dev/owner, bosun.dev/reclaim-policy)
+//     and deleted per persistentVolumeClaimRetentionPolicy once their pods
+//     are gone (whenScaled: Delete covers every claim it owns of an
+//     ordinal scaled away, whatever its template); a StatefulSet removed
+//     from Git deletes its pods, then its record.
 //   - Prune: pods, deployments, services, Jobs and CronJobs that are not in
 //     Git are deleted, Jobs with their pods, CronJobs with their Jobs; pods
 //     whose Job does not exist are deleted. Pods whose controller is of

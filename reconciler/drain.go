@@ -107,6 +107,8 @@ func DrainStatus(node string, o Observed, d Drain) DrainProgress {
 			if !d.Force {
 				out.Waiting = append(out.Waiting, fmt.Sprintf("pod %s/%s is not managed by a Deployment or Job: drain with --force to recreate it on another node", pod.Namespace, pod.Name))
 			}
+		case kind == "StatefulSet" && claimPinned(pod, byName(o.Claims)):
+			out.Waiting = append(out.Waiting, stsDrainWait(pod)) // statefulset.go
 		case kind == "Job" && !d.Force:
 			out.Waiting = append(out.Waiting, fmt.Sprintf("pod %s/%s of %s runs to completion (--force evicts it)", pod.Namespace, pod.Name, strings.ToLower(kind)+" "+strings.TrimPrefix(owner, "Job/")))
 		}

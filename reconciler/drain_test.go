@@ -251,3 +251,67 @@ func TestDrainStatus_countsByOwnerAndWaitsForJobs(t *testing.T) {
 		t.Errorf("gone node: Stopping = %d", p.Stopping)
 	}
 }
+
+// TestDrain_tolerateEverythingPodLeavesForGood: a Deployment pod that
+// tolerates every taint ({operator: Exists}, so the unschedulable one
+// too) leaves a draining node and its replacement lands elsewhere: the
+// drain ends. (A toleration lifts a plain cordon, not a drain.)
+func TestDrain_tolerateEverythingPodLeavesForGood(t *testing.T) {
+	d := rollingUpdate(deployment("web", 2, "web:1", "100m"), "1", "1")
+	d.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	s := newSim(t, set([]appsv1.Deployment{d}, nil, nil), node("n1", "8"), node("n2", "8"))
+	target := "n1"
+	if deployPodsOn(s.o, "n2", "web") > deployPodsOn(s.o, "n1", "web") {
+		target = "n2"
+	}
+	s.o.Nodes = cordon(s.o.Nodes, target)
+	s.o.Drains = map[string]Drain{target: {}}
+	for step := 1; ; step++ {
+		for _, a := range s.step() {
+			if a.Type == CreatePod && a.Pod.Spec.NodeName == target {
+				t.Fatalf("step %d: %s placed back on the draining node", step, a.Pod.Name)
+			}
+		}
+		if p := DrainStatus(target, s.o, Drain{}); p.Done {
+			break
+		}
+		if step > 30 {
+			t.Fatalf("drain not done after 30 steps: %+v", DrainStatus(target, s.o, Drain{}))
+		}
+	}
+	if n := deployPodsOn(s.o, target, "web"); n != 0 {
+		t.Errorf("%d pods left on %s", n, target)
+	}
+}
+
+// TestNodeGrace_absentNodeTakesNoPodWhateverItTolerates: a node gone but in
+// its grace is tainted unreachable:NoSchedule (a Deployment's pods are not
+// evicted by it) and takes no new pod, even one that tolerates everything.
+func TestNodeGrace_absentNodeTakesNoPodWhateverItTolerates(t *testing.T) {
+	d := deployment("web", 2, "web:1", "100m")
+	d.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	desired := set([]appsv1.Deployment{d}, nil, nil)
+	o := settled(t, desired, node("n1", "8"), node("n2", "64")) // n2 would score best
+	g, _, _ := NodeGrace{Period: time.Minute}.Observe(o.Nodes, t0)
+	_, o.Nodes, o.NodeGraceExpires = g.Observe([]corev1.Node{node("n1", "8")}, t0.Add(time.Second))
+	var n2 *corev1.Node
+	for i := range o.Nodes {
+		if o.Nodes[i].Name == "n2" {
+			n2 = &o.Nodes[i]
+		}
+	}
+	if n2 == nil || !NodeAbsent(n2) || !n2.Spec.Unschedulable {
+		t.Fatalf("absent n2 = %+v, want unschedulable and tainted %s", n2, TaintAbsent.Key)
+	}
+	if actions := Plan(desired, o, t0.Add(2*time.Second)).Actions; len(actions) > 0 {
+		t.Fatalf("the absent node's pods moved before the grace ended:\n%s", strings.Join(summarize(actions), "\n"))
+	}
+	// One more replica: it goes to n1, never to the absent n2.
+	more := deployment("web", 3, "web:1", "100m")
+	more.Spec.Template.Spec.Tolerations = d.Spec.Template.Spec.Tolerations
+	for _, a := range Plan(set([]appsv1.Deployment{more}, nil, nil), o, t0.Add(2*time.Second)).Actions {
+		if a.Type == CreatePod && a.Pod.Spec.NodeName != "n1" {
+			t.Errorf("%s placed on %q, want n1", a.Pod.Name, a.Pod.Spec.NodeName)
+		}
+	}
+}

@@ -110,12 +110,16 @@ func (p *planner) evicted(pod *corev1.Pod, pinned bool) (string, bool) {
 	return ev.why, ev.now
 }
 
+// plannedKinds are the controllers whose planners evict their own pods
+// (daemonset.go: drains leave daemon pods; statefulset.go).
+var plannedKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
+
 // evictUnmanaged deletes the pods of controllers this planner does not
 // manage that a NoExecute taint evicts: their controller replaces them.
 func (p *planner) evictUnmanaged() {
 	for _, ref := range p.all {
 		owner := metav1.GetControllerOfNoCopy(ref.pod)
-		if owner == nil || owner.Kind == "Deployment" || owner.Kind == "DaemonSet" { // daemonset.go evicts its own; drains leave them
+		if owner == nil || plannedKinds[owner.Kind] {
 			continue
 		}
 		if why, ok := p.evictedOrDrained(ref.pod, false, false); ok {

@@ -91,7 +91,8 @@ type Observed struct {
 // TerminatingPod is a deleted pod its node is still tearing down.
 type TerminatingPod struct {
 	Namespace, Name string
-	// Node runs it; Owner is "Deployment/<ns>/<name>" for a Deployment's pod.
+	// Node runs it; Owner is its controller, "<Kind>/<ns>/<name>"
+	// (kube.OwnerOf, as its node reported it), "" for none.
 	Node, Owner string
 }
 
@@ -246,6 +247,9 @@ type planner struct {
 	// terminatingNames lists their names.
 	terminating      map[string]int
 	terminatingNames map[string][]string
+	// reserved is room held on nodes for daemon pods whose predecessor
+	// the node still stops (daemonset.go), counted as bound by schedule.
+	reserved []scheduler.Pod
 
 	deletes map[string]Action  // pod key -> DeletePod
 	changes map[string]*change // pod key -> CreatePod/UpdatePod
@@ -947,10 +951,13 @@ func SpecHash(dp *corev1.Pod) string {
 
 // ---- Scheduling ----
 
-// schedule places every unbound pod that will exist after this plan: observed
-// unbound pods that stay (in key order) first, then new pods in the order they
-// were decided. Each node offers its allocatable minus the requests of the
-// bound, unfinished pods that stay on it.
+// schedule places every unbound pod that will exist after this plan:
+// DaemonSets' pods first (each is pinned to its node, and a replaced one
+// must not lose the room it freed to a waiting pod), then observed unbound
+// pods that stay (in key order), then new pods in the order they were
+// decided. Each node offers its allocatable minus the requests of the
+// bound, unfinished pods that stay on it and the room held for daemon pods
+// (reserved). A draining node takes only daemon pods, an absent one none.
 func (p *planner) schedule() {
 	var pending []*change
 	for _, ref := range p.all {
@@ -975,10 +982,14 @@ func (p *planner) schedule() {
 	if len(pending) == 0 {
 		return
 	}
+	slices.SortStableFunc(pending, daemonPodsFirst)
 
 	nodes := make([]scheduler.Node, 0, len(p.observedNodes))
 	for i := range p.observedNodes {
-		nodes = append(nodes, scheduler.NodeOf(&p.observedNodes[i]))
+		n := scheduler.NodeOf(&p.observedNodes[i])
+		_, n.Draining = p.observed.Drains[n.Name]  // only daemon pods land there
+		n.Closed = NodeAbsent(&p.observedNodes[i]) // none lands there
+		nodes = append(nodes, n)
 	}
 	var bound []scheduler.Pod
 	var boundPods, pendingPods []*corev1.Pod // for their claims
@@ -1001,6 +1012,7 @@ func (p *planner) schedule() {
 		pendingPods = append(pendingPods, c.pod)
 	}
 	p.withClaims(bound, boundPods)
+	bound = append(bound, p.reserved...) // after withClaims: bound and boundPods are parallel
 	p.withClaims(toPlace, pendingPods)
 	p.withVolumesUsed(nodes)
 	res := scheduler.Schedule(nodes, append(slices.Clip(bound), toPlace...))
@@ -1037,7 +1049,9 @@ func (p *planner) schedule() {
 
 // schedPod is pod as the scheduler sees it, keyed "<ns>/<name>".
 func schedPod(pod *corev1.Pod, owner string) scheduler.Pod {
-	return scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
+	sp := scheduler.PodOf(key(pod.Namespace, pod.Name), owner, pod.Namespace, pod.Labels, &pod.Spec)
+	sp.Daemon = isDaemonPod(pod)
+	return sp
 }
 
 // spreadGroup is the scheduler's spreading group of pod: its Deployment,

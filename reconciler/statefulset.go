@@ -35,11 +35,21 @@ import (
 //     Running, Ready and available (minReadySeconds); scale down removes
 //     the highest ordinal first, one at a time, only when all the others
 //     are ready. Parallel: every pod is created and removed at once.
+//   - A drain moves a pod (deleted, created again under its name) unless
+//     its spec names the node or one of its claims is bound to the node; a
+//     NoExecute taint evicts it unless its spec names the node.
 //   - RollingUpdate: from the highest ordinal down to start+partition, one
 //     pod at a time, each only once the pod above it runs the update
 //     revision and is ready; ordinals below the partition keep the current
-//     revision, and are created again with it if deleted. OnDelete: a pod
-//     gets the update revision only when it is deleted.
+//     revision, and are created again with it if deleted. With
+//     OrderedReady, pods that are not up and not on the update revision
+//     (from the partition up) would block it for ever once Git reverts a
+//     broken update: when nothing else blocks, the highest is replaced.
+//     OnDelete: a pod gets the update revision only when it is deleted.
+//   - A name held by a pod the StatefulSet does not own (a Pod from Git,
+//     another controller's) is never created a second time: the ordinal
+//     waits (OrderedReady: and those above it), and the status condition
+//     PodNameTaken and a FailedCreate event say so.
 //   - Claims: before a pod is created, each of its claims
 //     <template>-<name>-<ordinal> missing from the store is put (owned by
 //     the StatefulSet, bosun.dev/owner). With whenScaled: Delete the claims
@@ -64,6 +74,10 @@ const (
 // template of its current revision while it differs from the update
 // revision's (the spec's).
 const AnnotationCurrentTemplate = "bosun.dev/current-template"
+
+// ConditionPodNameTaken on a StatefulSet's status says that pods of other
+// owners hold names of its pods, which it therefore does not create.
+const ConditionPodNameTaken appsv1.StatefulSetConditionType = "PodNameTaken"
 
 // annotationReclaimPolicy on a claim says whether deleting it deletes its
 // data: "Delete" or "Retain" (the default).
@@ -205,16 +219,15 @@ func stsOrdinal(s *appsv1.StatefulSet, podName string) (int, bool) {
 }
 
 // claimOrdinal reads the ordinal from a claim "<template>-<name>-<ordinal>"
-// of one of s's claim templates.
+// of s, whatever its template: a claim template removed from the
+// StatefulSet (it can only be, by removing the StatefulSet and adding it
+// back) leaves claims that the retention policy still covers.
 func claimOrdinal(s *appsv1.StatefulSet, claim string) (int, bool) {
-	for i := range s.Spec.VolumeClaimTemplates {
-		if rest, ok := strings.CutPrefix(claim, s.Spec.VolumeClaimTemplates[i].Name+"-"); ok {
-			if n, ok := stsOrdinal(s, rest); ok {
-				return n, true
-			}
-		}
+	i := strings.LastIndex(claim, "-"+s.Name+"-")
+	if i <= 0 {
+		return 0, false
 	}
-	return 0, false
+	return stsOrdinal(s, claim[i+1:])
 }
 
 // ClaimName names the claim of a StatefulSet's pod from one of its claim
@@ -261,9 +274,17 @@ func (p *planner) statefulSet(s *appsv1.StatefulSet, od *appsv1.StatefulSet, ref
 		return -cmp.Compare(na, nb)
 	})
 
+	rolling := s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType
 	var kept []*corev1.Pod
 	var created []*corev1.Pod
-	blocked := false // OrderedReady: a lower ordinal is not up yet
+	var taken []string // ordinals whose name another pod holds
+	blocked := false   // OrderedReady: a lower ordinal is not up yet
+	// broken are the ordinals, from the partition up, of pods that block
+	// only because they are unhealthy on a revision that is not the update
+	// revision (a broken update, reverted in Git): the repair below may
+	// replace them. waiting: something else blocks too.
+	var broken []int
+	waiting := false
 	for n := ss.start; n < end; n++ {
 		name := s.Name + "-" + strconv.Itoa(n)
 		if ref, ok := slots[n]; ok {
@@ -274,18 +295,30 @@ func (p *planner) statefulSet(s *appsv1.StatefulSet, od *appsv1.StatefulSet, ref
 			case p.lost(pod, pinned):
 				why = "node " + pod.Spec.NodeName + " lost"
 			default:
-				why, _ = p.evictedOrDrained(pod, pinned, false)
+				why = p.stsEvicted(pod, pinned, claims)
 			}
 			if why == "" {
 				kept = append(kept, ref.pod)
 				p.ensureClaims(s, n, claims, "for pod "+name)
 				if monotonic && !stsHealthy(ref.pod, minReady, p.now) {
 					blocked = true
+					if rolling && n-ss.start >= partition(s) && podRevision(ref.pod) != ss.updateRev {
+						broken = append(broken, n)
+					} else {
+						waiting = true
+					}
 				}
 				continue
 			}
 			p.deletePod(ref, why+" (created again under its name once stopped)")
 			stopping = withName(stopping, name)
+		}
+		if holder := p.nameHolder(s, name); holder != "" {
+			// Another pod has the name: creating ours would make two pods
+			// of one name. Said in the status; the ordinal waits.
+			taken = append(taken, name+" ("+holder+")")
+			blocked, waiting = blocked || monotonic, true
+			continue
 		}
 		switch {
 		case blocked:
@@ -293,17 +326,17 @@ func (p *planner) statefulSet(s *appsv1.StatefulSet, od *appsv1.StatefulSet, ref
 		case stopping[name]:
 			// Created again once its node has stopped it: the new pod takes
 			// its name, and its claims.
-			blocked = monotonic
+			blocked, waiting = monotonic, true
 		default:
 			tmpl, rev := ss.updateTmpl, ss.updateRev
-			if s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType && n-ss.start < partition(s) {
+			if rolling && n-ss.start < partition(s) {
 				tmpl, rev = ss.currentTmpl, ss.currentRev
 			}
 			pod := newStatefulSetPod(s, tmpl, rev, n)
 			p.ensureClaims(s, n, claims, "for pod "+name)
 			p.createPod(pod, "", "create ordinal "+strconv.Itoa(n))
 			created = append(created, pod)
-			blocked = monotonic
+			blocked, waiting = monotonic, true
 		}
 	}
 
@@ -327,25 +360,95 @@ func (p *planner) statefulSet(s *appsv1.StatefulSet, od *appsv1.StatefulSet, ref
 
 	// Rolling update: from the highest ordinal down to the partition, one
 	// pod at a time.
-	if s.Spec.UpdateStrategy.Type == appsv1.RollingUpdateStatefulSetStrategyType && !(monotonic && (blocked || scaledDown || condemnedStopping)) {
+	replace := func(ref podRef, why string) {
+		p.deletePod(ref, fmt.Sprintf("%s %s -> %s (created again under its name once stopped)", why, podRevision(ref.pod), ss.updateRev))
+		kept = slices.DeleteFunc(kept, func(q *corev1.Pod) bool { return q == ref.pod })
+	}
+	switch {
+	case !rolling || monotonic && (scaledDown || condemnedStopping):
+	case !monotonic || !blocked:
 		for n := end - 1; n >= ss.start+partition(s); n-- {
 			ref, ok := slots[n]
 			if !ok || p.deletes[ref.key].Type != "" {
 				break // created, or being created again: wait for it
 			}
 			if podRevision(ref.pod) != ss.updateRev {
-				p.deletePod(ref, fmt.Sprintf("rolling update %s -> %s (created again under its name once stopped)", podRevision(ref.pod), ss.updateRev))
-				kept = slices.DeleteFunc(kept, func(q *corev1.Pod) bool { return q == ref.pod })
+				replace(ref, "rolling update")
 				break
 			}
 			if !stsHealthy(ref.pod, minReady, p.now) {
 				break
 			}
 		}
+	case !waiting && len(broken) > 0:
+		// OrderedReady, held only by pods that are not up on a revision
+		// Git no longer wants (a broken update, reverted): waiting for them
+		// would wait for ever, so the highest is replaced, as kubectl
+		// delete pod would.
+		replace(slots[broken[len(broken)-1]], "rolling update: replace unhealthy pod")
 	}
 
 	p.claimRetention(s, slots, stopping, claims)
-	p.statefulSetStatus(ss, kept, created, minReady)
+	p.statefulSetStatus(ss, kept, created, minReady, taken)
+}
+
+// nameHolder describes the pod other than s's own that holds the name of
+// one of s's pods, in the store or created by this plan; "" when none.
+func (p *planner) nameHolder(s *appsv1.StatefulSet, name string) string {
+	k := key(s.Namespace, name)
+	ours := func(pod *corev1.Pod) bool {
+		kind, owner := kube.Controller(pod)
+		return kind == "StatefulSet" && owner == s.Name
+	}
+	if c := p.changes[k]; c != nil && !ours(c.pod) {
+		return holderOf(c.pod)
+	}
+	if i, ok := slices.BinarySearchFunc(p.all, k, func(r podRef, k string) int { return cmp.Compare(r.key, k) }); ok && !ours(p.all[i].pod) {
+		return holderOf(p.all[i].pod)
+	}
+	return ""
+}
+
+func holderOf(pod *corev1.Pod) string {
+	if owner := kube.OwnerOf(pod); owner != "" {
+		return "taken by a pod of " + owner
+	}
+	return "taken by pod " + key(pod.Namespace, pod.Name) + " from Git"
+}
+
+// stsEvicted says why a pod of a StatefulSet leaves its node now, or "":
+// a NoExecute taint it does not tolerate, or a drain of its node. A drain
+// leaves pods whose spec names the node, and pods whose claims are bound to
+// the node (their data is there: elsewhere they could not start).
+func (p *planner) stsEvicted(pod *corev1.Pod, pinned bool, claims map[string]*corev1.PersistentVolumeClaim) string {
+	if why, ok := p.evicted(pod, pinned); ok {
+		return why
+	}
+	if claimPinned(pod, claims) {
+		return ""
+	}
+	why, _ := p.drainedNow(pod, pinned, false)
+	return why
+}
+
+// stsDrainWait says why a drain leaves a StatefulSet's pod whose claim is
+// bound to its node (DrainStatus).
+func stsDrainWait(pod *corev1.Pod) string {
+	return fmt.Sprintf("pod %s/%s of %s stays: its claim's data is on this node",
+		pod.Namespace, pod.Name, strings.ToLower(kube.OwnerOf(pod)))
+}
+
+// claimPinned says whether one of pod's claims is bound to its node.
+func claimPinned(pod *corev1.Pod, claims map[string]*corev1.PersistentVolumeClaim) bool {
+	for _, v := range pod.Spec.Volumes {
+		if v.PersistentVolumeClaim == nil {
+			continue
+		}
+		if c := claims[key(pod.Namespace, v.PersistentVolumeClaim.ClaimName)]; c != nil && pod.Spec.NodeName != "" && kube.ClaimNode(c) == pod.Spec.NodeName {
+			return true
+		}
+	}
+	return false
 }
 
 // withName adds name to set, copying a shared set first.
@@ -493,9 +596,27 @@ func newStatefulSetPod(s *appsv1.StatefulSet, tmpl *corev1.PodTemplateSpec, rev 
 // status, counted over the pods as this plan leaves them, differ from the
 // store's. The update revision becomes current once every pod runs it and
 // is ready, as Kubernetes' completeRollingUpdate does.
-func (p *planner) statefulSetStatus(ss *stsSet, kept, created []*corev1.Pod, minReady time.Duration) {
+func (p *planner) statefulSetStatus(ss *stsSet, kept, created []*corev1.Pod, minReady time.Duration, taken []string) {
 	s, od := ss.s, ss.od
 	st := appsv1.StatefulSetStatus{CurrentRevision: ss.currentRev, UpdateRevision: ss.updateRev}
+	if len(taken) > 0 {
+		c := appsv1.StatefulSetCondition{Type: ConditionPodNameTaken, Status: corev1.ConditionTrue, Reason: "FailedCreate",
+			Message:            "pod names held by pods the StatefulSet does not own, not created: " + strings.Join(taken, ", "),
+			LastTransitionTime: stamp(p.now)}
+		var was *appsv1.StatefulSetCondition
+		if od != nil {
+			if i := slices.IndexFunc(od.Status.Conditions, func(c appsv1.StatefulSetCondition) bool { return c.Type == ConditionPodNameTaken }); i >= 0 {
+				was = &od.Status.Conditions[i]
+			}
+		}
+		if was != nil {
+			c.LastTransitionTime = was.LastTransitionTime
+		}
+		if was == nil || was.Message != c.Message {
+			p.events = append(p.events, Event{Kind: "StatefulSet", Namespace: s.Namespace, Name: s.Name, Reason: c.Reason, Message: c.Message, Count: 1})
+		}
+		st.Conditions = []appsv1.StatefulSetCondition{c}
+	}
 	for _, pod := range kept {
 		st.Replicas++
 		if kube.PodReady(pod) {
@@ -550,7 +671,7 @@ func (p *planner) statefulSetStatus(ss *stsSet, kept, created []*corev1.Pod, min
 		switch {
 		case !sameSpec:
 			reason = "spec changed in Git"
-		case !equality.Semantic.DeepEqual(s.Labels, od.Labels) || !equality.Semantic.DeepEqual(annotations, od.Annotations):
+		case !equality.Semantic.DeepEqual(s.Labels, od.Labels) || !equality.Semantic.DeepEqual(annotations, od.Annotations) || od.CreationTimestamp.IsZero():
 			reason = "metadata changed"
 		case generation != od.Generation || !equality.Semantic.DeepEqual(st, od.Status):
 			reason = fmt.Sprintf("status: %d replicas, %d updated, %d ready", st.Replicas, st.UpdatedReplicas, st.ReadyReplicas)
@@ -565,6 +686,9 @@ func (p *planner) statefulSetStatus(ss *stsSet, kept, created []*corev1.Pod, min
 	}
 	if od != nil {
 		keepStoreFields(&out.ObjectMeta, &od.ObjectMeta)
+	}
+	if out.CreationTimestamp.IsZero() {
+		out.CreationTimestamp = stamp(p.now) // first stored (or stored before bosun kept it)
 	}
 	out.Annotations = annotations
 	out.Generation = generation

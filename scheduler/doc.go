@@ -13,9 +13,13 @@
 // A node is feasible when it passes every filter, tried in kube-scheduler's order;
 // the first that fails is the node's reason:
 //
-//  1. NodeUnschedulable: the node is not cordoned (a node that is gone but still
-//     within its grace period is cordoned), unless the pod tolerates
-//     node.kubernetes.io/unschedulable:NoSchedule, as daemon pods do.
+//  1. NodeUnschedulable: the node is not cordoned, unless the pod tolerates
+//     node.kubernetes.io/unschedulable:NoSchedule, as daemon pods do
+//     (kube-scheduler's rule; an {operator: Exists} toleration counts). Beyond
+//     kube-scheduler: a draining node (Node.Draining) takes only DaemonSets'
+//     pods (Pod.Daemon), whatever a pod tolerates, so that a drain ends; a
+//     node that is gone but still within its grace period (Node.Closed) takes
+//     no pod at all.
 //  2. TaintToleration: every NoSchedule and NoExecute taint is tolerated (see
 //     Tolerates; Lt and Gt tolerate nothing). A NoExecute toleration with
 //     tolerationSeconds still admits the pod; eviction is the planner's.

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"net/netip"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -9,33 +11,47 @@ const reasonPorts = "node(s) didn't have free ports for the requested pod ports"
 
 // HostPort is one port a pod takes on its node (containers[].ports[]
 // with a hostPort): Protocol TCP, UDP or SCTP ("" is TCP), HostIP the
-// node address it binds ("" or "0.0.0.0" is every address).
+// node address it binds ("", or any unspecified address such as "0.0.0.0"
+// or "::", is every address).
 type HostPort struct {
 	Protocol corev1.Protocol
 	HostIP   string
 	Port     int32
 }
 
-// norm gives the defaults their one spelling.
+// wildcard is how norm spells every address.
+const wildcard = "0.0.0.0"
+
+// norm gives the defaults and each address their one spelling: every
+// unspecified address ("", "0.0.0.0", "::") is wildcard, others are
+// canonical (an IPv4-mapped IPv6 address is its IPv4 one), so that two
+// spellings of one address conflict.
 func (h HostPort) norm() HostPort {
 	if h.Protocol == "" {
 		h.Protocol = corev1.ProtocolTCP
 	}
 	if h.HostIP == "" {
-		h.HostIP = "0.0.0.0"
+		h.HostIP = wildcard
+	} else if a, err := netip.ParseAddr(h.HostIP); err == nil {
+		a = a.Unmap().WithZone("")
+		if a.IsUnspecified() {
+			h.HostIP = wildcard
+		} else {
+			h.HostIP = a.String()
+		}
 	}
 	return h
 }
 
-// conflicts is Kubernetes' rule (HostPortInfo.CheckConflict): the same
+// Conflicts is Kubernetes' rule (HostPortInfo.CheckConflict): the same
 // port and protocol on the same address, or on any address when either
-// side binds every address.
-func (h HostPort) conflicts(o HostPort) bool {
+// side binds every address. The node agent admits pods by it too.
+func (h HostPort) Conflicts(o HostPort) bool {
 	h, o = h.norm(), o.norm()
 	if h.Port != o.Port || h.Protocol != o.Protocol {
 		return false
 	}
-	return h.HostIP == o.HostIP || h.HostIP == "0.0.0.0" || o.HostIP == "0.0.0.0"
+	return h.HostIP == o.HostIP || h.HostIP == wildcard || o.HostIP == wildcard
 }
 
 // HostPortsOf lists the host ports a pod with this spec takes, init
@@ -69,7 +85,7 @@ func (c *cluster) portsFree(p *Pod, n int) bool {
 	}
 	for _, want := range p.HostPorts {
 		for _, used := range c.usedPorts[n] {
-			if want.conflicts(used) {
+			if want.Conflicts(used) {
 				return false
 			}
 		}

@@ -67,6 +67,25 @@ func TestSchedule_hostPorts(t *testing.T) {
 			},
 		},
 		{
+			name:  "'::' is every address too, and two spellings of one address are one address",
+			nodes: []Node{node("n1", 1000, gi)},
+			pods: []Pod{
+				boundTo(withPorts(pod("default/a", 0, 0), on("::", 8080), on("::ffff:10.0.0.1", 9090), on("fd00:0::1", 7070)), "n1"),
+				withPorts(pod("default/b", 0, 0), on("10.0.0.3", 8080)),
+				withPorts(pod("default/c", 0, 0), on("10.0.0.1", 9090)),
+				withPorts(pod("default/d", 0, 0), on("fd00::1", 7070)),
+				withPorts(pod("default/e", 0, 0), on("0:0:0:0:0:0:0:0", 6060)),
+				withPorts(pod("default/f", 0, 0), on("10.0.0.1", 6060)),
+			},
+			bindings: map[string]string{"default/e": "n1"},
+			unschedulable: map[string]string{
+				"default/b": "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports",
+				"default/c": "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports",
+				"default/d": "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports",
+				"default/f": "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports",
+			},
+		},
+		{
 			name:  "NodePorts comes before NodeResourcesFit, as in kube-scheduler",
 			nodes: []Node{node("n1", 1000, gi), node("n2", 1000, gi)},
 			pods: []Pod{

@@ -23,8 +23,18 @@ type Node struct {
 	Allocatable Resources
 	// MaxPods is how many unfinished pods the node takes (its allocatable
 	// "pods"); 0 means no limit.
-	MaxPods       int
+	MaxPods int
+	// Unschedulable cordons the node: it takes only pods that tolerate
+	// node.kubernetes.io/unschedulable:NoSchedule (kube-scheduler's
+	// NodeUnschedulable), as daemon pods do.
 	Unschedulable bool
+	// Draining takes no new pod but a DaemonSet's (Pod.Daemon), whatever
+	// the pod tolerates: a drain moves pods off the node, and one that
+	// came back would be moved again, for ever.
+	Draining bool
+	// Closed takes no new pod at all, whatever it tolerates: a node that is
+	// gone, kept for its grace period (its agent may never come back).
+	Closed bool
 	// Taints repel pods that do not tolerate them: NoSchedule and
 	// NoExecute ones filter, PreferNoSchedule ones lower the score.
 	Taints []corev1.Taint
@@ -57,6 +67,9 @@ type Pod struct {
 	// NodeName, when set, means the pod is already bound: it counts as used on
 	// that node and is not placed again.
 	NodeName string
+	// Daemon marks a DaemonSet's pod: a draining node (Node.Draining)
+	// still takes it.
+	Daemon bool
 	// Claims are the PersistentVolumeClaims the pod uses (volumes.go).
 	Claims []Claim
 }
@@ -115,6 +128,7 @@ type cluster struct {
 	names              []string
 	labels             []map[string]string
 	unschedulable      []bool
+	closed             []closure        // drains and absent nodes: see Node
 	hardTaints         [][]corev1.Taint // NoSchedule and NoExecute: filter
 	softTaints         [][]corev1.Taint // PreferNoSchedule: score
 	anySoftTaint       bool
@@ -196,6 +210,7 @@ func newCluster(nodes []Node) *cluster {
 		names:         make([]string, n),
 		labels:        make([]map[string]string, n),
 		unschedulable: make([]bool, n),
+		closed:        make([]closure, n),
 		hardTaints:    make([][]corev1.Taint, n),
 		softTaints:    make([][]corev1.Taint, n),
 		maxPods:       make([]int32, n),
@@ -215,6 +230,12 @@ func newCluster(nodes []Node) *cluster {
 		c.names[i] = node.Name
 		c.labels[i] = node.Labels
 		c.unschedulable[i] = node.Unschedulable
+		switch {
+		case node.Closed:
+			c.closed[i] = closedAll
+		case node.Draining:
+			c.closed[i] = closedButDaemons
+		}
 		for _, t := range node.Taints {
 			switch t.Effect {
 			case corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute:
@@ -324,11 +345,22 @@ const (
 // do: reconciler/daemonset.go).
 var unschedulableTaint = corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}
 
+// closure is what a node refuses whatever a pod tolerates (Node.Draining,
+// Node.Closed).
+type closure uint8
+
+const (
+	open closure = iota
+	closedButDaemons
+	closedAll
+)
+
 // check runs every filter on node n for the pod r describes and returns
 // the first that fails, or fits. c.prepare(r) must have run. It is the one
 // model of the filters: best uses it to choose and explain to say why not.
 func (c *cluster) check(r *rules, n int) failure {
-	if c.unschedulable[n] && !Tolerates(r.pod.Tolerations, &unschedulableTaint) {
+	if c.unschedulable[n] && !Tolerates(r.pod.Tolerations, &unschedulableTaint) ||
+		c.closed[n] == closedAll || c.closed[n] == closedButDaemons && !r.pod.Daemon {
 		return failUnschedulable
 	}
 	if len(c.hardTaints[n]) > 0 && untolerated(c.hardTaints[n], r.pod.Tolerations) != nil {

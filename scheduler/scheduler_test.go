@@ -39,6 +39,10 @@ func TestSchedule(t *testing.T) {
 	}
 	boundTo := func(p Pod, n string) Pod { p.NodeName = n; return p }
 	cordoned := func(n Node) Node { n.Unschedulable = true; return n }
+	draining := func(n Node) Node { n.Draining = true; return n }
+	closed := func(n Node) Node { n.Closed = true; return n }
+	daemon := func(p Pod) Pod { p.Daemon = true; return p }
+	tolerating := func(p Pod, tl ...corev1.Toleration) Pod { p.Tolerations = tl; return p }
 
 	tests := []struct {
 		name          string
@@ -191,6 +195,42 @@ func TestSchedule(t *testing.T) {
 			pods:  []Pod{pod("default/a", 0, 0), pod("default/b", 0, 0)},
 			// b sees n1 as holding a's default 100m/200Mi and picks n2.
 			bindings: map[string]string{"default/a": "n1", "default/b": "n2"},
+		},
+		{
+			// kube-scheduler's NodeUnschedulable: a toleration of the
+			// unschedulable taint lifts a plain cordon; {operator: Exists}
+			// tolerates it too.
+			name:  "a toleration lifts a cordon, Exists included",
+			nodes: []Node{cordoned(node("n1", 4000, 4*gi))},
+			pods: []Pod{
+				tolerating(pod("default/exact", 100, 0), corev1.Toleration{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}),
+				tolerating(pod("default/everything", 100, 0), corev1.Toleration{Operator: corev1.TolerationOpExists}),
+				pod("default/plain", 100, 0),
+			},
+			bindings:      map[string]string{"default/exact": "n1", "default/everything": "n1"},
+			unschedulable: map[string]string{"default/plain": "0/1 nodes are available: 1 node(s) were unschedulable"},
+		},
+		{
+			// A draining node takes only daemon pods, whatever the others
+			// tolerate: else a pod the drain moves comes back, for ever.
+			name:  "a draining node takes only DaemonSets' pods",
+			nodes: []Node{draining(cordoned(node("n1", 4000, 4*gi)))},
+			pods: []Pod{
+				daemon(tolerating(pod("default/logs", 100, 0), corev1.Toleration{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})),
+				tolerating(pod("default/everything", 100, 0), corev1.Toleration{Operator: corev1.TolerationOpExists}),
+			},
+			bindings:      map[string]string{"default/logs": "n1"},
+			unschedulable: map[string]string{"default/everything": "0/1 nodes are available: 1 node(s) were unschedulable"},
+		},
+		{
+			name:  "a node gone, in its grace, takes no pod at all",
+			nodes: []Node{closed(cordoned(node("n1", 4000, 4*gi))), node("n2", 1000, gi)},
+			pods: []Pod{
+				daemon(tolerating(pod("default/logs", 100, 0), corev1.Toleration{Operator: corev1.TolerationOpExists})),
+				tolerating(pod("default/everything", 2000, 0), corev1.Toleration{Operator: corev1.TolerationOpExists}),
+			},
+			bindings:      map[string]string{"default/logs": "n2"},
+			unschedulable: map[string]string{"default/everything": "0/2 nodes are available: 1 insufficient cpu, 1 node(s) were unschedulable"},
 		},
 	}
 	for _, tt := range tests {

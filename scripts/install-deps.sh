@@ -2,6 +2,8 @@
 # Installs the Debian packages bosun needs, when they are missing.
 # With "test": also what only the tests need (a container registry, nft,
 # conntrack, Prometheus, sshd, etcdctl, gpg, Chromium).
+# With "bench": also what only the benchmarks need (nginx, which the ingress
+# load test measures bosun's ingress proxy against; make bench).
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
@@ -30,6 +32,11 @@ if [ "${1:-}" = test ]; then
   # The web dashboard is tested (and its screenshots taken) in headless
   # Chromium, driven by chromedp.
   command -v chromium >/dev/null || need+=(chromium)
+fi
+if [ "${1:-}" = bench ]; then
+  # The ingress load test (ingress/bench_test.go) starts its own nginx as a
+  # child process on loopback; the package's own service is not used.
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

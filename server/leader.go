@@ -237,6 +237,7 @@ func (l *leader) run(ctx context.Context) error {
 		if err == nil {
 			l.m.observeEvents(res.Events, time.Now())
 			l.m.observeScheduling(observed, res.Actions)
+			l.m.observeDaemonSets(observed, res.Actions)
 			l.cfg.events.pass(res)
 			if res.Wake.IsZero() {
 				wake.Stop()

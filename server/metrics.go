@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"bosun/canary"
@@ -53,6 +54,8 @@ type metrics struct {
 	canaryWeight *prometheus.GaugeVec
 	canaryPhase  *prometheus.GaugeVec
 	canaryReady  *prometheus.GaugeVec
+	// daemonSets is each DaemonSet's rollout progress (observeDaemonSets).
+	daemonSets   *prometheus.GaugeVec
 	canaryEvents *prometheus.CounterVec
 	canaryChecks *prometheus.CounterVec
 	nodes        *nodeMetrics // nodehealth.go
@@ -135,6 +138,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "bosun_canary_queries_total", Help: "Evaluations of canaries' Prometheus queries, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	m.daemonSets = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bosun_daemonset_pods", Help: "Nodes of each DaemonSet by state, from its status as the leader's last plan wrote it: desired (nodes that should run its pod), current (that do), ready, updated (run the current template) and available; a rollout is done when updated and available reach desired.",
+	}, []string{"namespace", "name", "state"})
+	reg.MustRegister(m.daemonSets)
 	m.git = gitsource.NewMetrics(reg)
 	m.subnets = newSubnetMetrics(reg)
 	m.windows = newWindowMetrics(reg)
@@ -229,6 +236,33 @@ func (m *metrics) rolloutOutcomes(before, after []store.HistoryEntry) {
 			m.rollouts.WithLabelValues("failed").Inc()
 		case store.ResultSuperseded:
 			m.rollouts.WithLabelValues("aborted").Inc()
+		}
+	}
+}
+
+// observeDaemonSets sets bosun_daemonset_pods from the DaemonSets as a
+// plan whose actions were applied leaves them: observed, with the status
+// of each PutDaemonSet, without the deleted ones.
+func (m *metrics) observeDaemonSets(observed reconciler.Observed, actions []reconciler.Action) {
+	dss := make(map[string]*appsv1.DaemonSet, len(observed.DaemonSets))
+	for i := range observed.DaemonSets {
+		ds := &observed.DaemonSets[i]
+		dss[ds.Namespace+"/"+ds.Name] = ds
+	}
+	for _, a := range actions {
+		switch {
+		case a.Type == reconciler.PutDaemonSet && a.DaemonSet != nil:
+			dss[a.DaemonSet.Namespace+"/"+a.DaemonSet.Name] = a.DaemonSet
+		case a.Type == reconciler.DeleteDaemonSet:
+			delete(dss, a.Namespace+"/"+a.Name)
+		}
+	}
+	m.daemonSets.Reset()
+	for _, ds := range dss {
+		st := &ds.Status
+		for state, v := range map[string]int32{"desired": st.DesiredNumberScheduled, "current": st.CurrentNumberScheduled,
+			"ready": st.NumberReady, "updated": st.UpdatedNumberScheduled, "available": st.NumberAvailable} {
+			m.daemonSets.WithLabelValues(ds.Namespace, ds.Name, state).Set(float64(v))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func init() { printers["daemonsets"] = printDaemonSets }
@@ -36,11 +37,9 @@ func printDaemonSets(tw io.Writer, raw json.RawMessage, wide bool, now time.Time
 			for _, c := range d.Spec.Template.Spec.Containers {
 				names, images = append(names, c.Name), append(images, c.Image)
 			}
-			sel := ""
-			if d.Spec.Selector != nil {
-				sel = labelString(d.Spec.Selector.MatchLabels)
-			}
-			line += "\t" + strings.Join(names, ",") + "\t" + strings.Join(images, ",") + "\t" + dash(sel)
+			// kubectl's form, matchExpressions included ("<none>" for none).
+			sel := metav1.FormatLabelSelector(d.Spec.Selector)
+			line += "\t" + strings.Join(names, ",") + "\t" + strings.Join(images, ",") + "\t" + sel
 		}
 		fmt.Fprintln(tw, line)
 	}

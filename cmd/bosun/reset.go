@@ -47,8 +47,8 @@ func newResetCmd() *cobra.Command {
 scripts do: it stops and deletes every container of bosun's containerd
 namespace (the pods of this node), removes the pods' network namespaces,
 the pod bridge, the routes to other nodes' pods and the VXLAN device, bosun's
-nftables tables (the Service proxy's and the pod network's masquerade
-table) and the mounts bosun made under its directories (pods' volumes).
+nftables tables (the Service proxy's, the pod network's masquerade
+table and the one guarding the node's loopback from pods) and the mounts bosun made under its directories (pods' volumes).
 With --data it also removes the data directory (etcd, the clone, tokens,
 keys: the cluster is gone if this was its only server) and the node's state
 directory.
@@ -142,6 +142,11 @@ func (o *resetOpts) run(ctx context.Context, stdin io.Reader, w io.Writer) error
 		step(fmt.Errorf("routes, VXLAN device and masquerade table: %w", err))
 	} else {
 		fmt.Fprintf(w, "routes to other nodes' pods, VXLAN device, nftables table %s: removed\n", podnet.TableName(o.bridge))
+	}
+	if err := nodes.CleanupLocalnet(o.bridge); err != nil {
+		step(fmt.Errorf("the table guarding the node's loopback from pods: %w", err))
+	} else {
+		fmt.Fprintf(w, "nftables table %s (the node's loopback guarded from pods): removed\n", nodes.LocalnetTable(o.bridge))
 	}
 	if err := proxy.Cleanup(proxy.Config{Table: o.proxyTable}); err != nil {
 		step(fmt.Errorf("the Service proxy's table: %w", err))

@@ -273,7 +273,10 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 		if err := podnet.CleanupNode(cfg.BridgeName, ""); err != nil {
 			return fmt.Errorf("cleanup: %w", err)
 		}
-		log.Info("removed the routes to other nodes' pods, the VXLAN device and the masquerade table", "table", podnet.TableName(cfg.BridgeName))
+		if err := nodes.CleanupLocalnet(cfg.BridgeName); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		log.Info("removed the routes to other nodes' pods, the VXLAN device, the masquerade table and the loopback guard", "table", podnet.TableName(cfg.BridgeName), "guard", nodes.LocalnetTable(cfg.BridgeName))
 		return px.runCleanup(log)
 	}
 	cfg.AllowHostPath, cfg.AllowPrivileged, cfg.AllowHostNetwork = pol.AllowHostPaths, pol.AllowPrivileged, pol.AllowHostNetwork
