@@ -239,7 +239,11 @@ func TestAgent_claimVolumeKeptWhileAPodUsesIt(t *testing.T) {
 			_, err := os.Stat(dir)
 			return os.IsNotExist(err)
 		})
+		h.waitStatus("default", pod, 60*time.Second, "the new incarnation running", func(s *store.PodStatus) bool {
+			return s != nil && s.UID == uid+"-next" && running(s)
+		})
 		h.deletePod("default", pod)
+		waitPodsGone(t, h)
 	}
 	t.Run("a new incarnation beside the old one", func(t *testing.T) {
 		check(t, "busy", "b1", "busy", filepath.Join(h.cfg.StateDir, "volumes", "default", "busy-u-busy"), false)
