@@ -26,6 +26,30 @@ func stsPods(pods []corev1.Pod) map[string]corev1.Pod {
 	return out
 }
 
+// watchStatefulPods calls see with web's pods, as the API lists them,
+// every interval until the returned stop is called (see runs on one
+// goroutine; what it writes may be read once stop has returned).
+func watchStatefulPods(s *stack, every time.Duration, see func(map[string]corev1.Pod)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(every):
+			}
+			var list struct{ Items []corev1.Pod }
+			if err := s.getJSON("/api/v1/pods", &list); err == nil {
+				see(stsPods(list.Items))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
 func podUp(p corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodRunning && kube.PodReady(&p) && p.Status.PodIP != ""
 }
@@ -44,38 +68,19 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 	s := startStack(t, repo)
 
 	// The watcher: every 50 ms, the order the StatefulSet promises.
-	var mu sync.Mutex
 	var violations []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			var list struct{ Items []corev1.Pod }
-			if err := s.getJSON("/api/v1/pods", &list); err != nil {
+	stop := watchStatefulPods(s, 50*time.Millisecond, func(pods map[string]corev1.Pod) {
+		for i := 1; i < 3; i++ {
+			if _, ok := pods[fmt.Sprintf("web-%d", i)]; !ok {
 				continue
 			}
-			pods := stsPods(list.Items)
-			for i := 1; i < 3; i++ {
-				if _, ok := pods[fmt.Sprintf("web-%d", i)]; !ok {
-					continue
-				}
-				for j := range i {
-					if p, ok := pods[fmt.Sprintf("web-%d", j)]; !ok || !kube.PodReady(&p) {
-						mu.Lock()
-						violations = append(violations, fmt.Sprintf("web-%d exists while web-%d is not ready", i, j))
-						mu.Unlock()
-					}
+			for j := range i {
+				if p, ok := pods[fmt.Sprintf("web-%d", j)]; !ok || !kube.PodReady(&p) {
+					violations = append(violations, fmt.Sprintf("web-%d exists while web-%d is not ready", i, j))
 				}
 			}
 		}
-	}()
+	})
 	s.waitFor("web-0, web-1, web-2 ready", 180*time.Second, func() error {
 		pods := stsPods(s.pods())
 		for i := range 3 {
@@ -85,8 +90,7 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 		}
 		return nil
 	})
-	close(stop)
-	wg.Wait()
+	stop()
 	if len(violations) > 0 {
 		t.Fatalf("ordered start broken: %v", violations[:min(5, len(violations))])
 	}
@@ -169,33 +173,14 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 		// A watcher polling the API every 20 ms: it must see web-2 gone
 		// while web-0 and web-1 are still there (one at a time), and never
 		// web-1 gone while web-2 is there.
-		var mu sync.Mutex
 		var sawOneAtATime, sawWeb1GoneFirst bool
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-				var list struct{ Items []corev1.Pod }
-				if err := s.getJSON("/api/v1/pods", &list); err != nil {
-					continue
-				}
-				pods := stsPods(list.Items)
-				_, has0 := pods["web-0"]
-				_, has1 := pods["web-1"]
-				_, has2 := pods["web-2"]
-				mu.Lock()
-				sawOneAtATime = sawOneAtATime || has0 && has1 && !has2
-				sawWeb1GoneFirst = sawWeb1GoneFirst || !has1 && has2
-				mu.Unlock()
-			}
-		}()
+		stop := watchStatefulPods(s, 20*time.Millisecond, func(pods map[string]corev1.Pod) {
+			_, has0 := pods["web-0"]
+			_, has1 := pods["web-1"]
+			_, has2 := pods["web-2"]
+			sawOneAtATime = sawOneAtATime || has0 && has1 && !has2
+			sawWeb1GoneFirst = sawWeb1GoneFirst || !has1 && has2
+		})
 		s.waitFor("only web-0 left", 180*time.Second, func() error {
 			pods := stsPods(s.pods())
 			_, has1 := pods["web-1"]
@@ -205,8 +190,7 @@ func TestStatefulSet_orderedStableNamesPartitionedUpdateAndScaleDown(t *testing.
 			}
 			return nil
 		})
-		close(stop)
-		wg.Wait()
+		stop()
 		if sawWeb1GoneFirst {
 			t.Error("web-1 was removed while web-2 still existed")
 		}

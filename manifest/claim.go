@@ -181,28 +181,5 @@ func (l *loader) checkClaimReferences() {
 			}
 		}
 	}
-	for i := range l.set.Pods {
-		o := &l.set.Pods[i]
-		check(KindPod, o.Namespace, o.Name, o)
-	}
-	for i := range l.set.Deployments {
-		o := &l.set.Deployments[i]
-		check(KindDeployment, o.Namespace, o.Name, o)
-	}
-	for i := range l.set.Jobs {
-		o := &l.set.Jobs[i]
-		check(KindJob, o.Namespace, o.Name, o)
-	}
-	for i := range l.set.CronJobs {
-		o := &l.set.CronJobs[i]
-		check(KindCronJob, o.Namespace, o.Name, o)
-	}
-	for i := range l.set.DaemonSets {
-		o := &l.set.DaemonSets[i]
-		check(KindDaemonSet, o.Namespace, o.Name, o)
-	}
-	for i := range l.set.StatefulSets {
-		o := &l.set.StatefulSets[i]
-		check(KindStatefulSet, o.Namespace, o.Name, o)
-	}
+	l.set.eachPodSpecOwner(check)
 }

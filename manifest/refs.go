@@ -259,29 +259,36 @@ func (l *loader) checkReferences() {
 			}
 		}
 	}
-	for i := range l.set.Pods {
-		o := &l.set.Pods[i]
-		check(KindPod, o.Namespace, o.Name, o)
+	l.set.eachPodSpecOwner(check)
+}
+
+// eachPodSpecOwner calls f with every object of s that carries pod specs
+// (podSpecsOf): Pods, Deployments, Jobs, CronJobs, DaemonSets and
+// StatefulSets, by kind, namespace and name.
+func (s *Set) eachPodSpecOwner(f func(kind, namespace, name string, obj any)) {
+	for i := range s.Pods {
+		o := &s.Pods[i]
+		f(KindPod, o.Namespace, o.Name, o)
 	}
-	for i := range l.set.Deployments {
-		o := &l.set.Deployments[i]
-		check(KindDeployment, o.Namespace, o.Name, o)
+	for i := range s.Deployments {
+		o := &s.Deployments[i]
+		f(KindDeployment, o.Namespace, o.Name, o)
 	}
-	for i := range l.set.Jobs {
-		o := &l.set.Jobs[i]
-		check(KindJob, o.Namespace, o.Name, o)
+	for i := range s.Jobs {
+		o := &s.Jobs[i]
+		f(KindJob, o.Namespace, o.Name, o)
 	}
-	for i := range l.set.CronJobs {
-		o := &l.set.CronJobs[i]
-		check(KindCronJob, o.Namespace, o.Name, o)
+	for i := range s.CronJobs {
+		o := &s.CronJobs[i]
+		f(KindCronJob, o.Namespace, o.Name, o)
 	}
-	for i := range l.set.DaemonSets {
-		o := &l.set.DaemonSets[i]
-		check(KindDaemonSet, o.Namespace, o.Name, o)
+	for i := range s.DaemonSets {
+		o := &s.DaemonSets[i]
+		f(KindDaemonSet, o.Namespace, o.Name, o)
 	}
-	for i := range l.set.StatefulSets {
-		o := &l.set.StatefulSets[i]
-		check(KindStatefulSet, o.Namespace, o.Name, o)
+	for i := range s.StatefulSets {
+		o := &s.StatefulSets[i]
+		f(KindStatefulSet, o.Namespace, o.Name, o)
 	}
 }
 
