@@ -46,13 +46,25 @@ func browser(t testing.TB, width, height int) context.Context {
 	return ctx
 }
 
-// do runs browser actions with a deadline.
+// do runs browser actions with a deadline. A page load that Chromium
+// aborts with net::ERR_NETWORK_CHANGED (it does so when any interface's
+// addresses change, and the other tests of a full run add and remove
+// bridges, veths and network namespaces all the time) is tried again, up to
+// three times: the machine's churn, not the dashboard.
 func do(t testing.TB, ctx context.Context, timeout time.Duration, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := chromedp.Do(tctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		err := chromedp.Do(tctx, actions...)
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case attempt < 3 && strings.Contains(err.Error(), "ERR_NETWORK_CHANGED"):
+			t.Logf("%s: %v; again", what, err)
+		default:
+			t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
 

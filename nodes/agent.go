@@ -281,7 +281,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := l.refresh(ctx); err != nil {
 				a.log.Warn("list pods", "err", err)
 			}
-			a.collectVolumes(ctx, l.claimsInUse(), &l.wg)
+			a.startCollect(ctx, l.claimsInUse(), &l.wg)
 		case w := <-l.done:
 			l.finished(ctx, w)
 			register()

@@ -42,7 +42,9 @@ type volumeSet struct {
 	// (after a start) that finds records and by every volume set up, so
 	// a node that never had any does not list etcd on every resync.
 	known, listed bool
-	m             *volumeMetrics
+	// collecting is set while a collection runs (startCollect).
+	collecting bool
+	m          *volumeMetrics
 }
 
 // volumeMetrics count the agent's local volume work (bosun_agent_volume*).
@@ -277,6 +279,30 @@ func decideVolume(rec store.VolumeRecord, claim *corev1.PersistentVolumeClaim, n
 // state and policy up to date with their claims, and deletes the data of
 // volumes whose claim is gone and said Delete once no pod in inUse
 // ("<ns>/<claim>") uses it. Deletions run in the background, on wg.
+// startCollect runs collectVolumes beside the agent's loop, one at a
+// time: it reads etcd, which a node cut off from the cluster waits on for
+// the request timeout, and the loop must meanwhile go on (stopping the pods
+// of a cut-off node, for one). A resync while one runs starts none.
+func (a *Agent) startCollect(ctx context.Context, inUse map[string]bool, wg *sync.WaitGroup) {
+	a.vols.mu.Lock()
+	if a.vols.collecting {
+		a.vols.mu.Unlock()
+		return
+	}
+	a.vols.collecting = true
+	a.vols.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			a.vols.mu.Lock()
+			a.vols.collecting = false
+			a.vols.mu.Unlock()
+		}()
+		a.collectVolumes(ctx, inUse, wg)
+	}()
+}
+
 func (a *Agent) collectVolumes(ctx context.Context, inUse map[string]bool, wg *sync.WaitGroup) {
 	a.vols.mu.Lock()
 	skip := a.vols.listed && !a.vols.known

@@ -12,7 +12,8 @@
 // simulated cluster to show what a revision would do.
 //
 //	manifest.Set ─┐
-//	Observed ─────┼─> Plan ─> deployments ─> daemonsets ─> standalone pods ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status
+//	Observed ─────┼─> Plan ─> claims ─> deployments ─> daemonsets ─> statefulsets ─> claim deletes held ─> standalone pods
+//	              │            ─> evict ─> jobs, cronjobs ─> prune ─> schedule ─> status ─> services ─> ingresses
 //	now ──────────┘                      ─> Result{Actions, Rollouts, Wake, Events}
 //
 // Beside Plan, and as pure: NodeGrace decides which nodes the plan counts

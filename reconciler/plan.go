@@ -158,11 +158,12 @@ type Action struct {
 // Plan compares the desired state from Git with the observed cluster and
 // returns what it decides (Result): the actions that make the cluster match,
 // in a deterministic order: namespace, configmap and secret puts (pods that
-// use them must find them), job and cronjob puts (pods need their Job), pod
-// deletions, pod creations and updates, deployment puts, deployment
-// deletions, service puts, service deletions, then namespace, configmap,
-// secret, job and cronjob deletions; each group sorted by namespace and
-// name. Applying the actions and planning again over the result yields no
+// use them must find them), claim puts (a pod's claim is stored before it),
+// job and cronjob puts (pods need their Job), pod deletions, pod creations
+// and updates, deployment, daemonset and statefulset puts and deletions,
+// service puts and deletions, ingress puts, then namespace, configmap,
+// secret, job, cronjob, claim and ingress deletions; each group sorted by
+// namespace and name. Applying the actions and planning again over the result yields no
 // actions. With them come a summary of each Deployment's rollout, the next
 // time planning again decides something by itself (Wake), and the events of
 // Jobs and CronJobs. now stamps the conditions the planner sets; Plan reads
