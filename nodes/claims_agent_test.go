@@ -6,9 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/moby/sys/mountinfo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -290,6 +294,78 @@ func TestAgent_claimVolumeDirectoryMissing(t *testing.T) {
 	}
 	h.deletePod("default", "second")
 	waitPodsGone(t, h)
+}
+
+// TestAgent_claimVolumeOfAnInterruptedTeardown: an agent stopped in the
+// middle of a pod's teardown, after its containers were deleted and before
+// its pod directory (with the bind mount of its claim's volume) and network
+// were released (a server restarted while a rollout tore its old pod
+// down), leaves a run that has no container. The next agent finishes that
+// teardown: the claim, deleted with reclaim policy Delete, loses its data;
+// no mount, pod directory or network namespace is left.
+func TestAgent_claimVolumeOfAnInterruptedTeardown(t *testing.T) {
+	h := newHarness(t)
+	h.startAgent()
+	ctx := context.Background()
+	h.putClaim("scratch", "u-scratch", "Delete")
+	h.putPod(claimPod("cut", "c1", "scratch"))
+	ps := h.waitStatus("default", "cut", 60*time.Second, "running", running)
+	httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+	dir := filepath.Join(h.cfg.StateDir, "volumes", "default", "scratch-u-scratch")
+	podDir := filepath.Join(h.cfg.StateDir, "pods", "c1")
+	if _, err := os.Stat(filepath.Join(podDir, "volumes", "data")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent stops; the teardown it was doing had deleted the
+	// containers, and nothing else.
+	h.stopAgent()
+	cctx := namespaces.WithNamespace(ctx, testNS)
+	for _, id := range h.containers()["cut"] {
+		c, err := h.ctd.LoadContainer(cctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task, err := c.Task(cctx, nil); err == nil {
+			exited, err := task.Wait(cctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := task.Kill(cctx, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+			if _, err := task.Delete(cctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Delete(cctx, client.WithSnapshotCleanup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.deletePod("default", "cut")
+	if _, err := h.st.Client().Delete(ctx, store.ClaimKey("default", "scratch")); err != nil {
+		t.Fatal(err)
+	}
+
+	h.startAgent()
+	waitClaim(t, 60*time.Second, "the Delete volume deleted", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(podDir); !os.IsNotExist(err) {
+		t.Errorf("pod directory of the interrupted teardown left: %v", err)
+	}
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(h.cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		t.Errorf("mount left: %s", m.Mountpoint)
+	}
+	if ents, err := os.ReadDir(h.cfg.NetnsDir); err != nil || len(ents) != 0 {
+		t.Errorf("network namespaces left: %v, %v", ents, err)
+	}
 }
 
 func waitPodsGone(t *testing.T, h *harness) {

@@ -101,7 +101,12 @@
 //     (filepath-securejoin) and that handle is bind-mounted under
 //     pods/<uid>/volume-subpaths, so the container gets what was checked.
 //     Removing a pod unmounts everything under its directory, and removes
-//     nothing while a mount is left there.
+//     nothing while a mount is left there. A teardown cut short by the
+//     agent stopping after the pod's containers were deleted leaves a pod
+//     directory no container belongs to: the next agent, before any worker
+//     runs, finishes it (leftovers.go): the network the directory's
+//     sandbox file names, then the directory and its mounts (a claim's
+//     volume mounted there would otherwise never be deleted).
 //   - Local persistent volumes (claims.go), like k3s's local-path
 //     provisioner: a persistentVolumeClaim volume is the directory
 //     StateDir/volumes/<namespace>/<claim>-<uid> (mode 0777, or owned by

@@ -347,6 +347,9 @@ func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
 		return err
 	}
 	volumesTook := time.Since(start)
+	if err := w.recordSandbox(r); err != nil { // leftovers.go
+		return err
+	}
 	netns, ip, err := w.podNetwork(ctx, r)
 	if err != nil {
 		return err
