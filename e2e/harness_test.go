@@ -42,6 +42,17 @@ var (
 	buildErr  error
 )
 
+// TestMain runs the tests and removes the bosun binary they built (a
+// hundred megabytes a run, which used to pile up in the temporary
+// directory of a machine that runs the suite often).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bosunBin != "" {
+		os.RemoveAll(filepath.Dir(bosunBin))
+	}
+	os.Exit(code)
+}
+
 // bosun builds the bosun binary once per test run.
 func bosun(t testing.TB) string {
 	t.Helper()

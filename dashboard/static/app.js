@@ -18,17 +18,21 @@ class HTTPError extends Error {
 
 // api fetches path as JSON; a 401 shows the login form. A read (a GET, or a request marked readOnly such as a
 // plan) that fails at the network level (the browser's "Failed to fetch":
-// a connection reset, a server restarting) is tried once more.
+// a connection reset, a server restarting, the machine's network changing)
+// is tried twice more, after 0.3 s and 1 s.
 async function api(path, opts = {}) {
   const { readOnly, ...init } = opts;
   const req = () => fetch(path, { credentials: 'same-origin', ...init, headers: { ...CSRF, ...(init.headers || {}) } });
+  const read = readOnly || !init.method || init.method === 'GET';
   let r;
-  try {
-    r = await req();
-  } catch (e) {
-    if (!(e instanceof TypeError) || !(readOnly || !init.method || init.method === 'GET')) throw e;
-    await new Promise(ok => setTimeout(ok, 300));
-    r = await req();
+  for (const wait of [300, 1000, 0]) {
+    try {
+      r = await req();
+      break;
+    } catch (e) {
+      if (!(e instanceof TypeError) || !read || wait === 0) throw e;
+      await new Promise(ok => setTimeout(ok, wait));
+    }
   }
   if (r.status === 401) {
     showLogin('');
