@@ -50,10 +50,16 @@ func (w *podWorker) recordSandbox(r *podRun) error {
 }
 
 // leftoverRuns are the run UIDs, among the pod directories dirs, that no
-// container found (found: pod key -> run UID -> containers) belongs to;
-// sorted.
-func leftoverRuns(dirs []string, found map[string]map[string][]adoptedContainer) []string {
+// container found (found: pod key -> run UID -> containers) belongs to and
+// that are not the UID of a pod bound to this node (bound): a bound pod
+// without containers is one whose only container an agent stopped between
+// deleting and recreating it, and its worker takes its directory (its
+// emptyDir volumes, its logs) over; sorted.
+func leftoverRuns(dirs []string, found map[string]map[string][]adoptedContainer, bound map[string]bool) []string {
 	live := map[string]bool{}
+	for uid := range bound {
+		live[uid] = true
+	}
 	for _, byUID := range found {
 		for uid := range byUID {
 			live[uid] = true
@@ -88,7 +94,21 @@ func (a *Agent) sweepLeftovers(ctx context.Context, found map[string]map[string]
 			dirs = append(dirs, e.Name())
 		}
 	}
-	for _, uid := range leftoverRuns(dirs, found) {
+	if len(leftoverRuns(dirs, found, nil)) == 0 {
+		return
+	}
+	// Which pods are bound here now: unknown (etcd out of reach), nothing
+	// is swept, the safe side; the next start tries again.
+	pods, _, err := a.st.PodsOnNode(ctx, a.cfg.NodeName)
+	if err != nil {
+		a.log.Warn("leftovers of pods torn down in part by an earlier agent: not removed this time (the pods bound here are unknown)", "err", err)
+		return
+	}
+	bound := make(map[string]bool, len(pods))
+	for _, p := range pods {
+		bound[string(p.UID)] = true
+	}
+	for _, uid := range leftoverRuns(dirs, found, bound) {
 		if err := a.sweepRun(ctx, types.UID(uid), filepath.Join(podsDir, uid)); err != nil {
 			a.log.Warn("leftover of a pod torn down in part by an earlier agent: not removed", "uid", uid, "err", err)
 			continue

@@ -19,12 +19,13 @@ func TestLeftoverRuns(t *testing.T) {
 		{"every directory has containers", []string{"w1", "w2", "d1"}, nil},
 		{"containers without a directory", []string{"w2"}, nil},
 		{"runs without containers, sorted", []string{"x2", "w1", "x1"}, []string{"x1", "x2"}},
+		{"a pod bound here without containers is its worker's", []string{"x2", "b1", "x1"}, []string{"x1", "x2"}},
 	} {
-		if got := leftoverRuns(tc.dirs, found); !slices.Equal(got, tc.want) {
+		if got := leftoverRuns(tc.dirs, found, map[string]bool{"b1": true}); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if got := leftoverRuns([]string{"a"}, nil); !slices.Equal(got, []string{"a"}) {
+	if got := leftoverRuns([]string{"a"}, nil, nil); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("nothing found: %v", got)
 	}
 }
