@@ -44,8 +44,8 @@
 //     claim bound to a node that is gone adds to the reason where its data
 //     is); and the unbound ones fit the node's free volume capacity
 //     (VolumeCapacity, bosun.dev/local-storage, less VolumesUsed and the
-//     claims bound earlier in the same call: "node(s) didn't have enough
-//     free volume capacity"). Placing the pod binds its unbound claims to
+//     claims bound earlier in the same call: "node(s) did not have enough
+//     free storage", kube-scheduler's words). Placing the pod binds its unbound claims to
 //     the node, so two pods sharing a ReadWriteOnce claim share a node.
 //  7. PodTopologySpread, for each DoNotSchedule constraint: the node has the
 //     topology label, and placing the pod keeps its domain within maxSkew of the

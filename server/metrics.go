@@ -314,7 +314,7 @@ var unschedulableMarks = []struct{ phrase, reason string }{
 	{"untolerated taint", "taint"},
 	{"didn't match node selector", "node_selector"},
 	{"volume node affinity", "volume_node_affinity"},
-	{"free volume capacity", "volume_capacity"},
+	{"enough free storage", "volume_capacity"},
 	{"ReadWriteOncePod", "volume_in_use"},
 	{"node affinity", "node_affinity"},
 	{"Too many pods", "too_many_pods"},
