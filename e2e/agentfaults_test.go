@@ -552,7 +552,7 @@ func TestAgentFaults(t *testing.T) {
 		}
 		return nil
 	})
-	repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v1"))
+	repo.write("web/deployment.yaml", afDeployment("localhost/bosun-hello:v1"))
 	repo.commit("web on two nodes")
 	c.waitVersion("localhost/bosun-hello:v1", "v1", 90*time.Second)
 	c.checkInvariant()
@@ -661,7 +661,7 @@ func TestAgentFaults(t *testing.T) {
 
 	t.Run("containerd restarted under a running agent", func(t *testing.T) {
 		// Bring pods back to node-af: a rollout places them on both nodes.
-		repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v2"))
+		repo.write("web/deployment.yaml", afDeployment("localhost/bosun-hello:v2"))
 		repo.commit("web v2")
 		c.waitVersion("localhost/bosun-hello:v2", "v2", 90*time.Second)
 		c.checkInvariant()
@@ -693,7 +693,7 @@ func TestAgentFaults(t *testing.T) {
 	})
 
 	t.Run("agent SIGKILLed mid-rollout", func(t *testing.T) {
-		repo.write("web/deployment.yaml", rolloutDeployment("localhost/bosun-hello:v1"))
+		repo.write("web/deployment.yaml", afDeployment("localhost/bosun-hello:v1"))
 		repo.commit("web back to v1")
 		// Mid-rollout: the first pod of the new template exists.
 		s.waitFor("the rollout under way", 60*time.Second, func() error {
@@ -712,4 +712,13 @@ func TestAgentFaults(t *testing.T) {
 		t.Logf("agent SIGKILLed mid-rollout and started again 2 s later: rollout complete %s after the kill", time.Since(killed).Round(time.Millisecond))
 		c.checkInvariant()
 	})
+}
+
+// afDeployment is the rollout tests' Deployment with a progress deadline
+// these faults cannot miss: an agent SIGKILLed mid-rollout and started again
+// holds the rollout for its restart, which on a loaded machine outlasts the
+// rollout tests' 6 s, and a rollout past its deadline stops for good (by
+// design: it waits for a new template, see reconciler.conditions).
+func afDeployment(image string) string {
+	return strings.Replace(rolloutDeployment(image), "progressDeadlineSeconds: 6\n", "progressDeadlineSeconds: 300\n", 1)
 }
