@@ -463,20 +463,65 @@ func readLimited(p string, offset int64, n int) string {
 
 // removeTree unmounts everything mounted under dir, then removes dir. It
 // refuses to remove anything while a mount is left below dir: removing
-// through a bind mount of a hostPath would delete the host's files.
+// through a bind mount of a hostPath or of a claim's volume would delete
+// the host's files or the claim's data. Two checks: the mount table (by
+// dir's real path: it lists mount points with symlinks resolved, and a
+// state directory reached through a symlink would match nothing), and,
+// as the tree is walked before removal, no directory in it may be the
+// root of a mount.
 func removeTree(dir string) error {
-	if err := unmountAll(dir); err != nil {
+	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing to remove
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	if err := unmountAll(real); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := noMountBelow(real); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(real); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
 	return nil
 }
 
+// noMountBelow walks dir (never following symlinks) and fails on the
+// first directory below it that is the root of a mount (statx's
+// STATX_ATTR_MOUNT_ROOT), whatever the mount table said.
+func noMountBelow(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() || path == dir {
+			return nil
+		}
+		var st unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS, &st); err != nil {
+			return fmt.Errorf("stat %s: %w", path, err)
+		}
+		if st.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && st.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			return fmt.Errorf("remove %s: %s is a mount point; not removing through it", dir, path)
+		}
+		return nil
+	})
+}
+
 // unmountAll unmounts every mount at or below dir, deepest first, and
-// checks none is left.
+// checks none is left. The mount table spells mount points with symlinks
+// resolved, so dir is too (a dir that does not exist has nothing mounted
+// on it).
 func unmountAll(dir string) error {
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	list := func() ([]string, error) {
 		ms, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
 			return !(m.Mountpoint == dir || strings.HasPrefix(m.Mountpoint, dir+"/")), false
