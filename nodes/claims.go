@@ -502,6 +502,12 @@ func (v *volumeSet) inUse() map[string]bool {
 // volume, or of a subPath of it, wherever it is.
 func mountedElsewhere(dir string) ([]string, error) {
 	real, err := filepath.EvalSymlinks(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Gone already (a deletion an agent stopped between removing the
+		// directory and deleting its record): nothing to hold, the record
+		// goes.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

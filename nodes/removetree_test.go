@@ -85,3 +85,13 @@ func TestNoMountBelow(t *testing.T) {
 		t.Fatalf("noMountBelow with a bind mount below: %v", err)
 	}
 }
+
+// A volume directory already gone (an agent stopped between removing it and
+// deleting its record) holds nothing: the record may go. Before, the
+// lookup failed and the volume was "in use" for ever.
+func TestMountedElsewhere_goneDirectory(t *testing.T) {
+	at, err := mountedElsewhere(filepath.Join(t.TempDir(), "gone"))
+	if err != nil || len(at) != 0 {
+		t.Fatalf("mountedElsewhere of a missing directory: %v, %v", at, err)
+	}
+}
