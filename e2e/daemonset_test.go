@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"maps"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -117,7 +116,7 @@ func TestDaemonSet_everyEligibleNodeJoinsAndRollsNodeByNode(t *testing.T) {
 	late.kill(syscall.SIGTERM)
 	// An agent stopped with SIGTERM may have deregistered already (404):
 	// either way the node is gone once its grace ends.
-	if out, err := dsCLI(s, "node", "delete", "node-3", "--force"); err != nil && !strings.Contains(out, "404") {
+	if out, err := s.cli("node", "delete", "node-3", "--force"); err != nil && !strings.Contains(out, "404") {
 		t.Fatalf("bosun node delete node-3: %v\n%s", err, out)
 	}
 	tainted := c.agent("node-2")
@@ -161,7 +160,7 @@ func TestDaemonSet_everyEligibleNodeJoinsAndRollsNodeByNode(t *testing.T) {
 			dsReadyOn(pods, "tolerant", v1, "node-0", "node-1", "node-2", "node-3"))
 	})
 	c.waitFor("bosun get ds shows 3 desired, current, ready, up-to-date, available", 30*time.Second, func() error {
-		out, err := dsCLI(s, "get", "ds")
+		out, err := s.cli("get", "ds")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -231,18 +230,6 @@ func TestDaemonSet_everyEligibleNodeJoinsAndRollsNodeByNode(t *testing.T) {
 			t.Errorf("tolerant's pod on %s changed during shipper's rollout: was %s, now %v", n, name, ps)
 		}
 	}
-}
-
-// dsCLI runs the bosun CLI against a server of a test cluster, from the
-// server's host (its address is reachable only from the cluster's
-// network namespaces).
-func dsCLI(s *mhServer, args ...string) (string, error) {
-	cmd := s.cliCmd(args...)
-	argv := append(s.host.wrap(), cmd.Path)
-	wrapped := exec.Command(argv[0], append(argv[1:], args...)...)
-	wrapped.Env = cmd.Env
-	out, err := wrapped.CombinedOutput()
-	return string(out), err
 }
 
 func dsFirstErr(errs ...error) error {

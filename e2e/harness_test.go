@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -229,6 +230,12 @@ type stack struct {
 // test binary of another checkout) would be handed the same bridge and /24,
 // and nodes sharing a bridge and a /24 hand out the same pod addresses. The
 // caller deletes the bridge (removePodNetwork).
+//
+// The search starts after the last subnet this run handed out, so a /24 a
+// test has just released is not handed out again at once, and a /24 some
+// socket is still bound in (a process a failed test left behind, holding
+// the node's DNS address) is never handed out: every later test would
+// find its DNS address taken.
 func subnet(t testing.TB) (cidr, bridge string) {
 	t.Helper()
 	ifaces, err := net.Interfaces()
@@ -253,14 +260,19 @@ func subnet(t testing.TB) (cidr, bridge string) {
 		}
 		return false
 	}
-	for n := os.Getpid() % 200; n < os.Getpid()%200+200; n++ {
+	bound := boundAddrs(t)
+	subnetMu.Lock()
+	defer subnetMu.Unlock()
+	first := os.Getpid()%200 + subnetNext
+	for n := first; n < first+200; n++ {
 		b := fmt.Sprintf("bosune2e%d", n%200)
 		p := netip.MustParsePrefix(fmt.Sprintf("10.%d.%d.0/24", 90+n%200/4, n%200))
-		if used[b] || inUse(p) {
+		if used[b] || inUse(p) || slices.ContainsFunc(bound, p.Contains) {
 			continue
 		}
 		out, err := exec.Command("ip", "link", "add", b, "type", "bridge").CombinedOutput()
 		if err == nil {
+			subnetNext = n + 1 - os.Getpid()%200
 			return p.String(), b
 		}
 		if !strings.Contains(string(out), "File exists") {
@@ -270,6 +282,38 @@ func subnet(t testing.TB) (cidr, bridge string) {
 	}
 	t.Fatal("no free test bridge name")
 	return "", ""
+}
+
+var (
+	subnetMu   sync.Mutex
+	subnetNext int // where subnet's next search starts, past pid%200
+)
+
+// boundAddrs lists the IPv4 addresses sockets of this network namespace
+// are bound to (TCP and UDP, listening or not), from /proc/net.
+func boundAddrs(t testing.TB) []netip.Addr {
+	t.Helper()
+	var out []netip.Addr
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/udp"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 2 {
+				continue
+			}
+			// local_address: the address as a little-endian hex word, ":port".
+			hexIP, _, _ := strings.Cut(fields[1], ":")
+			v, err := strconv.ParseUint(hexIP, 16, 32)
+			if err != nil {
+				continue
+			}
+			out = append(out, netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}))
+		}
+	}
+	return out
 }
 
 // removePodNetwork unmounts the network namespaces left in dir (the pods'
@@ -451,15 +495,18 @@ func startControlPlane(t testing.TB, repoURL string, extra ...string) *stack {
 	return s
 }
 
-// run starts bosun and stops it when the test ends.
+// run starts bosun and stops it when the test ends. The stop is
+// registered first: a start that fails (the API not answering in time on
+// a loaded machine) must not leave the process running past its test,
+// holding its addresses.
 func (s *stack) run() {
-	s.start()
 	s.t.Cleanup(func() {
 		s.stop(syscall.SIGTERM)
-		if s.t.Failed() {
+		if s.t.Failed() && s.log != nil {
 			s.t.Logf("bosun log (tail):\n%s", s.logTail(80))
 		}
 	})
+	s.start()
 }
 
 func (s *stack) start() {

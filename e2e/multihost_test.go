@@ -804,6 +804,22 @@ func (d *mhContainerd) stopAll() {
 	}
 }
 
+// cli runs the bosun CLI against this server from the server's host (its
+// address is reachable only from the cluster's network namespaces).
+func (s *mhServer) cli(args ...string) (string, error) {
+	out, err := s.cliCmd(args...).CombinedOutput()
+	return string(out), err
+}
+
+// cliCmd is the stack's CLI command, run on the server's host.
+func (s *mhServer) cliCmd(args ...string) *exec.Cmd {
+	cmd := s.stack.cliCmd(args...)
+	argv := append(s.host.wrap(), cmd.Args...)
+	wrapped := exec.Command(argv[0], argv[1:]...)
+	wrapped.Env = cmd.Env
+	return wrapped
+}
+
 // restart SIGKILLs the server and starts it again on its data.
 func (s *mhServer) restart() {
 	s.stop(syscall.SIGKILL)

@@ -208,7 +208,7 @@ spec:
 			msgs := s.podMessages()
 			for _, p := range s.pods() {
 				for _, c := range p.Status.Conditions {
-					if p.Name == "big" && c.Type == corev1.PodScheduled && strings.Contains(c.Message, "1 node(s) didn't have enough free volume capacity") {
+					if p.Name == "big" && c.Type == corev1.PodScheduled && strings.Contains(c.Message, "1 node(s) did not have enough free storage") {
 						return nil
 					}
 				}

@@ -67,9 +67,28 @@ func validateClaim(c *corev1.PersistentVolumeClaim) problems {
 		delete(meta.Annotations, AnnotationReclaimPolicy)
 	}
 	validateMeta(&meta, validation.IsDNS1123Subdomain, subdomainRule, metaOther, &ps)
+	validateClaimDirName(c.Name, field.NewPath("metadata", "name"), &ps)
 	validateReclaimPolicy(c.Annotations, field.NewPath("metadata", "annotations"), &ps)
+	if _, ok := c.Annotations[kube.AnnotationSelectedNode]; ok {
+		// kubectl get -o yaml exports it; from Git it would undo the
+		// binding on every plan.
+		ps.add(field.NewPath("metadata", "annotations").Key(kube.AnnotationSelectedNode),
+			"set by the cluster when it binds the claim, not in Git: remove it (bosun chooses the node with the claim's first pod)")
+	}
 	validateClaimSpec(&c.Spec, field.NewPath("spec"), &ps)
 	return ps
+}
+
+// maxClaimNameForDir is the longest claim name whose volume directory,
+// "<claim>-<uid>" (a 36-byte UID), fits a file name's 255 bytes.
+const maxClaimNameForDir = 255 - 1 - 36
+
+// validateClaimDirName checks that the volume directory of the claim name
+// fits a file name (a longer one would fail only on the node, at mount).
+func validateClaimDirName(name string, path *field.Path, ps *problems) {
+	if len(name) > maxClaimNameForDir {
+		ps.add(path, "too long: %d bytes, at most %d (the claim's volume directory on its node is <name>-<uid>, at most 255 bytes)", len(name), maxClaimNameForDir)
+	}
 }
 
 // validateReclaimPolicy checks the bosun.dev/reclaim-policy annotation.

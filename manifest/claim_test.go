@@ -64,6 +64,14 @@ func TestDecode_claimRefused(t *testing.T) {
 			},
 		},
 		{
+			name: "an exported claim's selected-node; a name too long for its volume directory",
+			yaml: "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n  annotations: {volume.kubernetes.io/selected-node: n1}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests: {storage: 1Gi}\n",
+			want: []string{
+				"m.yaml:4: metadata.name: too long: 219 bytes, at most 218 (the claim's volume directory on its node is <name>-<uid>, at most 255 bytes)",
+				"m.yaml:5: metadata.annotations[volume.kubernetes.io/selected-node]: set by the cluster when it binds the claim, not in Git: remove it (bosun chooses the node with the claim's first pod)",
+			},
+		},
+		{
 			name: "a pod naming a claim the revision does not hold",
 			yaml: pod + "  volumes:\n  - name: d\n    persistentVolumeClaim: {claimName: missing}\n  - name: e\n    persistentVolumeClaim: {claimName: Bad_Name}\n",
 			want: []string{

@@ -188,6 +188,7 @@ func validateStatefulSet(s *appsv1.StatefulSet) problems {
 		if claim := name + "-" + s.Name + "-" + strconv.Itoa(1<<20); len(validation.IsDNS1123Subdomain(claim)) > 0 {
 			ps.add(p.Child("metadata", "name"), "too long: the claims <name>-<statefulset>-<ordinal> must be DNS-1123 subdomains")
 		}
+		validateClaimDirName(name+"-"+s.Name+"-"+strconv.Itoa(1<<20), p.Child("metadata", "name"), &ps) // claim.go
 		if ct.Namespace != "" && ct.Namespace != s.Namespace {
 			ps.add(p.Child("metadata", "namespace"), "must be empty or the StatefulSet's namespace %q", s.Namespace)
 		}

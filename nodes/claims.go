@@ -12,13 +12,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/types"
 
 	"bosun/kube"
 	"bosun/store"
@@ -31,6 +34,10 @@ type volumeSet struct {
 	mu sync.Mutex
 	// deleting holds the directories being deleted: no pod may take one.
 	deleting map[string]bool
+	// users holds, per claim ("<ns>/<claim>"), the runs (pod UIDs) that
+	// mounted its volume, from the mount until their teardown: a new
+	// incarnation of a pod does not hide the old one still stopping.
+	users map[string]map[types.UID]bool
 	// known says the node may hold volumes: set by the first collection
 	// (after a start) that finds records and by every volume set up, so
 	// a node that never had any does not list etcd on every resync.
@@ -123,8 +130,9 @@ func (a *Agent) claimDir(namespace, claim, volumeName string) string {
 // setupClaimVolume makes the pod volume v, of a PersistentVolumeClaim, at
 // target: the claim's directory on this node (created the first time, mode
 // 0777 or owned by fsGroup as an emptyDir is), bind-mounted there. The
-// claim must be bound to this node.
-func (w *podWorker) setupClaimVolume(ctx context.Context, v *corev1.Volume, target string, fsGroup *int64) error {
+// claim must be bound to this node. The run uid counts as a user of the
+// claim from now until its teardown (volumeSet.release).
+func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *corev1.Volume, target string, fsGroup *int64) error {
 	a := w.a
 	name := v.PersistentVolumeClaim.ClaimName
 	claim, err := a.st.Claim(ctx, w.namespace, name)
@@ -157,6 +165,12 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, v *corev1.Volume, targ
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
+	if kube.ReadWriteOncePod(claim) {
+		if other := a.vols.otherUser(w.namespace+"/"+name, uid); other != "" {
+			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and another pod on this node (uid %s) still has it mounted", name, other)
+		}
+	}
+	a.vols.use(w.namespace+"/"+name, uid)
 	if err := unix.Mount(dir, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		a.vols.m.errors.WithLabelValues("mount").Inc()
 		return fmt.Errorf("bind mount %s: %w", dir, err)
@@ -165,32 +179,54 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, v *corev1.Volume, targ
 	return nil
 }
 
-// prepareClaimDir records the volume in etcd, then creates its directory
-// if it is new: a directory never exists without its record, so a
-// collection that finds none has nothing to delete.
+// prepareClaimDir records the volume in etcd, then makes its directory
+// the first time (no record said it was made before), then records that
+// it is made: a directory never exists without its record, so a
+// collection that finds none has nothing to delete. A directory whose
+// record says it was made and that is missing is not made again, empty:
+// the mount fails, saying so (the data disk may not be mounted yet, or
+// --data-dir changed), and the pod waits.
 func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVolumeClaim, dir string) error {
 	a.vols.mu.Lock()
 	defer a.vols.mu.Unlock()
 	if a.vols.deleting[dir] {
 		return fmt.Errorf("persistentvolumeclaim %q: its volume is being deleted", claim.Name)
 	}
-	if err := a.st.PutVolume(ctx, recordOf(a.cfg.NodeName, claim, dir, store.VolumeBound)); err != nil {
+	prev, err := a.st.Volume(ctx, a.cfg.NodeName, claim.Namespace, claim.Spec.VolumeName)
+	if err != nil {
+		return err
+	}
+	rec := recordOf(a.cfg.NodeName, claim, dir, store.VolumeBound)
+	if prev != nil && prev.Made {
+		rec.Made = true
+		if err := a.st.PutVolume(ctx, rec); err != nil {
+			return err
+		}
+		a.vols.known = true
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("persistentvolumeclaim %q: volume directory missing: %s (it was made before: is the data disk mounted, or did --data-dir change?); not made again, empty", claim.Name, dir)
+		} else if err != nil {
+			return err
+		}
+		return nil
+	}
+	if err := a.st.PutVolume(ctx, rec); err != nil {
 		return err
 	}
 	a.vols.known = true
-	if _, err := os.Stat(dir); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
 	if err := os.Mkdir(dir, 0o777); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
+	} else if err == nil {
+		a.log.Info("volume created", "claim", claim.Namespace+"/"+claim.Name, "volume", claim.Spec.VolumeName, "dir", dir)
+		if err := os.Chmod(dir, 0o777); err != nil { // any user of the pod may write, whatever the umask
+			return err
+		}
 	}
-	a.log.Info("volume created", "claim", claim.Namespace+"/"+claim.Name, "volume", claim.Spec.VolumeName, "dir", dir)
-	return os.Chmod(dir, 0o777) // any user of the pod may write, whatever the umask
+	rec.Made = true
+	return a.st.PutVolume(ctx, rec)
 }
 
 func recordOf(node string, claim *corev1.PersistentVolumeClaim, dir, state string) store.VolumeRecord {
@@ -219,6 +255,7 @@ const (
 func decideVolume(rec store.VolumeRecord, claim *corev1.PersistentVolumeClaim, node string, inUse bool) (volumeDecision, store.VolumeRecord) {
 	if claim != nil && claim.Spec.VolumeName == rec.VolumeName && kube.ClaimNode(claim) == node {
 		want := recordOf(node, claim, rec.Path, store.VolumeBound)
+		want.Made = rec.Made
 		if want == rec {
 			return volumeKeep, rec
 		}
@@ -275,12 +312,17 @@ func (a *Agent) collectVolumes(ctx context.Context, inUse map[string]bool, wg *s
 	}
 	start := time.Now()
 	defer func() { a.vols.m.collectTime.Observe(time.Since(start).Seconds()) }()
-	recs, err := a.st.Volumes(ctx, a.cfg.NodeName)
+	list, err := a.st.VolumeList(ctx, a.cfg.NodeName)
 	if err != nil {
 		a.vols.m.errors.WithLabelValues("collect").Inc()
 		a.log.Warn("list volume records", "err", err)
 		return
 	}
+	for _, err := range list.Skipped {
+		a.vols.m.errors.WithLabelValues("collect").Inc()
+		a.log.Warn("volume record skipped", "err", err, "skipped", len(list.Skipped))
+	}
+	recs := list.Records
 	a.vols.mu.Lock()
 	a.vols.listed = true
 	a.vols.known = a.vols.known || len(recs) > 0
@@ -334,6 +376,21 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 			delete(a.vols.deleting, dir)
 			a.vols.mu.Unlock()
 		}()
+		// A pod's bind mount of the volume is under its own pod dir, so
+		// removeTree (which unmounts below dir) would not see it: refuse
+		// while a run that mounted it lives or any mount shows it.
+		if users := a.vols.usersOf(rec.Namespace + "/" + rec.Claim); users > 0 {
+			a.log.Info("volume to delete is still mounted by a pod: kept for now", "claim", rec.Namespace+"/"+rec.Claim, "runs", users)
+			return
+		}
+		if at, err := mountedElsewhere(dir); err != nil || len(at) > 0 {
+			if err == nil {
+				err = fmt.Errorf("still mounted at %s", strings.Join(at, ", "))
+			}
+			a.vols.m.errors.WithLabelValues("delete").Inc()
+			a.log.Warn("volume to delete is in use: kept for now", "claim", rec.Namespace+"/"+rec.Claim, "dir", dir, "err", err)
+			return
+		}
 		// removeTree refuses while anything is mounted below: it never
 		// deletes through a mount.
 		if err := removeTree(dir); err != nil {
@@ -351,10 +408,11 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 	}()
 }
 
-// claimsInUse are the claims ("<ns>/<claim>") of the pods that have a
-// worker on this node: bound ones, and those still being torn down.
+// claimsInUse are the claims ("<ns>/<claim>") of the runs that mounted
+// them and are not torn down yet (adopted ones are seen by their mounts:
+// mountedElsewhere), and of the pods that have a worker on this node.
 func (l *loop) claimsInUse() map[string]bool {
-	out := map[string]bool{}
+	out := l.a.vols.inUse()
 	for key := range l.workers {
 		for _, c := range l.podClaims[key] {
 			out[c] = true
@@ -381,4 +439,107 @@ func (l *loop) noteClaims() {
 			delete(l.podClaims, key)
 		}
 	}
+}
+
+// use counts run uid as a user of claim ("<ns>/<claim>").
+func (v *volumeSet) use(claim string, uid types.UID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.users == nil {
+		v.users = map[string]map[types.UID]bool{}
+	}
+	if v.users[claim] == nil {
+		v.users[claim] = map[types.UID]bool{}
+	}
+	v.users[claim][uid] = true
+}
+
+// release forgets run uid as a user of any claim: its pod dir, and with
+// it its mounts of volumes, is gone.
+func (v *volumeSet) release(uid types.UID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for c, runs := range v.users {
+		delete(runs, uid)
+		if len(runs) == 0 {
+			delete(v.users, c)
+		}
+	}
+}
+
+// otherUser is a run other than uid that uses claim; "" when none.
+func (v *volumeSet) otherUser(claim string, uid types.UID) types.UID {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for u := range v.users[claim] {
+		if u != uid {
+			return u
+		}
+	}
+	return ""
+}
+
+func (v *volumeSet) usersOf(claim string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.users[claim])
+}
+
+// inUse are the claims some run uses.
+func (v *volumeSet) inUse() map[string]bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make(map[string]bool, len(v.users))
+	for c := range v.users {
+		out[c] = true
+	}
+	return out
+}
+
+// mountedElsewhere lists the mount points, outside dir, of mounts whose
+// source is dir or a directory below it (same device, root path at or
+// under dir's), as /proc/self/mountinfo says: a pod's bind mount of a
+// volume, or of a subPath of it, wherever it is.
+func mountedElsewhere(dir string) ([]string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil, fmt.Errorf("list mounts: %w", err)
+	}
+	return mountsOf(real, ms), nil
+}
+
+// mountsOf is mountedElsewhere's decision on the mount table ms, for the
+// directory dir (no symlinks).
+func mountsOf(dir string, ms []*mountinfo.Info) []string {
+	under := func(p, d string) bool { return p == d || strings.HasPrefix(p, strings.TrimSuffix(d, "/")+"/") }
+	// The mount dir lives on: the deepest mount point holding it (the
+	// last one listed, of those stacked at one point).
+	var home *mountinfo.Info
+	for _, m := range ms {
+		if under(dir, m.Mountpoint) && (home == nil || len(m.Mountpoint) >= len(home.Mountpoint)) {
+			home = m
+		}
+	}
+	if home == nil {
+		return nil
+	}
+	rel, err := filepath.Rel(home.Mountpoint, dir)
+	if err != nil {
+		return nil
+	}
+	root := filepath.Join(home.Root, rel)
+	var out []string
+	for _, m := range ms {
+		if m.Major != home.Major || m.Minor != home.Minor || under(m.Mountpoint, dir) {
+			continue
+		}
+		if under(m.Root, root) {
+			out = append(out, m.Mountpoint)
+		}
+	}
+	return out
 }

@@ -6,9 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/moby/sys/mountinfo"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -184,6 +188,188 @@ func TestAgent_claimVolumes(t *testing.T) {
 	for _, name := range []string{"reader", "lost"} {
 		h.deletePod("default", name)
 	}
+	waitClaim(t, 60*time.Second, "pods torn down", func() bool {
+		ents, err := os.ReadDir(filepath.Join(h.cfg.StateDir, "pods"))
+		return err == nil && len(ents) == 0 && len(h.containers()) == 0
+	})
+}
+
+// drainingClaimPod is claimPod whose app keeps running 8 s after SIGTERM
+// (grace 30 s): a pod that still uses its volume while it stops.
+func drainingClaimPod(name string, uid types.UID, claim string) *corev1.Pod {
+	p := claimPod(name, uid, claim)
+	grace := int64(30)
+	p.Spec.TerminationGracePeriodSeconds = &grace
+	p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "DRAIN_FOR", Value: "8s"}}
+	return p
+}
+
+// TestAgent_claimVolumeKeptWhileAPodUsesIt: a claim that says Delete is
+// deleted while a pod still has its volume mounted; the data stays until
+// that pod is gone: an old incarnation stopping beside a new one of the
+// same name (the runs that mounted it count), and a pod adopted after an
+// agent restart (its mount counts).
+func TestAgent_claimVolumeKeptWhileAPodUsesIt(t *testing.T) {
+	h := newHarness(t)
+	h.startAgent()
+	ctx := context.Background()
+	check := func(t *testing.T, pod string, uid types.UID, claim, dir string, restart bool) {
+		t.Helper()
+		h.putClaim(claim, "u-"+claim, "Delete")
+		h.putPod(drainingClaimPod(pod, uid, claim))
+		ps := h.waitStatus("default", pod, 60*time.Second, "running", running)
+		httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+		if code, body := httpPost(t, "http://"+ps.Status.PodIP+":8080/write?path=/data/note", "in use"); code != 200 {
+			t.Fatalf("write: %d %s", code, body)
+		}
+		if restart {
+			h.stopAgent()
+		}
+		// A new incarnation of the pod, without the claim, and the claim
+		// deleted: the old one drains, its volume mounted.
+		h.putPod(helloPod(pod, uid+"-next"))
+		if _, err := h.st.Client().Delete(ctx, store.ClaimKey("default", claim)); err != nil {
+			t.Fatal(err)
+		}
+		if restart {
+			h.startAgent()
+		}
+		// Several passes over the volumes (resync 1 s) while it drains.
+		time.Sleep(4 * time.Second)
+		if b, err := os.ReadFile(filepath.Join(dir, "note")); err != nil || string(b) != "in use" {
+			t.Fatalf("the volume of a pod still running: %q, %v", b, err)
+		}
+		waitClaim(t, 90*time.Second, "the volume deleted once the old pod is gone", func() bool {
+			_, err := os.Stat(dir)
+			return os.IsNotExist(err)
+		})
+		h.waitStatus("default", pod, 60*time.Second, "the new incarnation running", func(s *store.PodStatus) bool {
+			return s != nil && s.UID == uid+"-next" && running(s)
+		})
+		h.deletePod("default", pod)
+		waitPodsGone(t, h)
+	}
+	t.Run("a new incarnation beside the old one", func(t *testing.T) {
+		check(t, "busy", "b1", "busy", filepath.Join(h.cfg.StateDir, "volumes", "default", "busy-u-busy"), false)
+	})
+	t.Run("adopted after an agent restart", func(t *testing.T) {
+		check(t, "adopted", "a1", "adopted", filepath.Join(h.cfg.StateDir, "volumes", "default", "adopted-u-adopted"), true)
+	})
+	waitPodsGone(t, h)
+}
+
+// TestAgent_claimVolumeDirectoryMissing: a volume whose directory was made
+// and is gone (data disk not mounted, --data-dir changed) is not made
+// again, empty: the pod does not start, and says why.
+func TestAgent_claimVolumeDirectoryMissing(t *testing.T) {
+	h := newHarness(t)
+	h.startAgent()
+	h.putClaim("data", "u-data", "")
+	h.putPod(claimPod("first", "f1", "data"))
+	h.waitStatus("default", "first", 60*time.Second, "running", running)
+	h.deletePod("default", "first")
+	waitPodsGone(t, h)
+	dir := filepath.Join(h.cfg.StateDir, "volumes", "default", "data-u-data")
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	h.putPod(claimPod("second", "s1", "data"))
+	h.waitStatus("default", "second", 30*time.Second, "says the volume directory is missing", func(s *store.PodStatus) bool {
+		if s == nil {
+			return false
+		}
+		msgs := []string{s.Status.Message}
+		for _, cs := range s.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				msgs = append(msgs, w.Message)
+			}
+		}
+		for _, c := range s.Status.Conditions {
+			msgs = append(msgs, c.Message)
+		}
+		return strings.Contains(strings.Join(msgs, "\n"), "volume directory missing")
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the directory was made again: %v", err)
+	}
+	h.deletePod("default", "second")
+	waitPodsGone(t, h)
+}
+
+// TestAgent_claimVolumeOfAnInterruptedTeardown: an agent stopped in the
+// middle of a pod's teardown, after its containers were deleted and before
+// its pod directory (with the bind mount of its claim's volume) and network
+// were released (a server restarted while a rollout tore its old pod
+// down), leaves a run that has no container. The next agent finishes that
+// teardown: the claim, deleted with reclaim policy Delete, loses its data;
+// no mount, pod directory or network namespace is left.
+func TestAgent_claimVolumeOfAnInterruptedTeardown(t *testing.T) {
+	h := newHarness(t)
+	h.startAgent()
+	ctx := context.Background()
+	h.putClaim("scratch", "u-scratch", "Delete")
+	h.putPod(claimPod("cut", "c1", "scratch"))
+	ps := h.waitStatus("default", "cut", 60*time.Second, "running", running)
+	httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+	dir := filepath.Join(h.cfg.StateDir, "volumes", "default", "scratch-u-scratch")
+	podDir := filepath.Join(h.cfg.StateDir, "pods", "c1")
+	if _, err := os.Stat(filepath.Join(podDir, "volumes", "data")); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent stops; the teardown it was doing had deleted the
+	// containers, and nothing else.
+	h.stopAgent()
+	cctx := namespaces.WithNamespace(ctx, testNS)
+	for _, id := range h.containers()["cut"] {
+		c, err := h.ctd.LoadContainer(cctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task, err := c.Task(cctx, nil); err == nil {
+			exited, err := task.Wait(cctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := task.Kill(cctx, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+			if _, err := task.Delete(cctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Delete(cctx, client.WithSnapshotCleanup); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.deletePod("default", "cut")
+	if _, err := h.st.Client().Delete(ctx, store.ClaimKey("default", "scratch")); err != nil {
+		t.Fatal(err)
+	}
+
+	h.startAgent()
+	waitClaim(t, 60*time.Second, "the Delete volume deleted", func() bool {
+		_, err := os.Stat(dir)
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(podDir); !os.IsNotExist(err) {
+		t.Errorf("pod directory of the interrupted teardown left: %v", err)
+	}
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(h.cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		t.Errorf("mount left: %s", m.Mountpoint)
+	}
+	if ents, err := os.ReadDir(h.cfg.NetnsDir); err != nil || len(ents) != 0 {
+		t.Errorf("network namespaces left: %v, %v", ents, err)
+	}
+}
+
+func waitPodsGone(t *testing.T, h *harness) {
+	t.Helper()
 	waitClaim(t, 60*time.Second, "pods torn down", func() bool {
 		ents, err := os.ReadDir(filepath.Join(h.cfg.StateDir, "pods"))
 		return err == nil && len(ents) == 0 && len(h.containers()) == 0

@@ -113,7 +113,12 @@
 //     (filepath-securejoin) and that handle is bind-mounted under
 //     pods/<uid>/volume-subpaths, so the container gets what was checked.
 //     Removing a pod unmounts everything under its directory, and removes
-//     nothing while a mount is left there.
+//     nothing while a mount is left there. A teardown cut short by the
+//     agent stopping after the pod's containers were deleted leaves a pod
+//     directory no container belongs to: the next agent, before any worker
+//     runs, finishes it (leftovers.go): the network the directory's
+//     sandbox file names, then the directory and its mounts (a claim's
+//     volume mounted there would otherwise never be deleted).
 //   - Local persistent volumes (claims.go), like k3s's local-path
 //     provisioner: a persistentVolumeClaim volume is the directory
 //     StateDir/volumes/<namespace>/<claim>-<uid> (mode 0777, or owned by
@@ -125,10 +130,18 @@
 //     stays ContainerCreating, saying so. Before creating a directory the
 //     agent writes its record, store.VolumeRecord under
 //     volumes/<node>/<namespace>/<volume> (a node may write only its own:
-//     store.AllowNode), with the claim's size and reclaim policy. On every
-//     resync it goes over its records: a volume whose claim is gone and said
-//     bosun.dev/reclaim-policy: Delete is deleted, directory then record,
-//     once no pod of the node uses it; one that said Retain (the default)
+//     store.AllowNode), with the claim's size and reclaim policy, and says
+//     Made once the directory exists: a directory missing while its record
+//     says Made (data disk not mounted, --data-dir changed) is never made
+//     again, empty; the pod waits, saying "volume directory missing". A
+//     ReadWriteOncePod claim is not mounted while another run of the node
+//     has it. On every resync the agent goes over its records: a volume
+//     whose claim is gone and said bosun.dev/reclaim-policy: Delete (the
+//     leader deletes a claim only once the record says the claim's policy)
+//     is deleted, directory then record, once no pod uses it: no run that
+//     mounted it is still there (tracked from the mount to the run's
+//     teardown) and no mount in /proc/self/mountinfo has the directory as
+//     its source (adopted pods, subPaths); one that said Retain (the default)
 //     stays, Released, and the leader binds a claim of the same namespace
 //     and name to it again. The data lives on one node only: a pod that
 //     moves keeps its data only if it comes back to that node.

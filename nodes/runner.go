@@ -104,7 +104,11 @@ func (r containerdRunner) startNetwork(context.Context) error {
 }
 
 func (r containerdRunner) discover(ctx context.Context) (map[string]map[string][]adoptedContainer, error) {
-	return r.a.discover(ctx)
+	found, err := r.a.discover(ctx)
+	if err == nil {
+		r.a.sweepLeftovers(ctx, found) // leftovers.go
+	}
+	return found, err
 }
 
 func (r containerdRunner) newWorker(key string, done chan<- podTask) podTask {

@@ -91,7 +91,7 @@ func (w *podWorker) setupVolumes(ctx context.Context, r *podRun) (err error) {
 	for i := range r.pod.Spec.Volumes {
 		v := &r.pod.Spec.Volumes[i]
 		if v.PersistentVolumeClaim != nil {
-			if err := w.setupClaimVolume(ctx, v, filepath.Join(root, v.Name), fsGroup); err != nil {
+			if err := w.setupClaimVolume(ctx, r.uid, v, filepath.Join(root, v.Name), fsGroup); err != nil {
 				return fmt.Errorf("MountVolume.SetUp failed for volume %q: %w", v.Name, err)
 			}
 			continue

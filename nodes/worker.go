@@ -347,6 +347,9 @@ func (w *podWorker) setupSandbox(ctx context.Context, r *podRun) error {
 		return err
 	}
 	volumesTook := time.Since(start)
+	if err := w.recordSandbox(r); err != nil { // leftovers.go
+		return err
+	}
 	netns, ip, err := w.podNetwork(ctx, r)
 	if err != nil {
 		return err
@@ -751,7 +754,8 @@ func (w *podWorker) teardown(ctx context.Context, r *podRun, deleteStatus bool) 
 	if err := removeTree(w.podDir(r.uid)); err != nil {
 		return fmt.Errorf("remove pod dir: %w", err)
 	}
-	w.releaseHostPorts(r) // hostnet.go
+	w.a.vols.release(r.uid) // its mounts of claims' volumes are gone (claims.go)
+	w.releaseHostPorts(r)   // hostnet.go
 	if deleteStatus {
 		if err := os.RemoveAll(filepath.Dir(LogPath(w.a.cfg.StateDir, w.namespace, w.name, "x", false))); err != nil {
 			return fmt.Errorf("remove logs: %w", err)

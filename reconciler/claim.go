@@ -275,9 +275,21 @@ func (p *planner) withoutMissingClaims(pending []*change) []*change {
 	return out
 }
 
-// withClaims adds to each scheduler pod the claims its pod uses.
+// withClaims adds to each scheduler pod the claims its pod uses, and how
+// many pods deleted in this plan still use each (a ReadWriteOncePod
+// claim's next pod waits for them: the node refuses it while another pod
+// has the volume mounted, terminating ones included).
 func (p *planner) withClaims(pods []scheduler.Pod, specs []*corev1.Pod) {
 	claims := p.claimsSoFar()
+	stopping := map[string]int{}
+	for _, ref := range p.all {
+		if _, gone := p.deletes[ref.key]; !gone || ref.pod.Spec.NodeName == "" || kube.PodFinished(ref.pod) {
+			continue
+		}
+		for _, n := range kube.ClaimNames(&ref.pod.Spec) {
+			stopping[key(ref.pod.Namespace, n)]++
+		}
+	}
 	for i, pod := range specs {
 		names := kube.ClaimNames(&pod.Spec)
 		if len(names) == 0 {
@@ -290,7 +302,8 @@ func (p *planner) withClaims(pods []scheduler.Pod, specs []*corev1.Pod) {
 			if c == nil {
 				continue
 			}
-			cs = append(cs, scheduler.Claim{Key: k, Node: kube.ClaimNode(c), Request: kube.ClaimRequest(c), OncePod: kube.ReadWriteOncePod(c)})
+			cs = append(cs, scheduler.Claim{Key: k, Node: kube.ClaimNode(c), Request: kube.ClaimRequest(c), OncePod: kube.ReadWriteOncePod(c),
+				Stopping: stopping[k]})
 		}
 		pods[i].Claims = cs
 	}

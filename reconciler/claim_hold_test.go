@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"bosun/kube"
 )
@@ -87,5 +88,29 @@ func TestPlan_statefulSetClaimDeleteWaitsForTheNodeToRecordItsPolicy(t *testing.
 	res = Plan(claimSet(nil), o, t0)
 	if count(res.Actions, DeleteClaim) != 1 {
 		t.Fatalf("record says Delete: want the claim deleted: %v", summarize(res.Actions))
+	}
+}
+
+// A ReadWriteOncePod claim's pod replaced in one plan (Recreate): the new
+// pod is not bound while the old one, deleted in this plan, still has it
+// (maxSurge 0: the old pod is deleted and the new one made in one plan).
+func TestPlan_readWriteOncePodClaimWaitsForThePodBeingDeleted(t *testing.T) {
+	web := withClaimVolume(deployment("web", 1, "web:1", "100m"), "data")
+	zero, one := intstr.FromInt32(0), intstr.FromInt32(1)
+	web.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{MaxSurge: &zero, MaxUnavailable: &one}}
+	data := claim("data", "1Gi")
+	data.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}
+	o := settledClaims(t, claimSet([]appsv1.Deployment{web}, data), volumeNode("n1", "4", ""))
+	web2 := withClaimVolume(deployment("web", 1, "web:2", "100m"), "data")
+	web2.Spec.Strategy = web.Spec.Strategy
+	res := Plan(claimSet([]appsv1.Deployment{web2}, data), o, t0.Add(time.Minute))
+	if !hasType(res.Actions, DeletePod) {
+		t.Fatalf("want the old pod deleted: %v", summarize(res.Actions))
+	}
+	for _, a := range res.Actions {
+		if a.Type == CreatePod && a.Pod.Spec.NodeName != "" {
+			t.Errorf("new pod bound to %s in the plan that deletes the pod using its ReadWriteOncePod claim", a.Pod.Spec.NodeName)
+		}
 	}
 }

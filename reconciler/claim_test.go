@@ -153,7 +153,7 @@ func TestPlan_claimCapacityAndMissingClaims(t *testing.T) {
 	res := Plan(desired, o, t0)
 	got := strings.Join(summarize(res.Actions), "\n")
 	for _, want := range []string{
-		"0/2 nodes are available: 2 node(s) didn't have enough free volume capacity",
+		"0/2 nodes are available: 2 node(s) did not have enough free storage",
 		`persistentvolumeclaim "nowhere" not found`,
 	} {
 		if !strings.Contains(got, want) {

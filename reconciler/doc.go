@@ -46,7 +46,11 @@
 //     bosun.dev/owner) are stored when new or changed and deleted when
 //     removed from Git (after the pods), whatever their reclaim policy: the
 //     node holding the volume deletes the data for Delete, keeps it for
-//     Retain. Claims a StatefulSet makes are its own. A claim is Pending
+//     Retain. The node decides from its record of the volume, so a claim's
+//     delete (Git's or a StatefulSet's) is held back, with an event
+//     (ClaimDeleteHeld) and a wake-up 5 s later, while that record says
+//     another policy than the claim (holdClaimDeletes); a node that is down
+//     keeps it held. Claims a StatefulSet makes are its own. A claim is Pending
 //     until a pod using it is scheduled; the scheduler places that pod where
 //     the claim fits the node's free volume capacity, and the same plan
 //     writes the claim Bound there (spec.volumeName pvc-<uid>,

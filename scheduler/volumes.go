@@ -18,12 +18,16 @@ type Claim struct {
 	Request int64
 	// OncePod: the claim is ReadWriteOncePod, so no two pods may use it.
 	OncePod bool
+	// Stopping counts the pods that use the claim and are being deleted
+	// (in this plan, or terminating on their node): they still have it,
+	// so a ReadWriteOncePod claim is not free until they are gone.
+	Stopping int
 }
 
 // Reasons of the volume filters, in kube-scheduler's words.
 const (
 	reasonVolumeConflict = "node(s) had volume node affinity conflict"
-	reasonVolumeCapacity = "node(s) didn't have enough free volume capacity"
+	reasonVolumeCapacity = "node(s) did not have enough free storage"
 	reasonVolumeOncePod  = "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
 )
 
@@ -72,6 +76,9 @@ func newVolumeState(c *cluster, nodes []Node, pods []Pod) *volumeState {
 	}
 	for i := range pods {
 		for _, cl := range pods[i].Claims {
+			if cl.Stopping > 0 {
+				v.users[cl.Key] = max(v.users[cl.Key], cl.Stopping)
+			}
 			if cl.Node == "" {
 				continue
 			}

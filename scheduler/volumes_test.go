@@ -63,7 +63,7 @@ func TestSchedule_volumes(t *testing.T) {
 			name:          "a claim larger than every node's capacity",
 			nodes:         []Node{vnode("a", gi, 0), vnode("b", gi, 0)},
 			pods:          []Pod{withClaims(pod("default/p", 0, 0), claim("default/data", "", 2*gi))},
-			unschedulable: map[string]string{"default/p": "0/2 nodes are available: 2 node(s) didn't have enough free volume capacity"},
+			unschedulable: map[string]string{"default/p": "0/2 nodes are available: 2 node(s) did not have enough free storage"},
 		},
 		{
 			name:  "claims bound earlier in the same call take capacity",
@@ -73,7 +73,7 @@ func TestSchedule_volumes(t *testing.T) {
 				withClaims(pod("default/p2", 0, 0), claim("default/d2", "", 2*gi)),
 			},
 			bindings:      map[string]string{"default/p1": "a"},
-			unschedulable: map[string]string{"default/p2": "0/1 nodes are available: 1 node(s) didn't have enough free volume capacity"},
+			unschedulable: map[string]string{"default/p2": "0/1 nodes are available: 1 node(s) did not have enough free storage"},
 		},
 		{
 			name:  "two pods sharing an unbound ReadWriteOnce claim land on one node",
@@ -101,6 +101,22 @@ func TestSchedule_volumes(t *testing.T) {
 				withClaims(pod("default/p2", 0, 0), Claim{Key: "default/data", Node: "a", OncePod: true}),
 			},
 			unschedulable: map[string]string{"default/p2": "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"},
+		},
+		{
+			name:  "a ReadWriteOncePod claim of a pod being deleted keeps its replacement out",
+			nodes: []Node{vnode("a", 0, 0)},
+			pods: []Pod{
+				withClaims(pod("default/p2", 0, 0), Claim{Key: "default/data", Node: "a", OncePod: true, Stopping: 1}),
+			},
+			unschedulable: map[string]string{"default/p2": "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"},
+		},
+		{
+			name:  "a ReadWriteOnce claim of a pod being deleted does not",
+			nodes: []Node{vnode("a", 0, 0)},
+			pods: []Pod{
+				withClaims(pod("default/p2", 0, 0), Claim{Key: "default/data", Node: "a", Stopping: 1}),
+			},
+			bindings: map[string]string{"default/p2": "a"},
 		},
 		{
 			name:  "resources fail before volumes, as in kube-scheduler",

@@ -44,6 +44,11 @@ type VolumeRecord struct {
 	State         string `json:"state"`
 	// Path is the directory on the node.
 	Path string `json:"path"`
+	// Made: the directory was made (the agent writes the record first,
+	// then makes the directory, then says Made). A directory that is
+	// missing while its record says Made is never made again, empty: the
+	// data disk may not be mounted, or the data dir changed.
+	Made bool `json:"made,omitempty"`
 }
 
 // VolumeKey is the etcd key of a node's record of a volume. Keyed by
@@ -142,6 +147,26 @@ func decodeVolumeRecord(key string, value []byte) (VolumeRecord, error) {
 	}
 	rec.Node = node
 	return rec, nil
+}
+
+// Volume reads a node's record of a volume; nil (and no error) when there
+// is none.
+func (s *Store) Volume(ctx context.Context, node, namespace, volumeName string) (*VolumeRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	key := VolumeKey(node, namespace, volumeName)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	rec, err := decodeVolumeRecord(key, resp.Kvs[0].Value)
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
 }
 
 // Claim reads one PersistentVolumeClaim; nil (and no error) when there is
