@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"bosun/scheduler"
 	"bosun/store"
 )
 
@@ -246,6 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		node := a.nodeObject(runtimeVersion)
 		a.log.Info("node registered", "runtime", runtimeVersion, "podCIDR", a.cfg.PodCIDR,
 			"allocatable", resourceString(node.Status.Allocatable), "taints", len(node.Spec.Taints),
+			"reservedPorts", node.Annotations[scheduler.AnnotationReservedHostPorts],
 			"pods", len(l.workers), "fence", took.Round(time.Millisecond))
 		select {
 		case <-a.registered:
@@ -599,6 +601,7 @@ func (a *Agent) nodeObject(runtimeVersion string) *corev1.Node {
 	if a.cfg.NodeIP != "" {
 		n.Status.Addresses = append(n.Status.Addresses, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: a.cfg.NodeIP})
 	}
+	a.annotateReservedPorts(n) // reserved.go
 	return n
 }
 

@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"bosun/scheduler"
 )
 
 // Config configures an Agent. The zero value of every field but NodeName and
@@ -66,6 +68,18 @@ type Config struct {
 	// take its ports (hostPort) (the agent flag --allow-host-network).
 	// Default false: such a pod stays Pending saying so.
 	AllowHostNetwork bool
+	// ReservedPorts are the ports bosun's own listeners take on this
+	// machine (cmd/bosun gives them from its flags: the ingress proxy, the
+	// API, etcd, --dns-listen...; ListenerPorts reads a listen address):
+	// published on the Node as scheduler.AnnotationReservedHostPorts, so
+	// the scheduler gives none of them to a pod as a host port, and
+	// refused to a pod bound here all the same (reserved.go). Default:
+	// none.
+	ReservedPorts []scheduler.ReservedPort
+	// PodDNS says the cluster DNS answers this node's pods at DNSServer,
+	// port 53, UDP and TCP (a server's node always; an agent's with --dns):
+	// that port is reserved too, once the address is known.
+	PodDNS bool
 	// HostsFile is the node's hosts file, a hostNetwork pod's /etc/hosts.
 	// Default /etc/hosts.
 	HostsFile string
@@ -211,6 +225,9 @@ func (c *Config) setNodeDefaults() error {
 		c.Capacity[corev1.ResourcePods] = *resource.NewQuantity(110, resource.DecimalSI)
 	}
 	if err := validateTaints(c.Taints); err != nil {
+		return err
+	}
+	if err := c.checkReservedPorts(); err != nil {
 		return err
 	}
 	alloc, err := allocatable(c.Capacity, c.SystemReserved)

@@ -41,7 +41,19 @@
 // (one bound by nodeName, or a replacement while the old pod terminates)
 // stays Pending with "HostPort conflict" naming the holder, and starts once
 // it is gone, as kubelet admits pods. An agent restarted without the flag
-// stops the hostNetwork and hostPort runs it finds. Whenever it builds its
+// stops the hostNetwork and hostPort runs it finds. The ports bosun itself
+// listens on at the node (reserved.go: Config.ReservedPorts, which
+// cmd/bosun fills from its listen flags: ingress, API, webhook, etcd,
+// --dns-listen, the agent's --listen, pprof; and with Config.PodDNS the
+// pods' nameserver, DNSServer:53 UDP and TCP) are never a pod's: portmap's
+// DNAT runs before the local socket, so such a pod would take bosun's
+// traffic. Every registration writes them on the Node, annotation
+// scheduler.AnnotationReservedHostPorts ("TCP/0.0.0.0:80=ingress,
+// UDP/10.88.1.1:53=pod-dns,..."; a flag changed across a restart changes
+// it), for the scheduler to count as taken; and a pod bound here with one
+// anyway (an older leader's, or one pinned by nodeName) stays Pending with
+// "HostPort conflict: port 80/TCP is bosun's ingress listener
+// (--ingress-listen) on this node ...". Whenever it builds its
 // bridge network the agent installs the nftables table
 // bosun-localnet-<bridge> (localnet.go), which drops what arrives on the
 // bridge for 127.0.0.0/8 unless its connection was DNATed: portmap sets

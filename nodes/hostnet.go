@@ -347,6 +347,9 @@ func (w *podWorker) holdHostPorts(r *podRun) error {
 	if len(ports) == 0 {
 		return nil
 	}
+	if err := w.a.admitReservedPorts(ports); err != nil { // reserved.go
+		return err
+	}
 	if err := w.a.net.held.acquire(w.key, r.uid, ports); err != nil {
 		return err
 	}

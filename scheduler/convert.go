@@ -8,10 +8,13 @@ import (
 
 // NodeOf is the scheduler's view of a node: its labels, taints, cordon,
 // and allocatable cpu, memory and pods (a node that states no pods
-// allocatable takes any number) and local volume capacity
-// (kube.ResourceLocalStorage; stating none, or 0, is no limit). The planner and bosun plan's dry run both
-// read nodes through it.
+// allocatable takes any number), local volume capacity
+// (kube.ResourceLocalStorage; stating none, or 0, is no limit) and the
+// ports bosun listens on there (AnnotationReservedHostPorts; an
+// unreadable value sets ReservedPortsUnknown). The planner and bosun
+// plan's dry run both read nodes through it.
 func NodeOf(n *corev1.Node) Node {
+	reserved, err := ReservedPortsOf(n)
 	return Node{
 		Name:   n.Name,
 		Labels: n.Labels,
@@ -24,7 +27,22 @@ func NodeOf(n *corev1.Node) Node {
 		Taints:        n.Spec.Taints,
 		// Absent: no limit, as 0 is.
 		VolumeCapacity: volumeCapacityOf(n),
+		// Unreadable: no host port is known to be free.
+		ReservedPorts:        hostPortsOf(reserved),
+		ReservedPortsUnknown: err != nil,
 	}
+}
+
+// hostPortsOf is the ports of reserved.
+func hostPortsOf(reserved []ReservedPort) []HostPort {
+	if len(reserved) == 0 {
+		return nil
+	}
+	out := make([]HostPort, len(reserved))
+	for i, r := range reserved {
+		out[i] = r.HostPort
+	}
+	return out
 }
 
 // volumeCapacityOf is the node's allocatable kube.ResourceLocalStorage in

@@ -33,7 +33,16 @@
 //     is taken on the node by a pod already there: the same port and protocol
 //     on the same hostIP, or on any when either side binds every address
 //     (hostIP unset or 0.0.0.0). Reason: "node(s) didn't have free ports for
-//     the requested pod ports".
+//     the requested pod ports". Beyond kube-scheduler: the ports bosun itself
+//     listens on at the node (Node.ReservedPorts, from the Node's
+//     bosun.dev/reserved-host-ports annotation, which its agent writes: the
+//     ingress proxy, the DNS on the pods' nameserver address and
+//     --dns-listen, the API, etcd...) are taken from the start by the same
+//     rule, so a pod never gets one (portmap's DNAT would take the
+//     listener's traffic); a node whose annotation is unreadable
+//     (Node.ReservedPortsUnknown) takes no pod with a host port at all. The
+//     annotation is PROTOCOL/ADDRESS:PORT=HOLDER entries, comma-separated,
+//     e.g. "TCP/0.0.0.0:80=ingress,UDP/10.88.1.1:53=dns" (reserved.go).
 //  5. NodeResourcesFit: the node's free pods (MaxPods; 0 is no limit), cpu and
 //     memory (allocatable minus the requests of the pods already on it, those
 //     placed earlier in the same call included) hold the pod's requests. Every

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -78,10 +79,14 @@ func HostPortsOf(spec *corev1.PodSpec) []HostPort {
 }
 
 // portsFree is the NodePorts filter: none of p's host ports conflicts
-// with one a pod placed on node n takes.
+// with one a pod placed on node n takes, or one bosun listens on there
+// (Node.ReservedPorts; none at all when those are unknown).
 func (c *cluster) portsFree(p *Pod, n int) bool {
 	if len(p.HostPorts) == 0 || len(c.usedPorts) == 0 {
 		return true
+	}
+	if c.portsUnknown != nil && c.portsUnknown[n] {
+		return false
 	}
 	for _, want := range p.HostPorts {
 		for _, used := range c.usedPorts[n] {
@@ -91,6 +96,24 @@ func (c *cluster) portsFree(p *Pod, n int) bool {
 		}
 	}
 	return true
+}
+
+// reservePorts counts node's reserved ports as used on node n, before any
+// pod is placed.
+func (c *cluster) reservePorts(n int, node *Node) {
+	if len(node.ReservedPorts) == 0 && !node.ReservedPortsUnknown {
+		return
+	}
+	if c.usedPorts == nil {
+		c.usedPorts = make([][]HostPort, len(c.names))
+	}
+	c.usedPorts[n] = slices.Clone(node.ReservedPorts)
+	if node.ReservedPortsUnknown {
+		if c.portsUnknown == nil {
+			c.portsUnknown = make([]bool, len(c.names))
+		}
+		c.portsUnknown[n] = true
+	}
 }
 
 // placePorts records p's host ports as used on node n.

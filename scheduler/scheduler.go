@@ -41,6 +41,13 @@ type Node struct {
 	// VolumeCapacity is how many bytes of local volumes the node takes (0:
 	// no limit); VolumesUsed how many are bound to it already (volumes.go).
 	VolumeCapacity, VolumesUsed int64
+	// ReservedPorts are the ports bosun itself listens on at the node (its
+	// ingress proxy, DNS, API...: AnnotationReservedHostPorts): taken, as a
+	// pod already there would take them (ports.go).
+	ReservedPorts []HostPort
+	// ReservedPortsUnknown says the node's reserved ports could not be
+	// read: it takes no pod with a host port, which might be one of them.
+	ReservedPortsUnknown bool
 }
 
 // Pod is a pod as the scheduler sees it. PodOf builds one from a pod spec.
@@ -138,7 +145,8 @@ type cluster struct {
 	scoreCPU, scoreMem []int64 // non-zero requests: the score
 	invCPU, invMem     []float64
 	index              map[string]int
-	usedPorts          [][]HostPort // by node; nil while no pod takes one (ports.go)
+	usedPorts          [][]HostPort // by node; nil while no pod or reserved port takes one (ports.go)
+	portsUnknown       []bool       // by node: Node.ReservedPortsUnknown; nil while none is
 	owners             map[string]*owner
 
 	nodeObjs []corev1.Node // name and labels, for nodeaffinity; built on first use
@@ -255,6 +263,7 @@ func newCluster(nodes []Node) *cluster {
 			c.invMem[i] = 1 / float64(node.Allocatable.Memory)
 		}
 		c.index[node.Name] = i
+		c.reservePorts(i, node)
 	}
 	return c
 }

@@ -372,6 +372,10 @@ func Run(ctx context.Context, cfg Config) error {
 			ac.StateDir = filepath.Join(cfg.DataDir, "node")
 		}
 		ac.Logger, ac.Registerer = log, reg
+		if ac.ReservedPorts, err = cfg.reservedPorts(peer); err != nil { // reserved.go
+			return err
+		}
+		ac.PodDNS = true // the DNS serves the pods at their nameserver, below
 		agent, err = nodes.New(ac, st)
 		if err != nil {
 			return err

@@ -150,6 +150,10 @@ func runServer(ctx context.Context, stderr io.Writer, cfgp *server.Config, px pr
 	// The same flags let validation accept and the node run them.
 	cfg.AgentConf.AllowHostPath, cfg.AgentConf.AllowPrivileged, cfg.AgentConf.AllowHostNetwork = cfg.Policy.AllowHostPaths, cfg.Policy.AllowPrivileged, cfg.Policy.AllowHostNetwork
 	cfg.EtcdEndpoints = splitList(etcd)
+	// The server adds the listeners of its own config (server/reserved.go).
+	if cfg.AgentConf.ReservedPorts, err = reservedPorts(nil, listenFlag{"--pprof-listen", nodes.HolderPprof, pprofListen}); err != nil {
+		return err
+	}
 	if *serverTokenFile != "" {
 		if cfg.JoinToken != "" {
 			return &exitError{code: 2, err: fmt.Errorf("server: give --token or --token-file, not both")}
@@ -342,11 +346,13 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var logs *http.Server
+	agentListen := *listen
 	if *listen != "" {
 		l, err := net.Listen("tcp", *listen)
 		if err != nil {
 			return fmt.Errorf("agent: --listen: %w", err)
 		}
+		agentListen = l.Addr().String() // the port, if the system picked it
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		p, _ := strconv.Atoi(port)
 		cfg.LogPort = int32(p)
@@ -363,6 +369,13 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 		defer logs.Close()
 	}
 	cfg.Registerer = reg
+	// The ports this agent listens on, reserved on its node; its cluster
+	// DNS for the pods (--dns) at their nameserver too.
+	if cfg.ReservedPorts, err = reservedPorts(nil, listenFlag{"--ingress-listen", nodes.HolderIngress, px.ingressListen},
+		listenFlag{"--ingress-tls-listen", nodes.HolderIngressTLS, px.ingressTLSListen}, listenFlag{"--listen", nodes.HolderAgent, agentListen}); err != nil {
+		return err
+	}
+	cfg.PodDNS = nd.on
 	agent, err := nodes.New(cfg, st)
 	if err != nil {
 		return err

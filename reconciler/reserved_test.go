@@ -1,0 +1,69 @@
+package reconciler
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"bosun/scheduler"
+)
+
+// TestPlan_reservedHostPortsKeepPodsOff: the planner reads a node's
+// reserved ports (the ports bosun listens on there, from its
+// bosun.dev/reserved-host-ports annotation): a pod asking one stays
+// Pending with kube-scheduler's reason, on another port it is bound, and
+// a DaemonSet's pod for that node waits the same way.
+func TestPlan_reservedHostPortsKeepPodsOff(t *testing.T) {
+	n1 := node("n1", "4")
+	n1.Annotations = map[string]string{scheduler.AnnotationReservedHostPorts: "TCP/0.0.0.0:80=ingress,UDP/10.88.1.1:53=pod-dns"}
+	withHostPort := func(p corev1.Pod, port int32, proto corev1.Protocol) corev1.Pod {
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: port, Protocol: proto}}
+		return p
+	}
+	web := withHostPort(standalone("web", "web:1", "100m", ""), 80, corev1.ProtocolTCP)
+	dns := withHostPort(standalone("dns", "dns:1", "100m", ""), 53, corev1.ProtocolUDP)
+	alt := withHostPort(standalone("alt", "web:1", "100m", ""), 8080, corev1.ProtocolTCP)
+	ds := daemonSet("edge", "edge:1", "100m")
+	ds.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 80}}
+	desired := set(nil, []corev1.Pod{web, dns, alt}, nil)
+	desired.DaemonSets = []appsv1.DaemonSet{ds}
+
+	const reason = "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports"
+	seen := map[string]bool{}
+	for _, a := range Plan(desired, Observed{Nodes: []corev1.Node{n1}}, t0).Actions {
+		if a.Type != CreatePod {
+			continue
+		}
+		p := a.Pod
+		name := p.Name
+		if isDaemonPod(p) {
+			name = "edge"
+		}
+		seen[name] = true
+		cond := scheduledCondition(p)
+		switch name {
+		case "alt":
+			if p.Spec.NodeName != "n1" {
+				t.Errorf("alt (host port 8080) not bound: node %q, %+v", p.Spec.NodeName, cond)
+			}
+		default:
+			if p.Spec.NodeName != "" || cond == nil || cond.Reason != corev1.PodReasonUnschedulable || cond.Message != reason {
+				t.Errorf("%s: node %q, PodScheduled %+v; want pending with %q", name, p.Spec.NodeName, cond, reason)
+			}
+		}
+	}
+	for _, n := range []string{"web", "dns", "alt", "edge"} {
+		if !seen[n] {
+			t.Errorf("no pod %s created", n)
+		}
+	}
+
+	// An unreadable annotation: no pod with a host port goes there.
+	n1.Annotations[scheduler.AnnotationReservedHostPorts] = "TCP/0.0.0.0:80=ingress,?"
+	for _, a := range Plan(set(nil, []corev1.Pod{alt}, nil), Observed{Nodes: []corev1.Node{n1}}, t0).Actions {
+		if a.Type == CreatePod && a.Pod.Spec.NodeName != "" {
+			t.Errorf("alt bound to %s, whose reserved ports are unreadable", a.Pod.Spec.NodeName)
+		}
+	}
+}
