@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,6 +169,13 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *core
 	if kube.ReadWriteOncePod(claim) {
 		if other := a.vols.otherUser(w.namespace+"/"+name, uid); other != "" {
 			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and another pod on this node (uid %s) still has it mounted", name, other)
+		}
+		// Runs this agent did not set up (adopted after a restart, or
+		// left by an earlier agent) are known by their mounts alone.
+		if at, err := mountedOutside(dir, w.podDir(uid)); err != nil {
+			return fmt.Errorf("persistentvolumeclaim %q: %w", name, err)
+		} else if len(at) > 0 {
+			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and is still mounted at %s", name, strings.Join(at, ", "))
 		}
 	}
 	a.vols.use(w.namespace+"/"+name, uid)
@@ -516,6 +524,19 @@ func mountedElsewhere(dir string) ([]string, error) {
 		return nil, fmt.Errorf("list mounts: %w", err)
 	}
 	return mountsOf(real, ms), nil
+}
+
+// mountedOutside lists the mounts of dir that are not below own (a pod's
+// own directory: an earlier try of the same run).
+func mountedOutside(dir, own string) ([]string, error) {
+	at, err := mountedElsewhere(dir)
+	if err != nil {
+		return nil, err
+	}
+	if real, err := filepath.EvalSymlinks(own); err == nil {
+		own = real
+	}
+	return slices.DeleteFunc(at, func(p string) bool { return p == own || strings.HasPrefix(p, own+"/") }), nil
 }
 
 // mountsOf is mountedElsewhere's decision on the mount table ms, for the

@@ -124,6 +124,12 @@ func (a *Agent) sweepRun(ctx context.Context, uid types.UID, dir string) error {
 	}
 	if name := strings.TrimSpace(string(b)); name != "" && a.net != nil {
 		if err := a.net.teardown(ctx, name, ""); err != nil {
+			// The claims' bind mounts go all the same (a Delete volume is
+			// not held until the next start); the directory and its
+			// sandbox file stay for the next start's try.
+			if uerr := unmountAll(dir); uerr != nil {
+				return errors.Join(err, uerr)
+			}
 			return err
 		}
 	}

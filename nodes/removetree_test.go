@@ -95,3 +95,26 @@ func TestMountedElsewhere_goneDirectory(t *testing.T) {
 		t.Fatalf("mountedElsewhere of a missing directory: %v, %v", at, err)
 	}
 }
+
+// A ReadWriteOncePod volume mounted by a run this agent did not set up
+// (adopted, or left by an earlier agent) shows in the mount table: the
+// mounts outside the pod's own directory are the other users.
+func TestMountedOutside(t *testing.T) {
+	base := t.TempDir()
+	vol := filepath.Join(base, "volumes", "default", "data-u1")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(base, "pods", "new")
+	bindForTest(t, vol, filepath.Join(own, "volumes", "data"))
+	at, err := mountedOutside(vol, own)
+	if err != nil || len(at) != 0 {
+		t.Fatalf("only the pod's own mount: %v, %v", at, err)
+	}
+	other := filepath.Join(base, "pods", "old", "volumes", "data")
+	bindForTest(t, vol, other)
+	at, err = mountedOutside(vol, own)
+	if err != nil || len(at) != 1 || at[0] != other {
+		t.Fatalf("with another pod's mount: %v, %v; want [%s]", at, err, other)
+	}
+}
