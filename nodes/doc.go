@@ -51,9 +51,18 @@
 // scheduler.AnnotationReservedHostPorts ("TCP/0.0.0.0:80=ingress,
 // UDP/10.88.1.1:53=pod-dns,..."; a flag changed across a restart changes
 // it), for the scheduler to count as taken; and a pod bound here with one
-// anyway (an older leader's, or one pinned by nodeName) stays Pending with
-// "HostPort conflict: port 80/TCP is bosun's ingress listener
-// (--ingress-listen) on this node ...". Whenever it builds its
+// anyway (an older leader's, or one pinned by nodeName) is refused for
+// good, as kubelet's admission refuses a pod: that listener never leaves,
+// so the pod fails at once (phase Failed, reason HostPortReserved,
+// message "Pod was rejected: port 80/TCP is bosun's ingress listener
+// (--ingress-listen) on this node ...", a Warning event of that reason),
+// before anything of it is set up (volumes, network, pod directory), and
+// its owner replaces it with a pod the scheduler keeps off this node. An
+// agent restarted with a listener on a port that a running pod it finds
+// holds (the flag is new, or moved) admits that pod again, as kubelet
+// does at start: it stops it (the listener gets its traffic back: a
+// bridge pod's portmap DNAT would take it, a hostNetwork pod would keep
+// the socket) and the pod fails the same way. Whenever it builds its
 // bridge network the agent installs the nftables table
 // bosun-localnet-<bridge> (localnet.go), which drops what arrives on the
 // bridge for 127.0.0.0/8 unless its connection was DNATed: portmap sets

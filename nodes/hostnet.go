@@ -341,14 +341,12 @@ func (w *podWorker) hostPortsFile(uid types.UID) string {
 }
 
 // holdHostPorts admits the run's host ports (none: nothing to hold) and
-// records them in the pod's directory.
+// records them in the pod's directory. Ports bosun itself listens on were
+// refused before (admit, reserved.go).
 func (w *podWorker) holdHostPorts(r *podRun) error {
 	ports := scheduler.HostPortsOf(&r.pod.Spec)
 	if len(ports) == 0 {
 		return nil
-	}
-	if err := w.a.admitReservedPorts(ports); err != nil { // reserved.go
-		return err
 	}
 	if err := w.a.net.held.acquire(w.key, r.uid, ports); err != nil {
 		return err

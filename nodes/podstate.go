@@ -140,8 +140,12 @@ type statusInput struct {
 	StartTime time.Time
 	// Message, when set, explains a pod-level problem (sandbox setup).
 	Message string
-	Prev    *corev1.PodStatus // the last status written, for transition times
-	Now     time.Time
+	// Reason, when set, says the node refused the pod for good (kubelet's
+	// admission failure): the status is Failed with this reason and
+	// Message, and no container status (none was ever created).
+	Reason string
+	Prev   *corev1.PodStatus // the last status written, for transition times
+	Now    time.Time
 }
 
 // buildStatus derives the pod's status from the worker's records, as
@@ -156,6 +160,9 @@ func buildStatus(in statusInput) corev1.PodStatus {
 	}
 	if in.PodIP != "" {
 		st.PodIPs = []corev1.PodIP{{IP: in.PodIP}}
+	}
+	if in.Reason != "" {
+		return rejectedStatus(st, in)
 	}
 	if !in.StartTime.IsZero() {
 		t := metav1.NewTime(in.StartTime)
@@ -229,6 +236,24 @@ func buildStatus(in statusInput) corev1.PodStatus {
 			reason = "ProbeFailed"
 		}
 		st.Conditions = append(st.Conditions, cond(ConditionProbes, ok, reason, msg))
+	}
+	return st
+}
+
+// rejectedStatus is the status of a pod the node refused (statusInput.
+// Reason), as kubelet's rejectPod writes it: Failed, the reason, the
+// message; scheduled but never ready. st has the node's address.
+func rejectedStatus(st corev1.PodStatus, in statusInput) corev1.PodStatus {
+	st.PodIP, st.PodIPs = "", nil
+	st.Phase, st.Reason = corev1.PodFailed, in.Reason
+	at := metav1.NewTime(in.Now)
+	if in.Prev != nil && in.Prev.Reason == in.Reason && len(in.Prev.Conditions) > 0 {
+		at = in.Prev.Conditions[0].LastTransitionTime
+	}
+	st.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: at},
+		{Type: corev1.ContainersReady, Status: corev1.ConditionFalse, Reason: in.Reason, LastTransitionTime: at},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: in.Reason, LastTransitionTime: at},
 	}
 	return st
 }

@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"bosun/scheduler"
+	"bosun/store"
 )
 
 // Ports bosun itself listens on, at this node (issue 13): a hostPort is a
@@ -107,6 +109,11 @@ func (c *Config) checkReservedPorts() error {
 		}
 		c.ReservedPorts[i] = n
 	}
+	// What the node publishes must read back (the scheduler's limits,
+	// which a handful of listeners are far from).
+	if _, err := scheduler.ParseReservedPorts(scheduler.FormatReservedPorts(c.ReservedPorts)); err != nil {
+		return fmt.Errorf("reserved ports: %d listener ports: %w", len(c.ReservedPorts), err)
+	}
 	return nil
 }
 
@@ -137,18 +144,51 @@ func (a *Agent) annotateReservedPorts(n *corev1.Node) {
 	n.Annotations[scheduler.AnnotationReservedHostPorts] = v
 }
 
+// ReasonHostPortReserved is the status reason of a pod refused for a
+// host port bosun itself listens on at this node (admitReservedPorts).
+const ReasonHostPortReserved = "HostPortReserved"
+
+// admissionError refuses a pod for good on this node, as kubelet's
+// admission does: the pod can never start here, so it fails (phase
+// Failed, with Reason) instead of waiting, and its owner replaces it.
+type admissionError struct {
+	Reason  string
+	Message string
+}
+
+func (e *admissionError) Error() string { return e.Reason + ": " + e.Message }
+
 // admitReservedPorts refuses ports of which one is bosun's own at this
-// node, saying which and what listens there.
-func (a *Agent) admitReservedPorts(ports []scheduler.HostPort) error {
+// node, saying which and what listens there. That listener does not go
+// away while the agent runs, so the refusal is for good.
+func (a *Agent) admitReservedPorts(ports []scheduler.HostPort) *admissionError {
 	reserved := a.reservedPorts()
 	if len(reserved) == 0 {
 		return nil
 	}
 	for _, p := range ports {
 		if r, ok := scheduler.ReservedConflict(reserved, p); ok {
-			return fmt.Errorf("%w: port %d/%s is %s on this node (%s): not given to pods (the pod asks host port %d/%s on %s); choose another port",
-				errHostPortConflict, r.Port, r.Protocol, holderName(r.Holder), scheduler.ReservedPort{HostPort: r.HostPort}, p.Port, p.Protocol, p.HostIP)
+			return &admissionError{Reason: ReasonHostPortReserved, Message: fmt.Sprintf(
+				"port %d/%s is %s on this node (%s): not given to pods (the pod asks host port %d/%s on %s); choose another port",
+				r.Port, r.Protocol, holderName(r.Holder), scheduler.ReservedPort{HostPort: r.HostPort}, p.Port, p.Protocol, p.HostIP)}
 		}
 	}
 	return nil
+}
+
+// admit runs the node's permanent admission checks on a pod with spec:
+// on a new run before anything of it is set up (volumes, sandbox,
+// network), and on a run adopted at start-up (adoptAll). nil admits.
+func (w *podWorker) admit(spec *corev1.PodSpec) *admissionError {
+	return w.a.admitReservedPorts(scheduler.HostPortsOf(spec))
+}
+
+// reject fails the run for good (its status says Failed, e.Reason and
+// "Pod was rejected: " e.Message, as kubelet's rejectPod writes it); the
+// worker sets nothing of it up, and tears it down when the pod goes.
+func (w *podWorker) reject(r *podRun, e *admissionError) {
+	r.rejected, r.message = e.Reason, "Pod was rejected: "+e.Message
+	r.took = time.Time{} // not a start (metrics.go)
+	w.log.Warn("pod rejected", "uid", r.uid, "reason", e.Reason, "err", e.Message)
+	w.event(store.EventWarning, e.Reason, "%s", e.Message)
 }

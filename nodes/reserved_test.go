@@ -1,9 +1,9 @@
 package nodes
 
 import (
-	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -117,7 +117,7 @@ func TestAgent_admitReservedPorts(t *testing.T) {
 		want  string // "" admits
 	}{
 		{"the ingress's port on every address", spec(corev1.ContainerPort{ContainerPort: 8080, HostPort: 80}),
-			"HostPort conflict: port 80/TCP is bosun's ingress listener (--ingress-listen) on this node (TCP/0.0.0.0:80): not given to pods (the pod asks host port 80/TCP on 0.0.0.0); choose another port"},
+			"port 80/TCP is bosun's ingress listener (--ingress-listen) on this node (TCP/0.0.0.0:80): not given to pods (the pod asks host port 80/TCP on 0.0.0.0); choose another port"},
 		{"the ingress's port on one address", spec(corev1.ContainerPort{ContainerPort: 8080, HostPort: 80, HostIP: "10.0.0.5"}), "bosun's ingress listener"},
 		{"UDP 53, the pods' DNS", spec(corev1.ContainerPort{ContainerPort: 53, HostPort: 53, Protocol: corev1.ProtocolUDP}),
 			"port 53/UDP is bosun's cluster DNS for this node's pods (their nameserver) on this node (UDP/10.88.1.1:53)"},
@@ -127,12 +127,44 @@ func TestAgent_admitReservedPorts(t *testing.T) {
 		{"another port", spec(corev1.ContainerPort{ContainerPort: 80, HostPort: 8081}), ""},
 	}
 	for _, tt := range tests {
-		err := a.admitReservedPorts(tt.ports)
+		e := a.admitReservedPorts(tt.ports)
 		switch {
-		case tt.want == "" && err != nil:
-			t.Errorf("%s: refused: %v", tt.name, err)
-		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, errHostPortConflict)):
-			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		case tt.want == "" && e != nil:
+			t.Errorf("%s: refused: %v", tt.name, e)
+		case tt.want != "" && (e == nil || !strings.Contains(e.Message, tt.want) || e.Reason != ReasonHostPortReserved):
+			t.Errorf("%s: %v, want %s: %q", tt.name, e, ReasonHostPortReserved, tt.want)
 		}
+	}
+}
+
+// TestBuildStatus_rejected: a pod the node refused is Failed with the
+// reason and message, scheduled, not ready, without container statuses
+// or a pod IP; rebuilt later it is the same status (not written again).
+func TestBuildStatus_rejected(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	in := statusInput{Pod: pod, Records: map[string]*containerRecord{}, HostIP: "10.0.0.1", PodIP: "10.88.1.5",
+		StartTime: t0, Reason: ReasonHostPortReserved, Message: "Pod was rejected: port 80/TCP is bosun's ingress listener", Now: t0}
+	st := buildStatus(in)
+	if st.Phase != corev1.PodFailed || st.Reason != ReasonHostPortReserved || st.Message != in.Message {
+		t.Errorf("phase %s, reason %q, message %q", st.Phase, st.Reason, st.Message)
+	}
+	if st.PodIP != "" || st.PodIPs != nil || st.StartTime != nil || st.ContainerStatuses != nil || st.HostIP != "10.0.0.1" {
+		t.Errorf("status %+v", st)
+	}
+	want := map[corev1.PodConditionType]corev1.ConditionStatus{
+		corev1.PodScheduled: corev1.ConditionTrue, corev1.ContainersReady: corev1.ConditionFalse, corev1.PodReady: corev1.ConditionFalse,
+	}
+	if len(st.Conditions) != len(want) {
+		t.Errorf("conditions %+v", st.Conditions)
+	}
+	for _, c := range st.Conditions {
+		if want[c.Type] != c.Status {
+			t.Errorf("condition %s %s, want %s", c.Type, c.Status, want[c.Type])
+		}
+	}
+	in.Prev, in.Now = &st, t0.Add(time.Minute)
+	if again := buildStatus(in); !statusEqual(&again, &st) {
+		t.Errorf("rebuilt a minute later: %+v\nwas %+v", again, st)
 	}
 }

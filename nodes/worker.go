@@ -66,6 +66,7 @@ type podRun struct {
 	podIP     string
 	startTime time.Time
 	message   string
+	rejected  string // the admission failure's reason: the run fails for good (reserved.go)
 	recs      map[string]*containerRecord
 	insts     map[string]*instance
 	published *corev1.PodStatus
@@ -270,6 +271,18 @@ func (w *podWorker) step(ctx context.Context) time.Duration {
 
 	now := time.Now()
 	next := now.Add(retry)
+	if r.podIP == "" && r.rejected == "" {
+		if e := w.admit(&desired.Spec); e != nil { // reserved.go
+			w.reject(r, e)
+		}
+	}
+	if r.rejected != "" {
+		w.publish(ctx, r, now)
+		if r.failed {
+			return time.Second
+		}
+		return retry
+	}
 	if r.podIP == "" {
 		if err := w.setupSandbox(ctx, r); err != nil {
 			if r.message != err.Error() {
@@ -714,7 +727,7 @@ func (w *podWorker) recordExit(r *podRun, rec *containerRecord, code int32, at t
 func (w *podWorker) publish(ctx context.Context, r *podRun, now time.Time) {
 	st := buildStatus(statusInput{
 		Pod: r.pod, Records: r.recs, PodIP: r.podIP, HostIP: w.a.cfg.NodeIP,
-		StartTime: r.startTime, Message: r.message, Prev: r.published, Now: now,
+		StartTime: r.startTime, Message: r.message, Reason: r.rejected, Prev: r.published, Now: now,
 	})
 	if statusEqual(&st, r.published) {
 		return
@@ -778,6 +791,13 @@ func (w *podWorker) adoptAll(ctx context.Context) {
 		if desired != nil && desired.UID == r.uid && w.cur == nil {
 			if err := w.hostNetworkAllowed(&desired.Spec); err != nil {
 				w.log.Warn("adopted pod is not allowed on this node any more; stopping it", "uid", r.uid, "err", err)
+				w.orphans = append(w.orphans, r)
+				continue
+			}
+			if e := w.admit(&desired.Spec); e != nil { // reserved.go
+				// As kubelet admits again at start: bosun's listener is
+				// there now, so the pod may not keep the port.
+				w.log.Warn("adopted pod holds a port bosun listens on at this node; stopping it", "uid", r.uid, "err", e.Message)
 				w.orphans = append(w.orphans, r)
 				continue
 			}
