@@ -11,7 +11,7 @@ import (
 // allocatable takes any number), local volume capacity
 // (kube.ResourceLocalStorage; stating none, or 0, is no limit) and the
 // ports bosun listens on there (AnnotationReservedHostPorts; an
-// unreadable value sets ReservedPortsUnknown). The planner and bosun
+// unreadable value sets ReservedPortsErr). The planner and bosun
 // plan's dry run both read nodes through it.
 func NodeOf(n *corev1.Node) Node {
 	reserved, err := ReservedPortsOf(n)
@@ -28,8 +28,8 @@ func NodeOf(n *corev1.Node) Node {
 		// Absent: no limit, as 0 is.
 		VolumeCapacity: volumeCapacityOf(n),
 		// Unreadable: no host port is known to be free.
-		ReservedPorts:        hostPortsOf(reserved),
-		ReservedPortsUnknown: err != nil,
+		ReservedPorts:    hostPortsOf(reserved),
+		ReservedPortsErr: err,
 	}
 }
 

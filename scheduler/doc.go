@@ -40,9 +40,14 @@
 //     --dns-listen, the API, etcd...) are taken from the start by the same
 //     rule, so a pod never gets one (portmap's DNAT would take the
 //     listener's traffic); a node whose annotation is unreadable
-//     (Node.ReservedPortsUnknown) takes no pod with a host port at all. The
-//     annotation is PROTOCOL/ADDRESS:PORT=HOLDER entries, comma-separated,
-//     e.g. "TCP/0.0.0.0:80=ingress,UDP/10.88.1.1:53=dns" (reserved.go).
+//     (Node.ReservedPortsErr, which says why) takes no pod with a host port
+//     at all, with its own reason: "node(s) had an unreadable
+//     bosun.dev/reserved-host-ports annotation". The annotation is
+//     PROTOCOL/ADDRESS:PORT=HOLDER entries, comma-separated, e.g.
+//     "TCP/0.0.0.0:80=ingress,UDP/10.88.1.1:53=dns", at most
+//     MaxReservedPorts (256) of them in MaxReservedPortsBytes (8 KiB); a
+//     larger value is unreadable (reserved.go). Ports are normalized once
+//     per pod and node, not at every comparison.
 //  5. NodeResourcesFit: the node's free pods (MaxPods; 0 is no limit), cpu and
 //     memory (allocatable minus the requests of the pods already on it, those
 //     placed earlier in the same call included) hold the pod's requests. Every

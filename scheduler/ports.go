@@ -2,13 +2,17 @@ package scheduler
 
 import (
 	"net/netip"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
-// reasonPorts is kube-scheduler's NodePorts reason.
-const reasonPorts = "node(s) didn't have free ports for the requested pod ports"
+// reasonPorts is kube-scheduler's NodePorts reason; reasonPortsUnreadable
+// bosun's, for a node whose reserved ports are unknown (Node.
+// ReservedPortsErr).
+const (
+	reasonPorts           = "node(s) didn't have free ports for the requested pod ports"
+	reasonPortsUnreadable = "node(s) had an unreadable " + AnnotationReservedHostPorts + " annotation"
+)
 
 // HostPort is one port a pod takes on its node (containers[].ports[]
 // with a hostPort): Protocol TCP, UDP or SCTP ("" is TCP), HostIP the
@@ -48,7 +52,13 @@ func (h HostPort) norm() HostPort {
 // port and protocol on the same address, or on any address when either
 // side binds every address. The node agent admits pods by it too.
 func (h HostPort) Conflicts(o HostPort) bool {
-	h, o = h.norm(), o.norm()
+	return h.norm().conflictsNorm(o.norm())
+}
+
+// conflictsNorm is Conflicts on two ports normalized already (norm): the
+// scheduler's inner loop, which normalizes each port once (rules,
+// reservePorts) instead of at every comparison.
+func (h HostPort) conflictsNorm(o HostPort) bool {
 	if h.Port != o.Port || h.Protocol != o.Protocol {
 		return false
 	}
@@ -80,35 +90,40 @@ func HostPortsOf(spec *corev1.PodSpec) []HostPort {
 
 // portsFree is the NodePorts filter: none of p's host ports conflicts
 // with one a pod placed on node n takes, or one bosun listens on there
-// (Node.ReservedPorts; none at all when those are unknown).
-func (c *cluster) portsFree(p *Pod, n int) bool {
-	if len(p.HostPorts) == 0 || len(c.usedPorts) == 0 {
-		return true
+// (Node.ReservedPorts; none at all when those are unknown:
+// failPortsUnreadable). Both sides are normalized already (rules,
+// reservePorts), so they are compared as they are.
+func (c *cluster) portsFree(r *rules, n int) failure {
+	if len(r.hostPorts) == 0 || len(c.usedPorts) == 0 {
+		return fits
 	}
 	if c.portsUnknown != nil && c.portsUnknown[n] {
-		return false
+		return failPortsUnreadable
 	}
-	for _, want := range p.HostPorts {
+	for _, want := range r.hostPorts {
 		for _, used := range c.usedPorts[n] {
-			if want.Conflicts(used) {
-				return false
+			if want.conflictsNorm(used) {
+				return failPorts
 			}
 		}
 	}
-	return true
+	return fits
 }
 
 // reservePorts counts node's reserved ports as used on node n, before any
 // pod is placed.
 func (c *cluster) reservePorts(n int, node *Node) {
-	if len(node.ReservedPorts) == 0 && !node.ReservedPortsUnknown {
+	if len(node.ReservedPorts) == 0 && node.ReservedPortsErr == nil {
 		return
 	}
 	if c.usedPorts == nil {
 		c.usedPorts = make([][]HostPort, len(c.names))
 	}
-	c.usedPorts[n] = slices.Clone(node.ReservedPorts)
-	if node.ReservedPortsUnknown {
+	c.usedPorts[n] = make([]HostPort, len(node.ReservedPorts))
+	for i, h := range node.ReservedPorts {
+		c.usedPorts[n][i] = h.norm()
+	}
+	if node.ReservedPortsErr != nil {
 		if c.portsUnknown == nil {
 			c.portsUnknown = make([]bool, len(c.names))
 		}
@@ -116,13 +131,13 @@ func (c *cluster) reservePorts(n int, node *Node) {
 	}
 }
 
-// placePorts records p's host ports as used on node n.
-func (c *cluster) placePorts(p *Pod, n int) {
-	if len(p.HostPorts) == 0 {
+// placePorts records the host ports of r's pod as used on node n.
+func (c *cluster) placePorts(r *rules, n int) {
+	if len(r.hostPorts) == 0 {
 		return
 	}
 	if c.usedPorts == nil {
 		c.usedPorts = make([][]HostPort, len(c.names))
 	}
-	c.usedPorts[n] = append(c.usedPorts[n], p.HostPorts...)
+	c.usedPorts[n] = append(c.usedPorts[n], r.hostPorts...)
 }

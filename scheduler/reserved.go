@@ -116,13 +116,28 @@ func FormatReservedPorts(ports []ReservedPort) string {
 	return strings.Join(slices.Compact(out), ",")
 }
 
+// The annotation's limits: a value past them is an error (the node that
+// wrote it is then unreadable, which keeps hostPort pods off that node
+// only), so a node cannot make every scheduling pass parse megabytes.
+const (
+	MaxReservedPorts      = 256     // entries
+	MaxReservedPortsBytes = 8 << 10 // bytes of the value
+)
+
 // ParseReservedPorts reads the annotation's value strictly: entries as
-// ReservedPort.String spells them, comma-separated, no spaces; "" is
-// none. The error names the entry (by its position) and what is wrong; it
+// ReservedPort.String spells them, comma-separated, no spaces, at most
+// MaxReservedPorts of them in at most MaxReservedPortsBytes; "" is none.
+// The error names the entry (by its position) and what is wrong; it
 // quotes at most 64 bytes of it.
 func ParseReservedPorts(s string) ([]ReservedPort, error) {
 	if s == "" {
 		return nil, nil
+	}
+	if len(s) > MaxReservedPortsBytes {
+		return nil, fmt.Errorf("%s: %d bytes: at most %d", AnnotationReservedHostPorts, len(s), MaxReservedPortsBytes)
+	}
+	if n := strings.Count(s, ",") + 1; n > MaxReservedPorts {
+		return nil, fmt.Errorf("%s: %d entries: at most %d", AnnotationReservedHostPorts, n, MaxReservedPorts)
 	}
 	entries := strings.Split(s, ",")
 	out := make([]ReservedPort, 0, len(entries))

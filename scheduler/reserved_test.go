@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,7 +11,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-const noFreePorts1 = "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports"
+const (
+	noFreePorts1 = "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports"
+	unreadable1  = "0/1 nodes are available: 1 node(s) had an unreadable bosun.dev/reserved-host-ports annotation"
+)
 
 func TestSchedule_reservedPorts(t *testing.T) {
 	withPorts := func(p Pod, ports ...HostPort) Pod { p.HostPorts = ports; return p }
@@ -19,6 +24,11 @@ func TestSchedule_reservedPorts(t *testing.T) {
 	}
 	udp := func(ip string, port int32) HostPort {
 		return HostPort{Protocol: corev1.ProtocolUDP, HostIP: ip, Port: port}
+	}
+	unknown := func(name string) Node {
+		n := node(name, 1000, gi)
+		n.ReservedPortsErr = errors.New("node " + name + ": bosun.dev/reserved-host-ports: entry 1: garbage")
+		return n
 	}
 	// What a server's node reserves: its ingress on every address, the
 	// pods' DNS on the bridge's address, the API on loopback.
@@ -111,14 +121,38 @@ func TestSchedule_reservedPorts(t *testing.T) {
 			bindings: map[string]string{"default/a": "n1"},
 		},
 		{
-			name:  "a node whose reservations are unknown takes no pod with a host port, others still",
-			nodes: []Node{func() Node { n := node("n1", 1000, gi); n.ReservedPortsUnknown = true; return n }()},
+			name:  "a node whose reservations are unknown takes no pod with a host port, others still, and says why",
+			nodes: []Node{unknown("n1")},
 			pods: []Pod{
 				withPorts(pod("default/a", 0, 0), tcp("", 31000)),
 				pod("default/b", 0, 0),
 			},
 			bindings:      map[string]string{"default/b": "n1"},
-			unschedulable: map[string]string{"default/a": noFreePorts1},
+			unschedulable: map[string]string{"default/a": unreadable1},
+		},
+		{
+			name:     "each node says its own reason",
+			nodes:    []Node{server, unknown("n2")},
+			pods:     []Pod{withPorts(pod("default/a", 0, 0), tcp("", 80))},
+			bindings: map[string]string{},
+			unschedulable: map[string]string{"default/a": "0/2 nodes are available: " +
+				"1 node(s) didn't have free ports for the requested pod ports, 1 node(s) had an unreadable bosun.dev/reserved-host-ports annotation"},
+		},
+		{
+			name: "ports built by hand, not normalized, are compared as normalized",
+			nodes: []Node{
+				reserving(node("n1", 1000, gi), HostPort{Port: 80}), // TCP, every address
+				reserving(node("n2", 1000, gi), HostPort{HostIP: "::ffff:10.0.0.7", Port: 81}),
+			},
+			pods: []Pod{
+				withPorts(pod("default/mapped", 0, 0), HostPort{Protocol: corev1.ProtocolTCP, HostIP: "::ffff:10.0.0.5", Port: 80}),
+				withPorts(pod("default/any", 0, 0), HostPort{HostIP: "::", Port: 81}),
+				withPorts(pod("default/both", 0, 0), HostPort{Port: 80}, HostPort{Port: 81}),
+			},
+			bindings: map[string]string{"default/mapped": "n2", "default/any": "n1"},
+			unschedulable: map[string]string{
+				"default/both": "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports",
+			},
 		},
 	}
 	for _, tt := range tests {
@@ -213,6 +247,37 @@ func TestParseReservedPorts_refusesGarbage(t *testing.T) {
 	}
 }
 
+// TestParseReservedPorts_limits: at most MaxReservedPorts entries in
+// MaxReservedPortsBytes; past them the value is refused whole (that node
+// is unreadable), quickly and with a short error.
+func TestParseReservedPorts_limits(t *testing.T) {
+	entries := func(n int) string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("TCP/10.0.0.1:%d=x", 1000+i)
+		}
+		return strings.Join(out, ",")
+	}
+	if got, err := ParseReservedPorts(entries(MaxReservedPorts)); err != nil || len(got) != MaxReservedPorts {
+		t.Errorf("%d entries: %d, %v", MaxReservedPorts, len(got), err)
+	}
+	for in, want := range map[string]string{
+		entries(MaxReservedPorts + 1):                 "bosun.dev/reserved-host-ports: 257 entries: at most 256",
+		strings.Repeat(",", 1<<20):                    "bosun.dev/reserved-host-ports: 1048576 bytes: at most 8192",
+		"TCP/0.0.0.0:80=" + strings.Repeat("a", 8200): "bosun.dev/reserved-host-ports: 8215 bytes: at most 8192",
+	} {
+		if got, err := ParseReservedPorts(in); err == nil || err.Error() != want {
+			t.Errorf("%.40q...: %d ports, %v; want %q", in, len(got), err, want)
+		}
+	}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{
+		AnnotationReservedHostPorts: entries(MaxReservedPorts + 1),
+	}}}
+	if got := NodeOf(n); got.ReservedPortsErr == nil || got.ReservedPorts != nil {
+		t.Errorf("NodeOf of an oversized value: %v, %v", got.ReservedPorts, got.ReservedPortsErr)
+	}
+}
+
 func TestCheckReservedPort(t *testing.T) {
 	got, err := CheckReservedPort(ReservedPort{HostPort{HostIP: "", Port: 80}, "ingress"})
 	if err != nil || got != (ReservedPort{HostPort{Protocol: "TCP", HostIP: "0.0.0.0", Port: 80}, "ingress"}) {
@@ -237,19 +302,20 @@ func TestNodeOf_reservedPorts(t *testing.T) {
 	}}}
 	got := NodeOf(n)
 	want := []HostPort{{Protocol: "TCP", HostIP: "0.0.0.0", Port: 80}, {Protocol: "UDP", HostIP: "10.88.1.1", Port: 53}}
-	if !reflect.DeepEqual(got.ReservedPorts, want) || got.ReservedPortsUnknown {
-		t.Errorf("NodeOf: reserved %v (unknown %v), want %v", got.ReservedPorts, got.ReservedPortsUnknown, want)
+	if !reflect.DeepEqual(got.ReservedPorts, want) || got.ReservedPortsErr != nil {
+		t.Errorf("NodeOf: reserved %v (%v), want %v", got.ReservedPorts, got.ReservedPortsErr, want)
 	}
 	n.Annotations[AnnotationReservedHostPorts] = "TCP/0.0.0.0:80=ingress,garbage"
 	got = NodeOf(n)
-	if got.ReservedPorts != nil || !got.ReservedPortsUnknown {
-		t.Errorf("NodeOf of garbage: reserved %v, unknown %v; want none known, unknown", got.ReservedPorts, got.ReservedPortsUnknown)
+	if got.ReservedPorts != nil || got.ReservedPortsErr == nil ||
+		!strings.Contains(got.ReservedPortsErr.Error(), `node n1: bosun.dev/reserved-host-ports: entry 2: "garbage"`) {
+		t.Errorf("NodeOf of garbage: reserved %v, error %v; want none known, the error", got.ReservedPorts, got.ReservedPortsErr)
 	}
 	if _, err := ReservedPortsOf(n); err == nil || !strings.Contains(err.Error(), `node n1: bosun.dev/reserved-host-ports: entry 2: "garbage"`) {
 		t.Errorf("ReservedPortsOf: %v", err)
 	}
 	delete(n.Annotations, AnnotationReservedHostPorts)
-	if got := NodeOf(n); got.ReservedPorts != nil || got.ReservedPortsUnknown {
+	if got := NodeOf(n); got.ReservedPorts != nil || got.ReservedPortsErr != nil {
 		t.Errorf("NodeOf without the annotation: %+v", got)
 	}
 }

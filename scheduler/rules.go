@@ -9,6 +9,9 @@ import (
 // rules is one pod's placement rules, compiled once per Schedule call.
 type rules struct {
 	pod *Pod
+	// hostPorts are the pod's host ports normalized (HostPort.norm), once
+	// for every node the filter compares them on (ports.go).
+	hostPorts []HostPort
 	// required is the pod's required node affinity (nodeSelector is checked
 	// on its own); preferred its preferred terms. nil when absent.
 	required  *nodeaffinity.LazyErrorNodeSelector
@@ -39,12 +42,16 @@ func (c *cluster) rules(p *Pod) *rules {
 	r := &c.r
 	*r = rules{
 		pod:            p,
+		hostPorts:      r.hostPorts[:0],
 		affinity:       r.affinity[:0],
 		anti:           r.anti[:0],
 		preferredTerms: r.preferredTerms[:0],
 		spread:         r.spread[:0],
 		blockers:       r.blockers[:0],
 		scorers:        r.scorers[:0],
+	}
+	for _, h := range p.HostPorts {
+		r.hostPorts = append(r.hostPorts, h.norm())
 	}
 	if p.NodeName == "" && p.Affinity != nil && p.Affinity.NodeAffinity != nil {
 		na := p.Affinity.NodeAffinity

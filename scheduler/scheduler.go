@@ -45,9 +45,11 @@ type Node struct {
 	// ingress proxy, DNS, API...: AnnotationReservedHostPorts): taken, as a
 	// pod already there would take them (ports.go).
 	ReservedPorts []HostPort
-	// ReservedPortsUnknown says the node's reserved ports could not be
-	// read: it takes no pod with a host port, which might be one of them.
-	ReservedPortsUnknown bool
+	// ReservedPortsErr, when set, says why the node's reserved ports
+	// could not be read (NodeOf: a malformed or oversized annotation): it
+	// takes no pod with a host port, which might be one of them, and says
+	// so (reasonPortsUnreadable).
+	ReservedPortsErr error
 }
 
 // Pod is a pod as the scheduler sees it. PodOf builds one from a pod spec.
@@ -146,7 +148,7 @@ type cluster struct {
 	invCPU, invMem     []float64
 	index              map[string]int
 	usedPorts          [][]HostPort // by node; nil while no pod or reserved port takes one (ports.go)
-	portsUnknown       []bool       // by node: Node.ReservedPortsUnknown; nil while none is
+	portsUnknown       []bool       // by node: Node.ReservedPortsErr set; nil while none is
 	owners             map[string]*owner
 
 	nodeObjs []corev1.Node // name and labels, for nodeaffinity; built on first use
@@ -298,7 +300,7 @@ func (c *cluster) place(n int, r *rules) {
 	c.scoreCPU[n] += s.MilliCPU
 	c.scoreMem[n] += s.Memory
 	c.pods[n]++
-	c.placePorts(p, n)
+	c.placePorts(r, n)
 	if o := c.owner(p.Owner); o != nil {
 		o.counts[n]++
 		o.max = max(o.max, o.counts[n])
@@ -333,6 +335,7 @@ const (
 	failSelector
 	failNodeAffinity
 	failPorts
+	failPortsUnreadable
 	failResources
 	failSpread
 	failSpreadLabel
@@ -384,8 +387,8 @@ func (c *cluster) check(r *rules, n int) failure {
 	if r.required != nil && !c.matchRequired(r, n) {
 		return failNodeAffinity
 	}
-	if !c.portsFree(r.pod, n) {
-		return failPorts
+	if f := c.portsFree(r, n); f != fits {
+		return f
 	}
 	if c.short(r.pod, n) != 0 {
 		return failResources
@@ -558,6 +561,8 @@ func (c *cluster) explain(r *rules) string {
 			counts[reasonNodeAffinity]++
 		case failPorts:
 			counts[reasonPorts]++
+		case failPortsUnreadable:
+			counts[reasonPortsUnreadable]++
 		case failResources:
 			short := c.short(r.pod, n)
 			if short&shortPods != 0 {
