@@ -52,6 +52,8 @@ type leader struct {
 	sync    store.SyncStatus
 	history book
 
+	unreadableReserved unreadableReserved // reserved.go
+
 	// canary is what the leader knows of the canary branches and queries;
 	// analyzer measures the queries.
 	canary   *canaries
@@ -236,6 +238,7 @@ func (l *leader) run(ctx context.Context) error {
 		observed, res, err := driver.Reconcile(ctx, l.desired)
 		if err == nil {
 			l.m.observeEvents(res.Events, time.Now())
+			l.unreadableReserved.check(l.log, observed.Nodes) // reserved.go
 			l.m.observeScheduling(observed, res.Actions)
 			l.m.observeDaemonSets(observed, res.Actions)
 			l.cfg.events.pass(res)

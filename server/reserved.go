@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 
@@ -51,4 +52,27 @@ func (c Config) reservedPorts(peer string) ([]scheduler.ReservedPort, error) {
 		out = append(out, ports...)
 	}
 	return out, nil
+}
+
+// unreadableReserved is what the leader last logged of nodes whose
+// reserved ports (scheduler.AnnotationReservedHostPorts) do not read: the
+// annotation's value, by node.
+type unreadableReserved map[string]string
+
+// check warns once per node and value of a node whose reserved ports do
+// not read (the scheduler then keeps every hostPort pod off it, saying
+// so), and forgets the nodes that read again or are gone.
+func (u *unreadableReserved) check(log *slog.Logger, ns []corev1.Node) {
+	now := unreadableReserved{}
+	for i := range ns {
+		n := &ns[i]
+		if _, err := scheduler.ReservedPortsOf(n); err != nil {
+			v := n.Annotations[scheduler.AnnotationReservedHostPorts]
+			if last, ok := (*u)[n.Name]; !ok || last != v {
+				log.Warn("node's reserved host ports do not read; no pod with a host port goes there", "node", n.Name, "err", err)
+			}
+			now[n.Name] = v
+		}
+	}
+	*u = now
 }

@@ -1,7 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"bosun/ingress"
 	"bosun/nodes"
@@ -31,5 +37,36 @@ func TestConfig_reservedPorts(t *testing.T) {
 	c.APIListen = "nonsense"
 	if _, err := c.reservedPorts(""); err == nil {
 		t.Error("a malformed --api-listen: no error")
+	}
+}
+
+// TestUnreadableReserved_logsOncePerNodeAndValue: a node whose annotation
+// does not read is logged once for each value it takes, not at every
+// pass; a node that reads again, or is gone, is forgotten.
+func TestUnreadableReserved_logsOncePerNodeAndValue(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	node := func(name, v string) corev1.Node {
+		return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{scheduler.AnnotationReservedHostPorts: v}}}
+	}
+	var u unreadableReserved
+	lines := func() int { n := strings.Count(buf.String(), "\n"); buf.Reset(); return n }
+	good := node("n2", "TCP/0.0.0.0:80=ingress")
+	u.check(log, []corev1.Node{node("n1", "garbage"), good})
+	if out := buf.String(); !strings.Contains(out, "node=n1") || !strings.Contains(out, `entry 1: \"garbage\"`) || lines() != 1 {
+		t.Errorf("first pass: %s", out)
+	}
+	u.check(log, []corev1.Node{node("n1", "garbage"), good})
+	if n := lines(); n != 0 {
+		t.Errorf("same value again: %d lines", n)
+	}
+	u.check(log, []corev1.Node{node("n1", "more garbage"), good})
+	if n := lines(); n != 1 {
+		t.Errorf("a new value: %d lines", n)
+	}
+	u.check(log, []corev1.Node{good})
+	u.check(log, []corev1.Node{node("n1", "more garbage"), good})
+	if n := lines(); n != 1 || len(u) != 1 {
+		t.Errorf("gone and back: %d lines, remembered %v", n, u)
 	}
 }

@@ -446,6 +446,7 @@ func describeNode(ctx context.Context, w io.Writer, c *client, _, name string, n
 	field(w, "Runtime", dash(n.Status.NodeInfo.ContainerRuntimeVersion))
 	field(w, "Capacity", fmt.Sprintf("cpu %s, memory %s, pods %s", n.Status.Capacity.Cpu(), n.Status.Capacity.Memory(), n.Status.Capacity.Pods()))
 	field(w, "Allocatable", fmt.Sprintf("cpu %s, memory %s, pods %s", n.Status.Allocatable.Cpu(), n.Status.Allocatable.Memory(), n.Status.Allocatable.Pods()))
+	describeReservedPorts(w, &n) // describe_reserved.go
 	if len(n.Status.Conditions) > 0 {
 		fmt.Fprintln(w, "Conditions:")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
