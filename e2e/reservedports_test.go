@@ -144,9 +144,33 @@ func TestReservedPorts(t *testing.T) {
 	})
 	s.waitFor("web pending on the ingress's port", 30*time.Second, pendingFor("web", reason))
 	s.waitFor("the DaemonSet's pod pending on the pods' DNS port", 30*time.Second, pendingFor("dnsgrab", reason))
+	// pinned skips the scheduler: the agent refuses it for good (Failed,
+	// as kubelet's admission), naming the listener, and the planner
+	// replaces it (a standalone pod with restartPolicy Always).
 	tlsPort := portOf(t, tlsAddr)
-	s.waitFor("pinned refused by the agent, naming the listener", 60*time.Second,
-		pendingFor("pinned", "HostPort conflict: port "+tlsPort+"/TCP is bosun's ingress TLS listener (--ingress-tls-listen) on this node"))
+	uids := map[string]bool{}
+	s.waitFor("pinned refused by the agent for good, naming the listener", 60*time.Second, func() error {
+		for _, p := range s.pods() {
+			if p.Name != "pinned" {
+				continue
+			}
+			uids[string(p.UID)] = true
+			if p.Status.Phase == corev1.PodFailed && p.Status.Reason == "HostPortReserved" && strings.HasPrefix(p.Status.Message,
+				"Pod was rejected: port "+tlsPort+"/TCP is bosun's ingress TLS listener (--ingress-tls-listen) on this node") {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet: %q", s.podMessages())
+	})
+	seen := len(uids)
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, p := range s.pods() {
+			if p.Name == "pinned" {
+				uids[string(p.UID)] = true
+			}
+		}
+	}
+	t.Logf("pinned: %d pods in 10 s once refused (replaced by the planner, refused again)", len(uids)-seen)
 
 	nodeIP := s.nodeAddress("e2e-node")
 	s.waitFor("free reached on its host port", 30*time.Second, func() error {
