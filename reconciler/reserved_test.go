@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -65,5 +66,38 @@ func TestPlan_reservedHostPortsKeepPodsOff(t *testing.T) {
 		if a.Type == CreatePod && a.Pod.Spec.NodeName != "" {
 			t.Errorf("alt bound to %s, whose reserved ports are unreadable", a.Pod.Spec.NodeName)
 		}
+	}
+}
+
+// TestPlan_podRefusedForAReservedPortIsReplacedElsewhere: a Deployment's
+// pod bound to a node before that node reserved its port (an older
+// leader, or the flag is new) is refused there for good by the agent
+// (Failed, HostPortReserved); the planner replaces it, and the scheduler
+// puts the replacement on a node without that listener, never back.
+func TestPlan_podRefusedForAReservedPortIsReplacedElsewhere(t *testing.T) {
+	d := deployment("web", 1, "web:1", "100m")
+	d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 80}}
+	desired := set([]appsv1.Deployment{d}, nil, nil)
+	n1 := node("n1", "4")
+	o := apply(t, Observed{Nodes: []corev1.Node{n1}}, Plan(desired, Observed{Nodes: []corev1.Node{n1}}, t0).Actions)
+	if len(o.Pods) != 1 || o.Pods[0].Spec.NodeName != "n1" {
+		t.Fatalf("pods %v", o.Pods)
+	}
+	old := o.Pods[0].Name
+	o.Pods[0].Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "HostPortReserved",
+		Message: "Pod was rejected: port 80/TCP is bosun's ingress listener (--ingress-listen) on this node"}
+	n1.Annotations = map[string]string{scheduler.AnnotationReservedHostPorts: "TCP/0.0.0.0:80=ingress"}
+	o.Nodes = []corev1.Node{n1, node("n2", "4")}
+	deleted, placed := false, ""
+	for _, a := range Plan(desired, o, t0.Add(time.Second)).Actions {
+		switch {
+		case a.Type == DeletePod && a.Name == old:
+			deleted = true
+		case a.Type == CreatePod:
+			placed = a.Pod.Spec.NodeName
+		}
+	}
+	if !deleted || placed != "n2" {
+		t.Errorf("the refused pod deleted %v, its replacement placed on %q; want deleted, on n2", deleted, placed)
 	}
 }
