@@ -146,7 +146,7 @@ func (a *Agent) annotateReservedPorts(n *corev1.Node) {
 
 // ReasonHostPortReserved is the status reason of a pod refused for a
 // host port bosun itself listens on at this node (admitReservedPorts).
-const ReasonHostPortReserved = "HostPortReserved"
+const ReasonHostPortReserved = scheduler.ReasonHostPortReserved
 
 // admissionError refuses a pod for good on this node, as kubelet's
 // admission does: the pod can never start here, so it fails (phase

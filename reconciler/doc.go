@@ -104,6 +104,10 @@
 //     has finished stays finished; one with restartPolicy Always is recreated.
 //     A pod on a lost node is recreated under the same name and rescheduled.
 //     A pod whose spec names its node is never rescheduled: it waits for that node.
+//     One its node's agent refused for a port bosun listens on there (Failed,
+//     HostPortReserved) is kept as it failed while that node still reserves
+//     the port, and recreated once it does not (reserved.go): a replacement
+//     would be refused again at once, several times a second.
 //   - DaemonSets (daemonset.go), as Kubernetes' daemon controller runs
 //     them: one pod per node whose labels, required node affinity and
 //     NoSchedule/NoExecute taints admit the template (daemonFit, Kubernetes'

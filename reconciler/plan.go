@@ -899,6 +899,9 @@ func (p *planner) standalonePods(desired []corev1.Pod) {
 			if dp.Spec.RestartPolicy == corev1.RestartPolicyNever || dp.Spec.RestartPolicy == corev1.RestartPolicyOnFailure {
 				continue // ran to completion; see above
 			}
+			if pinned && p.refusedForReservedPort(pod) { // reserved.go
+				continue
+			}
 			why = "replace " + strings.ToLower(string(pod.Status.Phase)) + " pod"
 		case p.lost(pod, pinned):
 			why = "node " + pod.Spec.NodeName + " lost"

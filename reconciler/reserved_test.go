@@ -101,3 +101,38 @@ func TestPlan_podRefusedForAReservedPortIsReplacedElsewhere(t *testing.T) {
 		t.Errorf("the refused pod deleted %v, its replacement placed on %q; want deleted, on n2", deleted, placed)
 	}
 }
+
+// TestPlan_pinnedPodRefusedForAReservedPortIsKept: a standalone pod pinned
+// by nodeName to a node that reserves its host port, refused there for
+// good, is kept as it failed (saying why) instead of replaced by a pod
+// that would be refused at once again, over and over; once the node no
+// longer reserves the port (the listener moved), it is replaced.
+func TestPlan_pinnedPodRefusedForAReservedPortIsKept(t *testing.T) {
+	pinned := standalone("pinned", "web:1", "100m", "")
+	pinned.Spec.NodeName = "n1"
+	pinned.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 443}}
+	desired := set(nil, []corev1.Pod{pinned}, nil)
+	n1 := node("n1", "4")
+	n1.Annotations = map[string]string{scheduler.AnnotationReservedHostPorts: "TCP/0.0.0.0:443=ingress-tls"}
+	o := apply(t, Observed{Nodes: []corev1.Node{n1}}, Plan(desired, Observed{Nodes: []corev1.Node{n1}}, t0).Actions)
+	if len(o.Pods) != 1 || o.Pods[0].Spec.NodeName != "n1" {
+		t.Fatalf("pods %v", o.Pods)
+	}
+	o.Pods[0].Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: scheduler.ReasonHostPortReserved,
+		Message: "Pod was rejected: port 443/TCP is bosun's ingress TLS listener (--ingress-tls-listen) on this node"}
+	for _, a := range Plan(desired, o, t0.Add(time.Second)).Actions {
+		if a.Type == DeletePod || a.Type == CreatePod {
+			t.Errorf("while the node reserves the port: %s %s/%s (%s)", a.Type, a.Namespace, a.Name, a.Reason)
+		}
+	}
+	o.Nodes[0].Annotations[scheduler.AnnotationReservedHostPorts] = "TCP/0.0.0.0:8443=ingress-tls"
+	var types []ActionType
+	for _, a := range Plan(desired, o, t0.Add(2*time.Second)).Actions {
+		if a.Type == DeletePod || a.Type == CreatePod {
+			types = append(types, a.Type)
+		}
+	}
+	if len(types) != 2 || types[0] != DeletePod || types[1] != CreatePod {
+		t.Errorf("once the listener moved: %v, want the pod replaced", types)
+	}
+}

@@ -17,6 +17,11 @@ import (
 // through NodeOf. Its spelling is FormatReservedPorts'.
 const AnnotationReservedHostPorts = "bosun.dev/reserved-host-ports"
 
+// ReasonHostPortReserved is the status reason of a pod a node's agent
+// refused for good because it asks one of the node's reserved ports (one
+// bound there without the scheduler: by nodeName, or by an older leader).
+const ReasonHostPortReserved = "HostPortReserved"
+
 // ReservedPort is a port a listener of bosun takes on a node: HostPort
 // (Protocol, HostIP with "0.0.0.0" for every address, Port) and Holder,
 // a short name of what listens there ("ingress", "dns", "api"...).
