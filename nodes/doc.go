@@ -59,7 +59,10 @@
 // bridge for 127.0.0.0/8 unless its connection was DNATed: portmap sets
 // route_localnet on the bridge, which without it lets a pod reach the
 // node's loopback services (CVE-2020-8558). bosun reset and bosun agent
-// --cleanup remove it (CleanupLocalnet).
+// --cleanup remove it (CleanupLocalnet), and the portmap rules of pods
+// whose networks were never torn down (CleanupHostPorts,
+// hostportclean.go): left behind, one would capture its port on the whole
+// machine.
 // Each node's pod subnet is given by the leader (store.NodeSubnet,
 // package podcidr): Run registers the node not Ready and tainted
 // node.kubernetes.io/network-unavailable, with the subnet it asks for in
