@@ -146,7 +146,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		ec.TickMs, ec.ElectionMs = 10, 100
 	}
 	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quietZap())
-	e, err := embed.StartEtcd(ec)
+	e, err := startEtcd(ctx, ec, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded etcd in %s: %w", cfg.Dir, err)
 	}
@@ -170,6 +170,32 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		cfg.Logger.Info("embedded etcd ready", "dir", cfg.Dir, "client", client.String(), "member", ec.Name, "peer", ec.AdvertisePeerUrls[0].String())
 	}
 	return &Embedded{etcd: e, endpoints: []string{client.String()}, name: ec.Name, peer: ec.AdvertisePeerUrls[0].String()}, nil
+}
+
+// joinAttempts is how many times a member that joins asks the cluster for
+// its members before it gives up: the first ask goes to peers that may be
+// slow to answer (a loaded machine, a leader election under way), and
+// etcd gives each ask about a second.
+const joinAttempts = 5
+
+// startEtcd starts etcd; a member that joins and could not reach the
+// cluster's peers for their member list tries again, a second apart (that
+// failure comes before anything is written to its data directory).
+func startEtcd(ctx context.Context, ec *embed.Config, cfg EmbeddedConfig) (*embed.Etcd, error) {
+	for attempt := 1; ; attempt++ {
+		e, err := embed.StartEtcd(ec)
+		if err == nil || !cfg.Join || attempt == joinAttempts || !strings.Contains(err.Error(), "cannot fetch cluster info") {
+			return e, err
+		}
+		if cfg.Logger != nil {
+			cfg.Logger.Warn("joining etcd: the cluster's peers did not answer; trying again", "attempt", attempt, "of", joinAttempts, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // updatePeerURL records a new peer URL of a member that advertised another
