@@ -333,6 +333,12 @@ func removePodNetwork(t testing.TB, dir, bridge string) {
 	}
 	exec.Command("nft", "delete", "table", "ip", podnet.TableName(bridge)).Run()    // the node's masquerade table, if it made one
 	exec.Command("nft", "delete", "table", "ip", nodes.LocalnetTable(bridge)).Run() // the node's loopback guard
+	// The pods' hostPort rules: their networks were never torn down (the
+	// test kills the containers), and a rule left would capture its port
+	// on the whole machine, another test's server included.
+	if err := nodes.CleanupHostPorts(bridge); err != nil {
+		t.Logf("host port rules of %s: %v", bridge, err)
+	}
 }
 
 // unmountUnder unmounts whatever is mounted below dir.

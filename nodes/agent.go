@@ -283,7 +283,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := l.refresh(ctx); err != nil {
 				a.log.Warn("list pods", "err", err)
 			}
-			a.startCollect(ctx, l.claimsInUse(), &l.wg)
+			a.startCollect(ctx, &l.wg)
 		case w := <-l.done:
 			l.finished(ctx, w)
 			register()
@@ -362,8 +362,6 @@ type loop struct {
 	// cutOff is set once the node has been cut off for
 	// Config.CutOffStopAfter: no pod is desired until etcd answers again.
 	cutOff bool
-	// podClaims are the claims of the pods with a worker (claims.go).
-	podClaims map[string][]string
 }
 
 // fenceRound is one fence: the keys whose stale instances are still being
@@ -518,7 +516,6 @@ func (l *loop) refresh(ctx context.Context) error {
 			w.set(nil)
 		}
 	}
-	l.noteClaims()
 	return nil
 }
 

@@ -74,6 +74,7 @@ func newHarness(t testing.TB) *harness {
 	t.Cleanup(func() { ctd.Close() })
 	t.Cleanup(func() { exec.Command("ip", "link", "del", testBridge).Run() })
 	t.Cleanup(func() { nodes.CleanupLocalnet(testBridge) })
+	t.Cleanup(func() { nodes.CleanupHostPorts(testBridge) })
 	netnsDir, err := os.MkdirTemp("", "bosun-netns")
 	if err != nil {
 		t.Fatal(err)

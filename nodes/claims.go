@@ -32,13 +32,21 @@ import (
 // shared by the pod workers (which create them) and Run's loop (which
 // deletes them).
 type volumeSet struct {
+	// mu guards the fields below. It is never held over I/O: the agent's
+	// loop takes it (startCollect), and so does every teardown (release).
 	mu sync.Mutex
 	// deleting holds the directories being deleted: no pod may take one.
 	deleting map[string]bool
-	// users holds, per claim ("<ns>/<claim>"), the runs (pod UIDs) that
-	// mounted its volume, from the mount until their teardown: a new
-	// incarnation of a pod does not hide the old one still stopping.
+	// users holds, per volume (its directory), the runs (pod UIDs) that
+	// take it, from before its directory and record are made (take) until
+	// their teardown (release): a new incarnation of a pod does not hide
+	// the old one still stopping, and a claim deleted and made again under
+	// its name (a new volume) does not hide the old volume's users, nor do
+	// they hold the new one.
 	users map[string]map[types.UID]bool
+	// dirs serializes the etcd and directory work of each volume
+	// (prepareClaimDir), outside mu.
+	dirs map[string]*dirLock
 	// known says the node may hold volumes: set by the first collection
 	// (after a start) that finds records and by every volume set up, so
 	// a node that never had any does not list etcd on every resync.
@@ -46,6 +54,13 @@ type volumeSet struct {
 	// collecting is set while a collection runs (startCollect).
 	collecting bool
 	m          *volumeMetrics
+}
+
+// dirLock is one volume directory's lock: a channel, so that a worker
+// waiting for it stops on its context; n counts holders and waiters.
+type dirLock struct {
+	ch chan struct{}
+	n  int
 }
 
 // volumeMetrics count the agent's local volume work (bosun_agent_volume*).
@@ -132,32 +147,21 @@ func (a *Agent) claimDir(namespace, claim, volumeName string) string {
 // target: the claim's directory on this node (created the first time, mode
 // 0777 or owned by fsGroup as an emptyDir is), bind-mounted there. The
 // claim must be bound to this node. The run uid counts as a user of the
-// claim from now until its teardown (volumeSet.release).
+// volume from now until its teardown (volumeSet.release), or until this
+// fails before the mount.
 func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *corev1.Volume, target string, fsGroup *int64) error {
 	a := w.a
 	name := v.PersistentVolumeClaim.ClaimName
-	claim, err := a.st.Claim(ctx, w.namespace, name)
+	dir, err := a.takeClaimVolume(ctx, w.namespace, name, uid, w.podDir(uid))
 	if err != nil {
 		return err
 	}
-	if claim == nil {
-		return fmt.Errorf("persistentvolumeclaim %q not found", name)
-	}
-	node := kube.ClaimNode(claim)
-	if node != a.cfg.NodeName {
-		if node == "" {
-			return fmt.Errorf("persistentvolumeclaim %q is not bound", name)
+	mounted := false
+	defer func() {
+		if !mounted {
+			a.vols.drop(dir, uid)
 		}
-		return fmt.Errorf("persistentvolumeclaim %q is bound to node %s, not this one", name, node)
-	}
-	dir := a.claimDir(w.namespace, name, claim.Spec.VolumeName)
-	if dir == "" {
-		return fmt.Errorf("persistentvolumeclaim %q: volume %q is not a local volume", name, claim.Spec.VolumeName)
-	}
-	if err := a.prepareClaimDir(ctx, claim, dir); err != nil {
-		a.vols.m.errors.WithLabelValues("mount").Inc()
-		return err
-	}
+	}()
 	if fsGroup != nil {
 		if err := setOwnership(dir, int(*fsGroup), false); err != nil {
 			return err
@@ -166,25 +170,75 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *core
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
 	}
-	if kube.ReadWriteOncePod(claim) {
-		if other := a.vols.otherUser(w.namespace+"/"+name, uid); other != "" {
-			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and another pod on this node (uid %s) still has it mounted", name, other)
-		}
-		// Runs this agent did not set up (adopted after a restart, or
-		// left by an earlier agent) are known by their mounts alone.
-		if at, err := mountedOutside(dir, w.podDir(uid)); err != nil {
-			return fmt.Errorf("persistentvolumeclaim %q: %w", name, err)
-		} else if len(at) > 0 {
-			return fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and is still mounted at %s", name, strings.Join(at, ", "))
-		}
-	}
-	a.vols.use(w.namespace+"/"+name, uid)
 	if err := unix.Mount(dir, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		a.vols.m.errors.WithLabelValues("mount").Inc()
 		return fmt.Errorf("bind mount %s: %w", dir, err)
 	}
+	mounted = true
 	a.vols.m.setups.Inc()
 	return nil
+}
+
+// claimWriteTries bounds how often takeClaimVolume reads a claim again
+// that changed while its volume record was being written.
+const claimWriteTries = 5
+
+// errClaimChanged says a volume record was not written: its claim changed
+// since it was read.
+var errClaimChanged = errors.New("the claim changed while its volume was being set up")
+
+// takeClaimVolume reads the claim name of namespace, counts run uid as a
+// user of its volume (its directory) and makes the volume's record and
+// directory (prepareClaimDir), reading the claim again when it changed
+// meanwhile; it returns the directory. On error uid is no user of it.
+// ownDir is the run's pod directory (mounts there are its own).
+func (a *Agent) takeClaimVolume(ctx context.Context, namespace, name string, uid types.UID, ownDir string) (string, error) {
+	for try := 1; ; try++ {
+		claim, rev, err := a.st.ClaimRevision(ctx, namespace, name)
+		if err != nil {
+			return "", err
+		}
+		if claim == nil {
+			return "", fmt.Errorf("persistentvolumeclaim %q not found", name)
+		}
+		node := kube.ClaimNode(claim)
+		if node != a.cfg.NodeName {
+			if node == "" {
+				return "", fmt.Errorf("persistentvolumeclaim %q is not bound", name)
+			}
+			return "", fmt.Errorf("persistentvolumeclaim %q is bound to node %s, not this one", name, node)
+		}
+		dir := a.claimDir(namespace, name, claim.Spec.VolumeName)
+		if dir == "" {
+			return "", fmt.Errorf("persistentvolumeclaim %q: volume %q is not a local volume", name, claim.Spec.VolumeName)
+		}
+		rwop := kube.ReadWriteOncePod(claim)
+		if deleting, other := a.vols.take(dir, uid, rwop); deleting {
+			return "", fmt.Errorf("persistentvolumeclaim %q: its volume is being deleted", name)
+		} else if other != "" {
+			return "", fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and another pod on this node (uid %s) still has it mounted", name, other)
+		}
+		if rwop {
+			// Runs this agent did not set up (adopted after a restart, or
+			// left by an earlier agent) are known by their mounts alone.
+			if at, err := mountedOutside(dir, ownDir); err != nil {
+				a.vols.drop(dir, uid)
+				return "", fmt.Errorf("persistentvolumeclaim %q: %w", name, err)
+			} else if len(at) > 0 {
+				a.vols.drop(dir, uid)
+				return "", fmt.Errorf("persistentvolumeclaim %q is ReadWriteOncePod and is still mounted at %s", name, strings.Join(at, ", "))
+			}
+		}
+		err = a.prepareClaimDir(ctx, claim, rev, dir)
+		if err == nil {
+			return dir, nil
+		}
+		a.vols.drop(dir, uid)
+		if !errors.Is(err, errClaimChanged) || try == claimWriteTries {
+			a.vols.m.errors.WithLabelValues("mount").Inc()
+			return "", fmt.Errorf("persistentvolumeclaim %q: %w", name, err)
+		}
+	}
 }
 
 // prepareClaimDir records the volume in etcd, then makes its directory
@@ -193,12 +247,31 @@ func (w *podWorker) setupClaimVolume(ctx context.Context, uid types.UID, v *core
 // collection that finds none has nothing to delete. A directory whose
 // record says it was made and that is missing is not made again, empty:
 // the mount fails, saying so (the data disk may not be mounted yet, or
-// --data-dir changed), and the pod waits.
-func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVolumeClaim, dir string) error {
-	a.vols.mu.Lock()
-	defer a.vols.mu.Unlock()
-	if a.vols.deleting[dir] {
-		return fmt.Errorf("persistentvolumeclaim %q: its volume is being deleted", claim.Name)
+// --data-dir changed), and the pod waits. Every record is written only
+// while the claim's key is at rev, the revision claim was read at
+// (errClaimChanged otherwise): the leader deletes a claim once the record
+// says the claim's reclaim policy, so a record must never say one the
+// claim no longer does. It holds the directory's lock, not volumeSet.mu,
+// over the etcd calls.
+func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVolumeClaim, rev int64, dir string) error {
+	unlock, err := a.vols.lockDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if a.vols.isDeleting(dir) {
+		return errors.New("its volume is being deleted")
+	}
+	put := func(rec store.VolumeRecord) error {
+		ok, err := a.st.PutVolumeIfClaim(ctx, rec, rev)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errClaimChanged
+		}
+		a.vols.setKnown()
+		return nil
 	}
 	prev, err := a.st.Volume(ctx, a.cfg.NodeName, claim.Namespace, claim.Spec.VolumeName)
 	if err != nil {
@@ -207,21 +280,19 @@ func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVol
 	rec := recordOf(a.cfg.NodeName, claim, dir, store.VolumeBound)
 	if prev != nil && prev.Made {
 		rec.Made = true
-		if err := a.st.PutVolume(ctx, rec); err != nil {
+		if err := put(rec); err != nil {
 			return err
 		}
-		a.vols.known = true
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("persistentvolumeclaim %q: volume directory missing: %s (it was made before: is the data disk mounted, or did --data-dir change?); not made again, empty", claim.Name, dir)
+			return fmt.Errorf("volume directory missing: %s (it was made before: is the data disk mounted, or did --data-dir change?); not made again, empty", dir)
 		} else if err != nil {
 			return err
 		}
 		return nil
 	}
-	if err := a.st.PutVolume(ctx, rec); err != nil {
+	if err := put(rec); err != nil {
 		return err
 	}
-	a.vols.known = true
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
@@ -234,7 +305,7 @@ func (a *Agent) prepareClaimDir(ctx context.Context, claim *corev1.PersistentVol
 		}
 	}
 	rec.Made = true
-	return a.st.PutVolume(ctx, rec)
+	return put(rec)
 }
 
 func recordOf(node string, claim *corev1.PersistentVolumeClaim, dir, state string) store.VolumeRecord {
@@ -258,8 +329,9 @@ const (
 
 // decideVolume is the pure part of a collection: what becomes of the
 // volume rec records, given its claim as stored (nil: gone) and whether a
-// pod on this node uses the claim. The record it returns is the one to
-// write for volumeUpdate.
+// pod on this node uses that volume (not merely a claim of its name: the
+// claim may have been made again, with a volume of its own). The record
+// it returns is the one to write for volumeUpdate.
 func decideVolume(rec store.VolumeRecord, claim *corev1.PersistentVolumeClaim, node string, inUse bool) (volumeDecision, store.VolumeRecord) {
 	if claim != nil && claim.Spec.VolumeName == rec.VolumeName && kube.ClaimNode(claim) == node {
 		want := recordOf(node, claim, rec.Path, store.VolumeBound)
@@ -285,13 +357,14 @@ func decideVolume(rec store.VolumeRecord, claim *corev1.PersistentVolumeClaim, n
 
 // collectVolumes goes over the node's volume records: it keeps their
 // state and policy up to date with their claims, and deletes the data of
-// volumes whose claim is gone and said Delete once no pod in inUse
-// ("<ns>/<claim>") uses it. Deletions run in the background, on wg.
+// volumes whose claim is gone and said Delete once no pod uses it: no run
+// took it (volumeSet.users, by directory) and no mount shows it (runs
+// adopted after a restart). Deletions run in the background, on wg.
 // startCollect runs collectVolumes beside the agent's loop, one at a
 // time: it reads etcd, which a node cut off from the cluster waits on for
 // the request timeout, and the loop must meanwhile go on (stopping the pods
 // of a cut-off node, for one). A resync while one runs starts none.
-func (a *Agent) startCollect(ctx context.Context, inUse map[string]bool, wg *sync.WaitGroup) {
+func (a *Agent) startCollect(ctx context.Context, wg *sync.WaitGroup) {
 	a.vols.mu.Lock()
 	if a.vols.collecting {
 		a.vols.mu.Unlock()
@@ -307,11 +380,11 @@ func (a *Agent) startCollect(ctx context.Context, inUse map[string]bool, wg *syn
 			a.vols.collecting = false
 			a.vols.mu.Unlock()
 		}()
-		a.collectVolumes(ctx, inUse, wg)
+		a.collectVolumes(ctx, wg)
 	}()
 }
 
-func (a *Agent) collectVolumes(ctx context.Context, inUse map[string]bool, wg *sync.WaitGroup) {
+func (a *Agent) collectVolumes(ctx context.Context, wg *sync.WaitGroup) {
 	a.vols.mu.Lock()
 	skip := a.vols.listed && !a.vols.known
 	a.vols.mu.Unlock()
@@ -335,20 +408,32 @@ func (a *Agent) collectVolumes(ctx context.Context, inUse map[string]bool, wg *s
 	a.vols.listed = true
 	a.vols.known = a.vols.known || len(recs) > 0
 	a.vols.mu.Unlock()
+	inUse := a.vols.inUse()
 	states := map[string]float64{store.VolumeBound: 0, store.VolumeReleased: 0}
 	for _, rec := range recs {
-		claim, err := a.st.Claim(ctx, rec.Namespace, rec.Claim)
+		claim, rev, err := a.st.ClaimRevision(ctx, rec.Namespace, rec.Claim)
 		if err != nil {
 			a.vols.m.errors.WithLabelValues("collect").Inc()
 			a.log.Warn("read claim", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
 			continue
 		}
-		decision, next := decideVolume(rec, claim, a.cfg.NodeName, inUse[rec.Namespace+"/"+rec.Claim])
+		dir := a.claimDir(rec.Namespace, rec.Claim, rec.VolumeName)
+		decision, next := decideVolume(rec, claim, a.cfg.NodeName, inUse[dir])
+		if decision == volumeDelete && dir != "" {
+			// Runs adopted after a restart are known by their mounts.
+			if at, err := mountedElsewhere(dir); err == nil && len(at) > 0 {
+				decision = volumeInUseWait
+			}
+		}
 		switch decision {
 		case volumeUpdate:
-			if err := a.st.PutVolume(ctx, next); err != nil {
+			// Only while the claim is as read: the leader trusts the
+			// policy the record says (store.PutVolumeIfClaim).
+			if ok, err := a.st.PutVolumeIfClaim(ctx, next, rev); err != nil {
 				a.vols.m.errors.WithLabelValues("collect").Inc()
 				a.log.Warn("update volume record", "claim", rec.Namespace+"/"+rec.Claim, "err", err)
+			} else if !ok {
+				a.log.Debug("claim changed while its volume record was updated: next time", "claim", rec.Namespace+"/"+rec.Claim)
 			} else if next.State != rec.State {
 				a.log.Info("volume "+next.State, "claim", rec.Namespace+"/"+rec.Claim, "volume", rec.VolumeName, "dir", rec.Path)
 			}
@@ -374,6 +459,16 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 		a.vols.mu.Unlock()
 		return
 	}
+	// A pod's bind mount of the volume is under its own pod dir, so
+	// removeTree (which unmounts below dir) would not see it: refuse while
+	// a run that took it lives (checked with deleting set, under one lock:
+	// a run takes a volume only while it is not being deleted) or any
+	// mount shows it.
+	if users := len(a.vols.users[dir]); users > 0 {
+		a.vols.mu.Unlock()
+		a.log.Info("volume to delete is still used by a pod: kept for now", "claim", rec.Namespace+"/"+rec.Claim, "runs", users)
+		return
+	}
 	a.vols.deleting[dir] = true
 	a.vols.mu.Unlock()
 	wg.Add(1)
@@ -384,13 +479,6 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 			delete(a.vols.deleting, dir)
 			a.vols.mu.Unlock()
 		}()
-		// A pod's bind mount of the volume is under its own pod dir, so
-		// removeTree (which unmounts below dir) would not see it: refuse
-		// while a run that mounted it lives or any mount shows it.
-		if users := a.vols.usersOf(rec.Namespace + "/" + rec.Claim); users > 0 {
-			a.log.Info("volume to delete is still mounted by a pod: kept for now", "claim", rec.Namespace+"/"+rec.Claim, "runs", users)
-			return
-		}
 		if at, err := mountedElsewhere(dir); err != nil || len(at) > 0 {
 			if err == nil {
 				err = fmt.Errorf("still mounted at %s", strings.Join(at, ", "))
@@ -416,92 +504,108 @@ func (a *Agent) deleteVolume(ctx context.Context, rec store.VolumeRecord, wg *sy
 	}()
 }
 
-// claimsInUse are the claims ("<ns>/<claim>") of the runs that mounted
-// them and are not torn down yet (adopted ones are seen by their mounts:
-// mountedElsewhere), and of the pods that have a worker on this node.
-func (l *loop) claimsInUse() map[string]bool {
-	out := l.a.vols.inUse()
-	for key := range l.workers {
-		for _, c := range l.podClaims[key] {
-			out[c] = true
-		}
-	}
-	return out
-}
-
-// noteClaims remembers the claims of the pods bound here, for as long as
-// their workers live.
-func (l *loop) noteClaims() {
-	if l.podClaims == nil {
-		l.podClaims = map[string][]string{}
-	}
-	for key, p := range l.desired {
-		var cs []string
-		for _, n := range kube.ClaimNames(&p.Spec) {
-			cs = append(cs, p.Namespace+"/"+n)
-		}
-		l.podClaims[key] = cs
-	}
-	for key := range l.podClaims {
-		if _, ok := l.workers[key]; !ok && l.desired[key] == nil {
-			delete(l.podClaims, key)
-		}
-	}
-}
-
-// use counts run uid as a user of claim ("<ns>/<claim>").
-func (v *volumeSet) use(claim string, uid types.UID) {
+// take counts run uid as a user of the volume dir, unless the volume is
+// being deleted (deleting) or, rwop (ReadWriteOncePod), another run uses
+// it (other): one lock for the check and the count, so that a deletion
+// (deleteVolume) and a run never both go ahead.
+func (v *volumeSet) take(dir string, uid types.UID, rwop bool) (deleting bool, other types.UID) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.deleting[dir] {
+		return true, ""
+	}
+	if rwop {
+		for u := range v.users[dir] {
+			if u != uid {
+				return false, u
+			}
+		}
+	}
 	if v.users == nil {
 		v.users = map[string]map[types.UID]bool{}
 	}
-	if v.users[claim] == nil {
-		v.users[claim] = map[types.UID]bool{}
+	if v.users[dir] == nil {
+		v.users[dir] = map[types.UID]bool{}
 	}
-	v.users[claim][uid] = true
+	v.users[dir][uid] = true
+	return false, ""
 }
 
-// release forgets run uid as a user of any claim: its pod dir, and with
+// drop forgets run uid as a user of the volume dir: it did not mount it.
+func (v *volumeSet) drop(dir string, uid types.UID) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.users[dir], uid)
+	if len(v.users[dir]) == 0 {
+		delete(v.users, dir)
+	}
+}
+
+// release forgets run uid as a user of any volume: its pod dir, and with
 // it its mounts of volumes, is gone.
 func (v *volumeSet) release(uid types.UID) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for c, runs := range v.users {
+	for dir, runs := range v.users {
 		delete(runs, uid)
 		if len(runs) == 0 {
-			delete(v.users, c)
+			delete(v.users, dir)
 		}
 	}
 }
 
-// otherUser is a run other than uid that uses claim; "" when none.
-func (v *volumeSet) otherUser(claim string, uid types.UID) types.UID {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for u := range v.users[claim] {
-		if u != uid {
-			return u
-		}
-	}
-	return ""
-}
-
-func (v *volumeSet) usersOf(claim string) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.users[claim])
-}
-
-// inUse are the claims some run uses.
+// inUse are the volumes (directories) some run uses.
 func (v *volumeSet) inUse() map[string]bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	out := make(map[string]bool, len(v.users))
-	for c := range v.users {
-		out[c] = true
+	for dir := range v.users {
+		out[dir] = true
 	}
 	return out
+}
+
+func (v *volumeSet) isDeleting(dir string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.deleting[dir]
+}
+
+// setKnown says the node holds volumes (a record was written).
+func (v *volumeSet) setKnown() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.known = true
+}
+
+// lockDir takes the lock of the volume dir, waiting at most until ctx is
+// done; the function it returns releases it.
+func (v *volumeSet) lockDir(ctx context.Context, dir string) (func(), error) {
+	v.mu.Lock()
+	if v.dirs == nil {
+		v.dirs = map[string]*dirLock{}
+	}
+	l := v.dirs[dir]
+	if l == nil {
+		l = &dirLock{ch: make(chan struct{}, 1)}
+		v.dirs[dir] = l
+	}
+	l.n++
+	v.mu.Unlock()
+	done := func() {
+		v.mu.Lock()
+		if l.n--; l.n == 0 {
+			delete(v.dirs, dir)
+		}
+		v.mu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; done() }, nil
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
 }
 
 // mountedElsewhere lists the mount points, outside dir, of mounts whose

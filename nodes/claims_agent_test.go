@@ -375,3 +375,50 @@ func waitPodsGone(t *testing.T, h *harness) {
 		return err == nil && len(ents) == 0 && len(h.containers()) == 0
 	})
 }
+
+// TestAgent_claimRecreatedUnderItsName: a claim deleted with reclaim
+// policy Delete and made again under the same name (a new UID, so a new
+// volume: a StatefulSet scaled down and up with retention Delete, a claim
+// removed from Git and added back) while a new pod uses the new one: the
+// old volume's data goes once the pod that mounted it is gone, whatever
+// the new pod of the same claim name does (users are counted per volume,
+// not per claim name).
+func TestAgent_claimRecreatedUnderItsName(t *testing.T) {
+	h := newHarness(t)
+	h.startAgent()
+	ctx := context.Background()
+	h.putClaim("data", "u1", "Delete")
+	h.putPod(drainingClaimPod("old", "o1", "data"))
+	ps := h.waitStatus("default", "old", 60*time.Second, "running", running)
+	httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+	if code, body := httpPost(t, "http://"+ps.Status.PodIP+":8080/write?path=/data/note", "old"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	oldDir := filepath.Join(h.cfg.StateDir, "volumes", "default", "data-u1")
+	newDir := filepath.Join(h.cfg.StateDir, "volumes", "default", "data-u2")
+
+	// The claim is made again (a new volume), a new pod uses it, the old
+	// pod goes.
+	h.putClaim("data", "u2", "Delete")
+	h.putPod(claimPod("new", "n1", "data"))
+	h.deletePod("default", "old")
+	ps = h.waitStatus("default", "new", 60*time.Second, "running", running)
+	httpGet(t, "http://"+ps.Status.PodIP+":8080/healthz")
+	if code, body := httpPost(t, "http://"+ps.Status.PodIP+":8080/write?path=/data/note", "new"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	waitClaim(t, 60*time.Second, "the old volume deleted (directory and record) while the new pod runs", func() bool {
+		_, err := os.Stat(oldDir)
+		rec, rerr := h.st.Volume(ctx, h.cfg.NodeName, "default", kube.VolumeNamePrefix+"u1")
+		return os.IsNotExist(err) && rerr == nil && rec == nil
+	})
+	if b, err := os.ReadFile(filepath.Join(newDir, "note")); err != nil || string(b) != "new" {
+		t.Errorf("the new volume: %q, %v", b, err)
+	}
+	if rec, err := h.st.Volume(ctx, h.cfg.NodeName, "default", kube.VolumeNamePrefix+"u2"); err != nil || rec == nil || !rec.Made || rec.State != store.VolumeBound {
+		t.Errorf("the new volume's record: %+v, %v", rec, err)
+	}
+	h.waitStatus("default", "new", 5*time.Second, "still running", func(s *store.PodStatus) bool { return s != nil && s.UID == "n1" && running(s) })
+	h.deletePod("default", "new")
+	waitPodsGone(t, h)
+}

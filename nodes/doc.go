@@ -68,7 +68,10 @@
 // bridge for 127.0.0.0/8 unless its connection was DNATed: portmap sets
 // route_localnet on the bridge, which without it lets a pod reach the
 // node's loopback services (CVE-2020-8558). bosun reset and bosun agent
-// --cleanup remove it (CleanupLocalnet).
+// --cleanup remove it (CleanupLocalnet), and the portmap rules of pods
+// whose networks were never torn down (CleanupHostPorts,
+// hostportclean.go): left behind, one would capture its port on the whole
+// machine.
 // Each node's pod subnet is given by the leader (store.NodeSubnet,
 // package podcidr): Run registers the node not Ready and tainted
 // node.kubernetes.io/network-unavailable, with the subnet it asks for in
@@ -143,17 +146,24 @@
 //     Made once the directory exists: a directory missing while its record
 //     says Made (data disk not mounted, --data-dir changed) is never made
 //     again, empty; the pod waits, saying "volume directory missing". A
-//     ReadWriteOncePod claim is not mounted while another run of the node
-//     has it. On every resync the agent goes over its records: a volume
-//     whose claim is gone and said bosun.dev/reclaim-policy: Delete (the
-//     leader deletes a claim only once the record says the claim's policy)
-//     is deleted, directory then record, once no pod uses it: no run that
-//     mounted it is still there (tracked from the mount to the run's
-//     teardown) and no mount in /proc/self/mountinfo has the directory as
-//     its source (adopted pods, subPaths); one that said Retain (the default)
-//     stays, Released, and the leader binds a claim of the same namespace
-//     and name to it again. The data lives on one node only: a pod that
-//     moves keeps its data only if it comes back to that node.
+//     record is written only while the claim's key is at the revision the
+//     agent read it at (store.PutVolumeIfClaim; the claim is read again
+//     otherwise), so it never says a reclaim policy the claim no longer
+//     does. The etcd calls hold a per-volume lock, never the lock the
+//     agent's loop and teardowns take. A ReadWriteOncePod claim is not
+//     mounted while another run of the node has it. On every resync the
+//     agent goes over its records: a volume whose claim is gone (or now has
+//     another volume: made again under its name) and said
+//     bosun.dev/reclaim-policy: Delete (the leader deletes a claim only
+//     once the record says the claim's policy) is deleted, directory then
+//     record, once no pod uses it: no run that took it is still there
+//     (tracked per volume, not per claim name, from before its directory is
+//     made to the run's teardown) and no mount in /proc/self/mountinfo has
+//     the directory as its source (adopted pods, subPaths); one that said
+//     Retain (the default) stays, Released, and the leader binds a claim of
+//     the same namespace and name to it again. The data lives on one node
+//     only: a pod that moves keeps its data only if it comes back to that
+//     node.
 //     Config.VolumeCapacity (--volume-capacity; default the size of
 //     StateDir's filesystem, 0 on the flag for no limit) is published as the
 //     node's bosun.dev/local-storage capacity. Metrics: bosun_agent_volumes

@@ -104,6 +104,14 @@ func TestAuth_nodesWriteOnlyTheirOwnKeys(t *testing.T) {
 			t.Errorf("n1 put %s: err %v, want permission denied", k, err)
 		}
 	}
+	// A node writes its volume records comparing the claim's revision
+	// (PutVolumeIfClaim): the compare reads a key outside its own.
+	if ok, err := New(n1).PutVolumeIfClaim(ctx, VolumeRecord{Node: "n1", Namespace: "default", Claim: "data", VolumeName: "data"}, 0); !ok || err != nil {
+		t.Errorf("n1 put its volume record if the claim is absent: %v, %v", ok, err)
+	}
+	if _, err := New(n1).PutVolumeIfClaim(ctx, VolumeRecord{Node: "n2", Namespace: "default", Claim: "data", VolumeName: "data"}, 0); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("n1 put n2's volume record if the claim is absent: err %v, want permission denied", err)
+	}
 	if _, err := n1.Delete(ctx, PodKey("n1", "default", "a")); err == nil {
 		t.Error("n1 deleted its pod's key")
 	}

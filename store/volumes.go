@@ -78,6 +78,31 @@ func (s *Store) PutVolume(ctx context.Context, rec VolumeRecord) error {
 	return nil
 }
 
+// PutVolumeIfClaim writes a node's record of a volume only while the key
+// of its claim (rec.Namespace, rec.Claim) is at mod revision claimRev, the
+// one the record was made from (ClaimRevision; 0: the claim does not
+// exist): a record is never written from a claim that has changed since it
+// was read (its reclaim policy may have, and the leader may have deleted
+// the claim trusting the record that said the new one). It reports whether
+// it wrote; on false the caller reads the claim again.
+func (s *Store) PutVolumeIfClaim(ctx context.Context, rec VolumeRecord, claimRev int64) (bool, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("encode volume record: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	key := VolumeKey(rec.Node, rec.Namespace, rec.VolumeName)
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(ClaimKey(rec.Namespace, rec.Claim)), "=", claimRev)).
+		Then(clientv3.OpPut(key, string(b))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("put %s: %w", key, err)
+	}
+	return resp.Succeeded, nil
+}
+
 // DeleteVolume removes a node's record of a volume.
 func (s *Store) DeleteVolume(ctx context.Context, node, namespace, volumeName string) error {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -167,6 +192,31 @@ func (s *Store) Volume(ctx context.Context, node, namespace, volumeName string) 
 		return nil, err
 	}
 	return &rec, nil
+}
+
+// ClaimRevision reads one PersistentVolumeClaim and the mod revision of
+// its key, for PutVolumeIfClaim; nil and 0 (and no error) when there is
+// none.
+func (s *Store) ClaimRevision(ctx context.Context, namespace, name string) (*corev1.PersistentVolumeClaim, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	key := ClaimKey(namespace, name)
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, nil
+	}
+	value, err := s.open(key, resp.Kvs[0].Value)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read %w", err)
+	}
+	var c corev1.PersistentVolumeClaim
+	if err := json.Unmarshal(value, &c); err != nil {
+		return nil, 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return &c, resp.Kvs[0].ModRevision, nil
 }
 
 // Claim reads one PersistentVolumeClaim; nil (and no error) when there is

@@ -6,6 +6,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestVolumes_recordsPerNode(t *testing.T) {
@@ -74,5 +77,80 @@ func TestVolumeList_skipsUndecodableRecordsAndTakesTheNodeFromTheKey(t *testing.
 	}
 	if recs, err := s.Volumes(ctx, "n1"); err != nil || len(recs) != 1 {
 		t.Errorf("Volumes(n1) = %+v, %v", recs, err)
+	}
+}
+
+// A volume record is written only while its claim is as read: not after
+// the claim changed (its policy may have) nor after it was deleted; with
+// revision 0, only while there is no claim.
+func TestPutVolumeIfClaim_writesOnlyWhileTheClaimIsAsRead(t *testing.T) {
+	s := NewTest(t)
+	ctx := context.Background()
+	putClaim := func(policy string) {
+		t.Helper()
+		c := corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "data", UID: "u1",
+			Annotations: map[string]string{"bosun.dev/reclaim-policy": policy}}}
+		b, _ := json.Marshal(c)
+		if _, err := s.cli.Put(ctx, ClaimKey("default", "data"), string(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := VolumeRecord{Node: "n1", Namespace: "default", Claim: "data", VolumeName: "pvc-u1", Size: 1, ReclaimPolicy: "Delete", State: VolumeBound}
+	read := func(want string) *VolumeRecord {
+		t.Helper()
+		got, err := s.Volume(ctx, "n1", "default", "pvc-u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil) != (want == "") || got != nil && got.ReclaimPolicy != want {
+			t.Fatalf("record %+v, want policy %q", got, want)
+		}
+		return got
+	}
+
+	if c, rev, err := s.ClaimRevision(ctx, "default", "data"); c != nil || rev != 0 || err != nil {
+		t.Fatalf("no claim: %v, %d, %v", c, rev, err)
+	}
+	putClaim("Delete")
+	c, rev, err := s.ClaimRevision(ctx, "default", "data")
+	if err != nil || c == nil || c.UID != "u1" || rev == 0 {
+		t.Fatalf("claim: %v, %d, %v", c, rev, err)
+	}
+	if ok, err := s.PutVolumeIfClaim(ctx, rec, 0); ok || err != nil {
+		t.Fatalf("written while the claim exists, with revision 0: %v, %v", ok, err)
+	}
+	if ok, err := s.PutVolumeIfClaim(ctx, rec, rev); !ok || err != nil {
+		t.Fatalf("not written with the claim as read: %v, %v", ok, err)
+	}
+	read("Delete")
+
+	// The claim says Retain now, and the record does (the agent's
+	// collection); a worker that read it when it said Delete writes nothing.
+	putClaim("Retain")
+	retain := rec
+	retain.ReclaimPolicy = "Retain"
+	if err := s.PutVolume(ctx, retain); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutVolumeIfClaim(ctx, rec, rev); ok || err != nil {
+		t.Fatalf("written from a claim that changed: %v, %v", ok, err)
+	}
+	read("Retain")
+	// Nor once the claim is deleted.
+	if _, err := s.cli.Delete(ctx, ClaimKey("default", "data")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.PutVolumeIfClaim(ctx, rec, rev); ok || err != nil {
+		t.Fatalf("written from a claim that was deleted: %v, %v", ok, err)
+	}
+	read("Retain")
+	// With revision 0: while there is none.
+	released := retain
+	released.State = VolumeReleased
+	if ok, err := s.PutVolumeIfClaim(ctx, released, 0); !ok || err != nil {
+		t.Fatalf("not written with no claim, revision 0: %v, %v", ok, err)
+	}
+	if got := read("Retain"); got.State != VolumeReleased {
+		t.Errorf("record %+v", got)
 	}
 }

@@ -148,6 +148,11 @@ func (o *resetOpts) run(ctx context.Context, stdin io.Reader, w io.Writer) error
 	} else {
 		fmt.Fprintf(w, "nftables table %s (the node's loopback guarded from pods): removed\n", nodes.LocalnetTable(o.bridge))
 	}
+	if err := nodes.CleanupHostPorts(o.bridge); err != nil {
+		step(fmt.Errorf("the pods' host port forwarding: %w", err))
+	} else {
+		fmt.Fprintf(w, "host port forwarding of the pods of %s (iptables nat %s): removed\n", o.bridge, "CNI-HOSTPORT-DNAT")
+	}
 	if err := proxy.Cleanup(proxy.Config{Table: o.proxyTable}); err != nil {
 		step(fmt.Errorf("the Service proxy's table: %w", err))
 	} else {

@@ -280,7 +280,10 @@ func runAgentCmd(ctx context.Context, cfgp *nodes.Config, o agentOpts) error {
 		if err := nodes.CleanupLocalnet(cfg.BridgeName); err != nil {
 			return fmt.Errorf("cleanup: %w", err)
 		}
-		log.Info("removed the routes to other nodes' pods, the VXLAN device, the masquerade table and the loopback guard", "table", podnet.TableName(cfg.BridgeName), "guard", nodes.LocalnetTable(cfg.BridgeName))
+		if err := nodes.CleanupHostPorts(cfg.BridgeName); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+		log.Info("removed the routes to other nodes' pods, the VXLAN device, the masquerade table, the loopback guard and the pods' host port forwarding", "table", podnet.TableName(cfg.BridgeName), "guard", nodes.LocalnetTable(cfg.BridgeName))
 		return px.runCleanup(log)
 	}
 	cfg.AllowHostPath, cfg.AllowPrivileged, cfg.AllowHostNetwork = pol.AllowHostPaths, pol.AllowPrivileged, pol.AllowHostNetwork
