@@ -93,15 +93,21 @@ func TestReservedPorts(t *testing.T) {
 	repo.commit("pods on bosun's ports, and one beside them")
 	s := startStack(t, repo, "--allow-host-network", "--ingress-listen", httpAddr, "--ingress-tls-listen", tlsAddr)
 
-	reserved := func() string {
+	// reserved is the node's annotation; an error while the node is not
+	// registered (yet, or again after a restart).
+	reserved := func() (string, error) {
 		var list struct{ Items []corev1.Node }
 		if err := s.getJSON("/api/v1/nodes", &list); err != nil || len(list.Items) != 1 {
-			t.Fatalf("nodes: %v (%d)", err, len(list.Items))
+			return "", fmt.Errorf("nodes: %v (%d)", err, len(list.Items))
 		}
-		return list.Items[0].Annotations[scheduler.AnnotationReservedHostPorts]
+		return list.Items[0].Annotations[scheduler.AnnotationReservedHostPorts], nil
 	}
 	free := fmt.Sprintf("TCP/127.0.0.1:%s", portOf(t, freeAddr))
-	annotation := reserved()
+	var annotation string
+	s.waitFor("the node registered", time.Minute, func() (err error) {
+		annotation, err = reserved()
+		return err
+	})
 	for _, want := range []string{
 		"TCP/" + httpAddr + "=ingress", "TCP/" + tlsAddr + "=ingress-tls", "TCP/" + s.apiAddr + "=api",
 		"TCP/" + s.etcdAddr + "=etcd", "UDP/" + s.dnsAddr + "=dns", "TCP/" + s.dnsAddr + "=dns", ":53=pod-dns",
@@ -205,7 +211,10 @@ func TestReservedPorts(t *testing.T) {
 	s.args = append(s.args, "--ingress-listen", httpAddr2, "--ingress-tls-listen", tlsAddr2)
 	s.start()
 	s.waitFor("the node to publish the new ingress ports", 60*time.Second, func() error {
-		a := reserved()
+		a, err := reserved()
+		if err != nil {
+			return err
+		}
 		if !strings.Contains(a, "TCP/"+httpAddr2+"=ingress,") || !strings.Contains(a, "TCP/"+tlsAddr2+"=ingress-tls") ||
 			strings.Contains(a, "TCP/"+httpAddr+"=") || strings.Contains(a, "TCP/"+tlsAddr+"=") {
 			return fmt.Errorf("%s = %q", scheduler.AnnotationReservedHostPorts, a)
