@@ -179,12 +179,13 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 const joinAttempts = 5
 
 // startEtcd starts etcd; a member that joins and could not reach the
-// cluster's peers for their member list tries again, a second apart (that
-// failure comes before anything is written to its data directory).
+// cluster's peers for their member list, or was answered by a peer that
+// has not applied its addition yet, tries again, a second apart (both
+// failures come before anything is written to its data directory).
 func startEtcd(ctx context.Context, ec *embed.Config, cfg EmbeddedConfig) (*embed.Etcd, error) {
 	for attempt := 1; ; attempt++ {
 		e, err := embed.StartEtcd(ec)
-		if err == nil || !cfg.Join || attempt == joinAttempts || !strings.Contains(err.Error(), "cannot fetch cluster info") {
+		if err == nil || !cfg.Join || attempt == joinAttempts || !joinRetryable(err) {
 			return e, err
 		}
 		if cfg.Logger != nil {
@@ -196,6 +197,14 @@ func startEtcd(ctx context.Context, ec *embed.Config, cfg EmbeddedConfig) (*embe
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// joinRetryable reports whether a joining member's start failed on what
+// passes: peers that did not answer, or one whose member list lags the
+// addition of this member ("member count is unequal").
+func joinRetryable(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "cannot fetch cluster info") || strings.Contains(msg, "member count is unequal")
 }
 
 // updatePeerURL records a new peer URL of a member that advertised another
